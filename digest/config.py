@@ -1,0 +1,222 @@
+"""The settings table: every setting's name, default and help, and how they are loaded.
+
+Precedence, lowest first: the defaults below < `config/digest.toml` (or `--config`,
+or `DIGEST_CONFIG`) < `DIGEST_SECTION_KEY` environment variables < CLI flags.
+Secrets are never read from the file: they come only from the environment
+(see `SECRETS`).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets as _secrets
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from digest.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: `section` is "" for top-level ones."""
+
+    section: str
+    name: str
+    default: Any
+    help: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.section}.{self.name}" if self.section else self.name
+
+    @property
+    def env(self) -> str:
+        parts = [self.section, self.name] if self.section else [self.name]
+        return "DIGEST_" + "_".join(p.upper() for p in parts)
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("", "public_url", "http://localhost:8000",
+            "Base of every link in mail (unsubscribe, archive); https in production."),
+    Setting("", "data_dir", "var", "Where the database, outbox and previews live by default."),
+    Setting("", "templates_dir", "",
+            "A folder whose templates override the built-in ones (email/digest.html, ...)."),
+    Setting("database", "url", "sqlite:///var/digest.db", "Any SQLAlchemy URL."),
+    Setting("gather", "timeout", 20.0, "Seconds a feed may take to answer and to arrive."),
+    Setting("gather", "max_bytes", 10_000_000, "Largest feed or page accepted, in bytes."),
+    Setting("gather", "max_redirects", 5, "Redirects followed before a fetch fails."),
+    Setting("gather", "user_agent", "digest/0.1 (+https://github.com/digest-publisher/digest)",
+            "User-Agent sent with every request."),
+    Setting("gather", "max_entries", 200, "Newest entries kept from one feed per fetch."),
+    Setting("edition", "window_hours", 24,
+            "A list's first edition takes articles published this many hours back."),
+    Setting("edition", "max_items", 20, "Most articles in one edition."),
+    Setting("edition", "summary_chars", 320, "Longest blurb taken from an article, in characters."),
+    Setting("delivery", "backend", "outbox", "Where mail goes: outbox or smtp."),
+    Setting("delivery", "outbox_dir", "var/outbox", "Maildir the outbox backend writes to."),
+    Setting("delivery", "batch_size", 200, "Deliveries a worker claims at once."),
+    Setting("delivery", "lease_seconds", 300,
+            "A claim not finished in this time returns to the queue (for a dead worker)."),
+    Setting("delivery", "max_attempts", 8,
+            "Temporary failures (4xx) retried this often before the delivery fails."),
+    Setting("delivery", "retry_seconds", 60,
+            "First retry delay after a temporary failure; doubles on each attempt."),
+    Setting("delivery", "unsubscribe_mailto", "",
+            "Address for mailto unsubscribes in List-Unsubscribe; empty: none."),
+    Setting("smtp", "host", "localhost", "SMTP server (relay or provider)."),
+    Setting("smtp", "port", 587, "SMTP port: 587 for starttls, 465 for tls, 25 for none."),
+    Setting("smtp", "tls", "starttls", "starttls, tls or none."),
+    Setting("smtp", "username", "", "SMTP login; the password comes from DIGEST_SMTP_PASSWORD."),
+    Setting("smtp", "connections", 4, "Connections used in parallel."),
+    Setting("smtp", "rate_limit", 0.0, "Most messages per second over all connections; 0: none."),
+    Setting("smtp", "timeout", 30.0, "Seconds to wait for the server before a temporary failure."),
+    Setting("web", "host", "127.0.0.1", "Address `digest serve` listens on."),
+    Setting("web", "port", 8000, "Port `digest serve` listens on."),
+)
+
+#: Environment-only settings: name -> help. Never read from or written to the file.
+SECRETS: dict[str, str] = {
+    "DIGEST_SECRET_KEY": "Signs unsubscribe and confirm tokens. Without it, a key is made "
+                         "once and kept in <data_dir>/secret.key.",
+    "DIGEST_SMTP_PASSWORD": "Password for [smtp] username.",
+}
+
+_BY_KEY = {s.key: s for s in SETTINGS}
+DEFAULT_CONFIG_PATH = Path("config/digest.toml")
+
+
+@dataclass
+class Settings:
+    """Resolved settings. `get("smtp.port")` or attribute-style `settings["smtp.port"]`."""
+
+    values: dict[str, Any]
+    source: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.values[key]
+
+    def secret(self, name: str) -> str:
+        """A secret from the environment ("" if unset)."""
+        return self.env.get(name, "")
+
+    def path(self, key: str) -> Path:
+        """A path setting; relative paths stay relative to the working directory."""
+        return Path(self.values[key])
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """A copy with some settings replaced; keys use `__` for the dot (smtp__port)."""
+        values = dict(self.values)
+        for k, v in overrides.items():
+            key = k.replace("__", ".")
+            if key not in _BY_KEY:
+                raise ConfigError(f"unknown setting {key!r}")
+            values[key] = _coerce(_BY_KEY[key], v, "override")
+        return Settings(values, self.source, self.env)
+
+    def signing_key(self) -> str:
+        """DIGEST_SECRET_KEY, or a key made once and kept in <data_dir>/secret.key."""
+        key = self.secret("DIGEST_SECRET_KEY")
+        if key:
+            return key
+        path = self.path("data_dir") / "secret.key"
+        if path.exists():
+            return path.read_text().strip()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = _secrets.token_urlsafe(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(key + "\n")
+        return key
+
+
+def _coerce(setting: Setting, value: Any, origin: str) -> Any:
+    kind = type(setting.default)
+    try:
+        if kind is bool:
+            if isinstance(value, str):
+                if value.lower() in ("1", "true", "yes", "on"):
+                    return True
+                if value.lower() in ("0", "false", "no", "off", ""):
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if kind is int and isinstance(value, float):
+            raise ValueError(value)
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"{setting.key} = {value!r} (from {origin}) is not a valid {kind.__name__}; "
+            f"the default is {setting.default!r}"
+        ) from None
+
+
+def load(path: str | Path | None = None, env: dict[str, str] | None = None) -> Settings:
+    """Resolve settings from defaults, the TOML file and the environment."""
+    env = dict(os.environ if env is None else env)
+    explicit = path is not None or "DIGEST_CONFIG" in env
+    cfg_path = Path(path or env.get("DIGEST_CONFIG") or DEFAULT_CONFIG_PATH)
+    values = {s.key: s.default for s in SETTINGS}
+    source: Path | None = None
+    if cfg_path.exists():
+        source = cfg_path
+        try:
+            data = tomllib.loads(cfg_path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{cfg_path} is not valid TOML: {exc}") from None
+        for key, value in _flatten(data):
+            if key not in _BY_KEY:
+                raise ConfigError(
+                    f"{cfg_path}: unknown setting {key!r}; see config/digest.toml for the list"
+                )
+            values[key] = _coerce(_BY_KEY[key], value, str(cfg_path))
+    elif explicit:
+        raise ConfigError(f"config file {cfg_path} not found; pass --config with an existing file")
+    for setting in SETTINGS:
+        if setting.env in env:
+            values[setting.key] = _coerce(setting, env[setting.env], setting.env)
+    return Settings(values, source, env)
+
+
+def _flatten(data: dict[str, Any]) -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    for k, v in data.items():
+        if isinstance(v, dict):
+            out.extend((f"{k}.{k2}", v2) for k2, v2 in v.items())
+        else:
+            out.append((k, v))
+    return out
+
+
+def render_toml() -> str:
+    """The text of config/digest.toml: every setting with its default and help."""
+    lines = [
+        "# digest settings. Every setting is shown with its default.",
+        "# Any of them can be overridden by DIGEST_<SECTION>_<NAME> in the environment",
+        "# (DIGEST_SMTP_HOST, DIGEST_DATABASE_URL; top-level ones: DIGEST_PUBLIC_URL).",
+        "# Secrets are never read from this file; set them in the environment:",
+    ]
+    lines += [f"#   {name}: {text}" for name, text in SECRETS.items()]
+    section = None
+    for s in SETTINGS:
+        if s.section != section:
+            section = s.section
+            if section:
+                lines += ["", f"[{section}]"]
+            else:
+                lines.append("")
+        lines.append(f"# {s.help}")
+        lines.append(f"{s.name} = {_toml_value(s.default)}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, int):
+        return f"{value:_}" if abs(value) >= 10_000 else str(value)
+    return repr(value)

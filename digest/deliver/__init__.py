@@ -1,0 +1,1 @@
+"""Delivery: message building, the ledger, the worker and the backends."""

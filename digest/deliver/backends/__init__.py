@@ -1,0 +1,1 @@
+"""Delivery backends: each is an object with send(batch) -> results and close()."""

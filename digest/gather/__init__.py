@@ -1,0 +1,1 @@
+"""Gathering articles: fetch over HTTP, parse feeds, clean HTML."""

@@ -1,0 +1,190 @@
+"""Tables owned by the publisher: sources, articles, editions, their items, deliveries."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from digest.db import Base, UTCDateTime, utcnow
+
+
+class Source(Base):
+    """A feed (or, later, a page) and its health."""
+
+    __tablename__ = "sources"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000), unique=True)
+    kind: Mapped[str] = mapped_column(String(16), default="feed")  # feed | page
+    title: Mapped[str] = mapped_column(String(300), default="")
+    site_url: Mapped[str] = mapped_column(String(2000), default="")
+    full_text: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Conditional GET validators from the last 200 response.
+    etag: Mapped[str] = mapped_column(String(500), default="")
+    last_modified: Mapped[str] = mapped_column(String(100), default="")
+    # Health.
+    last_fetch_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_success_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    last_error_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    next_fetch_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    articles: Mapped[list[Article]] = relationship(back_populates="source")
+
+
+class ListSource(Base):
+    """Which sources feed which lists; one source may feed many lists."""
+
+    __tablename__ = "list_sources"
+
+    list_id: Mapped[int] = mapped_column(
+        ForeignKey("lists.id", ondelete="CASCADE"), primary_key=True
+    )
+    source_id: Mapped[int] = mapped_column(
+        ForeignKey("sources.id", ondelete="CASCADE"), primary_key=True
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Article(Base):
+    """One gathered article, sanitized. Deduplicated per source by guid, link, content hash."""
+
+    __tablename__ = "articles"
+    __table_args__ = (
+        Index("ix_articles_source_guid", "source_id", "guid"),
+        Index("ix_articles_source_link", "source_id", "link"),
+        Index("ix_articles_source_hash", "source_id", "content_hash"),
+        Index("ix_articles_published", "published_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
+    guid: Mapped[str] = mapped_column(String(2000), default="")
+    link: Mapped[str] = mapped_column(String(2000), default="")
+    content_hash: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(Text, default="")
+    author: Mapped[str] = mapped_column(String(300), default="")
+    summary: Mapped[str] = mapped_column(Text, default="")  # plain text, boilerplate removed
+    content_html: Mapped[str] = mapped_column(Text, default="")  # sanitized HTML
+    image_url: Mapped[str] = mapped_column(String(2000), default="")
+    image_caption: Mapped[str] = mapped_column(Text, default="")
+    language: Mapped[str] = mapped_column(String(16), default="")
+    # Publication time in UTC; the first-seen time when the feed gave none.
+    published_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    date_from_feed: Mapped[bool] = mapped_column(Boolean, default=True)
+    first_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    source: Mapped[Source] = relationship(back_populates="articles")
+
+
+# Edition statuses.
+DRAFT = "draft"
+APPROVED = "approved"
+SENDING = "sending"
+SENT = "sent"
+CANCELLED = "cancelled"
+
+
+class Edition(Base):
+    """One issue of a list. Creation is idempotent per (list, scheduled time)."""
+
+    __tablename__ = "editions"
+    __table_args__ = (
+        UniqueConstraint("list_id", "number"),
+        UniqueConstraint("list_id", "scheduled_for"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    list_id: Mapped[int] = mapped_column(ForeignKey("lists.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default=DRAFT)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    intro: Mapped[str] = mapped_column(Text, default="")
+    # Articles published after `since` and up to `cutoff` were candidates.
+    since: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    cutoff: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    scheduled_for: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Rendered once (Jinja2 + premailer) when sending starts; slots filled per subscriber.
+    html: Mapped[str] = mapped_column(Text, default="")
+    text: Mapped[str] = mapped_column(Text, default="")
+    rendered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    send_started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    items: Mapped[list[EditionItem]] = relationship(
+        back_populates="edition", order_by="EditionItem.position", cascade="all, delete-orphan"
+    )
+
+
+class EditionItem(Base):
+    """An article as it appears in an edition: copied, so later edits of the article
+    do not change a sent edition; editors may change headline and blurb here."""
+
+    __tablename__ = "edition_items"
+    __table_args__ = (UniqueConstraint("edition_id", "position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    edition_id: Mapped[int] = mapped_column(ForeignKey("editions.id", ondelete="CASCADE"))
+    article_id: Mapped[int | None] = mapped_column(
+        ForeignKey("articles.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(Text)
+    summary: Mapped[str] = mapped_column(Text, default="")
+    link: Mapped[str] = mapped_column(String(2000))
+    image_url: Mapped[str] = mapped_column(String(2000), default="")
+    image_caption: Mapped[str] = mapped_column(Text, default="")
+    source_title: Mapped[str] = mapped_column(String(300), default="")
+    author: Mapped[str] = mapped_column(String(300), default="")
+    published_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    note: Mapped[str] = mapped_column(Text, default="")  # the editor's annotation
+    pinned: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    edition: Mapped[Edition] = relationship(back_populates="items")
+
+
+# Delivery statuses.
+QUEUED = "queued"  # waiting; `next_attempt_at` says from when
+CLAIMED = "claimed"  # a worker holds it until `lease_until`
+SENDING = "sending"  # the message body was handed over; only the final "." was left
+DELIVERED = "sent"
+FAILED = "failed"
+UNCERTAIN = "uncertain"  # the worker died between handing it over and hearing back
+SKIPPED = "skipped"  # suppressed or unsubscribed after it was queued
+
+
+class Delivery(Base):
+    """The ledger: one row per (edition, subscriber). The truth about who got what."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("edition_id", "subscriber_id"),
+        Index("ix_deliveries_queue", "edition_id", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    edition_id: Mapped[int] = mapped_column(ForeignKey("editions.id", ondelete="CASCADE"))
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(16), default=QUEUED)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str] = mapped_column(String(200), default="")
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    message_id: Mapped[str] = mapped_column(String(300), default="")
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -1,0 +1,1 @@
+"""Lists, subscribers, memberships, suppression and tokens."""

@@ -1,0 +1,114 @@
+"""Tables owned by the subscribers package: lists, subscribers, memberships, suppression.
+
+Designed for what comes next (consent records, attributes and tags, forget, blocked
+domains), so later work adds behaviour, not columns torn out and put back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from digest.db import Base, UTCDateTime, utcnow
+
+# Membership statuses.
+PENDING = "pending"
+CONFIRMED = "confirmed"
+UNSUBSCRIBED = "unsubscribed"
+MEMBERSHIP_STATUSES = (PENDING, CONFIRMED, UNSUBSCRIBED)
+
+
+class MailingList(Base):
+    """A publication: its subscribers get its editions."""
+
+    __tablename__ = "lists"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    from_addr: Mapped[str] = mapped_column(String(320))
+    reply_to: Mapped[str] = mapped_column(String(320), default="")
+    schedule: Mapped[str] = mapped_column(String(100), default="0 7 * * *")
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    mode: Mapped[str] = mapped_column(String(16), default="auto")  # auto | review
+    double_optin: Mapped[bool] = mapped_column(Boolean, default=True)
+    language: Mapped[str] = mapped_column(String(16), default="en")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    archived_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    memberships: Mapped[list[Membership]] = relationship(back_populates="mailing_list")
+
+
+class Subscriber(Base):
+    """A person, once, whatever lists they are on. `email` is normalized (see addresses)."""
+
+    __tablename__ = "subscribers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    timezone: Mapped[str] = mapped_column(String(64), default="")
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    memberships: Mapped[list[Membership]] = relationship(back_populates="subscriber")
+
+
+class Membership(Base):
+    """A subscriber on a list, with the consent record: how, when and from where."""
+
+    __tablename__ = "memberships"
+    __table_args__ = (
+        UniqueConstraint("list_id", "subscriber_id"),
+        Index("ix_memberships_list_status", "list_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    list_id: Mapped[int] = mapped_column(ForeignKey("lists.id", ondelete="CASCADE"))
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(16), default=PENDING)
+    # form | import | api | admin | cli
+    origin: Mapped[str] = mapped_column(String(16), default="cli")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_ip: Mapped[str] = mapped_column(String(64), default="")
+    confirmed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    confirmed_ip: Mapped[str] = mapped_column(String(64), default="")
+    unsubscribed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    unsubscribe_reason: Mapped[str] = mapped_column(String(200), default="")
+
+    mailing_list: Mapped[MailingList] = relationship(back_populates="memberships")
+    subscriber: Mapped[Subscriber] = relationship(back_populates="memberships")
+
+
+class Suppression(Base):
+    """An address never mailed again: kept as a hash so it survives `forget`.
+
+    `email_hash` is sha256 of the normalized address (see `subscribers.addresses`);
+    `domain` rows (email_hash empty) block a whole domain.
+    """
+
+    __tablename__ = "suppressions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # hard_bounce | complaint | unsubscribe_all | admin | domain
+    reason: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
