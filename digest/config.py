@@ -47,8 +47,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("gather", "timeout", 20.0, "Seconds a feed may take to answer and to arrive."),
     Setting("gather", "max_bytes", 10_000_000, "Largest feed or page accepted, in bytes."),
     Setting("gather", "max_redirects", 5, "Redirects followed before a fetch fails."),
-    Setting("gather", "user_agent", "digest/0.1 (+https://github.com/digest-publisher/digest)",
-            "User-Agent sent with every request."),
+    Setting("gather", "user_agent", "",
+            "User-Agent sent with every request; empty: digest/<version> (+<public_url>)."),
     Setting("gather", "max_entries", 200, "Newest entries kept from one feed per fetch."),
     Setting("edition", "window_hours", 24,
             "A list's first edition takes articles published this many hours back."),
@@ -72,8 +72,6 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("smtp", "connections", 4, "Connections used in parallel."),
     Setting("smtp", "rate_limit", 0.0, "Most messages per second over all connections; 0: none."),
     Setting("smtp", "timeout", 30.0, "Seconds to wait for the server before a temporary failure."),
-    Setting("web", "host", "127.0.0.1", "Address `digest serve` listens on."),
-    Setting("web", "port", 8000, "Port `digest serve` listens on."),
 )
 
 #: Environment-only settings: name -> help. Never read from or written to the file.
@@ -151,6 +149,11 @@ def _coerce(setting: Setting, value: Any, origin: str) -> Any:
             f"{setting.key} = {value!r} (from {origin}) is not a valid {kind.__name__}; "
             f"the default is {setting.default!r}"
         ) from None
+
+
+def defaults() -> Settings:
+    """The built-in defaults alone: no file, no environment (secrets included)."""
+    return Settings({s.key: s.default for s in SETTINGS})
 
 
 def load(path: str | Path | None = None, env: dict[str, str] | None = None) -> Settings:

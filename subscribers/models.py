@@ -52,12 +52,18 @@ class MailingList(Base):
 
 
 class Subscriber(Base):
-    """A person, once, whatever lists they are on. `email` is normalized (see addresses)."""
+    """A person, once, whatever lists they are on. `email` is normalized (see addresses).
+
+    `email_hash` and `domain` are derived from `email` and stored so that sending can
+    exclude suppressed addresses and blocked domains with index lookups (SQL cannot hash).
+    """
 
     __tablename__ = "subscribers"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
+    email_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    domain: Mapped[str] = mapped_column(String(255), index=True)
     name: Mapped[str] = mapped_column(String(200), default="")
     timezone: Mapped[str] = mapped_column(String(64), default="")
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
@@ -99,14 +105,18 @@ class Membership(Base):
 class Suppression(Base):
     """An address never mailed again: kept as a hash so it survives `forget`.
 
-    `email_hash` is sha256 of the normalized address (see `subscribers.addresses`);
-    `domain` rows (email_hash empty) block a whole domain.
+    `email_hash` is sha256 of the normalized address (see `subscribers.addresses`).
+    Rows with reason "domain" block a whole domain: their `email_hash` is sha256 of
+    "@" + domain (unique like any other row) and `domain` holds it in clear, because a
+    domain is not personal data and admins need to see which ones they blocked.
+    `domain` is "" on address rows.
     """
 
     __tablename__ = "suppressions"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    domain: Mapped[str] = mapped_column(String(255), default="", index=True)
     # hard_bounce | complaint | unsubscribe_all | admin | domain
     reason: Mapped[str] = mapped_column(String(32))
     detail: Mapped[str] = mapped_column(Text, default="")

@@ -1,0 +1,150 @@
+"""The one object every entry point builds: settings, database, clock, HTTP, backend.
+
+The CLI, the web app and the scheduler all construct an `App` and call its methods,
+which only wire settings into the core functions (gather, build_edition, send).
+Tests pass their own clock, HTTP session and backend.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable
+from functools import cached_property
+
+import requests
+from jinja2 import Environment
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from digest import __version__
+from digest.config import Settings
+from digest.db import make_engine, session_factory, upgrade, utcnow
+from digest.deliver import ledger, worker
+from digest.deliver.backends import make_backend
+from digest.deliver.backends.base import Backend
+from digest.deliver.ledger import RetryPolicy
+from digest.editions import EditionRules, build_edition, open_edition
+from digest.errors import NotFound
+from digest.gather.sources import FetchOptions, SourceReport, gather
+from digest.models import Edition, Source
+from digest.render import make_environment
+from subscribers.lists import get_list
+from subscribers.tokens import Tokens
+
+Clock = Callable[[], dt.datetime]
+
+
+class App:
+    """Settings made concrete. Cheap to build; connects on first use."""
+
+    def __init__(self, settings: Settings, *, clock: Clock = utcnow,
+                 http: requests.Session | None = None, backend: Backend | None = None) -> None:
+        self.settings = settings
+        self.clock = clock
+        self._http = http
+        self._backend = backend
+
+    # -- resources -----------------------------------------------------------------
+
+    @cached_property
+    def engine(self) -> Engine:
+        return make_engine(self.settings["database.url"])
+
+    @cached_property
+    def sessions(self) -> sessionmaker[Session]:
+        return session_factory(self.engine)
+
+    @cached_property
+    def templates(self) -> Environment:
+        return make_environment(self.settings["templates_dir"])
+
+    @cached_property
+    def tokens(self) -> Tokens:
+        return Tokens(self.settings.signing_key())
+
+    @property
+    def http(self) -> requests.Session:
+        if self._http is None:
+            self._http = requests.Session()
+        return self._http
+
+    @property
+    def backend(self) -> Backend:
+        if self._backend is None:
+            self._backend = make_backend(self.settings)
+        return self._backend
+
+    def close(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+        if self._http is not None:
+            self._http.close()
+
+    def init_db(self) -> None:
+        """Create or upgrade the database to the current schema."""
+        upgrade(self.engine)
+
+    # -- settings as the core wants them -------------------------------------------
+
+    def fetch_options(self, *, allow_files: bool = False) -> FetchOptions:
+        g = self.settings
+        return FetchOptions(
+            timeout=g["gather.timeout"], max_bytes=g["gather.max_bytes"],
+            max_redirects=g["gather.max_redirects"],
+            user_agent=g["gather.user_agent"] or f"digest/{__version__} (+{g['public_url']})",
+            max_entries=g["gather.max_entries"], allow_files=allow_files,
+        )
+
+    def edition_rules(self) -> EditionRules:
+        g = self.settings
+        return EditionRules(window_hours=g["edition.window_hours"],
+                            max_items=g["edition.max_items"],
+                            summary_chars=g["edition.summary_chars"])
+
+    def send_options(self) -> worker.SendOptions:
+        g = self.settings
+        return worker.SendOptions(
+            public_url=g["public_url"], batch_size=g["delivery.batch_size"],
+            lease_seconds=g["delivery.lease_seconds"],
+            unsubscribe_mailto=g["delivery.unsubscribe_mailto"],
+            policy=RetryPolicy(g["delivery.max_attempts"], g["delivery.retry_seconds"]),
+        )
+
+    # -- operations ------------------------------------------------------------------
+
+    def fetch(self, s: Session, source_id: int | None = None, *, allow_files: bool = False,
+              progress: Callable[[SourceReport], None] | None = None) -> list[SourceReport]:
+        """Gather new articles from every source, or from one."""
+        sources = None
+        if source_id is not None:
+            source = s.get(Source, source_id)
+            if source is None:
+                raise NotFound(f"source {source_id} not found; `digest sources ls` lists them")
+            sources = [source]
+        return gather(s, self.http, self.fetch_options(allow_files=allow_files), self.clock(),
+                      sources, progress)
+
+    def build(self, s: Session, list_name: str) -> tuple[Edition | None, bool]:
+        """Draft the next edition of a list (or return the open one)."""
+        mlist = get_list(s, list_name)
+        edition, created = build_edition(s, mlist, now=self.clock(), rules=self.edition_rules())
+        s.commit()
+        return edition, created
+
+    def send(self, list_name: str, *, progress: Callable[[int], None] | None = None,
+             on_start: Callable[[Edition, int], None] | None = None,
+             stop: threading.Event | None = None) -> worker.SendReport | None:
+        """Build if needed, render once, enqueue, deliver. Safe to run again at any time."""
+        with self.sessions() as s:
+            mlist = get_list(s, list_name)
+            edition = open_edition(s, mlist) or self.build(s, list_name)[0]
+            if edition is None:
+                return None
+            worker.start_sending(s, edition, mlist, self.templates, self.settings["public_url"],
+                                 self.clock())
+            if on_start:
+                on_start(edition, ledger.pending(s, edition.id))
+            edition_id = edition.id
+        return worker.deliver(self.engine, edition_id, self.backend, self.tokens,
+                              self.send_options(), self.clock, progress, stop)

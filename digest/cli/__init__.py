@@ -1,0 +1,54 @@
+"""The `digest` command: parse, call the App, print. No logic lives here.
+
+Commands are grouped by noun in the modules beside this one; `main` gathers them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from digest import __version__
+from digest.app import App
+from digest.cli.common import DigestGroup, out, with_app
+from digest.cli.edition import edition
+from digest.cli.lists import lists
+from digest.cli.sources import fetch, sources
+from digest.cli.subscribers import subscribers
+
+
+@click.group(cls=DigestGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="digest")
+def main() -> None:
+    """digest: gather articles from feeds, curate an edition, mail it to subscribers.
+
+    Try `digest demo` first. Then: `digest init`, `digest lists create`,
+    `digest sources add`, `digest subscribers add`, `digest fetch`,
+    `digest edition send`.
+    """
+
+
+@main.command()
+@with_app
+def init(app: App) -> None:
+    """Create or upgrade the database."""
+    app.init_db()
+    out.print(f"Database ready: {app.settings['database.url']}")
+
+
+@main.command()
+@click.option("--dir", "demo_dir", default="var/demo", show_default=True,
+              type=click.Path(file_okay=False), help="Where the demo keeps its data.")
+def demo(demo_dir: str) -> None:
+    """Run the whole flow on bundled sample feeds, into a local outbox.
+
+    Starts afresh in --dir each time and leaves your own database alone.
+    """
+    from digest.demo.run import run_demo
+
+    run_demo(Path(demo_dir), out)
+
+
+for command in (lists, sources, fetch, subscribers, edition):
+    main.add_command(command)

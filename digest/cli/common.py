@@ -1,0 +1,76 @@
+"""Shared pieces of the CLI: the error-handling group, --config, progress, output."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy import exc as sa_exc
+
+from digest.app import App
+from digest.config import load
+from digest.errors import DigestError
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class DigestGroup(click.Group):
+    """Turns every DigestError into `Error: …` on stderr and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DigestError as exc:
+            raise click.ClickException(str(exc)) from None
+        except sa_exc.OperationalError as exc:
+            raise click.ClickException(_db_hint(exc)) from None
+        except sa_exc.ProgrammingError as exc:
+            raise click.ClickException(_db_hint(exc)) from None
+
+
+def _db_hint(exc: sa_exc.DBAPIError) -> str:
+    text = str(exc.orig)
+    if "no such table" in text or "does not exist" in text:
+        return f"the database has no tables yet ({text}); run `digest init` first"
+    return f"database error: {text}; check [database] url / DIGEST_DATABASE_URL"
+
+
+def with_app(fn: F) -> F:
+    """Adds --config to a command and passes it a ready App as first argument."""
+
+    @click.option("--config", "config_path", type=click.Path(dir_okay=False),
+                  help="Settings file (default config/digest.toml, or $DIGEST_CONFIG).")
+    @functools.wraps(fn)
+    def wrapper(config_path: str | None, **kwargs: Any) -> Any:
+        app = App(load(config_path))
+        try:
+            return fn(app, **kwargs)
+        finally:
+            app.close()
+
+    return wrapper  # type: ignore[return-value]
+
+
+@contextmanager
+def progress_bar(label: str, total: int | None) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar on stderr; yields `advance(n)`."""
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, transient=False,
+                  disable=not err.is_terminal) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+
+
+def when(value: dt.datetime | None) -> str:
+    """A time for tables: UTC, to the minute, or "never"."""
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else "never"

@@ -1,0 +1,113 @@
+"""`digest edition …`: build, preview, send."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from digest.app import App
+from digest.cli.common import err, out, progress_bar, with_app
+from digest.deliver.worker import SendReport
+from digest.editions import open_edition, render_context
+from digest.models import Edition
+from digest.render import render_edition, render_preview
+from subscribers.lists import get_list
+
+
+@click.group()
+def edition() -> None:
+    """Editions: the articles chosen for one mailing of a list."""
+
+
+def _option_list(fn):  # type: ignore[no-untyped-def]
+    return click.option("--list", "list_name", required=True, help="The list's name.")(fn)
+
+
+@edition.command("build")
+@_option_list
+@with_app
+def edition_build(app: App, list_name: str) -> None:
+    """Draft the next edition from articles published since the last one."""
+    with app.sessions() as s:
+        ed, created = app.build(s, list_name)
+        if ed is None:
+            out.print(f"No new articles for {list_name} since its last edition; nothing to "
+                      "build. Run `digest fetch` to gather new ones.")
+            return
+        out.print(("Built" if created else "Already open:") +
+                  f" edition #{ed.number} of {list_name}, {len(ed.items)} articles, "
+                  f"status {ed.status}")
+        _print_items(ed)
+
+
+def _print_items(ed: Edition) -> None:
+    table = Table("#", "headline", "source", "published")
+    for item in ed.items:
+        table.add_row(str(item.position + 1), item.title[:70], item.source_title[:30],
+                      item.published_at.strftime("%Y-%m-%d %H:%M"))
+    out.print(table)
+
+
+@edition.command("preview")
+@_option_list
+@click.option("-o", "output", required=True, type=click.Path(dir_okay=False),
+              help="HTML file to write.")
+@with_app
+def edition_preview(app: App, list_name: str, output: str) -> None:
+    """Write the open edition as a subscriber will see it (HTML) to a file."""
+    with app.sessions() as s:
+        mlist = get_list(s, list_name)
+        ed = open_edition(s, mlist)
+        if ed is None:
+            ed, _created = app.build(s, list_name)
+        if ed is None:
+            raise click.ClickException(f"list {list_name} has no open edition and no new "
+                                       "articles; run `digest fetch` first")
+        rendered = render_edition(app.templates, render_context(ed, mlist,
+                                                                app.settings["public_url"]))
+    path = Path(output)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_preview(rendered, {
+        "unsubscribe_url": app.settings["public_url"].rstrip("/") + "/unsubscribe/preview",
+        "email": "reader@example.org", "name": "Reader"}), encoding="utf-8")
+    out.print(f"Preview of edition #{ed.number} written to {path}")
+
+
+@edition.command("send")
+@_option_list
+@with_app
+def edition_send(app: App, list_name: str) -> None:
+    """Build if needed, then deliver; run it again after any interruption to go on."""
+    with progress_bar("Sending", None) as advance:
+        holder: dict[str, int] = {}
+
+        def started(ed: Edition, pending: int) -> None:
+            holder["number"] = ed.number
+            err.print(f"Edition #{ed.number}: {pending} deliveries to go "
+                      f"via {app.backend.name}")
+
+        report = app.send(list_name, progress=advance, on_start=started)
+    if report is None:
+        out.print(f"No new articles for {list_name}; nothing to send. "
+                  "Run `digest fetch` to gather new ones.")
+        return
+    print_send_summary(report, holder.get("number", 0))
+
+
+def print_send_summary(report: SendReport, number: int) -> None:
+    """Counts per delivery status, and what happens next."""
+    table = Table("status", "deliveries")
+    for status, count in sorted(report.counts.items()):
+        table.add_row(status, str(count))
+    out.print(table)
+    if report.released.get("uncertain"):
+        out.print(f"{report.released['uncertain']} deliveries were being handed over when an "
+                  "earlier run stopped; they are marked uncertain and not sent again.")
+    if report.finished:
+        out.print(f"Edition #{number} is sent.")
+    elif report.next_retry:
+        out.print(f"Some deliveries were deferred by the server; next try after "
+                  f"{report.next_retry:%Y-%m-%d %H:%M} UTC. Run `digest edition send` again "
+                  "then.")

@@ -1,0 +1,79 @@
+"""`digest sources …` and `digest fetch`."""
+
+from __future__ import annotations
+
+import click
+from rich.table import Table
+from sqlalchemy import func, select
+
+from digest.app import App
+from digest.cli.common import out, progress_bar, when, with_app
+from digest.gather.sources import SourceReport, add_source, source_label
+from digest.models import Article, ListSource, Source
+from subscribers.lists import get_list
+
+
+@click.group()
+def sources() -> None:
+    """Feeds that supply a list's articles."""
+
+
+@sources.command("add")
+@click.argument("url")
+@click.option("--list", "list_name", required=True, help="The list this source feeds.")
+@click.option("--full-text", is_flag=True,
+              help="Fetch each new article's page and extract its full text.")
+@with_app
+def sources_add(app: App, url: str, list_name: str, full_text: bool) -> None:
+    """Add a feed (an http(s) URL or a local file) to a list."""
+    with app.sessions() as s:
+        mlist = get_list(s, list_name)
+        source, attached = add_source(s, url, mlist, full_text=full_text, allow_files=True)
+        s.commit()
+        verb = "Added" if attached else "Already there:"
+        out.print(f"{verb} source {source.id} {source.url} → list {mlist.name}")
+
+
+@sources.command("ls")
+@with_app
+def sources_ls(app: App) -> None:
+    """Sources with their health: last fetch, last error, article count."""
+    with app.sessions() as s:
+        articles = dict(s.execute(
+            select(Article.source_id, func.count()).group_by(Article.source_id)
+        ).tuples().all())
+        lists_of = dict(s.execute(
+            select(ListSource.source_id, func.count()).group_by(ListSource.source_id)
+        ).tuples().all())
+        table = Table("id", "source", "lists", "articles", "last success", "failures",
+                      "last error")
+        for src in s.scalars(select(Source).order_by(Source.id)):
+            table.add_row(
+                str(src.id), source_label(src), str(lists_of.get(src.id, 0)),
+                str(articles.get(src.id, 0)), when(src.last_success_at),
+                str(src.consecutive_failures), (src.last_error or "")[:80],
+            )
+        out.print(table)
+
+
+@click.command()
+@click.option("--source", "source_id", type=int, help="Fetch only this source (see sources ls).")
+@with_app
+def fetch(app: App, source_id: int | None) -> None:
+    """Gather new articles from every source."""
+    with app.sessions() as s:
+        total = 1 if source_id else s.scalar(select(func.count()).select_from(Source)) or 0
+        with progress_bar("Fetching", total) as advance:
+            reports = app.fetch(s, source_id, allow_files=True, progress=lambda _r: advance(1))
+    print_fetch_summary(reports)
+
+
+def print_fetch_summary(reports: list[SourceReport]) -> None:
+    """A table of what each source brought, and a one-line total."""
+    table = Table("source", "status", "new", "in feed", "error")
+    for r in reports:
+        table.add_row(r.url[-60:], r.status, str(r.new), str(r.seen), r.error[:100])
+    out.print(table)
+    errors = sum(r.status == "error" for r in reports)
+    new = sum(r.new for r in reports)
+    out.print(f"{new} new articles from {len(reports)} sources, {errors} failed.")

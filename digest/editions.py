@@ -1,0 +1,166 @@
+"""Choosing the articles for the next edition, and the edition's render context.
+
+Building is pure over the database: it reads articles and writes one edition with its
+items, nothing else. Items are copies, so a later change to an article never changes
+an edition that went out.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from digest.models import (
+    APPROVED,
+    DRAFT,
+    SENDING,
+    SENT,
+    Article,
+    Edition,
+    EditionItem,
+    ListSource,
+    Source,
+)
+from digest.render import DigestContext, ItemContext
+from subscribers.models import MailingList
+
+OPEN_STATUSES = (DRAFT, APPROVED, SENDING)
+
+
+@dataclass(frozen=True)
+class EditionRules:
+    """How an edition is chosen: from `[edition]` settings."""
+
+    window_hours: int = 24
+    max_items: int = 20
+    summary_chars: int = 320
+
+
+def open_edition(s: Session, mlist: MailingList) -> Edition | None:
+    """The list's edition that is drafted or sending and not finished, if any."""
+    return s.scalar(
+        select(Edition)
+        .where(Edition.list_id == mlist.id, Edition.status.in_(OPEN_STATUSES))
+        .order_by(Edition.number.desc())
+        .limit(1)
+    )
+
+
+def last_sent(s: Session, mlist: MailingList) -> Edition | None:
+    """The newest edition that went (or is going) out; its cutoff starts the next one."""
+    return s.scalar(
+        select(Edition)
+        .where(Edition.list_id == mlist.id, Edition.status.in_((SENDING, SENT)))
+        .order_by(Edition.number.desc())
+        .limit(1)
+    )
+
+
+def candidates(
+    s: Session, mlist: MailingList, since: dt.datetime, until: dt.datetime, limit: int
+) -> list[Article]:
+    """Articles of the list's sources published in (since, until], newest first,
+    leaving out any that an earlier edition of this list already carried."""
+    used = (
+        select(EditionItem.article_id)
+        .join(Edition, Edition.id == EditionItem.edition_id)
+        .where(Edition.list_id == mlist.id, EditionItem.article_id.is_not(None))
+    )
+    query = (
+        select(Article)
+        .join(ListSource, ListSource.source_id == Article.source_id)
+        .where(
+            ListSource.list_id == mlist.id,
+            Article.published_at > since,
+            Article.published_at <= until,
+            Article.id.not_in(used),
+        )
+        .order_by(Article.published_at.desc(), Article.id.desc())
+        .limit(limit)
+    )
+    return list(s.scalars(query))
+
+
+def build_edition(
+    s: Session, mlist: MailingList, *, now: dt.datetime, rules: EditionRules,
+    scheduled_for: dt.datetime | None = None,
+) -> tuple[Edition | None, bool]:
+    """Draft the next edition of `mlist`.
+
+    Returns (edition, created). An edition already open is returned as it is
+    (created False), so building twice is harmless; (None, False) means no new articles.
+    """
+    existing = open_edition(s, mlist)
+    if existing is not None:
+        return existing, False
+    previous = last_sent(s, mlist)
+    since = previous.cutoff if previous else now - dt.timedelta(hours=rules.window_hours)
+    articles = candidates(s, mlist, since, now, rules.max_items)
+    if not articles:
+        return None, False
+    number = (s.scalar(select(func.max(Edition.number)).where(Edition.list_id == mlist.id))
+              or 0) + 1
+    edition = Edition(
+        list_id=mlist.id, number=number, status=DRAFT, since=since, cutoff=now,
+        scheduled_for=scheduled_for, created_at=now,
+        subject=default_subject(mlist, articles[0].title),
+    )
+    titles = dict(s.execute(select(Source.id, Source.title)).tuples().all())
+    edition.items = [
+        item_from_article(a, i, titles.get(a.source_id, ""), rules.summary_chars)
+        for i, a in enumerate(articles)
+    ]
+    s.add(edition)
+    s.flush()
+    return edition, True
+
+
+def item_from_article(a: Article, position: int, source_title: str, chars: int) -> EditionItem:
+    """An edition item copied from an article."""
+    return EditionItem(
+        article_id=a.id, position=position, title=a.title or a.link,
+        summary=shorten(a.summary, chars), link=a.link, image_url=a.image_url,
+        image_caption=a.image_caption, source_title=source_title, author=a.author,
+        published_at=a.published_at,
+    )
+
+
+def default_subject(mlist: MailingList, lead_title: str) -> str:
+    """"<list title>: <lead headline>", kept short enough for a phone's inbox."""
+    return shorten(f"{mlist.title}: {lead_title}" if lead_title else mlist.title, 110)
+
+
+def shorten(text: str, limit: int) -> str:
+    """`text` cut at a word boundary to at most `limit` characters, with an ellipsis."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    # Korean and most scripts use spaces; a text with none in reach is cut mid-word.
+    if space > limit * 0.6:
+        cut = cut[:space]
+    return cut.rstrip(" ,.;:—-") + "…"
+
+
+def render_context(edition: Edition, mlist: MailingList, public_url: str) -> DigestContext:
+    """What the templates see for `edition`."""
+    tz = ZoneInfo(mlist.timezone or "UTC")
+    items = [
+        ItemContext(
+            title=i.title, link=i.link, summary=i.summary, image_url=i.image_url,
+            image_caption=i.image_caption, source_title=i.source_title, author=i.author,
+            published_at=i.published_at.astimezone(tz), note=i.note,
+        )
+        for i in sorted(edition.items, key=lambda i: i.position)
+    ]
+    return DigestContext(
+        list_name=mlist.name, list_title=mlist.title, list_description=mlist.description,
+        edition_number=edition.number, edition_date=edition.cutoff.astimezone(tz).date(),
+        subject=edition.subject, intro=edition.intro, language=mlist.language or "en",
+        items=items, public_url=public_url.rstrip("/"), timezone=mlist.timezone or "UTC",
+    )

@@ -1,0 +1,215 @@
+"""Sources in the database: adding them, fetching each, storing new articles, health.
+
+One source's failure is recorded on it (last error, consecutive failures) and the
+others go on; nothing a feed sends can stop a run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import requests
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from digest.errors import FetchError, InvalidInput
+from digest.gather.clean import content_hash
+from digest.gather.feeds import Entry, Feed, parse_feed
+from digest.gather.fetch import fetch
+from digest.models import Article, ListSource, Source
+from subscribers.models import MailingList
+
+
+@dataclass(frozen=True)
+class FetchOptions:
+    """From the `[gather]` settings."""
+
+    timeout: float = 20.0
+    max_bytes: int = 10_000_000
+    max_redirects: int = 5
+    user_agent: str = "digest"
+    max_entries: int = 200
+    allow_files: bool = False  # the CLI allows local feed files; the web app does not
+
+
+@dataclass(frozen=True)
+class SourceReport:
+    source_id: int
+    url: str
+    status: str  # ok | not_modified | error
+    new: int = 0
+    seen: int = 0
+    error: str = ""
+
+
+def normalize_source_url(url: str, allow_files: bool) -> str:
+    """An http(s) URL as given, or a local path turned into an absolute file:// URL."""
+    url = url.strip()
+    scheme = urlsplit(url).scheme.lower()
+    if scheme in ("http", "https"):
+        return url
+    if allow_files and scheme in ("", "file"):
+        path = Path(url[7:] if scheme == "file" else url).expanduser().resolve()
+        if not path.is_file():
+            raise InvalidInput(f"feed file {path} does not exist")
+        return path.as_uri()
+    raise InvalidInput(f"{url!r} is not an http(s) URL; give the feed's full address")
+
+
+def add_source(s: Session, url: str, mlist: MailingList, *, full_text: bool = False,
+               allow_files: bool = False) -> tuple[Source, bool]:
+    """Attach the feed at `url` to `mlist`, creating the source if it is new.
+
+    Returns (source, attached): attached is False when it already fed this list.
+    """
+    url = normalize_source_url(url, allow_files)
+    source = s.scalar(select(Source).where(Source.url == url))
+    if source is None:
+        source = Source(url=url, full_text=full_text)
+        s.add(source)
+        s.flush()
+    elif full_text and not source.full_text:
+        source.full_text = True
+    link = s.get(ListSource, (mlist.id, source.id))
+    if link is None:
+        s.add(ListSource(list_id=mlist.id, source_id=source.id))
+        s.flush()
+    return source, link is None
+
+
+def gather(s: Session, http: requests.Session, opts: FetchOptions, now: dt.datetime,
+           sources: Iterable[Source] | None = None,
+           progress: Callable[[SourceReport], None] | None = None) -> list[SourceReport]:
+    """Fetch every source (or those given), store new articles, record health."""
+    todo = list(sources) if sources is not None else list(
+        s.scalars(select(Source).order_by(Source.id))
+    )
+    reports = []
+    for source in todo:
+        report = fetch_source(s, http, source, opts, now)
+        reports.append(report)
+        if progress:
+            progress(report)
+    return reports
+
+
+def fetch_source(s: Session, http: requests.Session, source: Source, opts: FetchOptions,
+                 now: dt.datetime) -> SourceReport:
+    """Fetch one source and commit what it brought; a failure is recorded, not raised."""
+    try:
+        result = fetch(
+            http, source.url, etag=source.etag, last_modified=source.last_modified,
+            timeout=opts.timeout, max_bytes=opts.max_bytes, max_redirects=opts.max_redirects,
+            user_agent=opts.user_agent, allow_files=opts.allow_files,
+        )
+        if result.not_modified:
+            _record_success(source, now)
+            s.commit()
+            return SourceReport(source.id, source.url, "not_modified")
+        feed = parse_feed(result.body, result.url, result.content_type)
+        new, seen = store_entries(s, source, feed, now, opts.max_entries)
+        source.etag, source.last_modified = result.etag, result.last_modified
+        _record_success(source, now)
+        s.commit()
+        return SourceReport(source.id, source.url, "ok", new=new, seen=seen)
+    except FetchError as exc:
+        return _record_failure(s, source, str(exc), now)
+    except Exception as exc:  # a parser bug on hostile input must not end the run
+        return _record_failure(s, source, f"unexpected {type(exc).__name__}: {exc}", now)
+
+
+def _record_success(source: Source, now: dt.datetime) -> None:
+    source.last_fetch_at = source.last_success_at = now
+    source.consecutive_failures = 0
+    source.last_error = ""
+
+
+def _record_failure(s: Session, source: Source, error: str, now: dt.datetime) -> SourceReport:
+    s.rollback()  # drop any half-stored articles of this source
+    source = s.get_one(Source, source.id)
+    source.last_fetch_at = source.last_error_at = now
+    source.last_error = error
+    source.consecutive_failures += 1
+    s.commit()
+    return SourceReport(source.id, source.url, "error", error=error)
+
+
+def store_entries(s: Session, source: Source, feed: Feed, now: dt.datetime,
+                  max_entries: int) -> tuple[int, int]:
+    """Insert the feed's new entries; returns (new, seen).
+
+    An entry is old when its guid, else its link, else its content hash is already
+    stored for this source; the same rules drop repeats inside one document.
+    """
+    if feed.title and not source.title:
+        source.title = feed.title[:300]
+    if feed.site_url and not source.site_url:
+        source.site_url = feed.site_url
+    entries = feed.entries[:max_entries]
+    hashes = [content_hash(e.title, e.summary) for e in entries]
+    known = _known_keys(s, source.id, entries, hashes)
+    new = 0
+    for entry, digest_hash in zip(entries, hashes, strict=True):
+        keys = _keys(entry, digest_hash)
+        if keys & known:
+            continue
+        known |= keys
+        s.add(_article(source, entry, digest_hash, now))
+        new += 1
+    s.flush()
+    return new, len(entries)
+
+
+def _keys(entry: Entry, digest_hash: str) -> set[str]:
+    # An entry without text (a photo post, say) has the hash of nothing, shared by all
+    # such entries: it is told apart by guid and link alone.
+    keys = {"h:" + digest_hash} if entry.title or entry.summary else set()
+    if entry.guid:
+        keys.add("g:" + entry.guid)
+    if entry.link:
+        keys.add("l:" + entry.link)
+    return keys
+
+
+def _known_keys(s: Session, source_id: int, entries: list[Entry],
+                hashes: list[str]) -> set[str]:
+    guids = [e.guid for e in entries if e.guid]
+    links = [e.link for e in entries if e.link]
+    rows = s.execute(
+        select(Article.guid, Article.link, Article.content_hash).where(
+            Article.source_id == source_id,
+            or_(Article.guid.in_(guids), Article.link.in_(links),
+                Article.content_hash.in_(hashes)),
+        )
+    ).tuples()
+    known: set[str] = set()
+    for guid, link, digest_hash in rows:
+        known.add("h:" + digest_hash)
+        if guid:
+            known.add("g:" + guid)
+        if link:
+            known.add("l:" + link)
+    return known
+
+
+def _article(source: Source, e: Entry, digest_hash: str, now: dt.datetime) -> Article:
+    return Article(
+        source_id=source.id, guid=e.guid[:2000], link=e.link[:2000], content_hash=digest_hash,
+        title=e.title, author=e.author[:300], summary=e.summary, content_html=e.content_html,
+        image_url=e.image_url[:2000], image_caption=e.image_caption, language=e.language[:16],
+        published_at=e.published or now, date_from_feed=e.published is not None,
+        first_seen_at=now,
+    )
+
+
+def source_label(source: Source) -> str:
+    """The source's title, else its URL's host or file name, for tables and items."""
+    if source.title:
+        return source.title
+    parts = urlsplit(source.url)
+    return parts.netloc or os.path.basename(parts.path)

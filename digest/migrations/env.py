@@ -1,0 +1,25 @@
+"""Alembic environment: `digest init` passes a live connection in `config.attributes`."""
+
+from __future__ import annotations
+
+from alembic import context
+
+import digest.models  # noqa: F401  (register tables)
+import subscribers.models  # noqa: F401
+from digest.db import Base
+
+connection = context.config.attributes.get("connection")
+if connection is None:  # `alembic` run by hand: use DIGEST_DATABASE_URL
+    from digest.config import load
+    from digest.db import make_engine
+
+    connection = make_engine(load()["database.url"]).connect()
+
+context.configure(
+    connection=connection,
+    target_metadata=Base.metadata,
+    render_as_batch=connection.dialect.name == "sqlite",  # SQLite can't ALTER most things
+    compare_type=True,
+)
+with context.begin_transaction():
+    context.run_migrations()

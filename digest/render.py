@@ -1,0 +1,353 @@
+"""Rendering an edition: Jinja2 templates, premailer inlining, per-subscriber slots.
+
+An edition is rendered exactly once (Jinja2, then premailer at about 10 ms), to HTML and
+plain text. What differs per subscriber (unsubscribe URL, address, name) stays in the
+output as slot tokens, `__DIGEST_SLOT_<name>__`, which `Slotted.fill` replaces by plain
+substitution when each message is built: microseconds, not milliseconds.
+
+Templates come from the user's `templates_dir` first, then the built-in `templates/`
+folder; see docs/templates.md for what they are given.
+"""
+
+from __future__ import annotations
+
+import html as _html
+import logging
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path
+from types import TracebackType
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import jinja2
+import premailer
+
+from digest.errors import ConfigError
+
+HTML_TEMPLATE = "email/digest.html"
+TEXT_TEMPLATE = "email/digest.txt"
+
+SLOT_PREFIX = "__DIGEST_SLOT_"
+#: Per-subscriber values every message is given.
+SUBSCRIBER_SLOTS = ("unsubscribe_url", "email", "name")
+
+# Names never start or end with "_" nor hold "__", so the closing "__" is unambiguous.
+_NAME = r"[A-Za-z0-9]+(?:_[A-Za-z0-9]+)*"
+_SLOT_NAME = re.compile(_NAME + r"\Z")
+_SLOT_TOKEN = re.compile(re.escape(SLOT_PREFIX) + f"({_NAME})__")
+
+
+def slot(name: str) -> str:
+    """The token for slot `name`: letters, digits and `_` only, so it survives Jinja
+    autoescaping, premailer and lxml untouched, in text and in attributes alike."""
+    if not _SLOT_NAME.match(name):
+        raise ValueError(f"slot name {name!r} must be letters and digits joined by single '_'")
+    return f"{SLOT_PREFIX}{name}__"
+
+
+@dataclass(frozen=True)
+class ItemContext:
+    """One article as the templates see it; every text is plain text, never HTML."""
+
+    title: str
+    link: str
+    summary: str
+    image_url: str
+    image_caption: str
+    source_title: str
+    author: str
+    published_at: datetime
+    note: str  # the editor's annotation, may be ""
+
+
+@dataclass(frozen=True)
+class DigestContext:
+    """One edition as the templates see it (`ctx`). Per-subscriber values are slots."""
+
+    list_name: str
+    list_title: str
+    list_description: str
+    edition_number: int
+    edition_date: date  # in the list's timezone
+    subject: str
+    intro: str
+    language: str  # "en", "ko", ...
+    items: list[ItemContext]
+    public_url: str  # base URL, no trailing slash
+    timezone: str  # the list's timezone name, for showing times
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """An edition rendered once: both parts still hold slot tokens."""
+
+    html: str
+    text: str
+
+
+class Slotted:
+    """A string with slot tokens, split once; fill() costs microseconds."""
+
+    def __init__(self, text: str) -> None:
+        # re.split with one group alternates literal text and slot names.
+        self._parts = _SLOT_TOKEN.split(text)
+        self.names: frozenset[str] = frozenset(self._parts[1::2])
+
+    def fill(self, values: Mapping[str, str], *, html: bool) -> str:
+        """The text with every slot replaced; values are HTML-escaped when `html`."""
+        missing = self.names.difference(values)
+        if missing:
+            raise KeyError(f"no value for slot(s) {', '.join(sorted(missing))}; "
+                           f"this text needs {', '.join(sorted(self.names))}")
+        parts = self._parts.copy()
+        for i in range(1, len(parts), 2):
+            value = values[parts[i]]
+            parts[i] = _html.escape(value, quote=True) if html else value
+        return "".join(parts)
+
+
+def builtin_templates_dir() -> Path:
+    """The bundled templates: digest/_templates in a wheel, the repo's templates/ otherwise."""
+    here = Path(__file__).resolve().parent
+    # The wheel's copy is checked first: a stray site-packages/templates could exist.
+    for candidate in (here / "_templates", here.parent / "templates"):
+        if (candidate / HTML_TEMPLATE).is_file():
+            return candidate
+    raise ConfigError(f"the built-in templates are missing (looked in {here / '_templates'} "
+                      f"and {here.parent / 'templates'}); reinstall digest")
+
+
+def make_environment(templates_dir: str | Path = "") -> jinja2.Environment:
+    """The Jinja2 environment: `templates_dir` (if set) overrides the built-in templates."""
+    builtin = jinja2.FileSystemLoader(builtin_templates_dir())
+    loaders: list[jinja2.BaseLoader] = []
+    if str(templates_dir):
+        user = Path(templates_dir)
+        if not user.is_dir():
+            raise ConfigError(f"templates_dir {str(user)!r} does not exist or is not a folder; "
+                              "create it or set templates_dir to \"\" for the built-in templates")
+        loaders.append(jinja2.FileSystemLoader(user))
+    # "builtin/email/digest.html" lets an override extend the original and change one block.
+    loaders += [builtin, jinja2.PrefixLoader({"builtin": builtin})]
+    env = jinja2.Environment(
+        loader=jinja2.ChoiceLoader(loaders),
+        autoescape=jinja2.select_autoescape(("html", "htm", "xml"), default_for_string=False),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals["slot"] = slot
+    env.filters.update(
+        format_date=format_date,
+        local_time=local_time,
+        meta_line=meta_line,
+        paragraphs=paragraphs,
+        wrap=wrap,
+        text_direction=text_direction,
+        http_url=http_url,
+    )
+    return env
+
+
+def render_edition(env: jinja2.Environment, ctx: DigestContext) -> Rendered:
+    """Render `ctx` to inlined HTML and plain text: Jinja2 once and premailer once."""
+    source = _render(env, HTML_TEMPLATE, ctx)
+    html = inline_css(source)
+    # A slot lost on the way (say, inside a <style> premailer rewrote) would silently
+    # send every subscriber a broken link; catching it here costs one regex pass.
+    lost = Slotted(source).names - Slotted(html).names
+    if lost:
+        raise ConfigError(f"{HTML_TEMPLATE}: slot(s) {', '.join(sorted(lost))} did not survive "
+                          "CSS inlining; put slots in text or attributes, not in <style>")
+    text = _render(env, TEXT_TEMPLATE, ctx).rstrip() + "\n"
+    return Rendered(html=html, text=text)
+
+
+def render_preview(rendered: Rendered, values: Mapping[str, str]) -> str:
+    """The HTML with slots filled from `values`, to open in a browser."""
+    return Slotted(rendered.html).fill(values, html=True)
+
+
+def inline_css(html: str) -> str:
+    """Move the CSS of <style> blocks into style attributes, for clients that drop <style>.
+
+    The <style> blocks stay too (media queries and dark mode can only live there);
+    a block marked `data-premailer="ignore"` is left exactly as written.
+    """
+    inliner = premailer.Premailer(
+        html,
+        allow_network=False,
+        disable_validation=True,  # cssutils would warn on every mso-* property
+        keep_style_tags=True,
+        remove_classes=False,  # the media queries select by class
+        strip_important=False,  # dark-mode rules need !important to beat inline styles
+        cssutils_logging_level=logging.CRITICAL,
+        # Width and height attributes are written by hand for Outlook (width="600" on
+        # images); premailer would overwrite them from CSS ("100%", "auto").
+        disable_basic_attributes=["width", "height"],
+    )
+    return str(inliner.transform())
+
+
+def _render(env: jinja2.Environment, name: str, ctx: DigestContext) -> str:
+    try:
+        template = env.get_template(name)
+        return template.render(ctx=ctx, labels=labels(ctx.language))
+    except jinja2.TemplateError as exc:
+        raise ConfigError(f"template {_where(exc, name)}: {exc.message or exc}; "
+                          "fix the template (see docs/templates.md for what it is given)"
+                          ) from exc
+
+
+def _where(exc: jinja2.TemplateError, name: str) -> str:
+    """file:line of the template frame that failed, as precisely as Jinja tells it."""
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        return f"{exc.filename or exc.name or name}:{exc.lineno}"
+    where = name
+    tb: TracebackType | None = exc.__traceback__
+    while tb is not None:  # Jinja rewrites template frames to the template's file and line
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.endswith((".html", ".txt", ".css")):
+            where = f"{filename}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return where
+
+
+# -- what the templates are given --------------------------------------------------------
+
+_LABELS: dict[str, dict[str, str]] = {
+    "en": {
+        "edition": "No. {number}",
+        "stories": "{count} stories",
+        "story": "1 story",
+        "read_more": "Read the full story",
+        "editors_note": "Editor's note",
+        "why": "You are receiving {title} because you subscribed to it.",
+        "sent_to": "This email was sent to {email}.",
+        "unsubscribe": "Unsubscribe",
+    },
+    "ko": {
+        "edition": "제{number}호",
+        "stories": "기사 {count}건",
+        "story": "기사 1건",
+        "read_more": "기사 전문 보기",
+        "editors_note": "편집자 주",
+        "why": "{title} 뉴스레터를 구독하셔서 이 메일을 보내드립니다.",
+        "sent_to": "이 메일은 {email} 주소로 발송되었습니다.",
+        "unsubscribe": "구독 취소",
+    },
+}
+
+
+def labels(language: str) -> Mapping[str, str]:
+    """The fixed words of the templates in `language` (English when unknown)."""
+    return _LABELS.get(_lang(language), _LABELS["en"])
+
+
+_EN_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
+              "September", "October", "November", "December")
+_EN_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_KO_DAYS = ("월요일", "화요일", "수요일", "목요일", "금요일", "토요일", "일요일")
+_RTL = frozenset({"ar", "fa", "he", "ur", "yi", "ps", "sd", "ug", "dv"})
+
+
+def _lang(language: str) -> str:
+    return language.replace("_", "-").split("-")[0].lower()
+
+
+def format_date(value: date, language: str = "en", weekday: bool = False) -> str:
+    """"27 November 2026" or "2026년 11월 27일"; not strftime, which follows the locale."""
+    if _lang(language) == "ko":
+        text = f"{value.year}년 {value.month}월 {value.day}일"
+        return f"{text} {_KO_DAYS[value.weekday()]}" if weekday else text
+    text = f"{value.day} {_EN_MONTHS[value.month - 1]} {value.year}"
+    return f"{_EN_DAYS[value.weekday()]}, {text}" if weekday else text
+
+
+def local_time(value: datetime, ctx: DigestContext) -> str:
+    """When an item appeared, in the list's timezone: "7:30 AM", or with the day
+    ("26 Nov, 6:05 PM") when it is not the edition's day. Naive times are UTC."""
+    try:
+        zone = ZoneInfo(ctx.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"list {ctx.list_name!r} has an unknown timezone {ctx.timezone!r}; "
+                          "use an IANA name such as Europe/London or Asia/Seoul") from None
+    local = (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).astimezone(zone)
+    hour12 = local.hour % 12 or 12
+    same_day = local.date() == ctx.edition_date
+    if _lang(ctx.language) == "ko":
+        clock = f"{'오전' if local.hour < 12 else '오후'} {hour12}:{local.minute:02d}"
+        return clock if same_day else f"{local.month}월 {local.day}일 {clock}"
+    clock = f"{hour12}:{local.minute:02d} {'AM' if local.hour < 12 else 'PM'}"
+    return clock if same_day else f"{local.day} {_EN_MONTHS[local.month - 1][:3]}, {clock}"
+
+
+def meta_line(item: ItemContext, ctx: DigestContext) -> str:
+    """ "Source · Author · time", leaving out what is empty or repeats the source."""
+    parts = [item.source_title.strip()]
+    author = item.author.strip()
+    if author and author.casefold() != parts[0].casefold():
+        parts.append(author)
+    parts.append(local_time(item.published_at, ctx))
+    return " · ".join(p for p in parts if p)
+
+
+def paragraphs(text: str) -> list[str]:
+    """Paragraphs split at blank lines, spaces tidied; single line breaks are kept."""
+    out = []
+    for block in re.split(r"\n[ \t\r\f\v]*\n", text.strip()):
+        lines = (" ".join(line.split()) for line in block.splitlines())
+        para = "\n".join(line for line in lines if line)
+        if para:
+            out.append(para)
+    return out
+
+
+def wrap(text: str, width: int = 72, indent: str = "") -> str:
+    """Plain text wrapped to `width` columns, a blank line between paragraphs.
+
+    Widths are display columns: Hangul and other wide characters count two, so Korean
+    lines are as wide on screen as English ones. Words longer than a line (URLs) stay whole.
+    """
+    avail = max(width - _columns(indent), 20)
+    out: list[str] = []
+    for para in paragraphs(text):
+        if out:
+            out.append("")
+        for line in para.split("\n"):
+            out.extend(indent + row for row in _wrap_line(line, avail))
+    return "\n".join(out)
+
+
+def _wrap_line(line: str, width: int) -> list[str]:
+    rows: list[str] = []
+    words: list[str] = []
+    used = 0
+    for word in line.split(" "):
+        w = _columns(word)
+        if words and used + 1 + w > width:
+            rows.append(" ".join(words))
+            words, used = [], 0
+        used += w + (1 if words else 0)
+        words.append(word)
+    if words:
+        rows.append(" ".join(words))
+    return rows
+
+
+def _columns(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def text_direction(language: str) -> str:
+    """ "rtl" for right-to-left languages, else "ltr"."""
+    return "rtl" if _lang(language) in _RTL else "ltr"
+
+
+def http_url(url: str) -> str:
+    """`url` if it is http(s), else "": a feed's javascript: or data: link never reaches mail."""
+    url = url.strip()
+    return url if url.lower().startswith(("https://", "http://")) else ""

@@ -1,0 +1,74 @@
+"""The settings table, config/digest.toml and the environment agree."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from digest.config import SECRETS, SETTINGS, load, render_toml
+from digest.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "config" / "digest.toml"
+
+
+def test_config_file_shows_every_setting_with_its_default() -> None:
+    data = tomllib.loads(CONFIG.read_text(encoding="utf-8"))
+    flat = {f"{k}.{k2}" if isinstance(v, dict) else k: v2 if isinstance(v, dict) else v
+            for k, v in data.items() for k2, v2 in (v.items() if isinstance(v, dict)
+                                                     else [(k, v)])}
+    table = {s.key: s.default for s in SETTINGS}
+    assert flat == table, "config/digest.toml and digest/config.py SETTINGS drifted apart"
+
+
+def test_config_file_is_what_the_table_renders() -> None:
+    # Comments included: regenerate with `python -c "from digest.config import
+    # render_toml; print(render_toml(), end='')" > config/digest.toml`.
+    assert CONFIG.read_text(encoding="utf-8") == render_toml()
+
+
+def test_every_setting_has_help_and_secrets_are_not_in_the_file() -> None:
+    text = CONFIG.read_text(encoding="utf-8")
+    for s in SETTINGS:
+        assert s.help.strip(), s.key
+        assert "password" not in s.name and "secret" not in s.name and "api_key" not in s.name
+    for name in SECRETS:
+        assert f"{name}:" in text  # documented in the header
+        assert f"{name} =" not in text
+
+
+def test_environment_overrides_file(tmp_path: Path) -> None:
+    cfg = tmp_path / "d.toml"
+    cfg.write_text('public_url = "https://news.example.org"\n[smtp]\nport = 2525\n')
+    settings = load(cfg, env={"DIGEST_SMTP_PORT": "26", "DIGEST_DELIVERY_BACKEND": "smtp",
+                              "DIGEST_DATABASE_URL": "sqlite:///x.db"})
+    assert settings["public_url"] == "https://news.example.org"
+    assert settings["smtp.port"] == 26
+    assert settings["delivery.backend"] == "smtp"
+    assert settings["database.url"] == "sqlite:///x.db"
+    assert settings["smtp.host"] == "localhost"
+
+
+def test_bad_values_say_which_setting(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="smtp.port"):
+        load(None, env={"DIGEST_SMTP_PORT": "many"})
+    cfg = tmp_path / "d.toml"
+    cfg.write_text("[smtp]\nhots = 'x'\n")
+    with pytest.raises(ConfigError, match="unknown setting 'smtp.hots'"):
+        load(cfg, env={})
+    cfg.write_text("[smtp\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load(cfg, env={})
+    with pytest.raises(ConfigError, match="not found"):
+        load(tmp_path / "missing.toml", env={})
+
+
+def test_secret_key_from_environment_or_made_once(tmp_path: Path) -> None:
+    s = load(None, env={"DIGEST_DATA_DIR": str(tmp_path)})
+    key = s.signing_key()
+    assert len(key) >= 32
+    assert (tmp_path / "secret.key").stat().st_mode & 0o077 == 0
+    assert load(None, env={"DIGEST_DATA_DIR": str(tmp_path)}).signing_key() == key
+    assert load(None, env={"DIGEST_SECRET_KEY": "k" * 40}).signing_key() == "k" * 40
