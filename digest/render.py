@@ -17,7 +17,7 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from types import TracebackType
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -275,7 +275,7 @@ def local_time(value: datetime, ctx: DigestContext) -> str:
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"list {ctx.list_name!r} has an unknown timezone {ctx.timezone!r}; "
                           "use an IANA name such as Europe/London or Asia/Seoul") from None
-    local = (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).astimezone(zone)
+    local = (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(zone)
     hour12 = local.hour % 12 or 12
     same_day = local.date() == ctx.edition_date
     if _lang(ctx.language) == "ko":
