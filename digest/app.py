@@ -76,10 +76,13 @@ class App:
         return self._backend
 
     def close(self) -> None:
+        """Quit the backend's connections, the HTTP session and the database pool."""
         if self._backend is not None:
             self._backend.close()
         if self._http is not None:
             self._http.close()
+        if "engine" in self.__dict__:  # only if it was ever used
+            self.engine.dispose()
 
     def init_db(self) -> None:
         """Create or upgrade the database to the current schema."""

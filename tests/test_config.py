@@ -52,11 +52,11 @@ def test_environment_overrides_file(tmp_path: Path) -> None:
 
 
 def test_bad_values_say_which_setting(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="smtp.port"):
+    with pytest.raises(ConfigError, match=r"smtp\.port"):
         load(None, env={"DIGEST_SMTP_PORT": "many"})
     cfg = tmp_path / "d.toml"
     cfg.write_text("[smtp]\nhots = 'x'\n")
-    with pytest.raises(ConfigError, match="unknown setting 'smtp.hots'"):
+    with pytest.raises(ConfigError, match=r"unknown setting 'smtp\.hots'"):
         load(cfg, env={})
     cfg.write_text("[smtp\n")
     with pytest.raises(ConfigError, match="not valid TOML"):

@@ -21,14 +21,12 @@ def sources() -> None:
 @sources.command("add")
 @click.argument("url")
 @click.option("--list", "list_name", required=True, help="The list this source feeds.")
-@click.option("--full-text", is_flag=True,
-              help="Fetch each new article's page and extract its full text.")
 @with_app
-def sources_add(app: App, url: str, list_name: str, full_text: bool) -> None:
+def sources_add(app: App, url: str, list_name: str) -> None:
     """Add a feed (an http(s) URL or a local file) to a list."""
     with app.sessions() as s:
         mlist = get_list(s, list_name)
-        source, attached = add_source(s, url, mlist, full_text=full_text, allow_files=True)
+        source, attached = add_source(s, url, mlist, allow_files=True)
         s.commit()
         verb = "Added" if attached else "Already there:"
         out.print(f"{verb} source {source.id} {source.url} → list {mlist.name}")
@@ -41,10 +39,10 @@ def sources_ls(app: App) -> None:
     with app.sessions() as s:
         articles = dict(s.execute(
             select(Article.source_id, func.count()).group_by(Article.source_id)
-        ).tuples().all())
+        ).all())
         lists_of = dict(s.execute(
             select(ListSource.source_id, func.count()).group_by(ListSource.source_id)
-        ).tuples().all())
+        ).all())
         table = Table("id", "source", "lists", "articles", "last success", "failures",
                       "last error")
         for src in s.scalars(select(Source).order_by(Source.id)):

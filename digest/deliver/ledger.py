@@ -23,6 +23,7 @@ import socket
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine, Integer, String, and_, func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
@@ -127,7 +128,7 @@ def claim(
         .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
         .where(Delivery.id.in_(claimed))
         .order_by(Delivery.id)
-    ).tuples()
+    )
     return [Claimed(*row) for row in rows]
 
 
@@ -155,9 +156,8 @@ def skip_unwanted(s: Session, list_id: int, claimed: Sequence[Claimed]) -> list[
 class LedgerEvents:
     """The backend's reports, written to the ledger as they come, one transaction each.
 
-    Called from the backend's threads; each call takes its own connection from the pool.
-    Every update is guarded by `claimed_by`, so a worker whose lease was lost and taken
-    over cannot overwrite the new owner's record.
+    Backends call these from one thread. Every update is guarded by `claimed_by`, so a
+    worker whose lease was lost and taken over cannot overwrite the new owner's record.
     """
 
     def __init__(self, engine: Engine, worker: str, policy: RetryPolicy, clock: Clock) -> None:
@@ -166,6 +166,33 @@ class LedgerEvents:
         self.policy = policy
         self.clock = clock
         self.counts = {DELIVERED: 0, FAILED: 0, "deferred": 0}
+        self._raw: Any = None
+        mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        self._handover_sql = (
+            f"UPDATE deliveries SET status = {mark}, message_id = {mark} "
+            f"WHERE id = {mark} AND claimed_by = {mark}"
+        )
+
+    def close(self) -> None:
+        if self._raw is not None:
+            self._raw.close()
+            self._raw = None
+
+    def handing_over(self, msg: Outgoing) -> None:
+        """Commit `sending` for the message; the backend then writes the final step.
+
+        A hard kill between this commit and that write is the one moment the ledger
+        can be wrong (it would call a message uncertain that never arrived), so the
+        commit is the last thing done here: a plain DB-API statement on a connection
+        kept open, with nothing from the ORM or the pool after it.
+        """
+        if self._raw is None:
+            self._raw = self.engine.raw_connection()
+        cursor = self._raw.cursor()
+        cursor.execute(self._handover_sql,
+                       (SENDING, msg.message_id, msg.delivery_id, self.worker))
+        cursor.close()
+        self._raw.commit()
 
     def _update(self, delivery_id: int, **values: object) -> None:
         with self.engine.begin() as conn:
@@ -174,9 +201,6 @@ class LedgerEvents:
                 .where(Delivery.id == delivery_id, Delivery.claimed_by == self.worker)
                 .values(**values)
             )
-
-    def handing_over(self, msg: Outgoing) -> None:
-        self._update(msg.delivery_id, status=SENDING, message_id=msg.message_id)
 
     def done(self, result: SendResult) -> None:
         now = self.clock()
@@ -259,7 +283,7 @@ def status_counts(s: Session, edition_id: int) -> dict[str, int]:
     rows = s.execute(
         select(Delivery.status, func.count()).where(Delivery.edition_id == edition_id)
         .group_by(Delivery.status)
-    ).tuples()
+    )
     return dict(rows.all())
 
 

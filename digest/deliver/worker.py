@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 
@@ -72,7 +73,7 @@ def message_template(edition: Edition, mlist: MailingList, opts: SendOptions) ->
     return MessageTemplate(
         html=edition.html, text=edition.text, subject=edition.subject,
         from_addr=mlist.from_addr, reply_to=mlist.reply_to,
-        list_id=f"{mlist.title} <{mlist.name}.{domain}>", list_name=mlist.name,
+        list_id=f"{mlist.name}.{domain}", list_name=mlist.title,
         unsubscribe_mailto=opts.unsubscribe_mailto, edition_key=f"e{edition.id}",
     )
 
@@ -85,7 +86,7 @@ def deliver(
     """Send every due delivery of the edition through `backend`; returns the tally."""
     worker = ledger.worker_id()
     events = ledger.LedgerEvents(engine, worker, opts.policy, clock)
-    with Session(engine, expire_on_commit=False) as s:
+    with Session(engine, expire_on_commit=False) as s, closing(events):
         edition = s.get_one(Edition, edition_id)
         mlist = s.get_one(MailingList, edition.list_id)
         released = ledger.release_dead(s, edition_id, clock())

@@ -1,0 +1,100 @@
+"""The CLI contract: commands work end to end, and every wrong input gets `Error: …`
+with what to do, exit status 1 (2 for bad usage)."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from digest.cli import main
+from tests.conftest import DATA
+
+
+@pytest.fixture
+def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Runs `digest …` in an empty folder with its own database and outbox."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("DIGEST_CONFIG", "DIGEST_DATABASE_URL", "DIGEST_DELIVERY_BACKEND"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DIGEST_PUBLIC_URL", "https://news.example.org")
+    runner = CliRunner()
+
+    def invoke(*args: str) -> Result:
+        return runner.invoke(main, list(args), catch_exceptions=False)
+
+    return invoke
+
+
+def test_whole_flow_from_the_command_line(  # type: ignore[no-untyped-def]
+    run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert run("init").exit_code == 0
+    r = run("lists", "create", "morning", "--title", "Morning", "--from",
+            "Morning <m@news.example.org>", "--timezone", "Asia/Seoul")
+    assert r.exit_code == 0, r.output
+    feed = DATA / "flow" / "news.xml"
+    assert run("sources", "add", str(feed), "--list", "morning").exit_code == 0
+    assert run("subscribers", "add", "Ada@Example.org", "--list", "morning", "--name", "Ada",
+               "--confirmed").exit_code == 0
+    assert run("subscribers", "add", "pat@example.org", "--list", "morning").exit_code == 0
+    r = run("fetch")
+    assert r.exit_code == 0 and "3 new articles from 1 sources, 0 failed" in r.output
+    r = run("sources", "ls")
+    assert "Harbour" in r.output and "never" not in r.output
+    r = run("lists", "ls")
+    assert "morning" in r.output
+    preview = tmp_path / "p.html"
+    # The test feed is dated 2026-11-27: reach back far enough whenever this runs.
+    monkeypatch.setenv("DIGEST_EDITION_WINDOW_HOURS", str(24 * 365 * 30))
+    r = run("edition", "build", "--list", "morning")
+    assert r.exit_code == 0 and "Built edition #1 of morning, 3 articles" in r.output
+    r = run("edition", "preview", "--list", "morning", "-o", str(preview))
+    assert r.exit_code == 0 and "항구 축제" in preview.read_text(encoding="utf-8")
+    r = run("edition", "send", "--list", "morning")
+    assert r.exit_code == 0 and "Edition #1 is sent" in r.output, r.output
+    r = run("edition", "send", "--list", "morning")
+    assert r.exit_code == 0 and "nothing to send" in r.output
+    sent = list((tmp_path / "var" / "outbox" / "new").iterdir())
+    assert len(sent) == 1  # Ada only: pat is pending
+    msg = email.message_from_bytes(sent[0].read_bytes(), policy=email.policy.default)
+    assert msg["To"] == "Ada <ada@example.org>"
+    r = run("subscribers", "export", "--list", "morning")
+    assert r.output.splitlines()[0].startswith("email,name,status")
+    assert "ada@example.org,Ada,confirmed" in r.output
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["lists", "create", "x", "--from", "x@news.example.org", "--timezone", "Mars/Base"],
+     "time zone 'Mars/Base' is unknown"),
+    (["lists", "create", "Bad Name!", "--from", "x@news.example.org"], "name"),
+    (["lists", "create", "x", "--from", "not an address"], "address"),
+    (["sources", "add", "https://example.org/feed", "--list", "nope"], "list 'nope' not found"),
+    (["sources", "add", "/no/such/feed.xml", "--list", "daily"], "does not exist"),
+    (["sources", "add", "ftp://example.org/feed", "--list", "daily"], "not an http(s) URL"),
+    (["subscribers", "add", "not-an-address", "--list", "daily"], "not a valid email"),
+    (["subscribers", "rm", "nobody@example.org", "--list", "daily"], "nobody@example.org"),
+    (["fetch", "--source", "99"], "source 99 not found"),
+    (["edition", "send", "--list", "nope"], "list 'nope' not found"),
+    (["--help"], None),
+])
+def test_wrong_input_says_what_to_do(run, args: list[str], expected: str | None) -> None:  # type: ignore[no-untyped-def]
+    run("init")
+    run("lists", "create", "daily", "--from", "Daily <d@news.example.org>")
+    r = run(*args)
+    if expected is None:
+        assert r.exit_code == 0
+        return
+    assert r.exit_code == 1, r.output
+    assert r.output.startswith("Error: ") and expected in r.output, r.output
+
+
+def test_database_not_initialized_and_missing_config(run) -> None:  # type: ignore[no-untyped-def]
+    r = run("lists", "ls")
+    assert r.exit_code == 1 and "run `digest init`" in r.output
+    r = run("lists", "ls", "--config", "missing.toml")
+    assert r.exit_code == 1 and "config file missing.toml not found" in r.output
+    assert run("lists", "bogus").exit_code == 2
