@@ -109,7 +109,7 @@ def build_edition(
         scheduled_for=scheduled_for, created_at=now,
         subject=default_subject(mlist, articles[0].title),
     )
-    titles = dict(s.execute(select(Source.id, Source.title)).tuples().all())
+    titles = dict(s.execute(select(Source.id, Source.title)).all())
     edition.items = [
         item_from_article(a, i, titles.get(a.source_id, ""), rules.summary_chars)
         for i, a in enumerate(articles)

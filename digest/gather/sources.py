@@ -186,7 +186,7 @@ def _known_keys(s: Session, source_id: int, entries: list[Entry],
             or_(Article.guid.in_(guids), Article.link.in_(links),
                 Article.content_hash.in_(hashes)),
         )
-    ).tuples()
+    )
     known: set[str] = set()
     for guid, link, digest_hash in rows:
         known.add("h:" + digest_hash)
