@@ -9,6 +9,7 @@ lines that hold them, encodes those lines, and joins bytes.
 from __future__ import annotations
 
 import binascii
+import contextlib
 import datetime as dt
 import functools
 import html
@@ -19,9 +20,15 @@ from dataclasses import dataclass
 from email.utils import format_datetime, parseaddr
 from urllib.parse import quote
 
+import idna  # a dependency of requests: IDNA 2008 with UTS 46 mapping, unlike the stdlib codec
+
 from digest.errors import InvalidInput
 
-#: Slot names a rendered edition may hold, as `__DIGEST_SLOT_<name>__`.
+#: Slot names a rendered edition may hold, as `__DIGEST_SLOT_<name>__`. The token grammar
+#: is digest.render's (SUBSCRIBER_SLOTS); not imported from there because render.Slotted
+#: fills a whole text, and encoding 17 KB of quoted-printable per message costs ~100 us
+#: where filling only the lines that hold slots costs ~10 us. It also keeps premailer and
+#: lxml out of a sender worker.
 SLOT_NAMES = ("unsubscribe_url", "email", "name")
 _SLOT = re.compile(r"__DIGEST_SLOT_([A-Za-z0-9]+(?:_[A-Za-z0-9]+)*)__")
 
@@ -35,6 +42,11 @@ _DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/
 # "=?utf-8?b?...?=" is 64 characters and even "Subject: " + one word stays under 78.
 _WORD_BYTES = 39
 _FOLD = 78
+# A display name in one encoded word when it fits in 45 bytes (60 base64 characters,
+# 72 in all, under RFC 2047's 75): splitting a phrase between words is where decoders
+# disagree, so avoid it for the names most people have.
+_ONE_WORD_BYTES = 45
+_NAME_CHARS = 100
 
 
 @dataclass(frozen=True)
@@ -83,7 +95,9 @@ class MessageTemplate:
         self.sender = sender
         self.domain = sender.rpartition("@")[2]
         if not _DOT_ATOM.fullmatch(edition_key):
-            raise InvalidInput(f"edition key {edition_key!r} may hold only letters, digits, . and -")
+            raise InvalidInput(
+                f"edition key {edition_key!r} may hold only letters, digits, . and -"
+            )
         self._mid_prefix = f"<{edition_key}."
         self._mid_suffix = f"@{self.domain}>"
         list_id = list_id.strip().strip("<>")
@@ -102,7 +116,8 @@ class MessageTemplate:
         ]
         if reply_to:
             reply_name, reply_addr = parseaddr(reply_to)
-            constant.append(f"Reply-To: {_mailbox(reply_name, _ascii_address(reply_addr, 'reply-to'))}")
+            reply_addr = _ascii_address(reply_addr, "reply-to address")
+            constant.append(f"Reply-To: {_mailbox(reply_name, reply_addr)}")
         constant += [
             "MIME-Version: 1.0",
             f"List-Id: {_phrase(list_name)} <{list_id}>" if list_name else f"List-Id: <{list_id}>",
@@ -110,7 +125,7 @@ class MessageTemplate:
             "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
             # Keeps vacation auto-replies from answering every subscriber's copy.
             "Precedence: bulk",
-            f'Content-Type: multipart/alternative; boundary="{boundary}"',
+            f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"',
         ]
         part = "Content-Type: text/{}; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable"
         self._head_end = (
@@ -124,8 +139,7 @@ class MessageTemplate:
         if unsubscribe_mailto:
             addr = _ascii_address(parseaddr(unsubscribe_mailto)[1], "unsubscribe mailto address")
             self._mailto = f",\r\n <mailto:{quote(addr, safe='@+')}?subject=unsubscribe>"
-        self._date_for: dt.datetime | None = None
-        self._date = ""
+        self._date: tuple[dt.datetime | None, str] = (None, "")
 
     def build(self, r: Recipient, now: dt.datetime) -> Outgoing:
         """The message for one recipient. Raises InvalidInput for an unusable address or URL."""
@@ -133,15 +147,17 @@ class MessageTemplate:
         url = r.unsubscribe_url
         if _BAD_IN_HEADER.search(url) or len(url) > 900:
             raise InvalidInput(f"unsubscribe URL {url[:100]!r} cannot go into a header")
-        if now is not self._date_for:  # a batch is usually built with one `now`
-            self._date_for = now
-            self._date = format_datetime(now if now.tzinfo else now.replace(tzinfo=dt.UTC))
-        message_id = f"{self._mid_prefix}{r.delivery_id}.{random.getrandbits(32):08x}{self._mid_suffix}"
+        when, date = self._date
+        if when is not now:  # a batch is usually built with one `now`; one tuple stays thread-safe
+            date = format_datetime(now if now.tzinfo else now.replace(tzinfo=dt.UTC))
+            self._date = (now, date)
+        nonce = random.getrandbits(32)  # tells retries apart; needs no secrecy
+        message_id = f"{self._mid_prefix}{r.delivery_id}.{nonce:08x}{self._mid_suffix}"
         to = f"{_phrase(r.name)} <{rcpt}>" if r.name.strip() else rcpt
         head = (
-            f"Date: {self._date}\r\nMessage-ID: {message_id}\r\nTo: {to}\r\n"
+            f"Date: {date}\r\nMessage-ID: {message_id}\r\nTo: {to}\r\n"
             f"List-Unsubscribe: <{url}>{self._mailto}\r\n"
-        ).encode("utf-8")
+        ).encode()
         values = (url, r.email, r.name)
         data = b"".join((
             head,
@@ -165,29 +181,33 @@ class _QPBody:
         self._escape = html
         self._static: list[bytes] = []  # static[i] is followed by dynamic[i], if any
         self._dynamic: list[str] = []  # str.format templates; slots are {0} {1} {2}
-        plain: list[str] = []
+        # Runs of lines alternate: plain (no slot), then with slots, then plain...
+        runs: list[list[str]] = [[]]
         lines = _unix_newlines(source).split("\n")
         for i, line in enumerate(lines):
             if i < len(lines) - 1:
                 line += "\n"
-            if "__DIGEST_SLOT_" not in line:
-                plain.append(line)
-                continue
-            self._static.append(_qp("".join(plain)))
-            plain = []
-            self._dynamic.append(_format_template(line))
-        self._static.append(_qp("".join(plain)))
+            if ("__DIGEST_SLOT_" in line) != (len(runs) % 2 == 0):
+                runs.append([])
+            runs[-1].append(line)
+        for i, run in enumerate(runs):
+            if i % 2:
+                self._dynamic.append(_format_template("".join(run)))
+            else:
+                self._static.append(_qp("".join(run)))
+        if len(runs) % 2 == 0:
+            self._static.append(b"")
 
     def encode(self, values: tuple[str, str, str]) -> bytes:
         if not self._dynamic:
             return self._static[0]
+        filled = [_unix_newlines(v) if "\r" in v else v for v in values]
         if self._escape:
-            values = tuple(html.escape(v) for v in values)  # type: ignore[assignment]
-        values = tuple(_unix_newlines(v) if "\r" in v else v for v in values)  # type: ignore[assignment]
+            filled = [html.escape(v) for v in filled]
         out: list[bytes] = []
         for static, template in zip(self._static, self._dynamic, strict=False):
             out.append(static)
-            out.append(_qp(template.format(*values)))
+            out.append(_qp(template.format(*filled)))
         out.append(self._static[-1])
         return b"".join(out)
 
@@ -200,7 +220,7 @@ def _format_template(line: str) -> str:
             raise InvalidInput(
                 f"unknown slot __DIGEST_SLOT_{parts[j]}__; known: {', '.join(SLOT_NAMES)}"
             )
-        parts[j] = "{%d}" % SLOT_NAMES.index(parts[j])
+        parts[j] = f"{{{SLOT_NAMES.index(parts[j])}}}"
     return "".join(parts)
 
 
@@ -216,13 +236,14 @@ def _unix_newlines(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def _encoded_words(text: str) -> str:
-    """RFC 2047 base64 encoded words, one per folded line, never splitting a character."""
+def _encoded_words(text: str, size: int = _WORD_BYTES) -> str:
+    """RFC 2047 base64 encoded words of at most `size` UTF-8 bytes, one per folded line,
+    never splitting a character."""
     data = text.encode("utf-8")
     words = []
     i = 0
     while i < len(data):
-        j = min(i + _WORD_BYTES, len(data))
+        j = min(i + size, len(data))
         while j < len(data) and data[j] & 0xC0 == 0x80:  # UTF-8 continuation byte
             j -= 1
         words.append(f"=?utf-8?b?{binascii.b2a_base64(data[i:j], newline=False).decode()}?=")
@@ -231,13 +252,29 @@ def _encoded_words(text: str) -> str:
 
 
 def _phrase(name: str) -> str:
-    """A display name as an RFC 5322 phrase: bare, quoted, or encoded when not short ASCII."""
-    name = _CONTROLS.sub(" ", name).strip()
-    if name.isascii() and len(name) <= 64 and "=?" not in name:
-        if not _SPECIALS.search(name):
+    """A display name as an RFC 5322 phrase: bare or quoted when ASCII, else encoded words.
+
+    Names are cut at 100 characters, so no header line can grow past the limit.
+    """
+    name = _CONTROLS.sub(" ", name).strip()[:_NAME_CHARS]
+    if name.isascii():
+        if not _SPECIALS.search(name) and "=?" not in name:
             return name
         return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return _encoded_words(name)
+    if len(name.encode()) <= _ONE_WORD_BYTES:
+        return _encoded_words(name, _ONE_WORD_BYTES)
+    # Split only at spaces, keeping each space inside the word before it: decoders drop
+    # the folding whitespace between two encoded words (Python's parser keeps it, so it
+    # shows such a name with a doubled space).
+    words: list[str] = []
+    for token in name.split(" "):
+        if words and len((words[-1] + token).encode()) < _ONE_WORD_BYTES:
+            words[-1] += " " + token
+        else:
+            if words:
+                words[-1] += " "
+            words.append(token)
+    return "\r\n ".join(_encoded_words(w, _ONE_WORD_BYTES) for w in words)
 
 
 def _mailbox(name: str, addr: str) -> str:
@@ -258,6 +295,8 @@ def _unstructured(text: str, used: int) -> str:
         else:
             line = f"{line} {word}" if line else word
     lines.append(line)
+    if max(len(line) for line in lines) > 900:  # a word too long to fold (998 is the limit)
+        return _encoded_words(text)
     return "\r\n ".join(lines)
 
 
@@ -279,10 +318,10 @@ def _envelope_address(email: str) -> str:
     if email.isascii():
         return email
     local, _, domain = email.rpartition("@")
-    try:
+    # A domain that is no valid IDN stays in UTF-8: allowed with SMTPUTF8, which the
+    # backend then requires, and the server judges it.
+    with contextlib.suppress(InvalidInput):
         domain = _ascii_domain(domain)
-    except InvalidInput:
-        pass  # left in UTF-8: allowed with SMTPUTF8, which the backend then requires
     return f"{local}@{domain}"
 
 
@@ -291,13 +330,6 @@ def _ascii_domain(domain: str) -> str:
     if domain.isascii():
         return domain
     try:
-        import idna  # a dependency of requests; IDNA 2008 with UTS 46 mapping
-
         return str(idna.encode(domain, uts46=True).decode("ascii"))
-    except ImportError:  # pragma: no cover - requests always brings idna
-        try:
-            return domain.encode("idna").decode("ascii")
-        except UnicodeError as exc:
-            raise InvalidInput(f"domain {domain!r} is not a valid international name") from exc
     except idna.IDNAError as exc:
         raise InvalidInput(f"domain {domain!r} is not a valid international name") from exc

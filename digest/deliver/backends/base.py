@@ -1,0 +1,99 @@
+"""What every delivery backend offers, and what it tells its caller while it sends."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from digest.deliver.message import Outgoing
+
+Status = Literal["sent", "deferred", "failed"]
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """The outcome of one message.
+
+    deferred: a temporary failure (4xx, timeout, lost connection): retry later.
+    failed: the server refused this recipient or message for good (5xx).
+    """
+
+    delivery_id: int
+    status: Status
+    detail: str  # the server's reply, like "550 5.1.1 no such user"; "" on success
+
+
+class SendEvents(Protocol):
+    """Called by a backend, always from one thread, in the order things happen.
+
+    One thread matters: the ledger commits `sending` in handing_over() and the backend
+    writes the final step right after it returns; with other threads contending for the
+    GIL, that gap (the one moment a hard kill could lose a message) would grow from
+    microseconds to milliseconds.
+    """
+
+    def handing_over(self, msg: Outgoing) -> None:
+        """Right before the last step that makes the server accept `msg` (SMTP: before
+        the terminating "."; outbox: before the rename into new/). Do the least possible:
+        the shorter this gap, the fewer messages a hard kill leaves uncertain."""
+
+    def done(self, result: SendResult) -> None:
+        """As soon as one message's outcome is known; once per message."""
+
+
+class Backend(Protocol):
+    """Sends batches of messages. send() calls done() once per message it attempted; it
+    raises DeliveryError only when the backend as a whole is unusable (bad host, bad
+    login), and then done() has been called for exactly the messages already settled."""
+
+    name: str
+
+    def send(self, batch: Sequence[Outgoing], events: SendEvents) -> list[SendResult]: ...
+
+    def close(self) -> None: ...
+
+
+class NoEvents:
+    """SendEvents that ignores everything: for benchmarks and callers without a ledger."""
+
+    def handing_over(self, msg: Outgoing) -> None:
+        pass
+
+    def done(self, result: SendResult) -> None:
+        pass
+
+
+class RateLimiter:
+    """Spaces calls at most `rate` per second over all threads; 0 means no limit.
+
+    Each wait() reserves the next free slot on a shared schedule and sleeps until it, so
+    threads never burst past the rate and the lock is held only for the arithmetic.
+    The clock and sleep are passed in so tests run without waiting.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.rate = rate
+        self._interval = 1.0 / rate if rate > 0 else 0.0
+        self._clock = clock
+        self._sleep = sleep
+        self._next = float("-inf")
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        if not self._interval:
+            return
+        with self._lock:
+            now = self._clock()
+            slot = max(now, self._next)
+            self._next = slot + self._interval
+        if slot > now:
+            self._sleep(slot - now)

@@ -1,0 +1,72 @@
+"""The outbox backend writes a Maildir any mail reader can open."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import mailbox
+from pathlib import Path
+
+import pytest
+
+from digest.deliver.backends import OutboxBackend
+from digest.deliver.message import Outgoing
+from digest.errors import DeliveryError
+from tests.deliver.conftest import EventLog, make_messages
+
+
+class Recorder(EventLog):
+    """Also notes how many files new/ held at each handing_over."""
+
+    def __init__(self, new: Path | None = None) -> None:
+        super().__init__()
+        self.new = new
+        self.in_new_at_handover: list[int] = []
+
+    def handing_over(self, msg: Outgoing) -> None:
+        super().handing_over(msg)
+        if self.new is not None:
+            self.in_new_at_handover.append(len(list(self.new.iterdir())))
+
+
+def test_each_message_lands_in_new_as_one_parseable_file(tmp_path: Path) -> None:
+    batch = make_messages(3, first_id=0)
+    outbox = OutboxBackend(tmp_path / "outbox")
+    events = Recorder(new=tmp_path / "outbox" / "new")
+    results = outbox.send(batch, events)
+
+    assert [(r.delivery_id, r.status, r.detail) for r in results] == [
+        (0, "sent", ""), (1, "sent", ""), (2, "sent", ""),
+    ]
+    assert events.results == results
+    assert events.calls == [
+        (kind, i) for i in range(3) for kind in ("handing_over", "done")
+    ]
+    # handing_over comes before the rename into new/.
+    assert events.in_new_at_handover == [0, 1, 2]
+    files = sorted((tmp_path / "outbox" / "new").iterdir())
+    assert len(files) == 3
+    assert list((tmp_path / "outbox" / "tmp").iterdir()) == []
+    assert sorted(f.read_bytes() for f in files) == sorted(m.data for m in batch)
+    for f in files:
+        msg = email.message_from_bytes(f.read_bytes(), policy=email.policy.default)
+        assert msg.get_content_type() == "multipart/alternative"
+    box = mailbox.Maildir(tmp_path / "outbox", create=False)
+    assert sorted(str(m["To"]) for m in box) == [
+        f"Reader {i} <r{i}@example.com>" for i in range(3)
+    ]
+
+
+def test_names_stay_unique_across_calls(tmp_path: Path) -> None:
+    outbox = OutboxBackend(tmp_path)
+    for _ in range(3):
+        outbox.send(make_messages(5), Recorder())
+    outbox.close()
+    assert len(list((tmp_path / "new").iterdir())) == 15
+
+
+def test_unusable_folder_is_a_delivery_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(DeliveryError, match=r"\[delivery\] outbox_dir"):
+        OutboxBackend(blocker)

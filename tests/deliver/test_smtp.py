@@ -1,0 +1,363 @@
+"""The SMTP backend against a real aiosmtpd server on loopback."""
+
+from __future__ import annotations
+
+import socket
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from digest.config import defaults
+from digest.deliver.backends import (
+    OutboxBackend,
+    RateLimiter,
+    SendResult,
+    SmtpBackend,
+    make_backend,
+)
+from digest.deliver.message import Outgoing
+from digest.errors import ConfigError, DeliveryError
+from tests.deliver.conftest import EventLog, SmtpSink, TlsFiles, make_messages
+
+Factory = Callable[..., SmtpSink]
+
+
+@pytest.fixture
+def backends() -> Iterator[Callable[..., SmtpBackend]]:
+    """Makes SmtpBackends for a sink (tls "none" unless told) and closes them afterwards,
+    before the sink stops."""
+    made: list[SmtpBackend] = []
+
+    def make(sink: SmtpSink, **options: Any) -> SmtpBackend:
+        options.setdefault("tls", "none")
+        options.setdefault("timeout", 5.0)
+        backend = SmtpBackend(sink.host, sink.port, **options)
+        made.append(backend)
+        return backend
+
+    yield make
+    for backend in made:
+        backend.close()
+
+
+def send(backend: SmtpBackend, batch: list[Outgoing]) -> tuple[dict[int, SendResult], EventLog]:
+    events = EventLog()
+    results = backend.send(batch, events)
+    events.check()
+    assert sorted(events.results, key=lambda r: r.delivery_id) == sorted(
+        results, key=lambda r: r.delivery_id
+    )
+    assert [r.delivery_id for r in results] == [m.delivery_id for m in batch]
+    return {r.delivery_id: r for r in results}, events
+
+
+def statuses(results: dict[int, SendResult]) -> dict[int, str]:
+    return {i: r.status for i, r in results.items()}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_fifty_messages_over_four_connections_arrive_once(
+    smtp_server: Factory, backends: Callable[..., SmtpBackend]
+) -> None:
+    sink = smtp_server()
+    backend = backends(sink, connections=4)
+    batch = make_messages(50)
+    results, _ = send(backend, batch)
+
+    assert set(statuses(results).values()) == {"sent"}
+    received = sink.messages
+    assert Counter(m.rcpt_tos for m in received) == Counter((m.recipient,) for m in batch)
+    assert {m.mail_from for m in received} == {"news@example.org"}
+    # Dot-stuffing undone by the server gives back exactly the bytes built.
+    assert sorted(m.data for m in received) == sorted(m.data for m in batch)
+    assert 1 < sink.connections <= 4
+
+    # The connections stay open for the next call.
+    send(backend, make_messages(20, first_id=100))
+    assert len(sink.messages) == 70
+    assert sink.connections <= 4
+
+
+def test_rejected_recipients_fail_with_the_reply_others_are_sent(
+    smtp_server: Factory, backends: Callable[..., SmtpBackend]
+) -> None:
+    sink = smtp_server(reject={"r3@example.com", "r7@example.com"})
+    results, _ = send(backends(sink, connections=2), make_messages(10))
+    assert {i for i, r in results.items() if r.status == "failed"} == {3, 7}
+    assert results[3].detail == "550 5.1.1 no such user"
+    assert {i for i, r in results.items() if r.status == "sent"} == set(range(1, 11)) - {3, 7}
+    assert sorted(m.rcpt_tos[0] for m in sink.messages) == sorted(
+        f"r{i}@example.com" for i in range(1, 11) if i not in (3, 7)
+    )
+
+
+def test_temporary_failure_is_deferred_then_sent_on_the_next_call(
+    smtp_server: Factory, backends: Callable[..., SmtpBackend]
+) -> None:
+    sink = smtp_server(tempfail={"r2@example.com": 1})
+    backend = backends(sink, connections=1)
+    batch = make_messages(3)
+    results, _ = send(backend, batch)
+    assert statuses(results) == {1: "sent", 2: "deferred", 3: "sent"}
+    assert results[2].detail.startswith("451 4.7.1")
+
+    results, _ = send(backend, [batch[1]])
+    assert statuses(results) == {2: "sent"}
+    assert sorted(m.rcpt_tos[0] for m in sink.messages) == [
+        "r1@example.com", "r2@example.com", "r3@example.com",
+    ]
+
+
+def test_421_defers_the_rest_and_the_next_call_reconnects(
+    smtp_server: Factory, backends: Callable[..., SmtpBackend]
+) -> None:
+    sink = smtp_server(close_on_mail={3})
+    backend = backends(sink, connections=1)
+    batch = make_messages(6)
+    results, _ = send(backend, batch)
+    assert statuses(results) == {1: "sent", 2: "sent", 3: "deferred", 4: "deferred",
+                                 5: "deferred", 6: "deferred"}
+    assert results[3].detail.startswith("421 4.3.2")
+    assert "421 4.3.2" in results[5].detail and results[5].detail.startswith("not sent")
+
+    results, _ = send(backend, batch[2:])
+    assert set(statuses(results).values()) == {"sent"}
+    assert len(sink.messages) == 6
+    assert sink.connections == 2
+
+
+def test_421_on_one_of_four_connections_leaves_the_rest_to_the_others(
+    smtp_server: Factory, backends: Callable[..., SmtpBackend]
+) -> None:
+    sink = smtp_server(close_on_mail={5})
+    results, _ = send(backends(sink, connections=4), make_messages(40))
+    assert Counter(r.status for r in results.values()) == {"sent": 39, "deferred": 1}
+    assert len(sink.messages) == 39
+
+
+def test_a_connection_closed_while_idle_is_reopened_without_losing_a_message(
+    smtp_server: Factory, backends: Callable[..., SmtpBackend]
+) -> None:
+    sink = smtp_server()
+    backend = backends(sink, connections=2)
+    send(backend, make_messages(4))
+    sink.disconnect_all()
+    results, _ = send(backend, make_messages(4, first_id=10))
+    assert set(statuses(results).values()) == {"sent"}
+    assert len(sink.messages) == 8
+
+
+def test_connection_lost_before_the_final_reply_is_deferred_as_maybe_delivered(
+    smtp_server: Factory, backends: Callable[..., SmtpBackend]
+) -> None:
+    sink = smtp_server(vanish_after_data={2})
+    results, _ = send(backends(sink, connections=1), make_messages(4))
+    assert statuses(results) == {1: "sent", 2: "deferred", 3: "sent", 4: "sent"}
+    assert "may have accepted" in results[2].detail
+    assert len(sink.messages) == 4
+
+
+def test_server_down_is_a_delivery_error_naming_the_settings(
+    backends: Callable[..., SmtpBackend]
+) -> None:
+    backend = SmtpBackend("127.0.0.1", free_port(), tls="none", timeout=2.0)
+    events = EventLog()
+    with pytest.raises(DeliveryError, match=r"connection refused.*\[smtp\] host, port and tls"):
+        backend.send(make_messages(5), events)
+    assert events.calls == []  # nothing was attempted, so nothing is settled
+    backend.close()
+
+
+def test_unresolvable_host_is_a_delivery_error() -> None:
+    backend = SmtpBackend("no-such-host.invalid", 25, tls="none", timeout=2.0)
+    with pytest.raises(DeliveryError, match="does not resolve"):
+        backend.send(make_messages(1), EventLog())
+
+
+def test_login_succeeds(smtp_server: Factory, backends: Callable[..., SmtpBackend]) -> None:
+    sink = smtp_server(auth=("sender", "s3cret"))
+    results, _ = send(backends(sink, username="sender", password="s3cret"), make_messages(3))
+    assert set(statuses(results).values()) == {"sent"}
+
+
+def test_refused_login_is_a_delivery_error(
+    smtp_server: Factory, backends: Callable[..., SmtpBackend]
+) -> None:
+    sink = smtp_server(auth=("sender", "s3cret"))
+    backend = backends(sink, username="sender", password="wrong")
+    events = EventLog()
+    with pytest.raises(DeliveryError, match=r"535.*\[smtp\] username and DIGEST_SMTP_PASSWORD"):
+        backend.send(make_messages(3), events)
+    assert events.results == []
+    assert sink.messages == []
+
+
+def test_a_server_wanting_a_login_is_a_delivery_error_not_failed_recipients(
+    smtp_server: Factory, backends: Callable[..., SmtpBackend]
+) -> None:
+    sink = smtp_server(auth=("sender", "s3cret"))
+    events = EventLog()
+    with pytest.raises(DeliveryError, match=r"wants a login \(530"):
+        backends(sink).send(make_messages(3), events)
+    assert events.results == []
+
+
+def test_starttls_not_offered_fails_closed(
+    smtp_server: Factory, backends: Callable[..., SmtpBackend]
+) -> None:
+    sink = smtp_server()
+    with pytest.raises(DeliveryError, match=r'does not offer STARTTLS.*tls = "none"'):
+        backends(sink, tls="starttls").send(make_messages(1), EventLog())
+    assert sink.messages == []
+
+
+def test_starttls_with_login(
+    smtp_server: Factory, backends: Callable[..., SmtpBackend], tls_files: TlsFiles
+) -> None:
+    sink = smtp_server(starttls=tls_files.server_context(), auth=("sender", "s3cret"))
+    backend = backends(sink, tls="starttls", username="sender", password="s3cret",
+                       ssl_context=tls_files.client_context())
+    results, _ = send(backend, make_messages(5))
+    assert set(statuses(results).values()) == {"sent"}
+    assert len(sink.messages) == 5
+
+
+def test_implicit_tls(
+    smtp_server: Factory, backends: Callable[..., SmtpBackend], tls_files: TlsFiles
+) -> None:
+    sink = smtp_server(implicit_tls=tls_files.server_context())
+    backend = backends(sink, tls="tls", ssl_context=tls_files.client_context())
+    results, _ = send(backend, make_messages(5))
+    assert set(statuses(results).values()) == {"sent"}
+
+
+def test_an_untrusted_certificate_is_a_delivery_error(
+    smtp_server: Factory, backends: Callable[..., SmtpBackend], tls_files: TlsFiles
+) -> None:
+    sink = smtp_server(starttls=tls_files.server_context())
+    with pytest.raises(DeliveryError, match="certificate"):
+        backends(sink, tls="starttls").send(make_messages(1), EventLog())
+
+
+def test_international_addresses(
+    smtp_server: Factory, backends: Callable[..., SmtpBackend]
+) -> None:
+    sink = smtp_server()
+    batch = make_messages(2, addresses=["철수@example.com", "ada@bücher.example"])
+    results, _ = send(backends(sink, connections=1), batch)
+    assert set(statuses(results).values()) == {"sent"}
+    got = {m.rcpt_tos[0]: m.smtp_utf8 for m in sink.messages}
+    assert got == {"철수@example.com": True, "ada@xn--bcher-kva.example": False}
+
+
+def test_utf8_address_without_smtputf8_fails_that_recipient_only(
+    smtp_server: Factory, backends: Callable[..., SmtpBackend]
+) -> None:
+    sink = smtp_server(smtputf8=False)
+    batch = make_messages(2, addresses=["철수@example.com", "ada@example.com"])
+    results, _ = send(backends(sink, connections=1), batch)
+    assert statuses(results) == {1: "failed", 2: "sent"}
+    assert "SMTPUTF8" in results[1].detail
+
+
+def test_failing_handing_over_leaves_the_message_unsent(
+    smtp_server: Factory, backends: Callable[..., SmtpBackend]
+) -> None:
+    sink = smtp_server()
+    backend = backends(sink, connections=1)
+    events = EventLog()
+
+    def ledger_down(msg: Outgoing) -> None:
+        raise RuntimeError("database is locked")
+
+    events.on_handing_over = ledger_down
+    with pytest.raises(RuntimeError, match="database is locked"):
+        backend.send(make_messages(2), events)
+    assert events.results == []
+    # The body went out without its final ".": the server dropped it with the connection,
+    # and the next call starts on a clean connection.
+    results, _ = send(backend, make_messages(2, first_id=5))
+    assert set(statuses(results).values()) == {"sent"}
+    assert [m.rcpt_tos for m in sink.messages] == [("r5@example.com",), ("r6@example.com",)]
+
+
+class FakeTime:
+    """A clock that only moves when someone sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_rate_limiter_spaces_calls() -> None:
+    t = FakeTime()
+    limiter = RateLimiter(10.0, clock=t.clock, sleep=t.sleep)
+    for _ in range(5):
+        limiter.wait()
+    assert t.sleeps == pytest.approx([0.1] * 4)
+    t.now += 5.0  # idle time is not saved up into a burst
+    limiter.wait()
+    limiter.wait()
+    assert t.sleeps[4:] == pytest.approx([0.1])
+
+
+def test_rate_limiter_off() -> None:
+    t = FakeTime()
+    limiter = RateLimiter(0.0, clock=t.clock, sleep=t.sleep)
+    for _ in range(100):
+        limiter.wait()
+    assert t.sleeps == []
+
+
+def test_backend_honours_the_rate_limit(
+    smtp_server: Factory, backends: Callable[..., SmtpBackend]
+) -> None:
+    t = FakeTime()
+    sink = smtp_server()
+    backend = backends(sink, connections=1, rate_limit=50.0, clock=t.clock, sleep=t.sleep)
+    send(backend, make_messages(20))
+    # 20 messages at 50/s: the first at once, then 19 waits of 20 ms.
+    assert t.sleeps == pytest.approx([0.02] * 19)
+
+
+def test_make_backend_chooses_by_setting(tmp_path: Path) -> None:
+    outbox = make_backend(defaults().with_overrides(delivery__outbox_dir=str(tmp_path / "o")))
+    assert isinstance(outbox, OutboxBackend)
+    assert (tmp_path / "o" / "new").is_dir()
+    settings = defaults().with_overrides(
+        delivery__backend="smtp", smtp__host="mail.example.org", smtp__port=465,
+        smtp__tls="tls", smtp__username="me", smtp__connections=2,
+    )
+    settings.env["DIGEST_SMTP_PASSWORD"] = "pw"
+    smtp = make_backend(settings)
+    assert isinstance(smtp, SmtpBackend)
+    assert (smtp.host, smtp.port, smtp.tls, smtp.username) == ("mail.example.org", 465, "tls", "me")
+    smtp.close()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"delivery__backend": "carrier-pigeon"}, r"\[delivery\] backend.*outbox, smtp"),
+        ({"delivery__backend": "smtp", "smtp__tls": "ssl"}, r"\[smtp\] tls.*starttls"),
+        ({"delivery__backend": "smtp", "smtp__username": "me"}, "DIGEST_SMTP_PASSWORD is not set"),
+    ],
+)
+def test_make_backend_config_errors(overrides: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        make_backend(defaults().with_overrides(**overrides))
