@@ -111,7 +111,7 @@ def fetch_source(s: Session, http: requests.Session, source: Source, opts: Fetch
             _record_success(source, now)
             s.commit()
             return SourceReport(source.id, source.url, "not_modified")
-        feed = parse_feed(result.body, result.url, result.content_type)
+        feed = parse_feed(result.body, result.url, result.content_type, now=now)
         new, seen = store_entries(s, source, feed, now, opts.max_entries)
         source.etag, source.last_modified = result.etag, result.last_modified
         _record_success(source, now)
@@ -150,7 +150,9 @@ def store_entries(s: Session, source: Source, feed: Feed, now: dt.datetime,
         source.title = feed.title[:300]
     if feed.site_url and not source.site_url:
         source.site_url = feed.site_url
-    entries = feed.entries[:max_entries]
+    # Feeds list entries in any order; keep the newest when there are too many.
+    entries = sorted(feed.entries, key=lambda e: e.published or now, reverse=True)
+    entries = entries[:max_entries]
     hashes = [content_hash(e.title, e.summary) for e in entries]
     known = _known_keys(s, source.id, entries, hashes)
     new = 0

@@ -1,0 +1,358 @@
+"""Clean what feeds send: an nh3 allowlist, absolute URLs, no boilerplate, plain text.
+
+Feed HTML is hostile by default. `sanitize_html` is the one gate every piece of feed
+markup passes before it is stored, rendered into mail or shown on the web: lxml first
+drops site boilerplate ("Share this:", "No comments", ...), then nh3 keeps only the
+allowlist below. nh3 runs last so nothing lxml re-serializes can reopen a hole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html as htmllib
+import re
+import unicodedata
+from urllib.parse import urljoin, urlsplit
+
+import lxml.html
+import nh3
+from lxml import etree
+
+TAGS = frozenset({
+    "a", "abbr", "b", "blockquote", "br", "caption", "cite", "code", "dd", "del", "div",
+    "dl", "dt", "em", "figcaption", "figure", "h2", "h3", "h4", "hr", "i", "img", "ins",
+    "kbd", "li", "mark", "ol", "p", "pre", "q", "s", "samp", "small", "strong", "sub",
+    "sup", "table", "tbody", "td", "tfoot", "th", "thead", "time", "tr", "u", "ul",
+})
+# Attributes per tag. No style, class, id or on*: mail clients and our own pages style
+# the content; anything else is a tracking or script vector.
+ATTRIBUTES = {
+    "a": {"href", "title"},
+    "img": {"src", "alt", "title", "width", "height"},
+    "abbr": {"title"},
+    "ol": {"start"},
+    "td": {"colspan", "rowspan"},
+    "th": {"colspan", "rowspan", "scope"},
+    "time": {"datetime"},
+}
+# Allowed on every tag: harmless, and lang/dir keep mixed-language and RTL text right.
+GENERIC_ATTRIBUTES = frozenset({"dir", "lang", "title"})
+# Removed with everything inside; other unknown tags are unwrapped, keeping their text.
+DROP_WITH_CONTENT = frozenset({
+    "applet", "audio", "button", "canvas", "embed", "form", "frame", "frameset", "head",
+    "iframe", "input", "math", "noscript", "object", "script", "select", "style", "svg",
+    "template", "textarea", "title", "video",
+})
+LINK_SCHEMES = frozenset({"http", "https", "mailto"})
+WEB_SCHEMES = frozenset({"http", "https"})
+
+# Whole-block boilerplate: a block is dropped only when its entire text (whitespace
+# collapsed, surrounding punctuation trimmed, case ignored) matches one of these, so a
+# real paragraph that mentions "comments" or "share" is never touched.
+_BOILERPLATE = re.compile(
+    r"""^(?:
+      no\ comments?(?:\ yet)? | \d+\ comments?     # Blogger/WordPress comment counters
+    | post\ a\ comment | leave\ a\ (?:reply|comment) | add\ a\ comment
+    | share\ this(?:\ (?:post|article|story|page))?
+    | share\ (?:on|via|to)\ (?:facebook|twitter|x|linkedin|reddit|whatsapp|telegram
+        |pinterest|tumblr|mastodon|bluesky|threads|pocket|e-?mail|kakao\w*|naver|band)
+    | click\ to\ (?:share\ on\ \w+|print|email\ (?:a\ link\ to\ a\ friend|this))
+        (?:\ \(opens\ in\ new\ window\))?          # Jetpack sharing buttons
+    | related(?:\ (?:posts|articles|stories))?
+    | subscribe\ to\ (?:our|the|my)\ newsletter
+    | continue\ reading\b.{0,200}                   # WordPress excerpt link, title after it
+    | the\ post\ .+\ appeared\ first\ on\ .+        # WordPress feed footer
+    | 댓글\ ?없음 | 댓글\ ?쓰기 | 댓글\ ?\d+\ ?개? | 공유하기 | 구독하기
+    )$""",
+    re.IGNORECASE | re.VERBOSE | re.DOTALL,
+)
+_TRIM = " \t\n:.…!|»«→←-–—·•"
+_BOILERPLATE_MAX = 400  # longer blocks are content; also bounds the cost of the check
+_BOILERPLATE_BLOCKS = frozenset({
+    "aside", "dd", "div", "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header", "li",
+    "nav", "p", "section",
+})
+# Inline elements are checked only at the top level ("…</p><a>No comments</a>"): inside
+# a paragraph they are part of a sentence.
+_TOP_INLINE = frozenset({"a", "b", "em", "i", "small", "span", "strong"})
+# "Related posts" and "Share this:" headings are followed by their list of links.
+_HEADING_WITH_LIST = re.compile(r"^(?:related|share)", re.IGNORECASE)
+
+# Controls and non-characters lxml refuses ("All strings must be XML compatible").
+_BAD_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
+_MARKUP = re.compile(r"<[a-zA-Z/!?]|&(?:#\d+|#x[0-9a-fA-F]+|[a-zA-Z]\w*);")
+_URL_TAB_NL = re.compile("[\t\n\r]")
+_URL_EDGE = "".join(chr(i) for i in range(0x21))  # C0 controls and space (WHATWG)
+
+
+def safe_url(url: str, base: str = "") -> str:
+    """An absolute http(s) URL, resolved against `base`, or "" for anything else."""
+    return resolve_url(url, base, WEB_SCHEMES)
+
+
+def resolve_url(url: str, base: str, schemes: frozenset[str]) -> str:
+    """`url` made absolute against `base` if its scheme is in `schemes`, else ""."""
+    # Browsers drop tabs and newlines anywhere in a URL and controls at its ends, so
+    # "java\tscript:" is javascript: to them; do the same before looking at the scheme.
+    url = _URL_TAB_NL.sub("", url or "").strip(_URL_EDGE)
+    if not url:
+        return ""
+    base = resolve_url(base, "", WEB_SCHEMES) if base else ""
+    try:
+        # An entity-encoded scheme ("&#106;avascript:") is harmless as a relative path,
+        # until some later step decodes it: refuse it outright.
+        hidden = urlsplit(htmllib.unescape(url)).scheme.lower()
+        if base:
+            url = urljoin(base, url)
+        parts = urlsplit(url)
+        if parts.scheme.lower() in WEB_SCHEMES and not parts.hostname:
+            return ""
+    except ValueError:  # a malformed IPv6 host or port
+        return ""
+    if parts.scheme.lower() not in schemes or (hidden and hidden not in schemes):
+        return ""
+    return url.replace(" ", "%20")
+
+
+def sanitize_html(html: str, base_url: str = "") -> str:
+    """Safe HTML from feed HTML: allowlisted tags, absolute http(s) URLs, no boilerplate."""
+    root = _fragment(html)
+    if root is None:
+        return ""
+    drop_boilerplate(root)
+    _prepare(root, base_url)
+    markup = htmllib.escape(root.text or "", quote=False) + "".join(
+        str(lxml.html.tostring(child, encoding="unicode")) for child in root
+    )
+
+    def attribute_filter(tag: str, attr: str, value: str) -> str | None:
+        # nh3 does not re-check what this returns against url_schemes: it must be safe.
+        if attr == "href":
+            return resolve_url(value, base_url, LINK_SCHEMES) or None
+        if attr == "src":
+            return resolve_url(value, base_url, WEB_SCHEMES) or None
+        return value
+
+    cleaned = nh3.clean(
+        markup, tags=set(TAGS), clean_content_tags=set(DROP_WITH_CONTENT),
+        attributes={"*": set(GENERIC_ATTRIBUTES)} | {
+            tag: set(attrs) for tag, attrs in ATTRIBUTES.items()},
+        url_schemes=set(LINK_SCHEMES), attribute_filter=attribute_filter,
+        link_rel="noopener noreferrer", strip_comments=True,
+    )
+    return cleaned.strip()
+
+
+def _prepare(root: lxml.html.HtmlElement, base_url: str) -> None:
+    """Resolve URLs and keep what the allowlist would lose for no good reason."""
+    for el in root.iter("h1", "h5", "h6", "img"):
+        if el.tag == "h1":
+            el.tag = "h2"
+        elif el.tag in ("h5", "h6"):
+            el.tag = "h4"
+        else:
+            # Lazy-loading themes put the real image in data-src and a placeholder
+            # (often a data: GIF) in src, which the allowlist would leave empty.
+            lazy = el.get("data-src") or el.get("data-lazy-src") or el.get("data-original")
+            if lazy and (not el.get("src") or el.get("src", "").startswith("data:")):
+                el.set("src", lazy)
+    # Check URLs here too, before lxml serializes them: it percent-encodes href and src,
+    # which would hide "java\tscript:" from the check in nh3's attribute filter.
+    for el in root.iter():
+        for attr, schemes in (("href", LINK_SCHEMES), ("src", WEB_SCHEMES)):
+            if el.get(attr) is not None:
+                url = resolve_url(el.get(attr, ""), base_url, schemes)
+                if url:
+                    el.set(attr, url)
+                else:
+                    del el.attrib[attr]
+    for img in list(root.iter("img")):
+        if not img.get("src"):
+            img.drop_tree()  # an image without a usable source shows as a broken icon
+
+
+def html_to_text(html: str) -> str:
+    """Readable plain text: blank lines between paragraphs, "- " before list items."""
+    return _to_text(html, keep_boilerplate=False)
+
+
+def _to_text(html: str, keep_boilerplate: bool) -> str:
+    root = _fragment(html)
+    if root is None:
+        return ""
+    if not keep_boilerplate:
+        drop_boilerplate(root)
+    return _TextBuilder(keep_boilerplate).build(root)
+
+
+def plain_text(value: str, *, is_html: bool | None = None, multiline: bool = False) -> str:
+    """Plain text from a feed text field (title, author, summary) that may be HTML.
+
+    With is_html None the field is taken for HTML when it has a tag or an entity in it:
+    feeds mislabel their text both ways, and a title must never carry markup.
+    """
+    if is_html is None:
+        is_html = bool(_MARKUP.search(value))
+    if not is_html:
+        value = text_to_html(value)
+    if multiline:
+        return html_to_text(value)
+    # One line (a title, a name) is never boilerplate: a post may be called "Related".
+    return " ".join(_to_text(value, keep_boilerplate=True).split())
+
+
+def first_image(html: str) -> tuple[str, str]:
+    """The first real image of (sanitized) HTML and its figure caption, or ("", "")."""
+    root = _fragment(html)
+    if root is None:
+        return "", ""
+    for img in root.iter("img"):
+        src = safe_url(img.get("src", ""))
+        # 1x1 and 0x0 images are tracking pixels (FeedBurner, WordPress stats).
+        if not src or img.get("width") in ("0", "1") or img.get("height") in ("0", "1"):
+            continue
+        figure = next((a for a in img.iterancestors("figure")), None)
+        caption = figure.find(".//figcaption") if figure is not None else None
+        return src, plain_text(_outer(caption), is_html=True) if caption is not None else ""
+    return "", ""
+
+
+def content_hash(title: str, text: str) -> str:
+    """sha256 hex of title and text, normalized so trivial re-formatting is the same."""
+    def norm(s: str) -> str:
+        return " ".join(unicodedata.normalize("NFKC", s).casefold().split())
+
+    return hashlib.sha256(f"{norm(title)}\n{norm(text)}".encode()).hexdigest()
+
+
+def is_boilerplate(text: str) -> bool:
+    """True when a block's whole text is site furniture rather than content."""
+    text = " ".join(text.split()).strip(_TRIM)
+    return bool(text) and bool(_BOILERPLATE.match(text))
+
+
+def drop_boilerplate(root: lxml.html.HtmlElement) -> None:
+    """Remove the blocks of `root` whose whole text is boilerplate."""
+    for el in list(root.iter(*_BOILERPLATE_BLOCKS, *_TOP_INLINE)):
+        if el.tag in _TOP_INLINE and el.getparent() is not root:
+            continue
+        text = _short_text(el)
+        if text is None or not is_boilerplate(text):
+            continue
+        nxt = el.getnext()
+        if (el.tag[0] == "h" and _HEADING_WITH_LIST.match(text.strip())
+                and nxt is not None and nxt.tag in ("ul", "ol")):
+            nxt.drop_tree()
+        if el.getparent() is not None:
+            el.drop_tree()  # keeps the tail text, which belongs to the parent
+
+
+def _short_text(el: lxml.html.HtmlElement) -> str | None:
+    """The element's text, or None as soon as it is too long to be boilerplate."""
+    parts: list[str] = []
+    size = 0
+    for piece in el.itertext():
+        size += len(piece)
+        if size > _BOILERPLATE_MAX:
+            return None
+        parts.append(piece)
+    return "".join(parts)
+
+
+def _fragment(html: str) -> lxml.html.HtmlElement | None:
+    """An HTML fragment parsed under a <div>, or None when there is nothing in it."""
+    html = _BAD_CHARS.sub("", html or "")
+    if not html.strip():
+        return None
+    # lxml refuses str input that carries an XML encoding declaration.
+    html = re.sub(r"^\s*<\?xml[^>]*>", "", html)
+    try:
+        root = lxml.html.fragment_fromstring(html, create_parent="div")
+    except (etree.ParserError, ValueError):
+        return None
+    # Comments and processing instructions go, their tails (real text) stay.
+    etree.strip_elements(root, etree.Comment, etree.ProcessingInstruction, with_tail=False)
+    return root
+
+
+def _outer(el: lxml.html.HtmlElement) -> str:
+    return str(lxml.html.tostring(el, encoding="unicode", with_tail=False))
+
+
+_SKIP_TEXT = DROP_WITH_CONTENT
+_BR = "\x0b"  # marks <br> among the text; _fragment removed any \x0b of the input
+_PARAGRAPHS = frozenset({
+    "address", "article", "aside", "blockquote", "caption", "dd", "div", "dl", "dt",
+    "figcaption", "figure", "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr",
+    "li", "main", "nav", "ol", "p", "pre", "section", "table", "tr", "ul",
+})
+
+
+class _TextBuilder:
+    """Walks a tree without recursion (hostile HTML nests deep) and collects paragraphs."""
+
+    def __init__(self, keep_boilerplate: bool = False) -> None:
+        self.keep_boilerplate = keep_boilerplate
+        self.blocks: list[tuple[str, bool]] = []  # (text, is a list item)
+        self.pieces: list[str] = []
+        self.items = 0  # depth of open <li>: their paragraphs get "- "
+
+    def build(self, root: lxml.html.HtmlElement) -> str:
+        walker = etree.iterwalk(root, events=("start", "end"))
+        for event, el in walker:
+            tag = el.tag
+            if event == "start":
+                if tag in _SKIP_TEXT:
+                    walker.skip_subtree()
+                    continue
+                self._open(tag, el.text)
+            else:
+                if tag not in _SKIP_TEXT:
+                    self._close(tag)
+                if el is not root and el.tail:
+                    self.pieces.append(el.tail)
+        self.flush()
+        return self._join()
+
+    def _open(self, tag: str, text: str | None) -> None:
+        if tag in _PARAGRAPHS:
+            self.flush()
+            self.items += tag == "li"
+        elif tag == "br":
+            self.pieces.append(_BR)
+        elif tag in ("td", "th"):
+            self.pieces.append(" ")
+        elif tag == "img":
+            return
+        if text:
+            self.pieces.append(text)
+
+    def _close(self, tag: str) -> None:
+        if tag in _PARAGRAPHS:
+            self.flush()
+            self.items -= tag == "li"
+
+    def flush(self) -> None:
+        as_item = self.items > 0
+        lines = (" ".join(line.split()) for line in "".join(self.pieces).split(_BR))
+        text = "\n".join(line for line in lines if line)
+        self.pieces = []
+        if text and (self.keep_boilerplate or not is_boilerplate(text)):
+            self.blocks.append(("- " + text if as_item else text, as_item))
+
+    def _join(self) -> str:
+        out: list[str] = []
+        for i, (text, item) in enumerate(self.blocks):
+            if i:
+                out.append("\n" if item and self.blocks[i - 1][1] else "\n\n")
+            out.append(text)
+        return "".join(out)
+
+
+def text_to_html(text: str) -> str:
+    """Escaped paragraphs from plain text (blank-line separated), newlines kept as <br>."""
+    blocks = re.split(r"\n\s*\n", text.replace("\r\n", "\n").strip())
+    return "".join(
+        "<p>" + "<br>".join(htmllib.escape(line.strip()) for line in block.split("\n")) + "</p>"
+        for block in blocks if block.strip()
+    )

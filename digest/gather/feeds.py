@@ -1,0 +1,375 @@
+"""Parse RSS 0.9x/1.0/2.0, Atom and JSON Feed documents into plain, sanitized entries.
+
+feedparser reads the XML formats (sloppy ones too: a feed that is ill-formed but still
+yields entries is accepted, real feeds are like that). JSON Feed is mapped by hand,
+since feedparser cannot read it. Every field of an `Entry` is safe to store and render:
+HTML sanitized, URLs absolute http(s), text plain, dates aware UTC.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import re
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import feedparser
+import lxml.html
+from lxml import etree
+
+from digest.errors import FetchError
+from digest.gather.clean import (
+    first_image,
+    html_to_text,
+    plain_text,
+    safe_url,
+    sanitize_html,
+    text_to_html,
+)
+
+# A date further ahead than this is a typo or a scheduled post, not a publication time:
+# trusted, it would pin the entry to the top of every "newest" list for months. The
+# slack covers wrong time zones; the caller falls back to the time it first saw the entry.
+FUTURE_SLACK = timedelta(days=1)
+_HTML_TYPES = ("text/html", "application/xhtml+xml")
+# bozo exceptions that say nothing about the document itself.
+_HARMLESS_BOZO = (feedparser.NonXMLContentType, feedparser.CharacterEncodingOverride)
+_FEED_TYPES = ("application/rss+xml", "application/atom+xml", "application/feed+json",
+               "application/json")
+_EMAIL_THEN_NAME = re.compile(r"\S+@\S+\s*\((.+)\)")
+_BARE_EMAIL = re.compile(r"\S+@\S+\.\w+")
+_IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".avif")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One item of a feed, cleaned."""
+
+    guid: str           # the feed's id/guid, "" if none
+    link: str           # absolute http(s) URL or ""
+    title: str          # plain text
+    author: str
+    published: datetime | None  # aware, UTC; None when the feed gives no usable date
+    content_html: str   # sanitized, URLs absolute
+    summary: str        # plain text, boilerplate removed, not truncated
+    image_url: str      # lead image, absolute http(s) or ""
+    image_caption: str
+    language: str       # from the entry or the feed, "" if unknown
+
+
+@dataclass(frozen=True)
+class Feed:
+    title: str
+    site_url: str
+    language: str
+    entries: list[Entry]
+
+
+def parse_feed(body: bytes, url: str, content_type: str = "", *,
+               now: datetime | None = None) -> Feed:
+    """Parse a feed document fetched from `url`; FetchError when it is not a feed.
+
+    `now` (default: the current time) is the reference for rejecting future dates.
+    """
+    now = now or datetime.now(UTC)
+    if _looks_like_json(body):
+        return _parse_json_feed(body, url, now)
+    return _parse_xml_feed(body, url, content_type, now)
+
+
+def _looks_like_json(body: bytes) -> bool:
+    # Sniff the content, not the Content-Type: servers send JSON Feed as text/plain and
+    # RSS as application/json often enough.
+    return body.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{")
+
+
+def _not_a_feed(url: str, reason: str) -> FetchError:
+    return FetchError(f"{url} is not an RSS, Atom or JSON feed: {reason}; check the URL")
+
+
+# --- RSS and Atom -------------------------------------------------------------------
+
+def _parse_xml_feed(body: bytes, url: str, content_type: str, now: datetime) -> Feed:
+    headers = {"content-location": url}  # the base of relative links without xml:base
+    if content_type:
+        headers["content-type"] = content_type  # feedparser weighs it against the XML
+    # sanitize_html=False: nh3 in clean.sanitize_html is the one sanitizer. Nor does
+    # feedparser rewrite relative URIs in content (its sgmllib pass halves the speed):
+    # sanitize_html resolves them against the content's xml:base, which feedparser
+    # still reports as the detail's `base`.
+    # No warnings filter here: catch_warnings is process-global (unsafe with threads),
+    # and the only warnings feedparser 6 emits come from reading `updated`/
+    # `updated_parsed` through FeedParserDict, which _date avoids with dict.get.
+    d = feedparser.parse(body, response_headers=headers, sanitize_html=False,
+                          resolve_relative_uris=False)
+    info = d.get("feed", {})
+    feed_lang = _str(info.get("language"))
+    feed_author = _author(info)
+    raw_entries = d.get("entries", [])
+    if d.get("version", "").startswith("rss"):
+        _fix_nested_titles(raw_entries, body)
+    entries = [
+        entry for raw in raw_entries
+        if (entry := _xml_entry(raw, url, feed_lang, feed_author, now)) is not None
+    ]
+    exc = d.get("bozo_exception")
+    broken = d.get("bozo") and exc is not None and not isinstance(exc, _HARMLESS_BOZO)
+    if not entries and (not d.get("version") or broken):
+        raise _not_a_feed(url, _why_not(body, url, exc))
+    return Feed(
+        title=_detail_text(info.get("title_detail"), _str(info.get("title"))),
+        site_url=safe_url(_str(info.get("link")), url),
+        language=feed_lang,
+        entries=entries,
+    )
+
+
+def _xml_entry(e: Any, url: str, feed_lang: str, feed_author: str,
+               now: datetime) -> Entry | None:
+    link = safe_url(_str(e.get("link")), url)
+    title = _detail_text(e.get("title_detail"), _str(e.get("title")))
+    if not (title or link):
+        return None  # nothing to show and nothing to click: not an article
+    html, base, lang = _pick_content(e, link or url)
+    content_html = sanitize_html(html, base)
+    summary_detail = e.get("summary_detail")
+    summary = _detail_text(summary_detail, multiline=True) if summary_detail else ""
+    image_url, caption = _media_image(e, link or url)
+    if not image_url:
+        image_url, caption = first_image(content_html)
+    return Entry(
+        guid=_str(e.get("id")),
+        link=link,
+        title=title,
+        author=_author(e) or feed_author,
+        published=_not_future(_date(e), now),
+        content_html=content_html,
+        summary=summary or html_to_text(content_html),
+        image_url=image_url,
+        image_caption=caption,
+        language=lang or feed_lang,
+    )
+
+
+def _fix_nested_titles(entries: list[Any], body: bytes) -> None:
+    """Put back each RSS item's own <title> where feedparser took a nested one.
+
+    feedparser 6 forgets the item's title once it meets any <image> inside the item, so
+    a later nested <title> wins: the Google Cloud blog's <og><image>…</og><author>
+    <title>job title</title></author> gives every post its author's job title.
+    """
+    if body.count(b"<title") <= 2 * body.count(b"<item"):
+        return  # no nested titles: skip the second parse
+    parser = etree.XMLParser(recover=True, resolve_entities=False, no_network=True)
+    try:
+        root = etree.fromstring(body.lstrip(), parser)
+    except etree.XMLSyntaxError:
+        return
+    items = list(root.iter("{*}item")) if root is not None else []
+    if len(items) != len(entries):
+        return
+    for entry, item in zip(entries, items, strict=True):
+        own = next((c for c in item
+                    if isinstance(c.tag, str) and etree.QName(c).localname == "title"), None)
+        detail = entry.get("title_detail")
+        if own is None or not detail or not own.text:
+            continue
+        nested = [t for t in item.iter("{*}title") if t is not own]
+        if any(" ".join(t.itertext()).strip() == detail.get("value") for t in nested):
+            detail["value"] = own.text.strip()
+
+
+def _pick_content(e: Any, fallback_base: str) -> tuple[str, str, str]:
+    """(html, base, language) of the entry's fullest body: HTML content, else summary."""
+    details = [c for c in e.get("content", []) if _str(c.get("value"))]
+    details.sort(key=lambda c: c.get("type") not in _HTML_TYPES)  # stable: HTML first
+    if e.get("summary_detail") and _str(e["summary_detail"].get("value")):
+        details.append(e["summary_detail"])
+    if not details:
+        return "", fallback_base, ""
+    c = details[0]
+    value = c["value"]
+    html = value if c.get("type") in _HTML_TYPES else text_to_html(value)
+    return html, safe_url(_str(c.get("base")), fallback_base) or fallback_base, _str(
+        c.get("language"))
+
+
+def _detail_text(detail: Any, fallback: str = "", multiline: bool = False) -> str:
+    """Plain text of a feedparser text construct (title, summary) of any declared type."""
+    if not detail:
+        return plain_text(fallback, multiline=multiline)
+    is_html = True if detail.get("type") in _HTML_TYPES else None  # "text" may lie
+    return plain_text(_str(detail.get("value")), is_html=is_html, multiline=multiline)
+
+
+def _author(e: Any) -> str:
+    """The author's name; a bare e-mail address (RSS's <author>) is not shown."""
+    raw = _str(e.get("author"))
+    # feedparser cuts "jonas@insanity.industries (Jonas)" at a 4-letter TLD and takes
+    # "stries (Jonas" for the name: read RSS's "email (Name)" form here instead.
+    if match := _EMAIL_THEN_NAME.fullmatch(raw):
+        name = match[1]
+    else:
+        name = _str(e.get("author_detail", {}).get("name")) or raw
+    name = plain_text(name)
+    return "" if _BARE_EMAIL.fullmatch(name) else name
+
+
+def _media_image(e: Any, base: str) -> tuple[str, str]:
+    """Lead image from media:content, media:thumbnail or an image enclosure."""
+    credits = [_str(c.get("content")) for c in e.get("media_credit", [])]
+    caption = next((c for c in credits if c), "")
+    for media in e.get("media_content", []):
+        kind = _str(media.get("medium")) or _str(media.get("type"))
+        src = _str(media.get("url"))
+        is_image = kind == "image" or kind.startswith("image/") or (
+            not kind and src.lower().split("?")[0].endswith(_IMAGE_EXTENSIONS))
+        if is_image and (found := safe_url(src, base)):
+            return found, caption
+    for thumb in e.get("media_thumbnail", []):
+        if found := safe_url(_str(thumb.get("url")), base):
+            return found, caption
+    for link in e.get("links", []):
+        if (link.get("rel") == "enclosure" and _str(link.get("type")).startswith("image/")
+                and (found := safe_url(_str(link.get("href")), base))):
+            return found, caption
+    return "", ""
+
+
+def _date(e: Any) -> datetime | None:
+    for key in ("published_parsed", "updated_parsed", "created_parsed"):
+        parsed = dict.get(e, key)  # not e.get: see the note in _parse_xml_feed
+        if isinstance(parsed, time.struct_time):
+            try:
+                return datetime(*parsed[:6], tzinfo=UTC)
+            except ValueError:
+                continue
+    return None
+
+
+def _why_not(body: bytes, url: str, exc: object) -> str:
+    head = body.lstrip()[:1024].lower()
+    if not head:
+        return "the document is empty"
+    if b"<html" in head or b"<!doctype html" in head:
+        found = _discover_feed(body, url)
+        if found:
+            return f"it is an HTML page; the page names its feed at {found}, add that instead"
+        return "it is an HTML page"
+    return f"{exc}" if exc else "no feed elements found"
+
+
+def _discover_feed(body: bytes, url: str) -> str:
+    """The first feed an HTML page announces with <link rel="alternate">, or ""."""
+    try:
+        root = lxml.html.document_fromstring(body)
+    except (etree.ParserError, ValueError):
+        return ""
+    for link in root.iter("link"):
+        rels = (link.get("rel") or "").lower().split()
+        if "alternate" in rels and (link.get("type") or "").lower() in _FEED_TYPES:
+            return safe_url(link.get("href") or "", url)
+    return ""
+
+
+# --- JSON Feed ----------------------------------------------------------------------
+
+def _parse_json_feed(body: bytes, url: str, now: datetime) -> Feed:
+    try:
+        doc = json.loads(body)  # detects UTF-8/16/32 and a BOM by itself
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise _not_a_feed(url, f"invalid JSON ({exc})") from None
+    version = _str(doc.get("version")) if isinstance(doc, dict) else ""
+    if (not isinstance(doc, dict) or not isinstance(doc.get("items"), list)
+            or (version and "jsonfeed.org" not in version)):
+        raise _not_a_feed(url, "JSON without a JSON Feed version and items list")
+    home = safe_url(_str(doc.get("home_page_url")), url)
+    lang = _str(doc.get("language"))
+    author = _json_author(doc)
+    entries = [
+        entry for item in doc["items"] if isinstance(item, dict)
+        and (entry := _json_entry(item, home or url, lang, author, now)) is not None
+    ]
+    return Feed(title=plain_text(_str(doc.get("title"))), site_url=home,
+                language=lang, entries=entries)
+
+
+def _json_entry(item: dict[str, Any], base: str, feed_lang: str, feed_author: str,
+                now: datetime) -> Entry | None:
+    link = safe_url(_str(item.get("url")), base) or safe_url(
+        _str(item.get("external_url")), base)
+    title = plain_text(_str(item.get("title")))  # plain text by the spec, but check
+    if not (title or link):
+        return None
+    html = _str(item.get("content_html")) or text_to_html(_str(item.get("content_text")))
+    content_html = sanitize_html(html, link or base)
+    summary = plain_text(_str(item.get("summary")), multiline=True)
+    image_url = safe_url(_str(item.get("image")), link or base) or safe_url(
+        _str(item.get("banner_image")), link or base) or _json_attachment_image(item, base)
+    caption = ""
+    if not image_url:
+        image_url, caption = first_image(content_html)
+    published = _parse_date(_str(item.get("date_published"))) or _parse_date(
+        _str(item.get("date_modified")))
+    return Entry(
+        guid=_str(item.get("id")), link=link, title=title,
+        author=_json_author(item) or feed_author,
+        published=_not_future(published, now), content_html=content_html,
+        summary=summary or html_to_text(content_html),
+        image_url=image_url, image_caption=caption,
+        language=_str(item.get("language")) or feed_lang,
+    )
+
+
+def _json_author(obj: dict[str, Any]) -> str:
+    """Names from `authors` (1.1) or `author` (1.0), comma-joined."""
+    authors = obj.get("authors")
+    if not isinstance(authors, list):
+        authors = [obj.get("author")]
+    names = [plain_text(_str(a.get("name"))) for a in authors if isinstance(a, dict)]
+    return ", ".join(n for n in names if n)
+
+
+def _json_attachment_image(item: dict[str, Any], base: str) -> str:
+    attachments = item.get("attachments")
+    for a in attachments if isinstance(attachments, list) else []:
+        if (isinstance(a, dict) and _str(a.get("mime_type")).startswith("image/")
+                and (found := safe_url(_str(a.get("url")), base))):
+            return found
+    return ""
+
+
+def _parse_date(value: str) -> datetime | None:
+    """RFC 3339 as the spec says, or RFC 822 as some JSON feeds send anyway."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        try:
+            parsed = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+# --- shared -------------------------------------------------------------------------
+
+def _not_future(when: datetime | None, now: datetime) -> datetime | None:
+    if when is None or when > now + FUTURE_SLACK:
+        return None
+    return min(when, now)  # a few hours ahead is a wrong zone: it was published by now
+
+
+def _str(value: object) -> str:
+    """A JSON or feedparser value as a stripped string; ids may be numbers."""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return ""

@@ -1,0 +1,260 @@
+"""Members of lists: add, remove, confirm, unsubscribe, and who gets an edition.
+
+The rules, shared with the bulk import (`csvio`) through `next_status` and `transition`:
+
+- A suppressed address (or one at a blocked domain) is never added or re-subscribed;
+  nothing is written for it and the outcome is "suppressed".
+- A new member is `confirmed` only when the caller says so (an admin vouching for
+  consent, or a confirm link clicked); otherwise `pending` until they confirm. Whether a
+  list wants double opt-in is the sign-up form's decision, made when it calls this.
+- Adding a pending member with `confirmed=True` confirms them. A confirmed member is
+  never set back to pending.
+- A member who unsubscribed is re-subscribed only by a single, explicit add (CLI, admin,
+  form, API), and then only as `pending` unless `confirmed=True` is passed too; that
+  starts a new consent record (origin, time, IP). A bulk import never re-subscribes
+  them: an old spreadsheet must not undo someone's unsubscribe.
+- A non-empty name replaces the stored one; an empty name keeps it.
+- Removing marks the membership unsubscribed and keeps the row: it is the consent record.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import Select, exists, select
+from sqlalchemy.orm import Session
+
+from digest.errors import InvalidInput, NotFound
+from subscribers.addresses import domain_of, email_hash, normalize
+from subscribers.models import (
+    CONFIRMED,
+    PENDING,
+    UNSUBSCRIBED,
+    MailingList,
+    Membership,
+    Subscriber,
+    Suppression,
+)
+from subscribers.suppress import is_suppressed_address
+from subscribers.tokens import TokenData
+
+ADDED, UPDATED, UNCHANGED, SUPPRESSED = "added", "updated", "unchanged", "suppressed"
+NAME_MAX = 200  # Subscriber.name's column length
+
+
+def add_member(
+    s: Session,
+    mlist: MailingList,
+    email: str,
+    *,
+    name: str = "",
+    confirmed: bool = False,
+    origin: str = "cli",
+    ip: str = "",
+    now: dt.datetime,
+) -> tuple[Membership | None, str]:
+    """Put `email` on `mlist` by the rules above.
+
+    Returns the membership and "added", "updated", "unchanged" or "suppressed"; the
+    membership is None only when a suppressed address was never on the list.
+    """
+    address = normalize(email)
+    subscriber = s.scalar(select(Subscriber).where(Subscriber.email == address))
+    membership = _membership(s, mlist.id, subscriber.id) if subscriber else None
+    if is_suppressed_address(s, address):
+        return membership, SUPPRESSED
+
+    name = clean_name(name)
+    outcome = UNCHANGED
+    if subscriber is None:
+        subscriber = Subscriber(**subscriber_row(address, name, {}, now))
+        s.add(subscriber)
+    elif name and name != subscriber.name:
+        subscriber.name, subscriber.updated_at = name, now
+        outcome = UPDATED
+
+    current = membership.status if membership else None
+    new = next_status(current, confirmed=confirmed, revive=origin != "import")
+    if new is not None:
+        if membership is None:
+            membership = Membership(mailing_list=mlist, subscriber=subscriber)
+            s.add(membership)
+            outcome = ADDED
+        else:
+            outcome = UPDATED
+        for key, value in transition(current, new, origin=origin, ip=ip, now=now).items():
+            setattr(membership, key, value)
+    s.flush()
+    assert membership is not None  # a new subscriber always gets a new membership
+    return membership, outcome
+
+
+def get_member(s: Session, mlist: MailingList, email: str) -> Membership:
+    """The membership of `email` on `mlist`, whatever its status."""
+    address = normalize(email)
+    stmt = (
+        select(Membership)
+        .join(Subscriber)
+        .where(Membership.list_id == mlist.id, Subscriber.email == address)
+    )
+    membership = s.scalar(stmt)
+    if membership is None:
+        raise NotFound(
+            f"{address!r} is not on list {mlist.name!r}; "
+            f"see `digest subscribers export --list {mlist.name}`"
+        )
+    return membership
+
+
+def remove_member(
+    s: Session, mlist: MailingList, email: str, *, now: dt.datetime, reason: str = "admin"
+) -> Membership:
+    """Unsubscribe `email` from `mlist`, keeping the record; NotFound if never a member."""
+    membership = get_member(s, mlist, email)
+    unsubscribe(s, membership, now=now, reason=reason)
+    return membership
+
+
+def confirm(s: Session, membership: Membership, *, now: dt.datetime, ip: str = "") -> bool:
+    """Confirm a pending membership; whether it changed. Refuses an unsubscribed one,
+    because an old confirm link must not undo a later unsubscribe."""
+    if membership.status == CONFIRMED:
+        return False
+    if membership.status == UNSUBSCRIBED:
+        raise InvalidInput(
+            "this subscription was cancelled after the link was sent; subscribe again to "
+            "get a new confirmation link"
+        )
+    for key, value in transition(PENDING, CONFIRMED, origin="", ip=ip, now=now).items():
+        setattr(membership, key, value)
+    s.flush()
+    return True
+
+
+def unsubscribe(s: Session, membership: Membership, *, now: dt.datetime, reason: str) -> bool:
+    """Mark a membership unsubscribed; whether it changed (the first time and reason stay)."""
+    if membership.status == UNSUBSCRIBED:
+        return False
+    membership.status = UNSUBSCRIBED
+    membership.unsubscribed_at = now
+    membership.unsubscribe_reason = reason[:200]
+    s.flush()
+    return True
+
+
+def is_suppressed(s: Session, email: str) -> bool:
+    """Whether `email` (raw or normalized) is suppressed or at a blocked domain."""
+    return is_suppressed_address(s, normalize(email))
+
+
+def recipients_query(list_id: int) -> Select[int]:
+    """Subscriber ids of the confirmed, unsuppressed members of a list, for
+    `INSERT INTO deliveries (...) SELECT ...`.
+
+    Index use at a million rows: `ix_memberships_list_status` finds the confirmed
+    members, the subscriber is read by primary key, and each NOT EXISTS is one probe of
+    a suppressions index (unique `email_hash`, `domain`). That is why `Subscriber`
+    stores its `email_hash` and `domain`: SQL cannot hash the address itself.
+    """
+    by_address = exists().where(Suppression.email_hash == Subscriber.email_hash)
+    by_domain = exists().where(Suppression.domain == Subscriber.domain)
+    return (
+        select(Membership.subscriber_id)
+        .join(Subscriber, Subscriber.id == Membership.subscriber_id)
+        .where(
+            Membership.list_id == list_id,
+            Membership.status == CONFIRMED,
+            ~by_address,
+            ~by_domain,
+        )
+    )
+
+
+def verify_owner(s: Session, data: TokenData) -> Subscriber:
+    """The subscriber a token was made for, if they still exist at the same address."""
+    subscriber = s.get(Subscriber, data.subscriber_id)
+    if subscriber is None or subscriber.email_hash[: len(data.email_hash8)] != data.email_hash8:
+        raise InvalidInput(
+            "this link no longer works: the address it was sent to is not subscribed any "
+            "more; ask for a new one"
+        )
+    return subscriber
+
+
+def token_membership(s: Session, data: TokenData) -> Membership:
+    """The membership a list token (unsubscribe, confirm) acts on, checked like
+    `verify_owner`: the token's subscriber on the token's list, never another."""
+    subscriber = verify_owner(s, data)
+    membership = None
+    if data.list_id is not None:
+        membership = _membership(s, data.list_id, subscriber.id)
+    if membership is None:
+        raise InvalidInput("this link is not for a list you are on; ask for a new one")
+    return membership
+
+
+# -- rules shared with the bulk import ------------------------------------------------
+
+
+def next_status(current: str | None, *, confirmed: bool, revive: bool) -> str | None:
+    """The status a membership moves to when added again, or None to leave it."""
+    wanted = CONFIRMED if confirmed else PENDING
+    if current is None:
+        return wanted
+    if current == PENDING:
+        return CONFIRMED if confirmed else None
+    if current == UNSUBSCRIBED and revive:
+        return wanted
+    return None
+
+
+def transition(
+    current: str | None, new: str, *, origin: str, ip: str, now: dt.datetime
+) -> dict[str, Any]:
+    """The membership fields to set for `current` -> `new` (see `next_status`)."""
+    confirm_fields = {
+        "status": new,
+        "confirmed_at": now if new == CONFIRMED else None,
+        "confirmed_ip": ip if new == CONFIRMED else "",
+    }
+    if current == PENDING:
+        return confirm_fields
+    # New or re-subscribed: a fresh consent record.
+    return {
+        **confirm_fields,
+        "origin": origin,
+        "created_at": now,
+        "created_ip": ip,
+        "unsubscribed_at": None,
+        "unsubscribe_reason": "",
+    }
+
+
+def subscriber_row(
+    address: str, name: str, attributes: dict[str, str], now: dt.datetime
+) -> dict[str, Any]:
+    """Column values of a new subscriber with a normalized `address`."""
+    return {
+        "email": address,
+        "email_hash": email_hash(address),
+        "domain": domain_of(address),
+        "name": name,
+        "timezone": "",
+        "attributes": attributes,
+        "tags": [],
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def clean_name(name: str) -> str:
+    """A display name as stored: one line, trimmed, cut to the column's length."""
+    return " ".join(name.split())[:NAME_MAX]
+
+
+def _membership(s: Session, list_id: int, subscriber_id: int) -> Membership | None:
+    stmt = select(Membership).where(
+        Membership.list_id == list_id, Membership.subscriber_id == subscriber_id
+    )
+    return s.scalar(stmt)

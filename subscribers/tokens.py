@@ -1,0 +1,126 @@
+"""Signed links for unsubscribe, confirm and manage.
+
+A token is an itsdangerous URL-safe timed signature over `[subscriber_id, list_id,
+email_tag]`, with one salt per purpose, so a confirm token cannot unsubscribe and an
+unsubscribe token cannot open the manage page. The payload is signed, not encrypted:
+anyone holding the link can decode the two ids, but cannot change them without breaking
+the signature, so a token for one subscriber or list never acts on another.
+
+`email_tag` is the first 8 hex digits of the address's sha256 (`Subscriber.email_hash`).
+It makes a token stop working once its subscriber changes address or is forgotten and
+the id is reused; `members.verify_owner` checks it against the database.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
+
+from digest.errors import ConfigError, InvalidInput
+from subscribers.addresses import email_hash
+
+Purpose = Literal["unsubscribe", "confirm", "manage"]
+PURPOSES: tuple[str, ...] = get_args(Purpose)
+TAG_LENGTH = 8
+
+# Suggested `max_age` per purpose, in seconds. Unsubscribe links live in mail that is
+# read years later, and the law wants them to keep working: they never expire.
+MAX_AGE: dict[str, float | None] = {
+    "unsubscribe": None,
+    "confirm": 7 * 24 * 3600,
+    "manage": 30 * 24 * 3600,
+}
+
+
+@dataclass(frozen=True)
+class TokenData:
+    """What a valid token says: who, which list (None: all lists), and the address tag."""
+
+    subscriber_id: int
+    list_id: int | None
+    email_hash8: str
+
+
+class _ClockSigner(TimestampSigner):
+    """A timestamp signer that asks an injected clock, so tests need not sleep."""
+
+    def __init__(self, *args: Any, clock: Callable[[], float] = time.time, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._clock = clock
+
+    def get_timestamp(self) -> int:
+        return int(self._clock())
+
+
+class Tokens:
+    """Makes and reads the signed tokens in links.
+
+    `old_keys` are earlier signing keys still accepted when reading, so the key can be
+    rotated without breaking links in mail already sent.
+    """
+
+    def __init__(
+        self,
+        secret_key: str,
+        *,
+        old_keys: Sequence[str] = (),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not secret_key:
+            raise ConfigError("no signing key: set DIGEST_SECRET_KEY in the environment")
+        # itsdangerous signs with the last key and accepts any of them.
+        keys = [*old_keys, secret_key]
+        self._serializers = {
+            purpose: URLSafeTimedSerializer(
+                keys,
+                salt=f"digest.{purpose}",
+                signer=_ClockSigner,
+                signer_kwargs={"clock": clock},
+            )
+            for purpose in PURPOSES
+        }
+
+    def make(
+        self, purpose: Purpose, subscriber_id: int, list_id: int | None, email: str
+    ) -> str:
+        """A token for `purpose`. `email` is the subscriber's stored (normalized) address:
+        it is hashed as given, because the sender makes one token per message and
+        validating again would cost more than the rest of the message."""
+        tag = email_hash(email)[:TAG_LENGTH]
+        return str(self._serializer(purpose).dumps([subscriber_id, list_id, tag]))
+
+    def read(self, token: str, purpose: str, max_age: float | None = None) -> TokenData:
+        """What `token` says, if it was made here for `purpose` at most `max_age` s ago.
+
+        Raises InvalidInput for a damaged, foreign, wrong-purpose or expired token.
+        """
+        serializer = self._serializer(purpose)
+        try:
+            payload = serializer.loads(token, max_age=max_age)  # type: ignore[arg-type]
+        except SignatureExpired:
+            raise InvalidInput("this link has expired; ask for a new one") from None
+        except BadSignature:
+            raise InvalidInput(
+                f"this {purpose} link is not valid; copy the whole link from the email, "
+                "or ask for a new one"
+            ) from None
+        return _token_data(payload)
+
+    def _serializer(self, purpose: str) -> URLSafeTimedSerializer:
+        try:
+            return self._serializers[purpose]
+        except KeyError:
+            # A programming error, not a user's: purposes are fixed in code.
+            raise ValueError(f"unknown token purpose {purpose!r}; one of {PURPOSES}") from None
+
+
+def _token_data(payload: Any) -> TokenData:
+    # Signed by us, so well formed unless the format changed; check anyway.
+    match payload:
+        case [int() as sid, (int() | None) as lid, str() as tag] if len(tag) == TAG_LENGTH:
+            return TokenData(sid, lid, tag)
+    raise InvalidInput("this link is from an older version; ask for a new one")
