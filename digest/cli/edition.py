@@ -21,8 +21,7 @@ def edition() -> None:
     """Editions: the articles chosen for one mailing of a list."""
 
 
-def _option_list(fn):  # type: ignore[no-untyped-def]
-    return click.option("--list", "list_name", required=True, help="The list's name.")(fn)
+_option_list = click.option("--list", "list_name", required=True, help="The list's name.")
 
 
 @edition.command("build")

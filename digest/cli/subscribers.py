@@ -34,7 +34,7 @@ def subscribers_add(app: App, email: str, list_name: str, name: str, confirmed: 
         member, outcome = add_member(s, mlist, email, name=name, confirmed=confirmed,
                                      origin="cli", now=app.clock())
         s.commit()
-        if outcome == "suppressed":
+        if member is None or outcome == "suppressed":
             out.print(f"{email} is suppressed (bounced, complained or left all mail); "
                       "not subscribed.")
         else:

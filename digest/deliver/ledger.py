@@ -25,7 +25,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, Integer, String, and_, func, insert, literal, or_, select, update
+from sqlalchemy import (
+    CursorResult,
+    Engine,
+    Integer,
+    String,
+    and_,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from digest.db import UTCDateTime
@@ -89,7 +101,8 @@ def enqueue(s: Session, edition: Edition, now: dt.datetime) -> int:
     ).where(~already.exists())
     columns = ["edition_id", "subscriber_id", "status", "attempts", "next_attempt_at",
                "claimed_by", "message_id", "last_error"]
-    result = s.execute(insert(Delivery).from_select(columns, rows))
+    result: CursorResult[Any] = s.execute(  # type: ignore[assignment]
+        insert(Delivery).from_select(columns, rows))
     return max(result.rowcount or 0, 0)
 
 
@@ -248,18 +261,18 @@ def release_dead(s: Session, edition_id: int, now: dt.datetime) -> dict[str, int
     ).all()
     dead = [w for w in holders if _is_dead_local(w, host)]
     gone = or_(Delivery.claimed_by.in_(dead), Delivery.lease_until < now)
-    freed = s.execute(
+    freed: CursorResult[Any] = s.execute(  # type: ignore[assignment]
         update(Delivery)
         .where(Delivery.edition_id == edition_id, Delivery.status == CLAIMED, gone)
         .values(status=QUEUED, claimed_by="", lease_until=None)
-    ).rowcount
-    doubtful = s.execute(
+    )
+    doubtful: CursorResult[Any] = s.execute(  # type: ignore[assignment]
         update(Delivery)
         .where(Delivery.edition_id == edition_id, Delivery.status == SENDING, gone)
         .values(status=UNCERTAIN, last_error="sender stopped while handing the message over")
-    ).rowcount
+    )
     s.commit()
-    return {"requeued": freed or 0, "uncertain": doubtful or 0}
+    return {"requeued": freed.rowcount or 0, "uncertain": doubtful.rowcount or 0}
 
 
 def _is_dead_local(worker: str, host: str) -> bool:

@@ -1,0 +1,210 @@
+"""`make bench`: how fast each step is on this machine. Prints a table; asserts nothing.
+
+    python -m tests.bench [--subscribers 10000] [--sink auto|smtp-sink|aiosmtpd]
+
+Steps: parsing the test feeds, rendering an edition (Jinja2 + premailer, once per
+edition), building one message (per subscriber), and `digest edition send` to a loopback
+SMTP server for N subscribers, run as the real command in a subprocess. The sink is
+Postfix's `smtp-sink` (C, fast: it measures us, not the server) when installed, else an
+aiosmtpd server in another process (which tops out near 1,100 messages/s by itself).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "tests" / "data"
+results: list[tuple[str, str, str]] = []
+
+
+def timed(fn: Callable[[], object], repeat: int) -> float:
+    """Median seconds of `repeat` runs of fn."""
+    runs = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        runs.append(time.perf_counter() - t0)
+    return statistics.median(runs)
+
+
+def bench_feeds() -> None:
+    from digest.errors import FetchError
+    from digest.gather.feeds import parse_feed
+
+    files = sorted((DATA / "feeds").glob("*.*"))
+    files = [f for f in files if f.suffix in (".xml", ".json", ".atom", ".rss", ".rdf")]
+    entries = 0
+
+    def run() -> None:
+        nonlocal entries
+        entries = 0
+        for f in files:
+            try:
+                entries += len(parse_feed(f.read_bytes(), f.as_uri()).entries)
+            except FetchError:  # the corpus holds deliberately broken feeds
+                continue
+
+    seconds = timed(run, 3)
+    results.append(("parse feeds", f"{len(files)} feeds, {entries} entries",
+                    f"{seconds * 1000:.0f} ms ({entries / seconds:,.0f} entries/s)"))
+
+
+def _context(items: int):  # type: ignore[no-untyped-def]
+    from digest.render import DigestContext, ItemContext
+
+    now = dt.datetime(2026, 11, 27, 7, tzinfo=dt.UTC)
+    return DigestContext(
+        list_name="daily", list_title="The Morning Harbour", list_description="Bench",
+        edition_number=1, edition_date=now.date(), subject="Bench", intro="Good morning.",
+        language="en", public_url="https://news.example.org", timezone="UTC",
+        items=[ItemContext(
+            title=f"Headline number {i} about the harbour", link=f"https://e.org/{i}",
+            summary="A blurb of a few sentences about the story. " * 6,
+            image_url=f"https://images.example.org/{i}.jpg", image_caption="Caption",
+            source_title="Harbour Times", author="Reporter", published_at=now, note="",
+        ) for i in range(items)],
+    )
+
+
+def bench_render() -> None:
+    from digest.deliver.message import MessageTemplate, Recipient
+    from digest.render import make_environment, render_edition
+
+    env = make_environment()
+    ctx = _context(20)
+    render_edition(env, ctx)  # warm the template cache
+    seconds = timed(lambda: render_edition(env, ctx), 10)
+    rendered = render_edition(env, ctx)
+    results.append(("render edition (once per edition)", "20 items",
+                    f"{seconds * 1000:.1f} ms, {len(rendered.html) / 1024:.0f} KB HTML"))
+    template = MessageTemplate(
+        html=rendered.html, text=rendered.text, subject="The Morning Harbour: bench",
+        from_addr="Harbour <news@news.example.org>", list_id="daily.news.example.org",
+        list_name="The Morning Harbour", edition_key="e1")
+    now = dt.datetime.now(dt.UTC)
+    n = 5000
+    recipients = [Recipient(i, f"reader{i}@example.org", f"Reader {i}",
+                            f"https://news.example.org/unsubscribe/tok{i}") for i in range(n)]
+
+    def build_all() -> None:
+        for r in recipients:
+            template.build(r, now)
+
+    seconds = timed(build_all, 3)
+    size = len(template.build(recipients[0], now).data)
+    results.append(("build message (per subscriber)", f"{size / 1024:.0f} KB each",
+                    f"{seconds / n * 1e6:.1f} µs ({n / seconds:,.0f}/s)"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_sink(kind: str, port: int) -> tuple[subprocess.Popen[bytes], str]:
+    sink = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
+    if kind in ("auto", "smtp-sink") and os.path.exists(sink):
+        # As root, smtp-sink must drop to another user (-u) after binding.
+        user = ["-u", "nobody"] if os.geteuid() == 0 else []
+        args = [sink, *user, f"127.0.0.1:{port}", "256"]
+        return subprocess.Popen(args, stdout=subprocess.DEVNULL), "Postfix smtp-sink"
+    code = ("import time; from aiosmtpd.controller import Controller\n"
+            "class H:\n async def handle_DATA(self, s, se, e): return '250 OK'\n"
+            f"c = Controller(H(), hostname='127.0.0.1', port={port}); c.start()\n"
+            "time.sleep(3600)\n")
+    return subprocess.Popen([sys.executable, "-c", code]), "aiosmtpd (Python)"
+
+
+def wait_port(port: int) -> None:
+    for _ in range(200):
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise SystemExit(f"the SMTP sink on port {port} did not start")
+
+
+def bench_send(subscribers: int, sink_kind: str) -> None:
+    from digest.app import App
+    from digest.config import defaults
+    from digest.gather.sources import add_source
+    from subscribers.csvio import import_csv
+    from subscribers.lists import create_list
+
+    folder = Path(tempfile.mkdtemp(prefix="digest-bench-"))
+    settings = defaults().with_overrides(
+        database__url=f"sqlite:///{folder}/digest.db", data_dir=str(folder),
+        edition__window_hours=24 * 365 * 30)
+    app = App(settings)
+    app.init_db()
+    csv = folder / "people.csv"
+    csv.write_text("email,name\n" + "".join(f"reader{i}@example.org,Reader {i}\n"
+                                             for i in range(subscribers)))
+    t0 = time.perf_counter()
+    with app.sessions() as s:
+        mlist = create_list(s, "daily", title="Daily", from_addr="Daily <d@news.example.org>")
+        add_source(s, str(DATA / "flow" / "news.xml"), mlist, allow_files=True)
+        s.commit()
+        import_csv(s, mlist, csv, confirmed=True, now=app.clock())
+        s.commit()
+        app.fetch(s, allow_files=True)
+    imported = time.perf_counter() - t0
+    app.close()
+    port = free_port()
+    proc, sink_name = start_sink(sink_kind, port)
+    try:
+        wait_port(port)
+        env = {**os.environ, "DIGEST_DATABASE_URL": settings["database.url"],
+               "DIGEST_DATA_DIR": str(folder), "DIGEST_EDITION_WINDOW_HOURS": "262800",
+               "DIGEST_DELIVERY_BACKEND": "smtp", "DIGEST_SMTP_HOST": "127.0.0.1",
+               "DIGEST_SMTP_PORT": str(port), "DIGEST_SMTP_TLS": "none"}
+        t0 = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "digest", "edition", "send", "--list",
+                               "daily"], env=env, cwd=folder, capture_output=True, text=True)
+        seconds = time.perf_counter() - t0
+    finally:
+        proc.terminate()
+        proc.wait()
+    if done.returncode != 0 or "is sent" not in done.stdout:
+        raise SystemExit(f"send failed:\n{done.stdout}\n{done.stderr}")
+    results.append(("import + fetch (setup)", f"{subscribers:,} subscribers", f"{imported:.1f} s"))
+    results.append(("digest edition send → " + sink_name, f"{subscribers:,} subscribers",
+                    f"{seconds:.1f} s, {subscribers / seconds:,.0f} messages/s "
+                    "(whole command: start-up, render, enqueue, send)"))
+    shutil.rmtree(folder)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subscribers", type=int, default=10_000)
+    parser.add_argument("--sink", choices=["auto", "smtp-sink", "aiosmtpd"], default="auto")
+    args = parser.parse_args()
+    console = Console()
+    console.print(f"digest bench on {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    bench_feeds()
+    bench_render()
+    bench_send(args.subscribers, args.sink)
+    table = Table("step", "size", "result")
+    for row in results:
+        table.add_row(*row)
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()
