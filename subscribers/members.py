@@ -148,9 +148,9 @@ def is_suppressed(s: Session, email: str) -> bool:
     return is_suppressed_address(s, normalize(email))
 
 
-def recipients_query(list_id: int) -> Select[int]:
-    """Subscriber ids of the confirmed, unsuppressed members of a list, for
-    `INSERT INTO deliveries (...) SELECT ...`.
+def recipients_query(list_id: int, status: str = CONFIRMED) -> Select[int]:
+    """Subscriber ids of the unsuppressed members of a list with `status` (confirmed
+    for digests, pending for confirmation mails), for `INSERT INTO deliveries … SELECT`.
 
     Index use at a million rows: `ix_memberships_list_status` finds the confirmed
     members, the subscriber is read by primary key, and each NOT EXISTS is one probe of
@@ -164,7 +164,7 @@ def recipients_query(list_id: int) -> Select[int]:
         .join(Subscriber, Subscriber.id == Membership.subscriber_id)
         .where(
             Membership.list_id == list_id,
-            Membership.status == CONFIRMED,
+            Membership.status == status,
             ~by_address,
             ~by_domain,
         )
