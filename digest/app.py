@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from digest import __version__
 from digest.config import Settings
 from digest.db import make_engine, session_factory, upgrade, utcnow
-from digest.deliver import ledger, worker
+from digest.deliver import confirm, ledger, worker
 from digest.deliver.backends import make_backend
 from digest.deliver.backends.base import Backend
 from digest.deliver.ledger import RetryPolicy
@@ -151,3 +151,15 @@ class App:
             edition_id = edition.id
         return worker.deliver(self.engine, edition_id, self.backend, self.tokens,
                               self.send_options(), self.clock, progress, stop)
+
+    def send_confirmations(self, list_name: str,
+                           progress: Callable[[int], None] | None = None) -> worker.SendReport:
+        """Send the list's queued double opt-in mails (rendered once for the run)."""
+        with self.sessions() as s:
+            mlist = get_list(s, list_name)
+            edition = confirm.confirmation_edition(s, mlist, self.clock())
+            confirm.render_confirmations(s, edition, mlist, self.templates,
+                                         self.settings["public_url"], self.clock())
+            edition_id = edition.id
+        return worker.deliver(self.engine, edition_id, self.backend, self.tokens,
+                              self.send_options(), self.clock, progress)

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from digest.models import (
     APPROVED,
+    DIGEST,
     DRAFT,
     SENDING,
     SENT,
@@ -44,7 +45,8 @@ def open_edition(s: Session, mlist: MailingList) -> Edition | None:
     """The list's edition that is drafted or sending and not finished, if any."""
     return s.scalar(
         select(Edition)
-        .where(Edition.list_id == mlist.id, Edition.status.in_(OPEN_STATUSES))
+        .where(Edition.list_id == mlist.id, Edition.kind == DIGEST,
+               Edition.status.in_(OPEN_STATUSES))
         .order_by(Edition.number.desc())
         .limit(1)
     )
@@ -54,7 +56,8 @@ def last_sent(s: Session, mlist: MailingList) -> Edition | None:
     """The newest edition that went (or is going) out; its cutoff starts the next one."""
     return s.scalar(
         select(Edition)
-        .where(Edition.list_id == mlist.id, Edition.status.in_((SENDING, SENT)))
+        .where(Edition.list_id == mlist.id, Edition.kind == DIGEST,
+               Edition.status.in_((SENDING, SENT)))
         .order_by(Edition.number.desc())
         .limit(1)
     )

@@ -89,6 +89,11 @@ class Article(Base):
     source: Mapped[Source] = relationship(back_populates="articles")
 
 
+# Edition kinds: a digest, or a list's standing double opt-in mailing, whose
+# deliveries are its confirmation mails (one ledger for all mail).
+DIGEST = "digest"
+CONFIRM = "confirm"
+
 # Edition statuses.
 DRAFT = "draft"
 APPROVED = "approved"
@@ -108,7 +113,8 @@ class Edition(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     list_id: Mapped[int] = mapped_column(ForeignKey("lists.id", ondelete="CASCADE"))
-    number: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16), default=DIGEST)
+    number: Mapped[int] = mapped_column(Integer)  # 0 for the confirmation mailing
     status: Mapped[str] = mapped_column(String(16), default=DRAFT)
     subject: Mapped[str] = mapped_column(Text, default="")
     intro: Mapped[str] = mapped_column(Text, default="")

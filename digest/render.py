@@ -32,7 +32,7 @@ TEXT_TEMPLATE = "email/digest.txt"
 
 SLOT_PREFIX = "__DIGEST_SLOT_"
 #: Per-subscriber values every message is given.
-SUBSCRIBER_SLOTS = ("unsubscribe_url", "email", "name")
+SUBSCRIBER_SLOTS = ("unsubscribe_url", "email", "name", "confirm_url")
 
 # Names never start or end with "_" nor hold "__", so the closing "__" is unambiguous.
 _NAME = r"[A-Za-z0-9]+(?:_[A-Za-z0-9]+)*"
@@ -78,6 +78,18 @@ class DigestContext:
     items: list[ItemContext]
     public_url: str  # base URL, no trailing slash
     timezone: str  # the list's timezone name, for showing times
+
+
+@dataclass(frozen=True)
+class ConfirmContext:
+    """A list's double opt-in mail as the templates see it; `confirm_url` is a slot."""
+
+    list_name: str
+    list_title: str
+    list_description: str
+    subject: str
+    language: str
+    public_url: str
 
 
 @dataclass(frozen=True)
@@ -154,15 +166,26 @@ def make_environment(templates_dir: str | Path = "") -> jinja2.Environment:
 
 def render_edition(env: jinja2.Environment, ctx: DigestContext) -> Rendered:
     """Render `ctx` to inlined HTML and plain text: Jinja2 once and premailer once."""
-    source = _render(env, HTML_TEMPLATE, ctx)
+    return _render_email(env, HTML_TEMPLATE, TEXT_TEMPLATE, ctx)
+
+
+def render_confirmation(env: jinja2.Environment, ctx: ConfirmContext) -> Rendered:
+    """The double opt-in mail of a list (email/confirm.html and .txt), rendered once;
+    its `confirm_url` slot is filled per subscriber."""
+    return _render_email(env, "email/confirm.html", "email/confirm.txt", ctx)
+
+
+def _render_email(env: jinja2.Environment, html_name: str, text_name: str,
+                  ctx: DigestContext | ConfirmContext) -> Rendered:
+    source = _render(env, html_name, ctx)
     html = inline_css(source)
     # A slot lost on the way (say, inside a <style> premailer rewrote) would silently
     # send every subscriber a broken link; catching it here costs one regex pass.
     lost = Slotted(source).names - Slotted(html).names
     if lost:
-        raise ConfigError(f"{HTML_TEMPLATE}: slot(s) {', '.join(sorted(lost))} did not survive "
+        raise ConfigError(f"{html_name}: slot(s) {', '.join(sorted(lost))} did not survive "
                           "CSS inlining; put slots in text or attributes, not in <style>")
-    text = _render(env, TEXT_TEMPLATE, ctx).rstrip() + "\n"
+    text = _render(env, text_name, ctx).rstrip() + "\n"
     return Rendered(html=html, text=text)
 
 
@@ -192,7 +215,7 @@ def inline_css(html: str) -> str:
     return str(inliner.transform())
 
 
-def _render(env: jinja2.Environment, name: str, ctx: DigestContext) -> str:
+def _render(env: jinja2.Environment, name: str, ctx: DigestContext | ConfirmContext) -> str:
     try:
         template = env.get_template(name)
         return template.render(ctx=ctx, labels=labels(ctx.language))
@@ -228,6 +251,13 @@ _LABELS: dict[str, dict[str, str]] = {
         "why": "You are receiving {title} because you subscribed to it.",
         "sent_to": "This email was sent to {email}.",
         "unsubscribe": "Unsubscribe",
+        "confirm_subject": "Confirm your subscription to {title}",
+        "confirm_intro": "Please confirm that you want to receive {title}.",
+        "confirm_button": "Yes, subscribe me",
+        "confirm_ignore": "If you did not ask for this, ignore this email: you will not "
+                          "be subscribed and will hear nothing more from us.",
+        "confirm_sent_to": "This email was sent to {email} because someone asked to "
+                           "subscribe this address.",
     },
     "ko": {
         "edition": "제{number}호",
@@ -238,6 +268,12 @@ _LABELS: dict[str, dict[str, str]] = {
         "why": "{title} 뉴스레터를 구독하셔서 이 메일을 보내드립니다.",
         "sent_to": "이 메일은 {email} 주소로 발송되었습니다.",
         "unsubscribe": "구독 취소",
+        "confirm_subject": "{title} 구독을 확인해 주세요",
+        "confirm_intro": "{title} 뉴스레터 구독을 원하시는지 확인해 주세요.",
+        "confirm_button": "네, 구독하겠습니다",
+        "confirm_ignore": "구독을 신청하지 않으셨다면 이 메일을 무시해 주세요. "
+                          "구독되지 않으며 더 이상 메일을 보내지 않습니다.",
+        "confirm_sent_to": "누군가 {email} 주소로 구독을 신청하여 이 메일을 보내드립니다.",
     },
 }
 

@@ -274,7 +274,7 @@ def test_format_date() -> None:
 
 def test_slot_tokens() -> None:
     assert slot("unsubscribe_url") == SLOT_PREFIX + "unsubscribe_url__"
-    assert set(SUBSCRIBER_SLOTS) == {"unsubscribe_url", "email", "name"}
+    assert set(SUBSCRIBER_SLOTS) == {"unsubscribe_url", "email", "name", "confirm_url"}
     for bad in ("", "a b", "_x", "x_", "a__b", "é", "a-b"):
         with pytest.raises(ValueError):
             slot(bad)

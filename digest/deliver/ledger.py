@@ -55,7 +55,7 @@ from digest.models import (
     Edition,
 )
 from subscribers.members import recipients_query
-from subscribers.models import Subscriber
+from subscribers.models import CONFIRMED, Subscriber
 
 PENDING_STATUSES = (QUEUED, CLAIMED, SENDING)
 Clock = Callable[[], dt.datetime]
@@ -85,12 +85,13 @@ class Claimed:
     name: str
 
 
-def enqueue(s: Session, edition: Edition, now: dt.datetime) -> int:
-    """A queued row for every confirmed, unsuppressed member; rows already there are kept.
+def enqueue(s: Session, edition: Edition, now: dt.datetime, audience: str = CONFIRMED) -> int:
+    """A queued row for every unsuppressed member of `audience` (confirmed for a digest,
+    pending for confirmation mail); rows already there are kept.
 
     One INSERT … SELECT, so a million members cost one statement, not a million.
     """
-    members = recipients_query(edition.list_id).subquery()
+    members = recipients_query(edition.list_id, audience).subquery()
     already = select(Delivery.id).where(
         Delivery.edition_id == edition.id, Delivery.subscriber_id == members.c.subscriber_id
     )
@@ -101,8 +102,10 @@ def enqueue(s: Session, edition: Edition, now: dt.datetime) -> int:
     ).where(~already.exists())
     columns = ["edition_id", "subscriber_id", "status", "attempts", "next_attempt_at",
                "claimed_by", "message_id", "last_error"]
+    # SQLAlchemy keeps the row count of an INSERT only when asked to.
     result: CursorResult[Any] = s.execute(  # type: ignore[assignment]
-        insert(Delivery).from_select(columns, rows))
+        insert(Delivery).from_select(columns, rows),
+        execution_options={"preserve_rowcount": True})
     return max(result.rowcount or 0, 0)
 
 
@@ -145,14 +148,15 @@ def claim(
     return [Claimed(*row) for row in rows]
 
 
-def skip_unwanted(s: Session, list_id: int, claimed: Sequence[Claimed]) -> list[Claimed]:
+def skip_unwanted(s: Session, list_id: int, claimed: Sequence[Claimed],
+                  audience: str = CONFIRMED) -> list[Claimed]:
     """Checks suppression and membership again right before sending.
 
     Someone may have unsubscribed or bounced since the edition was queued; their rows
     become `skipped` and the rest is returned.
     """
     ids = [c.subscriber_id for c in claimed]
-    members = recipients_query(list_id).subquery()
+    members = recipients_query(list_id, audience).subquery()
     wanted = set(s.scalars(
         select(members.c.subscriber_id).where(members.c.subscriber_id.in_(ids))
     ))

@@ -29,7 +29,7 @@ from digest.errors import InvalidInput
 #: fills a whole text, and encoding 17 KB of quoted-printable per message costs ~100 us
 #: where filling only the lines that hold slots costs ~10 us. It also keeps premailer and
 #: lxml out of a sender worker.
-SLOT_NAMES = ("unsubscribe_url", "email", "name")
+SLOT_NAMES = ("unsubscribe_url", "email", "name", "confirm_url")
 _SLOT = re.compile(r"__DIGEST_SLOT_([A-Za-z0-9]+(?:_[A-Za-z0-9]+)*)__")
 
 # What may not appear in an address or URL put into a header: controls, spaces, brackets.
@@ -57,6 +57,7 @@ class Recipient:
     email: str  # may be internationalized (UTF-8 local part / IDN domain)
     name: str
     unsubscribe_url: str  # https URL with a signed token
+    confirm_url: str = ""  # only in double opt-in mails
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,7 @@ class MessageTemplate:
             f"Date: {date}\r\nMessage-ID: {message_id}\r\nTo: {to}\r\n"
             f"List-Unsubscribe: <{url}>{self._mailto}\r\n"
         ).encode()
-        values = (url, r.email, r.name)
+        values = (url, r.email, r.name, r.confirm_url)
         data = b"".join((
             head,
             self._head_end,
@@ -180,7 +181,7 @@ class _QPBody:
     def __init__(self, source: str, *, html: bool) -> None:
         self._escape = html
         self._static: list[bytes] = []  # static[i] is followed by dynamic[i], if any
-        self._dynamic: list[str] = []  # str.format templates; slots are {0} {1} {2}
+        self._dynamic: list[str] = []  # str.format templates; slots are {0} to {3}
         # Runs of lines alternate: plain (no slot), then with slots, then plain...
         runs: list[list[str]] = [[]]
         lines = _unix_newlines(source).split("\n")
@@ -198,7 +199,7 @@ class _QPBody:
         if len(runs) % 2 == 0:
             self._static.append(b"")
 
-    def encode(self, values: tuple[str, str, str]) -> bytes:
+    def encode(self, values: tuple[str, str, str, str]) -> bytes:
         if not self._dynamic:
             return self._static[0]
         filled = [_unix_newlines(v) if "\r" in v else v for v in values]

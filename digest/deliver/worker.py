@@ -20,12 +20,13 @@ from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session
 
 from digest.deliver import ledger
-from digest.deliver.backends.base import Backend
-from digest.deliver.message import MessageTemplate, Recipient
+from digest.deliver.backends.base import Backend, SendResult
+from digest.deliver.message import MessageTemplate, Outgoing, Recipient
 from digest.editions import render_context
-from digest.models import APPROVED, DRAFT, QUEUED, SENDING, SENT, Edition
+from digest.errors import InvalidInput
+from digest.models import APPROVED, CONFIRM, DRAFT, QUEUED, SENDING, SENT, Edition
 from digest.render import render_edition
-from subscribers.models import MailingList
+from subscribers.models import CONFIRMED, PENDING, MailingList
 from subscribers.tokens import Tokens
 
 
@@ -91,33 +92,59 @@ def deliver(
         mlist = s.get_one(MailingList, edition.list_id)
         released = ledger.release_dead(s, edition_id, clock())
         template = message_template(edition, mlist, opts)
-        base = opts.public_url.rstrip("/")
+        links = _Links(tokens, opts.public_url, mlist.id, edition.kind == CONFIRM)
+        # Digests go to confirmed members; confirmation mails to those still pending.
+        audience = PENDING if edition.kind == CONFIRM else CONFIRMED
         while stop is None or not stop.is_set():
             claimed = ledger.claim(s, edition_id, worker, opts.batch_size, clock(),
                                    opts.lease_seconds)
             if not claimed:
                 break
-            wanted = ledger.skip_unwanted(s, mlist.id, claimed)
-            now = clock()
-            batch = [
-                template.build(Recipient(
-                    c.delivery_id, c.email, c.name,
-                    f"{base}/unsubscribe/"
-                    + tokens.make("unsubscribe", c.subscriber_id, mlist.id, c.email),
-                ), now)
-                for c in wanted
-            ]
+            wanted = ledger.skip_unwanted(s, mlist.id, claimed, audience)
+            batch = _build(template, links, wanted, events, clock())
             if batch:
                 backend.send(batch, events)
             if progress:
                 progress(len(claimed))
+        if edition.kind == CONFIRM:  # a standing queue: never finished
+            return _report(s, edition, released, finished=False)
         return _finish(s, edition, released, clock())
+
+
+@dataclass(frozen=True)
+class _Links:
+    """The signed links of one message: unsubscribe always, confirm for opt-in mail."""
+
+    tokens: Tokens
+    public_url: str
+    list_id: int
+    confirm: bool
+
+    def recipient(self, c: ledger.Claimed) -> Recipient:
+        base = self.public_url.rstrip("/")
+        unsubscribe = self.tokens.make("unsubscribe", c.subscriber_id, self.list_id, c.email)
+        confirm = (f"{base}/confirm/"
+                   + self.tokens.make("confirm", c.subscriber_id, self.list_id, c.email)
+                   if self.confirm else "")
+        return Recipient(c.delivery_id, c.email, c.name, f"{base}/unsubscribe/{unsubscribe}",
+                         confirm)
+
+
+def _build(template: MessageTemplate, links: _Links, claimed: list[ledger.Claimed],
+           events: ledger.LedgerEvents, now: dt.datetime) -> list[Outgoing]:
+    """The batch's messages; a recipient whose address cannot be mailed fails alone."""
+    batch = []
+    for c in claimed:
+        try:
+            batch.append(template.build(links.recipient(c), now))
+        except InvalidInput as exc:
+            events.done(SendResult(c.delivery_id, "failed", str(exc)))
+    return batch
 
 
 def _finish(s: Session, edition: Edition, released: dict[str, int],
             now: dt.datetime) -> SendReport:
-    counts = ledger.status_counts(s, edition.id)
-    pending = sum(counts.get(k, 0) for k in ledger.PENDING_STATUSES)
+    pending = ledger.pending(s, edition.id)
     if pending == 0 and edition.status == SENDING:
         # Guarded so two workers finishing at once mark it once.
         s.execute(
@@ -125,8 +152,14 @@ def _finish(s: Session, edition: Edition, released: dict[str, int],
             .values(status=SENT, sent_at=now)
         )
         s.commit()
+    return _report(s, edition, released, finished=pending == 0)
+
+
+def _report(s: Session, edition: Edition, released: dict[str, int], *,
+            finished: bool) -> SendReport:
+    counts = ledger.status_counts(s, edition.id)
     return SendReport(
         edition_id=edition.id, counts=counts,
         next_retry=ledger.next_retry(s, edition.id) if counts.get(QUEUED) else None,
-        finished=pending == 0, released=released,
+        finished=finished, released=released,
     )

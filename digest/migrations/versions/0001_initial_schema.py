@@ -115,6 +115,7 @@ def upgrade() -> None:
     op.create_table('editions',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('list_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=16), nullable=False),
     sa.Column('number', sa.Integer(), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('subject', sa.Text(), nullable=False),

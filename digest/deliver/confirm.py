@@ -1,0 +1,80 @@
+"""Double opt-in mails, through the same ledger, worker and backends as editions.
+
+Each list has one standing edition of kind "confirm" (number 0). Its deliveries are the
+list's confirmation mails: one row per person, queued when they sign up pending and
+queued again when they ask for a new link. Its HTML and text are the list's
+email/confirm.* templates, rendered once per sending run, with a `confirm_url` slot.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from jinja2 import Environment
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from digest.deliver.ledger import enqueue
+from digest.models import CONFIRM, DELIVERED, QUEUED, SENDING, Delivery, Edition
+from digest.render import ConfirmContext, labels, render_confirmation
+from subscribers.models import PENDING, MailingList, Membership
+
+#: A new confirmation mail to the same person waits at least this long, so a web form
+#: cannot be used to flood someone's inbox.
+RESEND_AFTER = dt.timedelta(minutes=10)
+
+
+def confirmation_edition(s: Session, mlist: MailingList, now: dt.datetime) -> Edition:
+    """The list's standing confirmation mailing, created on first use."""
+    edition = s.scalar(
+        select(Edition).where(Edition.list_id == mlist.id, Edition.kind == CONFIRM)
+    )
+    if edition is None:
+        edition = Edition(list_id=mlist.id, kind=CONFIRM, number=0, status=SENDING,
+                          since=now, cutoff=now, created_at=now, send_started_at=now)
+        s.add(edition)
+        s.flush()
+    return edition
+
+
+def queue_confirmation(s: Session, membership: Membership, now: dt.datetime) -> bool:
+    """Queue a confirmation mail for a pending member; False when there is nothing to
+    do (not pending, a mail already on its way, or one sent minutes ago)."""
+    if membership.status != PENDING:
+        return False
+    edition = confirmation_edition(s, membership.mailing_list, now)
+    row = s.scalar(select(Delivery).where(Delivery.edition_id == edition.id,
+                                          Delivery.subscriber_id == membership.subscriber_id))
+    if row is None:
+        s.add(Delivery(edition_id=edition.id, subscriber_id=membership.subscriber_id,
+                       status=QUEUED, attempts=0, next_attempt_at=now))
+        s.flush()
+        return True
+    if row.status in (QUEUED, "claimed", SENDING):
+        return False
+    if row.status == DELIVERED and row.sent_at and now - row.sent_at < RESEND_AFTER:
+        return False
+    row.status, row.attempts, row.next_attempt_at = QUEUED, 0, now
+    row.claimed_by, row.lease_until, row.last_error = "", None, ""
+    s.flush()
+    return True
+
+
+def queue_pending(s: Session, mlist: MailingList, now: dt.datetime) -> int:
+    """Queue a confirmation mail for every pending member who has none yet (after an
+    import of addresses nobody vouched for). Returns how many were queued."""
+    return enqueue(s, confirmation_edition(s, mlist, now), now, audience=PENDING)
+
+
+def render_confirmations(s: Session, edition: Edition, mlist: MailingList, env: Environment,
+                         public_url: str, now: dt.datetime) -> None:
+    """Render the list's confirmation mail into its standing edition (once per run, so
+    a changed title or template shows in the next mails)."""
+    subject = labels(mlist.language).get("confirm_subject", "{title}").format(title=mlist.title)
+    rendered = render_confirmation(env, ConfirmContext(
+        list_name=mlist.name, list_title=mlist.title, list_description=mlist.description,
+        subject=subject, language=mlist.language or "en", public_url=public_url.rstrip("/"),
+    ))
+    edition.subject, edition.html, edition.text = subject, rendered.html, rendered.text
+    edition.rendered_at = now
+    s.commit()
