@@ -21,15 +21,19 @@ def sources() -> None:
 @sources.command("add")
 @click.argument("url")
 @click.option("--list", "list_name", required=True, help="The list this source feeds.")
+@click.option("--full-text", is_flag=True,
+              help="Fetch each new article's page and keep its full text, not the feed's.")
 @with_app
-def sources_add(app: App, url: str, list_name: str) -> None:
+def sources_add(app: App, url: str, list_name: str, full_text: bool) -> None:
     """Add a feed (an http(s) URL or a local file) to a list."""
     with app.sessions() as s:
         mlist = get_list(s, list_name)
-        source, attached = add_source(s, url, mlist, allow_files=True)
+        source, attached = add_source(s, url, mlist, full_text=full_text, allow_files=True)
         s.commit()
         verb = "Added" if attached else "Already there:"
         out.print(f"{verb} source {source.id} {source.url} → list {mlist.name}")
+        if source.full_text:
+            out.print("It fetches the full text of each new article from its page.")
 
 
 @sources.command("ls")
@@ -75,3 +79,7 @@ def print_fetch_summary(reports: list[SourceReport]) -> None:
     errors = sum(r.status == "error" for r in reports)
     new = sum(r.new for r in reports)
     out.print(f"{new} new articles from {len(reports)} sources, {errors} failed.")
+    kept = sum(r.pages_failed for r in reports)
+    if kept:
+        out.print(f"{kept} article pages could not be read; those articles keep the "
+                  "feed's text.")

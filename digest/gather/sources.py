@@ -1,12 +1,14 @@
 """Sources in the database: adding them, fetching each, storing new articles, health.
 
 One source's failure is recorded on it (last error, consecutive failures) and the
-others go on; nothing a feed sends can stop a run.
+others go on; nothing a feed sends can stop a run. For a full-text source, the page of
+each new entry is fetched too; a page that fails only keeps the feed's own text.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from digest.errors import FetchError, InvalidInput
 from digest.gather.clean import content_hash
+from digest.gather.extract import PageEnricher
 from digest.gather.feeds import Entry, Feed, parse_feed
 from digest.gather.fetch import fetch
 from digest.models import Article, ListSource, Source
@@ -45,6 +48,7 @@ class SourceReport:
     new: int = 0
     seen: int = 0
     error: str = ""
+    pages_failed: int = 0  # full-text sources: new entries that kept the feed's text
 
 
 def normalize_source_url(url: str, allow_files: bool) -> str:
@@ -112,15 +116,26 @@ def fetch_source(s: Session, http: requests.Session, source: Source, opts: Fetch
             s.commit()
             return SourceReport(source.id, source.url, "not_modified")
         feed = parse_feed(result.body, result.url, result.content_type, now=now)
-        new, seen = store_entries(s, source, feed, now, opts.max_entries)
+        enrich = _page_enricher(http, opts) if source.full_text else None
+        new, seen = store_entries(s, source, feed, now, opts.max_entries, enrich)
         source.etag, source.last_modified = result.etag, result.last_modified
         _record_success(source, now)
         s.commit()
-        return SourceReport(source.id, source.url, "ok", new=new, seen=seen)
+        return SourceReport(source.id, source.url, "ok", new=new, seen=seen,
+                            pages_failed=enrich.failed if enrich else 0)
     except FetchError as exc:
         return _record_failure(s, source, str(exc), now)
     except Exception as exc:  # a parser bug on hostile input must not end the run
         return _record_failure(s, source, f"unexpected {type(exc).__name__}: {exc}", now)
+
+
+def _page_enricher(http: requests.Session, opts: FetchOptions) -> PageEnricher:
+    """Fetches article pages with the feed's limits; never local files, whatever the CLI allows."""
+    get_page = functools.partial(
+        fetch, http, timeout=opts.timeout, max_bytes=opts.max_bytes,
+        max_redirects=opts.max_redirects, user_agent=opts.user_agent, allow_files=False,
+    )
+    return PageEnricher(get_page, limit=opts.max_entries)
 
 
 def _record_success(source: Source, now: dt.datetime) -> None:
@@ -140,11 +155,14 @@ def _record_failure(s: Session, source: Source, error: str, now: dt.datetime) ->
 
 
 def store_entries(s: Session, source: Source, feed: Feed, now: dt.datetime,
-                  max_entries: int) -> tuple[int, int]:
+                  max_entries: int,
+                  enrich: Callable[[Entry], Entry] | None = None) -> tuple[int, int]:
     """Insert the feed's new entries; returns (new, seen).
 
     An entry is old when its guid, else its link, else its content hash is already
-    stored for this source; the same rules drop repeats inside one document.
+    stored for this source; the same rules drop repeats inside one document. `enrich`
+    (a full-text source's page fetcher) sees new entries only, and the hash stays the
+    feed's, so the next fetch recognizes them.
     """
     if feed.title and not source.title:
         source.title = feed.title[:300]
@@ -161,7 +179,7 @@ def store_entries(s: Session, source: Source, feed: Feed, now: dt.datetime,
         if keys & known:
             continue
         known |= keys
-        s.add(_article(source, entry, digest_hash, now))
+        s.add(_article(source, enrich(entry) if enrich else entry, digest_hash, now))
         new += 1
     s.flush()
     return new, len(entries)
