@@ -1,0 +1,110 @@
+"""The FastAPI application around one `App`: routers, security headers, error pages.
+
+`create_app` is the one place routers are mounted. The public pages (`public`) need no
+login; the editor's desk, the admin console and the JSON API come as routers of their
+own, added here, each with its own authentication dependency.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, Response
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from digest import __version__
+from digest.app import App
+from digest.web.pages import Pages
+from digest.web.public import router as public_router
+
+log = logging.getLogger(__name__)
+
+# No scripts anywhere (the public pages work without them); styles only from our own
+# stylesheet; forms post only back to us; no framing (clickjacking the unsubscribe
+# button); no <base> tricks. Pages that need a script later widen this for themselves.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+SECURITY_HEADERS: dict[str, str] = {
+    "X-Content-Type-Options": "nosniff",
+    # Token pages have the token in their URL: no Referer may carry it to another site.
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+}
+
+_MESSAGES = {
+    404: ("Page not found", "There is nothing at this address. If you followed a link "
+          "from an email, copy the whole link into the address bar"),
+    405: ("Not allowed", "This address does not accept that kind of request"),
+    413: ("Too large", "The request is larger than this page accepts"),
+}
+
+
+def create_app(app: App) -> FastAPI:
+    """The web app serving `app`'s database with its settings, clock and tokens."""
+    # The JSON API brings its own OpenAPI under /api/v1; the HTML pages have no schema,
+    # and FastAPI's docs pages load scripts from a CDN that the CSP forbids.
+    web = FastAPI(title="digest", version=__version__,
+                  docs_url=None, redoc_url=None, openapi_url=None)
+    web.state.digest = app
+    # Built now, so a missing templates_dir or signing key stops `digest serve` at start
+    # instead of failing the first reader who clicks a link.
+    web.state.pages = Pages(app.templates)
+    _ = app.tokens
+    web.add_middleware(SecurityHeaders)
+    web.add_exception_handler(StarletteHTTPException, _http_error)
+    web.add_exception_handler(Exception, _server_error)
+    web.include_router(public_router)
+    return web
+
+
+class SecurityHeaders:
+    """Adds SECURITY_HEADERS to every response that did not set them itself.
+
+    A plain ASGI middleware rather than BaseHTTPMiddleware: it only edits the start
+    message, never buffers a body.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """404, 405, 413 and other HTTP errors as a page. (The JSON API, when it comes,
+    answers its own errors as JSON before they get here.)"""
+    assert isinstance(exc, StarletteHTTPException)
+    heading, message = _MESSAGES.get(exc.status_code, (
+        HTTPStatus(exc.status_code).phrase, str(exc.detail)))
+    pages: Pages = request.app.state.pages
+    return pages.message(exc.status_code, heading, message, headers=exc.headers)
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    # Starlette sends this from its outermost layer, outside SecurityHeaders, so the
+    # headers are set here. No template: it may be the template that failed.
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    html = ("<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>Error</title>"
+            "<h1>Something went wrong</h1><p>The error was logged for the people who run "
+            "this site. Please try again later.</p></html>")
+    return HTMLResponse(html, status_code=500,
+                        headers={**SECURITY_HEADERS, "Cache-Control": "no-store"})

@@ -1,0 +1,286 @@
+"""Public pages, no login: unsubscribe (the page and the RFC 8058 one-click POST),
+confirm (double opt-in), the stylesheet and the health check.
+
+The signed token in the URL is the only credential. It names one subscriber (checked
+against the stored address by `members.verify_owner`) and one list, so whatever a link
+does, it does to that membership and nothing else; a damaged, foreign or wrong-purpose
+token is refused with a page that says what to do and nothing about why inside.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from email.utils import parseaddr
+from typing import TypeVar
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.types import Message
+
+from digest.app import App
+from digest.errors import InvalidInput
+from digest.web.deps import AppDep, PagesDep
+from digest.web.pages import (
+    STYLESHEET_PATH,
+    ConfirmedPage,
+    LeftPage,
+    Pages,
+    UnsubscribePage,
+    mask_email,
+)
+from subscribers.members import confirm, token_membership, unsubscribe
+from subscribers.models import UNSUBSCRIBED, Membership, Subscriber
+from subscribers.suppress import is_suppressed_address, suppress
+from subscribers.tokens import MAX_AGE, TokenData
+
+log = logging.getLogger(__name__)
+router = APIRouter(include_in_schema=False)
+T = TypeVar("T")
+
+# Real tokens are under 100 characters; anything far longer is not worth an HMAC.
+MAX_TOKEN = 512
+# An RFC 8058 body is 26 bytes; a few fields of a form fit easily.
+MAX_BODY = 16 * 1024
+MAX_FIELDS = 20
+
+ONE_CLICK_FIELD, ONE_CLICK_VALUE = "List-Unsubscribe", "One-Click"
+SCOPE_LIST, SCOPE_ALL = "list", "all"
+# The page's own button says so in a hidden field, which tells a reader's click from a
+# mail provider's one-click POST in the membership's record.
+VIA_FIELD, VIA_PAGE = "via", "page"
+REASON_ONE_CLICK, REASON_LINK, REASON_ALL = "one-click", "link", "unsubscribe_all"
+
+
+# -- unsubscribe -----------------------------------------------------------------------
+
+
+# HEAD too, for link checkers: the page changes nothing either way.
+@router.api_route("/unsubscribe/{token}", methods=["GET", "HEAD"])
+def unsubscribe_page(token: str, app: AppDep, pages: PagesDep) -> Response:
+    """Who and which list, with the buttons. It changes nothing: mail scanners and link
+    previews open every link in a message, and must not unsubscribe anyone by that."""
+    with app.sessions() as s:
+        try:
+            membership = token_membership(s, _read(app, token, "unsubscribe"))
+        except InvalidInput as exc:
+            return _refused(pages, exc, mailto=_unsubscribe_mailto(app))
+        page = UnsubscribePage(
+            title=f"Unsubscribe from {membership.mailing_list.title}",
+            subscribed=membership.status != UNSUBSCRIBED,
+            **_who(membership),
+        )
+    return pages.render("web/unsubscribe.html", page, private=True)
+
+
+@router.post("/unsubscribe/{token}")
+async def unsubscribe_post(token: str, request: Request, app: AppDep,
+                           pages: PagesDep) -> Response:
+    """RFC 8058 one-click: `List-Unsubscribe=One-Click` leaves the token's list;
+    `scope=all` leaves every list and suppresses the address. Safe to repeat.
+
+    No CSRF token, on purpose: mail providers POST from their servers, without cookies,
+    scripts or a page of ours to take a token from, so none could be checked. None is
+    needed: the signed token in the URL is the credential, there is no session cookie a
+    forged cross-site request could ride on, and the most anyone holding the link can do
+    is what the link was sent to let its holder do.
+    """
+    try:
+        data = _read(app, token, "unsubscribe")
+    except InvalidInput as exc:
+        return _refused(pages, exc, mailto=_unsubscribe_mailto(app))
+    fields = await _form_fields(request)
+    if fields.get("scope") == SCOPE_ALL:
+        scope = SCOPE_ALL
+    elif fields.get(ONE_CLICK_FIELD, "").strip().lower() == ONE_CLICK_VALUE.lower():
+        scope = SCOPE_LIST
+    else:
+        return pages.message(
+            400, "Nothing was changed",
+            "this address unsubscribes with a POST whose body is List-Unsubscribe=One-Click "
+            "(RFC 8058), or scope=all to leave all mail. To unsubscribe in a browser, open "
+            "the link from the email and press the button", private=True)
+    reason = REASON_LINK if fields.get(VIA_FIELD) == VIA_PAGE else REASON_ONE_CLICK
+    try:
+        page = await run_in_threadpool(_in_transaction, app,
+                                       lambda s: _leave(s, data, scope, reason, app.clock()))
+    except InvalidInput as exc:
+        return _refused(pages, exc, mailto=_unsubscribe_mailto(app))
+    return pages.render("web/unsubscribed.html", page, private=True)
+
+
+def _leave(s: Session, data: TokenData, scope: str, reason: str, now: dt.datetime) -> LeftPage:
+    membership = token_membership(s, data)
+    if scope == SCOPE_ALL:
+        changed = leave_all(s, membership.subscriber, now=now, detail=reason)
+        title = "You will get no more mail from us"
+    else:
+        changed = unsubscribe(s, membership, now=now, reason=reason)
+        title = f"Unsubscribed from {membership.mailing_list.title}"
+    # The requester's IP is not kept: leaving needs no proof of consent, and the
+    # membership records only when and how (`reason`).
+    return LeftPage(title=title, scope=scope, already=not changed, **_who(membership))
+
+
+def leave_all(s: Session, subscriber: Subscriber, *, now: dt.datetime, detail: str) -> bool:
+    """Unsubscribe `subscriber` from every list and suppress the address, so no later
+    add or import brings them back. Whether anything changed."""
+    already = is_suppressed_address(s, subscriber.email)
+    changed = False
+    for membership in subscriber.memberships:
+        changed = unsubscribe(s, membership, now=now, reason=REASON_ALL) or changed
+    suppress(s, subscriber.email, REASON_ALL, detail, now=now)
+    return changed or not already
+
+
+# -- confirm ---------------------------------------------------------------------------
+
+
+@router.get("/confirm/{token}")
+def confirm_page(token: str, request: Request, app: AppDep, pages: PagesDep) -> Response:
+    """Confirm a pending subscription; a second visit says it is already confirmed.
+
+    GET confirms, as the link in the mail must work with one click. Not HEAD: a link
+    checker's HEAD gets a 405 and confirms nothing."""
+    try:
+        data = _read(app, token, "confirm")
+    except InvalidInput as exc:
+        if _expired(app, token, "confirm"):
+            days = int((MAX_AGE["confirm"] or 0) // 86400)
+            return pages.message(
+                410, "This link has expired",
+                f"confirmation links work for {days} days. Sign up again where you did the "
+                "first time and we will email you a new link; until you confirm, you get "
+                "no mail from this list", private=True)
+        return _refused(pages, exc)
+    # Who clicked, for the consent record. Behind a reverse proxy, uvicorn replaces the
+    # peer with X-Forwarded-For only for proxies it is told to trust (forwarded_allow_ips,
+    # 127.0.0.1 by default), so this never believes a header any client can send.
+    ip = (request.client.host if request.client else "")[:64]
+
+    def work(s: Session) -> ConfirmedPage:
+        membership = token_membership(s, data)
+        # Refuses an unsubscribed membership: an old link must not undo a later leave.
+        changed = confirm(s, membership, now=app.clock(), ip=ip)
+        return ConfirmedPage(title=f"Subscribed to {membership.mailing_list.title}",
+                             already=not changed, **_who(membership))
+
+    try:
+        page = _in_transaction(app, work)
+    except InvalidInput as exc:
+        return _refused(pages, exc)
+    return pages.render("web/confirmed.html", page, private=True)
+
+
+# -- plumbing --------------------------------------------------------------------------
+
+
+@router.api_route("/healthz", methods=["GET", "HEAD"])
+def healthz(app: AppDep) -> Response:
+    """200 {"status": "ok"} when the database answers; 503 when it does not."""
+    try:
+        with app.sessions() as s:
+            s.execute(text("SELECT 1"))
+    except SQLAlchemyError:
+        log.exception("health check: the database did not answer")
+        return JSONResponse({"status": "unavailable"}, status_code=503,
+                            headers={"Cache-Control": "no-store"})
+    return JSONResponse({"status": "ok"}, headers={"Cache-Control": "no-store"})
+
+
+@router.api_route(STYLESHEET_PATH, methods=["GET", "HEAD"])
+def stylesheet(pages: PagesDep) -> Response:
+    return pages.stylesheet_response()
+
+
+def _read(app: App, token: str, purpose: str) -> TokenData:
+    if len(token) > MAX_TOKEN:
+        raise InvalidInput(f"this {purpose} link is not valid; copy the whole link from the "
+                           "email, or ask for a new one")
+    return app.tokens.read(token, purpose, MAX_AGE[purpose])
+
+
+def _expired(app: App, token: str, purpose: str) -> bool:
+    """Whether a refused token is good but old: it reads without the age limit."""
+    if len(token) > MAX_TOKEN:
+        return False
+    try:
+        app.tokens.read(token, purpose)
+    except InvalidInput:
+        return False
+    return True
+
+
+def _refused(pages: Pages, exc: InvalidInput, *, mailto: str = "") -> Response:
+    # The core's messages name no ids and no cause inside the token; they say what to do.
+    return pages.message(400, "This link does not work", str(exc), private=True,
+                         mailto=mailto)
+
+
+def _unsubscribe_mailto(app: App) -> str:
+    """The address that unsubscribes by mail, if configured: when a link fails, that
+    way still works, and the page says so."""
+    return parseaddr(app.settings["delivery.unsubscribe_mailto"])[1]
+
+
+def _who(membership: Membership) -> dict[str, str]:
+    mlist = membership.mailing_list
+    return {"email": mask_email(membership.subscriber.email), "list_title": mlist.title,
+            "list_language": mlist.language}
+
+
+def _in_transaction(app: App, work: Callable[[Session], T]) -> T:
+    """`work` in a transaction, committed. Run once more when a concurrent request (a
+    double click, a provider retrying) made it conflict: the second run sees the first's
+    result and changes nothing."""
+    try:
+        return _commit(app, work)
+    except (IntegrityError, OperationalError):
+        log.info("retrying after a conflicting concurrent request", exc_info=True)
+        return _commit(app, work)
+
+
+def _commit(app: App, work: Callable[[Session], T]) -> T:
+    with app.sessions() as s:
+        result = work(s)
+        s.commit()
+        return result
+
+
+async def _form_fields(request: Request) -> dict[str, str]:
+    """The text fields of a POSTed form, read with a size cap.
+
+    RFC 8058 senders use application/x-www-form-urlencoded or multipart/form-data. A body
+    with another or no content type is read as urlencoded: refusing an unsubscribe over
+    a missing header would be worse than reading it.
+    """
+    body = await _read_body(request)
+    content_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if content_type == "multipart/form-data":
+        async def replay() -> Message:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        # Starlette answers a malformed body (or any file part: max_files=0) with a 400.
+        form = await Request(request.scope, replay).form(max_files=0, max_fields=MAX_FIELDS)
+        return {k: v for k, v in form.multi_items() if isinstance(v, str)}
+    try:
+        return dict(parse_qsl(body.decode("utf-8", "replace"), max_num_fields=MAX_FIELDS))
+    except ValueError:  # too many fields
+        return {}
+
+
+async def _read_body(request: Request) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise HTTPException(413)
+        chunks.append(chunk)
+    return b"".join(chunks)
