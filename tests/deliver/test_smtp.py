@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -289,6 +291,38 @@ def test_failing_handing_over_leaves_the_message_unsent(
     assert [m.rcpt_tos for m in sink.messages] == [("r5@example.com",), ("r6@example.com",)]
 
 
+def test_every_connection_runs_on_the_calling_thread(
+    smtp_server: Factory, backends: Callable[..., SmtpBackend]
+) -> None:
+    """The ledger's handover is only safe if the final "." follows its commit at once,
+    with no other thread to wait for; and the ledger's connection is not thread-safe."""
+    sink = smtp_server()
+    backend = backends(sink, connections=4)
+    threads_before = threading.active_count()
+    events = EventLog()
+    seen: set[int] = set()
+    events.on_handing_over = lambda msg: seen.add(threading.get_ident())
+    results = backend.send(make_messages(40), events)
+    assert {r.status for r in results} == {"sent"}
+    assert seen == {threading.get_ident()}
+    assert threading.active_count() == threads_before
+    assert sink.connections == 4
+
+
+@pytest.mark.parametrize("tls", ["none", "tls"])
+def test_a_body_larger_than_the_socket_buffers_arrives_whole(
+    smtp_server: Factory, backends: Callable[..., SmtpBackend], tls_files: TlsFiles, tls: str
+) -> None:
+    """The body is with the kernel before the handover; a 4.6 MB one takes several
+    writes (under TLS, through the layer below it too)."""
+    sink = smtp_server(implicit_tls=tls_files.server_context() if tls == "tls" else None)
+    backend = backends(sink, tls=tls, connections=1, ssl_context=tls_files.client_context())
+    batch = make_messages(2) + make_messages(1, first_id=3, text=("y" * 76 + "\n") * 60_000)
+    results, _ = send(backend, batch)
+    assert set(statuses(results).values()) == {"sent"}
+    assert [m.data for m in sink.messages] == [m.data for m in batch]
+
+
 class FakeTime:
     """A clock that only moves when someone sleeps."""
 
@@ -333,6 +367,20 @@ def test_backend_honours_the_rate_limit(
     send(backend, make_messages(20))
     # 20 messages at 50/s: the first at once, then 19 waits of 20 ms.
     assert t.sleeps == pytest.approx([0.02] * 19)
+
+
+def test_the_rate_limit_holds_over_all_connections_without_blocking_them(
+    smtp_server: Factory, backends: Callable[..., SmtpBackend]
+) -> None:
+    # The real clock and the default, awaited sleep: 21 messages at 100/s take 0.2 s
+    # however many connections share them.
+    sink = smtp_server()
+    backend = backends(sink, connections=4, rate_limit=100.0)
+    started = time.monotonic()
+    results, _ = send(backend, make_messages(21))
+    assert time.monotonic() - started >= 0.19
+    assert set(statuses(results).values()) == {"sent"}
+    assert sink.connections > 1
 
 
 def test_make_backend_chooses_by_setting(tmp_path: Path) -> None:

@@ -1,26 +1,34 @@
-"""The SMTP backend: a few persistent connections in parallel, the DATA step done by hand.
+"""The SMTP backend: a few persistent connections driven from one thread, the DATA step
+split around the ledger's handover.
 
-smtplib's sendmail() sends the body and its terminating "." in one go. We need a moment
-between the two: the ledger records "sending" right before the "." (the step that makes
-the server take responsibility), so that after a hard kill a message that may have been
-accepted is not sent a second time. So each transaction is written with smtplib's
-low-level pieces (putcmd, getreply, the socket).
+The server takes responsibility for a message when it reads the "." that ends DATA.
+The ledger commits "sending" right before that "." (handing_over), so that after a hard
+kill a message that may have been accepted is not sent again; a kill between the commit
+and the "." is the one moment that record is wrong. So that moment must be short: every
+connection runs on the backend's own asyncio loop, in the calling thread, the commit
+blocks that loop for its ~50 µs, and the "." is written right after it with no await.
+(With a thread per connection the "." had to wait for the GIL after every commit.)
+
+The client is our own, not smtplib (blocking) nor aiosmtplib (its data() writes body
+and "." in one go; splitting them means driving its protocol object by hand). It speaks
+only what the backend needs, on an asyncio.Protocol that owns its reply buffer (emptied
+at STARTTLS) and can tell when a body has left for the kernel.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import contextlib
+import inspect
 import logging
 import re
-import smtplib
 import socket
 import ssl
-import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from digest.deliver.backends.base import RateLimiter, SendEvents, SendResult, Status
 from digest.deliver.message import Outgoing
@@ -35,6 +43,7 @@ TLS_MODES = ("starttls", "tls", "none")
 _LINE_START_DOT = re.compile(rb"(?m)^\.")
 # Replies meaning "log in first": a configuration problem, never a recipient's.
 _AUTH_NEEDED = (530, 534, 535, 538)
+_MAX_REPLY = 64 * 1024  # a whole reply, continuation lines included; EHLO's is ~300 bytes
 
 
 class SmtpBackend:
@@ -42,11 +51,12 @@ class SmtpBackend:
 
     tls: "starttls" (upgrade, fail closed if the server cannot), "tls" (implicit TLS,
     port 465) or "none" (a relay on this machine). rate_limit: most messages per second
-    over all connections, 0 for none. clock and sleep drive the rate limiter (for tests).
+    over all connections, 0 for none. clock and sleep drive the rate limiter (for tests);
+    sleep may be a coroutine function (the default) or a plain function.
 
-    One send() at a time per backend: its connections belong to the running call.
-    Messages are shared out through one queue, so a slow or closed connection leaves its
-    share to the others.
+    One send() at a time per backend, and not from inside a running event loop: the
+    backend runs its own. Messages are shared out through one queue, so a slow or closed
+    connection leaves its share to the others.
     """
 
     name = "smtp"
@@ -65,7 +75,7 @@ class SmtpBackend:
         *,
         ssl_context: ssl.SSLContext | None = None,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], Awaitable[None] | None] = asyncio.sleep,
     ) -> None:
         if tls not in TLS_MODES:
             raise ConfigError(f"[smtp] tls = {tls!r}; choose one of {', '.join(TLS_MODES)}")
@@ -78,9 +88,13 @@ class SmtpBackend:
         self.timeout = timeout
         self._local_hostname = local_hostname
         self.ssl_context = ssl_context or ssl.create_default_context()
-        self.limiter = RateLimiter(rate_limit, clock=clock, sleep=sleep)
+        # The limiter keeps the shared schedule; its "sleep" only notes the pause, which
+        # _pace() then awaits, so one connection's wait does not stop the others.
+        self.limiter = RateLimiter(rate_limit, clock=clock, sleep=self._note_pause)
+        self._sleep = sleep
+        self._pause = 0.0
         self._lanes = [_Lane(self) for _ in range(connections)]
-        self._pool: ThreadPoolExecutor | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SmtpBackend:
@@ -108,7 +122,7 @@ class SmtpBackend:
 
     @property
     def local_hostname(self) -> str:
-        """The EHLO name; smtplib would look it up again (DNS) for every connection."""
+        """The EHLO name, looked up (DNS) once rather than for every connection."""
         if self._local_hostname is None:
             self._local_hostname = socket.getfqdn()
         return self._local_hostname
@@ -119,14 +133,7 @@ class SmtpBackend:
         if not batch:
             return []
         run = _Run(batch, events)
-        lanes = self._lanes[: min(len(self._lanes), len(batch))]
-        if len(lanes) == 1:
-            lanes[0].run(run)
-        else:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(len(self._lanes), thread_name_prefix="smtp")
-            for future in [self._pool.submit(lane.run, run) for lane in lanes]:
-                future.result()
+        self._drive(_gather(lane.run(run) for lane in self._lanes[: len(batch)]))
         if run.error is not None:
             raise run.error
         if run.queue and not run.reached:
@@ -140,11 +147,46 @@ class SmtpBackend:
         return [r for r in run.results if r is not None]
 
     def close(self) -> None:
-        for lane in self._lanes:
-            lane.quit()
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
+        if self._loop is not None:
+            self._drive(_gather(lane.quit() for lane in self._lanes))
+
+    def _drive(self, work: Coroutine[Any, Any, None]) -> None:
+        """Runs `work` on the backend's loop, made when first needed and closed as soon
+        as no connection is open (the connections belong to it)."""
+        loop = self._loop = self._loop or asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(work)
+        except BaseException:
+            # Interrupted (Ctrl-C) with transactions in flight: cancel them, which drops
+            # their connections, rather than leave them to resume on the next call.
+            if pending := asyncio.all_tasks(loop):
+                for task in pending:
+                    task.cancel()
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            raise
+        finally:
+            if all(lane.conn is None for lane in self._lanes):
+                # Running the loop once more also lets dropped transports close sockets.
+                loop.run_until_complete(loop.shutdown_default_executor())
+                loop.close()
+                self._loop = None
+
+    def _note_pause(self, seconds: float) -> None:
+        self._pause = seconds
+
+    async def _pace(self) -> None:
+        """Waits for the next slot under rate_limit; the other connections go on."""
+        self._pause = 0.0
+        self.limiter.wait()  # sets _pause: nothing runs between the two, one thread
+        if self._pause:
+            pausing = self._sleep(self._pause)
+            if inspect.isawaitable(pausing):
+                await pausing
+
+
+async def _gather(work: Iterable[Awaitable[None]]) -> None:
+    # A coroutine, so that gather() runs on the backend's loop.
+    await asyncio.gather(*work)
 
 
 class _Run:
@@ -154,7 +196,7 @@ class _Run:
         self.queue: deque[tuple[int, Outgoing]] = deque(enumerate(batch))
         self.results: list[SendResult | None] = [None] * len(batch)
         self.events = events
-        self.stop = threading.Event()
+        self.stop = False
         self.reached = False  # some connection reached the server in this call
         self.stop_reason = ""
         self.error: BaseException | None = None
@@ -174,35 +216,35 @@ class _Lane:
 
     def __init__(self, backend: SmtpBackend) -> None:
         self.b = backend
-        self.conn: smtplib.SMTP | None = None
+        self.conn: _Conn | None = None
         self.fresh = False  # opened for the current message: a failure is not staleness
 
-    def run(self, run: _Run) -> None:
+    async def run(self, run: _Run) -> None:
         try:
-            self._loop(run)
+            await self._feed(run)
         except BaseException as exc:  # stop the other connections, re-raised by send()
             if run.error is None:
                 run.error = exc
-            run.stop.set()
+            run.stop = True
 
-    def _loop(self, run: _Run) -> None:
-        while not run.stop.is_set():
+    async def _feed(self, run: _Run) -> None:
+        while not run.stop:
             try:
                 index, msg = run.queue.popleft()
             except IndexError:
                 return
-            self.b.limiter.wait()
+            await self.b._pace()
             outcome = None
             for retry_stale in (True, False):
                 if self.conn is None:
                     try:
-                        self._open()
+                        await self._open()
                     except _ConnectFailed as exc:
                         run.queue.appendleft((index, msg))  # for another connection
                         run.stop_reason = f"cannot connect: {exc}"
                         return
                 run.reached = True
-                outcome = self._transact(msg, run, retry_stale=retry_stale)
+                outcome = await self._transact(msg, run, retry_stale=retry_stale)
                 if outcome is not None:
                     break
             assert outcome is not None  # the second attempt never asks for a retry
@@ -212,49 +254,53 @@ class _Lane:
                 run.stop_reason = detail
                 return
 
-    def _transact(
+    async def _transact(
         self, msg: Outgoing, run: _Run, *, retry_stale: bool
     ) -> tuple[Status, str, bool] | None:
         """One message: (status, detail, keep using this lane), or None to retry it once
         on a new connection because a reused one turned out to be closed."""
         conn = self.conn
-        assert conn is not None and conn.sock is not None
+        assert conn is not None
         fresh, self.fresh = self.fresh, False
         stage = "MAIL FROM"
         try:
             options = ""
             if not (msg.sender.isascii() and msg.recipient.isascii()):
-                if not conn.has_extn("smtputf8"):
+                if "smtputf8" not in conn.extensions:
                     return ("failed", f"the address {msg.recipient!r} needs SMTPUTF8, which "
                             f"the SMTP server {self.b.where} does not offer", True)
-                conn.command_encoding = "utf-8"
-                options = " SMTPUTF8 BODY=8BITMIME" if conn.has_extn("8bitmime") else " SMTPUTF8"
-            code, reply = self._command(conn, f"MAIL FROM:<{msg.sender}>{options}")
+                options = " SMTPUTF8"
+                if "8bitmime" in conn.extensions:
+                    options += " BODY=8BITMIME"
+            code, reply = await conn.command(f"MAIL FROM:<{msg.sender}>{options}")
             if code != 250:
-                return self._refused(conn, code, reply, in_transaction=True)
+                return await self._refused(conn, code, reply, in_transaction=True)
             stage = "RCPT TO"
-            code, reply = self._command(conn, f"RCPT TO:<{msg.recipient}>")
+            code, reply = await conn.command(f"RCPT TO:<{msg.recipient}>")
             if code not in (250, 251):
-                return self._refused(conn, code, reply, in_transaction=True)
+                return await self._refused(conn, code, reply, in_transaction=True)
             stage = "DATA"
-            code, reply = self._command(conn, "DATA")
+            code, reply = await conn.command("DATA")
             if code != 354:
-                return self._refused(conn, code, reply, in_transaction=True)
+                return await self._refused(conn, code, reply, in_transaction=True)
             stage = "the message"
             data = msg.data
             if data.startswith(b".") or b"\n." in data:
                 data = _LINE_START_DOT.sub(b"..", data)
             # The body ends with CRLF already, which is the first half of CRLF "." CRLF.
             end = b".\r\n" if data.endswith(b"\r\n") else b"\r\n.\r\n"
-            conn.sock.sendall(data)
+            conn.write(data)
+            # Once the body is with the kernel, it is sent even if this process dies: the
+            # commit must not cover bytes still in a buffer that a kill would lose.
+            await conn.flushed()
             run.events.handing_over(msg)
-            conn.sock.sendall(end)
+            conn.write(end)  # at once: nothing may run between the commit and this write
             stage = "the reply to the final '.'"
-            code, reply = conn.getreply()
+            code, reply = await conn.reply()
             if code != 250:
-                return self._refused(conn, code, reply, in_transaction=False)
+                return await self._refused(conn, code, reply, in_transaction=False)
             return ("sent", "", True)
-        except OSError as exc:  # smtplib's errors, timeouts and resets are all OSErrors
+        except OSError as exc:  # timeouts, resets, closed connections, TLS errors
             self.drop()
             if stage == "MAIL FROM" and not fresh and retry_stale:
                 return None  # nothing was accepted yet: the idle connection had been closed
@@ -268,14 +314,10 @@ class _Lane:
             self.drop()
             raise
 
-    def _command(self, conn: smtplib.SMTP, line: str) -> tuple[int, bytes]:
-        conn.putcmd(line)
-        return conn.getreply()
-
-    def _refused(
-        self, conn: smtplib.SMTP, code: int, reply: bytes, *, in_transaction: bool
+    async def _refused(
+        self, conn: _Conn, code: int, reply: str, *, in_transaction: bool
     ) -> tuple[Status, str, bool]:
-        detail = f"{code} {reply.decode('utf-8', 'replace')}".replace("\n", " ")
+        detail = _reply_text(code, reply)
         if code in _AUTH_NEEDED:
             self.drop()
             raise DeliveryError(
@@ -287,92 +329,266 @@ class _Lane:
             return ("deferred", detail, False)
         if in_transaction:
             try:
-                conn.rset()
+                await conn.command("RSET")
             except OSError:
                 self.drop()
         return ("failed" if 500 <= code < 600 else "deferred", detail, True)
 
-    def _open(self) -> None:
+    async def _open(self) -> None:
         b = self.b
-        conn: smtplib.SMTP | None = None
+        name = b.local_hostname
+        conn = _Conn(b.timeout)
         try:
-            if b.tls == "tls":
-                conn = smtplib.SMTP_SSL(
-                    b.host, b.port, b.local_hostname, timeout=b.timeout, context=b.ssl_context
-                )
-            else:
-                conn = smtplib.SMTP(b.host, b.port, b.local_hostname, timeout=b.timeout)
-            conn.ehlo_or_helo_if_needed()
+            await conn.connect(b.host, b.port, b.ssl_context if b.tls == "tls" else None)
+            await conn.expect(None, 220)  # the greeting
+            await conn.hello(name)
             if b.tls == "starttls":
-                if not conn.has_extn("starttls"):
+                if "starttls" not in conn.extensions:
                     raise DeliveryError(
                         f"the SMTP server {b.where} does not offer STARTTLS, so mail and "
                         "password would travel unencrypted; use tls = \"tls\" for port 465, "
                         "or set [smtp] tls = \"none\" only for a relay on this machine"
                     )
-                conn.starttls(context=b.ssl_context)
-                conn.ehlo()
+                await conn.expect("STARTTLS", 220)
+                await conn.start_tls(b.ssl_context, b.host)
+                await conn.hello(name)
             if b.username:
-                conn.login(b.username, b._password)
-        except smtplib.SMTPAuthenticationError as exc:
-            _close(conn)
-            raise DeliveryError(
-                f"the SMTP server {b.where} refused the login of {b.username!r} "
-                f"({_describe(exc, b.timeout)}); check [smtp] username and DIGEST_SMTP_PASSWORD"
-            ) from None
-        except smtplib.SMTPNotSupportedError:
-            _close(conn)
-            raise DeliveryError(
-                f"the SMTP server {b.where} does not offer a login (AUTH); clear [smtp] "
-                "username, or use tls = \"starttls\" if it offers AUTH only over TLS"
-            ) from None
+                await self._login(conn)
         except ssl.SSLCertVerificationError as exc:
-            _close(conn)
+            conn.close()
             raise DeliveryError(
                 f"the TLS certificate of the SMTP server {b.where} is not valid for "
                 f"{b.host!r}: {exc.verify_message}; check [smtp] host"
             ) from None
-        except OSError as exc:
-            _close(conn)
+        except (OSError, _ReplyError) as exc:
+            conn.close()
             raise _ConnectFailed(_describe(exc, b.timeout)) from None
         except BaseException:
-            _close(conn)
+            conn.close()
             raise
-        assert conn.sock is not None
-        # The final "." is written apart from the body (see handing_over); with Nagle's
-        # algorithm it would wait for the server's delayed ACK, some 40 ms per message.
-        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         log.debug("connected to %s", b.where)
         self.conn, self.fresh = conn, True
 
-    def drop(self) -> None:
-        _close(self.conn)
-        self.conn = None
+    async def _login(self, conn: _Conn) -> None:
+        """AUTH PLAIN, or LOGIN where PLAIN is not offered."""
+        b = self.b
+        offered = conn.extensions.get("auth", "").upper().split()
+        user, password = b.username.encode(), b._password.encode()
+        if "PLAIN" in offered:
+            code, reply = await conn.command("AUTH PLAIN " + _b64(b"\0" + user + b"\0" + password))
+        elif "LOGIN" in offered:
+            code, reply = await conn.command("AUTH LOGIN")
+            for secret in (user, password):
+                if code == 334:
+                    code, reply = await conn.command(_b64(secret))
+        else:
+            raise DeliveryError(
+                f"the SMTP server {b.where} does not offer a login (AUTH PLAIN or LOGIN); "
+                "clear [smtp] username, or use tls = \"starttls\" if it offers AUTH only "
+                "over TLS"
+            )
+        if code not in (235, 503):  # 503: logged in already
+            raise DeliveryError(
+                f"the SMTP server {b.where} refused the login of {b.username!r} "
+                f"({_reply_text(code, reply)}); check [smtp] username and DIGEST_SMTP_PASSWORD"
+            )
 
-    def quit(self) -> None:
+    def drop(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    async def quit(self) -> None:
         if self.conn is not None:
             with contextlib.suppress(OSError):  # closing anyway
-                self.conn.quit()
+                await self.conn.command("QUIT")
             self.drop()
 
 
-def _close(conn: smtplib.SMTP | None) -> None:
-    if conn is not None:
-        conn.close()
+class _ReplyError(Exception):
+    """The server refused a step of opening the connection."""
+
+    def __init__(self, code: int, reply: str) -> None:
+        super().__init__(_reply_text(code, reply))
+
+
+class _Disconnected(ConnectionError):
+    """The connection closed, or sent something that leaves it unusable."""
+
+
+class _Conn(asyncio.Protocol):
+    """One SMTP client connection: the commands the backend uses, each awaiting its reply
+    within `timeout`, and a way to know when the written bytes have left for the kernel."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.extensions: dict[str, str] = {}  # from EHLO, lower-case keyword -> parameters
+        self.transport: asyncio.Transport | None = None
+        self._tcp: asyncio.Transport | None = None  # the transport under TLS, if any
+        self._buffer = bytearray()
+        self._lost: OSError | None = None
+        self._paused = False  # the transport holds bytes it could not write yet
+        self._wake: asyncio.Future[None] | None = None
+
+    async def connect(self, host: str, port: int, tls: ssl.SSLContext | None) -> None:
+        """Connects, and with `tls` does the TLS handshake at once (implicit TLS)."""
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(self.timeout):
+            await loop.create_connection(lambda: self, host, port)
+            if tls is not None:
+                await self._upgrade(tls, host)
+
+    async def start_tls(self, context: ssl.SSLContext, host: str) -> None:
+        async with asyncio.timeout(self.timeout):
+            await self._upgrade(context, host)
+
+    async def _upgrade(self, context: ssl.SSLContext, host: str) -> None:
+        assert self.transport is not None
+        # Anything read but not yet parsed came before encryption, so not (provably) from
+        # the server: a man in the middle could have added replies.
+        self._buffer.clear()
+        tls = await asyncio.get_running_loop().start_tls(
+            self.transport, self, context, server_hostname=host
+        )
+        if tls is None:
+            raise _Disconnected("the server closed the connection")
+        tls.set_write_buffer_limits(0)  # see connection_made
+        self.transport = tls
+
+    async def hello(self, name: str) -> None:
+        """EHLO, noting the extensions; HELO for a server that knows no EHLO."""
+        code, reply = await self.command(f"EHLO {name}")
+        if code == 250:
+            lines = reply.split("\n")[1:]
+            self.extensions = {k.lower(): v for k, _, v in (s.partition(" ") for s in lines)}
+        else:
+            self.extensions = {}
+            await self.expect(f"HELO {name}", 250)
+
+    async def expect(self, line: str | None, code: int) -> None:
+        """Sends `line` (None: only reads, for the greeting) and insists on `code`."""
+        got, reply = await (self.command(line) if line is not None else self.reply())
+        if got != code:
+            raise _ReplyError(got, reply)
+
+    async def command(self, line: str) -> tuple[int, str]:
+        if "\r" in line or "\n" in line:
+            raise ValueError("an SMTP command may not contain a line break")
+        self.write(line.encode() + b"\r\n")
+        return await self.reply()
+
+    def write(self, data: bytes) -> None:
+        """Hands `data` to the transport, which writes to the socket now if it can."""
+        if self._lost is not None:
+            raise self._lost
+        if self.transport is None or self.transport.is_closing():
+            raise _Disconnected("the server closed the connection")
+        self.transport.write(data)
+
+    async def reply(self) -> tuple[int, str]:
+        """The next reply: its code and its text, continuation lines joined by "\n"."""
+        async with asyncio.timeout(self.timeout):
+            while (parsed := self._parse()) is None:
+                if self._lost is not None:
+                    raise self._lost
+                await self._event()
+        return parsed
+
+    async def flushed(self) -> None:
+        """Waits until the transports hold no unwritten bytes."""
+        if not self._unwritten():  # the usual case: the socket took it all at once
+            return
+        async with asyncio.timeout(self.timeout):
+            while self._unwritten():
+                if self._lost is not None:
+                    raise self._lost
+                if self._paused:
+                    await self._event()  # resume_writing() comes when it is empty
+                else:
+                    # Under TLS: the TCP transport below reports only to the TLS layer.
+                    await asyncio.sleep(0.001)
+
+    def _unwritten(self) -> int:
+        return sum(t.get_write_buffer_size() for t in (self.transport, self._tcp) if t)
+
+    def _parse(self) -> tuple[int, str] | None:
+        lines, start = [], 0
+        while (end := self._buffer.find(b"\n", start)) >= 0:
+            line = bytes(self._buffer[start:end]).rstrip(b"\r")
+            start = end + 1
+            if not (line[:3].isdigit() and line[3:4] in (b"", b" ", b"-")):
+                raise _Disconnected(f"not an SMTP reply: {line[:100]!r}")
+            lines.append(line[4:].strip().decode("utf-8", "replace"))
+            if line[3:4] != b"-":
+                del self._buffer[:start]
+                return int(line[:3]), "\n".join(lines)
+        if len(self._buffer) > _MAX_REPLY:
+            raise _Disconnected(f"a reply longer than {_MAX_REPLY} bytes")
+        return None
+
+    async def _event(self) -> None:
+        """Waits for data, the connection's end, or room to write."""
+        self._wake = asyncio.get_running_loop().create_future()
+        try:
+            await self._wake
+        finally:
+            self._wake = None
+
+    def _wakeup(self) -> None:
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
+
+    def close(self) -> None:
+        """Drops the connection at once: unwritten bytes are discarded, no TLS goodbye."""
+        for transport in (self.transport, self._tcp):
+            if transport is not None:
+                transport.abort()
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = self._tcp = transport
+        # The "." is written apart from the body: with Nagle's algorithm it would wait for
+        # the server's delayed ACK, some 40 ms per message. (asyncio sets it too; we rely
+        # on it, so it is set here as well.)
+        transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # Limit 0: pause_writing() whenever bytes wait, resume_writing() once none do.
+        transport.set_write_buffer_limits(0)
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        self._wakeup()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = (
+            exc if isinstance(exc, OSError) else _Disconnected("the server closed the connection")
+        )
+        self._wakeup()
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        self._wakeup()
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _reply_text(code: int, reply: str) -> str:
+    """A reply on one line, for a ledger row or an error message."""
+    return f"{code} {reply}".replace("\n", " ")
 
 
 def _describe(exc: BaseException, timeout: float) -> str:
     """A short reason for a log line or a ledger row."""
-    if isinstance(exc, smtplib.SMTPResponseException):
-        err = exc.smtp_error
-        text = err.decode("utf-8", "replace") if isinstance(err, bytes) else str(err)
-        return f"{exc.smtp_code} {text}".replace("\n", " ")
-    if isinstance(exc, TimeoutError) or "timed out" in str(exc):
+    if isinstance(exc, TimeoutError):
         return f"no answer within {timeout:g} s"
     if isinstance(exc, socket.gaierror):
         return f"the host name does not resolve ({exc.strerror})"
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
-    if isinstance(exc, smtplib.SMTPServerDisconnected):
-        return f"the server closed the connection ({exc})"
     return str(exc) or type(exc).__name__
