@@ -11,8 +11,8 @@ One row per (edition, subscriber), unique. The life of a row:
 
 "sending" is committed right before the final step that makes the server accept the
 message, so a hard kill can leave at most one row per connection in doubt, and those
-are never mailed twice. Rows are written in their own short transactions because the
-backend reports from several threads at once.
+are never mailed twice. Each outcome is committed on its own as the backend reports
+it, so a crash loses at most the messages in flight.
 """
 
 from __future__ import annotations

@@ -9,16 +9,13 @@ connection runs on the backend's own asyncio loop, in the calling thread, the co
 blocks that loop for its ~50 µs, and the "." is written right after it with no await.
 (With a thread per connection the "." had to wait for the GIL after every commit.)
 
-The client is our own, not smtplib (blocking) nor aiosmtplib (its data() writes body
-and "." in one go; splitting them means driving its protocol object by hand). It speaks
-only what the backend needs, on an asyncio.Protocol that owns its reply buffer (emptied
-at STARTTLS) and can tell when a body has left for the kernel.
+The client connection is our own (smtpclient.py): smtplib blocks, and aiosmtplib's
+data() writes the body and the "." in one go.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import inspect
 import logging
@@ -31,6 +28,13 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from digest.deliver.backends.base import RateLimiter, SendEvents, SendResult, Status
+from digest.deliver.backends.smtpclient import (
+    ReplyError,
+    SmtpConnection,
+    b64,
+    describe,
+    reply_text,
+)
 from digest.deliver.message import Outgoing
 from digest.errors import ConfigError, DeliveryError
 
@@ -43,7 +47,6 @@ TLS_MODES = ("starttls", "tls", "none")
 _LINE_START_DOT = re.compile(rb"(?m)^\.")
 # Replies meaning "log in first": a configuration problem, never a recipient's.
 _AUTH_NEEDED = (530, 534, 535, 538)
-_MAX_REPLY = 64 * 1024  # a whole reply, continuation lines included; EHLO's is ~300 bytes
 
 
 class SmtpBackend:
@@ -216,7 +219,7 @@ class _Lane:
 
     def __init__(self, backend: SmtpBackend) -> None:
         self.b = backend
-        self.conn: _Conn | None = None
+        self.conn: SmtpConnection | None = None
         self.fresh = False  # opened for the current message: a failure is not staleness
 
     async def run(self, run: _Run) -> None:
@@ -304,7 +307,7 @@ class _Lane:
             self.drop()
             if stage == "MAIL FROM" and not fresh and retry_stale:
                 return None  # nothing was accepted yet: the idle connection had been closed
-            detail = f"connection lost during {stage}: {_describe(exc, self.b.timeout)}"
+            detail = f"connection lost during {stage}: {describe(exc, self.b.timeout)}"
             if stage.startswith("the reply"):
                 detail += " (the server may have accepted the message)"
             return ("deferred", detail, True)
@@ -315,9 +318,9 @@ class _Lane:
             raise
 
     async def _refused(
-        self, conn: _Conn, code: int, reply: str, *, in_transaction: bool
+        self, conn: SmtpConnection, code: int, reply: str, *, in_transaction: bool
     ) -> tuple[Status, str, bool]:
-        detail = _reply_text(code, reply)
+        detail = reply_text(code, reply)
         if code in _AUTH_NEEDED:
             self.drop()
             raise DeliveryError(
@@ -337,7 +340,7 @@ class _Lane:
     async def _open(self) -> None:
         b = self.b
         name = b.local_hostname
-        conn = _Conn(b.timeout)
+        conn = SmtpConnection(b.timeout)
         try:
             await conn.connect(b.host, b.port, b.ssl_context if b.tls == "tls" else None)
             await conn.expect(None, 220)  # the greeting
@@ -360,27 +363,27 @@ class _Lane:
                 f"the TLS certificate of the SMTP server {b.where} is not valid for "
                 f"{b.host!r}: {exc.verify_message}; check [smtp] host"
             ) from None
-        except (OSError, _ReplyError) as exc:
+        except (OSError, ReplyError) as exc:
             conn.close()
-            raise _ConnectFailed(_describe(exc, b.timeout)) from None
+            raise _ConnectFailed(describe(exc, b.timeout)) from None
         except BaseException:
             conn.close()
             raise
         log.debug("connected to %s", b.where)
         self.conn, self.fresh = conn, True
 
-    async def _login(self, conn: _Conn) -> None:
+    async def _login(self, conn: SmtpConnection) -> None:
         """AUTH PLAIN, or LOGIN where PLAIN is not offered."""
         b = self.b
         offered = conn.extensions.get("auth", "").upper().split()
         user, password = b.username.encode(), b._password.encode()
         if "PLAIN" in offered:
-            code, reply = await conn.command("AUTH PLAIN " + _b64(b"\0" + user + b"\0" + password))
+            code, reply = await conn.command("AUTH PLAIN " + b64(b"\0" + user + b"\0" + password))
         elif "LOGIN" in offered:
             code, reply = await conn.command("AUTH LOGIN")
             for secret in (user, password):
                 if code == 334:
-                    code, reply = await conn.command(_b64(secret))
+                    code, reply = await conn.command(b64(secret))
         else:
             raise DeliveryError(
                 f"the SMTP server {b.where} does not offer a login (AUTH PLAIN or LOGIN); "
@@ -390,7 +393,7 @@ class _Lane:
         if code not in (235, 503):  # 503: logged in already
             raise DeliveryError(
                 f"the SMTP server {b.where} refused the login of {b.username!r} "
-                f"({_reply_text(code, reply)}); check [smtp] username and DIGEST_SMTP_PASSWORD"
+                f"({reply_text(code, reply)}); check [smtp] username and DIGEST_SMTP_PASSWORD"
             )
 
     def drop(self) -> None:
@@ -403,192 +406,3 @@ class _Lane:
             with contextlib.suppress(OSError):  # closing anyway
                 await self.conn.command("QUIT")
             self.drop()
-
-
-class _ReplyError(Exception):
-    """The server refused a step of opening the connection."""
-
-    def __init__(self, code: int, reply: str) -> None:
-        super().__init__(_reply_text(code, reply))
-
-
-class _Disconnected(ConnectionError):
-    """The connection closed, or sent something that leaves it unusable."""
-
-
-class _Conn(asyncio.Protocol):
-    """One SMTP client connection: the commands the backend uses, each awaiting its reply
-    within `timeout`, and a way to know when the written bytes have left for the kernel."""
-
-    def __init__(self, timeout: float) -> None:
-        self.timeout = timeout
-        self.extensions: dict[str, str] = {}  # from EHLO, lower-case keyword -> parameters
-        self.transport: asyncio.Transport | None = None
-        self._tcp: asyncio.Transport | None = None  # the transport under TLS, if any
-        self._buffer = bytearray()
-        self._lost: OSError | None = None
-        self._paused = False  # the transport holds bytes it could not write yet
-        self._wake: asyncio.Future[None] | None = None
-
-    async def connect(self, host: str, port: int, tls: ssl.SSLContext | None) -> None:
-        """Connects, and with `tls` does the TLS handshake at once (implicit TLS)."""
-        loop = asyncio.get_running_loop()
-        async with asyncio.timeout(self.timeout):
-            await loop.create_connection(lambda: self, host, port)
-            if tls is not None:
-                await self._upgrade(tls, host)
-
-    async def start_tls(self, context: ssl.SSLContext, host: str) -> None:
-        async with asyncio.timeout(self.timeout):
-            await self._upgrade(context, host)
-
-    async def _upgrade(self, context: ssl.SSLContext, host: str) -> None:
-        assert self.transport is not None
-        # Anything read but not yet parsed came before encryption, so not (provably) from
-        # the server: a man in the middle could have added replies.
-        self._buffer.clear()
-        tls = await asyncio.get_running_loop().start_tls(
-            self.transport, self, context, server_hostname=host
-        )
-        if tls is None:
-            raise _Disconnected("the server closed the connection")
-        tls.set_write_buffer_limits(0)  # see connection_made
-        self.transport = tls
-
-    async def hello(self, name: str) -> None:
-        """EHLO, noting the extensions; HELO for a server that knows no EHLO."""
-        code, reply = await self.command(f"EHLO {name}")
-        if code == 250:
-            lines = reply.split("\n")[1:]
-            self.extensions = {k.lower(): v for k, _, v in (s.partition(" ") for s in lines)}
-        else:
-            self.extensions = {}
-            await self.expect(f"HELO {name}", 250)
-
-    async def expect(self, line: str | None, code: int) -> None:
-        """Sends `line` (None: only reads, for the greeting) and insists on `code`."""
-        got, reply = await (self.command(line) if line is not None else self.reply())
-        if got != code:
-            raise _ReplyError(got, reply)
-
-    async def command(self, line: str) -> tuple[int, str]:
-        if "\r" in line or "\n" in line:
-            raise ValueError("an SMTP command may not contain a line break")
-        self.write(line.encode() + b"\r\n")
-        return await self.reply()
-
-    def write(self, data: bytes) -> None:
-        """Hands `data` to the transport, which writes to the socket now if it can."""
-        if self._lost is not None:
-            raise self._lost
-        if self.transport is None or self.transport.is_closing():
-            raise _Disconnected("the server closed the connection")
-        self.transport.write(data)
-
-    async def reply(self) -> tuple[int, str]:
-        """The next reply: its code and its text, continuation lines joined by "\n"."""
-        async with asyncio.timeout(self.timeout):
-            while (parsed := self._parse()) is None:
-                if self._lost is not None:
-                    raise self._lost
-                await self._event()
-        return parsed
-
-    async def flushed(self) -> None:
-        """Waits until the transports hold no unwritten bytes."""
-        if not self._unwritten():  # the usual case: the socket took it all at once
-            return
-        async with asyncio.timeout(self.timeout):
-            while self._unwritten():
-                if self._lost is not None:
-                    raise self._lost
-                if self._paused:
-                    await self._event()  # resume_writing() comes when it is empty
-                else:
-                    # Under TLS: the TCP transport below reports only to the TLS layer.
-                    await asyncio.sleep(0.001)
-
-    def _unwritten(self) -> int:
-        return sum(t.get_write_buffer_size() for t in (self.transport, self._tcp) if t)
-
-    def _parse(self) -> tuple[int, str] | None:
-        lines, start = [], 0
-        while (end := self._buffer.find(b"\n", start)) >= 0:
-            line = bytes(self._buffer[start:end]).rstrip(b"\r")
-            start = end + 1
-            if not (line[:3].isdigit() and line[3:4] in (b"", b" ", b"-")):
-                raise _Disconnected(f"not an SMTP reply: {line[:100]!r}")
-            lines.append(line[4:].strip().decode("utf-8", "replace"))
-            if line[3:4] != b"-":
-                del self._buffer[:start]
-                return int(line[:3]), "\n".join(lines)
-        if len(self._buffer) > _MAX_REPLY:
-            raise _Disconnected(f"a reply longer than {_MAX_REPLY} bytes")
-        return None
-
-    async def _event(self) -> None:
-        """Waits for data, the connection's end, or room to write."""
-        self._wake = asyncio.get_running_loop().create_future()
-        try:
-            await self._wake
-        finally:
-            self._wake = None
-
-    def _wakeup(self) -> None:
-        if self._wake is not None and not self._wake.done():
-            self._wake.set_result(None)
-
-    def close(self) -> None:
-        """Drops the connection at once: unwritten bytes are discarded, no TLS goodbye."""
-        for transport in (self.transport, self._tcp):
-            if transport is not None:
-                transport.abort()
-
-    # asyncio.Protocol
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = self._tcp = transport
-        # The "." is written apart from the body: with Nagle's algorithm it would wait for
-        # the server's delayed ACK, some 40 ms per message. (asyncio sets it too; we rely
-        # on it, so it is set here as well.)
-        transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        # Limit 0: pause_writing() whenever bytes wait, resume_writing() once none do.
-        transport.set_write_buffer_limits(0)
-
-    def data_received(self, data: bytes) -> None:
-        self._buffer += data
-        self._wakeup()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._lost = (
-            exc if isinstance(exc, OSError) else _Disconnected("the server closed the connection")
-        )
-        self._wakeup()
-
-    def pause_writing(self) -> None:
-        self._paused = True
-
-    def resume_writing(self) -> None:
-        self._paused = False
-        self._wakeup()
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def _reply_text(code: int, reply: str) -> str:
-    """A reply on one line, for a ledger row or an error message."""
-    return f"{code} {reply}".replace("\n", " ")
-
-
-def _describe(exc: BaseException, timeout: float) -> str:
-    """A short reason for a log line or a ledger row."""
-    if isinstance(exc, TimeoutError):
-        return f"no answer within {timeout:g} s"
-    if isinstance(exc, socket.gaierror):
-        return f"the host name does not resolve ({exc.strerror})"
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    return str(exc) or type(exc).__name__
