@@ -1,17 +1,23 @@
-"""Mailing lists: create, find, count."""
+"""Mailing lists: create, find, change, rename, archive, count."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import zoneinfo
+from collections.abc import Callable
+from dataclasses import dataclass
 from email.headerregistry import Address
 from email.utils import getaddresses
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from digest.errors import InvalidInput, NotFound
+from digest.models import DIGEST, Edition, ListSource
 from subscribers.addresses import validate
+from subscribers.members import member_counts, recipients_query
 from subscribers.models import MEMBERSHIP_STATUSES, MailingList, Membership
 
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
@@ -22,6 +28,7 @@ CRON_FIELD_RE = re.compile(r"[0-9A-Za-z*/,?-]+")
 LANGUAGE_RE = re.compile(r"[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*")
 # Listing every name in a "not found" message helps only while the list is short.
 MAX_NAMES_SHOWN = 10
+TITLE_MAX, ADDRESS_MAX = 200, 320  # MailingList's column lengths
 
 
 def create_list(
@@ -40,32 +47,73 @@ def create_list(
 ) -> MailingList:
     """A new list. `title` defaults to `name`; every value is checked before anything
     is written, and each error says which value and what is accepted."""
-    if not NAME_RE.fullmatch(name):
-        raise InvalidInput(
-            f"list name {name!r} is not usable: use 1-64 lowercase letters, digits, '-' or "
-            "'_', starting with a letter or digit (e.g. weekly-news)"
-        )
-    if s.scalar(select(MailingList.id).where(MailingList.name == name)) is not None:
-        raise InvalidInput(f"list {name!r} exists; pick another name or use that list")
-    if mode not in MODES:
-        raise InvalidInput(f"mode {mode!r} is not one of {', '.join(MODES)}")
-    if not LANGUAGE_RE.fullmatch(language):
-        raise InvalidInput(f"language {language!r} is not a language tag like en or pt-BR")
-    mlist = MailingList(
-        name=name,
-        title=title.strip() or name,
-        description=description,
-        from_addr=parse_sender(from_addr, "from"),
-        reply_to=parse_sender(reply_to, "reply-to") if reply_to.strip() else "",
-        schedule=check_schedule(schedule),
-        timezone=check_timezone(timezone),
-        mode=mode,
-        double_optin=double_optin,
+    _check_new_name(s, name)
+    values = _checked(
+        title=title, from_addr=from_addr, schedule=schedule, timezone=timezone, mode=mode,
+        reply_to=reply_to, description=description, double_optin=double_optin,
         language=language,
     )
+    mlist = MailingList(name=name, **values)
+    mlist.title = mlist.title or name
     s.add(mlist)
     s.flush()
     return mlist
+
+
+def update_list(s: Session, mlist: MailingList, **changes: Any) -> dict[str, tuple[Any, Any]]:
+    """Change settings of a list (any of `SETTINGS`): {setting: (old, new)} for those that
+    changed. Every value is checked before any is set. An empty title means the name."""
+    values = _checked(**changes)
+    if values.get("title") == "":
+        values["title"] = mlist.name
+    changed = {}
+    for key, value in values.items():
+        old = getattr(mlist, key)
+        if old != value:
+            setattr(mlist, key, value)
+            changed[key] = (old, value)
+    s.flush()
+    return changed
+
+
+def rename_list(s: Session, mlist: MailingList, new_name: str) -> bool:
+    """Give a list a new name (its title stays); whether it changed. Editions, sources and
+    members follow, since they refer to the list by id."""
+    if new_name == mlist.name:
+        return False
+    _check_new_name(s, new_name)
+    mlist.name = new_name
+    s.flush()
+    return True
+
+
+def archive_list(s: Session, mlist: MailingList, *, now: dt.datetime) -> bool:
+    """Retire a list: hidden from `all_lists`, no more editions (see `require_active`);
+    members and history stay. Whether it changed."""
+    if mlist.archived_at is not None:
+        return False
+    mlist.archived_at = now
+    s.flush()
+    return True
+
+
+def unarchive_list(s: Session, mlist: MailingList) -> bool:
+    """Bring an archived list back; whether it changed."""
+    if mlist.archived_at is None:
+        return False
+    mlist.archived_at = None
+    s.flush()
+    return True
+
+
+def require_active(mlist: MailingList) -> None:
+    """Raise InvalidInput if `mlist` is archived: for whatever would build or send an
+    edition of it."""
+    if mlist.archived_at is not None:
+        raise InvalidInput(
+            f"list {mlist.name!r} is archived (since {mlist.archived_at:%Y-%m-%d}) and gets "
+            f"no editions; bring it back with `digest lists archive {mlist.name} --undo`"
+        )
 
 
 def get_list(s: Session, name: str) -> MailingList:
@@ -103,6 +151,36 @@ def list_counts(s: Session) -> dict[int, dict[str, int]]:
     return counts
 
 
+@dataclass
+class ListOverview:
+    """What `digest lists show` prints besides the settings."""
+
+    members: dict[str, int]  # per membership status
+    recipients: int  # confirmed and not suppressed: who the next edition goes to
+    sources: int
+    editions: int  # digests; the standing confirmation mailing is not counted
+    last_sent_at: dt.datetime | None
+
+
+def list_overview(s: Session, mlist: MailingList) -> ListOverview:
+    """Counts for one list: members per status, recipients, sources, editions."""
+    recipients = recipients_query(mlist.id).subquery()
+    editions = s.execute(
+        select(func.count(), func.max(Edition.sent_at))
+        .where(Edition.list_id == mlist.id, Edition.kind == DIGEST)
+    ).one()
+    return ListOverview(
+        members=member_counts(s, mlist),
+        recipients=s.scalar(select(func.count()).select_from(recipients)) or 0,
+        sources=s.scalar(select(func.count()).where(ListSource.list_id == mlist.id)) or 0,
+        editions=editions[0],
+        last_sent_at=editions[1],
+    )
+
+
+# -- checks shared by create and update ------------------------------------------------
+
+
 def parse_sender(value: str, what: str) -> str:
     """`Name <addr>` or `addr`, checked, back as one header-ready string (Unicode kept)."""
     pairs = getaddresses([value])
@@ -114,9 +192,12 @@ def parse_sender(value: str, what: str) -> str:
     display, addr = pairs[0]
     addr = validate(addr)
     try:
-        return str(Address(display_name=display.strip(), addr_spec=addr))
+        header = str(Address(display_name=display.strip(), addr_spec=addr))
     except (ValueError, IndexError) as exc:  # email's parser raises both for odd addresses
         raise InvalidInput(f"{what} address {value!r} cannot be used in a header: {exc}") from None
+    if len(header) > ADDRESS_MAX:
+        raise InvalidInput(f"{what} address {value!r} is longer than {ADDRESS_MAX} characters")
+    return header
 
 
 def check_schedule(schedule: str) -> str:
@@ -141,3 +222,62 @@ def check_timezone(timezone: str) -> str:
             "Europe/Berlin or America/New_York"
         ) from None
     return timezone
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise InvalidInput(f"mode {mode!r} is not one of {', '.join(MODES)}")
+    return mode
+
+
+def check_language(language: str) -> str:
+    if not LANGUAGE_RE.fullmatch(language):
+        raise InvalidInput(f"language {language!r} is not a language tag like en or pt-BR")
+    return language
+
+
+def _check_title(title: str) -> str:
+    title = " ".join(title.split())
+    if len(title) > TITLE_MAX:
+        raise InvalidInput(f"title is {len(title)} characters long; at most {TITLE_MAX} fit")
+    return title
+
+
+def _check_flag(value: bool) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidInput(f"double opt-in must be true or false, not {value!r}")
+    return value
+
+
+# Each setting a list has, with the check its value passes: create and update share
+# them, so a value is accepted or refused the same way both times.
+SETTINGS: dict[str, Callable[[Any], Any]] = {
+    "title": _check_title,
+    "description": lambda value: str(value).strip(),
+    "from_addr": lambda value: parse_sender(value, "from"),
+    "reply_to": lambda value: parse_sender(value, "reply-to") if value.strip() else "",
+    "schedule": check_schedule,
+    "timezone": check_timezone,
+    "mode": check_mode,
+    "language": check_language,
+    "double_optin": _check_flag,
+}
+
+
+def _checked(**values: Any) -> dict[str, Any]:
+    unknown = sorted(set(values) - set(SETTINGS))
+    if unknown:
+        raise InvalidInput(
+            f"lists have no setting {', '.join(unknown)}; they have {', '.join(SETTINGS)}"
+        )
+    return {key: check(values[key]) for key, check in SETTINGS.items() if key in values}
+
+
+def _check_new_name(s: Session, name: str) -> None:
+    if not NAME_RE.fullmatch(name):
+        raise InvalidInput(
+            f"list name {name!r} is not usable: use 1-64 lowercase letters, digits, '-' or "
+            "'_', starting with a letter or digit (e.g. weekly-news)"
+        )
+    if s.scalar(select(MailingList.id).where(MailingList.name == name)) is not None:
+        raise InvalidInput(f"list {name!r} exists; pick another name or use that list")

@@ -20,15 +20,18 @@ The rules, shared with the bulk import (`csvio`) through `next_status` and `tran
 from __future__ import annotations
 
 import datetime as dt
+import re
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, exists, select
+from sqlalchemy import ColumnElement, Exists, Select, exists, func, select
 from sqlalchemy.orm import Session
 
 from digest.errors import InvalidInput, NotFound
 from subscribers.addresses import domain_of, email_hash, normalize
 from subscribers.models import (
     CONFIRMED,
+    MEMBERSHIP_STATUSES,
     PENDING,
     UNSUBSCRIBED,
     MailingList,
@@ -36,11 +39,13 @@ from subscribers.models import (
     Subscriber,
     Suppression,
 )
-from subscribers.suppress import is_suppressed_address
+from subscribers.suppress import is_suppressed_address, suppress
 from subscribers.tokens import TokenData
 
 ADDED, UPDATED, UNCHANGED, SUPPRESSED = "added", "updated", "unchanged", "suppressed"
 NAME_MAX = 200  # Subscriber.name's column length
+# Tags are typed on command lines and in URLs: one word, stored lowercased.
+TAG_RE = re.compile(r"[\w][\w.:/+-]{0,63}")
 
 
 def add_member(
@@ -157,8 +162,7 @@ def recipients_query(list_id: int, status: str = CONFIRMED) -> Select[int]:
     a suppressions index (unique `email_hash`, `domain`). That is why `Subscriber`
     stores its `email_hash` and `domain`: SQL cannot hash the address itself.
     """
-    by_address = exists().where(Suppression.email_hash == Subscriber.email_hash)
-    by_domain = exists().where(Suppression.domain == Subscriber.domain)
+    by_address, by_domain = _suppressed_by()
     return (
         select(Membership.subscriber_id)
         .join(Subscriber, Subscriber.id == Membership.subscriber_id)
@@ -168,6 +172,126 @@ def recipients_query(list_id: int, status: str = CONFIRMED) -> Select[int]:
             ~by_address,
             ~by_domain,
         )
+    )
+
+
+@dataclass
+class LeftAll:
+    """What `unsubscribe_all` did."""
+
+    memberships: list[Membership]  # those it unsubscribed, by list name
+    suppression: Suppression  # the address's row: new, or earlier with its own reason
+    newly_suppressed: bool
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.memberships) or self.newly_suppressed
+
+
+def unsubscribe_all(
+    s: Session, email: str, *, now: dt.datetime, reason: str = "unsubscribe_all",
+    detail: str = "",
+) -> LeftAll:
+    """Stop all mail to `email`: every membership unsubscribed (with `reason`) and the
+    address suppressed as "unsubscribe_all" (with `detail`, e.g. how they asked), even
+    if it is on no list, so that no list or import adds it back. Harmless to repeat."""
+    address = normalize(email)
+    subscriber = s.scalar(select(Subscriber).where(Subscriber.email == address))
+    left = []
+    if subscriber is not None:
+        for membership in subscriber.memberships:
+            if unsubscribe(s, membership, now=now, reason=reason):
+                left.append(membership)
+    row, new = suppress(s, address, "unsubscribe_all", detail, now=now)
+    return LeftAll(sorted(left, key=lambda m: m.mailing_list.name), row, new)
+
+
+@dataclass
+class MemberRow:
+    """One line of `list_members`."""
+
+    email: str
+    name: str
+    status: str
+    tags: list[str]
+    created_at: dt.datetime
+    suppressed: bool  # the address or its domain: gets no mail whatever the status
+
+
+def list_members(
+    s: Session, mlist: MailingList, *, status: str | None = None, tag: str | None = None,
+    limit: int | None = None,
+) -> list[MemberRow]:
+    """Members of `mlist` in the order they joined, optionally of one status and tag."""
+    by_address, by_domain = _suppressed_by()
+    stmt = (
+        select(Subscriber.email, Subscriber.name, Membership.status, Subscriber.tags,
+               Membership.created_at, (by_address | by_domain).label("suppressed"))
+        .join(Subscriber, Subscriber.id == Membership.subscriber_id)
+        .where(*_member_filter(s, mlist, status, tag))
+        .order_by(Membership.id)
+        .limit(limit)
+    )
+    return [MemberRow(*row) for row in s.execute(stmt)]
+
+
+def member_counts(s: Session, mlist: MailingList, *, tag: str | None = None) -> dict[str, int]:
+    """Members of `mlist` per status (every status present), optionally with one tag."""
+    stmt = select(Membership.status, func.count()).where(*_member_filter(s, mlist, None, tag))
+    if tag is not None:
+        stmt = stmt.join(Subscriber, Subscriber.id == Membership.subscriber_id)
+    counts = dict.fromkeys(MEMBERSHIP_STATUSES, 0)
+    for status, n in s.execute(stmt.group_by(Membership.status)):
+        counts[status] = n
+    return counts
+
+
+def has_tag(s: Session, tag: str) -> Exists:
+    """SQL: the subscriber's `tags` (a JSON list) hold `tag`. JSON has no portable
+    "contains": SQLite expands the list with json_each, PostgreSQL with
+    json_array_elements_text, each a table-valued function correlated to the row."""
+    dialect = s.get_bind().dialect.name
+    expand = func.json_array_elements_text if dialect == "postgresql" else func.json_each
+    elements = expand(Subscriber.tags).table_valued("value")
+    return exists(select(1).select_from(elements).where(elements.c.value == clean_tag(tag)))
+
+
+def check_status(status: str) -> str:
+    """A membership status, or InvalidInput naming the ones there are."""
+    if status not in MEMBERSHIP_STATUSES:
+        raise InvalidInput(
+            f"status {status!r} is not one of {', '.join(MEMBERSHIP_STATUSES)}"
+        )
+    return status
+
+
+def clean_tag(tag: str) -> str:
+    """A tag as stored: trimmed and lowercased, one word of at most 64 characters."""
+    cleaned = tag.strip().lower()
+    if not TAG_RE.fullmatch(cleaned):
+        raise InvalidInput(
+            f"tag {tag!r} is not usable: use one word of 1-64 letters, digits and "
+            "'_', '-', '.', ':', '/' or '+', e.g. vip or source:fair-2026"
+        )
+    return cleaned
+
+
+def _member_filter(
+    s: Session, mlist: MailingList, status: str | None, tag: str | None
+) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = [Membership.list_id == mlist.id]
+    if status is not None:
+        conditions.append(Membership.status == check_status(status))
+    if tag is not None:
+        conditions.append(has_tag(s, tag))
+    return conditions
+
+
+def _suppressed_by() -> tuple[Exists, Exists]:
+    """SQL: the subscriber's address is suppressed; its domain is blocked."""
+    return (
+        exists().where(Suppression.email_hash == Subscriber.email_hash),
+        exists().where(Suppression.domain == Subscriber.domain),
     )
 
 

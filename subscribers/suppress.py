@@ -10,34 +10,43 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Collection
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from digest.errors import InvalidInput
 from subscribers.addresses import domain_hash, domain_of, email_hash, normalize, normalize_domain
-from subscribers.models import Suppression
+from subscribers.models import Subscriber, Suppression
 
-ADDRESS_REASONS = ("hard_bounce", "complaint", "unsubscribe_all", "admin")
+# "forgotten": the person asked to be erased; only this hash is left of their address.
+ADDRESS_REASONS = ("hard_bounce", "complaint", "unsubscribe_all", "admin", "forgotten")
 DOMAIN = "domain"
+REASONS = (*ADDRESS_REASONS, DOMAIN)
 
 
-def suppress(s: Session, email: str, reason: str, detail: str = "", *, now: dt.datetime) -> None:
-    """Never mail `email` again. Idempotent: the first reason recorded is kept."""
+def suppress(
+    s: Session, email: str, reason: str, detail: str = "", *, now: dt.datetime
+) -> tuple[Suppression, bool]:
+    """Never mail `email` again: the address's row, and whether it is new. Idempotent:
+    the first reason recorded is kept."""
     if reason not in ADDRESS_REASONS:
         raise InvalidInput(
             f"suppression reason {reason!r} is not one of {', '.join(ADDRESS_REASONS)}"
         )
-    _insert(s, email_hash(normalize(email)), "", reason, detail, now)
+    return _insert(s, email_hash(normalize(email)), "", reason, detail, now)
 
 
-def block_domain(s: Session, domain: str, detail: str = "", *, now: dt.datetime) -> None:
-    """Never mail any address at `domain` (exactly that domain, not its subdomains)."""
+def block_domain(
+    s: Session, domain: str, detail: str = "", *, now: dt.datetime
+) -> tuple[Suppression, bool]:
+    """Never mail any address at `domain` (exactly that domain, not its subdomains):
+    the domain's row, and whether it is new."""
     name = normalize_domain(domain)
-    _insert(s, domain_hash(name), name, DOMAIN, detail, now)
+    return _insert(s, domain_hash(name), name, DOMAIN, detail, now)
 
 
 def unsuppress(s: Session, email: str) -> bool:
-    """Lift an address's suppression (an admin's decision); whether there was one."""
+    """Lift an address's suppression (an admin's decision); whether there was one.
+    A block of the address's domain stays."""
     return _delete(s, email_hash(normalize(email)))
 
 
@@ -50,6 +59,32 @@ def blocked_domains(s: Session) -> list[Suppression]:
     """The domain blocks, by domain."""
     stmt = select(Suppression).where(Suppression.reason == DOMAIN).order_by(Suppression.domain)
     return list(s.scalars(stmt))
+
+
+def suppression_of(s: Session, normalized: str) -> Suppression | None:
+    """Why a normalized address is suppressed: its own row, else its domain's, else None."""
+    own, at_domain = email_hash(normalized), domain_hash(domain_of(normalized))
+    stmt = select(Suppression).where(Suppression.email_hash.in_((own, at_domain)))
+    rows = {row.email_hash: row for row in s.scalars(stmt)}
+    return rows.get(own) or rows.get(at_domain)
+
+
+def suppressions(
+    s: Session, *, reason: str | None = None, limit: int | None = None
+) -> list[tuple[Suppression, str | None]]:
+    """Suppression rows, newest first, each with the subscriber's address when one is
+    still stored under that hash (None: only the hash is known, or a domain row)."""
+    if reason is not None and reason not in REASONS:
+        raise InvalidInput(f"suppression reason {reason!r} is not one of {', '.join(REASONS)}")
+    stmt = (
+        select(Suppression, Subscriber.email)
+        .outerjoin(Subscriber, Subscriber.email_hash == Suppression.email_hash)
+        .order_by(Suppression.created_at.desc(), Suppression.id.desc())
+        .limit(limit)
+    )
+    if reason is not None:
+        stmt = stmt.where(Suppression.reason == reason)
+    return [(row, email) for row, email in s.execute(stmt)]
 
 
 def is_suppressed_hash(s: Session, hashed: str, domain: str) -> bool:
@@ -78,14 +113,23 @@ def suppressed_among(s: Session, hashes: Collection[str], domains: Collection[st
 
 def _insert(
     s: Session, hashed: str, domain: str, reason: str, detail: str, now: dt.datetime
-) -> None:
-    exists = s.execute(select(Suppression.id).where(Suppression.email_hash == hashed)).first()
-    if exists is None:
-        s.add(Suppression(email_hash=hashed, domain=domain, reason=reason, detail=detail,
-                          created_at=now))
-        s.flush()
+) -> tuple[Suppression, bool]:
+    row = s.scalar(select(Suppression).where(Suppression.email_hash == hashed))
+    if row is not None:
+        return row, False
+    row = Suppression(email_hash=hashed, domain=domain, reason=reason, detail=detail,
+                      created_at=now)
+    s.add(row)
+    s.flush()
+    return row, True
 
 
 def _delete(s: Session, hashed: str) -> bool:
     result = s.execute(delete(Suppression).where(Suppression.email_hash == hashed))
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def suppression_counts(s: Session) -> dict[str, int]:
+    """Suppression rows per reason, only reasons that have any."""
+    stmt = select(Suppression.reason, func.count()).group_by(Suppression.reason)
+    return {reason: n for reason, n in s.execute(stmt.order_by(Suppression.reason))}

@@ -16,6 +16,7 @@ from digest.cli.edition import edition
 from digest.cli.lists import lists
 from digest.cli.sources import fetch, sources
 from digest.cli.subscribers import subscribers
+from digest.cli.suppress import suppress_group
 
 
 @click.group(cls=DigestGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -50,5 +51,5 @@ def demo(demo_dir: str) -> None:
     run_demo(Path(demo_dir), out)
 
 
-for command in (lists, sources, fetch, subscribers, edition):
+for command in (lists, sources, fetch, subscribers, edition, suppress_group):
     main.add_command(command)

@@ -1,13 +1,36 @@
-"""`digest lists …`."""
+"""`digest lists …`: create, ls, show, set, rename, archive."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from digest.app import App
-from digest.cli.common import out, with_app
-from subscribers.lists import all_lists, create_list, list_counts
+from digest.cli.common import when, with_app
+from digest.cli.subscribers import print_table, say
+from subscribers.lists import (
+    MODES,
+    all_lists,
+    archive_list,
+    create_list,
+    get_list,
+    list_counts,
+    list_overview,
+    rename_list,
+    unarchive_list,
+    update_list,
+)
+from subscribers.models import MEMBERSHIP_STATUSES, MailingList
+
+# How `lists show` and `lists set` name each setting: as its option is called.
+LABELS = {
+    "title": "title", "description": "description", "from_addr": "from",
+    "reply_to": "reply-to", "schedule": "schedule", "timezone": "timezone", "mode": "mode",
+    "language": "language", "double_optin": "double opt-in",
+}
 
 
 @click.group()
@@ -24,32 +47,140 @@ def lists() -> None:
               help="The schedule's timezone, e.g. Asia/Seoul.")
 @click.option("--from", "from_addr", required=True,
               help='Sender, e.g. "Morning Brief <brief@news.example.org>".')
-@click.option("--mode", type=click.Choice(["auto", "review"]), default="auto",
+@click.option("--reply-to", default="", help="Where replies go (default: the sender).")
+@click.option("--mode", type=click.Choice(MODES), default="auto",
               show_default=True, help="review: editors approve each edition.")
+@click.option("--description", default="", help="What the list is about, for sign-up pages.")
 @click.option("--language", default="en", show_default=True, help="Language of the mail.")
+@click.option("--double-optin/--single-optin", default=True, show_default=True,
+              help="Whether people who sign up must confirm by a link in mail.")
 @with_app
-def lists_create(app: App, name: str, title: str, schedule: str, timezone: str,
-                 from_addr: str, mode: str, language: str) -> None:
+def lists_create(app: App, name: str, **settings: Any) -> None:
     """Create a list."""
     with app.sessions() as s:
-        mlist = create_list(s, name, title=title or name, from_addr=from_addr,
-                            schedule=schedule, timezone=timezone, mode=mode,
-                            language=language)
+        mlist = create_list(s, name, **settings)
         s.commit()
-        out.print(f"Created list {mlist.name} ({mlist.title}), sent {mlist.schedule} "
-                  f"{mlist.timezone}, from {mlist.from_addr}")
+        say(f"Created list {mlist.name} ({mlist.title}), sent {mlist.schedule} "
+            f"{mlist.timezone}, from {mlist.from_addr}")
 
 
 @lists.command("ls")
+@click.option("--all", "show_all", is_flag=True, help="Archived lists too.")
 @with_app
-def lists_ls(app: App) -> None:
+def lists_ls(app: App, show_all: bool) -> None:
     """Lists with their subscriber counts."""
     with app.sessions() as s:
         counts = list_counts(s)
-        table = Table("name", "title", "schedule", "mode", "confirmed", "pending",
-                      "unsubscribed")
-        for m in all_lists(s):
+        columns = ["name", "title", "schedule", "mode", *MEMBERSHIP_STATUSES]
+        table = Table(*columns, *(["archived"] if show_all else []))
+        for m in all_lists(s, include_archived=show_all):
             c = counts.get(m.id, {})
-            table.add_row(m.name, m.title, f"{m.schedule} {m.timezone}", m.mode,
-                          *(str(c.get(k, 0)) for k in ("confirmed", "pending", "unsubscribed")))
-        out.print(table)
+            row = [m.name, m.title, f"{m.schedule} {m.timezone}", m.mode,
+                   *(str(c.get(k, 0)) for k in MEMBERSHIP_STATUSES)]
+            if show_all:
+                row.append(f"{m.archived_at:%Y-%m-%d}" if m.archived_at else "")
+            table.add_row(*map(escape, row))
+        print_table(table)
+
+
+@lists.command("show")
+@click.argument("name")
+@with_app
+def lists_show(app: App, name: str) -> None:
+    """A list's settings, members per status, recipients, sources and editions."""
+    with app.sessions() as s:
+        mlist = get_list(s, name)
+        overview = list_overview(s, mlist)
+        archived = f"  (archived {when(mlist.archived_at)})" if mlist.archived_at else ""
+        lines = [f"{mlist.name}{archived}"]
+        lines += [f"  {LABELS[key]:<14}{_shown(getattr(mlist, key))}" for key in LABELS]
+        members = ", ".join(f"{k} {v}" for k, v in overview.members.items())
+        last = f", last sent {when(overview.last_sent_at)}" if overview.editions else ""
+        lines += [
+            f"  {'created':<14}{when(mlist.created_at)}",
+            f"  {'members':<14}{members}",
+            f"  {'recipients':<14}{overview.recipients} (confirmed and not suppressed)",
+            f"  {'sources':<14}{overview.sources}",
+            f"  {'editions':<14}{overview.editions}{last}",
+        ]
+    for line in lines:
+        say(line)
+
+
+@lists.command("set")
+@click.argument("name")
+@click.option("--title", help="Shown in mail and pages; empty: the list's name.")
+@click.option("--from", "from_addr", help='Sender, e.g. "Morning Brief <brief@example.org>".')
+@click.option("--reply-to", help='Where replies go; "" for the sender.')
+@click.option("--schedule", help="When editions go out, as cron: minute hour day month weekday.")
+@click.option("--timezone", help="The schedule's timezone, e.g. Asia/Seoul.")
+@click.option("--mode", type=click.Choice(MODES), help="review: editors approve each edition.")
+@click.option("--description", help="What the list is about, for sign-up pages.")
+@click.option("--language", help="Language of the mail, e.g. en or pt-BR.")
+@click.option("--double-optin/--single-optin", default=None,
+              help="Whether people who sign up must confirm by a link in mail.")
+@with_app
+def lists_set(app: App, name: str, **options: Any) -> None:
+    """Change a list's settings; only those given change."""
+    changes = {key: value for key, value in options.items() if value is not None}
+    if not changes:
+        raise click.UsageError(
+            "nothing to change; give at least one of --title, --from, --reply-to, "
+            "--schedule, --timezone, --mode, --description, --language, "
+            "--double-optin/--single-optin"
+        )
+    with app.sessions() as s:
+        mlist = get_list(s, name)
+        changed = update_list(s, mlist, **changes)
+        s.commit()
+    if not changed:
+        say(f"No change: {name} already has those settings.")
+    for key, (old, new) in changed.items():
+        say(f"{name} {LABELS[key]}: {_shown(old)} → {_shown(new)}")
+
+
+@lists.command("rename")
+@click.argument("old")
+@click.argument("new")
+@with_app
+def lists_rename(app: App, old: str, new: str) -> None:
+    """Give a list a new name; members, sources and editions stay with it."""
+    with app.sessions() as s:
+        mlist = get_list(s, old)
+        changed = rename_list(s, mlist, new)
+        s.commit()
+    if changed:
+        say(f"Renamed list {old} to {new}. Its title stays {mlist.title!r}; change it "
+            f"with `digest lists set {new} --title ...`.")
+    else:
+        say(f"No change: the list is called {new} already.")
+
+
+@lists.command("archive")
+@click.argument("name")
+@click.option("--undo", is_flag=True, help="Bring an archived list back.")
+@with_app
+def lists_archive(app: App, name: str, undo: bool) -> None:
+    """Retire a list: no more editions, hidden from `lists ls`; members and history stay."""
+    with app.sessions() as s:
+        mlist = get_list(s, name)
+        changed = unarchive_list(s, mlist) if undo else archive_list(s, mlist, now=app.clock())
+        s.commit()
+    say(_archive_message(mlist, undo, changed))
+
+
+def _archive_message(mlist: MailingList, undo: bool, changed: bool) -> str:
+    if undo:
+        return (f"List {mlist.name} is active again: it gets editions on its schedule."
+                if changed else f"No change: list {mlist.name} is not archived.")
+    if not changed:
+        return f"No change: list {mlist.name} was archived {when(mlist.archived_at)}."
+    return (f"Archived list {mlist.name}: it gets no editions and `digest lists ls` hides it "
+            f"(see --all). Members and history stay; `digest lists archive {mlist.name} "
+            "--undo` brings it back.")
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return repr(value) if value == "" else str(value)

@@ -1,18 +1,53 @@
-"""`digest subscribers …`: add, import, export, remove."""
+"""`digest subscribers …`: add, import, export, rm, ls, and one person: show, forget,
+tag, set."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
+from rich.console import Console
+from rich.markup import escape
+from rich.measure import Measurement
 from rich.table import Table
 
 from digest.app import App
-from digest.cli.common import out, progress_bar, with_app
+from digest.cli.common import out, progress_bar, when, with_app
 from subscribers.csvio import export_csv, import_csv
 from subscribers.lists import get_list
-from subscribers.members import add_member, remove_member
+from subscribers.members import (
+    add_member,
+    list_members,
+    member_counts,
+    remove_member,
+    unsubscribe_all,
+)
+from subscribers.models import MEMBERSHIP_STATUSES
+from subscribers.people import (
+    forget,
+    parse_assignments,
+    person_data,
+    set_attributes,
+    tag_subscriber,
+)
+
+
+def say(text: str) -> None:
+    """A message with data in it: printed as is (no rich markup, no hard line breaks)."""
+    out.print(text, markup=False, soft_wrap=True)
+
+
+def print_table(table: Table) -> None:
+    """A table; at its natural width when output goes to a pipe or file, where rich
+    would otherwise cut it to 80 columns and addresses to "verylonga…"."""
+    if out.is_terminal:
+        out.print(table)
+        return
+    natural = Measurement.get(out, out.options.update_width(100_000), table).maximum
+    Console(file=out.file, width=max(natural, out.width), highlight=False).print(table)
 
 
 @click.group()
@@ -35,11 +70,11 @@ def subscribers_add(app: App, email: str, list_name: str, name: str, confirmed: 
                                      origin="cli", now=app.clock())
         s.commit()
         if member is None or outcome == "suppressed":
-            out.print(f"{email} is suppressed (bounced, complained or left all mail); "
-                      "not subscribed.")
+            say(f"{email} is suppressed (bounced, complained, left all mail, blocked or "
+                "forgotten); not subscribed. `digest subscribers show` says why.")
         else:
-            out.print(f"{outcome.capitalize()}: {member.subscriber.email} on {mlist.name} "
-                      f"({member.status})")
+            say(f"{outcome.capitalize()}: {member.subscriber.email} on {mlist.name} "
+                f"({member.status})")
 
 
 @subscribers.command("import")
@@ -85,12 +120,160 @@ def subscribers_export(app: App, list_name: str, output: Path | None) -> None:
 
 @subscribers.command("rm")
 @click.argument("email")
-@click.option("--list", "list_name", required=True, help="The list's name.")
+@click.option("--list", "list_name", help="The list's name.")
+@click.option("--all-lists", is_flag=True,
+              help="From every list, and suppress the address so nothing adds it back.")
 @with_app
-def subscribers_rm(app: App, email: str, list_name: str) -> None:
-    """Unsubscribe someone from a list (the consent record is kept)."""
+def subscribers_rm(app: App, email: str, list_name: str | None, all_lists: bool) -> None:
+    """Unsubscribe someone from a list, or from all mail (the consent record is kept)."""
+    if (list_name is None) == (not all_lists):
+        raise click.UsageError("give either --list NAME or --all-lists")
+    with app.sessions() as s:
+        if list_name is not None:
+            mlist = get_list(s, list_name)
+            member = remove_member(s, mlist, email, now=app.clock(), reason="admin")
+            s.commit()
+            say(f"Unsubscribed {member.subscriber.email} from {mlist.name}")
+            return
+        left = unsubscribe_all(s, email, now=app.clock(), detail="admin")
+        s.commit()
+    row = left.suppression
+    names = ", ".join(m.mailing_list.name for m in left.memberships)
+    say(f"Unsubscribed {email} from {names or 'no list (was on none, or left)'}. The "
+        f"address is suppressed ({row.reason} since {when(row.created_at)}): no list or "
+        "import adds it again.")
+
+
+@subscribers.command("ls")
+@click.option("--list", "list_name", required=True, help="The list's name.")
+@click.option("--status", type=click.Choice(MEMBERSHIP_STATUSES), help="Only this status.")
+@click.option("--tag", help="Only subscribers with this tag.")
+@click.option("--limit", type=click.IntRange(min=0), default=100, show_default=True,
+              help="At most this many rows; 0 for all.")
+@with_app
+def subscribers_ls(app: App, list_name: str, status: str | None, tag: str | None,
+                   limit: int) -> None:
+    """A list's members in the order they joined, with counts per status at the end."""
     with app.sessions() as s:
         mlist = get_list(s, list_name)
-        member = remove_member(s, mlist, email, now=app.clock(), reason="admin")
+        rows = list_members(s, mlist, status=status, tag=tag, limit=limit or None)
+        counts = member_counts(s, mlist, tag=tag)
+    table = Table("email", "name", "status", "tags", "joined", "suppressed")
+    for r in rows:
+        table.add_row(escape(r.email), escape(r.name), r.status, escape(", ".join(r.tags)),
+                      f"{r.created_at:%Y-%m-%d}", "yes" if r.suppressed else "")
+    print_table(table)
+    total = counts[status] if status else sum(counts.values())
+    where = f" with tag {tag}" if tag else ""
+    say(f"{mlist.name}{where}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    if len(rows) < total:
+        say(f"Showing {len(rows)} of {total}; --limit 0 shows all.")
+
+
+@subscribers.command("show")
+@click.argument("email")
+@click.option("--json", "as_json", is_flag=True,
+              help="As JSON: the export of this person's data.")
+@with_app
+def subscribers_show(app: App, email: str, as_json: bool) -> None:
+    """Everything stored about a person: lists, consent, suppression, deliveries."""
+    with app.sessions() as s:
+        data = person_data(s, email)
+    if as_json:
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    for line in _person_lines(data):
+        say(line)
+
+
+@subscribers.command("forget")
+@click.argument("email")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@with_app
+def subscribers_forget(app: App, email: str, yes: bool) -> None:
+    """Erase a person's data; the address stays suppressed, kept only as a hash."""
+    with app.sessions() as s:
+        data = person_data(s, email)
+        if not yes:
+            click.confirm(f"Erase everything stored about {data['email']} (memberships: "
+                          f"{len(data['memberships'])}, deliveries: "
+                          f"{data['deliveries']['total']})? This cannot be undone",
+                          abort=True)
+        report = forget(s, email, now=app.clock())
         s.commit()
-        out.print(f"Unsubscribed {member.subscriber.email} from {mlist.name}")
+    if report.placeholder:
+        say(f"Forgot {data['email']}: the subscriber is now {report.placeholder}, "
+            f"without name, attributes, tags or IP addresses; its memberships "
+            f"({report.memberships}) and deliveries ({report.deliveries}) are kept without "
+            "them.")
+    else:
+        say(f"Nothing but a suppression was stored about {data['email']}.")
+    say(f"The address stays suppressed ({report.suppression.reason}) as a hash: adding "
+        "or importing it again reports it suppressed. Copies outside the database "
+        "(the outbox folder, mail server logs) are not touched.")
+
+
+@subscribers.command("tag")
+@click.argument("email")
+@click.argument("tags", nargs=-1, required=True)
+@click.option("--remove", is_flag=True, help="Take the tags away instead.")
+@with_app
+def subscribers_tag(app: App, email: str, tags: tuple[str, ...], remove: bool) -> None:
+    """Add tags to a subscriber (or take them away with --remove)."""
+    with app.sessions() as s:
+        after = tag_subscriber(s, email, tags, remove=remove, now=app.clock())
+        s.commit()
+    say(f"Tags of {email}: {', '.join(after) or '(none)'}")
+
+
+@subscribers.command("set")
+@click.argument("email")
+@click.argument("assignments", metavar="KEY=VALUE...", nargs=-1, required=True)
+@with_app
+def subscribers_set(app: App, email: str, assignments: tuple[str, ...]) -> None:
+    """Set attributes: values that parse as JSON are stored as JSON (42, true, [1,2]),
+    others as text; `key=` removes the key; `name=...` sets the name."""
+    values = parse_assignments(assignments)
+    with app.sessions() as s:
+        changed = set_attributes(s, email, values, now=app.clock())
+        s.commit()
+    if not changed:
+        say(f"No change: {email} has those values already.")
+    for key, (old, new) in changed.items():
+        say(f"{email} {key}: {_json(old)} → {_json(new)}")
+
+
+def _person_lines(data: dict[str, Any]) -> list[str]:
+    """`person_data` as text, every field of it."""
+    lines = [data["email"]]
+    sub = data["subscriber"]
+    if sub:
+        lines += [f"  {key:<12}{_json(sub[key])}" for key in
+                  ("id", "name", "timezone", "tags", "attributes", "created_at", "updated_at")]
+    else:
+        lines.append("  no subscriber stored (only the suppression below)")
+    lines.append(f"  {'suppressed':<12}{_suppression_text(data['suppression'])}")
+    deliveries = data["deliveries"]
+    by_status = ", ".join(f"{k} {v}" for k, v in deliveries["by_status"].items())
+    lines.append(f"  {'deliveries':<12}{deliveries['total']}" +
+                 (f" ({by_status})" if by_status else ""))
+    for m in data["memberships"]:
+        lines.append(f"  list {m['list']} ({m['list_title']}): {m['status']}")
+        lines += [f"    {key:<19}{_json(m[key])}" for key in m
+                  if key not in ("list", "list_title", "status")]
+    return lines
+
+
+def _suppression_text(supp: dict[str, Any] | None) -> str:
+    if supp is None:
+        return "no"
+    domain = f" (the domain {supp['domain']})" if supp["domain"] else ""
+    detail = f": {supp['detail']}" if supp["detail"] else ""
+    return f"yes, {supp['reason']}{domain} since {supp['since']}{detail}"
+
+
+def _json(value: object) -> str:
+    """A value as shown: text as is, others (numbers, lists, null) as JSON."""
+    if isinstance(value, str):
+        return value or "''"
+    return json.dumps(value, ensure_ascii=False)

@@ -1,4 +1,5 @@
-"""A real SQLite database per test, a fixed `now`, and a list to put people on."""
+"""A fresh database per test (SQLite, and PostgreSQL when DIGEST_TEST_POSTGRES_URL is
+set: see `database_url` in tests/conftest.py), a fixed `now`, and a list to put people on."""
 
 from __future__ import annotations
 
@@ -9,9 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session
 
-import digest.models  # noqa: F401  (register tables)
-import subscribers.models  # noqa: F401
-from digest.db import Base, make_engine, session_factory
+from digest.db import make_engine, session_factory, upgrade
 from subscribers.lists import create_list
 from subscribers.models import MailingList
 
@@ -19,9 +18,10 @@ CSV = Path(__file__).resolve().parent.parent / "data" / "csv"
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Session]:
-    engine = make_engine(f"sqlite:///{tmp_path}/t.db")
-    Base.metadata.create_all(engine)
+def db(database_url: str) -> Iterator[Session]:
+    """A session on a database migrated to the newest schema, as `digest init` leaves it."""
+    engine = make_engine(database_url)
+    upgrade(engine)
     with session_factory(engine)() as s:
         yield s
     engine.dispose()

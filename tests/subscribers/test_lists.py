@@ -6,8 +6,22 @@ import pytest
 from sqlalchemy.orm import Session
 
 from digest.errors import InvalidInput, NotFound
-from subscribers.lists import all_lists, create_list, get_list, list_counts
+from digest.models import Edition, ListSource, Source
+from subscribers.lists import (
+    ListOverview,
+    all_lists,
+    archive_list,
+    create_list,
+    get_list,
+    list_counts,
+    list_overview,
+    rename_list,
+    require_active,
+    unarchive_list,
+    update_list,
+)
 from subscribers.members import add_member, remove_member
+from subscribers.suppress import suppress
 
 
 def test_create_with_defaults(db: Session) -> None:
@@ -109,3 +123,103 @@ def test_counts(db: Session, now: dt.datetime) -> None:
         news.id: {"pending": 1, "confirmed": 1, "unsubscribed": 1},
         empty.id: {"pending": 0, "confirmed": 0, "unsubscribed": 0},
     }
+
+
+def test_update_checks_everything_then_sets_what_changed(db: Session) -> None:
+    mlist = create_list(db, "news", title="News", from_addr="n@example.org")
+    changed = update_list(
+        db, mlist, title=" The  News ", from_addr="Desk <desk@example.org>",
+        reply_to="editors@example.org", schedule="0 8  * * mon", timezone="Asia/Seoul",
+        mode="review", description="Weekly.", language="ko", double_optin=False,
+    )
+    assert changed == {
+        "title": ("News", "The News"),
+        "from_addr": ("n@example.org", "Desk <desk@example.org>"),
+        "reply_to": ("", "editors@example.org"),
+        "schedule": ("0 7 * * *", "0 8 * * mon"),
+        "timezone": ("UTC", "Asia/Seoul"),
+        "mode": ("auto", "review"),
+        "description": ("", "Weekly."),
+        "language": ("en", "ko"),
+        "double_optin": (True, False),
+    }
+    assert update_list(db, mlist, mode="review", timezone="Asia/Seoul") == {}
+    # Empty: reply-to goes back to the sender, the title to the name.
+    assert update_list(db, mlist, reply_to=" ", title="") == {
+        "reply_to": ("editors@example.org", ""), "title": ("The News", "news")}
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"mode": "manual"}, "mode 'manual' is not one of auto, review"),
+        ({"timezone": "Mars/Olympus"}, "time zone 'Mars/Olympus' is unknown"),
+        ({"schedule": "daily"}, "not a cron expression"),
+        ({"from_addr": "nope"}, "not a valid email address"),
+        ({"language": "?"}, "not a language tag"),
+        ({"title": "x" * 201}, "title is 201 characters long; at most 200 fit"),
+        ({"from_addr": "N" * 320 + " <n@example.org>"}, "longer than 320 characters"),
+        ({"double_optin": "yes"}, "double opt-in must be true or false"),
+        ({"colour": "red"}, "lists have no setting colour; they have title, description"),
+    ],
+)
+def test_update_refuses_bad_values_and_changes_nothing(
+    db: Session, changes: dict[str, object], message: str
+) -> None:
+    mlist = create_list(db, "news", from_addr="n@example.org")
+    with pytest.raises(InvalidInput, match=message):
+        update_list(db, mlist, **{"description": "Changed", **changes})
+    assert mlist.description == ""
+
+
+def test_rename(db: Session, now: dt.datetime) -> None:
+    mlist = create_list(db, "news", title="News", from_addr="n@example.org")
+    create_list(db, "other", from_addr="n@example.org")
+    add_member(db, mlist, "a@example.org", now=now)
+    assert rename_list(db, mlist, "daily") is True
+    assert get_list(db, "daily") is mlist and mlist.title == "News"
+    assert list_counts(db)[mlist.id]["pending"] == 1
+    assert rename_list(db, mlist, "daily") is False
+    with pytest.raises(InvalidInput, match="list 'other' exists"):
+        rename_list(db, mlist, "other")
+    with pytest.raises(InvalidInput, match="list name 'Daily News' is not usable"):
+        rename_list(db, mlist, "Daily News")
+    with pytest.raises(NotFound, match="list 'news' not found; lists are: daily, other"):
+        get_list(db, "news")
+
+
+def test_archive_and_back(db: Session, now: dt.datetime) -> None:
+    mlist = create_list(db, "news", from_addr="n@example.org")
+    require_active(mlist)
+    assert archive_list(db, mlist, now=now) is True
+    assert archive_list(db, mlist, now=now + dt.timedelta(days=1)) is False
+    assert mlist.archived_at == now
+    assert all_lists(db) == [] and all_lists(db, include_archived=True) == [mlist]
+    with pytest.raises(InvalidInput, match=r"list 'news' is archived \(since 2026-03-01\) and "
+                       "gets no editions; .*`digest lists archive news --undo`"):
+        require_active(mlist)
+    assert unarchive_list(db, mlist) is True
+    assert unarchive_list(db, mlist) is False
+    require_active(mlist)
+    assert all_lists(db) == [mlist]
+
+
+def test_overview(db: Session, now: dt.datetime) -> None:
+    mlist = create_list(db, "news", from_addr="n@example.org")
+    assert list_overview(db, mlist) == ListOverview(
+        {"pending": 0, "confirmed": 0, "unsubscribed": 0}, 0, 0, 0, None)
+    for email in ("a@example.org", "b@example.org", "c@example.org"):
+        add_member(db, mlist, email, confirmed=True, now=now)
+    add_member(db, mlist, "d@example.org", now=now)
+    suppress(db, "c@example.org", "complaint", now=now)
+    source = Source(url="https://example.org/feed")
+    db.add(source)
+    db.flush()
+    db.add(ListSource(list_id=mlist.id, source_id=source.id))
+    db.add(Edition(list_id=mlist.id, number=1, since=now, cutoff=now, sent_at=now))
+    db.add(Edition(list_id=mlist.id, number=2, since=now, cutoff=now))
+    db.add(Edition(list_id=mlist.id, kind="confirm", number=0, since=now, cutoff=now,
+                   sent_at=now + dt.timedelta(days=1)))
+    db.flush()
+    assert list_overview(db, mlist) == ListOverview(
+        {"pending": 1, "confirmed": 3, "unsubscribed": 0}, 2, 1, 2, now)
