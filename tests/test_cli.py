@@ -40,7 +40,12 @@ def test_whole_flow_from_the_command_line(  # type: ignore[no-untyped-def]
     assert run("sources", "add", str(feed), "--list", "morning").exit_code == 0
     assert run("subscribers", "add", "Ada@Example.org", "--list", "morning", "--name", "Ada",
                "--confirmed").exit_code == 0
-    assert run("subscribers", "add", "pat@example.org", "--list", "morning").exit_code == 0
+    r = run("subscribers", "add", "pat@example.org", "--list", "morning")
+    assert r.exit_code == 0 and "pending" in r.output and "1 sent" in r.output, r.output
+    r = run("subscribers", "confirm-again", "pat@example.org", "--list", "morning")
+    assert r.exit_code == 0 and "try again in 10 minutes" in r.output
+    r = run("subscribers", "confirm-again", "ada@example.org", "--list", "morning")
+    assert r.exit_code == 1 and "not pending" in r.output
     r = run("fetch")
     assert r.exit_code == 0 and "3 new articles from 1 sources, 0 failed" in r.output
     r = run("sources", "ls")
@@ -58,10 +63,14 @@ def test_whole_flow_from_the_command_line(  # type: ignore[no-untyped-def]
     assert r.exit_code == 0 and "Edition #1 is sent" in r.output, r.output
     r = run("edition", "send", "--list", "morning")
     assert r.exit_code == 0 and "nothing to send" in r.output
-    sent = list((tmp_path / "var" / "outbox" / "new").iterdir())
-    assert len(sent) == 1  # Ada only: pat is pending
-    msg = email.message_from_bytes(sent[0].read_bytes(), policy=email.policy.default)
-    assert msg["To"] == "Ada <ada@example.org>"
+    sent = [email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
+            for p in (tmp_path / "var" / "outbox" / "new").iterdir()]
+    by_rcpt = {m["To"].addresses[0].addr_spec: m for m in sent}
+    assert len(sent) == 2 and set(by_rcpt) == {"ada@example.org", "pat@example.org"}
+    # Pat is pending: a confirmation mail, not the digest; Ada gets the digest.
+    assert by_rcpt["pat@example.org"]["Subject"] == "Confirm your subscription to Morning"
+    assert by_rcpt["ada@example.org"]["To"] == "Ada <ada@example.org>"
+    assert by_rcpt["ada@example.org"]["Subject"].startswith("Morning: ")
     r = run("subscribers", "export", "--list", "morning")
     assert r.output.splitlines()[0].startswith("email,name,status")
     assert "ada@example.org,Ada,confirmed" in r.output
@@ -98,3 +107,22 @@ def test_database_not_initialized_and_missing_config(run) -> None:  # type: igno
     r = run("lists", "ls", "--config", "missing.toml")
     assert r.exit_code == 1 and "config file missing.toml not found" in r.output
     assert run("lists", "bogus").exit_code == 2
+
+
+def test_double_opt_in_from_the_command_line(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    run("init")
+    run("lists", "create", "optin", "--from", "O <o@news.example.org>")
+    run("lists", "create", "open", "--from", "O <o@news.example.org>", "--single-optin")
+    csv = tmp_path / "people.csv"
+    csv.write_text("email,name\na@example.org,A\nb@example.org,B\nnot-an-address,C\n")
+    r = run("subscribers", "import", str(csv), "--list", "optin")
+    assert r.exit_code == 0 and "2 pending subscribers get a confirmation mail" in r.output
+    r = run("subscribers", "import", str(csv), "--list", "optin")  # again: nothing new
+    assert "confirmation mail" not in r.output
+    r = run("subscribers", "add", "c@example.org", "--list", "open")
+    assert r.exit_code == 0 and "(confirmed)" in r.output and "Confirmation" not in r.output
+    mails = [email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
+             for p in (tmp_path / "var" / "outbox" / "new").iterdir()]
+    assert sorted(m["To"].addresses[0].addr_spec for m in mails) == [
+        "a@example.org", "b@example.org"]
+    assert all("/confirm/" in m.get_body(("plain",)).get_content() for m in mails)

@@ -16,10 +16,14 @@ from rich.table import Table
 
 from digest.app import App
 from digest.cli.common import out, progress_bar, when, with_app
+from digest.deliver import confirm
+from digest.deliver.confirm import queue_confirmation
+from digest.errors import InvalidInput
 from subscribers.csvio import export_csv, import_csv
 from subscribers.lists import get_list
 from subscribers.members import (
     add_member,
+    get_member,
     list_members,
     member_counts,
     remove_member,
@@ -63,18 +67,55 @@ def subscribers() -> None:
               help="Skip double opt-in: you vouch that this person asked to subscribe.")
 @with_app
 def subscribers_add(app: App, email: str, list_name: str, name: str, confirmed: bool) -> None:
-    """Add one subscriber to a list."""
+    """Add one subscriber to a list.
+
+    On a double opt-in list (the default) they stay pending and get a confirmation mail
+    unless --confirmed; on a single opt-in list they are confirmed at once.
+    """
     with app.sessions() as s:
         mlist = get_list(s, list_name)
-        member, outcome = add_member(s, mlist, email, name=name, confirmed=confirmed,
+        member, outcome = add_member(s, mlist, email, name=name,
+                                     confirmed=confirmed or not mlist.double_optin,
                                      origin="cli", now=app.clock())
+        queued = member is not None and queue_confirmation(s, member, app.clock())
         s.commit()
         if member is None or outcome == "suppressed":
             say(f"{email} is suppressed (bounced, complained, left all mail, blocked or "
                 "forgotten); not subscribed. `digest subscribers show` says why.")
-        else:
-            say(f"{outcome.capitalize()}: {member.subscriber.email} on {mlist.name} "
-                f"({member.status})")
+            return
+        say(f"{outcome.capitalize()}: {member.subscriber.email} on {mlist.name} "
+            f"({member.status})")
+    if queued:
+        _send_confirmations(app, list_name)
+
+
+@subscribers.command("confirm-again")
+@click.argument("email")
+@click.option("--list", "list_name", required=True, help="The list's name.")
+@with_app
+def subscribers_confirm_again(app: App, email: str, list_name: str) -> None:
+    """Send a pending subscriber a new confirmation mail (at most one per 10 minutes)."""
+    with app.sessions() as s:
+        member = get_member(s, get_list(s, list_name), email)
+        if member.status != "pending":
+            raise InvalidInput(f"{member.subscriber.email} is {member.status} on {list_name}, "
+                               "not pending: there is nothing to confirm")
+        if not queue_confirmation(s, member, app.clock()):
+            say("A confirmation mail is already on its way or went out minutes ago; "
+                "try again in 10 minutes.")
+            return
+        s.commit()
+    _send_confirmations(app, list_name)
+
+
+def _send_confirmations(app: App, list_name: str) -> None:
+    with progress_bar("Sending confirmations", None) as advance:
+        report = app.send_confirmations(list_name, progress=advance)
+    sent = report.counts.get("sent", 0)
+    waiting = report.counts.get("queued", 0)
+    say(f"Confirmation mails: {sent} sent in all for {list_name}"
+        + (f", {waiting} waiting for a retry" if waiting else "")
+        + f" (via {app.backend.name}).")
 
 
 @subscribers.command("import")
@@ -91,14 +132,20 @@ def subscribers_import(app: App, file: Path, list_name: str, confirmed: bool,
     rejects = rejects or file.with_suffix(".rejects.csv")
     with app.sessions() as s, progress_bar("Importing", None) as advance:
         mlist = get_list(s, list_name)
-        report = import_csv(s, mlist, file, confirmed=confirmed, now=app.clock(),
-                            rejects_path=rejects, progress=advance)
+        report = import_csv(s, mlist, file, confirmed=confirmed or not mlist.double_optin,
+                            now=app.clock(), rejects_path=rejects, progress=advance)
+        queued = 0 if confirmed else confirm.queue_pending(s, mlist, app.clock())
+        s.commit()
     table = Table("added", "updated", "unchanged", "rejected", "suppressed")
     table.add_row(*(str(getattr(report, k)) for k in
                     ("added", "updated", "unchanged", "rejected", "suppressed")))
     out.print(table)
     if report.rejected and report.rejects_path:
         out.print(f"Refused rows, with line numbers and reasons: {report.rejects_path}")
+    if queued:
+        say(f"{queued} pending subscribers get a confirmation mail (double opt-in; "
+            "--confirmed skips it when you vouch for the file).")
+        _send_confirmations(app, list_name)
 
 
 @subscribers.command("export")
