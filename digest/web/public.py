@@ -35,9 +35,8 @@ from digest.web.pages import (
     UnsubscribePage,
     mask_email,
 )
-from subscribers.members import confirm, token_membership, unsubscribe
-from subscribers.models import UNSUBSCRIBED, Membership, Subscriber
-from subscribers.suppress import is_suppressed_address, suppress
+from subscribers.members import confirm, token_membership, unsubscribe, unsubscribe_all
+from subscribers.models import UNSUBSCRIBED, Membership
 from subscribers.tokens import MAX_AGE, TokenData
 
 log = logging.getLogger(__name__)
@@ -118,7 +117,8 @@ async def unsubscribe_post(token: str, request: Request, app: AppDep,
 def _leave(s: Session, data: TokenData, scope: str, reason: str, now: dt.datetime) -> LeftPage:
     membership = token_membership(s, data)
     if scope == SCOPE_ALL:
-        changed = leave_all(s, membership.subscriber, now=now, detail=reason)
+        changed = unsubscribe_all(s, membership.subscriber.email, now=now,
+                                  detail=reason).changed
         title = "You will get no more mail from us"
     else:
         changed = unsubscribe(s, membership, now=now, reason=reason)
@@ -126,17 +126,6 @@ def _leave(s: Session, data: TokenData, scope: str, reason: str, now: dt.datetim
     # The requester's IP is not kept: leaving needs no proof of consent, and the
     # membership records only when and how (`reason`).
     return LeftPage(title=title, scope=scope, already=not changed, **_who(membership))
-
-
-def leave_all(s: Session, subscriber: Subscriber, *, now: dt.datetime, detail: str) -> bool:
-    """Unsubscribe `subscriber` from every list and suppress the address, so no later
-    add or import brings them back. Whether anything changed."""
-    already = is_suppressed_address(s, subscriber.email)
-    changed = False
-    for membership in subscriber.memberships:
-        changed = unsubscribe(s, membership, now=now, reason=REASON_ALL) or changed
-    suppress(s, subscriber.email, REASON_ALL, detail, now=now)
-    return changed or not already
 
 
 # -- confirm ---------------------------------------------------------------------------
