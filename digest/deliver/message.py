@@ -58,6 +58,8 @@ class Recipient:
     name: str
     unsubscribe_url: str  # https URL with a signed token
     confirm_url: str = ""  # only in double opt-in mails
+    # The unsubscribe token again, for the mailto's subject (see `digest inbound`).
+    unsubscribe_token: str = ""
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,9 @@ class MessageTemplate:
         self._mailto = ""
         if unsubscribe_mailto:
             addr = _ascii_address(parseaddr(unsubscribe_mailto)[1], "unsubscribe mailto address")
-            self._mailto = f",\r\n <mailto:{quote(addr, safe='@+')}?subject=unsubscribe>"
+            # The subject carries the unsubscribe link's token, so `digest inbound` knows
+            # whom and which list without trusting the (forgeable) From of the reply.
+            self._mailto = f",\r\n <mailto:{quote(addr, safe='@+')}?subject=unsubscribe"
         self._date: tuple[dt.datetime | None, str] = (None, "")
 
     def build(self, r: Recipient, now: dt.datetime) -> Outgoing:
@@ -157,7 +161,7 @@ class MessageTemplate:
         to = f"{_phrase(r.name)} <{rcpt}>" if r.name.strip() else rcpt
         head = (
             f"Date: {date}\r\nMessage-ID: {message_id}\r\nTo: {to}\r\n"
-            f"List-Unsubscribe: <{url}>{self._mailto}\r\n"
+            f"List-Unsubscribe: <{url}>{self._mailto_for(r.unsubscribe_token)}\r\n"
         ).encode()
         values = (url, r.email, r.name, r.confirm_url)
         data = b"".join((
@@ -169,6 +173,13 @@ class MessageTemplate:
             self._end,
         ))
         return Outgoing(r.delivery_id, self.sender, rcpt, message_id, data)
+
+    def _mailto_for(self, token: str) -> str:
+        if not self._mailto:
+            return ""
+        if _BAD_IN_HEADER.search(token) or len(token) > 500:
+            raise InvalidInput(f"unsubscribe token {token[:50]!r} cannot go into a header")
+        return f"{self._mailto}%20{quote(token, safe='')}>" if token else f"{self._mailto}>"
 
 
 class _QPBody:

@@ -136,7 +136,9 @@ def test_long_ascii_subject_is_folded_and_decodes_exactly() -> None:
     out = build(subject=subject)
     assert parse(out.data)["Subject"] == subject
     head = out.data.split(b"\r\n\r\n", 1)[0]
-    assert all(len(line) <= 78 for line in head.split(b"\r\n") if not line.startswith(b"List-U"))
+    # List-Unsubscribe's URLs cannot be folded; everything else keeps to 78.
+    assert all(len(line) <= 78 for line in head.split(b"\r\n")
+               if not line.startswith((b"List-U", b" <mailto:")))
 
 
 def test_subject_with_a_word_too_long_to_fold_is_encoded() -> None:
@@ -144,6 +146,13 @@ def test_subject_with_a_word_too_long_to_fold_is_encoded() -> None:
     out = build(subject=subject)
     assert parse(out.data)["Subject"] == subject
     assert max(len(line) for line in out.data.split(b"\r\n")) <= 998
+
+
+def test_mailto_subject_carries_the_token() -> None:
+    out = template().build(Recipient(1, "a@example.com", "A", URL, unsubscribe_token="t0k.EN-_"),
+                           NOW)
+    assert parse(out.data)["List-Unsubscribe"] == (
+        f"<{URL}>, <mailto:unsubscribe@example.org?subject=unsubscribe%20t0k.EN-_>")
 
 
 def test_headers() -> None:
