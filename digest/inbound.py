@@ -37,7 +37,7 @@ def handle_unsubscribe_mail(s: Session, tokens: Tokens, raw: bytes,
     """Unsubscribe the membership named by the token in the mail's subject (or, for
     clients that move it, the first lines of its body)."""
     msg = email.message_from_bytes(raw, policy=email.policy.default)
-    token = _find_token(msg)  # type: ignore[arg-type]
+    token = _find_token(msg)
     if token is None:
         return InboundResult("ignored", "no unsubscribe token in the subject; nothing changed")
     try:
