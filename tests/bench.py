@@ -1,10 +1,12 @@
 """`make bench`: how fast each step is on this machine. Prints a table; asserts nothing.
 
     python -m tests.bench [--subscribers 10000] [--sink auto|smtp-sink|aiosmtpd]
+                          [--import-rows 1000000]
 
 Steps: parsing the test feeds, rendering an edition (Jinja2 + premailer, once per
 edition), building one message (per subscriber), and `digest edition send` to a loopback
-SMTP server for N subscribers, run as the real command in a subprocess. The sink is
+SMTP server for N subscribers, run as the real command in a subprocess, and importing
+a CSV of a million rows twice (tests/bench_import.py). The sink is
 Postfix's `smtp-sink` (C, fast: it measures us, not the server) when installed, else an
 aiosmtpd server in another process (which tops out near 1,100 messages/s by itself).
 """
@@ -194,12 +196,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subscribers", type=int, default=10_000)
     parser.add_argument("--sink", choices=["auto", "smtp-sink", "aiosmtpd"], default="auto")
+    parser.add_argument("--import-rows", type=int, default=1_000_000,
+                        help="rows of the CSV import benchmark (0 to skip it)")
     args = parser.parse_args()
     console = Console()
     console.print(f"digest bench on {os.cpu_count()} cores, Python {sys.version.split()[0]}")
     bench_feeds()
     bench_render()
     bench_send(args.subscribers, args.sink)
+    if args.import_rows:
+        from tests.bench_import import bench_import
+
+        results.extend(bench_import(args.import_rows))
     table = Table("step", "size", "result")
     for row in results:
         table.add_row(*row)

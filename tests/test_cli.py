@@ -126,3 +126,20 @@ def test_double_opt_in_from_the_command_line(run, tmp_path: Path) -> None:  # ty
     assert sorted(m["To"].addresses[0].addr_spec for m in mails) == [
         "a@example.org", "b@example.org"]
     assert all("/confirm/" in m.get_body(("plain",)).get_content() for m in mails)
+
+
+def test_export_formats_and_status_filter(run) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    run("init")
+    run("lists", "create", "daily", "--from", "D <d@news.example.org>")
+    run("subscribers", "add", "a@example.org", "--list", "daily", "--confirmed")
+    run("subscribers", "add", "b@example.org", "--list", "daily")  # pending
+    r = run("subscribers", "export", "--list", "daily", "--format", "jsonl",
+            "--status", "confirmed")
+    rows = [json.loads(line) for line in r.output.splitlines() if line.strip()]
+    assert [(x["email"], x["status"], x["origin"]) for x in rows] == [
+        ("a@example.org", "confirmed", "cli")]
+    assert rows[0]["confirmed_at"]
+    r = run("subscribers", "export", "--list", "daily", "--status", "nope")
+    assert r.exit_code == 1 and r.output.startswith("Error: ")

@@ -19,7 +19,8 @@ from digest.cli.common import out, progress_bar, when, with_app
 from digest.deliver import confirm
 from digest.deliver.confirm import queue_confirmation
 from digest.errors import InvalidInput
-from subscribers.csvio import export_csv, import_csv
+from subscribers.csvio import import_csv
+from subscribers.export import export_csv, export_jsonl
 from subscribers.lists import get_list
 from subscribers.members import (
     add_member,
@@ -151,18 +152,23 @@ def subscribers_import(app: App, file: Path, list_name: str, confirmed: bool,
 @subscribers.command("export")
 @click.option("--list", "list_name", required=True, help="The list's name.")
 @click.option("-o", "output", type=click.Path(dir_okay=False, path_type=Path),
-              help="CSV file to write (default: standard output).")
+              help="File to write (default: standard output).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv",
+              show_default=True, help="CSV with a header row, or one JSON object a line.")
+@click.option("--status", help="Only members with this status (pending, confirmed, ...).")
 @with_app
-def subscribers_export(app: App, list_name: str, output: Path | None) -> None:
-    """Export a list's subscribers as CSV (email, name, status, consent times)."""
+def subscribers_export(app: App, list_name: str, output: Path | None, fmt: str,
+                       status: str | None) -> None:
+    """Export a list's members with status and consent record (how, when, from where)."""
+    write = export_jsonl if fmt == "jsonl" else export_csv
     with app.sessions() as s:
         mlist = get_list(s, list_name)
         if output is None:
-            export_csv(s, mlist, sys.stdout)
+            write(s, mlist, sys.stdout, status=status)
             return
         with output.open("w", encoding="utf-8", newline="") as f:
-            rows = export_csv(s, mlist, f)
-    out.print(f"Wrote {rows} subscribers to {output}")
+            rows = write(s, mlist, f, status=status)
+    say(f"Wrote {rows} subscribers to {output}")
 
 
 @subscribers.command("rm")
