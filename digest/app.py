@@ -17,7 +17,7 @@ from jinja2 import Environment
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from digest import __version__
+from digest import __version__, review
 from digest.config import Settings
 from digest.db import make_engine, session_factory, upgrade, utcnow
 from digest.deliver import confirm, ledger, worker
@@ -29,7 +29,9 @@ from digest.errors import NotFound
 from digest.gather.sources import FetchOptions, SourceReport, gather
 from digest.models import Edition, Source
 from digest.render import make_environment
+from digest.schedule import ScheduleOptions
 from subscribers.lists import get_list
+from subscribers.models import MailingList
 from subscribers.tokens import Tokens
 
 Clock = Callable[[], dt.datetime]
@@ -114,6 +116,14 @@ class App:
             policy=RetryPolicy(g["delivery.max_attempts"], g["delivery.retry_seconds"]),
         )
 
+    def schedule_options(self) -> ScheduleOptions:
+        g = self.settings
+        return ScheduleOptions(
+            fetch_interval=dt.timedelta(minutes=g["schedule.fetch_minutes"]),
+            grace=dt.timedelta(hours=g["schedule.grace_hours"]),
+            review_lead=dt.timedelta(minutes=g["schedule.review_lead_minutes"]),
+        )
+
     # -- operations ------------------------------------------------------------------
 
     def fetch(self, s: Session, source_id: int | None = None, *, allow_files: bool = False,
@@ -144,13 +154,23 @@ class App:
             edition = open_edition(s, mlist) or self.build(s, list_name)[0]
             if edition is None:
                 return None
-            worker.start_sending(s, edition, mlist, self.templates, self.settings["public_url"],
-                                 self.clock())
+            self.start_sending(s, edition, mlist)
             if on_start:
                 on_start(edition, ledger.pending(s, edition.id))
             edition_id = edition.id
         return worker.deliver(self.engine, edition_id, self.backend, self.tokens,
                               self.send_options(), self.clock, progress, stop)
+
+    def start_sending(self, s: Session, edition: Edition, mlist: MailingList) -> int:
+        """Render the edition once and queue its deliveries (a no-op once it is sending);
+        the sender worker, or `send`, delivers them."""
+        return worker.start_sending(s, edition, mlist, self.templates,
+                                    self.settings["public_url"], self.clock())
+
+    def approve(self, list_name: str) -> tuple[Edition, bool]:
+        """Approve a review-mode list's waiting draft: (edition, changed)."""
+        with self.sessions() as s:
+            return review.approve(s, get_list(s, list_name))
 
     def send_confirmations(self, list_name: str,
                            progress: Callable[[int], None] | None = None) -> worker.SendReport:

@@ -72,6 +72,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("smtp", "connections", 4, "Connections used in parallel."),
     Setting("smtp", "rate_limit", 0.0, "Most messages per second over all connections; 0: none."),
     Setting("smtp", "timeout", 30.0, "Seconds to wait for the server before a temporary failure."),
+    Setting("schedule", "fetch_minutes", 15.0,
+            "Minutes between fetches of every source, jittered; failing sources wait longer."),
+    Setting("schedule", "grace_hours", 6,
+            "An edition missed while digest was down goes out this late at most; else skipped."),
+    Setting("schedule", "review_lead_minutes", 120,
+            "Review-mode lists: the draft is built this long before the scheduled time."),
+    Setting("web", "host", "127.0.0.1", "Address `digest serve` listens on."),
+    Setting("web", "port", 8000, "Port `digest serve` listens on."),
+    Setting("web", "forwarded_allow_ips", "127.0.0.1,::1",
+            "Proxies trusted for X-Forwarded-For/-Proto (comma-separated IPs, or *)."),
 )
 
 #: Environment-only settings: name -> help. Never read from or written to the file.

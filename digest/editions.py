@@ -11,7 +11,8 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from digest.models import (
@@ -27,6 +28,7 @@ from digest.models import (
     Source,
 )
 from digest.render import DigestContext, ItemContext
+from subscribers.lists import require_active
 from subscribers.models import MailingList
 
 OPEN_STATUSES = (DRAFT, APPROVED, SENDING)
@@ -96,15 +98,81 @@ def build_edition(
 
     Returns (edition, created). An edition already open is returned as it is
     (created False), so building twice is harmless; (None, False) means no new articles.
+    An archived list gets no new edition (InvalidInput says how to bring it back).
     """
     existing = open_edition(s, mlist)
     if existing is not None:
         return existing, False
+    require_active(mlist)
+    edition = _draft(s, mlist, now, rules, scheduled_for)
+    return edition, edition is not None
+
+
+def edition_for(s: Session, mlist: MailingList, scheduled_for: dt.datetime) -> Edition | None:
+    """The list's edition for one scheduled time, if there is one (at most one can be)."""
+    return s.scalar(select(Edition).where(Edition.list_id == mlist.id,
+                                          Edition.scheduled_for == scheduled_for))
+
+
+def waiting_draft(s: Session, mlist: MailingList, before: dt.datetime) -> Edition | None:
+    """A digest drafted and not sending, built by hand or for a time before `before`."""
+    return s.scalar(
+        select(Edition)
+        .where(Edition.list_id == mlist.id, Edition.kind == DIGEST,
+               Edition.status.in_((DRAFT, APPROVED)),
+               or_(Edition.scheduled_for.is_(None), Edition.scheduled_for < before))
+        .order_by(Edition.number.desc())
+        .limit(1)
+    )
+
+
+def build_scheduled(
+    s: Session, mlist: MailingList, *, scheduled_for: dt.datetime, now: dt.datetime,
+    rules: EditionRules,
+) -> Edition | None:
+    """The list's edition for `scheduled_for`, made once whoever asks and how often.
+
+    The one there already; else a waiting draft (built by hand, or held from an earlier
+    time), which keeps the editors' work and moves to this time; else a new edition.
+    None when there are no new articles. An edition still sending from an earlier
+    time does not stop a new one. Commits. Two schedulers asking at once meet at the
+    unique (list, scheduled_for): the loser rolls back and returns the winner's.
+    """
+    for _attempt in range(3):  # a lost race on (list, number) with a hand-made build
+        existing = edition_for(s, mlist, scheduled_for)
+        if existing is not None:
+            return existing
+        try:
+            edition = waiting_draft(s, mlist, scheduled_for)
+            if edition is not None:
+                edition.scheduled_for = scheduled_for
+            else:
+                edition = _draft(s, mlist, now, rules, scheduled_for)
+            s.commit()
+            # None means no articles left: maybe because another scheduler has just
+            # built this very edition from them.
+            return edition or edition_for(s, mlist, scheduled_for)
+        except IntegrityError:
+            s.rollback()
+    return edition_for(s, mlist, scheduled_for)
+
+
+def recent_editions(s: Session, mlist: MailingList, limit: int) -> list[Edition]:
+    """The list's newest digests, newest first."""
+    return list(s.scalars(
+        select(Edition).where(Edition.list_id == mlist.id, Edition.kind == DIGEST)
+        .order_by(Edition.number.desc()).limit(limit)
+    ))
+
+
+def _draft(s: Session, mlist: MailingList, now: dt.datetime, rules: EditionRules,
+           scheduled_for: dt.datetime | None) -> Edition | None:
+    """A new draft of the articles since the last edition that went out; None if none."""
     previous = last_sent(s, mlist)
     since = previous.cutoff if previous else now - dt.timedelta(hours=rules.window_hours)
     articles = candidates(s, mlist, since, now, rules.max_items)
     if not articles:
-        return None, False
+        return None
     number = (s.scalar(select(func.max(Edition.number)).where(Edition.list_id == mlist.id))
               or 0) + 1
     edition = Edition(
@@ -119,7 +187,7 @@ def build_edition(
     ]
     s.add(edition)
     s.flush()
-    return edition, True
+    return edition
 
 
 def item_from_article(a: Article, position: int, source_title: str, chars: int) -> EditionItem:

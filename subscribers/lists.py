@@ -8,12 +8,13 @@ import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.headerregistry import Address
-from email.utils import getaddresses
+from email.utils import getaddresses, parseaddr
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from digest.cron import list_trigger
 from digest.errors import InvalidInput, NotFound
 from digest.models import DIGEST, Edition, ListSource
 from subscribers.addresses import validate
@@ -209,7 +210,29 @@ def check_schedule(schedule: str) -> str:
             "(minute hour day month weekday), e.g. '0 7 * * *' for 07:00 daily or "
             "'0 8 * * mon' for Mondays at 08:00"
         )
-    return " ".join(fields)
+    schedule = " ".join(fields)
+    list_trigger(schedule, "UTC")  # what the scheduler will use: refuse now what it can't
+    return schedule
+
+
+# What happens to a review-mode draft nobody approved by its send time: held until
+# approved; held and `editor_emails` told; or sent anyway.
+HOLD, NOTIFY, SEND = "hold", "notify", "send"
+POLICIES = (HOLD, NOTIFY, SEND)
+
+
+def check_review_policy(policy: str) -> str:
+    """One of POLICIES."""
+    if policy not in POLICIES:
+        raise InvalidInput(f"review policy {policy!r} is not one of {', '.join(POLICIES)}")
+    return policy
+
+
+def check_editor_emails(value: str) -> str:
+    """Comma-separated addresses ("Name <addr>" or "addr"), each checked, back as one
+    tidy string of bare addresses."""
+    parts = [part.strip() for part in value.split(",") if part.strip()]
+    return ", ".join(validate(parseaddr(part)[1] or part) for part in parts)
 
 
 def check_timezone(timezone: str) -> str:
@@ -261,6 +284,9 @@ SETTINGS: dict[str, Callable[[Any], Any]] = {
     "mode": check_mode,
     "language": check_language,
     "double_optin": _check_flag,
+    "local_time": _check_flag,
+    "review_policy": check_review_policy,
+    "editor_emails": check_editor_emails,
 }
 
 

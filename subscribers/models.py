@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -43,7 +44,18 @@ class MailingList(Base):
     schedule: Mapped[str] = mapped_column(String(100), default="0 7 * * *")
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     mode: Mapped[str] = mapped_column(String(16), default="auto")  # auto | review
+    # Review mode, at the scheduled time, for a draft no editor approved:
+    # hold (wait for approval) | notify (hold, and mail `editor_emails`) | send (go out).
+    review_policy: Mapped[str] = mapped_column(String(16), default="hold",
+                                               server_default="hold")
+    # Comma-separated addresses told about held drafts, until user accounts arrive.
+    editor_emails: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # The newest scheduled time the scheduler has dealt with (sent, held, empty or
+    # skipped as missed): cron times up to here are never run again.
+    last_scheduled_for: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     double_optin: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Deliver at the send hour in each subscriber's own timezone (Subscriber.timezone).
+    local_time: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     language: Mapped[str] = mapped_column(String(16), default="en")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     archived_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)

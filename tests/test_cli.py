@@ -143,3 +143,10 @@ def test_export_formats_and_status_filter(run) -> None:  # type: ignore[no-untyp
     assert rows[0]["confirmed_at"]
     r = run("subscribers", "export", "--list", "daily", "--status", "nope")
     assert r.exit_code == 1 and r.output.startswith("Error: ")
+
+
+def test_local_time_is_a_list_setting(run) -> None:  # type: ignore[no-untyped-def]
+    run("init")
+    run("lists", "create", "daily", "--from", "D <d@news.example.org>")
+    r = run("lists", "set", "daily", "--local-time")
+    assert r.exit_code == 0 and "daily local time: off → on" in r.output, r.output

@@ -99,3 +99,19 @@ def test_shorten_cuts_at_a_word_and_keeps_short_text() -> None:
     assert shorten("short text", 50) == "short text"
     cut = shorten("한국어 문장은 띄어쓰기가 있어서 단어 경계에서 자를 수 있습니다 " * 5, 40)
     assert len(cut) <= 40 and cut.endswith("…") and not cut.endswith(" …")
+
+
+def test_archived_list_gets_no_new_edition(app: App, clock: Clock) -> None:
+    import pytest
+
+    from digest.errors import InvalidInput
+    from subscribers.lists import archive_list
+
+    with app.sessions() as s:
+        mlist, _ = _setup(s)
+        src_id = s.scalars(select(ListSource.source_id)).first()
+        assert src_id is not None
+        _article(s, src_id, "story", clock() - dt.timedelta(hours=1))
+        archive_list(s, mlist, now=clock())
+        with pytest.raises(InvalidInput, match=r"archived.*--undo"):
+            build_edition(s, mlist, now=clock(), rules=EditionRules())

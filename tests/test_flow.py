@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import email
 import email.policy
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import lxml.html
@@ -21,6 +19,7 @@ from digest.models import Delivery, Source
 from subscribers.lists import create_list
 from subscribers.members import add_member, remove_member
 from subscribers.suppress import suppress
+from tests import loopback
 from tests.conftest import DATA, Clock
 
 FEEDS = {
@@ -31,30 +30,11 @@ FEEDS = {
 
 @pytest.fixture
 def feed_server() -> Iterator[str]:
-    """Serves the test feeds on 127.0.0.1; `/broken.xml` answers 500."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            path = FEEDS.get(self.path)
-            if path is None:
-                self.send_error(500 if self.path == "/broken.xml" else 404)
-                return
-            body = path.read_bytes()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/rss+xml; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    """Serves the test feeds on 127.0.0.1; any other path (`/broken.xml`) answers 500."""
+    with loopback.feed_server(
+        lambda path: FEEDS[path].read_bytes() if path in FEEDS else None
+    ) as base:
+        yield base
 
 
 def _populate(app: App, base: str, people: int) -> None:

@@ -13,10 +13,15 @@ from digest import __version__
 from digest.app import App
 from digest.cli.common import DigestGroup, out, with_app
 from digest.cli.edition import edition
+from digest.cli.inbound import inbound
 from digest.cli.lists import lists
+from digest.cli.review import approve
+from digest.cli.serve import serve
 from digest.cli.sources import fetch, sources
+from digest.cli.status import status
 from digest.cli.subscribers import subscribers
 from digest.cli.suppress import suppress_group
+from digest.cli.worker import worker
 
 
 @click.group(cls=DigestGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -51,5 +56,7 @@ def demo(demo_dir: str) -> None:
     run_demo(Path(demo_dir), out)
 
 
-for command in (lists, sources, fetch, subscribers, edition, suppress_group):
+for command in (lists, sources, fetch, subscribers, edition, suppress_group, serve, status,
+                worker, inbound):
     main.add_command(command)
+edition.add_command(approve)

@@ -13,6 +13,7 @@ from digest.cli.common import when, with_app
 from digest.cli.subscribers import print_table, say
 from subscribers.lists import (
     MODES,
+    POLICIES,
     all_lists,
     archive_list,
     create_list,
@@ -29,7 +30,8 @@ from subscribers.models import MEMBERSHIP_STATUSES, MailingList
 LABELS = {
     "title": "title", "description": "description", "from_addr": "from",
     "reply_to": "reply-to", "schedule": "schedule", "timezone": "timezone", "mode": "mode",
-    "language": "language", "double_optin": "double opt-in",
+    "language": "language", "double_optin": "double opt-in", "local_time": "local time",
+    "review_policy": "review policy", "editor_emails": "editors",
 }
 
 
@@ -119,6 +121,13 @@ def lists_show(app: App, name: str) -> None:
 @click.option("--language", help="Language of the mail, e.g. en or pt-BR.")
 @click.option("--double-optin/--single-optin", default=None,
               help="Whether people who sign up must confirm by a link in mail.")
+@click.option("--local-time/--list-time", "local_time", default=None,
+              help="Deliver at the send hour in each subscriber's timezone, or the list's.")
+@click.option("--review-policy", type=click.Choice(POLICIES),
+              help="Review mode, draft not approved at send time: hold it, hold it and "
+                   "mail the editors (notify), or send it anyway.")
+@click.option("--editors", "editor_emails",
+              help='Who is told about held drafts: "a@example.org, b@example.org".')
 @with_app
 def lists_set(app: App, name: str, **options: Any) -> None:
     """Change a list's settings; only those given change."""
@@ -127,7 +136,8 @@ def lists_set(app: App, name: str, **options: Any) -> None:
         raise click.UsageError(
             "nothing to change; give at least one of --title, --from, --reply-to, "
             "--schedule, --timezone, --mode, --description, --language, "
-            "--double-optin/--single-optin"
+            "--double-optin/--single-optin, --local-time/--list-time, --review-policy, "
+            "--editors"
         )
     with app.sessions() as s:
         mlist = get_list(s, name)

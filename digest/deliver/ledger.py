@@ -12,7 +12,11 @@ One row per (edition, subscriber), unique. The life of a row:
 "sending" is committed right before the final step that makes the server accept the
 message, so a hard kill can leave at most one row per connection in doubt, and those
 are never mailed twice. Each outcome is committed on its own as the backend reports
-it, so a crash loses at most the messages in flight.
+it, so a crash loses at most the messages in flight (outcomes.py writes them). A live
+worker renews the leases of its claims as it goes, so only a dead or stuck one loses
+them; a row whose claim was lost anyway is not handed over (ClaimLost).
+
+Rows may be queued for later, for local-time delivery: `next_attempt_at` per row.
 """
 
 from __future__ import annotations
@@ -24,29 +28,26 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     CursorResult,
-    Engine,
     Integer,
     String,
     and_,
     func,
-    insert,
     literal,
     or_,
     select,
+    true,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from digest.db import UTCDateTime
-from digest.deliver.backends.base import SendResult
-from digest.deliver.message import Outgoing
 from digest.models import (
     CLAIMED,
-    DELIVERED,
-    FAILED,
     QUEUED,
     SENDING,
     SKIPPED,
@@ -59,6 +60,8 @@ from subscribers.models import CONFIRMED, Subscriber
 
 PENDING_STATUSES = (QUEUED, CLAIMED, SENDING)
 Clock = Callable[[], dt.datetime]
+#: When a subscriber in a time zone gets the edition, for local-time delivery.
+SendTimes = Callable[[str], dt.datetime]
 
 
 def worker_id() -> str:
@@ -85,28 +88,89 @@ class Claimed:
     name: str
 
 
-def enqueue(s: Session, edition: Edition, now: dt.datetime, audience: str = CONFIRMED) -> int:
+def enqueue(s: Session, edition: Edition, now: dt.datetime, audience: str = CONFIRMED,
+            at: SendTimes | None = None) -> int:
     """A queued row for every unsuppressed member of `audience` (confirmed for a digest,
-    pending for confirmation mail); rows already there are kept.
+    pending for confirmation mail); rows already there are kept. With `at`, each row is
+    due when `at(subscriber's timezone)` says, else now.
 
-    One INSERT … SELECT, so a million members cost one statement, not a million.
+    One INSERT … SELECT (one per distinct send time with `at`), so a million members
+    cost one statement, not a million.
     """
-    members = recipients_query(edition.list_id, audience).subquery()
-    already = select(Delivery.id).where(
-        Delivery.edition_id == edition.id, Delivery.subscriber_id == members.c.subscriber_id
-    )
+    members = recipients_query(edition.list_id, audience)
+    if at is None:
+        return _insert(s, edition, members, now)
+    zones = s.scalars(members.with_only_columns(Subscriber.timezone).distinct()).all()
+    by_time: dict[dt.datetime, list[str]] = {}
+    for zone in zones:
+        by_time.setdefault(at(zone), []).append(zone)
+    return sum(_insert(s, edition, members.where(Subscriber.timezone.in_(group)), when)
+               for when, group in sorted(by_time.items()))
+
+
+def _insert(s: Session, edition: Edition, recipients: Any, due: dt.datetime) -> int:
+    members = recipients.subquery()
     rows = select(
         literal(edition.id, Integer), members.c.subscriber_id, literal(QUEUED, String),
-        literal(0, Integer), literal(now, UTCDateTime), literal("", String),
+        literal(0, Integer), literal(due, UTCDateTime), literal("", String),
         literal("", String), literal("", String),
-    ).where(~already.exists())
+    ).where(true())  # SQLite parses ON CONFLICT after INSERT … SELECT only past a WHERE
     columns = ["edition_id", "subscriber_id", "status", "attempts", "next_attempt_at",
                "claimed_by", "message_id", "last_error"]
+    # Rows already there are left alone by the unique (edition, subscriber) index, not by
+    # a NOT EXISTS: PostgreSQL, its statistics saying the table is empty, ran that as a
+    # scan of every row inserted so far, per row (20 s for 30,000, quadratic).
+    dialect = s.get_bind().dialect.name
+    make = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = make(Delivery).from_select(columns, rows).on_conflict_do_nothing(
+        index_elements=["edition_id", "subscriber_id"])
     # SQLAlchemy keeps the row count of an INSERT only when asked to.
     result: CursorResult[Any] = s.execute(  # type: ignore[assignment]
-        insert(Delivery).from_select(columns, rows),
-        execution_options={"preserve_rowcount": True})
+        statement, execution_options={"preserve_rowcount": True})
     return max(result.rowcount or 0, 0)
+
+
+def local_send_times(home_zone: str, reference: dt.datetime, now: dt.datetime) -> SendTimes:
+    """For local-time delivery: a subscriber in zone Z gets the edition at the next
+    occurrence, from `reference` (the scheduled time) on, of the reference's wall-clock
+    time in `home_zone` (the list's), read in Z; never before `now`. "" or an unknown
+    zone means the list's own. Dates are stepped in Z, so DST changes are kept."""
+    home = _zone(home_zone) or ZoneInfo("UTC")
+    wall = reference.astimezone(home).time()
+
+    def at(zone_name: str) -> dt.datetime:
+        zone = _zone(zone_name) or home
+        day = reference.astimezone(zone).date()
+        when = dt.datetime.combine(day, wall, zone).astimezone(dt.UTC)
+        if when < reference:
+            when = dt.datetime.combine(day + dt.timedelta(days=1), wall, zone).astimezone(dt.UTC)
+        return max(when, now)
+
+    return at
+
+
+def _zone(name: str) -> ZoneInfo | None:
+    try:
+        return ZoneInfo(name) if name else None
+    except (ValueError, KeyError):  # not a zone name (KeyError: ZoneInfoNotFoundError)
+        return None
+
+
+def _due(now: dt.datetime) -> Any:
+    """Rows to claim: queued and due, or claimed by a worker whose lease ran out."""
+    return or_(
+        and_(Delivery.status == QUEUED, Delivery.next_attempt_at <= now),
+        and_(Delivery.status == CLAIMED, Delivery.lease_until < now),
+    )
+
+
+def has_work(s: Session, edition_id: int, now: dt.datetime, *, finishing: bool) -> bool:
+    """Whether a worker has anything to do for the edition now: rows to claim, or (with
+    `finishing`) none pending any more, so that the edition can be marked sent."""
+    if s.scalar(select(Delivery.id).where(Delivery.edition_id == edition_id, _due(now))
+                .limit(1)) is not None:
+        return True
+    return finishing and pending(s, edition_id) == 0
 
 
 def claim(
@@ -117,13 +181,9 @@ def claim(
     On PostgreSQL the inner SELECT skips rows other workers have locked, so any number
     of workers share an edition; SQLite serializes writers, so one worker is the rule.
     """
-    due = or_(
-        and_(Delivery.status == QUEUED, Delivery.next_attempt_at <= now),
-        and_(Delivery.status == CLAIMED, Delivery.lease_until < now),
-    )
     ids = (
         select(Delivery.id)
-        .where(Delivery.edition_id == edition_id, due)
+        .where(Delivery.edition_id == edition_id, _due(now))
         .order_by(Delivery.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -170,87 +230,17 @@ def skip_unwanted(s: Session, list_id: int, claimed: Sequence[Claimed],
     return [c for c in claimed if c.subscriber_id in wanted]
 
 
-class LedgerEvents:
-    """The backend's reports, written to the ledger as they come, one transaction each.
-
-    Backends call these from one thread. Every update is guarded by `claimed_by`, so a
-    worker whose lease was lost and taken over cannot overwrite the new owner's record.
-    """
-
-    def __init__(self, engine: Engine, worker: str, policy: RetryPolicy, clock: Clock) -> None:
-        self.engine = engine
-        self.worker = worker
-        self.policy = policy
-        self.clock = clock
-        self.counts = {DELIVERED: 0, FAILED: 0, "deferred": 0}
-        self._raw: Any = None
-        mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
-        self._handover_sql = (
-            f"UPDATE deliveries SET status = {mark}, message_id = {mark} "
-            f"WHERE id = {mark} AND claimed_by = {mark}"
-        )
-
-    def close(self) -> None:
-        if self._raw is not None:
-            self._raw.close()
-            self._raw = None
-
-    def handing_over(self, msg: Outgoing) -> None:
-        """Commit `sending` for the message; the backend then writes the final step.
-
-        A hard kill between this commit and that write is the one moment the ledger
-        can be wrong (it would call a message uncertain that never arrived), so the
-        commit is the last thing done here: a plain DB-API statement on a connection
-        kept open, with nothing from the ORM or the pool after it.
-        """
-        if self._raw is None:
-            self._raw = self.engine.raw_connection()
-        cursor = self._raw.cursor()
-        cursor.execute(self._handover_sql,
-                       (SENDING, msg.message_id, msg.delivery_id, self.worker))
-        cursor.close()
-        self._raw.commit()
-
-    def _update(self, delivery_id: int, **values: object) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(Delivery)
-                .where(Delivery.id == delivery_id, Delivery.claimed_by == self.worker)
-                .values(**values)
-            )
-
-    def done(self, result: SendResult) -> None:
-        now = self.clock()
-        if result.status == "sent":
-            self._update(result.delivery_id, status=DELIVERED, sent_at=now, last_error="")
-        elif result.status == "failed":
-            self._update(result.delivery_id, status=FAILED, last_error=result.detail)
-        else:
-            self._defer(result, now)
-        self.counts[DELIVERED if result.status == "sent" else result.status] += 1
-
-    def _defer(self, result: SendResult, now: dt.datetime) -> None:
-        with self.engine.begin() as conn:
-            attempts = conn.scalar(
-                select(Delivery.attempts).where(Delivery.id == result.delivery_id)
-            ) or 0
-            attempts += 1
-            if attempts >= self.policy.max_attempts:
-                values: dict[str, object] = {
-                    "status": FAILED, "attempts": attempts,
-                    "last_error": f"gave up after {attempts} attempts: {result.detail}",
-                }
-            else:
-                values = {
-                    "status": QUEUED, "attempts": attempts, "claimed_by": "",
-                    "lease_until": None, "last_error": result.detail,
-                    "next_attempt_at": self.policy.next_attempt(attempts, now),
-                }
-            conn.execute(
-                update(Delivery)
-                .where(Delivery.id == result.delivery_id, Delivery.claimed_by == self.worker)
-                .values(**values)
-            )
+def release(s: Session, edition_id: int, worker: str) -> int:
+    """Gives the worker's claims on the edition that it did not attempt back to the queue
+    (it stopped, or its backend failed); returns how many."""
+    result: CursorResult[Any] = s.execute(  # type: ignore[assignment]
+        update(Delivery)
+        .where(Delivery.edition_id == edition_id, Delivery.claimed_by == worker,
+               Delivery.status == CLAIMED)
+        .values(status=QUEUED, claimed_by="", lease_until=None)
+    )
+    s.commit()
+    return result.rowcount or 0
 
 
 def release_dead(s: Session, edition_id: int, now: dt.datetime) -> dict[str, int]:

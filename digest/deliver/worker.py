@@ -3,31 +3,43 @@
 `start_sending` is the one step that renders (Jinja2 + premailer) and fills the ledger;
 `deliver` may run in any number of processes (PostgreSQL) and be interrupted at any
 point: running it again continues where it stopped and never mails anyone twice who is
-marked sent, sending or uncertain.
+marked sent, sending or uncertain. `run_worker` is the sender worker of `digest worker`
+and `digest serve`: it delivers whatever is due, edition after edition, until stopped.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
 from collections.abc import Callable
-from contextlib import closing
 from dataclasses import dataclass, field
 from email.utils import parseaddr
+from typing import TYPE_CHECKING
 
 from jinja2 import Environment
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from digest.deliver import ledger
+from digest.deliver import confirm, ledger
 from digest.deliver.backends.base import Backend, SendResult
 from digest.deliver.message import MessageTemplate, Outgoing, Recipient
+from digest.deliver.outcomes import LedgerEvents
 from digest.editions import render_context
-from digest.errors import InvalidInput
+from digest.errors import DigestError, InvalidInput
 from digest.models import APPROVED, CONFIRM, DRAFT, QUEUED, SENDING, SENT, Edition
 from digest.render import render_edition
 from subscribers.models import CONFIRMED, PENDING, MailingList
 from subscribers.tokens import Tokens
+
+if TYPE_CHECKING:
+    from digest.app import App
+
+log = logging.getLogger(__name__)
+
+#: Longest pause of a worker whose rounds keep failing (server or database away).
+MAX_PAUSE_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -48,6 +60,7 @@ class SendReport:
     next_retry: dt.datetime | None
     finished: bool
     released: dict[str, int]
+    claimed: int = 0  # deliveries this call claimed (sent, failed, deferred, or given back)
 
 
 def start_sending(s: Session, edition: Edition, mlist: MailingList, env: Environment,
@@ -55,7 +68,8 @@ def start_sending(s: Session, edition: Edition, mlist: MailingList, env: Environ
     """Render the edition once and queue a delivery for every current recipient.
 
     Does nothing for an edition already sending, so it is safe to call again.
-    Returns the number of deliveries queued.
+    Returns the number of deliveries queued. For a list with local-time delivery, each
+    delivery is due at the list's send time in the subscriber's own time zone.
     """
     if edition.status not in (DRAFT, APPROVED):
         return 0
@@ -63,7 +77,11 @@ def start_sending(s: Session, edition: Edition, mlist: MailingList, env: Environ
     edition.html, edition.text, edition.rendered_at = rendered.html, rendered.text, now
     edition.status, edition.send_started_at = SENDING, now
     s.flush()
-    queued = ledger.enqueue(s, edition, now)
+    at = None
+    # The column comes with a migration; until then a list has no such attribute.
+    if mlist.local_time:
+        at = ledger.local_send_times(mlist.timezone, edition.scheduled_for or now, now)
+    queued = ledger.enqueue(s, edition, now, at=at)
     s.commit()
     return queued
 
@@ -84,10 +102,16 @@ def deliver(
     clock: Callable[[], dt.datetime], progress: Callable[[int], None] | None = None,
     stop: threading.Event | None = None,
 ) -> SendReport:
-    """Send every due delivery of the edition through `backend`; returns the tally."""
+    """Send every due delivery of the edition through `backend`; returns the tally.
+
+    Once `stop` is set, the messages in flight are finished and the rest of the claimed
+    batch goes back to the queue; so does what a failing backend left unattempted.
+    """
     worker = ledger.worker_id()
-    events = ledger.LedgerEvents(engine, worker, opts.policy, clock)
-    with Session(engine, expire_on_commit=False) as s, closing(events):
+    events = LedgerEvents(engine, worker, opts.policy, clock, edition_id=edition_id,
+                          lease_seconds=opts.lease_seconds)
+    total = 0
+    with Session(engine, expire_on_commit=False) as s:
         edition = s.get_one(Edition, edition_id)
         mlist = s.get_one(MailingList, edition.list_id)
         released = ledger.release_dead(s, edition_id, clock())
@@ -95,20 +119,36 @@ def deliver(
         links = _Links(tokens, opts.public_url, mlist.id, edition.kind == CONFIRM)
         # Digests go to confirmed members; confirmation mails to those still pending.
         audience = PENDING if edition.kind == CONFIRM else CONFIRMED
-        while stop is None or not stop.is_set():
-            claimed = ledger.claim(s, edition_id, worker, opts.batch_size, clock(),
-                                   opts.lease_seconds)
-            if not claimed:
-                break
-            wanted = ledger.skip_unwanted(s, mlist.id, claimed, audience)
-            batch = _build(template, links, wanted, events, clock())
-            if batch:
-                backend.send(batch, events)
-            if progress:
-                progress(len(claimed))
+        try:
+            while stop is None or not stop.is_set():
+                claimed = ledger.claim(s, edition_id, worker, opts.batch_size, clock(),
+                                       opts.lease_seconds)
+                if not claimed:
+                    break
+                total += len(claimed)
+                wanted = ledger.skip_unwanted(s, mlist.id, claimed, audience)
+                batch = _build(template, links, wanted, events, clock())
+                if batch:
+                    backend.send(batch, events, stop=stop)
+                if progress:
+                    progress(len(claimed))
+        finally:
+            events.close()  # reads the answer to the last handover's commit
+            _give_back(s, edition_id, worker)
         if edition.kind == CONFIRM:  # a standing queue: never finished
-            return _report(s, edition, released, finished=False)
-        return _finish(s, edition, released, clock())
+            return _report(s, edition, released, finished=False, claimed=total)
+        return _finish(s, edition, released, clock(), claimed=total)
+
+
+def _give_back(s: Session, edition_id: int, worker: str) -> None:
+    """Return the claims not attempted to the queue, so that no one waits for a lease."""
+    try:
+        s.rollback()
+        if returned := ledger.release(s, edition_id, worker):
+            log.info("edition %d: %d claimed deliveries returned to the queue",
+                     edition_id, returned)
+    except SQLAlchemyError as exc:  # the database went away: the lease frees them later
+        log.warning("edition %d: could not return claimed deliveries: %s", edition_id, exc)
 
 
 @dataclass(frozen=True)
@@ -127,11 +167,11 @@ class _Links:
                    + self.tokens.make("confirm", c.subscriber_id, self.list_id, c.email)
                    if self.confirm else "")
         return Recipient(c.delivery_id, c.email, c.name, f"{base}/unsubscribe/{unsubscribe}",
-                         confirm)
+                         confirm, unsubscribe_token=unsubscribe)
 
 
 def _build(template: MessageTemplate, links: _Links, claimed: list[ledger.Claimed],
-           events: ledger.LedgerEvents, now: dt.datetime) -> list[Outgoing]:
+           events: LedgerEvents, now: dt.datetime) -> list[Outgoing]:
     """The batch's messages; a recipient whose address cannot be mailed fails alone."""
     batch = []
     for c in claimed:
@@ -143,7 +183,7 @@ def _build(template: MessageTemplate, links: _Links, claimed: list[ledger.Claime
 
 
 def _finish(s: Session, edition: Edition, released: dict[str, int],
-            now: dt.datetime) -> SendReport:
+            now: dt.datetime, *, claimed: int) -> SendReport:
     pending = ledger.pending(s, edition.id)
     if pending == 0 and edition.status == SENDING:
         # Guarded so two workers finishing at once mark it once.
@@ -152,14 +192,78 @@ def _finish(s: Session, edition: Edition, released: dict[str, int],
             .values(status=SENT, sent_at=now)
         )
         s.commit()
-    return _report(s, edition, released, finished=pending == 0)
+    return _report(s, edition, released, finished=pending == 0, claimed=claimed)
 
 
 def _report(s: Session, edition: Edition, released: dict[str, int], *,
-            finished: bool) -> SendReport:
+            finished: bool, claimed: int) -> SendReport:
     counts = ledger.status_counts(s, edition.id)
     return SendReport(
         edition_id=edition.id, counts=counts,
         next_retry=ledger.next_retry(s, edition.id) if counts.get(QUEUED) else None,
-        finished=finished, released=released,
+        finished=finished, released=released, claimed=claimed,
     )
+
+
+def run_worker(app: App, stop: threading.Event, *, poll_seconds: float = 5.0,
+               once: bool = False) -> None:
+    """Deliver every edition that is sending (digests and the lists' confirmation mails)
+    until `stop` is set; with `once`, until nothing is due.
+
+    Each round looks for editions anew, frees what dead senders held, and delivers
+    those with deliveries due; a round that found nothing due is followed by a wait of
+    `poll_seconds` (cut short by `stop`). A round that fails as a whole (the SMTP server
+    or the database away) is logged and tried again after a pause that doubles up to
+    MAX_PAUSE_SECONDS; with `once` its error is raised instead.
+    """
+    rendered: set[int] = set()
+    pause = poll_seconds
+    while not stop.is_set():
+        try:
+            claimed = _round(app, stop, rendered)
+        except (DigestError, SQLAlchemyError) as exc:
+            if once:
+                raise
+            log.error("sending failed: %s; trying again in %.0f s", exc, pause)
+            stop.wait(pause)
+            pause = min(pause * 2, MAX_PAUSE_SECONDS)
+            continue
+        pause = poll_seconds
+        if claimed:
+            continue  # there may be more: new rows came due while sending
+        if once:
+            return
+        stop.wait(poll_seconds)
+
+
+def _round(app: App, stop: threading.Event, rendered: set[int]) -> int:
+    """One look at every sending edition; returns the deliveries claimed."""
+    with app.sessions() as s:
+        editions = s.execute(
+            select(Edition.id, Edition.kind, Edition.number, MailingList.name)
+            .join(MailingList, MailingList.id == Edition.list_id)
+            .where(Edition.status == SENDING).order_by(Edition.id)
+        ).all()
+    claimed = 0
+    for edition_id, kind, number, list_name in editions:
+        if stop.is_set():
+            break
+        now = app.clock()
+        with app.sessions() as s:
+            ledger.release_dead(s, edition_id, now)
+            if not ledger.has_work(s, edition_id, now, finishing=kind != CONFIRM):
+                continue
+            if kind == CONFIRM and edition_id not in rendered:
+                # Once per worker run, so a changed title or template shows in new mails.
+                edition = s.get_one(Edition, edition_id)
+                confirm.render_confirmations(s, edition, s.get_one(MailingList, edition.list_id),
+                                             app.templates, app.settings["public_url"], now)
+                rendered.add(edition_id)
+        report = deliver(app.engine, edition_id, app.backend, app.tokens, app.send_options(),
+                         app.clock, stop=stop)
+        claimed += report.claimed
+        what = "confirmation mails" if kind == CONFIRM else f"edition #{number}"
+        log.info("list %s, %s: %d claimed; now %s%s", list_name, what, report.claimed,
+                 ", ".join(f"{n} {status}" for status, n in sorted(report.counts.items())),
+                 "; finished" if report.finished else "")
+    return claimed

@@ -15,9 +15,18 @@ if connection is None:  # `alembic` run by hand: use DIGEST_DATABASE_URL
 
     connection = make_engine(load()["database.url"]).connect()
 
+
+
+def include_object(obj: object, name: str | None, type_: str, reflected: bool,
+                   compare_to: object) -> bool:
+    """APScheduler keeps its own table (apscheduler_jobs); it is not ours to migrate."""
+    return not (type_ == "table" and name == "apscheduler_jobs")
+
+
 context.configure(
     connection=connection,
     target_metadata=Base.metadata,
+    include_object=include_object,
     render_as_batch=connection.dialect.name == "sqlite",  # SQLite can't ALTER most things
     compare_type=True,
 )

@@ -80,6 +80,8 @@ def test_duplicate_name(db: Session) -> None:
         ({"schedule": "0 7 * *"}, "5 fields"),
         ({"schedule": "0 7 * * * *"}, "5 fields"),
         ({"schedule": "0 7 * * $"}, "5 fields"),
+        ({"schedule": "0 7 1 * mon"}, "not both"),
+        ({"schedule": "0 25 * * *"}, "cannot be used"),
         ({"language": "english!"}, "not a language tag"),
     ],
 )

@@ -13,6 +13,12 @@ from digest.deliver.message import Outgoing
 Status = Literal["sent", "deferred", "failed"]
 
 
+class ClaimLost(Exception):
+    """Raised by `SendEvents.handing_over` when the message must not go out after all:
+    its delivery is no longer this sender's (its lease ran out and another worker took
+    it). The backend abandons the message without its final step and goes on."""
+
+
 @dataclass(frozen=True)
 class SendResult:
     """The outcome of one message.
@@ -38,7 +44,8 @@ class SendEvents(Protocol):
     def handing_over(self, msg: Outgoing) -> None:
         """Right before the last step that makes the server accept `msg` (SMTP: before
         the terminating "."; outbox: before the rename into new/). Do the least possible:
-        the shorter this gap, the fewer messages a hard kill leaves uncertain."""
+        the shorter this gap, the fewer messages a hard kill leaves uncertain. May raise
+        ClaimLost: then the message is abandoned (done() is still called for it)."""
 
     def done(self, result: SendResult) -> None:
         """As soon as one message's outcome is known; once per message."""
@@ -47,11 +54,17 @@ class SendEvents(Protocol):
 class Backend(Protocol):
     """Sends batches of messages. send() calls done() once per message it attempted; it
     raises DeliveryError only when the backend as a whole is unusable (bad host, bad
-    login), and then done() has been called for exactly the messages already settled."""
+    login), and then done() has been called for exactly the messages already settled.
+
+    `stop` (SIGTERM, say): once it is set, send() finishes the messages in flight and
+    returns without starting another. A message not attempted gets no done() and no
+    result; the caller still holds its claim and gives it back to the queue.
+    """
 
     name: str
 
-    def send(self, batch: Sequence[Outgoing], events: SendEvents) -> list[SendResult]: ...
+    def send(self, batch: Sequence[Outgoing], events: SendEvents,
+             stop: threading.Event | None = None) -> list[SendResult]: ...
 
     def close(self) -> None: ...
 

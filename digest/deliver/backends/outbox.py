@@ -5,11 +5,12 @@ from __future__ import annotations
 import itertools
 import os
 import socket
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from digest.deliver.backends.base import SendEvents, SendResult
+from digest.deliver.backends.base import ClaimLost, SendEvents, SendResult
 from digest.deliver.message import Outgoing
 from digest.errors import DeliveryError
 
@@ -40,9 +41,12 @@ class OutboxBackend:
         host = socket.gethostname().replace("/", r"\057").replace(":", r"\072")
         self._suffix = f"P{os.getpid()}Q{{}}.{host}"
 
-    def send(self, batch: Sequence[Outgoing], events: SendEvents) -> list[SendResult]:
+    def send(self, batch: Sequence[Outgoing], events: SendEvents,
+             stop: threading.Event | None = None) -> list[SendResult]:
         results = []
         for msg in batch:
+            if stop is not None and stop.is_set():
+                break  # the rest stays claimed; the caller gives it back
             now = time.time()
             name = f"{int(now)}.M{int(now % 1 * 1e6)}{self._suffix.format(next(_counter))}"
             tmp = self.path / "tmp" / name
@@ -51,6 +55,12 @@ class OutboxBackend:
                     f.write(msg.data)
                 events.handing_over(msg)
                 os.rename(tmp, self.path / "new" / name)
+            except ClaimLost as exc:
+                tmp.unlink(missing_ok=True)
+                result = SendResult(msg.delivery_id, "deferred", f"abandoned: {exc}")
+                events.done(result)
+                results.append(result)
+                continue
             except OSError as exc:
                 tmp.unlink(missing_ok=True)
                 events.done(SendResult(msg.delivery_id, "deferred", f"outbox: {exc}"))

@@ -22,12 +22,13 @@ import logging
 import re
 import socket
 import ssl
+import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from digest.deliver.backends.base import RateLimiter, SendEvents, SendResult, Status
+from digest.deliver.backends.base import ClaimLost, RateLimiter, SendEvents, SendResult, Status
 from digest.deliver.backends.smtpclient import (
     ReplyError,
     SmtpConnection,
@@ -59,7 +60,8 @@ class SmtpBackend:
 
     One send() at a time per backend, and not from inside a running event loop: the
     backend runs its own. Messages are shared out through one queue, so a slow or closed
-    connection leaves its share to the others.
+    connection leaves its share to the others. When send()'s `stop` is set, each
+    connection finishes its message and takes no other.
     """
 
     name = "smtp"
@@ -130,15 +132,19 @@ class SmtpBackend:
             self._local_hostname = socket.getfqdn()
         return self._local_hostname
 
-    def send(self, batch: Sequence[Outgoing], events: SendEvents) -> list[SendResult]:
-        """Send a batch; every message gets done() once. Raises DeliveryError when no
-        connection could be opened at all, or the server refused the login."""
+    def send(self, batch: Sequence[Outgoing], events: SendEvents,
+             stop: threading.Event | None = None) -> list[SendResult]:
+        """Send a batch; every message attempted gets done() once. Raises DeliveryError
+        when no connection could be opened at all, or the server refused the login.
+        After `stop` is set, the messages not started yet are left out (not attempted)."""
         if not batch:
             return []
-        run = _Run(batch, events)
+        run = _Run(batch, events, stop)
         self._drive(_gather(lane.run(run) for lane in self._lanes[: len(batch)]))
         if run.error is not None:
             raise run.error
+        if run.interrupted():
+            return [r for r in run.results if r is not None]
         if run.queue and not run.reached:
             raise DeliveryError(
                 f"cannot connect to the SMTP server {self.where}: {run.stop_reason}; "
@@ -195,14 +201,19 @@ async def _gather(work: Iterable[Awaitable[None]]) -> None:
 class _Run:
     """What the connections share during one send() call."""
 
-    def __init__(self, batch: Sequence[Outgoing], events: SendEvents) -> None:
+    def __init__(self, batch: Sequence[Outgoing], events: SendEvents,
+                 interrupt: threading.Event | None) -> None:
         self.queue: deque[tuple[int, Outgoing]] = deque(enumerate(batch))
         self.results: list[SendResult | None] = [None] * len(batch)
         self.events = events
+        self.interrupt = interrupt  # the caller's stop: no new message once it is set
         self.stop = False
         self.reached = False  # some connection reached the server in this call
         self.stop_reason = ""
         self.error: BaseException | None = None
+
+    def interrupted(self) -> bool:
+        return self.interrupt is not None and self.interrupt.is_set()
 
     def settle(self, index: int, msg: Outgoing, status: Status, detail: str) -> None:
         result = SendResult(msg.delivery_id, status, detail)
@@ -231,12 +242,15 @@ class _Lane:
             run.stop = True
 
     async def _feed(self, run: _Run) -> None:
-        while not run.stop:
+        while not run.stop and not run.interrupted():
             try:
                 index, msg = run.queue.popleft()
             except IndexError:
                 return
             await self.b._pace()
+            if run.interrupted():  # while waiting for the rate limit
+                run.queue.appendleft((index, msg))
+                return
             outcome = None
             for retry_stale in (True, False):
                 if self.conn is None:
@@ -296,7 +310,11 @@ class _Lane:
             # Once the body is with the kernel, it is sent even if this process dies: the
             # commit must not cover bytes still in a buffer that a kill would lose.
             await conn.flushed()
-            run.events.handing_over(msg)
+            try:
+                run.events.handing_over(msg)
+            except ClaimLost as exc:
+                self.drop()  # the server discards a message whose "." never comes
+                return ("deferred", f"abandoned: {exc}", True)
             conn.write(end)  # at once: nothing may run between the commit and this write
             stage = "the reply to the final '.'"
             code, reply = await conn.reply()

@@ -1,0 +1,344 @@
+"""The sender worker: every sending edition (digests and confirmation mails) delivered
+round after round, claims given back when it stops, claims of dead or lost workers
+taken over, and `digest worker` stopping cleanly on SIGTERM in the middle of an edition."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import mailbox
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select, update
+
+from digest.app import App
+from digest.cli import main
+from digest.db import utcnow
+from digest.deliver import ledger, worker
+from digest.deliver.backends import OutboxBackend, SendEvents, SendResult
+from digest.deliver.backends.base import ClaimLost
+from digest.deliver.backends.smtp import SmtpBackend
+from digest.deliver.confirm import queue_confirmation
+from digest.deliver.message import Outgoing
+from digest.deliver.outcomes import LedgerEvents
+from digest.models import CLAIMED, CONFIRM, QUEUED, SENDING, Delivery, Edition
+from subscribers.lists import get_list
+from subscribers.members import add_member
+from subscribers.models import MailingList
+from tests.conftest import Clock
+from tests.deliver.conftest import EventLog, SinkHandler, SmtpSink, make_messages
+from tests.deliver.test_send import _addresses, _prepare
+
+
+def start(app: App, edition_id: int, now: dt.datetime | None = None) -> int:
+    """Render and queue the edition, as the scheduler does; returns the rows queued."""
+    with app.sessions() as s:
+        edition = s.get_one(Edition, edition_id)
+        mlist = s.get_one(MailingList, edition.list_id)
+        return worker.start_sending(s, edition, mlist, app.templates,
+                                    app.settings["public_url"], now or app.clock())
+
+
+def statuses(app: App, edition_id: int) -> Counter[str]:
+    with app.sessions() as s:
+        return Counter(s.scalars(select(Delivery.status)
+                                 .where(Delivery.edition_id == edition_id)).all())
+
+
+def outbox_recipients(app: App) -> Counter[str]:
+    """How many messages each address has in the outbox."""
+    folder = app.settings.path("delivery.outbox_dir")
+    if not folder.exists():  # made when the backend is first used
+        return Counter()
+    box = mailbox.Maildir(folder, create=False)
+    return Counter(str(m["To"]).rpartition("<")[2].rstrip(">") for m in box)
+
+
+def test_once_delivers_digests_and_confirmation_mails(app: App, tmp_path: Path) -> None:
+    edition_id = _prepare(app, tmp_path, 5)
+    start(app, edition_id)
+    with app.sessions() as s:
+        mlist = get_list(s, "daily")
+        for address in ("new1@example.org", "new2@example.org"):
+            member, _ = add_member(s, mlist, address, now=app.clock())
+            assert member is not None and queue_confirmation(s, member, app.clock())
+        s.commit()
+        confirm_id = s.scalar(select(Edition.id).where(Edition.kind == CONFIRM))
+        assert confirm_id is not None
+        assert s.get_one(Edition, confirm_id).rendered_at is None  # the worker renders it
+
+    worker.run_worker(app, threading.Event(), once=True)
+
+    assert outbox_recipients(app) == Counter(
+        [*_addresses(5), "new1@example.org", "new2@example.org"])
+    assert statuses(app, edition_id) == {"sent": 5}
+    assert statuses(app, confirm_id) == {"sent": 2}
+    with app.sessions() as s:
+        assert s.get_one(Edition, edition_id).status == "sent"
+        assert s.get_one(Edition, confirm_id).status == SENDING  # a standing queue
+
+
+def test_the_command_runs_once(app: App, tmp_path: Path) -> None:
+    start(app, _prepare(app, tmp_path, 3))
+    env = {"DIGEST_DATABASE_URL": app.settings["database.url"],
+           "DIGEST_DATA_DIR": app.settings["data_dir"],
+           "DIGEST_DELIVERY_OUTBOX_DIR": app.settings["delivery.outbox_dir"],
+           "DIGEST_PUBLIC_URL": app.settings["public_url"]}
+    result = CliRunner().invoke(main, ["worker", "--once"], env=env)
+    assert result.exit_code == 0, result.output
+    assert outbox_recipients(app) == Counter(_addresses(3))
+
+
+def test_a_running_worker_finds_new_editions_and_stops_when_told(
+    app: App, tmp_path: Path
+) -> None:
+    edition_id = _prepare(app, tmp_path, 4)
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run_worker, args=(app, stop),
+                              kwargs={"poll_seconds": 0.05})
+    thread.start()
+    try:
+        time.sleep(0.2)  # idle: nothing is sending yet
+        start(app, edition_id)
+        deadline = time.monotonic() + 20
+        while statuses(app, edition_id) != {"sent": 4} and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert statuses(app, edition_id) == {"sent": 4}
+    finally:
+        stop.set()
+        began = time.monotonic()
+        thread.join(10)
+    assert not thread.is_alive()
+    assert time.monotonic() - began < 2  # the idle wait is cut short
+
+
+class StopAfter:
+    """The outbox, with `stop` set after `count` messages: SIGTERM in mid-batch."""
+
+    name = "outbox"
+
+    def __init__(self, inner: OutboxBackend, stop: threading.Event, count: int) -> None:
+        self.inner, self.stop, self.count = inner, stop, count
+
+    def send(self, batch: Sequence[Outgoing], events: SendEvents,
+             stop: threading.Event | None = None) -> list[SendResult]:
+        outer = self
+
+        class Counting:
+            def handing_over(self, msg: Outgoing) -> None:
+                events.handing_over(msg)
+
+            def done(self, result: SendResult) -> None:
+                events.done(result)
+                outer.count -= 1
+                if outer.count == 0:
+                    outer.stop.set()
+
+        return self.inner.send(batch, Counting(), stop)
+
+    def close(self) -> None:
+        pass
+
+
+def test_stopping_gives_the_rest_of_the_batch_back(app: App, tmp_path: Path) -> None:
+    edition_id = _prepare(app, tmp_path, 25)
+    start(app, edition_id)
+    stop = threading.Event()
+    backend = StopAfter(OutboxBackend(app.settings.path("delivery.outbox_dir")), stop, 3)
+    opts = worker.SendOptions(public_url=app.settings["public_url"], batch_size=10)
+
+    report = worker.deliver(app.engine, edition_id, backend, app.tokens, opts, app.clock,
+                            stop=stop)
+
+    assert report.claimed == 10 and not report.finished
+    assert report.counts == {"sent": 3, "queued": 22}
+    with app.sessions() as s:
+        assert not s.scalars(select(Delivery.id).where(Delivery.claimed_by != "",
+                                                       Delivery.status == QUEUED)).all()
+    report = worker.deliver(app.engine, edition_id, backend, app.tokens, opts, app.clock)
+    assert report.finished and report.counts == {"sent": 25}
+    assert set(outbox_recipients(app).values()) == {1}
+
+
+def test_a_dead_workers_claims_return_after_its_lease(
+    app: App, tmp_path: Path, clock: Clock
+) -> None:
+    """Claims of a worker on another machine (no pid to check) wait for the lease."""
+    edition_id = _prepare(app, tmp_path, 6)
+    start(app, edition_id)
+    lease = app.settings["delivery.lease_seconds"]
+    with app.sessions() as s:
+        taken = ledger.claim(s, edition_id, "elsewhere:4242:abcdef01", 4, clock(), lease)
+    assert len(taken) == 4
+
+    worker.run_worker(app, threading.Event(), once=True)
+    assert statuses(app, edition_id) == {"sent": 2, CLAIMED: 4}
+
+    clock.advance(seconds=lease + 1)
+    worker.run_worker(app, threading.Event(), once=True)
+    assert statuses(app, edition_id) == {"sent": 6}
+    assert set(outbox_recipients(app).values()) == {1}
+    with app.sessions() as s:
+        assert s.get_one(Edition, edition_id).status == "sent"
+
+
+def test_a_lost_claim_is_not_handed_over(app: App, tmp_path: Path, clock: Clock) -> None:
+    edition_id = _prepare(app, tmp_path, 2)
+    start(app, edition_id)
+    with app.sessions() as s:
+        mine = ledger.claim(s, edition_id, "me:1:a", 2, clock(), 300)
+        # Our lease ran out and another worker took the first row over.
+        s.execute(update(Delivery).where(Delivery.id == mine[0].delivery_id)
+                  .values(claimed_by="other:2:b"))
+        s.commit()
+    events = LedgerEvents(app.engine, "me:1:a", ledger.RetryPolicy(), clock)
+    lost, kept = make_messages(2, first_id=mine[0].delivery_id)
+    try:
+        with pytest.raises(ClaimLost):
+            events.handing_over(lost)
+        events.handing_over(kept)
+        events.done(SendResult(kept.delivery_id, "sent", ""))
+    finally:
+        events.close()
+    with app.sessions() as s:
+        rows = dict(s.execute(select(Delivery.id, Delivery.status)).all())
+    assert rows == {lost.delivery_id: CLAIMED, kept.delivery_id: "sent"}
+
+
+class LoseFirst(EventLog):
+    """SendEvents whose first handover finds the claim lost."""
+
+    def handing_over(self, msg: Outgoing) -> None:
+        super().handing_over(msg)
+        if len(self.calls) == 1:
+            raise ClaimLost("taken over")
+
+
+def test_backends_abandon_a_message_whose_claim_was_lost(
+    smtp_server: Callable[..., SmtpSink], tmp_path: Path
+) -> None:
+    sink = smtp_server()
+    smtp = SmtpBackend(sink.host, sink.port, tls="none", connections=1, timeout=5)
+    outbox = OutboxBackend(tmp_path / "outbox")
+    try:
+        for backend in (smtp, outbox):
+            events = LoseFirst()
+            results = backend.send(make_messages(3), events)
+            assert [r.status for r in results] == ["deferred", "sent", "sent"]
+            assert results[0].detail == "abandoned: taken over"
+    finally:
+        smtp.close()
+    assert sorted(r for m in sink.messages for r in m.rcpt_tos) == [
+        "r2@example.com", "r3@example.com"]
+    assert sorted(p.name for p in (tmp_path / "outbox" / "tmp").iterdir()) == []
+    assert len(list((tmp_path / "outbox" / "new").iterdir())) == 2
+
+
+def test_smtp_stop_finishes_the_messages_in_flight_and_starts_no_more(
+    smtp_server: Callable[..., SmtpSink],
+) -> None:
+    sink = smtp_server()
+    backend = SmtpBackend(sink.host, sink.port, tls="none", connections=2, timeout=5)
+    stop = threading.Event()
+    events = EventLog()
+    events.on_handing_over = lambda msg: stop.set()
+    try:
+        results = backend.send(make_messages(10), events, stop=stop)
+    finally:
+        backend.close()
+    events.check()
+    # Both connections had a message under way when the first reached its handover.
+    assert 1 <= len(results) <= 2 and {r.status for r in results} == {"sent"}
+    assert len(events.results) == len(results) == len(sink.messages)
+
+
+# -- `digest worker` as a process ---------------------------------------------------
+
+
+class SlowHandler(SinkHandler):
+    """Answers each message after `delay` seconds, like a busy relay."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        await asyncio.sleep(self.delay)
+        return await super().handle_DATA(server, session, envelope)
+
+
+def slow_sink(smtp_server: Callable[..., SmtpSink], delay: float) -> SmtpSink:
+    sink = smtp_server()
+    # Before any client connects: each connection's server takes the controller's handler.
+    sink.handler = sink.controller.handler = SlowHandler(delay)
+    return sink
+
+
+def worker_env(app: App, sink: SmtpSink, **extra: str) -> dict[str, str]:
+    """The environment of a `digest worker` process sending to `sink`."""
+    return {
+        **os.environ,
+        "DIGEST_DATABASE_URL": app.settings["database.url"],
+        "DIGEST_DATA_DIR": app.settings["data_dir"],
+        "DIGEST_PUBLIC_URL": app.settings["public_url"],
+        "DIGEST_DELIVERY_BACKEND": "smtp",
+        "DIGEST_SMTP_HOST": sink.host,
+        "DIGEST_SMTP_PORT": str(sink.port),
+        "DIGEST_SMTP_TLS": "none",
+        **extra,
+    }
+
+
+WORKER = [sys.executable, "-m", "digest", "worker"]
+
+
+@pytest.mark.slow
+def test_sigterm_finishes_in_flight_returns_the_rest_and_exits_0(
+    app: App, smtp_server: Callable[..., SmtpSink], tmp_path: Path
+) -> None:
+    total = 1000
+    sink = slow_sink(smtp_server, 0.01)
+    edition_id = _prepare(app, tmp_path, total)
+    start(app, edition_id, utcnow())  # the worker runs on the real clock
+    env = worker_env(app, sink, DIGEST_DELIVERY_BATCH_SIZE="100")
+    first = subprocess.Popen([*WORKER, "--poll", "0.1"], env=env, cwd=tmp_path,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while len(sink.handler.messages) < total // 4 and time.monotonic() < deadline:
+            assert first.poll() is None, first.communicate()[0]
+            time.sleep(0.01)
+        first.send_signal(signal.SIGTERM)
+        stopped = time.monotonic()
+        output = first.communicate(timeout=10)[0]
+        took = time.monotonic() - stopped
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 0, output
+    assert took < 3, output
+    at_stop = statuses(app, edition_id)
+    assert at_stop[CLAIMED] == at_stop[SENDING] == at_stop["uncertain"] == 0, at_stop
+    assert at_stop["sent"] == len(sink.messages) < total
+    assert "returned to the queue" in output
+
+    second = subprocess.run([*WORKER, "--once"], env=env, cwd=tmp_path, capture_output=True,
+                            text=True, timeout=120)
+    assert second.returncode == 0, second.stderr
+    received = Counter(r for m in sink.messages for r in m.rcpt_tos)
+    assert sorted(received) == _addresses(total)
+    assert set(received.values()) == {1}
+    assert statuses(app, edition_id) == {"sent": total}
+    with app.sessions() as s:
+        assert s.get_one(Edition, edition_id).status == "sent"
