@@ -10,7 +10,9 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 from sqlalchemy import exc as sa_exc
 
 from digest.app import App
@@ -74,3 +76,18 @@ def progress_bar(label: str, total: int | None) -> Iterator[Callable[[int], None
 def when(value: dt.datetime | None) -> str:
     """A time for tables: UTC, to the minute, or "never"."""
     return value.strftime("%Y-%m-%d %H:%M UTC") if value else "never"
+
+
+def say(text: str) -> None:
+    """A message with data in it: printed as is (no rich markup, no hard line breaks)."""
+    out.print(text, markup=False, soft_wrap=True)
+
+
+def print_table(table: Table) -> None:
+    """A table; at its natural width when output goes to a pipe or file, where rich
+    would otherwise cut it to 80 columns and addresses to "verylonga…"."""
+    if out.is_terminal:
+        out.print(table)
+        return
+    natural = Measurement.get(out, out.options.update_width(100_000), table).maximum
+    Console(file=out.file, width=max(natural, out.width), highlight=False).print(table)

@@ -8,7 +8,7 @@ import click
 from rich.table import Table
 
 from digest.app import App
-from digest.cli.common import err, out, progress_bar, with_app
+from digest.cli.common import err, out, print_table, progress_bar, with_app
 from digest.deliver.worker import SendReport
 from digest.editions import open_edition, render_context
 from digest.models import Edition
@@ -46,7 +46,7 @@ def _print_items(ed: Edition) -> None:
     for item in ed.items:
         table.add_row(str(item.position + 1), item.title[:70], item.source_title[:30],
                       item.published_at.strftime("%Y-%m-%d %H:%M"))
-    out.print(table)
+    print_table(table)
 
 
 @edition.command("preview")
@@ -100,7 +100,7 @@ def print_send_summary(report: SendReport, number: int) -> None:
     table = Table("status", "deliveries")
     for status, count in sorted(report.counts.items()):
         table.add_row(status, str(count))
-    out.print(table)
+    print_table(table)
     if report.released.get("uncertain"):
         out.print(f"{report.released['uncertain']} deliveries were being handed over when an "
                   "earlier run stopped; they are marked uncertain and not sent again.")

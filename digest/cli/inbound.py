@@ -9,7 +9,7 @@ import click
 from rich.table import Table
 
 from digest.app import App
-from digest.cli.common import out, with_app
+from digest.cli.common import print_table, with_app
 from digest.inbound import handle_unsubscribe_mail
 
 
@@ -38,4 +38,4 @@ def inbound(app: App, files: tuple[str, ...], maildir: Path | None) -> None:
         table.add_row("stdin" if path is None else path.name, result.outcome, result.detail)
         if maildir is not None and path is not None:
             path.rename(maildir / "cur" / f"{path.name}:2,S")
-    out.print(table)
+    print_table(table)

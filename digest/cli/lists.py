@@ -9,8 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from digest.app import App
-from digest.cli.common import when, with_app
-from digest.cli.subscribers import print_table, say
+from digest.cli.common import print_table, say, when, with_app
 from subscribers.lists import (
     MODES,
     POLICIES,

@@ -5,8 +5,7 @@ from __future__ import annotations
 import click
 
 from digest.app import App
-from digest.cli.common import with_app
-from digest.cli.subscribers import say
+from digest.cli.common import say, with_app
 from digest.cron import list_trigger, next_runs
 from subscribers.lists import get_list
 

@@ -7,7 +7,7 @@ from rich.table import Table
 from sqlalchemy import func, select
 
 from digest.app import App
-from digest.cli.common import out, progress_bar, when, with_app
+from digest.cli.common import out, print_table, progress_bar, when, with_app
 from digest.gather.sources import SourceReport, add_source, source_label
 from digest.models import Article, ListSource, Source
 from subscribers.lists import get_list
@@ -55,7 +55,7 @@ def sources_ls(app: App) -> None:
                 str(articles.get(src.id, 0)), when(src.last_success_at),
                 str(src.consecutive_failures), (src.last_error or "")[:80],
             )
-        out.print(table)
+        print_table(table)
 
 
 @click.command()
@@ -75,7 +75,7 @@ def print_fetch_summary(reports: list[SourceReport]) -> None:
     table = Table("source", "status", "new", "in feed", "error")
     for r in reports:
         table.add_row(r.url[-60:], r.status, str(r.new), str(r.seen), r.error[:100])
-    out.print(table)
+    print_table(table)
     errors = sum(r.status == "error" for r in reports)
     new = sum(r.new for r in reports)
     out.print(f"{new} new articles from {len(reports)} sources, {errors} failed.")

@@ -11,8 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digest.app import App
-from digest.cli.common import out, when, with_app
-from digest.cli.subscribers import print_table
+from digest.cli.common import out, print_table, when, with_app
 from digest.cron import list_trigger, next_runs
 from digest.deliver.ledger import PENDING_STATUSES, status_counts
 from digest.editions import recent_editions

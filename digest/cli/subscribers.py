@@ -9,13 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.markup import escape
-from rich.measure import Measurement
 from rich.table import Table
 
 from digest.app import App
-from digest.cli.common import out, progress_bar, when, with_app
+from digest.cli.common import out, print_table, progress_bar, say, when, with_app
 from digest.deliver import confirm
 from digest.deliver.confirm import queue_confirmation
 from digest.errors import InvalidInput
@@ -38,21 +36,6 @@ from subscribers.people import (
     set_attributes,
     tag_subscriber,
 )
-
-
-def say(text: str) -> None:
-    """A message with data in it: printed as is (no rich markup, no hard line breaks)."""
-    out.print(text, markup=False, soft_wrap=True)
-
-
-def print_table(table: Table) -> None:
-    """A table; at its natural width when output goes to a pipe or file, where rich
-    would otherwise cut it to 80 columns and addresses to "verylonga…"."""
-    if out.is_terminal:
-        out.print(table)
-        return
-    natural = Measurement.get(out, out.options.update_width(100_000), table).maximum
-    Console(file=out.file, width=max(natural, out.width), highlight=False).print(table)
 
 
 @click.group()
@@ -140,7 +123,7 @@ def subscribers_import(app: App, file: Path, list_name: str, confirmed: bool,
     table = Table("added", "updated", "unchanged", "rejected", "suppressed")
     table.add_row(*(str(getattr(report, k)) for k in
                     ("added", "updated", "unchanged", "rejected", "suppressed")))
-    out.print(table)
+    print_table(table)
     if report.rejected and report.rejects_path:
         out.print(f"Refused rows, with line numbers and reasons: {report.rejects_path}")
     if queued:

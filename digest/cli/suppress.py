@@ -7,8 +7,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from digest.app import App
-from digest.cli.common import when, with_app
-from digest.cli.subscribers import print_table, say
+from digest.cli.common import print_table, say, when, with_app
 from digest.errors import NotFound
 from subscribers.addresses import domain_of, normalize
 from subscribers.suppress import (
