@@ -102,3 +102,23 @@ def test_fast_path_agrees_with_email_validator(raw: str) -> None:
         return
     local, _, domain = result.normalized.rpartition("@")
     assert normalize(raw) == f"{local.lower()}@{domain}"
+
+
+@pytest.mark.parametrize("domain", [
+    "Example.COM", "a-b.co", "x.y.z.museum", "ab--cd.com", "xn--bcher-kva.example",
+    "localhost.com", "foo.local", "foo.TEST", "a.arpa", "x.onion", "1.2", "a.b1", "a.b-c",
+    "-a.com", "a-.com", "a" * 63 + ".com", "a" * 64 + ".com", ("a" * 60 + ".") * 4 + "com",
+    "glocal.org", "mail.glocal", "co.uk", "sub_domain.com", "x.c", "x." + "c" * 64,
+])
+def test_plain_domain_fast_path_agrees_with_email_validator(domain: str) -> None:
+    """The cached domain check answers plain ASCII names itself; it must agree."""
+    from email_validator import EmailNotValidError, validate_email
+
+    raw = f"someone@{domain}"
+    try:
+        result = validate_email(raw, check_deliverability=False)
+    except EmailNotValidError:
+        with pytest.raises(InvalidInput):
+            normalize(raw)
+        return
+    assert normalize(raw) == f"someone@{result.domain}"
