@@ -40,7 +40,7 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     Setting("", "public_url", "http://localhost:8000",
             "Base of every link in mail (unsubscribe, archive); https in production."),
-    Setting("", "data_dir", "var", "Where the database, outbox and previews live by default."),
+    Setting("", "data_dir", "var", "Where secret.key is kept when DIGEST_SECRET_KEY is unset."),
     Setting("", "templates_dir", "",
             "A folder whose templates override the built-in ones (email/digest.html, ...)."),
     Setting("database", "url", "sqlite:///var/digest.db", "Any SQLAlchemy URL."),

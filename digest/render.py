@@ -308,7 +308,7 @@ def local_time(value: datetime, ctx: DigestContext) -> str:
     ("26 Nov, 6:05 PM") when it is not the edition's day. Naive times are UTC."""
     try:
         zone = ZoneInfo(ctx.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder ("Europe")
         raise ConfigError(f"list {ctx.list_name!r} has an unknown timezone {ctx.timezone!r}; "
                           "use an IANA name such as Europe/London or Asia/Seoul") from None
     local = (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(zone)

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from digest.errors import InvalidInput, NotFound
 from digest.models import Delivery
 from subscribers.addresses import domain_of, email_hash, normalize
+from subscribers.lists import check_timezone
 from subscribers.members import clean_name, clean_tag, unsubscribe
 from subscribers.models import Membership, Subscriber, Suppression
 from subscribers.suppress import suppress, suppression_of
@@ -145,8 +146,8 @@ def set_attributes(
     s: Session, email: str, values: Mapping[str, Any], *, now: dt.datetime
 ) -> dict[str, tuple[Any, Any]]:
     """Set attributes of the subscriber at `email` ({key: JSON value}; None removes the
-    key; the key "name" sets their name, as the CSV import does): {key: (old, new)} for
-    what changed."""
+    key; the key "name" sets their name, as the CSV import does, and "timezone" their
+    IANA zone): {key: (old, new)} for what changed."""
     subscriber = find_subscriber(s, email)
     for key in values:
         _check_key(key)
@@ -158,6 +159,12 @@ def set_attributes(
             if new_name != subscriber.name:
                 changed[key] = (subscriber.name, new_name)
                 subscriber.name = new_name
+            continue
+        if key == "timezone":  # where a local-time list delivers at its hour; "" = list's
+            zone = check_timezone(str(value)) if value else ""
+            if zone != subscriber.timezone:
+                changed[key] = (subscriber.timezone, zone)
+                subscriber.timezone = zone
             continue
         old = attributes.pop(key, None)
         if value is not None:

@@ -268,7 +268,8 @@ def subscribers_tag(app: App, email: str, tags: tuple[str, ...], remove: bool) -
 @with_app
 def subscribers_set(app: App, email: str, assignments: tuple[str, ...]) -> None:
     """Set attributes: values that parse as JSON are stored as JSON (42, true, [1,2]),
-    others as text; `key=` removes the key; `name=...` sets the name."""
+    others as text; `key=` removes the key; `name=...` sets the name, `timezone=Asia/Seoul`
+    the zone a local-time list delivers in."""
     values = parse_assignments(assignments)
     with app.sessions() as s:
         changed = set_attributes(s, email, values, now=app.clock())

@@ -152,7 +152,9 @@ def local_send_times(home_zone: str, reference: dt.datetime, now: dt.datetime) -
 def _zone(name: str) -> ZoneInfo | None:
     try:
         return ZoneInfo(name) if name else None
-    except (ValueError, KeyError):  # not a zone name (KeyError: ZoneInfoNotFoundError)
+    # Not a zone name (KeyError: ZoneInfoNotFoundError), or a folder such as "Europe"
+    # (IsADirectoryError, an OSError).
+    except (ValueError, KeyError, OSError):
         return None
 
 

@@ -68,7 +68,9 @@ class LedgerEvents:
         elif result.status == "failed":
             self._writer.finish(result.delivery_id, status=FAILED, last_error=result.detail)
         else:
-            self._defer(result, now)
+            status = self._defer(result, now)
+            self.counts[FAILED if status == FAILED else "deferred"] += 1
+            return
         self.counts[DELIVERED if result.status == "sent" else result.status] += 1
 
     def _renew(self, now: dt.datetime) -> None:
@@ -83,7 +85,8 @@ class LedgerEvents:
                 .values(lease_until=now + dt.timedelta(seconds=self._lease))
             )
 
-    def _defer(self, result: SendResult, now: dt.datetime) -> None:
+    def _defer(self, result: SendResult, now: dt.datetime) -> str:
+        """Queue the row again with backoff, or fail it after max_attempts; the status."""
         self._writer.settle()  # the row's `sending` is committed first
         with self.engine.begin() as conn:
             attempts = conn.scalar(
@@ -106,6 +109,7 @@ class LedgerEvents:
                 .where(Delivery.id == result.delivery_id, Delivery.claimed_by == self.worker)
                 .values(**values)
             )
+        return str(values["status"])
 
 
 class _Writer:

@@ -78,7 +78,6 @@ def start_sending(s: Session, edition: Edition, mlist: MailingList, env: Environ
     edition.status, edition.send_started_at = SENDING, now
     s.flush()
     at = None
-    # The column comes with a migration; until then a list has no such attribute.
     if mlist.local_time:
         at = ledger.local_send_times(mlist.timezone, edition.scheduled_for or now, now)
     queued = ledger.enqueue(s, edition, now, at=at)

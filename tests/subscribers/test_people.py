@@ -246,3 +246,21 @@ def test_parse_assignments(items: list[str], expected: dict[str, object]) -> Non
 def test_parse_assignments_refuses(items: list[str], message: str) -> None:
     with pytest.raises(InvalidInput, match=message):
         parse_assignments(items)
+
+
+def test_timezone_is_set_checked_and_cleared(db, now) -> None:  # type: ignore[no-untyped-def]
+    from digest.errors import InvalidInput
+    from subscribers.lists import create_list
+    from subscribers.members import add_member
+    from subscribers.people import find_subscriber, set_attributes
+
+    mlist = create_list(db, "tz", from_addr="t@news.example.org")
+    add_member(db, mlist, "tz@example.org", confirmed=True, now=now)
+    assert set_attributes(db, "tz@example.org", {"timezone": "Asia/Seoul"}, now=now) == {
+        "timezone": ("", "Asia/Seoul")}
+    assert find_subscriber(db, "tz@example.org").timezone == "Asia/Seoul"
+    assert find_subscriber(db, "tz@example.org").attributes == {}
+    with pytest.raises(InvalidInput, match="unknown"):
+        set_attributes(db, "tz@example.org", {"timezone": "Europe"}, now=now)
+    set_attributes(db, "tz@example.org", {"timezone": None}, now=now)
+    assert find_subscriber(db, "tz@example.org").timezone == ""
