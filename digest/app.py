@@ -158,8 +158,13 @@ class App:
             if on_start:
                 on_start(edition, ledger.pending(s, edition.id))
             edition_id = edition.id
+        return self.deliver(edition_id, progress=progress, stop=stop)
+
+    def deliver(self, edition_id: int, *, progress: Callable[[int], None] | None = None,
+                stop: threading.Event | None = None, release: bool = True) -> worker.SendReport:
+        """Send the edition's due deliveries through the configured backend."""
         return worker.deliver(self.engine, edition_id, self.backend, self.tokens,
-                              self.send_options(), self.clock, progress, stop)
+                              self.send_options(), self.clock, progress, stop, release)
 
     def start_sending(self, s: Session, edition: Edition, mlist: MailingList) -> int:
         """Render the edition once and queue its deliveries (a no-op once it is sending);
@@ -181,5 +186,4 @@ class App:
             confirm.render_confirmations(s, edition, mlist, self.templates,
                                          self.settings["public_url"], self.clock())
             edition_id = edition.id
-        return worker.deliver(self.engine, edition_id, self.backend, self.tokens,
-                              self.send_options(), self.clock, progress)
+        return self.deliver(edition_id, progress=progress)

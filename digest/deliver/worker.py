@@ -99,12 +99,13 @@ def message_template(edition: Edition, mlist: MailingList, opts: SendOptions) ->
 def deliver(
     engine: Engine, edition_id: int, backend: Backend, tokens: Tokens, opts: SendOptions,
     clock: Callable[[], dt.datetime], progress: Callable[[int], None] | None = None,
-    stop: threading.Event | None = None,
+    stop: threading.Event | None = None, release: bool = True,
 ) -> SendReport:
     """Send every due delivery of the edition through `backend`; returns the tally.
 
     Once `stop` is set, the messages in flight are finished and the rest of the claimed
     batch goes back to the queue; so does what a failing backend left unattempted.
+    `release=False` when the caller has just freed dead senders' rows itself.
     """
     worker = ledger.worker_id()
     events = LedgerEvents(engine, worker, opts.policy, clock, edition_id=edition_id,
@@ -113,7 +114,8 @@ def deliver(
     with Session(engine, expire_on_commit=False) as s:
         edition = s.get_one(Edition, edition_id)
         mlist = s.get_one(MailingList, edition.list_id)
-        released = ledger.release_dead(s, edition_id, clock())
+        released = (ledger.release_dead(s, edition_id, clock()) if release
+                    else {"requeued": 0, "uncertain": 0})
         template = message_template(edition, mlist, opts)
         links = _Links(tokens, opts.public_url, mlist.id, edition.kind == CONFIRM)
         # Digests go to confirmed members; confirmation mails to those still pending.
@@ -258,8 +260,7 @@ def _round(app: App, stop: threading.Event, rendered: set[int]) -> int:
                 confirm.render_confirmations(s, edition, s.get_one(MailingList, edition.list_id),
                                              app.templates, app.settings["public_url"], now)
                 rendered.add(edition_id)
-        report = deliver(app.engine, edition_id, app.backend, app.tokens, app.send_options(),
-                         app.clock, stop=stop)
+        report = app.deliver(edition_id, stop=stop, release=False)
         claimed += report.claimed
         what = "confirmation mails" if kind == CONFIRM else f"edition #{number}"
         log.info("list %s, %s: %d claimed; now %s%s", list_name, what, report.claimed,
