@@ -107,6 +107,7 @@ def print_send_summary(report: SendReport, number: int) -> None:
     if report.finished:
         out.print(f"Edition #{number} is sent.")
     elif report.next_retry:
-        out.print(f"Some deliveries were deferred by the server; next try after "
-                  f"{report.next_retry:%Y-%m-%d %H:%M} UTC. Run `digest edition send` again "
-                  "then.")
+        out.print(f"Some deliveries wait (deferred by the server, or due at a subscriber's "
+                  f"local hour) until {report.next_retry:%Y-%m-%d %H:%M} UTC: a running "
+                  "`digest worker` or `digest serve` sends them, or run `digest edition send` "
+                  "again then.")
