@@ -14,7 +14,8 @@ from digest.inbound import handle_unsubscribe_mail
 
 
 @click.command()
-@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("files", nargs=-1,
+                type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @click.option("--maildir", type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="Process every message in this Maildir's new/ and move it to cur/.")
 @with_app
