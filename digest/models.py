@@ -165,7 +165,7 @@ class EditionItem(Base):
 # Delivery statuses.
 QUEUED = "queued"  # waiting; `next_attempt_at` says from when
 CLAIMED = "claimed"  # a worker holds it until `lease_until`
-SENDING = "sending"  # the message body was handed over; only the final "." was left
+HANDING_OVER = "sending"  # the message body was handed over; only the final "." was left
 DELIVERED = "sent"
 FAILED = "failed"
 UNCERTAIN = "uncertain"  # the worker died between handing it over and hearing back

@@ -15,7 +15,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digest.deliver.ledger import enqueue
-from digest.models import CONFIRM, DELIVERED, QUEUED, SENDING, Delivery, Edition
+from digest.models import (
+    CLAIMED,
+    CONFIRM,
+    DELIVERED,
+    HANDING_OVER,
+    QUEUED,
+    SENDING,
+    Delivery,
+    Edition,
+)
 from digest.render import ConfirmContext, labels, render_confirmation
 from subscribers.models import PENDING, MailingList, Membership
 
@@ -50,7 +59,7 @@ def queue_confirmation(s: Session, membership: Membership, now: dt.datetime) -> 
                        status=QUEUED, attempts=0, next_attempt_at=now))
         s.flush()
         return True
-    if row.status in (QUEUED, "claimed", SENDING):
+    if row.status in (QUEUED, CLAIMED, HANDING_OVER):
         return False
     if row.status == DELIVERED and row.sent_at and now - row.sent_at < RESEND_AFTER:
         return False

@@ -48,8 +48,8 @@ from sqlalchemy.orm import Session
 from digest.db import UTCDateTime
 from digest.models import (
     CLAIMED,
+    HANDING_OVER,
     QUEUED,
-    SENDING,
     SKIPPED,
     UNCERTAIN,
     Delivery,
@@ -58,7 +58,7 @@ from digest.models import (
 from subscribers.members import recipients_query
 from subscribers.models import CONFIRMED, Subscriber
 
-PENDING_STATUSES = (QUEUED, CLAIMED, SENDING)
+PENDING_STATUSES = (QUEUED, CLAIMED, HANDING_OVER)
 Clock = Callable[[], dt.datetime]
 #: When a subscriber in a time zone gets the edition, for local-time delivery.
 SendTimes = Callable[[str], dt.datetime]
@@ -252,7 +252,7 @@ def release_dead(s: Session, edition_id: int, now: dt.datetime) -> dict[str, int
     host = socket.gethostname()
     holders = s.scalars(
         select(Delivery.claimed_by).distinct().where(
-            Delivery.edition_id == edition_id, Delivery.status.in_((CLAIMED, SENDING))
+            Delivery.edition_id == edition_id, Delivery.status.in_((CLAIMED, HANDING_OVER))
         )
     ).all()
     dead = [w for w in holders if _is_dead_local(w, host)]
@@ -264,7 +264,7 @@ def release_dead(s: Session, edition_id: int, now: dt.datetime) -> dict[str, int
     )
     doubtful: CursorResult[Any] = s.execute(  # type: ignore[assignment]
         update(Delivery)
-        .where(Delivery.edition_id == edition_id, Delivery.status == SENDING, gone)
+        .where(Delivery.edition_id == edition_id, Delivery.status == HANDING_OVER, gone)
         .values(status=UNCERTAIN, last_error="sender stopped while handing the message over")
     )
     s.commit()

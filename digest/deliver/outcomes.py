@@ -23,7 +23,7 @@ from sqlalchemy import Engine, select, update
 from digest.deliver.backends.base import ClaimLost, SendResult
 from digest.deliver.ledger import Clock, RetryPolicy
 from digest.deliver.message import Outgoing
-from digest.models import CLAIMED, DELIVERED, FAILED, QUEUED, SENDING, Delivery
+from digest.models import CLAIMED, DELIVERED, FAILED, HANDING_OVER, QUEUED, Delivery
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class LedgerEvents:
             conn.execute(
                 update(Delivery)
                 .where(Delivery.edition_id == self._edition_id,
-                       Delivery.status.in_((CLAIMED, SENDING)),
+                       Delivery.status.in_((CLAIMED, HANDING_OVER)),
                        Delivery.claimed_by == self.worker)
                 .values(lease_until=now + dt.timedelta(seconds=self._lease))
             )
@@ -137,7 +137,7 @@ class _Writer:
     def mark_sending(self, msg: Outgoing) -> None:
         raw = self.connection()
         cursor = raw.cursor()
-        cursor.execute(self._sql, (SENDING, msg.message_id, msg.delivery_id, self.worker))
+        cursor.execute(self._sql, (HANDING_OVER, msg.message_id, msg.delivery_id, self.worker))
         changed = cursor.rowcount
         cursor.close()
         if changed != 1:
@@ -199,7 +199,7 @@ class _PgWriter(_Writer):
     def mark_sending(self, msg: Outgoing) -> None:
         self.settle()
         self.connection()
-        results = self._run(b"BEGIN; UPDATE deliveries SET status = " + self._literal(SENDING)
+        results = self._run(b"BEGIN; UPDATE deliveries SET status = " + self._literal(HANDING_OVER)
                             + b", message_id = " + self._literal(msg.message_id)
                             + self._where(msg.delivery_id))
         if results[-1].command_tuples != 1:

@@ -32,7 +32,7 @@ from digest.deliver.backends.smtp import SmtpBackend
 from digest.deliver.confirm import queue_confirmation
 from digest.deliver.message import Outgoing
 from digest.deliver.outcomes import LedgerEvents
-from digest.models import CLAIMED, CONFIRM, QUEUED, SENDING, Delivery, Edition
+from digest.models import CLAIMED, CONFIRM, HANDING_OVER, QUEUED, SENDING, Delivery, Edition
 from subscribers.lists import get_list
 from subscribers.members import add_member
 from subscribers.models import MailingList
@@ -329,7 +329,7 @@ def test_sigterm_finishes_in_flight_returns_the_rest_and_exits_0(
     assert first.returncode == 0, output
     assert took < 3, output
     at_stop = statuses(app, edition_id)
-    assert at_stop[CLAIMED] == at_stop[SENDING] == at_stop["uncertain"] == 0, at_stop
+    assert at_stop[CLAIMED] == at_stop[HANDING_OVER] == at_stop["uncertain"] == 0, at_stop
     assert at_stop["sent"] == len(sink.messages) < total
     assert "returned to the queue" in output
 

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from digest.app import App
 from digest.db import utcnow
-from digest.models import CLAIMED, SENDING, Delivery, Edition
+from digest.models import CLAIMED, HANDING_OVER, Delivery, Edition
 from subscribers.models import Subscriber
 from tests.conftest import POSTGRES_URL
 from tests.deliver.conftest import SmtpSink
@@ -97,7 +97,7 @@ def _held_by(app: App, pid: int) -> list[int]:
     """The deliveries a worker process (by pid) had claimed or was handing over."""
     with app.sessions() as s:
         return list(s.scalars(select(Delivery.id).where(
-            Delivery.status.in_((CLAIMED, SENDING)),
+            Delivery.status.in_((CLAIMED, HANDING_OVER)),
             Delivery.claimed_by.like(f"%:{pid}:%"))))
 
 
