@@ -18,6 +18,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digest import __version__
 from digest.app import App
+from digest.web import admin, archive, auth, desk, subscribe
+from digest.web.api import create_api
 from digest.web.pages import Pages
 from digest.web.public import router as public_router
 
@@ -61,6 +63,12 @@ def create_app(app: App) -> FastAPI:
     web.add_exception_handler(StarletteHTTPException, _http_error)
     web.add_exception_handler(Exception, _server_error)
     web.include_router(public_router)
+    web.include_router(subscribe.router)
+    web.include_router(archive.router)
+    web.include_router(auth.router)
+    web.include_router(desk.router)
+    web.include_router(admin.router)
+    web.mount("/api/v1", create_api(app))
     return web
 
 
