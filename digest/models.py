@@ -194,3 +194,61 @@ class Delivery(Base):
     message_id: Mapped[str] = mapped_column(String(300), default="")
     last_error: Mapped[str] = mapped_column(Text, default="")
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+# User roles, weakest first: an admin can do everything an editor can.
+EDITOR = "editor"
+ADMIN = "admin"
+ROLES = (EDITOR, ADMIN)
+
+
+class User(Base):
+    """Someone who logs in to the desk or the console, or calls the JSON API."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)  # lowercased
+    name: Mapped[str] = mapped_column(String(200), default="")
+    role: Mapped[str] = mapped_column(String(16), default=EDITOR)
+    password_hash: Mapped[str] = mapped_column(String(300), default="")  # argon2id
+    # Bumped on password change, role change and "log out everywhere": every session
+    # cookie carries the epoch it was made in and stops working when it moves on.
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_login_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    tokens: Mapped[list[ApiToken]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", passive_deletes=True)
+
+
+class ApiToken(Base):
+    """A bearer token for the JSON API, acting with its user's role. Only its sha256 is
+    kept: the token is shown once, when made. (It is 32 random bytes, so a fast hash is
+    enough; argon2 is for passwords, which people choose.)"""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    prefix: Mapped[str] = mapped_column(String(16))  # shown in listings: "dg_AbCd…"
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    user: Mapped[User] = relationship(back_populates="tokens")
+
+
+class LoginFailure(Base):
+    """One failed login, by account and by client address, for throttling across every
+    web worker (they share the database, not memory). Old rows are pruned on login."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index("ix_login_failures_key_at", "key", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(400))  # "user:<email>" or "ip:<address>"
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
