@@ -21,6 +21,7 @@ from digest.cli.sources import fetch, sources
 from digest.cli.status import status
 from digest.cli.subscribers import subscribers
 from digest.cli.suppress import suppress_group
+from digest.cli.users import users
 from digest.cli.worker import worker
 
 
@@ -57,6 +58,6 @@ def demo(demo_dir: str) -> None:
 
 
 for command in (lists, sources, fetch, subscribers, edition, suppress_group, serve, status,
-                worker, inbound):
+                worker, inbound, users):
     main.add_command(command)
 edition.add_command(approve)

@@ -60,6 +60,7 @@ def create_app(app: App) -> FastAPI:
     web.state.pages = Pages(app.templates)
     _ = app.tokens
     web.add_middleware(SecurityHeaders)
+    auth.install(web)
     web.add_exception_handler(StarletteHTTPException, _http_error)
     web.add_exception_handler(Exception, _server_error)
     web.include_router(public_router)

@@ -1,7 +1,307 @@
-"""(being written)"""
+"""Logging in, sessions, CSRF and roles for the desk, the console and the JSON API.
+
+A session is a signed cookie (`digest_session`, itsdangerous with the site's signing
+key): the user's id, their `session_epoch` and a random CSRF token. Nothing is kept on
+the server, so any web worker can read it; bumping the user's epoch (new password, new
+role, disabled) ends all their sessions at once. The cookie is HttpOnly, SameSite=Lax,
+and Secure whenever the request came over HTTPS (uvicorn reads that from the proxy's
+X-Forwarded-Proto when the proxy is trusted). It expires after `SESSION_MAX_AGE`.
+
+Every visitor of a page with a form gets a session, logged in or not, so the login form
+carries a CSRF token too. Every form posted to a logged-in page must send the token back
+(`csrf_token` field, or the X-CSRF-Token header); a mismatch is refused with 403 before
+the route runs. Logging in issues a new session and token (no session fixation).
+
+Route parameters:
+    Viewer       the visitor's WebSession (user may be None)
+    EditorUser   a logged-in editor or admin; others go to /login, or get 403
+    AdminUser    a logged-in admin
+    CsrfForm     declare it on every POST route of a logged-in page
+and for the JSON API, `api_user(role)` reads `Authorization: Bearer <token>`.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import hmac
+import logging
+import secrets
+from dataclasses import dataclass
+from typing import Annotated, Any
+from urllib.parse import quote
 
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi.responses import RedirectResponse, Response
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from digest.app import App
+from digest.models import ADMIN, EDITOR, User
+from digest.users import Throttled, UserView, authenticate, token_user
+from digest.web.deps import AppDep, PagesDep
+from digest.web.pages import Page
+
+log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
+
+COOKIE = "digest_session"
+SESSION_MAX_AGE = 12 * 3600
+CSRF_FIELD, CSRF_HEADER = "csrf_token", "x-csrf-token"
+_STATE_KEY = "digest_set_cookie"
+_RANK = {EDITOR: 1, ADMIN: 2}
+
+
+@dataclass(frozen=True)
+class WebSession:
+    """Who is visiting (None: nobody logged in) and the CSRF token of their forms."""
+
+    user: UserView | None
+    csrf: str
+
+
+class LoginRequired(Exception):
+    """Raised by a role check for an anonymous visitor: they are sent to log in."""
+
+    def __init__(self, next_path: str) -> None:
+        self.next_path = next_path
+
+
+def install(web: FastAPI) -> None:
+    """The cookie-writing middleware and the redirect to /login."""
+    web.add_middleware(SessionCookie)
+    web.add_exception_handler(LoginRequired, _to_login)
+
+
+# -- the session cookie --------------------------------------------------------------
+
+
+def session_serializer(app: App) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(app.settings.signing_key(), salt="digest.web.session")
+
+
+def get_session(request: Request, app: AppDep) -> WebSession:
+    """The visitor's session from their cookie; a new anonymous one (sent back as a
+    cookie with the response) when there is none or it is no longer valid."""
+    cached: WebSession | None = getattr(request.state, "digest_session", None)
+    if cached is not None:
+        return cached
+    session = _read_cookie(app, request.cookies.get(COOKIE, ""))
+    if session is None:
+        session = WebSession(user=None, csrf=secrets.token_urlsafe(24))
+        _issue(request, app, session, epoch=0)
+    request.state.digest_session = session
+    return session
+
+
+def _read_cookie(app: App, cookie: str) -> WebSession | None:
+    if not cookie or len(cookie) > 1000:
+        return None
+    try:
+        data = session_serializer(app).loads(cookie, max_age=SESSION_MAX_AGE)
+        user_id, epoch, csrf = data["u"], data["e"], data["c"]
+    except (BadSignature, KeyError, TypeError, ValueError):
+        return None
+    if not isinstance(csrf, str) or not csrf:
+        return None
+    if user_id is None:
+        return WebSession(user=None, csrf=csrf)
+    with app.sessions() as s:
+        user = s.get(User, user_id)
+        if user is None or user.disabled or user.session_epoch != epoch:
+            return None
+        return WebSession(user=UserView.of(user), csrf=csrf)
+
+
+def _issue(request: Request, app: App, session: WebSession, *, epoch: int) -> None:
+    """Have SessionCookie send `session` as the cookie with this response."""
+    payload = {"u": session.user.id if session.user else None, "e": epoch, "c": session.csrf}
+    value = session_serializer(app).dumps(payload)
+    secure = request.url.scheme == "https"
+    request.state.digest_session = session
+    setattr(request.state, _STATE_KEY, _cookie_header(value, SESSION_MAX_AGE, secure))
+
+
+def _cookie_header(value: str, max_age: int, secure: bool) -> str:
+    parts = [f"{COOKIE}={value}", "Path=/", f"Max-Age={max_age}", "HttpOnly", "SameSite=Lax"]
+    if secure:
+        parts.append("Secure")
+    return "; ".join(parts)
+
+
+class SessionCookie:
+    """Adds the Set-Cookie header a route asked for through `_issue`. (FastAPI drops
+    headers set on a dependency's Response when the route returns its own.)"""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_cookie(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                cookie = scope.get("state", {}).get(_STATE_KEY)
+                if cookie:
+                    message.setdefault("headers", [])
+                    message["headers"] = [*message["headers"],
+                                          (b"set-cookie", cookie.encode("latin-1"))]
+            await send(message)
+
+        await self.app(scope, receive, send_with_cookie)
+
+
+Viewer = Annotated[WebSession, Depends(get_session)]
+
+
+# -- CSRF ----------------------------------------------------------------------------
+
+
+async def check_csrf(request: Request, session: Viewer) -> None:
+    """Refuse (403) a form whose CSRF token is not the session's."""
+    sent = request.headers.get(CSRF_HEADER, "")
+    if not sent:
+        content_type = request.headers.get("content-type", "")
+        if content_type.startswith(("application/x-www-form-urlencoded",
+                                    "multipart/form-data")):
+            form = await request.form()
+            value = form.get(CSRF_FIELD, "")
+            sent = value if isinstance(value, str) else ""
+    if not sent or not hmac.compare_digest(sent.encode(), session.csrf.encode()):
+        raise HTTPException(403, "this form has expired or did not come from this site; "
+                                 "go back, reload the page and try again")
+
+
+CsrfForm = Annotated[None, Depends(check_csrf)]
+
+
+# -- roles ---------------------------------------------------------------------------
+
+
+def require(role: str) -> Any:
+    """A dependency giving the logged-in user with at least `role`."""
+
+    def dependency(request: Request, session: Viewer) -> UserView:
+        if session.user is None:
+            path = request.url.path
+            if request.url.query:
+                path += "?" + request.url.query
+            raise LoginRequired(path)
+        if _RANK[session.user.role] < _RANK[role]:
+            raise HTTPException(403, f"this page is for {role}s; you are logged in as "
+                                     f"{session.user.email}, an {session.user.role}")
+        return session.user
+
+    return dependency
+
+
+EditorUser = Annotated[UserView, Depends(require(EDITOR))]
+AdminUser = Annotated[UserView, Depends(require(ADMIN))]
+
+
+async def _to_login(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, LoginRequired)
+    if request.method != "GET":
+        # A form posted after the session ran out: back to its page after logging in.
+        raise HTTPException(401, "you are not logged in (or your session ended); "
+                                 "log in and try again")
+    return RedirectResponse(f"/login?next={quote(exc.next_path, safe='/')}", status_code=303)
+
+
+def api_user(role: str) -> Any:
+    """A dependency for the JSON API: the user of the bearer token, with `role`."""
+
+    def dependency(request: Request, app: AppDep) -> UserView:
+        scheme, _, raw = request.headers.get("authorization", "").partition(" ")
+        user: UserView | None = None
+        if scheme.lower() == "bearer" and raw.strip():
+            with app.sessions() as s:
+                found = token_user(s, raw.strip(), now=app.clock())
+                user = UserView.of(found) if found else None
+        if user is None:
+            raise HTTPException(401, "a valid API token is needed: send "
+                                     "`Authorization: Bearer <token>`; "
+                                     "`digest users token add` makes one",
+                                headers={"WWW-Authenticate": "Bearer"})
+        if _RANK[user.role] < _RANK[role]:
+            raise HTTPException(403, f"this needs the {role} role; the token's user "
+                                     f"is an {user.role}")
+        return user
+
+    return dependency
+
+
+# -- the login page ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoginPage(Page):
+    """web/login.html: the form; `error` after a failed attempt."""
+
+    email: str = ""
+    next: str = ""
+    error: str = ""
+
+
+@router.get("/login")
+def login_page(request: Request, session: Viewer, pages: PagesDep, next: str = "") -> Response:
+    if session.user is not None:
+        return RedirectResponse(_safe_next(next, session.user), status_code=303)
+    page = LoginPage(title="Log in", next=_safe_next(next, None, default=""))
+    return pages.render("web/login.html", page, viewer=session, private=True)
+
+
+@router.post("/login")
+async def login(request: Request, session: Viewer, app: AppDep, pages: PagesDep,
+                _: CsrfForm) -> Response:
+    form = await request.form()
+    email, password, next_path = (str(form.get(k, "")) for k in ("email", "password", "next"))
+    ip = request.client.host if request.client else ""
+    try:
+        user = await run_in_threadpool(_authenticate, app, email, password, ip)
+    except Throttled as exc:
+        log.warning("login throttled for %s from %s", email[:100], ip)
+        page = LoginPage(title="Log in", email=email[:320], next=next_path[:1000],
+                         error=f"Too many failed attempts. Wait {_minutes(exc.retry_after)} "
+                               "and try again, or ask an admin to reset your password.")
+        return pages.render("web/login.html", page, viewer=session, status=429,
+                            private=True, headers={"Retry-After": str(exc.retry_after)})
+    if user is None:
+        page = LoginPage(title="Log in", email=email[:320], next=next_path[:1000],
+                         error="That email and password do not match an account.")
+        return pages.render("web/login.html", page, viewer=session, status=400, private=True)
+    fresh = WebSession(user=user[0], csrf=secrets.token_urlsafe(24))
+    _issue(request, app, fresh, epoch=user[1])
+    log.info("%s logged in from %s", user[0].email, ip)
+    return RedirectResponse(_safe_next(next_path, user[0]), status_code=303)
+
+
+@router.post("/logout")
+def logout(request: Request, app: AppDep, _: CsrfForm) -> Response:
+    _issue(request, app, WebSession(user=None, csrf=secrets.token_urlsafe(24)), epoch=0)
+    return RedirectResponse("/login", status_code=303)
+
+
+def _authenticate(app: App, email: str, password: str, ip: str) -> tuple[UserView, int] | None:
+    with app.sessions() as s:
+        user = authenticate(s, email, password, ip=ip, now=app.clock())
+        return (UserView.of(user), user.session_epoch) if user else None
+
+
+def _safe_next(next_path: str, user: UserView | None, default: str = "/desk") -> str:
+    """Only a path on this site: never `//evil.example` or `https://...`."""
+    if next_path.startswith("/") and not next_path.startswith(("//", "/\\")):
+        return next_path
+    return default
+
+
+def _minutes(seconds: int) -> str:
+    minutes = max(1, round(seconds / 60))
+    return "a minute" if minutes == 1 else f"{minutes} minutes"
+
+
+def session_user(s: Session, session: WebSession) -> User | None:
+    """The session's user as a row of `s`, for routes that change it."""
+    return s.get(User, session.user.id) if session.user else None

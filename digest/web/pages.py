@@ -11,9 +11,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import jinja2
 from fastapi.responses import HTMLResponse, Response
+
+if TYPE_CHECKING:
+    from digest.web.auth import WebSession
 
 BASE_TEMPLATE = "web/base.html"
 STYLESHEET = "web/site.css"
@@ -87,9 +91,17 @@ class Pages:
         env.get_template(BASE_TEMPLATE)
 
     def render(self, name: str, page: Page, *, status: int = 200,
-               private: bool = False, headers: Mapping[str, str] | None = None) -> HTMLResponse:
-        """`name` rendered with `page`; `private` pages are never cached."""
-        html = self.env.get_template(name).render(page=page, stylesheet_url=self.stylesheet_url)
+               private: bool = False, headers: Mapping[str, str] | None = None,
+               viewer: WebSession | None = None) -> HTMLResponse:
+        """`name` rendered with `page`; `private` pages are never cached.
+
+        With `viewer` (pages behind a login, and the login form), the template also gets
+        `viewer` (the logged-in user or None) and `csrf_token` for its forms; such pages
+        are always private."""
+        html = self.env.get_template(name).render(
+            page=page, stylesheet_url=self.stylesheet_url,
+            viewer=viewer.user if viewer else None, csrf_token=viewer.csrf if viewer else "")
+        private = private or viewer is not None
         all_headers = {**(NO_STORE if private else {}), **(headers or {})}
         return HTMLResponse(html, status_code=status, headers=all_headers)
 

@@ -9,6 +9,7 @@ and two people on two lists.
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
@@ -21,7 +22,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from digest.app import App
+from digest.users import create_user
 from digest.web import create_app
+from digest.web.auth import COOKIE as SESSION_COOKIE
+from digest.web.auth import session_serializer
 from subscribers.lists import create_list
 from subscribers.members import add_member
 from subscribers.models import Membership, Subscriber
@@ -119,3 +123,60 @@ def live_url(web: FastAPI) -> Iterator[str]:
         server.should_exit = True
         thread.join(10)
         sock.close()
+
+
+# -- users and logged-in clients ---------------------------------------------------------
+
+PASSWORD = "correct horse battery staple"
+ADMIN_EMAIL, EDITOR_EMAIL = "admin@example.org", "editor@example.org"
+
+
+@pytest.fixture
+def users(app: App, clock: Clock) -> dict[str, str]:
+    """An admin and an editor, both with PASSWORD: role -> email."""
+    with app.sessions() as s:
+        create_user(s, ADMIN_EMAIL, role="admin", password=PASSWORD, name="Ada Admin",
+                    now=clock())
+        create_user(s, EDITOR_EMAIL, role="editor", password=PASSWORD, name="Ed Editor",
+                    now=clock())
+        s.commit()
+    return {"admin": ADMIN_EMAIL, "editor": EDITOR_EMAIL}
+
+
+def form_csrf(html: str) -> str:
+    """The csrf_token of the first form in a page, as a browser would send it."""
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "the page has no form with a CSRF token"
+    return match.group(1)
+
+
+def log_in(client: TestClient, email: str, password: str = PASSWORD) -> None:
+    page = client.get("/login")
+    answer = client.post("/login", data={"email": email, "password": password,
+                                          "csrf_token": form_csrf(page.text)},
+                         follow_redirects=False)
+    assert answer.status_code == 303, answer.text
+
+
+def csrf(client: TestClient) -> str:
+    """The CSRF token of `client`'s session, as every page's forms carry it."""
+    app: App = client.app.state.digest  # type: ignore[attr-defined]
+    data = session_serializer(app).loads(client.cookies[SESSION_COOKIE])
+    token: str = data["c"]
+    return token
+
+
+def _logged_in(web: FastAPI, email: str) -> Iterator[TestClient]:
+    with TestClient(web) as client:
+        log_in(client, email)
+        yield client
+
+
+@pytest.fixture
+def editor_client(web: FastAPI, users: dict[str, str]) -> Iterator[TestClient]:
+    yield from _logged_in(web, users["editor"])
+
+
+@pytest.fixture
+def admin_client(web: FastAPI, users: dict[str, str]) -> Iterator[TestClient]:
+    yield from _logged_in(web, users["admin"])

@@ -1,0 +1,184 @@
+"""Logging in: passwords, session cookies, CSRF, throttling, roles and API tokens."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from digest.app import App
+from digest.models import User
+from digest.users import (
+    ACCOUNT_LIMIT,
+    ADDRESS_LIMIT,
+    create_user,
+    make_token,
+    revoke_token,
+    set_disabled,
+    set_password,
+    token_user,
+)
+from digest.web.auth import COOKIE
+from tests.conftest import Clock
+from tests.web.conftest import PASSWORD, form_csrf, log_in
+
+
+def _login(client: TestClient, email: str, password: str, **extra: str):  # type: ignore[no-untyped-def]
+    token = form_csrf(client.get("/login").text)
+    return client.post("/login", data={"email": email, "password": password,
+                                       "csrf_token": token, **extra},
+                       follow_redirects=False)
+
+
+def _cookie_header(answer) -> str:  # type: ignore[no-untyped-def]
+    return next(v for k, v in answer.headers.multi_items()
+                if k == "set-cookie" and v.startswith(COOKIE + "="))
+
+
+def test_login_sets_a_private_session_cookie_and_goes_to_the_desk(
+        client: TestClient, users: dict[str, str]) -> None:
+    answer = _login(client, users["editor"], PASSWORD)
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/desk"
+    cookie = _cookie_header(answer)
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert "Secure" not in cookie  # plain http: a Secure cookie would never come back
+    page = client.get("/login", follow_redirects=False)  # logged in: no form again
+    assert page.status_code == 303
+
+
+def test_cookie_is_secure_over_https(web: FastAPI, users: dict[str, str]) -> None:
+    with TestClient(web, base_url="https://testserver") as client:
+        assert "Secure" in _cookie_header(_login(client, users["admin"], PASSWORD))
+
+
+def test_passwords_are_stored_as_argon2id(app: App, users: dict[str, str]) -> None:
+    with app.sessions() as s:
+        hashes = s.scalars(select(User.password_hash)).all()
+    assert len(hashes) == 2
+    assert all(h.startswith("$argon2id$") and PASSWORD not in h for h in hashes)
+
+
+def test_wrong_password_and_unknown_address_get_the_same_answer(
+        client: TestClient, users: dict[str, str]) -> None:
+    wrong = _login(client, users["editor"], "not the password")
+    unknown = _login(client, "nobody@example.org", "not the password")
+    assert wrong.status_code == unknown.status_code == 400
+    assert "do not match an account" in wrong.text
+    assert wrong.text.replace(users["editor"], "X") == unknown.text.replace(
+        "nobody@example.org", "X").replace(form_csrf(unknown.text), form_csrf(wrong.text))
+    assert client.get("/desk", follow_redirects=False).status_code == 303
+
+
+def test_login_without_the_forms_csrf_token_is_refused(
+        client: TestClient, users: dict[str, str]) -> None:
+    client.get("/login")
+    answer = client.post("/login", data={"email": users["admin"], "password": PASSWORD},
+                         follow_redirects=False)
+    assert answer.status_code == 403
+    assert "reload the page" in answer.text
+    forged = client.post("/login", data={"email": users["admin"], "password": PASSWORD,
+                                         "csrf_token": "x" * 32}, follow_redirects=False)
+    assert forged.status_code == 403
+
+
+def test_a_token_from_another_session_is_refused(web: FastAPI, users: dict[str, str]) -> None:
+    with TestClient(web) as mallory, TestClient(web) as victim:
+        token = form_csrf(mallory.get("/login").text)
+        victim.get("/login")
+        answer = victim.post("/login", data={"email": users["admin"], "password": PASSWORD,
+                                             "csrf_token": token}, follow_redirects=False)
+        assert answer.status_code == 403
+
+
+def test_account_locks_after_repeated_failures_even_for_the_right_password(
+        client: TestClient, users: dict[str, str], clock: Clock) -> None:
+    for _ in range(ACCOUNT_LIMIT):
+        assert _login(client, users["editor"], "guess").status_code == 400
+    locked = _login(client, users["editor"], PASSWORD)
+    assert locked.status_code == 429
+    assert int(locked.headers["retry-after"]) > 0
+    assert "Too many failed attempts" in locked.text
+    clock.advance(minutes=16)
+    assert _login(client, users["editor"], PASSWORD).status_code == 303
+
+
+def test_twenty_bad_logins_from_one_address_are_throttled_across_accounts(
+        app: App, client: TestClient, users: dict[str, str], clock: Clock) -> None:
+    # A spray over many accounts, each tried a few times, stays under the account limit.
+    for n in range(ADDRESS_LIMIT):
+        assert _login(client, f"user{n % 10}@example.org", "guess").status_code == 400
+    answer = _login(client, users["admin"], PASSWORD)
+    assert answer.status_code == 429
+    assert client.get("/desk", follow_redirects=False).headers["location"].startswith("/login")
+    clock.advance(minutes=16)
+    assert _login(client, users["admin"], PASSWORD).status_code == 303
+
+
+def test_next_goes_back_to_the_page_but_never_off_site(
+        client: TestClient, users: dict[str, str]) -> None:
+    assert client.get("/desk", follow_redirects=False).headers["location"] == "/login?next=/desk"
+    assert _login(client, users["editor"], PASSWORD,
+                  next="/desk?list=news").headers["location"] == "/desk?list=news"
+    client.post("/logout", data={"csrf_token": form_csrf(client.get("/desk").text)})
+    for evil in ("//evil.example/", "https://evil.example/", "/\\evil.example"):
+        assert _login(client, users["editor"], PASSWORD, next=evil).headers["location"] == "/desk"
+        client.post("/logout", data={"csrf_token": form_csrf(client.get("/desk").text)})
+
+
+def test_logout_needs_the_token_and_ends_the_session(
+        client: TestClient, users: dict[str, str]) -> None:
+    log_in(client, users["editor"])
+    assert client.post("/logout", follow_redirects=False).status_code == 403
+    token = form_csrf(client.get("/desk").text)
+    assert client.post("/logout", data={"csrf_token": token},
+                       follow_redirects=False).status_code == 303
+    assert client.get("/desk", follow_redirects=False).status_code == 303
+
+
+def test_tampered_cookie_is_a_stranger(client: TestClient, users: dict[str, str]) -> None:
+    log_in(client, users["admin"])
+    value = client.cookies[COOKIE]
+    client.cookies.clear()
+    client.cookies.set(COOKIE, value[:-2] + ("AA" if not value.endswith("AA") else "BB"))
+    assert client.get("/desk", follow_redirects=False).status_code == 303
+
+
+def test_new_password_or_disabling_ends_every_session(
+        app: App, web: FastAPI, users: dict[str, str]) -> None:
+    with TestClient(web) as first, TestClient(web) as second:
+        log_in(first, users["editor"])
+        log_in(second, users["admin"])
+        with app.sessions() as s:
+            editor = s.scalars(select(User).where(User.email == users["editor"])).one()
+            set_password(editor, "another good password")
+            admin = s.scalars(select(User).where(User.email == users["admin"])).one()
+            set_disabled(admin, True)
+            s.commit()
+        assert first.get("/desk", follow_redirects=False).status_code == 303
+        assert second.get("/desk", follow_redirects=False).status_code == 303
+        assert _login(second, users["admin"], PASSWORD).status_code == 400
+
+
+def test_api_tokens_are_stored_hashed_and_can_be_revoked(app: App, clock: Clock) -> None:
+    with app.sessions() as s:
+        user = create_user(s, "api@example.org", role="editor", password=PASSWORD, now=clock())
+        row, raw = make_token(s, user, name="zapier", now=clock())
+        s.commit()
+        assert raw.startswith("dg_") and len(raw) > 40
+        assert raw not in (row.token_hash, row.prefix) and row.prefix == raw[:8]
+        found = token_user(s, raw, now=clock())
+        assert found is not None and found.email == "api@example.org"
+        assert token_user(s, raw[:-1] + ("A" if raw[-1] != "A" else "B"), now=clock()) is None
+        revoke_token(s, row.id, now=clock())
+        s.commit()
+        assert token_user(s, raw, now=clock()) is None
+
+
+@pytest.mark.parametrize("password", ["short", "x" * 1001])
+def test_unusable_passwords_are_refused_with_advice(app: App, clock: Clock, password: str) -> None:
+    from digest.errors import InvalidInput
+
+    with app.sessions() as s, pytest.raises(InvalidInput, match="characters"):
+        create_user(s, "p@example.org", role="editor", password=password, now=clock())
