@@ -32,6 +32,7 @@ from subscribers.models import Membership, Subscriber
 from subscribers.suppress import is_suppressed_address
 from subscribers.tokens import Purpose, Tokens
 from tests.conftest import Clock
+from tests.web.browser import *  # noqa: F403  (browser, page, phone, artifacts)
 
 ALICE, BOB = "alice@example.org", "bob@example.net"
 
