@@ -45,6 +45,7 @@ def create_list(
     description: str = "",
     double_optin: bool = True,
     language: str = "en",
+    public: bool = True,
 ) -> MailingList:
     """A new list. `title` defaults to `name`; every value is checked before anything
     is written, and each error says which value and what is accepted."""
@@ -52,7 +53,7 @@ def create_list(
     values = _checked(
         title=title, from_addr=from_addr, schedule=schedule, timezone=timezone, mode=mode,
         reply_to=reply_to, description=description, double_optin=double_optin,
-        language=language,
+        language=language, public=public,
     )
     mlist = MailingList(name=name, **values)
     mlist.title = mlist.title or name
@@ -266,10 +267,13 @@ def _check_title(title: str) -> str:
     return title
 
 
-def _check_flag(value: bool) -> bool:
-    if not isinstance(value, bool):
-        raise InvalidInput(f"double opt-in must be true or false, not {value!r}")
-    return value
+def _flag(label: str) -> Callable[[Any], bool]:
+    """The check of a true/false setting; its error names the setting by `label`."""
+    def check(value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise InvalidInput(f"{label} must be true or false, not {value!r}")
+        return value
+    return check
 
 
 # Each setting a list has, with the check its value passes: create and update share
@@ -283,8 +287,10 @@ SETTINGS: dict[str, Callable[[Any], Any]] = {
     "timezone": check_timezone,
     "mode": check_mode,
     "language": check_language,
-    "double_optin": _check_flag,
-    "local_time": _check_flag,
+    "double_optin": _flag("double opt-in"),
+    "local_time": _flag("local time"),
+    # Offered on the public subscribe form and shown in the public archive.
+    "public": _flag("public"),
     "review_policy": check_review_policy,
     "editor_emails": check_editor_emails,
 }

@@ -45,7 +45,7 @@ class TokenData:
     email_hash8: str
 
 
-class _ClockSigner(TimestampSigner):
+class ClockSigner(TimestampSigner):
     """A timestamp signer that asks an injected clock, so tests need not sleep."""
 
     def __init__(self, *args: Any, clock: Callable[[], float] = time.time, **kwargs: Any):
@@ -78,7 +78,7 @@ class Tokens:
             purpose: URLSafeTimedSerializer(
                 keys,
                 salt=f"digest.{purpose}",
-                signer=_ClockSigner,
+                signer=ClockSigner,
                 signer_kwargs={"clock": clock},
             )
             for purpose in PURPOSES

@@ -1,7 +1,235 @@
-"""(being written)"""
+"""The public archive: the public lists, each list's sent editions, each edition "in the
+browser", and an Atom feed of a list's editions. No login.
+
+Only digests that went out (status sent) of public, active lists are shown; anything
+else, a private or archived list included, is a plain 404, so the archive does not
+confirm which private lists exist.
+
+An edition's page is the email itself: the HTML rendered once when it was sent, with
+the per-subscriber slots filled with neutral values (no address, no name; the
+unsubscribe link goes to the list's subscribe form). It is served as its own document
+with a Content-Security-Policy of its own: inline styles (email HTML has nothing else)
+and https images, still no scripts, and sandboxed, so even markup that slipped through
+a feed runs in an origin of its own, away from the editors' session cookie.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import datetime as dt
+import math
+import zoneinfo
+from html import escape
+from urllib.parse import urlsplit
+from xml.etree import ElementTree as ET
+
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import Session
+
+from digest.app import App
+from digest.models import DIGEST, SENT, Edition
+from digest.render import Slotted, format_date, http_url, labels
+from digest.web.deps import AppDep, PagesDep
+from digest.web.public_pages import (
+    ArchivedList,
+    ArchiveIndexPage,
+    ArchiveListPage,
+    EditionLink,
+)
+from digest.web.subscribe import choice
+from subscribers.lists import all_lists
+from subscribers.models import MailingList
 
 router = APIRouter(include_in_schema=False)
+
+PAGE_SIZE = 20
+FEED_SIZE = 20
+ATOM = "http://www.w3.org/2005/Atom"
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+# Archive pages change when an edition goes out; a few minutes of caching is harmless.
+CACHE = {"Cache-Control": "public, max-age=300"}
+EDITION_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; "
+    "font-src https: data:; form-action 'none'; frame-ancestors 'none'; base-uri 'none'; "
+    "sandbox allow-popups allow-popups-to-escape-sandbox"
+)
+# "This email was sent to {email}." in the archive copy.
+NEUTRAL_RECIPIENT = {"en": "you", "ko": "구독자"}
+
+
+@router.api_route("/archive", methods=["GET", "HEAD"])
+def archive_index(app: AppDep, pages: PagesDep) -> Response:
+    """The public lists, with how many editions went out and when the last did."""
+    with app.sessions() as s:
+        lists = [m for m in all_lists(s) if m.public]
+        stats = dict(((lid, (n, last)) for lid, n, last in s.execute(
+            select(Edition.list_id, func.count(), func.max(Edition.sent_at))
+            .where(*_sent()).group_by(Edition.list_id))))
+        shown = []
+        for mlist in sorted(lists, key=lambda m: (m.title.casefold(), m.name)):
+            n, last = stats.get(mlist.id, (0, None))
+            shown.append(ArchivedList(**vars(choice(mlist)), editions=n,
+                                      last_sent=_date(last, mlist) if last else ""))
+    return pages.render("web/archive_index.html", ArchiveIndexPage(title="Archive", lists=shown),
+                        headers=CACHE)
+
+
+# Before /{number}: "feed.atom" would match that pattern too.
+@router.api_route("/archive/{list_name}/feed.atom", methods=["GET", "HEAD"])
+def archive_feed(list_name: str, app: AppDep) -> Response:
+    """An Atom feed of the list's last FEED_SIZE editions."""
+    with app.sessions() as s:
+        mlist = _public_list(s, list_name)
+        editions = _editions(s, mlist, limit=FEED_SIZE, offset=0)
+        xml = atom_feed(mlist, editions, app.settings["public_url"].rstrip("/"))
+    return Response(xml, media_type="application/atom+xml; charset=utf-8", headers=CACHE)
+
+
+@router.api_route("/archive/{list_name}/{number}", methods=["GET", "HEAD"])
+def edition_view(list_name: str, number: str, app: AppDep) -> Response:
+    """The edition as subscribers saw it, slots filled with neutral values."""
+    with app.sessions() as s:
+        mlist = _public_list(s, list_name)
+        edition = s.scalar(select(Edition).where(
+            *_sent(), Edition.list_id == mlist.id, Edition.number == _number(number)))
+        if edition is None or not edition.html:
+            raise HTTPException(404)
+        html = fill_neutral(edition.html, mlist, app)
+    return HTMLResponse(html, headers={**CACHE, "Content-Security-Policy": EDITION_CSP})
+
+
+@router.api_route("/archive/{list_name}", methods=["GET", "HEAD"])
+def archive_list(list_name: str, app: AppDep, pages: PagesDep, page: str = "1") -> Response:
+    """The list's sent editions, newest first, PAGE_SIZE a page (`?page=2`)."""
+    number = _number(page)
+    with app.sessions() as s:
+        mlist = _public_list(s, list_name)
+        total = s.scalar(select(func.count()).select_from(Edition).where(
+            *_sent(), Edition.list_id == mlist.id)) or 0
+        last_page = max(1, math.ceil(total / PAGE_SIZE))
+        if number < 1 or number > last_page:
+            raise HTTPException(404)
+        editions = _editions(s, mlist, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE)
+        base = f"/archive/{mlist.name}"
+        listing = ArchiveListPage(
+            title=f"{mlist.title}: archive", mailing_list=choice(mlist),
+            editions=[EditionLink(number=e.number, subject=e.subject or f"No. {e.number}",
+                                  sent=_date(e.sent_at, mlist), url=f"{base}/{e.number}")
+                      for e in editions],
+            page_number=number, pages=last_page,
+            newer_url=(base if number == 2 else f"{base}?page={number - 1}") if number > 1
+            else "",
+            older_url=f"{base}?page={number + 1}" if number < last_page else "",
+            feed_url=f"{base}/feed.atom",
+        )
+    return pages.render("web/archive_list.html", listing, headers=CACHE)
+
+
+def fill_neutral(html: str, mlist: MailingList, app: App) -> str:
+    """Edition HTML with its slots filled for anyone to see: no address, no name, and
+    "unsubscribe" leading to the list's subscribe form."""
+    slotted = Slotted(html)
+    language = mlist.language.split("-")[0].lower()
+    neutral = {
+        "unsubscribe_url": f"{app.settings['public_url'].rstrip('/')}/subscribe/{mlist.name}",
+        "email": NEUTRAL_RECIPIENT.get(language, NEUTRAL_RECIPIENT["en"]),
+    }
+    return slotted.fill({name: neutral.get(name, "") for name in slotted.names}, html=True)
+
+
+def atom_feed(mlist: MailingList, editions: list[Edition], public_url: str) -> bytes:
+    """An Atom 1.0 document (RFC 4287) of `editions`, newest first. Ids are tag URIs of
+    the list's and the edition's database ids, so renaming a list or moving the site
+    does not make readers see every edition again."""
+    host = urlsplit(public_url).hostname or "localhost"
+    tag = f"tag:{host},{mlist.created_at:%Y-%m-%d}:digest/list/{mlist.id}"
+    base = f"{public_url}/archive/{mlist.name}"
+    ET.register_namespace("", ATOM)
+    feed = ET.Element(f"{{{ATOM}}}feed", {XML_LANG: mlist.language})
+    _sub(feed, "id", tag)
+    _sub(feed, "title", mlist.title)
+    if mlist.description:
+        _sub(feed, "subtitle", mlist.description)
+    newest = editions[0].sent_at if editions else mlist.created_at
+    _sub(feed, "updated", _rfc3339(newest or mlist.created_at))
+    _sub(feed, "link", rel="self", type="application/atom+xml", href=f"{base}/feed.atom")
+    _sub(feed, "link", rel="alternate", type="text/html", href=base)
+    author = _sub(feed, "author")
+    _sub(author, "name", mlist.title)
+    for edition in editions:
+        entry = _sub(feed, "entry")
+        _sub(entry, "id", f"{tag}/edition/{edition.id}")
+        _sub(entry, "title", edition.subject or f"{mlist.title} No. {edition.number}")
+        sent = _rfc3339(edition.sent_at or edition.created_at)
+        _sub(entry, "updated", sent)
+        _sub(entry, "published", sent)
+        _sub(entry, "link", rel="alternate", type="text/html", href=f"{base}/{edition.number}")
+        _sub(entry, "content", _entry_html(edition, mlist), type="html")
+    body: bytes = ET.tostring(feed, encoding="utf-8", xml_declaration=False)
+    return b'<?xml version="1.0" encoding="utf-8"?>\n' + body
+
+
+def _entry_html(edition: Edition, mlist: MailingList) -> str:
+    """A feed reader's version of the edition: the intro and each article's headline,
+    link, source and blurb; not the email's table layout, which readers strip anyway."""
+    parts = [f"<p>{escape(p)}</p>" for p in edition.intro.split("\n\n") if p.strip()]
+    read_more = labels(mlist.language)["read_more"]
+    for item in edition.items:
+        link = http_url(item.link)
+        title = escape(item.title)
+        parts.append(f'<h2><a href="{escape(link)}">{title}</a></h2>' if link
+                     else f"<h2>{title}</h2>")
+        if item.source_title:
+            parts.append(f"<p><em>{escape(item.source_title)}</em></p>")
+        if item.summary:
+            parts.append(f"<p>{escape(item.summary)}</p>")
+        if link:
+            parts.append(f'<p><a href="{escape(link)}">{escape(read_more)}</a></p>')
+    return "\n".join(parts)
+
+
+def _sub(parent: ET.Element, name: str, text: str = "", **attrs: str) -> ET.Element:
+    element = ET.SubElement(parent, f"{{{ATOM}}}{name}", attrs)
+    if text:
+        element.text = text
+    return element
+
+
+def _rfc3339(when: dt.datetime) -> str:
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _public_list(s: Session, name: str) -> MailingList:
+    mlist = s.scalar(select(MailingList).where(MailingList.name == name))
+    if mlist is None or not mlist.public or mlist.archived_at is not None:
+        raise HTTPException(404)
+    return mlist
+
+
+def _sent() -> tuple[ColumnElement[bool], ...]:
+    return (Edition.kind == DIGEST, Edition.status == SENT)
+
+
+def _editions(s: Session, mlist: MailingList, *, limit: int, offset: int) -> list[Edition]:
+    return list(s.scalars(
+        select(Edition).where(*_sent(), Edition.list_id == mlist.id)
+        .order_by(Edition.number.desc()).limit(limit).offset(offset)))
+
+
+def _number(text: str) -> int:
+    """A positive whole number from the URL, or 404 (not FastAPI's JSON 422)."""
+    if not text.isascii() or not text.isdigit() or len(text) > 9:
+        raise HTTPException(404)
+    return int(text)
+
+
+def _date(when: dt.datetime | None, mlist: MailingList) -> str:
+    """The day `when` fell on in the list's timezone: "27 November 2026"."""
+    if when is None:
+        return ""
+    try:
+        zone = zoneinfo.ZoneInfo(mlist.timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        zone = zoneinfo.ZoneInfo("UTC")
+    return format_date(when.astimezone(zone).date(), "en")

@@ -32,9 +32,9 @@ from digest.web.pages import (
     ConfirmedPage,
     LeftPage,
     Pages,
-    UnsubscribePage,
     mask_email,
 )
+from digest.web.public_pages import UnsubscribeManagePage
 from subscribers.members import confirm, token_membership, unsubscribe, unsubscribe_all
 from subscribers.models import UNSUBSCRIBED, Membership
 from subscribers.tokens import MAX_AGE, TokenData
@@ -70,9 +70,12 @@ def unsubscribe_page(token: str, app: AppDep, pages: PagesDep) -> Response:
             membership = token_membership(s, _read(app, token, "unsubscribe"))
         except InvalidInput as exc:
             return _refused(pages, exc, mailto=_unsubscribe_mailto(app))
-        page = UnsubscribePage(
+        subscriber = membership.subscriber
+        page = UnsubscribeManagePage(
             title=f"Unsubscribe from {membership.mailing_list.title}",
             subscribed=membership.status != UNSUBSCRIBED,
+            manage_url="/preferences/"
+            + app.tokens.make("manage", subscriber.id, None, subscriber.email),
             **_who(membership),
         )
     return pages.render("web/unsubscribe.html", page, private=True)

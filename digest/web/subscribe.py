@@ -1,7 +1,398 @@
-"""(being written)"""
+"""Public sign-up and preferences, no login: the subscribe form, and the page behind a
+signed "manage" link where a person changes their lists or leaves all mail.
+
+The subscribe form answers the same page, byte for byte, whatever the address: new,
+pending, confirmed, unsubscribed or suppressed. What happens behind it differs:
+
+- new, pending or unsubscribed: pending on a double opt-in list, and a confirmation
+  mail (at most one per person and list in `confirm.RESEND_AFTER`); on a single
+  opt-in list a new or pending address is confirmed at once, but one that
+  unsubscribed must confirm by mail: a form anyone can fill in does not undo someone's
+  unsubscribe;
+- confirmed: nothing at all, no mail (a "you are already subscribed" mail would let
+  anyone mail any subscriber at will, and tells them nothing they need);
+- suppressed: nothing at all.
+A typed name is stored only for a new address, so a stranger cannot rename a subscriber.
+
+The form is guarded three ways, none needing a cookie or a script: a signed, dated
+`form_token` (stateless, valid a day), a honeypot field bots fill in and people do not
+see (a filled one gets the same answer and nothing done), and a per-IP limit of
+SUBSCRIBE_LIMIT posts in SUBSCRIBE_WINDOW seconds (429 with Retry-After).
+
+The preference page needs no CSRF token: as with one-click unsubscribe (docs/web.md),
+the signed token in its URL is the credential and there is no session to ride on.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 
+from fastapi import APIRouter, BackgroundTasks, HTTPException, Request
+from fastapi.responses import Response
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.types import Message
+
+from digest.app import App
+from digest.deliver.confirm import queue_confirmation
+from digest.errors import DigestError, InvalidInput
+from digest.web.deps import AppDep, PagesDep
+from digest.web.pages import Pages, mask_email, sentence
+from digest.web.public import MAX_TOKEN, _in_transaction, _read_body
+from digest.web.public_pages import (
+    ListChoice,
+    PreferenceChoice,
+    PreferencesPage,
+    SubscribedPage,
+    SubscribePage,
+)
+from digest.web.throttle import Throttle, retry_after_header
+from subscribers.addresses import normalize
+from subscribers.lists import all_lists
+from subscribers.members import (
+    SUPPRESSED,
+    add_member,
+    confirm,
+    is_suppressed,
+    unsubscribe,
+    unsubscribe_all,
+    verify_owner,
+)
+from subscribers.models import PENDING, UNSUBSCRIBED, MailingList, Membership, Subscriber
+from subscribers.tokens import MAX_AGE, ClockSigner
+
+log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
+
+#: Posts of the subscribe form allowed per client IP in any SUBSCRIBE_WINDOW seconds.
+SUBSCRIBE_LIMIT = 5
+SUBSCRIBE_WINDOW = 600.0
+#: How long a subscribe form stays good after it was shown.
+FORM_MAX_AGE = 24 * 3600
+FORM_SALT = "digest.web.subscribe-form"
+HONEYPOT = "website"
+# Four fields and the ticked lists; public.py's cap of 20 would limit the lists.
+MAX_FIELDS = 200
+WEB_ORIGIN, PREFERENCES_ORIGIN = "web", "preferences"  # Membership.origin
+REASON_PREFERENCES = "preferences"
+
+
+# -- the subscribe form ----------------------------------------------------------------
+
+
+@router.api_route("/subscribe", methods=["GET", "HEAD"])
+def subscribe_form(request: Request, app: AppDep, pages: PagesDep) -> Response:
+    """The form, with every public list to tick."""
+    return _form_page(request, app, pages, None)
+
+
+@router.api_route("/subscribe/{list_name}", methods=["GET", "HEAD"])
+def subscribe_form_one(list_name: str, request: Request, app: AppDep,
+                       pages: PagesDep) -> Response:
+    """The form for one public list, ticked already."""
+    return _form_page(request, app, pages, list_name)
+
+
+@router.post("/subscribe")
+async def subscribe_post(request: Request, app: AppDep, pages: PagesDep,
+                         background: BackgroundTasks) -> Response:
+    return await _sign_up(request, app, pages, background, None)
+
+
+@router.post("/subscribe/{list_name}")
+async def subscribe_post_one(list_name: str, request: Request, app: AppDep, pages: PagesDep,
+                             background: BackgroundTasks) -> Response:
+    return await _sign_up(request, app, pages, background, list_name)
+
+
+def _form_page(request: Request, app: App, pages: Pages, list_name: str | None) -> Response:
+    with app.sessions() as s:
+        offered = _offered(s, list_name)
+    chosen = frozenset(c.name for c in offered) if len(offered) == 1 else frozenset()
+    return _render_form(request, pages, offered, list_name, chosen=chosen)
+
+
+def _render_form(request: Request, pages: Pages, offered: list[ListChoice],
+                 list_name: str | None, *, chosen: frozenset[str], email: str = "",
+                 name: str = "", error: str = "", status: int = 200) -> Response:
+    title = f"Subscribe to {offered[0].title}" if list_name and offered else "Subscribe"
+    page = SubscribePage(
+        title=title, lists=offered, chosen=chosen, email=email, name=name, error=error,
+        form_token=_guards(request).form_token(),
+        action="/subscribe" + (f"/{list_name}" if list_name else ""),
+    )
+    # private: the page holds a dated token, and may hold what was typed.
+    return pages.render("web/subscribe.html", page, status=status, private=True)
+
+
+async def _sign_up(request: Request, app: App, pages: Pages, background: BackgroundTasks,
+                   list_name: str | None) -> Response:
+    guards = _guards(request)
+    ip = client_ip(request)
+    # Counted before anything else: bots post forged and empty forms too.
+    wait = guards.throttle.hit(ip)
+    if wait:
+        minutes = max(1, round(wait / 60))
+        return pages.message(
+            429, "Too many sign-ups", f"this network has sent the form several times in a "
+            f"short while; please try again in {minutes} minute{'s' if minutes > 1 else ''}",
+            headers={"Retry-After": retry_after_header(wait)})
+    form = await read_form(request)
+    if not guards.form_token_ok(_first(form, "form_token")):
+        return pages.message(
+            400, "Please reload the page", "this form is more than a day old or did not come "
+            "from this site; reload the page, fill it in again and send it", private=True)
+    return await run_in_threadpool(_answer, request, app, pages, background, list_name,
+                                   form, ip)
+
+
+def _answer(request: Request, app: App, pages: Pages, background: BackgroundTasks,
+            list_name: str | None, form: list[tuple[str, str]], ip: str) -> Response:
+    """The checked form's answer: the form again with what is wrong, or "check your
+    inbox" (the same page whatever the address, and whether anything was done)."""
+    email, name = _first(form, "email").strip()[:320], _first(form, "name").strip()[:200]
+    wanted = {value for key, value in form if key == "lists"}
+    with app.sessions() as s:
+        offered = _offered(s, list_name)
+    chosen = [c for c in offered if c.name in wanted]
+    inbox = SubscribedPage(title="Check your inbox", lists=chosen)
+    if _first(form, HONEYPOT).strip():  # a bot: the usual answer, and nothing done
+        return pages.render("web/subscribed.html", inbox, private=True)
+    error = _form_error(email, chosen)
+    if error:
+        return _render_form(request, pages, offered, list_name, status=400, error=error,
+                            chosen=frozenset(c.name for c in chosen), email=email, name=name)
+    queued = _in_transaction(
+        app, lambda s: sign_up(s, [c.name for c in chosen], email, name, ip, app.clock()))
+    if queued:
+        background.add_task(_send_confirmations, app, queued)
+    return pages.render("web/subscribed.html", inbox, private=True)
+
+
+def _form_error(email: str, chosen: list[ListChoice]) -> str:
+    try:
+        normalize(email)
+    except InvalidInput as exc:
+        return sentence(str(exc) if email else "please enter your email address")
+    if not chosen:
+        return "Please tick at least one list."
+    return ""
+
+
+def sign_up(s: Session, list_names: list[str], email: str, name: str, ip: str,
+            now: dt.datetime) -> list[str]:
+    """Put `email` on each list by the rules in the module docstring; the names of the
+    lists that queued a confirmation mail."""
+    address = normalize(email)
+    known = s.scalar(select(Subscriber).where(Subscriber.email == address))
+    queued = []
+    for mlist in s.scalars(select(MailingList).where(MailingList.name.in_(list_names))):
+        before = _status(known, mlist)
+        membership, outcome = add_member(
+            s, mlist, address, name=name if known is None else "",
+            confirmed=not mlist.double_optin and before != UNSUBSCRIBED,
+            origin=WEB_ORIGIN, ip=ip, now=now)
+        if membership is not None and outcome != SUPPRESSED \
+                and queue_confirmation(s, membership, now):
+            queued.append(mlist.name)
+    return queued
+
+
+def _status(subscriber: Subscriber | None, mlist: MailingList) -> str | None:
+    if subscriber is None:
+        return None
+    return next((m.status for m in subscriber.memberships if m.list_id == mlist.id), None)
+
+
+def _send_confirmations(app: App, list_names: list[str]) -> None:
+    """Send the mails just queued, after the answer went out. A failure only delays
+    them: they stay queued for the sender worker of `digest serve` or `digest worker`."""
+    for name in list_names:
+        try:
+            app.send_confirmations(name)
+        except (DigestError, SQLAlchemyError):
+            log.exception("list %s: confirmation mails stay queued for the worker", name)
+
+
+def _offered(s: Session, list_name: str | None) -> list[ListChoice]:
+    """The public, active lists, by title; only `list_name` if given (404 unless it is
+    one of them: a private list's name is not confirmed to exist)."""
+    lists = [m for m in all_lists(s) if m.public]
+    if list_name is not None:
+        lists = [m for m in lists if m.name == list_name]
+        if not lists:
+            raise HTTPException(404)
+    return sorted((choice(m) for m in lists), key=lambda c: (c.title.casefold(), c.name))
+
+
+def choice(mlist: MailingList) -> ListChoice:
+    return ListChoice(name=mlist.name, title=mlist.title, description=mlist.description,
+                      language=mlist.language)
+
+
+# -- the preference page ---------------------------------------------------------------
+
+
+@router.api_route("/preferences/{token}", methods=["GET", "HEAD"])
+def preferences_page(token: str, app: AppDep, pages: PagesDep) -> Response:
+    """The person's lists with their current choices. Changes nothing."""
+    with app.sessions() as s:
+        try:
+            subscriber = _owner(s, app, token)
+        except InvalidInput as exc:
+            return _refused(pages, exc)
+        page = _preferences(s, subscriber)
+    return pages.render("web/preferences.html", page, private=True)
+
+
+@router.post("/preferences/{token}")
+async def preferences_post(token: str, request: Request, app: AppDep,
+                           pages: PagesDep) -> Response:
+    """`action=save` with the ticked `lists`: join (confirmed: the link proves the
+    address) and leave (reason "preferences"); `scope=all`: leave all mail."""
+    form = await read_form(request)
+    leave_all = _first(form, "scope") == "all"
+    if not leave_all and _first(form, "action") != "save":
+        return pages.message(400, "Nothing was changed", "use the buttons on the "
+                             "preferences page", private=True)
+    wanted = {value for key, value in form if key == "lists"}
+    ip, now = client_ip(request), app.clock()
+
+    def work(s: Session) -> PreferencesPage:
+        subscriber = _owner(s, app, token)
+        if leave_all:
+            unsubscribe_all(s, subscriber.email, now=now, detail=REASON_PREFERENCES)
+            return _preferences(s, subscriber, notice="You will get no more mail from us.")
+        _save(s, subscriber, wanted, ip, now)
+        return _preferences(s, subscriber, notice="Your choices are saved.")
+
+    try:
+        page = await run_in_threadpool(_in_transaction, app, work)
+    except InvalidInput as exc:
+        return _refused(pages, exc)
+    return pages.render("web/preferences.html", page, private=True)
+
+
+def _owner(s: Session, app: App, token: str) -> Subscriber:
+    if len(token) > MAX_TOKEN:
+        raise InvalidInput("this link is not valid; copy the whole link from the email")
+    return verify_owner(s, app.tokens.read(token, "manage", MAX_AGE["manage"]))
+
+
+def _choices(s: Session, subscriber: Subscriber) -> list[tuple[MailingList, Membership | None]]:
+    """The lists the page offers: every public active list, and any other active list
+    the person is on (they may leave it, not join it), by title."""
+    memberships = {m.list_id: m for m in subscriber.memberships}
+    shown = [(m, memberships.get(m.id)) for m in all_lists(s)]
+    shown = [(m, ms) for m, ms in shown
+             if m.public or (ms is not None and ms.status != UNSUBSCRIBED)]
+    return sorted(shown, key=lambda pair: (pair[0].title.casefold(), pair[0].name))
+
+
+def _preferences(s: Session, subscriber: Subscriber, *, notice: str = "") -> PreferencesPage:
+    lists = [
+        PreferenceChoice(**vars(choice(mlist)),
+                         subscribed=ms is not None and ms.status != UNSUBSCRIBED,
+                         pending=ms is not None and ms.status == PENDING)
+        for mlist, ms in _choices(s, subscriber)
+    ]
+    return PreferencesPage(title="Your email preferences", email=mask_email(subscriber.email),
+                           lists=lists, suppressed=is_suppressed(s, subscriber.email),
+                           notice=notice)
+
+
+def _save(s: Session, subscriber: Subscriber, wanted: set[str], ip: str,
+          now: dt.datetime) -> None:
+    suppressed = is_suppressed(s, subscriber.email)
+    for mlist, membership in _choices(s, subscriber):
+        if mlist.name not in wanted:
+            if membership is not None:
+                unsubscribe(s, membership, now=now, reason=REASON_PREFERENCES)
+        elif suppressed:
+            continue  # no list can be joined; the page says so
+        elif membership is not None and membership.status == PENDING:
+            confirm(s, membership, now=now, ip=ip)
+        elif membership is None or membership.status == UNSUBSCRIBED:
+            add_member(s, mlist, subscriber.email, confirmed=True, origin=PREFERENCES_ORIGIN,
+                       ip=ip, now=now)
+
+
+def _refused(pages: Pages, exc: InvalidInput) -> Response:
+    return pages.message(
+        400, "This link does not work",
+        f"{sentence(str(exc))} The unsubscribe link at the bottom of every email from us "
+        "leads to a page with a fresh link to your preferences", private=True)
+
+
+# -- guards: form token, throttle ------------------------------------------------------
+
+
+@dataclass
+class _Guards:
+    """The subscribe form's signed token and per-IP throttle, one pair per web app."""
+
+    throttle: Throttle
+    signer: URLSafeTimedSerializer
+
+    def form_token(self) -> str:
+        return str(self.signer.dumps("subscribe"))
+
+    def form_token_ok(self, token: str) -> bool:
+        if not token or len(token) > MAX_TOKEN:
+            return False
+        try:
+            return bool(self.signer.loads(token, max_age=FORM_MAX_AGE) == "subscribe")
+        except BadSignature:  # also SignatureExpired
+            return False
+
+
+_guards_lock = threading.Lock()
+
+
+def _guards(request: Request) -> _Guards:
+    """The web app's guards, made on first use on the App's clock (so tests can move
+    time) and signing key."""
+    state = request.app.state
+    with _guards_lock:
+        guards: _Guards | None = getattr(state, "subscribe_guards", None)
+        if guards is None:
+            app: App = state.digest
+            clock: Callable[[], float] = lambda: app.clock().timestamp()  # noqa: E731
+            signer = URLSafeTimedSerializer(app.settings.signing_key(), salt=FORM_SALT,
+                                            signer=ClockSigner,
+                                            signer_kwargs={"clock": clock})
+            guards = _Guards(Throttle(SUBSCRIBE_LIMIT, SUBSCRIBE_WINDOW, clock=clock), signer)
+            state.subscribe_guards = guards
+    return guards
+
+
+# -- plumbing ----------------------------------------------------------------------------
+
+
+def client_ip(request: Request) -> str:
+    """The client's address as uvicorn reports it: X-Forwarded-For only from trusted
+    proxies (see docs/web.md, "Behind a reverse proxy")."""
+    return (request.client.host if request.client else "")[:64]
+
+
+async def read_form(request: Request) -> list[tuple[str, str]]:
+    """The text fields of a POSTed form (urlencoded or multipart) in order, repeated
+    names kept, read with public.py's size cap; files are refused (400)."""
+    body = await _read_body(request)
+
+    async def replay() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    form = await Request(request.scope, replay).form(max_files=0, max_fields=MAX_FIELDS)
+    return [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
+
+
+def _first(form: list[tuple[str, str]], name: str) -> str:
+    return next((value for key, value in form if key == name), "")

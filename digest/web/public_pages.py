@@ -1,0 +1,118 @@
+"""Page contexts of the subscribe form, the preference page and the archive.
+
+Each template in templates/web/ named below gets one of these as `page` (see
+docs/web.md). List titles, descriptions and subjects are in the list's own `language`;
+the templates mark them with it, as the other public pages do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from digest.web.pages import Page, UnsubscribePage
+
+
+@dataclass(frozen=True, kw_only=True)
+class ListChoice:
+    """A list as the public pages show it."""
+
+    name: str
+    title: str
+    description: str
+    language: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SubscribePage(Page):
+    """web/subscribe.html: the sign-up form.
+
+    `lists` are those offered (one, on /subscribe/{name}); `chosen` the names ticked;
+    `email` and `name` what was typed (kept when the form comes back with an `error`);
+    `form_token` the signed, dated token the form must send back; `action` the URL it
+    posts to."""
+
+    lists: list[ListChoice]
+    chosen: frozenset[str]
+    email: str = ""
+    name: str = ""
+    error: str = ""
+    form_token: str
+    action: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SubscribedPage(Page):
+    """web/subscribed.html: "check your inbox", the same whoever the address is."""
+
+    lists: list[ListChoice]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PreferenceChoice(ListChoice):
+    """One list on the preference page: `subscribed` (confirmed or pending),
+    `pending` (waiting for the confirmation link)."""
+
+    subscribed: bool
+    pending: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class PreferencesPage(Page):
+    """web/preferences.html: a person's lists, reached by a signed "manage" link.
+
+    `email` is masked; `suppressed` when the address gets no mail at all (left all
+    mail, bounced, complained or blocked): then nothing can be joined; `notice` says
+    what the last POST did ("" on GET)."""
+
+    email: str
+    lists: list[PreferenceChoice]
+    suppressed: bool
+    notice: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArchivedList(ListChoice):
+    """A list in the archive's index: how many editions went out, and the last's date."""
+
+    editions: int
+    last_sent: str  # "27 November 2026", or "" when none went out yet
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArchiveIndexPage(Page):
+    """web/archive_index.html: the public lists."""
+
+    lists: list[ArchivedList]
+
+
+@dataclass(frozen=True, kw_only=True)
+class EditionLink:
+    """A sent edition in a list's archive."""
+
+    number: int
+    subject: str
+    sent: str  # the date it went out, in the list's timezone: "27 November 2026"
+    url: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArchiveListPage(Page):
+    """web/archive_list.html: one list's sent editions, newest first, a page at a time.
+
+    `newer_url` and `older_url` are "" at either end."""
+
+    mailing_list: ListChoice
+    editions: list[EditionLink]
+    page_number: int
+    pages: int
+    newer_url: str
+    older_url: str
+    feed_url: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class UnsubscribeManagePage(UnsubscribePage):
+    """web/unsubscribe.html, with `manage_url`: the preference page of the same person,
+    offered as "change your preferences instead"."""
+
+    manage_url: str

@@ -1,0 +1,188 @@
+"""The public archive: lists, a list's sent editions page by page, an edition in the
+browser, and the Atom feed; nothing of private or archived lists, nor of drafts."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import feedparser
+import lxml.html
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from digest.app import App
+from digest.errors import InvalidInput
+from digest.gather.sources import add_source
+from digest.models import Article
+from digest.web.archive import PAGE_SIZE
+from subscribers.lists import archive_list, create_list, get_list, update_list
+from subscribers.members import add_member
+from tests.conftest import Clock
+from tests.web.conftest import ALICE, World
+
+
+def publish(app: App, clock: Clock, list_name: str, headline: str, *, send: bool = True) -> None:
+    """A day later, one new article for the list; its edition built and, unless told
+    otherwise, sent to the list's members (into the outbox)."""
+    clock.advance(days=1)
+    with app.sessions() as s:
+        mlist = get_list(s, list_name)
+        source, _ = add_source(s, f"https://{list_name}.example.org/feed.xml", mlist)
+        n = s.scalar(select(func.count()).select_from(Article))
+        s.add(Article(source_id=source.id, guid=f"a{n}", link=f"https://example.org/a{n}",
+                      content_hash=f"h{n}", title=headline, summary=f"{headline}, briefly.",
+                      published_at=clock() - dt.timedelta(hours=1), first_seen_at=clock()))
+        s.commit()
+        if not send:
+            app.build(s, list_name)
+            return
+    report = app.send(list_name)
+    assert report is not None and report.finished
+
+
+@pytest.fixture
+def editions(app: App, world: World, clock: Clock) -> None:
+    """news: #1 and #2 sent, #3 a draft; sport: #1 sent; staff (private) and old
+    (archived): one sent each."""
+    with app.sessions() as s:
+        staff = create_list(s, "staff", title="Staff Only", from_addr="s@example.org",
+                            public=False)
+        old = create_list(s, "old", title="Old Times", from_addr="o@example.org")
+        add_member(s, staff, ALICE, confirmed=True, now=clock())
+        add_member(s, old, ALICE, confirmed=True, now=clock())
+        s.commit()
+    publish(app, clock, "news", "Ferry timetable changes")
+    publish(app, clock, "news", "Council approves sea wall")
+    publish(app, clock, "news", "Unsent draft story", send=False)
+    publish(app, clock, "sport", "서울 마라톤 개최")
+    publish(app, clock, "staff", "Staff party on Friday")
+    publish(app, clock, "old", "Old story")
+    with app.sessions() as s:
+        archive_list(s, get_list(s, "old"), now=clock())
+        s.commit()
+
+
+def test_index_shows_the_public_lists(client: TestClient, editions: None) -> None:
+    r = client.get("/archive")
+    assert r.status_code == 200
+    doc = lxml.html.fromstring(r.text)
+    assert doc.xpath("//h2/a/@href") == ["/archive/news", "/archive/sport"]
+    assert '<a href="/archive/sport" lang="ko" dir="auto">스포츠 소식</a>' in r.text
+    assert "2 editions, the last on" in r.text and "1 edition, the last on" in r.text
+    assert "Staff Only" not in r.text and "Old Times" not in r.text
+
+
+def test_list_page_shows_sent_editions_newest_first(client: TestClient,
+                                                     editions: None) -> None:
+    r = client.get("/archive/news")
+    assert r.status_code == 200
+    doc = lxml.html.fromstring(r.text)
+    links = doc.xpath('//ol[@class="editions"]//a')
+    assert [a.get("href") for a in links] == ["/archive/news/2", "/archive/news/1"]
+    assert [a.text_content() for a in links] == [
+        "Morning News: Council approves sea wall", "Morning News: Ferry timetable changes"]
+    assert "Unsent draft story" not in r.text
+    assert doc.xpath('//a[@type="application/atom+xml"]/@href') == ["/archive/news/feed.atom"]
+    assert not doc.xpath('//nav[@class="pager"]')  # one page only
+
+
+def test_private_archived_and_unknown_lists_are_not_found(client: TestClient,
+                                                          editions: None) -> None:
+    for name in ("staff", "old", "nope"):
+        for path in ("", "/1", "/feed.atom"):
+            r = client.get(f"/archive/{name}{path}")
+            assert r.status_code == 404, (name, path)
+            assert "Staff party" not in r.text and "Old story" not in r.text
+
+
+def test_drafts_and_odd_numbers_are_not_found(client: TestClient, editions: None) -> None:
+    for path in ("/archive/news/3", "/archive/news/0", "/archive/news/99", "/archive/news/x",
+                 "/archive/news/-1", "/archive/news?page=0", "/archive/news?page=2",
+                 "/archive/news?page=x"):
+        assert client.get(path).status_code == 404, path
+
+
+def test_edition_in_the_browser_has_no_slots_and_no_personal_data(
+        client: TestClient, editions: None) -> None:
+    r = client.get("/archive/news/1")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/html")
+    assert "Ferry timetable changes" in r.text
+    assert "__DIGEST_SLOT_" not in r.text
+    assert ALICE not in r.text and "/unsubscribe/" not in r.text
+    doc = lxml.html.fromstring(r.text)
+    assert not doc.xpath("//script")
+    assert "https://news.example.org/subscribe/news" in doc.xpath("//a/@href")
+    assert "This email was sent to you." in r.text
+    csp = r.headers["Content-Security-Policy"]
+    assert "style-src 'unsafe-inline'" in csp and "img-src https: data:" in csp
+    assert "script" not in csp and "default-src 'none'" in csp and "sandbox" in csp
+    # The Korean edition's neutral recipient is in Korean too.
+    r = client.get("/archive/sport/1")
+    assert "서울 마라톤 개최" in r.text and "__DIGEST_SLOT_" not in r.text
+    assert "구독자" in r.text
+
+
+def test_atom_feed_parses_and_holds_the_sent_editions(
+        client: TestClient, editions: None) -> None:
+    r = client.get("/archive/news/feed.atom")
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "application/atom+xml; charset=utf-8"
+    feed = feedparser.parse(r.content)
+    assert not feed.bozo, feed.get("bozo_exception")
+    assert feed.version == "atom10"
+    assert feed.feed.title == "Morning News"
+    assert feed.feed.id.startswith("tag:news.example.org,")
+    assert feed.feed.link == "https://news.example.org/archive/news"
+    assert [e.title for e in feed.entries] == [
+        "Morning News: Council approves sea wall", "Morning News: Ferry timetable changes"]
+    first = feed.entries[0]
+    assert first.link == "https://news.example.org/archive/news/2"
+    assert first.updated_parsed and first.id != feed.entries[1].id
+    assert first.content[0].type == "text/html"
+    html = first.content[0].value
+    assert '<a href="https://example.org/a1">Council approves sea wall</a>' in html
+    # The Korean list's feed says its language.
+    ko = feedparser.parse(client.get("/archive/sport/feed.atom").content)
+    assert not ko.bozo and ko.feed.title == "스포츠 소식" and ko.feed.language == "ko"
+    assert [e.title for e in ko.entries] == ["스포츠 소식: 서울 마라톤 개최"]
+
+
+def test_pages_of_editions(client: TestClient, app: App, world: World, clock: Clock) -> None:
+    for i in range(PAGE_SIZE + 1):
+        publish(app, clock, "news", f"Story {i + 1}")
+    first = lxml.html.fromstring(client.get("/archive/news").text)
+    numbers = [a.get("href").rpartition("/")[2] for a in first.xpath('//ol[@class="editions"]//a')]
+    assert numbers == [str(n) for n in range(PAGE_SIZE + 1, 1, -1)]
+    assert first.xpath('//a[@rel="next"]/@href') == ["/archive/news?page=2"]
+    assert not first.xpath('//a[@rel="prev"]')
+    second = lxml.html.fromstring(client.get("/archive/news?page=2").text)
+    assert [a.get("href") for a in second.xpath('//ol[@class="editions"]//a')] == [
+        "/archive/news/1"]
+    assert second.xpath('//a[@rel="prev"]/@href') == ["/archive/news"]
+    assert "Page 2 of 2" in second.text_content()
+    feed = feedparser.parse(client.get("/archive/news/feed.atom").content)
+    assert len(feed.entries) == 20 and feed.entries[0].title.endswith(f"Story {PAGE_SIZE + 1}")
+
+
+def test_empty_archive_and_feed(client: TestClient, world: World) -> None:
+    assert "No editions yet" in client.get("/archive").text
+    assert "No editions have gone out yet." in client.get("/archive/news").text
+    feed = feedparser.parse(client.get("/archive/news/feed.atom").content)
+    assert not feed.bozo and feed.entries == []
+
+
+def test_a_list_made_private_leaves_the_archive_and_the_form(
+        client: TestClient, app: App, editions: None) -> None:
+    with app.sessions() as s:
+        sport = get_list(s, "sport")
+        with pytest.raises(InvalidInput, match="public must be true or false"):
+            update_list(s, sport, public="no")
+        assert update_list(s, sport, public=False) == {"public": (True, False)}
+        s.commit()
+    assert "스포츠 소식" not in client.get("/archive").text
+    assert "스포츠 소식" not in client.get("/subscribe").text
+    for path in ("/archive/sport", "/archive/sport/1", "/archive/sport/feed.atom",
+                 "/subscribe/sport"):
+        assert client.get(path).status_code == 404, path
