@@ -58,6 +58,8 @@ def test_list_settings_rename_archive(run: Run) -> None:
     ]
     assert "No change: daily already has those settings." in ok(
         run("lists", "set", "daily", "--mode", "review"))
+    assert ok(run("lists", "set", "daily", "--private")).splitlines() == [
+        "daily public: on → off"]
     ok(run("subscribers", "add", "a@example.org", "--list", "daily", "--confirmed"))
     ok(run("subscribers", "add", "b@example.org", "--list", "daily"))
     out = ok(run("lists", "show", "daily"))

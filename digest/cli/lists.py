@@ -30,7 +30,7 @@ LABELS = {
     "title": "title", "description": "description", "from_addr": "from",
     "reply_to": "reply-to", "schedule": "schedule", "timezone": "timezone", "mode": "mode",
     "language": "language", "double_optin": "double opt-in", "local_time": "local time",
-    "review_policy": "review policy", "editor_emails": "editors",
+    "review_policy": "review policy", "editor_emails": "editors", "public": "public",
 }
 
 
@@ -55,6 +55,8 @@ def lists() -> None:
 @click.option("--language", default="en", show_default=True, help="Language of the mail.")
 @click.option("--double-optin/--single-optin", default=True, show_default=True,
               help="Whether people who sign up must confirm by a link in mail.")
+@click.option("--public/--private", default=True, show_default=True,
+              help="Whether the sign-up form and the archive show the list.")
 @with_app
 def lists_create(app: App, name: str, **settings: Any) -> None:
     """Create a list."""
@@ -127,6 +129,8 @@ def lists_show(app: App, name: str) -> None:
                    "mail the editors (notify), or send it anyway.")
 @click.option("--editors", "editor_emails",
               help='Who is told about held drafts: "a@example.org, b@example.org".')
+@click.option("--public/--private", default=None,
+              help="Whether the sign-up form and the archive show the list.")
 @with_app
 def lists_set(app: App, name: str, **options: Any) -> None:
     """Change a list's settings; only those given change."""
@@ -136,7 +140,7 @@ def lists_set(app: App, name: str, **options: Any) -> None:
             "nothing to change; give at least one of --title, --from, --reply-to, "
             "--schedule, --timezone, --mode, --description, --language, "
             "--double-optin/--single-optin, --local-time/--list-time, --review-policy, "
-            "--editors"
+            "--editors, --public/--private"
         )
     with app.sessions() as s:
         mlist = get_list(s, name)
