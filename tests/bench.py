@@ -4,9 +4,11 @@
                           [--import-rows 1000000]
 
 Steps: parsing the test feeds, rendering an edition (Jinja2 + premailer, once per
-edition), building one message (per subscriber), and `digest edition send` to a loopback
-SMTP server for N subscribers, run as the real command in a subprocess, and importing
-a CSV of a million rows twice (tests/bench_import.py). The sink is
+edition), building one message (per subscriber), the editor's desk page of a draft with
+200 proposed articles (GET through the whole web app, logged in; the target is 200 ms),
+and `digest edition send` to a loopback SMTP server for N subscribers, run as the real
+command in a subprocess, and importing a CSV of a million rows twice
+(tests/bench_import.py). The sink is
 Postfix's `smtp-sink` (C, fast: it measures us, not the server) when installed, else an
 aiosmtpd server in another process (which tops out near 1,100 messages/s by itself).
 """
@@ -113,6 +115,77 @@ def bench_render() -> None:
                     f"{seconds / n * 1e6:.1f} µs ({n / seconds:,.0f}/s)"))
 
 
+DESK_TARGET_MS = 200
+
+
+def bench_desk(proposals: int = 200, requests: int = 30) -> None:
+    """GET /desk/<list> of a draft of 20 articles with `proposals` more proposed (each
+    with an image, Korean and English headlines), through the app as a browser asks:
+    session cookie, CSRF, security headers, templates. Median and p95 of `requests`
+    after a warm-up."""
+    from fastapi.testclient import TestClient
+
+    from digest import curate
+    from digest.app import App
+    from digest.config import defaults
+    from digest.models import Article, ListSource, Source
+    from digest.users import create_user
+    from digest.web import create_app
+    from subscribers.lists import create_list
+
+    folder = Path(tempfile.mkdtemp(prefix="digest-bench-desk-"))
+    app = App(defaults().with_overrides(database__url=f"sqlite:///{folder}/digest.db",
+                                        data_dir=str(folder)))
+    app.init_db()
+    now = app.clock()
+    password = "bench password, long enough"
+    with app.sessions() as s:
+        mlist = create_list(s, "daily", title="Daily", from_addr="Daily <d@news.example.org>")
+        source = Source(url="https://feeds.example.org/daily.xml", title="항구 신문")
+        s.add(source)
+        s.flush()
+        s.add(ListSource(list_id=mlist.id, source_id=source.id))
+        total = proposals + app.edition_rules().max_items
+        s.add_all(Article(
+            source_id=source.id, guid=f"a{i}", link=f"https://example.org/story/{i}",
+            content_hash=f"a{i}",
+            title=(f"항구 재개장, 어선 귀환 소식 {i}" if i % 2 else
+                   f"The harbour reopens after the storm, part {i}"),
+            summary="What happened at the harbour, and why it matters. " * 20,
+            image_url=f"https://images.example.org/{i}.jpg", author="Kim",
+            published_at=now - dt.timedelta(minutes=5 * i + 1), first_seen_at=now)
+            for i in range(total))
+        create_user(s, "ed@example.org", role="editor", password=password, now=now)
+        s.commit()
+        curate.draft_for(s, mlist, now=now, rules=app.edition_rules())
+        s.commit()
+    runs = []
+    with TestClient(create_app(app)) as client:
+        login = client.get("/login").text
+        token = login.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+        client.post("/login", data={"email": "ed@example.org", "password": password,
+                                    "csrf_token": token})
+        for _ in range(5):  # warm-up: templates compiled, connections pooled
+            page = client.get("/desk/daily")
+        shown = page.text.count('class="proposal"')
+        if page.status_code != 200 or shown != proposals:
+            raise SystemExit(f"the desk page is not right: {page.status_code}, "
+                             f"{shown} proposals shown")
+        for _ in range(requests):
+            t0 = time.perf_counter()
+            client.get("/desk/daily")
+            runs.append((time.perf_counter() - t0) * 1000)
+    app.close()
+    shutil.rmtree(folder)
+    median = statistics.median(runs)
+    p95 = statistics.quantiles(runs, n=20)[-1]
+    verdict = "under" if p95 < DESK_TARGET_MS else "OVER"
+    results.append(("desk draft page (GET, logged in)",
+                    f"20 items + {proposals} proposals, {len(page.content) / 1024:.0f} KB",
+                    f"median {median:.1f} ms, p95 {p95:.1f} ms: {verdict} "
+                    f"{DESK_TARGET_MS} ms"))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -203,6 +276,7 @@ def main() -> None:
     console.print(f"digest bench on {os.cpu_count()} cores, Python {sys.version.split()[0]}")
     bench_feeds()
     bench_render()
+    bench_desk()
     bench_send(args.subscribers, args.sink)
     if args.import_rows:
         from tests.bench_import import bench_import

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -25,8 +26,15 @@ EDITOR_PREFIX, ADMIN_PREFIX = "/desk", "/admin"
 PARAMS = {"list_name": "news", "name": "news"}
 
 
+def _flat(routes: list[Any]) -> Iterator[Any]:
+    """Every route, looking inside included routers (FastAPI keeps those whole)."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        yield from (_flat(inner.routes) if inner is not None else [route])
+
+
 def _routes(web: FastAPI, prefix: str) -> Iterator[tuple[str, str]]:
-    for route in web.routes:
+    for route in _flat(web.routes):
         if isinstance(route, APIRoute) and (route.path == prefix
                                             or route.path.startswith(prefix + "/")):
             for method in sorted(route.methods - {"HEAD"}):

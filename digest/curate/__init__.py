@@ -1,0 +1,83 @@
+"""The editor's desk as plain functions: change a list's next edition before it goes out.
+
+The web desk and the JSON API both call these. Functions taking a Session flush and
+leave the commit to the caller, so one request is one transaction; those taking the
+`App` (`send_now`, `send_test`, `preview`, `release_scheduled`) do their own. Only an
+edition that is a draft or approved can change; one sending or sent raises InvalidInput,
+and so does an edition the scheduler starts sending while an editor works on it (the
+row is reread and locked for each change, as the scheduler locks it before it sends).
+
+    draft.py    finding the edition, the proposed articles, changing items and intro
+    pages.py    adding an article by URL: fetched, extracted and sanitized
+    sending.py  approve, schedule, preview, a test to yourself, send now
+
+Items keep the order of their `position` (0, 1, 2, ...): pinned items lead the edition,
+in their own order, and the others follow; moving an item stays inside its group.
+"""
+
+from __future__ import annotations
+
+from digest.curate.draft import (
+    EDITABLE,
+    INTRO_MAX,
+    NOTE_MAX,
+    PROPOSALS_MAX,
+    SUBJECT_MAX,
+    SUMMARY_MAX,
+    TITLE_MAX,
+    Proposal,
+    add_article,
+    current_edition,
+    draft_for,
+    drop_item,
+    edit_item,
+    get_edition,
+    move_item,
+    pin_item,
+    proposals,
+    set_intro,
+)
+from digest.curate.pages import FetchedPage, add_page, fetch_page, start_with_page
+from digest.curate.sending import (
+    Preview,
+    approve,
+    preview,
+    recipients_count,
+    release_scheduled,
+    schedule,
+    send_now,
+    send_test,
+)
+
+__all__ = [
+    "EDITABLE",
+    "INTRO_MAX",
+    "NOTE_MAX",
+    "PROPOSALS_MAX",
+    "SUBJECT_MAX",
+    "SUMMARY_MAX",
+    "TITLE_MAX",
+    "FetchedPage",
+    "Preview",
+    "Proposal",
+    "add_article",
+    "add_page",
+    "approve",
+    "current_edition",
+    "draft_for",
+    "drop_item",
+    "edit_item",
+    "fetch_page",
+    "get_edition",
+    "move_item",
+    "pin_item",
+    "preview",
+    "proposals",
+    "recipients_count",
+    "release_scheduled",
+    "schedule",
+    "send_now",
+    "send_test",
+    "set_intro",
+    "start_with_page",
+]

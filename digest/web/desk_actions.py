@@ -1,0 +1,229 @@
+"""The desk's buttons: each a small form posted here, answered with a redirect back.
+
+Every form names the edition its page showed (`edition`, its number); when the list's
+current edition is another one by then (it was sent, or a new one began), nothing
+changes and the desk says so. A refusal (`InvalidInput`: an edition being sent, an
+empty headline) shows the desk again with the reason, and changes nothing either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+import requests
+from fastapi import APIRouter, Depends, Form
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.orm import Session
+
+from digest import curate
+from digest.app import App
+from digest.errors import DeliveryError, DigestError, FetchError, InvalidInput, NotFound
+from digest.models import Edition
+from digest.users import UserView
+from digest.web.auth import CsrfForm, EditorUser, Viewer, WebSession
+from digest.web.deps import AppDep, PagesDep
+from digest.web.desk_views import list_not_found, parse_local, render_draft
+from digest.web.pages import Pages, sentence
+from subscribers.lists import get_list
+from subscribers.models import MailingList
+
+router = APIRouter(include_in_schema=False)
+
+Field = Annotated[str, Form()]  # every field optional: a missing one is refused in words
+#: (what `?done=` says, the anchor to go back to)
+Change = Callable[[Session, MailingList, Edition], tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class Post:
+    """A form from the desk: a logged-in editor (or admin), CSRF token checked."""
+
+    user: UserView
+    viewer: WebSession
+    app: App
+    pages: Pages
+
+
+def _post(user: EditorUser, viewer: Viewer, app: AppDep, pages: PagesDep,
+          _: CsrfForm) -> Post:
+    return Post(user, viewer, app, pages)
+
+
+DeskPost = Annotated[Post, Depends(_post)]
+
+
+def act(post: DeskPost, list_name: str, shown: str, change: Change) -> Response:
+    """Run `change` on the list's current edition if it is the one the page showed
+    (`shown`, its number), commit, and go back to the desk; or show why not."""
+    app = post.app
+    with app.sessions() as s:
+        try:
+            mlist = get_list(s, list_name)
+        except NotFound as exc:
+            return list_not_found(post.pages, exc)
+        edition = curate.current_edition(s, mlist)
+        if edition is None or str(edition.number) != shown.strip():
+            status, error = 409, _stale(shown, edition)
+        else:
+            try:
+                done, anchor = change(s, mlist, edition)
+                s.commit()
+                return RedirectResponse(f"/desk/{mlist.name}?done={done}#{anchor}",
+                                        status_code=303)
+            except DigestError as exc:
+                s.rollback()
+                status, error = _status(exc, edition), str(exc)
+    return render_draft(app, post.pages, post.viewer, post.user, list_name, status=status,
+                        error=sentence(error))
+
+
+def _stale(shown: str, edition: Edition | None) -> str:
+    was = f"edition #{shown.strip()}" if shown.strip().isdigit() else "another edition"
+    if edition is None:
+        return (f"This page showed {was}, which is no longer open (it was sent, or "
+                "withdrawn); nothing was changed. This is the desk as it is now")
+    return (f"This page showed {was}; the list's current edition is #{edition.number}. "
+            "Nothing was changed; here it is")
+
+
+def _status(exc: DigestError, edition: Edition) -> int:
+    if isinstance(exc, NotFound):
+        return 404
+    if isinstance(exc, FetchError | DeliveryError):
+        return 502
+    return 409 if edition.status not in curate.EDITABLE else 400
+
+
+def _index(edition: Edition, item_id: int) -> int:
+    for index, item in enumerate(edition.items):
+        if item.id == item_id:
+            return index
+    raise NotFound(f"that article is no longer in edition #{edition.number}; reload the desk")
+
+
+# -- one item -----------------------------------------------------------------------------
+
+
+@router.post("/desk/{list_name}/items/{item_id}/drop")
+def drop(list_name: str, item_id: int, post: DeskPost, edition: Field = "") -> Response:
+    def change(s: Session, mlist: MailingList, ed: Edition) -> tuple[str, str]:
+        curate.drop_item(s, ed, item_id)
+        return "dropped", "items"
+    return act(post, list_name, edition, change)
+
+
+@router.post("/desk/{list_name}/items/{item_id}/pin")
+def pin(list_name: str, item_id: int, post: DeskPost, edition: Field = "",
+        pinned: Field = "1") -> Response:
+    def change(s: Session, mlist: MailingList, ed: Edition) -> tuple[str, str]:
+        on = pinned == "1"
+        curate.pin_item(s, ed, item_id, on)
+        return ("pinned" if on else "unpinned"), f"item-{item_id}"
+    return act(post, list_name, edition, change)
+
+
+@router.post("/desk/{list_name}/items/{item_id}/move")
+def move(list_name: str, item_id: int, post: DeskPost, edition: Field = "",
+         direction: Field = "") -> Response:
+    def change(s: Session, mlist: MailingList, ed: Edition) -> tuple[str, str]:
+        if direction not in ("up", "down"):
+            raise InvalidInput("say up or down")
+        step = -1 if direction == "up" else 1
+        curate.move_item(s, ed, item_id, to=_index(ed, item_id) + step)
+        return "moved", f"item-{item_id}"
+    return act(post, list_name, edition, change)
+
+
+@router.post("/desk/{list_name}/items/{item_id}/edit")
+def edit(list_name: str, item_id: int, post: DeskPost, edition: Field = "",
+         title: Field = "", summary: Field = "", note: Field = "") -> Response:
+    def change(s: Session, mlist: MailingList, ed: Edition) -> tuple[str, str]:
+        curate.edit_item(s, ed, item_id, title=title, summary=summary, note=note)
+        return "edited", f"item-{item_id}"
+    return act(post, list_name, edition, change)
+
+
+# -- the edition --------------------------------------------------------------------------
+
+
+@router.post("/desk/{list_name}/add")
+def add(list_name: str, post: DeskPost, edition: Field = "", article: Field = "") -> Response:
+    def change(s: Session, mlist: MailingList, ed: Edition) -> tuple[str, str]:
+        if not article.isdigit():
+            raise InvalidInput("pick an article from the proposals")
+        item = curate.add_article(s, ed, int(article), rules=post.app.edition_rules())
+        return "added", f"item-{item.id}"
+    return act(post, list_name, edition, change)
+
+
+@router.post("/desk/{list_name}/add-url")
+def add_url(list_name: str, post: DeskPost, edition: Field = "", url: Field = "") -> Response:
+    app = post.app
+    try:
+        # Before any transaction: the fetch may take [gather] timeout seconds.
+        with requests.Session() as http:
+            page = curate.fetch_page(http, url, app.fetch_options())
+    except (InvalidInput, FetchError) as exc:
+        return render_draft(app, post.pages, post.viewer, post.user, list_name,
+                            status=400 if isinstance(exc, InvalidInput) else 502,
+                            error=sentence(str(exc)), form_url=url[:2000])
+
+    def change(s: Session, mlist: MailingList, ed: Edition) -> tuple[str, str]:
+        item = curate.add_page(s, ed, page, now=app.clock(), rules=app.edition_rules())
+        return "added", f"item-{item.id}"
+
+    if edition.strip() in ("", "0"):  # the desk had no draft: this page starts one
+        with app.sessions() as s:
+            try:
+                _ed, item = curate.start_with_page(s, get_list(s, list_name), page,
+                                                   now=app.clock(), rules=app.edition_rules())
+                s.commit()
+            except NotFound as exc:
+                return list_not_found(post.pages, exc)
+            except InvalidInput as exc:
+                return render_draft(app, post.pages, post.viewer, post.user, list_name,
+                                    status=400, error=sentence(str(exc)))
+        return RedirectResponse(f"/desk/{list_name}?done=added#item-{item.id}",
+                                status_code=303)
+    return act(post, list_name, edition, change)
+
+
+@router.post("/desk/{list_name}/intro")
+def intro(list_name: str, post: DeskPost, edition: Field = "", subject: Field = "",
+          intro: Field = "") -> Response:
+    def change(s: Session, mlist: MailingList, ed: Edition) -> tuple[str, str]:
+        curate.set_intro(s, ed, intro, subject=subject)
+        return "intro", "intro"
+    return act(post, list_name, edition, change)
+
+
+@router.post("/desk/{list_name}/approve")
+def approve(list_name: str, post: DeskPost, edition: Field = "") -> Response:
+    def change(s: Session, mlist: MailingList, ed: Edition) -> tuple[str, str]:
+        curate.approve(s, ed)
+        return "approved", "release"
+    return act(post, list_name, edition, change)
+
+
+@router.post("/desk/{list_name}/schedule")
+def schedule(list_name: str, post: DeskPost, edition: Field = "", when: Field = "",
+             clear: Field = "") -> Response:
+    def change(s: Session, mlist: MailingList, ed: Edition) -> tuple[str, str]:
+        if clear:
+            curate.schedule(s, ed, None, now=post.app.clock())
+            return "unscheduled", "release"
+        curate.schedule(s, ed, parse_local(when, mlist), now=post.app.clock())
+        return "scheduled", "release"
+    return act(post, list_name, edition, change)
+
+
+@router.post("/desk/{list_name}/test")
+def send_test(list_name: str, post: DeskPost, edition: Field = "") -> Response:
+    """One copy to the logged-in user's own address; a render and a send, no commit."""
+    def change(s: Session, mlist: MailingList, ed: Edition) -> tuple[str, str]:
+        curate.send_test(post.app, ed, mlist, post.user.email, post.user.name)
+        return "tested", "release"
+    return act(post, list_name, edition, change)
+

@@ -1,0 +1,284 @@
+"""What the desk's templates are given, built from the database in a few queries.
+
+The draft page must stay fast with 200 proposed articles: the items come in one query,
+the proposals in two (articles, then the list's sources), and nothing is rendered as
+email here; the preview has its own page.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from fastapi.responses import HTMLResponse
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from digest import curate
+from digest.app import App
+from digest.cron import list_trigger, next_runs
+from digest.deliver import ledger
+from digest.editions import last_sent
+from digest.errors import InvalidInput, NotFound
+from digest.models import APPROVED, DIGEST, DRAFT, SENDING, Edition, EditionItem
+from digest.users import UserView
+from digest.web.auth import WebSession
+from digest.web.pages import Page, Pages
+from subscribers.lists import all_lists, get_list
+from subscribers.models import MailingList
+
+# The site's policy, plus pictures from the articles' sites: thumbnails are hotlinked.
+DESK_CSP = ("default-src 'none'; style-src 'self'; img-src 'self' https: data:; "
+            "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+
+OPEN = (DRAFT, APPROVED, SENDING)
+STATUS_LABELS = {DRAFT: "Draft", APPROVED: "Approved", SENDING: "Being sent"}
+
+#: What a redirect's `?done=` says; codes, not free text, so a link cannot put words
+#: on the desk.
+DONE = {
+    "started": "The draft is started.",
+    "dropped": "Dropped. Its article is among the proposals again.",
+    "pinned": "Pinned: pinned articles lead the edition.",
+    "unpinned": "Unpinned.",
+    "moved": "Moved.",
+    "edited": "Saved.",
+    "intro": "Subject and introduction saved.",
+    "added": "Added at the end of the edition.",
+    "approved": "Approved.",
+    "scheduled": "Scheduled.",
+    "unscheduled": "No longer scheduled: it goes at the list's next scheduled time.",
+    "tested": "A test copy is on its way to you.",
+    "sending": "Sending has started: the sender delivers it in the next moments.",
+}
+
+
+@dataclass(frozen=True)
+class ListRow:
+    """One list on the desk's front page."""
+
+    name: str
+    title: str
+    language: str
+    mode: str
+    state: str  # "Draft #4, 12 articles", "No draft", ...
+    scheduled: str  # local time, or ""
+    last_sent: str  # local date of the last edition sent, or ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeskHome(Page):
+    """web/desk/home.html"""
+
+    lists: list[ListRow]
+
+
+@dataclass(frozen=True)
+class ItemView:
+    id: int
+    number: int  # 1-based, as the reader sees the order
+    title: str
+    summary: str
+    note: str
+    link: str
+    image_url: str
+    source_title: str
+    age: str
+    pinned: bool
+    can_up: bool
+    can_down: bool
+    by_url: bool  # added by URL, not from a feed
+
+
+@dataclass(frozen=True)
+class ProposalView:
+    article_id: int
+    title: str
+    link: str
+    image_url: str
+    source_title: str
+    language: str
+    age: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class DraftPage(Page):
+    """web/desk/draft.html: the list's next edition (None: no draft yet)."""
+
+    list_name: str
+    list_title: str
+    list_language: str
+    timezone: str
+    review_mode: bool
+    number: int  # 0 without an edition
+    status: str  # draft | approved | sending | ""
+    status_label: str
+    editable: bool
+    subject: str
+    intro: str
+    scheduled: str  # local, readable; "" when not scheduled
+    schedule_value: str  # for <input type=datetime-local>: the edition's time or the next cron
+    items: list[ItemView]
+    proposals: list[ProposalView]
+    progress: dict[str, int]  # deliveries per status while sending
+    last_sent: str
+    user_email: str
+    notice: str = ""
+    error: str = ""
+    form_url: str = ""  # the add-by-URL field, kept after a failure
+    limits: dict[str, int] = field(default_factory=lambda: {
+        "title": curate.TITLE_MAX, "summary": curate.SUMMARY_MAX, "note": curate.NOTE_MAX,
+        "subject": curate.SUBJECT_MAX, "intro": curate.INTRO_MAX})
+
+
+def desk_home(s: Session, now: dt.datetime) -> DeskHome:
+    """Every active list with the state of its next edition: four queries in all."""
+    lists = all_lists(s)
+    open_editions = {e.list_id: e for e in s.scalars(
+        select(Edition).where(Edition.kind == DIGEST, Edition.status.in_(OPEN))
+        .order_by(Edition.number))}  # the newest open edition of a list wins
+    counts: dict[int, int] = {edition_id: n for edition_id, n in s.execute(
+        select(EditionItem.edition_id, func.count()).where(
+            EditionItem.edition_id.in_([e.id for e in open_editions.values()]))
+        .group_by(EditionItem.edition_id))}
+    sent: dict[int, dt.datetime | None] = {list_id: at for list_id, at in s.execute(
+        select(Edition.list_id, func.max(Edition.sent_at)).where(Edition.kind == DIGEST)
+        .group_by(Edition.list_id))}
+    rows = []
+    for mlist in lists:
+        zone = _zone(mlist)
+        edition = open_editions.get(mlist.id)
+        state = "No draft"
+        if edition is not None:
+            n = counts.get(edition.id, 0)
+            state = (f"{STATUS_LABELS[edition.status]} #{edition.number}, "
+                     f"{n} article{'' if n == 1 else 's'}")
+        scheduled = edition.scheduled_for if edition is not None else None
+        last = sent.get(mlist.id)
+        rows.append(ListRow(
+            mlist.name, mlist.title, mlist.language, mlist.mode, state,
+            local(scheduled, zone) if scheduled else "",
+            local(last, zone) if last else ""))
+    return DeskHome(title="Desk", lists=rows)
+
+
+def draft_page(app: App, s: Session, mlist: MailingList, user: UserView, *,
+               notice: str = "", error: str = "", form_url: str = "") -> DraftPage:
+    """The desk of one list: its open edition (if any) and the proposed articles."""
+    now = app.clock()
+    zone = _zone(mlist)
+    edition = curate.current_edition(s, mlist)
+    items = _items(edition, now) if edition is not None else []
+    editable = edition is not None and edition.status in curate.EDITABLE
+    proposals = [
+        ProposalView(p.article_id, p.title, p.link, p.image_url, p.source_title,
+                     p.language, age(p.published_at, now))
+        for p in curate.proposals(s, edition, mlist, now=now)
+    ] if edition is None or editable else []
+    previous = last_sent(s, mlist)
+    scheduled = edition.scheduled_for if edition is not None else None
+    return DraftPage(
+        title=f"{mlist.title}: desk", list_name=mlist.name, list_title=mlist.title,
+        list_language=mlist.language, timezone=zone.key, review_mode=mlist.mode == "review",
+        number=edition.number if edition else 0, status=edition.status if edition else "",
+        status_label=STATUS_LABELS.get(edition.status, "") if edition else "",
+        editable=editable, subject=edition.subject if edition else "",
+        intro=edition.intro if edition else "",
+        scheduled=local(scheduled, zone) if scheduled else "",
+        schedule_value=_schedule_value(mlist, scheduled, now),
+        items=items, proposals=proposals,
+        progress=(ledger.status_counts(s, edition.id)
+                  if edition is not None and edition.status == SENDING else {}),
+        last_sent=(f"#{previous.number}, {local(previous.sent_at or previous.cutoff, zone)}"
+                   if previous else ""),
+        user_email=user.email, notice=notice, error=error, form_url=form_url,
+    )
+
+
+def _items(edition: Edition, now: dt.datetime) -> list[ItemView]:
+    items = list(edition.items)  # ordered by position
+    pinned = sum(i.pinned for i in items)
+    views = []
+    for index, i in enumerate(items):
+        first, last = (0, pinned - 1) if i.pinned else (pinned, len(items) - 1)
+        views.append(ItemView(
+            id=i.id, number=index + 1, title=i.title, summary=i.summary, note=i.note,
+            link=i.link, image_url=i.image_url, source_title=i.source_title,
+            age=age(i.published_at, now), pinned=i.pinned, can_up=index > first,
+            can_down=index < last, by_url=i.article_id is None))
+    return views
+
+
+def age(when: dt.datetime, now: dt.datetime) -> str:
+    """"12 min ago", "3 h ago", "2 days ago"."""
+    minutes = int((now - when).total_seconds() // 60)
+    if minutes < 1:
+        return "just now"
+    if minutes < 60:
+        return f"{minutes} min ago"
+    if minutes < 48 * 60:
+        return f"{minutes // 60} h ago"
+    return f"{minutes // (24 * 60)} days ago"
+
+
+def local(when: dt.datetime, zone: ZoneInfo) -> str:
+    """"Fri 27 Nov 2026, 15:00 (Asia/Seoul)": not strftime's %d, which pads with 0."""
+    t = when.astimezone(zone)
+    return f"{t:%a} {t.day} {t:%b %Y, %H:%M} ({zone.key})"
+
+
+def parse_local(value: str, mlist: MailingList) -> dt.datetime:
+    """A <input type=datetime-local> value ("2026-11-28T07:00") in the list's timezone,
+    as an aware datetime. InvalidInput when it is not one."""
+    try:
+        naive = dt.datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise InvalidInput(f"{value[:40]!r} is not a date and time; give one like "
+                           "2026-11-28 07:00") from None
+    if naive.tzinfo is not None:
+        return naive
+    return naive.replace(tzinfo=_zone(mlist))
+
+
+def _schedule_value(mlist: MailingList, scheduled: dt.datetime | None,
+                    now: dt.datetime) -> str:
+    when = scheduled
+    if when is None:
+        try:
+            upcoming = next_runs(list_trigger(mlist.schedule, mlist.timezone), now, 1)
+        except InvalidInput:
+            upcoming = []
+        when = upcoming[0] if upcoming else now + dt.timedelta(hours=1)
+    return f"{when.astimezone(_zone(mlist)):%Y-%m-%dT%H:%M}"
+
+
+def _zone(mlist: MailingList) -> ZoneInfo:
+    try:
+        return ZoneInfo(mlist.timezone or "UTC")
+    except (KeyError, ValueError, OSError):  # checked when set; kept safe here anyway
+        return ZoneInfo("UTC")
+
+
+def render(pages: Pages, viewer: WebSession, name: str, page: Page, *,
+           status: int = 200) -> HTMLResponse:
+    """A desk page: private, with the desk's CSP."""
+    return pages.render(name, page, viewer=viewer, status=status,
+                        headers={"Content-Security-Policy": DESK_CSP})
+
+
+def render_draft(app: App, pages: Pages, viewer: WebSession, user: UserView, list_name: str,
+                 *, status: int = 200, notice: str = "", error: str = "",
+                 form_url: str = "") -> HTMLResponse:
+    """The draft page of `list_name`, or the 404 page for a list that does not exist."""
+    with app.sessions() as s:
+        try:
+            mlist = get_list(s, list_name)
+        except NotFound as exc:
+            return list_not_found(pages, exc)
+        page = draft_page(app, s, mlist, user, notice=notice, error=error, form_url=form_url)
+    return render(pages, viewer, "web/desk/draft.html", page, status=status)
+
+
+def list_not_found(pages: Pages, exc: NotFound) -> HTMLResponse:
+    return pages.message(404, "List not found", str(exc), private=True)

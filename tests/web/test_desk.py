@@ -1,0 +1,381 @@
+"""The editor's desk through the app (TestClient, logged in as the editor): every button
+changes the draft as the editor expects, a sending edition refuses with a clear page,
+articles added by URL come from a real loopback server, a test goes to the editor
+alone, and sending goes to exactly the subscribers the confirmation page counted."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import threading
+from html import unescape
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from httpx import Response
+from sqlalchemy import func, select
+
+from digest import curate
+from digest.app import App
+from digest.deliver.worker import run_worker
+from digest.models import APPROVED, DRAFT, SENDING, Article, Delivery, Edition, EditionItem
+from subscribers.lists import get_list
+from subscribers.members import add_member
+from subscribers.suppress import suppress
+from tests.conftest import Clock
+from tests.loopback import feed_server
+from tests.test_curate import HOSTILE, TITLES, _page, add_articles, outbox
+from tests.web.conftest import ALICE, EDITOR_EMAIL, World, csrf
+
+CAROL, DAVE = "carol@example.com", "dave@example.com"
+
+
+@pytest.fixture
+def news(app: App, clock: Clock, world: World) -> World:
+    """`world`, and 30 articles for "news" (24 inside the first edition's window)."""
+    add_articles(app, clock, "news", 30)
+    return world
+
+
+def start(client: TestClient) -> Response:
+    answer = client.post("/desk/news/draft", data={"csrf_token": csrf(client)},
+                         follow_redirects=False)
+    assert answer.status_code == 303, answer.text
+    return answer
+
+
+def post(client: TestClient, path: str, edition: int = 1, **fields: str) -> Response:
+    """A desk form as the page sends it: the session's token, the edition it showed."""
+    return client.post(path, data={"csrf_token": csrf(client), "edition": str(edition),
+                                   **fields}, follow_redirects=False)
+
+
+def items(app: App) -> list[EditionItem]:
+    """The open edition's items as stored now, in order."""
+    with app.sessions() as s:
+        edition = curate.current_edition(s, get_list(s, "news"))
+        assert edition is not None
+        return list(edition.items)
+
+
+def edition_row(app: App) -> Edition:
+    with app.sessions() as s:
+        return s.scalars(select(Edition).where(Edition.number == 1)).one()
+
+
+def fresh(app: App, clock: Clock) -> None:
+    """One more article for "news", published ten minutes ago."""
+    with app.sessions() as s:
+        source_id = s.scalars(select(Article.source_id)).first()
+        s.add(Article(source_id=source_id, guid="fresh", link="https://example.org/fresh",
+                      content_hash="fresh", title="Fresh news",
+                      published_at=clock() - dt.timedelta(minutes=10), first_seen_at=clock()))
+        s.commit()
+
+
+def deliveries(app: App) -> int:
+    with app.sessions() as s:
+        return s.scalar(select(func.count()).select_from(Delivery)) or 0
+
+
+def text_of(html: str) -> str:
+    """The page's words as a reader sees them, spaces tidied."""
+    text = unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)))
+    return re.sub(r" ([.,])", r"\1", text)
+
+
+def test_the_front_page_shows_each_lists_next_edition(
+        editor_client: TestClient, news: World) -> None:
+    page = editor_client.get("/desk")
+    assert page.status_code == 200
+    assert "Morning News" in page.text and "스포츠 소식" in page.text
+    assert text_of(page.text).count("No draft") == 2
+    start(editor_client)
+    assert "Draft #1, 20 articles" in text_of(editor_client.get("/desk").text)
+
+
+def test_the_draft_shows_items_and_proposals_with_image_source_and_age(
+        app: App, editor_client: TestClient, news: World) -> None:
+    before = editor_client.get("/desk/news")
+    assert "Start the next edition" in before.text
+    assert before.text.count('class="proposal"') == 24  # the window, proposed
+    answer = start(editor_client)
+    assert answer.headers["location"] == "/desk/news?done=started"
+    page = editor_client.get(answer.headers["location"])
+    assert page.status_code == 200
+    assert "img-src 'self' https: data:" in page.headers["content-security-policy"]
+    assert page.headers["cache-control"] == "no-store"
+    assert page.text.count('class="item"') == 20 and page.text.count('class="proposal"') == 4
+    first = text_of(page.text[page.text.index('<li class="item"'):])
+    assert first.startswith(f" 1 항구 신문 · 30 min ago {TITLES[0].format(i=0)}")
+    assert '<img class="thumb" src="https://images.example.org/0.jpg"' in page.text
+    assert "The draft is started." in page.text
+    assert "21 h ago" in page.text and "23 h ago" in page.text  # proposals have an age
+
+
+def test_each_button_changes_the_draft_as_the_editor_expects(
+        app: App, editor_client: TestClient, news: World) -> None:
+    start(editor_client)
+    a, b, c, *_ = (i.id for i in items(app))
+
+    answer = post(editor_client, f"/desk/news/items/{b}/drop")
+    assert answer.status_code == 303 and answer.headers["location"] == \
+        "/desk/news?done=dropped#items"
+    assert b not in [i.id for i in items(app)]
+
+    assert post(editor_client, f"/desk/news/items/{c}/move", direction="up").status_code == 303
+    assert [i.id for i in items(app)][:2] == [c, a]
+    post(editor_client, f"/desk/news/items/{c}/move", direction="down")
+    assert [i.id for i in items(app)][:2] == [a, c]
+
+    last = items(app)[-1].id
+    answer = post(editor_client, f"/desk/news/items/{last}/pin", pinned="1")
+    assert answer.headers["location"] == f"/desk/news?done=pinned#item-{last}"
+    assert (items(app)[0].id, items(app)[0].pinned) == (last, True)
+
+    post(editor_client, f"/desk/news/items/{a}/edit", title="Harbour reopens",
+         summary="Boats are back.", note="Our reporter was there.")
+    edited = next(i for i in items(app) if i.id == a)
+    assert (edited.title, edited.summary, edited.note) == (
+        "Harbour reopens", "Boats are back.", "Our reporter was there.")
+
+    post(editor_client, "/desk/news/intro", subject="Friday at the harbour",
+         intro="Good morning.\n\nA calm sea.")
+    assert (edition_row(app).subject, edition_row(app).intro) == (
+        "Friday at the harbour", "Good morning.\n\nA calm sea.")
+
+    proposal = re.findall(r'name="article" value="(\d+)"', editor_client.get("/desk/news").text)
+    answer = post(editor_client, "/desk/news/add", article=proposal[0])
+    assert answer.status_code == 303
+    assert items(app)[-1].article_id == int(proposal[0])
+
+    assert post(editor_client, "/desk/news/approve").status_code == 303
+    assert edition_row(app).status == APPROVED
+
+    page = editor_client.get("/desk/news")
+    shown = text_of(page.text)
+    assert "Approved · 20 articles" in shown and "Pinned" in shown
+    assert "Our reporter was there." in shown
+
+
+def test_a_refusal_shows_the_desk_with_the_reason_and_changes_nothing(
+        app: App, editor_client: TestClient, news: World) -> None:
+    start(editor_client)
+    first = items(app)[0]
+    answer = post(editor_client, f"/desk/news/items/{first.id}/edit", title="   ")
+    assert answer.status_code == 400
+    assert "The headline cannot be empty; drop the article instead." in answer.text
+    assert items(app)[0].title == first.title
+    answer = post(editor_client, f"/desk/news/items/{first.id}/move", direction="sideways")
+    assert answer.status_code == 400 and "Say up or down." in answer.text
+    assert post(editor_client, "/desk/news/items/99999/drop").status_code == 404
+
+
+def test_a_sending_edition_refuses_edits_with_a_clear_page(
+        app: App, editor_client: TestClient, news: World) -> None:
+    start(editor_client)
+    item = items(app)[0]
+    with app.sessions() as s:  # the scheduler starts it while the editor has the page open
+        app.start_sending(s, s.get_one(Edition, item.edition_id), get_list(s, "news"))
+    for path, fields in [(f"/desk/news/items/{item.id}/drop", {}),
+                         (f"/desk/news/items/{item.id}/edit", {"title": "Too late"}),
+                         ("/desk/news/intro", {"subject": "Too late", "intro": ""}),
+                         ("/desk/news/approve", {})]:
+        answer = post(editor_client, path, **fields)
+        assert answer.status_code == 409, path
+        assert "Edition #1 is being sent and can no longer be changed" in answer.text
+        assert "Being sent" in answer.text and 'action="/desk/news/intro"' not in answer.text
+    assert items(app)[0].title == item.title and len(items(app)) == 20
+    assert edition_row(app).subject != "Too late"
+
+
+def test_a_page_showing_an_edition_that_went_out_changes_nothing(
+        app: App, editor_client: TestClient, news: World, clock: Clock) -> None:
+    start(editor_client)
+    edition = edition_row(app)
+    with app.sessions() as s:
+        app.start_sending(s, s.get_one(Edition, edition.id), get_list(s, "news"))
+    app.deliver(edition.id)
+    clock.advance(hours=1)
+    assert edition_row(app).status == "sent"
+    answer = post(editor_client, "/desk/news/intro", subject="Late", intro="")
+    assert answer.status_code == 409
+    assert "This page showed edition #1, which is no longer open" in answer.text
+    fresh(app, clock)
+    start(editor_client)  # edition #2
+    answer = post(editor_client, "/desk/news/intro", edition=1, subject="Late", intro="")
+    assert answer.status_code == 409
+    assert "the list's current edition is #2" in text_of(answer.text)
+
+
+def test_an_article_added_by_url_never_brings_its_scripts(
+        app: App, editor_client: TestClient, news: World) -> None:
+    start(editor_client)
+    with feed_server(lambda path: _page(HOSTILE) if path == "/story" else None) as base:
+        answer = post(editor_client, "/desk/news/add-url", url=f"{base}/story")
+        assert answer.status_code == 303, answer.text
+        missing = post(editor_client, "/desk/news/add-url", url=f"{base}/gone")
+        assert missing.status_code == 502 and "HTTP 500" in missing.text
+        assert f'value="{base}/gone"' in missing.text  # the field keeps what was typed
+    added = items(app)[-1]
+    assert added.article_id is None and added.source_title == "127.0.0.1"
+    assert answer.headers["location"] == f"/desk/news?done=added#item-{added.id}"
+    desk = editor_client.get("/desk/news").text
+    preview = editor_client.get("/desk/news/preview.html").text
+    for html in (desk, preview):
+        assert added.title in unescape(html)
+        assert "alert(" not in html and "evil.example" not in html
+        assert "<iframe" not in html.replace('<iframe src="/desk/news/preview.html"', "")
+        assert "<script" not in html and "javascript:" not in html
+
+
+def test_adding_by_url_refuses_what_is_not_a_web_page(
+        app: App, editor_client: TestClient, news: World) -> None:
+    start(editor_client)
+    answer = post(editor_client, "/desk/news/add-url", url="file:///etc/passwd")
+    assert answer.status_code == 400
+    assert "Is not a web address" in answer.text or "is not a web address" in answer.text
+    assert len(items(app)) == 20
+
+
+def test_adding_by_url_can_start_the_draft(
+        app: App, editor_client: TestClient, world: World) -> None:
+    """No new articles, no draft: the page added becomes the edition's first item."""
+    assert "Start the next edition" in editor_client.get("/desk/news").text
+    with feed_server(lambda path: _page()) as base:
+        answer = post(editor_client, "/desk/news/add-url", edition=0, url=f"{base}/story")
+    assert answer.status_code == 303, answer.text
+    [item] = items(app)
+    assert item.link == f"{base}/story" and edition_row(app).status == DRAFT
+
+
+def test_a_test_goes_to_the_editor_alone_and_touches_no_ledger(
+        app: App, editor_client: TestClient, news: World) -> None:
+    start(editor_client)
+    post(editor_client, "/desk/news/intro", subject="Friday", intro="Hello.")
+    answer = post(editor_client, "/desk/news/test")
+    assert answer.headers["location"] == "/desk/news?done=tested#release"
+    [mail] = outbox(app)
+    assert mail["To"] == f"Ed Editor <{EDITOR_EMAIL}>"
+    assert mail["Subject"] == "[Test] Friday"
+    assert deliveries(app) == 0 and edition_row(app).status == DRAFT
+    assert "A test copy is on its way to you." in editor_client.get(answer.headers["location"]).text
+
+
+def _more_readers(app: App, clock: Clock) -> None:
+    """Carol confirmed, Dave confirmed but suppressed: with Alice, two recipients."""
+    with app.sessions() as s:
+        news = get_list(s, "news")
+        add_member(s, news, CAROL, confirmed=True, now=clock())
+        add_member(s, news, DAVE, confirmed=True, now=clock())
+        suppress(s, DAVE, reason="complaint", now=clock())
+        s.commit()
+
+
+def test_send_now_goes_to_exactly_the_subscribers_confirmed(
+        app: App, editor_client: TestClient, news: World, clock: Clock) -> None:
+    _more_readers(app, clock)
+    start(editor_client)
+    page = editor_client.get("/desk/news/send")
+    assert page.status_code == 200
+    assert "This edition goes to 2 subscribers." in text_of(page.text)
+    assert deliveries(app) == 0  # the confirmation page sends nothing
+    answer = post(editor_client, "/desk/news/send", recipients="2")
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/desk/news?done=sending"
+    assert edition_row(app).status == SENDING and deliveries(app) == 2
+    run_worker(app, threading.Event(), once=True)  # the sender of `digest serve`
+    assert sorted(m["To"] for m in outbox(app)) == [ALICE, CAROL]  # not Bob (pending), Dave
+    page = editor_client.get("/desk/news")
+    assert "No edition in the works" in page.text or "2 sent" in page.text
+
+
+def test_a_changed_count_asks_again_and_sends_nothing(
+        app: App, editor_client: TestClient, news: World, clock: Clock) -> None:
+    start(editor_client)
+    assert "goes to 1 subscriber." in text_of(editor_client.get("/desk/news/send").text)
+    _more_readers(app, clock)  # someone confirms meanwhile
+    answer = post(editor_client, "/desk/news/send", recipients="1")
+    assert answer.status_code == 409
+    assert "changed to 2" in answer.text and "goes to 2 subscribers." in text_of(answer.text)
+    assert deliveries(app) == 0 and edition_row(app).status == DRAFT
+
+
+def test_nothing_to_send_without_a_draft(editor_client: TestClient, news: World) -> None:
+    answer = editor_client.get("/desk/news/send")
+    assert answer.status_code == 409 and "there is no draft to send" in answer.text
+
+
+def test_the_preview_frames_the_email_exactly_as_sent(
+        app: App, editor_client: TestClient, news: World) -> None:
+    start(editor_client)
+    post(editor_client, "/desk/news/intro", subject="Friday", intro="A calm sea today.")
+    page = editor_client.get("/desk/news/preview")
+    assert page.status_code == 200
+    assert "frame-src 'self'" in page.headers["content-security-policy"]
+    assert page.text.count('<iframe src="/desk/news/preview.html"') == 2
+    assert 'width="375"' in page.text
+    assert "A calm sea today." in page.text  # the plain-text part, shown below
+    email = editor_client.get("/desk/news/preview.html")
+    assert email.headers["x-frame-options"] == "SAMEORIGIN"
+    policy = email.headers["content-security-policy"]
+    assert "frame-ancestors 'self'" in policy and "script" not in policy
+    with app.sessions() as s:
+        shown = curate.preview(app, s.get_one(Edition, edition_row(app).id),
+                               get_list(s, "news"), email=EDITOR_EMAIL, name="Ed Editor")
+    assert email.text == shown.html
+    assert "A calm sea today." in email.text and "__DIGEST_SLOT_" not in email.text
+
+
+def test_schedule_takes_the_lists_local_time(
+        app: App, editor_client: TestClient, world: World, clock: Clock) -> None:
+    with app.sessions() as s:
+        get_list(s, "news").timezone = "Asia/Seoul"
+        s.commit()
+    add_articles(app, clock, "news", 3)
+    start(editor_client)
+    page = editor_client.get("/desk/news").text
+    assert 'value="2026-11-28T07:00"' in page  # the list's next cron time, 07:00 Seoul
+    answer = post(editor_client, "/desk/news/schedule", when="2026-11-27T18:30")
+    assert answer.status_code == 303
+    row = edition_row(app)
+    assert row.status == APPROVED
+    assert row.scheduled_for == dt.datetime(2026, 11, 27, 9, 30, tzinfo=dt.UTC)
+    assert "goes out Fri 27 Nov 2026, 18:30 (Asia/Seoul)" in text_of(
+        editor_client.get("/desk/news").text)
+    late = post(editor_client, "/desk/news/schedule", when="2026-11-27T08:00")
+    assert late.status_code == 400 and "That time has passed" in late.text
+    bad = post(editor_client, "/desk/news/schedule", when="tomorrow")
+    assert bad.status_code == 400 and "is not a date and time" in bad.text
+    post(editor_client, "/desk/news/schedule", clear="1")
+    assert edition_row(app).scheduled_for is None
+
+
+def test_an_unknown_list_is_not_found(editor_client: TestClient, world: World) -> None:
+    assert editor_client.get("/desk/nope").status_code == 404
+    assert post(editor_client, "/desk/nope/approve").status_code == 404
+    assert editor_client.get("/desk/nope/preview").status_code == 404
+
+
+def test_headlines_are_text_not_markup(
+        app: App, editor_client: TestClient, news: World) -> None:
+    start(editor_client)
+    first = items(app)[0].id
+    post(editor_client, f"/desk/news/items/{first}/edit", title="<b>Bold</b> & <i>brave</i>",
+         summary="", note="")
+    page = editor_client.get("/desk/news").text
+    assert "&lt;b&gt;Bold&lt;/b&gt; &amp; &lt;i&gt;brave&lt;/i&gt;" in page
+    assert "<b>Bold</b>" not in page
+
+
+def test_every_desk_route_sends_strangers_to_log_in(
+        client: TestClient, world: World, app: App) -> None:
+    """The routes as the desk declares them (the security walk checks the app's)."""
+    for path in ("/desk", "/desk/news", "/desk/news/preview", "/desk/news/preview.html",
+                 "/desk/news/send"):
+        answer = client.get(path, follow_redirects=False)
+        assert answer.status_code == 303 and answer.headers["location"].startswith("/login")
+    assert client.post("/desk/news/approve", data={"edition": "1"},
+                       follow_redirects=False).status_code in (401, 403)
+    assert not Path(app.settings["delivery.outbox_dir"], "new").exists()
