@@ -29,7 +29,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.orm import Session
 
-from digest import review
+from digest import curate, review
 from digest.cron import Due, due_editions, list_trigger, next_runs
 from digest.db import make_engine, utcnow
 from digest.deliver.backends import make_backend
@@ -353,6 +353,8 @@ def plan_job() -> None:
     if _running is not None:
         _running.sync()
         draft_reviews(_running.app)
+        # Editions an editor scheduled for a time of their own, not the list's cron.
+        curate.release_scheduled(_running.app)
 
 
 def catch_up_job() -> None:
