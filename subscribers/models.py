@@ -1,4 +1,5 @@
-"""Tables owned by the subscribers package: lists, subscribers, memberships, suppression.
+"""Tables owned by the subscribers package: lists, subscribers, memberships, suppression,
+and the admin console's CSV import jobs.
 
 Designed for what comes next (consent records, attributes and tags, forget, blocked
 domains), so later work adds behaviour, not columns torn out and put back.
@@ -14,6 +15,7 @@ from sqlalchemy import (
     Boolean,
     ForeignKey,
     Index,
+    Integer,
     String,
     Text,
     UniqueConstraint,
@@ -137,3 +139,48 @@ class Suppression(Base):
     detail: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
+
+
+# Reading what happened after an edition went out (digest.stats): unsubscribes of a
+# list by time, and bounces and complaints by time.
+Index("ix_memberships_list_unsubscribed", Membership.list_id, Membership.unsubscribed_at)
+Index("ix_suppressions_reason_created", Suppression.reason, Suppression.created_at)
+
+# Import job statuses.
+QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+IMPORT_STATUSES = (QUEUED, RUNNING, DONE, FAILED)
+
+
+class ImportJob(Base):
+    """A CSV import started in the admin console: its file, progress and outcome.
+
+    The counts are those of `csvio.ImportReport`; `rows` grows as the import runs and
+    `heartbeat_at` with it, so a job whose process died (still "running", heartbeat
+    old) is told apart from a slow one (see `digest.imports`)."""
+
+    __tablename__ = "import_jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    list_id: Mapped[int] = mapped_column(ForeignKey("lists.id", ondelete="CASCADE"),
+                                         index=True)
+    filename: Mapped[str] = mapped_column(String(300))  # as uploaded, for people
+    path: Mapped[str] = mapped_column(String(1000))  # where it is stored
+    size: Mapped[int] = mapped_column(Integer, default=0)  # bytes
+    confirmed: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_by: Mapped[str] = mapped_column(String(320), default="")  # a user's email
+    status: Mapped[str] = mapped_column(String(16), default=QUEUED)
+    rows: Mapped[int] = mapped_column(Integer, default=0)  # data rows processed so far
+    added: Mapped[int] = mapped_column(Integer, default=0)
+    updated: Mapped[int] = mapped_column(Integer, default=0)
+    unchanged: Mapped[int] = mapped_column(Integer, default=0)
+    rejected: Mapped[int] = mapped_column(Integer, default=0)
+    suppressed: Mapped[int] = mapped_column(Integer, default=0)
+    confirmations: Mapped[int] = mapped_column(Integer, default=0)  # mails queued after
+    rejects_path: Mapped[str] = mapped_column(String(1000), default="")
+    error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    mailing_list: Mapped[MailingList] = relationship()

@@ -1,0 +1,221 @@
+"""CSV imports in the console: the upload form, a job's progress and summary, and its
+rejects as a download. The work itself is `digest.imports`.
+
+The upload is refused before it is read when its Content-Length says it is too large
+(or there is none: browsers always send one for a form). Starlette's form parser keeps
+at most 1 MB of a file in memory and spools the rest to a temporary file, which is then
+copied into `<data_dir>/imports/` in blocks: a 200 MB file never sits in memory.
+The size is checked after the admin's role and before the CSRF token, because reading
+the token means reading the body.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, BinaryIO
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import FileResponse, Response
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData, UploadFile
+
+from digest import imports
+from digest.app import App
+from digest.errors import NotFound
+from digest.web.admin.common import AdminPage, ListParam, list_or_404, render, see_other, when
+from digest.web.auth import AdminUser, CsrfForm, Viewer, WebSession
+from digest.web.deps import AppDep, PagesDep
+from digest.web.pages import Pages
+from subscribers.lists import all_lists
+from subscribers.models import DONE, QUEUED, RUNNING, ImportJob, MailingList
+
+router = APIRouter(include_in_schema=False)
+#: Room for the form's other fields and the multipart framing around the file.
+FORM_OVERHEAD = 64 * 1024
+#: Seconds between reloads of a running job's page.
+REFRESH_SECONDS = 2
+
+
+@dataclass(frozen=True)
+class JobView:
+    """An import job as the pages show it."""
+
+    id: int
+    list_name: str
+    filename: str
+    size: int
+    confirmed: bool
+    created_by: str
+    status: str  # queued | running | done | failed
+    rows: int
+    added: int
+    updated: int
+    unchanged: int
+    rejected: int
+    suppressed: int
+    confirmations: int
+    error: str
+    created: str
+    finished: str
+    has_rejects: bool
+
+    @property
+    def working(self) -> bool:
+        return self.status in (QUEUED, RUNNING)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImportsPage(AdminPage):
+    """web/admin/imports.html: the upload form (`list_name` chosen, `error` after a
+    refused upload) and recent jobs."""
+
+    lists: list[str]
+    list_name: str
+    jobs: list[JobView]
+    max_mb: int = imports.MAX_UPLOAD // (1024 * 1024)
+    error: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobPage(AdminPage):
+    """web/admin/import.html: one job; reloads itself every `refresh` seconds while
+    it works."""
+
+    job: JobView
+    refresh: int
+
+
+def upload_size(request: Request) -> int:
+    """The request's declared size, refused (411, 413) before its body is read."""
+    length = request.headers.get("content-length", "")
+    if not length.isdigit():
+        raise HTTPException(411, "send the file from the import form")
+    if int(length) > imports.MAX_UPLOAD + FORM_OVERHEAD:
+        raise HTTPException(413)
+    return int(length)
+
+
+UploadSize = Annotated[int, Depends(upload_size)]
+
+
+@router.get("/admin/imports")
+def imports_page(user: AdminUser, session: Viewer, app: AppDep, pages: PagesDep,
+                 list_name: ListParam = "") -> Response:
+    return _imports_page(app, pages, session, list_name)
+
+
+@router.post("/admin/imports")
+async def upload(request: Request, user: AdminUser, _size: UploadSize, _: CsrfForm,
+                 session: Viewer, app: AppDep, pages: PagesDep) -> Response:
+    form = await request.form()
+    try:
+        return await _accept(app, pages, session, form, user.email)
+    finally:
+        await form.close()  # the spooled upload: parsed by hand, so closed by hand
+
+
+async def _accept(app: App, pages: Pages, session: WebSession, form: FormData,
+                  created_by: str) -> Response:
+    file = form.get("file")
+    list_name = str(form.get("list", ""))
+    if not await run_in_threadpool(_list_exists, app, list_name):
+        return _imports_page(app, pages, session, "", status=400,
+                             error="Choose the list to import into.")
+    if not isinstance(file, UploadFile) or not file.filename:
+        return _imports_page(app, pages, session, list_name, status=400,
+                             error="Choose a CSV file to import.")
+    path = await run_in_threadpool(imports.upload_path, app)
+    size = await run_in_threadpool(_store, file.file, path)
+    if size == 0:
+        path.unlink(missing_ok=True)
+        return _imports_page(app, pages, session, list_name, status=400,
+                             error=f"{file.filename} is empty.")
+    job_id = await run_in_threadpool(_create, app, list_name, file.filename, path, size,
+                                     "confirmed" in form, created_by)
+    imports.start(app, job_id)
+    return see_other(f"/admin/imports/{job_id}")
+
+
+@router.get("/admin/imports/{job_id}")
+def job_page(job_id: int, user: AdminUser, session: Viewer, app: AppDep,
+             pages: PagesDep) -> Response:
+    job = _job(app, job_id)
+    page = JobPage(title=f"Import of {job.filename}", section="imports", job=job,
+                   refresh=REFRESH_SECONDS)
+    response = render(pages, "web/admin/import.html", page, session)
+    if job.working:
+        # The HTML standard's Refresh header: the page reloads itself, no script needed.
+        response.headers["Refresh"] = str(REFRESH_SECONDS)
+    return response
+
+
+@router.get("/admin/imports/{job_id}/rejects.csv")
+def rejects(job_id: int, user: AdminUser, app: AppDep) -> Response:
+    """The refused rows: line, row as it was, reason."""
+    with app.sessions() as s:
+        job = s.get(ImportJob, job_id)
+        path = Path(job.rejects_path) if job and job.rejects_path else None
+        filename = Path(job.filename).stem if job else ""
+    # Only ever a file of the imports folder, whatever the row says.
+    if path is None or not path.is_file() \
+            or path.resolve().parent != imports.imports_dir(app).resolve():
+        raise HTTPException(404)
+    return FileResponse(path, media_type="text/csv; charset=utf-8",
+                        filename=f"{filename or 'import'}-rejects.csv",
+                        headers={"Cache-Control": "no-store"})
+
+
+def _list_exists(app: App, list_name: str) -> bool:
+    with app.sessions() as s:
+        return s.scalar(select(MailingList.id).where(MailingList.name == list_name)) is not None
+
+
+def _store(source: BinaryIO, path: Path) -> int:
+    """Copy the upload to `path` in blocks; its size."""
+    source.seek(0)
+    with path.open("wb") as target:
+        shutil.copyfileobj(source, target, 1024 * 1024)
+        return target.tell()
+
+
+def _create(app: App, list_name: str, filename: str, path: Path, size: int,
+            confirmed: bool, created_by: str) -> int:
+    with app.sessions() as s:
+        mlist = list_or_404(s, list_name)
+        job = imports.create_job(s, mlist, filename=Path(filename).name, path=path,
+                                 size=size, confirmed=confirmed, created_by=created_by,
+                                 now=app.clock())
+        s.commit()
+        return job.id
+
+
+def _job(app: App, job_id: int) -> JobView:
+    with app.sessions() as s:
+        try:
+            return _view(imports.get_job(s, job_id, now=app.clock()))
+        except NotFound:
+            raise HTTPException(404) from None
+
+
+def _imports_page(app: App, pages: Pages, session: WebSession, list_name: str, *,
+                  status: int = 200, error: str = "") -> Response:
+    with app.sessions() as s:
+        mlist = list_or_404(s, list_name) if list_name else None
+        jobs = imports.recent_jobs(s, now=app.clock(), list_id=mlist.id if mlist else None)
+        page = ImportsPage(title="Import subscribers", section="imports",
+                           lists=[m.name for m in all_lists(s)], list_name=list_name,
+                           jobs=[_view(j) for j in jobs], error=error)
+    return render(pages, "web/admin/imports.html", page, session, status=status)
+
+
+def _view(job: ImportJob) -> JobView:
+    return JobView(
+        id=job.id, list_name=job.mailing_list.name, filename=job.filename, size=job.size,
+        confirmed=job.confirmed, created_by=job.created_by, status=job.status,
+        rows=job.rows, added=job.added, updated=job.updated, unchanged=job.unchanged,
+        rejected=job.rejected, suppressed=job.suppressed, confirmations=job.confirmations,
+        error=job.error, created=when(job.created_at), finished=when(job.finished_at),
+        has_rejects=job.status == DONE and bool(job.rejects_path))
