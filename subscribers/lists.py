@@ -26,6 +26,7 @@ MODES = ("auto", "review")
 # Digits, *, ranges, steps, lists, and names (MON, JAN) or "?" as some crons allow. The
 # scheduler validates ranges when it parses; this only catches the wrong shape early.
 CRON_FIELD_RE = re.compile(r"[0-9A-Za-z*/,?-]+")
+LANGUAGE_MAX = 16  # MailingList.language's column length
 LANGUAGE_RE = re.compile(r"[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*")
 # Listing every name in a "not found" message helps only while the list is short.
 MAX_NAMES_SHOWN = 10
@@ -255,7 +256,7 @@ def check_mode(mode: str) -> str:
 
 
 def check_language(language: str) -> str:
-    if not LANGUAGE_RE.fullmatch(language):
+    if len(language) > LANGUAGE_MAX or not LANGUAGE_RE.fullmatch(language):
         raise InvalidInput(f"language {language!r} is not a language tag like en or pt-BR")
     return language
 

@@ -83,6 +83,7 @@ def test_duplicate_name(db: Session) -> None:
         ({"schedule": "0 7 1 * mon"}, "not both"),
         ({"schedule": "0 25 * * *"}, "cannot be used"),
         ({"language": "english!"}, "not a language tag"),
+        ({"language": "en-" + "-".join(["abcdefgh"] * 3)}, "not a language tag"),
     ],
 )
 def test_bad_values(db: Session, kwargs: dict[str, str], message: str) -> None:
