@@ -82,6 +82,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("web", "port", 8000, "Port `digest serve` listens on."),
     Setting("web", "forwarded_allow_ips", "127.0.0.1,::1",
             "Proxies trusted for X-Forwarded-For/-Proto (comma-separated IPs, or *)."),
+    Setting("web", "fetch_private_addresses", False,
+            "Let the desk's and the API's add-by-URL fetch loopback, private and link-local "
+            "addresses (127.0.0.1, 10.x, 169.254.169.254). Off: an editor cannot make the "
+            "server read its own network."),
 )
 
 #: Environment-only settings: name -> help. Never read from or written to the file.

@@ -144,9 +144,11 @@ def authenticate(s: Session, email: str, password: str, *, ip: str,
     keys = [f"user:{address}", f"ip:{ip}"]
     _check_throttle(s, keys, now)
     user = s.scalar(select(User).where(User.email == address))
-    if user is None or user.disabled or not _verify(user.password_hash, password[:PASSWORD_MAX]):
-        if user is None:
-            _verify(_DUMMY_HASH, password[:PASSWORD_MAX])
+    # One argon2 verification whatever the account, so the answer takes as long for an
+    # unknown or disabled address as for a wrong password, and its time tells nothing.
+    matches = _verify(user.password_hash if user is not None else _DUMMY_HASH,
+                      password[:PASSWORD_MAX])
+    if user is None or user.disabled or not matches:
         s.add_all(LoginFailure(key=key, at=now) for key in keys)
         s.execute(delete(LoginFailure).where(LoginFailure.at < now - FAILURE_WINDOW))
         s.commit()

@@ -37,7 +37,13 @@ from digest.curate.draft import (
     proposals,
     set_intro,
 )
-from digest.curate.pages import FetchedPage, add_page, fetch_page, start_with_page
+from digest.curate.pages import (
+    FetchedPage,
+    add_page,
+    fetch_page,
+    page_session,
+    start_with_page,
+)
 from digest.curate.sending import (
     Preview,
     approve,
@@ -70,6 +76,7 @@ __all__ = [
     "fetch_page",
     "get_edition",
     "move_item",
+    "page_session",
     "pin_item",
     "preview",
     "proposals",

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from digest import __version__
 from digest.app import App
 from digest.web import admin, archive, auth, desk, subscribe
-from digest.web.api import create_api
+from digest.web.api import mount_api
 from digest.web.pages import Pages
 from digest.web.public import router as public_router
 
@@ -40,6 +40,7 @@ SECURITY_HEADERS: dict[str, str] = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
 }
 
+_CACHEABLE = (404, 405, 410)
 _MESSAGES = {
     404: ("Page not found", "There is nothing at this address. If you followed a link "
           "from an email, copy the whole link into the address bar"),
@@ -69,7 +70,7 @@ def create_app(app: App) -> FastAPI:
     web.include_router(auth.router)
     web.include_router(desk.router)
     web.include_router(admin.router)
-    web.mount("/api/v1", create_api(app))
+    mount_api(web, app)
     return web
 
 
@@ -105,7 +106,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     heading, message = _MESSAGES.get(exc.status_code, (
         HTTPStatus(exc.status_code).phrase, str(exc.detail)))
     pages: Pages = request.app.state.pages
-    return pages.message(exc.status_code, heading, message, headers=exc.headers)
+    # Only "nothing here" may be cached; a refusal can name the visitor ("you are
+    # logged in as ...") or hold for them alone (401, 403, 429).
+    return pages.message(exc.status_code, heading, message, headers=exc.headers,
+                         private=exc.status_code not in _CACHEABLE)
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:

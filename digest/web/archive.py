@@ -25,7 +25,7 @@ from xml.etree import ElementTree as ET
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import ColumnElement, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from digest.app import App
 from digest.models import DIGEST, SENT, Edition
@@ -81,7 +81,7 @@ def archive_feed(list_name: str, app: AppDep) -> Response:
     """An Atom feed of the list's last FEED_SIZE editions."""
     with app.sessions() as s:
         mlist = _public_list(s, list_name)
-        editions = _editions(s, mlist, limit=FEED_SIZE, offset=0)
+        editions = _editions(s, mlist, limit=FEED_SIZE, offset=0, with_items=True)
         xml = atom_feed(mlist, editions, app.settings["public_url"].rstrip("/"))
     return Response(xml, media_type="application/atom+xml; charset=utf-8", headers=CACHE)
 
@@ -211,10 +211,15 @@ def _sent() -> tuple[ColumnElement[bool], ...]:
     return (Edition.kind == DIGEST, Edition.status == SENT)
 
 
-def _editions(s: Session, mlist: MailingList, *, limit: int, offset: int) -> list[Edition]:
-    return list(s.scalars(
-        select(Edition).where(*_sent(), Edition.list_id == mlist.id)
-        .order_by(Edition.number.desc()).limit(limit).offset(offset)))
+def _editions(s: Session, mlist: MailingList, *, limit: int, offset: int,
+              with_items: bool = False) -> list[Edition]:
+    """The list's sent editions, newest first; `with_items` loads every edition's items
+    in one more query (the feed shows them), not one query per edition."""
+    query = (select(Edition).where(*_sent(), Edition.list_id == mlist.id)
+             .order_by(Edition.number.desc()).limit(limit).offset(offset))
+    if with_items:
+        query = query.options(selectinload(Edition.items))
+    return list(s.scalars(query))
 
 
 def _number(text: str) -> int:

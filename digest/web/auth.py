@@ -41,9 +41,13 @@ from digest.models import ADMIN, EDITOR, User
 from digest.users import Throttled, UserView, authenticate, token_user
 from digest.web.deps import AppDep, PagesDep
 from digest.web.pages import Page
+from digest.web.throttle import client_key
 
 log = logging.getLogger(__name__)
-router = APIRouter(include_in_schema=False)
+#: The largest login or logout form read: a few short fields. Without a cap, anyone
+#: could make a worker hold a body of any size in memory before the CSRF check.
+FORM_MAX_BYTES = 16 * 1024
+router = APIRouter(include_in_schema=False, max_body_size=FORM_MAX_BYTES)
 
 COOKIE = "digest_session"
 SESSION_MAX_AGE = 12 * 3600
@@ -248,8 +252,8 @@ class LoginPage(Page):
 @router.get("/login")
 def login_page(request: Request, session: Viewer, pages: PagesDep, next: str = "") -> Response:
     if session.user is not None:
-        return RedirectResponse(_safe_next(next, session.user), status_code=303)
-    page = LoginPage(title="Log in", next=_safe_next(next, None, default=""))
+        return RedirectResponse(_safe_next(next), status_code=303)
+    page = LoginPage(title="Log in", next=_safe_next(next, default=""))
     return pages.render("web/login.html", page, viewer=session, private=True)
 
 
@@ -262,7 +266,8 @@ async def login(request: Request, session: Viewer, app: AppDep, pages: PagesDep,
     try:
         user = await run_in_threadpool(_authenticate, app, email, password, ip)
     except Throttled as exc:
-        log.warning("login throttled for %s from %s", email[:100], ip)
+        # %r: the address is what a stranger typed; no line breaks into the log.
+        log.warning("login throttled for %r from %s", email[:100], ip)
         page = LoginPage(title="Log in", email=email[:320], next=next_path[:1000],
                          error=f"Too many failed attempts. Wait {_minutes(exc.retry_after)} "
                                "and try again, or ask an admin to reset your password.")
@@ -275,7 +280,7 @@ async def login(request: Request, session: Viewer, app: AppDep, pages: PagesDep,
     fresh = WebSession(user=user[0], csrf=secrets.token_urlsafe(24))
     _issue(request, app, fresh, epoch=user[1])
     log.info("%s logged in from %s", user[0].email, ip)
-    return RedirectResponse(_safe_next(next_path, user[0]), status_code=303)
+    return RedirectResponse(_safe_next(next_path), status_code=303)
 
 
 @router.post("/logout")
@@ -286,12 +291,15 @@ def logout(request: Request, app: AppDep, _: CsrfForm) -> Response:
 
 def _authenticate(app: App, email: str, password: str, ip: str) -> tuple[UserView, int] | None:
     with app.sessions() as s:
-        user = authenticate(s, email, password, ip=ip, now=app.clock())
+        # Counted by client_key: an IPv6 client by its /64, from which it could draw a
+        # fresh address for every guess.
+        user = authenticate(s, email, password, ip=client_key(ip), now=app.clock())
         return (UserView.of(user), user.session_epoch) if user else None
 
 
-def _safe_next(next_path: str, user: UserView | None, default: str = "/desk") -> str:
-    """Only a path on this site: never `//evil.example` or `https://...`."""
+def _safe_next(next_path: str, default: str = "/desk") -> str:
+    """Only a path on this site: never `//evil.example`, `/\\evil.example` or `https://...`
+    (RedirectResponse percent-encodes a tab or a newline, so "/<tab>/evil" stays a path)."""
     if next_path.startswith("/") and not next_path.startswith(("//", "/\\")):
         return next_path
     return default

@@ -27,7 +27,11 @@ from digest.web.deps import AppDep, PagesDep
 from digest.web.desk_views import DONE, desk_home, list_not_found, render, render_draft
 from subscribers.lists import get_list
 
-router = APIRouter(include_in_schema=False)
+# The largest desk form: an introduction of INTRO_MAX characters, percent-encoded
+# (up to 9 bytes each), with room to spare. FastAPI reads a form before the login
+# check, so without a cap a stranger's huge POST would be held in memory first.
+FORM_MAX_BYTES = 256 * 1024
+router = APIRouter(include_in_schema=False, max_body_size=FORM_MAX_BYTES)
 router.include_router(desk_actions.router)
 router.include_router(desk_preview.router)
 

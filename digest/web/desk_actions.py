@@ -12,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
-import requests
 from fastapi import APIRouter, Depends, Form
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
@@ -162,8 +161,11 @@ def add(list_name: str, post: DeskPost, edition: Field = "", article: Field = ""
 def add_url(list_name: str, post: DeskPost, edition: Field = "", url: Field = "") -> Response:
     app = post.app
     try:
-        # Before any transaction: the fetch may take [gather] timeout seconds.
-        with requests.Session() as http:
+        # Before any transaction: the fetch may take [gather] timeout seconds. Only
+        # public addresses: the editor picks the URL, the server fetches it.
+        # [web] fetch_private_addresses off: None keeps curate's default.
+        private = app.settings["web.fetch_private_addresses"] or None
+        with curate.page_session(allow_private=private) as http:
             page = curate.fetch_page(http, url, app.fetch_options())
     except (InvalidInput, FetchError) as exc:
         return render_draft(app, post.pages, post.viewer, post.user, list_name,
@@ -226,4 +228,3 @@ def send_test(list_name: str, post: DeskPost, edition: Field = "") -> Response:
         curate.send_test(post.app, ed, mlist, post.user.email, post.user.name)
         return "tested", "release"
     return act(post, list_name, edition, change)
-

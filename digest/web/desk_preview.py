@@ -4,7 +4,7 @@
 it, with sample values for the reader's address and unsubscribe link. It is framed by
 the preview page, so it is the one response allowed in a frame, and only in ours; its
 own policy allows inline styles (mail HTML is all inline styles) and pictures from
-anywhere over https, and no scripts.
+anywhere over https, no scripts, and sandboxes it (as the archive's copy is).
 """
 
 from __future__ import annotations
@@ -31,8 +31,11 @@ from subscribers.models import MailingList
 router = APIRouter(include_in_schema=False)
 
 PREVIEW_PAGE_CSP = DESK_CSP.replace("form-action", "frame-src 'self'; form-action")
+# Sandboxed like the archive's copy: even markup that slipped through a feed runs in an
+# origin of its own, away from the editor's session; links still open in a new tab.
 EMAIL_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; "
-             "form-action 'none'; frame-ancestors 'self'; base-uri 'none'")
+             "form-action 'none'; frame-ancestors 'self'; base-uri 'none'; "
+             "sandbox allow-popups allow-popups-to-escape-sandbox")
 
 
 @dataclass(frozen=True, kw_only=True)

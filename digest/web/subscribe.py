@@ -17,7 +17,8 @@ A typed name is stored only for a new address, so a stranger cannot rename a sub
 The form is guarded three ways, none needing a cookie or a script: a signed, dated
 `form_token` (stateless, valid a day), a honeypot field bots fill in and people do not
 see (a filled one gets the same answer and nothing done), and a per-IP limit of
-SUBSCRIBE_LIMIT posts in SUBSCRIBE_WINDOW seconds (429 with Retry-After).
+SUBSCRIBE_LIMIT posts in SUBSCRIBE_WINDOW seconds (429 with Retry-After; an IPv6
+client counts by its /64).
 
 The preference page needs no CSRF token: as with one-click unsubscribe (docs/web.md),
 the signed token in its URL is the credential and there is no session to ride on.
@@ -53,7 +54,7 @@ from digest.web.public_pages import (
     SubscribedPage,
     SubscribePage,
 )
-from digest.web.throttle import Throttle, retry_after_header
+from digest.web.throttle import Throttle, client_key, retry_after_header
 from subscribers.addresses import normalize
 from subscribers.lists import all_lists
 from subscribers.members import (
@@ -137,7 +138,7 @@ async def _sign_up(request: Request, app: App, pages: Pages, background: Backgro
     guards = _guards(request)
     ip = client_ip(request)
     # Counted before anything else: bots post forged and empty forms too.
-    wait = guards.throttle.hit(ip)
+    wait = guards.throttle.hit(client_key(ip))
     if wait:
         minutes = max(1, round(wait / 60))
         return pages.message(

@@ -21,6 +21,7 @@ The clock is injectable (any `() -> float` in seconds), so tests move time by ha
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import threading
 import time
@@ -90,3 +91,18 @@ class Throttle:
 def retry_after_header(wait: float) -> str:
     """`wait` seconds as a Retry-After value: whole seconds, rounded up, at least 1."""
     return str(max(1, math.ceil(wait)))
+
+
+def client_key(host: str) -> str:
+    """What a per-client limit counts by: an IPv4 address as it is, an IPv6 address by
+    its /64. One home or phone is given a whole /64, so counting single IPv6 addresses
+    would let one client draw a fresh address for every try."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return host  # "testclient", or no address at all
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)

@@ -9,7 +9,7 @@ import feedparser
 import lxml.html
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from digest.app import App
 from digest.errors import InvalidInput
@@ -186,3 +186,26 @@ def test_a_list_made_private_leaves_the_archive_and_the_form(
     for path in ("/archive/sport", "/archive/sport/1", "/archive/sport/feed.atom",
                  "/subscribe/sport"):
         assert client.get(path).status_code == 404, path
+
+
+def test_the_feed_reads_its_editions_in_a_fixed_number_of_queries(
+        client: TestClient, app: App, world: World, clock: Clock) -> None:
+    """Not one query per edition: three editions cost what one does."""
+    def statements() -> int:
+        seen: list[str] = []
+
+        def count(*args: object) -> None:
+            seen.append(str(args[2]))
+
+        event.listen(app.engine, "before_cursor_execute", count)
+        try:
+            assert client.get("/archive/news/feed.atom").status_code == 200
+        finally:
+            event.remove(app.engine, "before_cursor_execute", count)
+        return len(seen)
+
+    publish(app, clock, "news", "One")
+    one = statements()
+    publish(app, clock, "news", "Two")
+    publish(app, clock, "news", "Three")
+    assert statements() == one

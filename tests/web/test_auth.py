@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import statistics
+import time
+
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -12,6 +16,7 @@ from digest.models import User
 from digest.users import (
     ACCOUNT_LIMIT,
     ADDRESS_LIMIT,
+    authenticate,
     create_user,
     make_token,
     revoke_token,
@@ -182,3 +187,33 @@ def test_unusable_passwords_are_refused_with_advice(app: App, clock: Clock, pass
 
     with app.sessions() as s, pytest.raises(InvalidInput, match="characters"):
         create_user(s, "p@example.org", role="editor", password=password, now=clock())
+
+
+def test_a_disabled_account_answers_as_slowly_as_a_wrong_password(
+        app: App, clock: Clock, users: dict[str, str]) -> None:
+    """The answer's time must not tell a disabled account from a wrong password: both
+    cost one argon2 verification (tens of milliseconds; a skipped one costs none)."""
+    with app.sessions() as s:
+        set_disabled(s.scalars(select(User).where(User.email == users["admin"])).one(), True)
+        s.commit()
+
+    def seconds(email: str, n: int) -> float:
+        with app.sessions() as s:
+            started = time.perf_counter()
+            assert authenticate(s, email, PASSWORD + "x", ip=f"192.0.2.{n}", now=clock()) is None
+            return time.perf_counter() - started
+
+    disabled = statistics.median(seconds(users["admin"], n) for n in range(3))
+    wrong = statistics.median(seconds(users["editor"], n) for n in range(3, 6))
+    assert disabled > wrong / 2
+
+
+def test_a_throttled_login_logs_the_typed_address_on_one_line(
+        client: TestClient, users: dict[str, str], caplog: pytest.LogCaptureFixture) -> None:
+    forged = "x@example.org\nINFO admin@example.org logged in"
+    for _ in range(ACCOUNT_LIMIT):
+        _login(client, forged, "wrong password")
+    with caplog.at_level(logging.WARNING, logger="digest.web.auth"):
+        assert _login(client, forged, "wrong password").status_code == 429
+    [record] = [r for r in caplog.records if "throttled" in r.getMessage()]
+    assert "\n" not in record.getMessage()

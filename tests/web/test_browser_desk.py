@@ -119,7 +119,15 @@ def test_an_editor_drops_reorders_writes_previews_and_sends(
         expect(email).to_contain_text(INTRO)
         shown = email.inner_text()
         assert in_order(shown, order) and t[1] not in shown, frame_title
+    # The frames are sandboxed, and Chromium paints a sandboxed frame in a process of
+    # its own, only where the window shows it: a window as tall as the page, for the
+    # picture.
+    size = page.viewport_size
+    assert size is not None
+    page.set_viewport_size({"width": size["width"],
+                            "height": page.evaluate("document.documentElement.scrollHeight")})
     artifacts.screenshot(page, "preview")
+    page.set_viewport_size(size)
     phone.goto(f"{desk}/preview")
     expect(phone.frame_locator("iframe[title='The email at phone width']").locator("body")
            ).to_contain_text(INTRO)

@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 
 from digest import curate
 from digest.app import App
+from digest.curate import pages as curate_pages
 from digest.deliver.worker import run_worker
 from digest.models import APPROVED, DRAFT, SENDING, Article, Delivery, Edition, EditionItem
 from subscribers.lists import get_list
@@ -36,6 +37,12 @@ def news(app: App, clock: Clock, world: World) -> World:
     """`world`, and 30 articles for "news" (24 inside the first edition's window)."""
     add_articles(app, clock, "news", 30)
     return world
+
+
+@pytest.fixture
+def loopback_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Add by URL may fetch from this machine: the pages come from a loopback server."""
+    monkeypatch.setattr(curate_pages, "ALLOW_PRIVATE_ADDRESSES", True)
 
 
 def start(client: TestClient) -> Response:
@@ -210,7 +217,7 @@ def test_a_page_showing_an_edition_that_went_out_changes_nothing(
 
 
 def test_an_article_added_by_url_never_brings_its_scripts(
-        app: App, editor_client: TestClient, news: World) -> None:
+        app: App, editor_client: TestClient, news: World, loopback_pages: None) -> None:
     start(editor_client)
     with feed_server(lambda path: _page(HOSTILE) if path == "/story" else None) as base:
         answer = post(editor_client, "/desk/news/add-url", url=f"{base}/story")
@@ -240,7 +247,7 @@ def test_adding_by_url_refuses_what_is_not_a_web_page(
 
 
 def test_adding_by_url_can_start_the_draft(
-        app: App, editor_client: TestClient, world: World) -> None:
+        app: App, editor_client: TestClient, world: World, loopback_pages: None) -> None:
     """No new articles, no draft: the page added becomes the edition's first item."""
     assert "Start the next edition" in editor_client.get("/desk/news").text
     with feed_server(lambda path: _page()) as base:

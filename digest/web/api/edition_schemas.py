@@ -1,0 +1,135 @@
+"""Request and response bodies of the edition and stats operations (see `schemas`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from digest.web.api.schemas import Request
+
+# -- editions ---------------------------------------------------------------------
+
+
+class ItemOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    position: int = Field(description="0 is the top; pinned items lead")
+    pinned: bool
+    title: str
+    summary: str
+    note: str = Field(description="The editor's note shown with the item")
+    link: str
+    image_url: str
+    image_caption: str
+    source_title: str
+    author: str
+    published_at: dt.datetime
+    article_id: int | None = Field(description="null for a page added by its URL")
+
+
+class EditionSummary(BaseModel):
+    id: int
+    list: str
+    number: int
+    status: Literal["draft", "approved", "sending", "sent", "cancelled"]
+    subject: str
+    scheduled_for: dt.datetime | None
+    created_at: dt.datetime
+    send_started_at: dt.datetime | None
+    sent_at: dt.datetime | None
+    item_count: int
+
+
+class EditionOut(EditionSummary):
+    intro: str
+    since: dt.datetime = Field(description="Articles published after this were candidates")
+    cutoff: dt.datetime
+    recipients: int | None = Field(
+        description="How many it would go to if sent now; null once it is sending")
+    items: list[ItemOut]
+
+
+class EditionPatch(Request):
+    subject: str | None = Field(None, max_length=1000)
+    intro: str | None = Field(None, max_length=20_000,
+                              description="Plain text; paragraphs at blank lines")
+
+
+class ItemAdd(Request):
+    article_id: int | None = Field(None, ge=1, le=2**31 - 1,
+                                   description="One of the edition's proposals, or ...")
+    url: str | None = Field(None, max_length=2000,
+                            description="... an article's page: fetched and extracted")
+
+
+class ItemPatch(Request):
+    title: str | None = Field(None, max_length=5000)
+    summary: str | None = Field(None, max_length=20_000)
+    note: str | None = Field(None, max_length=20_000)
+    pinned: bool | None = None
+    position: int | None = Field(None, ge=0, le=100_000,
+                                 description="Move to this index, within its group")
+
+
+class Proposal(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    article_id: int
+    title: str
+    link: str
+    summary: str
+    image_url: str
+    source_title: str
+    author: str
+    language: str
+    published_at: dt.datetime
+
+
+class ScheduleIn(Request):
+    at: AwareDatetime | None = Field(description="With a time zone; null takes the time away "
+                                               "(it goes at the list's next scheduled time)")
+
+
+class SendQueued(BaseModel):
+    edition_id: int
+    status: str
+    queued: int = Field(description="Deliveries queued now: the recipients")
+
+
+class TestMail(Request):
+    to: str | None = Field(None, max_length=320,
+                           description="Where the test goes; your own address if absent")
+
+
+class TestMailSent(BaseModel):
+    to: str
+    message_id: str
+
+
+class PreviewOut(BaseModel):
+    subject: str
+    html: str
+    text: str
+
+
+# -- stats ------------------------------------------------------------------------
+
+
+class EditionNumbers(BaseModel):
+    """What became of one edition (see `digest.stats` for how each is counted)."""
+
+    edition_id: int
+    number: int
+    subject: str
+    status: str
+    send_started_at: dt.datetime
+    sent_at: dt.datetime | None
+    recipients: int
+    sent: int
+    failed: int
+    bounced: int
+    complained: int
+    unsubscribed: int
