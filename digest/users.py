@@ -142,21 +142,27 @@ def authenticate(s: Session, email: str, password: str, *, ip: str,
     the address is locked. Commits."""
     address = email.strip().lower()[:320]
     keys = [f"user:{address}", f"ip:{ip}"]
-    _check_throttle(s, keys, now)
+    _check_throttle(s, keys, now, limit_offset=0)
+    # The attempt counts as a failure before the password is looked at, so that a burst
+    # of guesses sent in parallel cannot all pass the check above: only the first
+    # `limit` of them get past the recheck. A success takes its rows back.
+    attempt = [LoginFailure(key=key, at=now) for key in keys]
+    s.add_all(attempt)
+    s.execute(delete(LoginFailure).where(LoginFailure.at < now - FAILURE_WINDOW))
+    s.commit()
+    _check_throttle(s, keys, now, limit_offset=1)
     user = s.scalar(select(User).where(User.email == address))
     # One argon2 verification whatever the account, so the answer takes as long for an
     # unknown or disabled address as for a wrong password, and its time tells nothing.
     matches = _verify(user.password_hash if user is not None else _DUMMY_HASH,
                       password[:PASSWORD_MAX])
     if user is None or user.disabled or not matches:
-        s.add_all(LoginFailure(key=key, at=now) for key in keys)
-        s.execute(delete(LoginFailure).where(LoginFailure.at < now - FAILURE_WINDOW))
-        s.commit()
         return None
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
     user.last_login_at = now
-    s.execute(delete(LoginFailure).where(LoginFailure.key == keys[0]))
+    s.execute(delete(LoginFailure).where(
+        (LoginFailure.key == keys[0]) | (LoginFailure.id == attempt[1].id)))
     s.commit()
     return user
 
@@ -168,7 +174,10 @@ def _verify(stored: str, password: str) -> bool:
         return False
 
 
-def _check_throttle(s: Session, keys: list[str], now: dt.datetime) -> None:
+def _check_throttle(s: Session, keys: list[str], now: dt.datetime, *,
+                    limit_offset: int) -> None:
+    """Throttled if a key has `limit + limit_offset` failures in the window (the offset
+    is 1 once this attempt's own rows are in)."""
     since = now - FAILURE_WINDOW
     rows = s.execute(
         select(LoginFailure.key, func.count(), func.min(LoginFailure.at))
@@ -177,7 +186,7 @@ def _check_throttle(s: Session, keys: list[str], now: dt.datetime) -> None:
     ).all()
     for key, count, oldest in rows:
         limit = ACCOUNT_LIMIT if key.startswith("user:") else ADDRESS_LIMIT
-        if count >= limit:
+        if count >= limit + limit_offset:
             wait = (oldest + FAILURE_WINDOW - now).total_seconds()
             raise Throttled(max(1, int(wait) + 1))
 

@@ -11,6 +11,7 @@ import logging
 from http import HTTPStatus
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -63,6 +64,7 @@ def create_app(app: App) -> FastAPI:
     web.add_middleware(SecurityHeaders)
     auth.install(web)
     web.add_exception_handler(StarletteHTTPException, _http_error)
+    web.add_exception_handler(RequestValidationError, _bad_request)
     web.add_exception_handler(Exception, _server_error)
     web.include_router(public_router)
     web.include_router(subscribe.router)
@@ -110,6 +112,18 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     # logged in as ...") or hold for them alone (401, 403, 429).
     return pages.message(exc.status_code, heading, message, headers=exc.headers,
                          private=exc.status_code not in _CACHEABLE)
+
+
+async def _bad_request(request: Request, exc: Exception) -> Response:
+    """A query or form value the page cannot use (`?before=abc`): a page that says
+    which, not FastAPI's JSON. (The API answers its own, in its JSON shape.)"""
+    assert isinstance(exc, RequestValidationError)
+    names = sorted({str(err.get("loc", ("", "?"))[-1]) for err in exc.errors()})
+    pages: Pages = request.app.state.pages
+    return pages.message(400, "Bad request",
+                         f"this page cannot use the value given for {', '.join(names)}; "
+                         "go back and try again, or start from the page's own links",
+                         private=True)
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:

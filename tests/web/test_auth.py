@@ -217,3 +217,24 @@ def test_a_throttled_login_logs_the_typed_address_on_one_line(
         assert _login(client, forged, "wrong password").status_code == 429
     [record] = [r for r in caplog.records if "throttled" in r.getMessage()]
     assert "\n" not in record.getMessage()
+
+
+def test_a_burst_of_parallel_guesses_gets_no_more_than_the_limit(
+        app: App, users: dict[str, str], clock: Clock) -> None:
+    """Guesses sent at once must not all pass the check before any failure is saved."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from digest.users import Throttled, authenticate
+
+    def guess(n: int) -> str:
+        with app.sessions() as s:
+            try:
+                return "checked" if authenticate(s, users["editor"], f"guess {n}",
+                                                 ip=f"10.0.0.{n}", now=clock()) is None else "in"
+            except Throttled:
+                return "throttled"
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(guess, range(3 * ACCOUNT_LIMIT)))
+    assert outcomes.count("checked") <= ACCOUNT_LIMIT
+    assert outcomes.count("throttled") >= 2 * ACCOUNT_LIMIT

@@ -190,3 +190,11 @@ def test_bad_logins_from_one_ipv6_network_are_throttled_together(
         answer = other.post("/login", data={"email": "x@example.org", "password": "wrong",
                                             "csrf_token": token}, follow_redirects=False)
         assert answer.status_code == 400  # another network is not held back
+
+
+def test_a_page_given_an_unusable_query_value_answers_with_a_page(
+        admin_client: TestClient) -> None:
+    answer = admin_client.get("/admin/subscribers?before=abc")
+    assert answer.status_code == 400
+    assert answer.headers["content-type"].startswith("text/html")
+    assert "before" in answer.text and "go back" in answer.text
