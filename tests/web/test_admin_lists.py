@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-import httpx
+import httpx2 as httpx
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select

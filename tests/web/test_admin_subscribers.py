@@ -10,7 +10,7 @@ import json
 import re
 from pathlib import Path
 
-import httpx
+import httpx2 as httpx
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
