@@ -23,8 +23,12 @@ serve: $(STAMP)
 	$(BIN)/digest init
 	$(BIN)/digest serve
 
+# Four workers, a test file each at a time (browser and server fixtures are per file):
+# most tests wait on sockets, sleeps and databases, so four fit on two cores.
+# `make test PYTEST_ARGS=` runs them one by one.
+PYTEST_ARGS ?= -n 4 --dist loadfile
 test: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench
