@@ -110,7 +110,7 @@ async def unsubscribe_post(token: str, request: Request, app: AppDep,
             "the link from the email and press the button", private=True)
     reason = REASON_LINK if fields.get(VIA_FIELD) == VIA_PAGE else REASON_ONE_CLICK
     try:
-        page = await run_in_threadpool(_in_transaction, app,
+        page = await run_in_threadpool(in_transaction, app,
                                        lambda s: _leave(s, data, scope, reason, app.clock()))
     except InvalidInput as exc:
         return _refused(pages, exc, mailto=_unsubscribe_mailto(app))
@@ -164,7 +164,7 @@ def confirm_page(token: str, request: Request, app: AppDep, pages: PagesDep) -> 
                              already=not changed, **_who(membership))
 
     try:
-        page = _in_transaction(app, work)
+        page = in_transaction(app, work)
     except InvalidInput as exc:
         return _refused(pages, exc)
     return pages.render("web/confirmed.html", page, private=True)
@@ -227,7 +227,7 @@ def _who(membership: Membership) -> dict[str, str]:
             "list_language": mlist.language}
 
 
-def _in_transaction(app: App, work: Callable[[Session], T]) -> T:
+def in_transaction(app: App, work: Callable[[Session], T]) -> T:
     """`work` in a transaction, committed. Run once more when a concurrent request (a
     double click, a provider retrying) made it conflict: the second run sees the first's
     result and changes nothing."""
@@ -252,7 +252,7 @@ async def _form_fields(request: Request) -> dict[str, str]:
     with another or no content type is read as urlencoded: refusing an unsubscribe over
     a missing header would be worse than reading it.
     """
-    body = await _read_body(request)
+    body = await read_body(request)
     content_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if content_type == "multipart/form-data":
         async def replay() -> Message:
@@ -267,7 +267,9 @@ async def _form_fields(request: Request) -> dict[str, str]:
         return {}
 
 
-async def _read_body(request: Request) -> bytes:
+async def read_body(request: Request) -> bytes:
+    """The request's body, refused with 413 once it passes MAX_BODY (read in chunks, so
+    an oversized body is never held whole)."""
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():

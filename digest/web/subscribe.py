@@ -46,7 +46,7 @@ from digest.deliver.confirm import queue_confirmation
 from digest.errors import DigestError, InvalidInput
 from digest.web.deps import AppDep, PagesDep
 from digest.web.pages import Pages, mask_email, sentence
-from digest.web.public import MAX_TOKEN, _in_transaction, _read_body
+from digest.web.public import MAX_TOKEN, in_transaction, read_body
 from digest.web.public_pages import (
     ListChoice,
     PreferenceChoice,
@@ -170,7 +170,7 @@ def _answer(request: Request, app: App, pages: Pages, background: BackgroundTask
     if error:
         return _render_form(request, pages, offered, list_name, status=400, error=error,
                             chosen=frozenset(c.name for c in chosen), email=email, name=name)
-    queued = _in_transaction(
+    queued = in_transaction(
         app, lambda s: sign_up(s, [c.name for c in chosen], email, name, ip, app.clock()))
     if queued:
         background.add_task(_send_confirmations, app, queued)
@@ -275,7 +275,7 @@ async def preferences_post(token: str, request: Request, app: AppDep,
         return _preferences(s, subscriber, notice="Your choices are saved.")
 
     try:
-        page = await run_in_threadpool(_in_transaction, app, work)
+        page = await run_in_threadpool(in_transaction, app, work)
     except InvalidInput as exc:
         return _refused(pages, exc)
     return pages.render("web/preferences.html", page, private=True)
@@ -386,7 +386,7 @@ def client_ip(request: Request) -> str:
 async def read_form(request: Request) -> list[tuple[str, str]]:
     """The text fields of a POSTed form (urlencoded or multipart) in order, repeated
     names kept, read with public.py's size cap; files are refused (400)."""
-    body = await _read_body(request)
+    body = await read_body(request)
 
     async def replay() -> Message:
         return {"type": "http.request", "body": body, "more_body": False}

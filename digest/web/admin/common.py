@@ -23,15 +23,9 @@ from digest.db import Base
 from digest.web.auth import WebSession
 from digest.web.desk_views import age
 from digest.web.pages import Page, Pages, sentence
-from digest.web.public import _in_transaction
 from subscribers.models import MailingList
 
 M = TypeVar("M", bound=Base)
-
-#: `work(s)` in a transaction, committed; run once more after a conflict with a
-#: concurrent request (a double click), which then finds the work done. The public
-#: pages' helper, shared.
-committed = _in_transaction
 
 #: Texts shown after a redirect, by the key in `?done=`: never text from the URL itself,
 #: so nobody can put words of their own on an admin's screen with a link.

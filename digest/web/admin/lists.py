@@ -24,7 +24,6 @@ from digest.web.admin.common import (
     AdminPage,
     Fields,
     Form,
-    committed,
     get_or_404,
     list_or_404,
     notice,
@@ -34,6 +33,7 @@ from digest.web.admin.common import (
 from digest.web.auth import AdminUser, CsrfForm, Viewer, WebSession
 from digest.web.deps import AppDep, PagesDep
 from digest.web.pages import Pages, sentence
+from digest.web.public import in_transaction
 from subscribers.lists import (
     MODES,
     POLICIES,
@@ -125,7 +125,7 @@ def create(user: AdminUser, _: CsrfForm, form: Fields, session: Viewer, app: App
                 errors["name"] = sentence(str(exc))
         return name
 
-    committed(app, work)
+    in_transaction(app, work)
     if errors:
         with app.sessions() as s:
             page = _lists_page(s, {**_typed(form, NEW_FIELDS, NEW_FLAGS), "name": name},
@@ -154,7 +154,7 @@ def save(list_name: str, user: AdminUser, _: CsrfForm, form: Fields, session: Vi
     def work(s: Session) -> None:
         update_list(s, list_or_404(s, list_name), **values)
 
-    committed(app, work)
+    in_transaction(app, work)
     return see_other(f"/admin/lists/{list_name}?done=list-saved")
 
 
@@ -170,7 +170,7 @@ def archive(list_name: str, user: AdminUser, _: CsrfForm, form: Fields,
         else:
             archive_list(s, mlist, now=app.clock())
 
-    committed(app, work)
+    in_transaction(app, work)
     return see_other(f"/admin/lists/{list_name}?done=list-{'un' if undo else ''}archived")
 
 
@@ -185,7 +185,7 @@ def link_source(list_name: str, user: AdminUser, _: CsrfForm, form: Fields,
         if s.get(ListSource, (mlist.id, source.id)) is None:
             s.add(ListSource(list_id=mlist.id, source_id=source.id, created_at=app.clock()))
 
-    committed(app, work)
+    in_transaction(app, work)
     return see_other(f"/admin/lists/{list_name}?done=source-linked#sources")
 
 
@@ -197,7 +197,7 @@ def unlink_source(list_name: str, source_id: int, user: AdminUser, _: CsrfForm,
         if link is not None:
             s.delete(link)
 
-    committed(app, work)
+    in_transaction(app, work)
     return see_other(f"/admin/lists/{list_name}?done=source-unlinked#sources")
 
 

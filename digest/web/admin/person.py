@@ -25,7 +25,6 @@ from digest.models import Delivery, Edition
 from digest.web.admin.common import (
     AdminPage,
     Fields,
-    committed,
     get_or_404,
     list_or_404,
     notice,
@@ -38,6 +37,7 @@ from digest.web.admin.subscribers import ADMIN_ORIGIN, send_confirmations
 from digest.web.auth import AdminUser, CsrfForm, Viewer, WebSession
 from digest.web.deps import AppDep, PagesDep
 from digest.web.pages import Pages, sentence
+from digest.web.public import in_transaction
 from subscribers.lists import all_lists
 from subscribers.members import add_member, confirm, unsubscribe
 from subscribers.models import CONFIRMED, PENDING, UNSUBSCRIBED, MailingList, Subscriber
@@ -112,7 +112,7 @@ def edit(subscriber_id: int, user: AdminUser, _: CsrfForm, form: Fields, session
             tag_subscriber(s, email, gone, remove=True, now=now)
 
     try:
-        committed(app, work)
+        in_transaction(app, work)
     except InvalidInput as exc:
         typed = {k: form.get(k) for k in ("name", "timezone", "tags", "attributes")}
         return _page(app, pages, session, subscriber_id, error=sentence(str(exc)),
@@ -133,7 +133,7 @@ def set_status(subscriber_id: int, user: AdminUser, _: CsrfForm, form: Fields,
         return _move(s, list_or_404(s, list_name), subscriber, status, app.clock())
 
     try:
-        queued = committed(app, work)
+        queued = in_transaction(app, work)
     except InvalidInput as exc:
         return _page(app, pages, session, subscriber_id, error=sentence(str(exc)),
                      errors_at="status", status=400)
@@ -175,7 +175,7 @@ def add_suppression(subscriber_id: int, user: AdminUser, _: CsrfForm, form: Fiel
                  form.get("detail")[:1000], now=app.clock())
 
     try:
-        committed(app, work)
+        in_transaction(app, work)
     except InvalidInput as exc:
         return _page(app, pages, session, subscriber_id, error=sentence(str(exc)),
                      errors_at="suppress", status=400)
@@ -188,7 +188,7 @@ def lift_suppression(subscriber_id: int, user: AdminUser, _: CsrfForm,
     def work(s: Session) -> None:
         unsuppress(s, get_or_404(s, Subscriber, subscriber_id).email)
 
-    committed(app, work)
+    in_transaction(app, work)
     return see_other(f"/admin/subscribers/{subscriber_id}?done=unsuppressed")
 
 
@@ -208,7 +208,7 @@ def forget_post(subscriber_id: int, user: AdminUser, _: CsrfForm, form: Fields,
     def work(s: Session) -> None:
         forget(s, get_or_404(s, Subscriber, subscriber_id).email, now=app.clock())
 
-    committed(app, work)
+    in_transaction(app, work)
     return see_other("/admin/subscribers?done=forgotten")
 
 

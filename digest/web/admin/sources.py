@@ -34,7 +34,6 @@ from digest.web.admin.common import (
     Fields,
     ListParam,
     ago,
-    committed,
     get_or_404,
     list_or_404,
     notice,
@@ -45,6 +44,7 @@ from digest.web.admin.common import (
 from digest.web.auth import AdminUser, CsrfForm, Viewer
 from digest.web.deps import AppDep, PagesDep
 from digest.web.pages import sentence
+from digest.web.public import in_transaction
 from subscribers.lists import all_lists
 from subscribers.models import MailingList
 
@@ -121,7 +121,7 @@ def add(user: AdminUser, _: CsrfForm, form: Fields, session: Viewer, app: AppDep
         return known
 
     try:
-        known = committed(app, work)
+        known = in_transaction(app, work)
     except InvalidInput as exc:
         with app.sessions() as s:
             page = _page(s, app.clock(), list_name=list_name, url=url, full_text=full_text,
@@ -136,7 +136,7 @@ def remove(source_id: int, user: AdminUser, _: CsrfForm, app: AppDep) -> Respons
     def work(s: Session) -> None:
         s.delete(get_or_404(s, Source, source_id))
 
-    committed(app, work)
+    in_transaction(app, work)
     return see_other("/admin/sources?done=source-removed")
 
 

@@ -37,7 +37,6 @@ from digest.web.admin.common import (
     AdminPage,
     Fields,
     ListParam,
-    committed,
     list_or_404,
     notice,
     render,
@@ -46,6 +45,7 @@ from digest.web.admin.common import (
 from digest.web.auth import AdminUser, CsrfForm, Viewer, WebSession
 from digest.web.deps import AppDep, PagesDep
 from digest.web.pages import Pages, sentence
+from digest.web.public import in_transaction
 from subscribers.addresses import normalize
 from subscribers.export import export_csv, export_jsonl
 from subscribers.lists import all_lists
@@ -190,7 +190,7 @@ def add(user: AdminUser, _: CsrfForm, form: Fields, session: Viewer, app: AppDep
         return member.subscriber_id, member.status, queue_confirmation(s, member, app.clock())
 
     try:
-        subscriber_id, status, queued = committed(app, work)
+        subscriber_id, status, queued = in_transaction(app, work)
     except InvalidInput as exc:
         return _add_refused(pages, session, app, form, sentence(str(exc)))
     if queued:

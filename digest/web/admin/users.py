@@ -30,7 +30,6 @@ from digest.users import (
 from digest.web.admin.common import (
     AdminPage,
     Fields,
-    committed,
     get_or_404,
     notice,
     render,
@@ -40,6 +39,7 @@ from digest.web.admin.common import (
 from digest.web.auth import AdminUser, CsrfForm, Viewer, WebSession
 from digest.web.deps import AppDep, PagesDep
 from digest.web.pages import Pages, sentence
+from digest.web.public import in_transaction
 
 router = APIRouter(include_in_schema=False)
 
@@ -110,7 +110,7 @@ def add_user(user: AdminUser, _: CsrfForm, form: Fields, session: Viewer, app: A
                            now=app.clock()).id
 
     try:
-        new_id = committed(app, work)
+        new_id = in_transaction(app, work)
     except InvalidInput as exc:
         with app.sessions() as s:
             page = UsersPage(title="Users", section="users", users=_rows(s), email=email,
@@ -148,7 +148,7 @@ def change_user(user_id: int, user: AdminUser, _: CsrfForm, form: Fields, sessio
             raise InvalidInput("use the buttons on the user's page")
 
     try:
-        committed(app, work)
+        in_transaction(app, work)
     except InvalidInput as exc:
         return _user_page(app, pages, session, user_id, error=sentence(str(exc)), status=400)
     return see_other(f"/admin/users/{user_id}?done=user-saved")
@@ -163,7 +163,7 @@ def add_token(user_id: int, user: AdminUser, _: CsrfForm, form: Fields, session:
         return make_token(s, get_or_404(s, User, user_id), name=form.get("name"),
                           now=app.clock())[1]
 
-    raw = committed(app, work)
+    raw = in_transaction(app, work)
     return _user_page(app, pages, session, user_id, new_token=raw)
 
 
@@ -175,7 +175,7 @@ def revoke(user_id: int, token_id: int, user: AdminUser, _: CsrfForm,
         if token.user_id == user_id:
             revoke_token(s, token.id, now=app.clock())
 
-    committed(app, work)
+    in_transaction(app, work)
     return see_other(f"/admin/users/{user_id}?done=token-revoked")
 
 
