@@ -500,8 +500,13 @@ def test_the_cron_job_runs_the_edition_through_apscheduler(app: App, clock: Cloc
 def test_a_stored_run_missed_while_down_fires_once_if_inside_grace(
     app: App, clock: Clock, settings, late: dt.timedelta, fires: bool  # type: ignore[no-untyped-def]
 ) -> None:
-    news = make_list(app, clock)
-    add_articles(app, "news", hourly(at("2026-11-27 00:00"), 7))
+    # APScheduler judges misfires by the system clock, which no test controls. So the
+    # list's daily time is the stored run time itself: the next one is a day after it,
+    # and no other run falls between it and now, whatever the hour the suite runs at.
+    missed = (dt.datetime.now(UTC) - late).replace(second=0, microsecond=0)
+    clock.now = missed - dt.timedelta(hours=8)
+    news = make_list(app, clock, schedule=f"{missed.minute} {missed.hour} * * *")
+    add_articles(app, "news", hourly(missed - dt.timedelta(hours=7), 7))
     job_id = f"edition:{news}"
     before = schedule.Scheduler(app)
     before.start(paused=True)
@@ -510,10 +515,10 @@ def test_a_stored_run_missed_while_down_fires_once_if_inside_grace(
     store = SQLAlchemyJobStore(engine=app.engine, tablename=schedule.JOBS_TABLE)
     store.start(None, "default")
     job = store.lookup_job(job_id)
-    job.next_run_time = dt.datetime.now(UTC) - late
+    job.next_run_time = missed
     store.update_job(job)
 
-    clock.now = at("2026-11-27 08:00")  # the App's time: 07:00 was an hour ago
+    clock.now = missed + dt.timedelta(hours=1)  # the App's time: the run was an hour ago
     restarted = App(settings, clock=clock)
     seen: list[int] = []
     done = threading.Event()
@@ -535,5 +540,4 @@ def test_a_stored_run_missed_while_down_fires_once_if_inside_grace(
         after.shutdown()
         restarted.close()
     assert seen == [EVENT_JOB_EXECUTED if fires else EVENT_JOB_MISSED]
-    assert [e.scheduled_for for e in editions(app)] == ([at("2026-11-27 07:00")] if fires
-                                                         else [])
+    assert [e.scheduled_for for e in editions(app)] == ([missed] if fires else [])
