@@ -16,6 +16,7 @@ from digest.errors import ConfigError
 from digest.render import (
     SLOT_PREFIX,
     SUBSCRIBER_SLOTS,
+    ConfirmContext,
     DigestContext,
     ItemContext,
     Rendered,
@@ -23,6 +24,7 @@ from digest.render import (
     builtin_templates_dir,
     format_date,
     make_environment,
+    render_confirmation,
     render_edition,
     render_preview,
     slot,
@@ -224,6 +226,26 @@ def test_override_can_extend_the_builtin_and_replace_a_block(tmp_path: Path) -> 
     assert "Printed on the quay." in out.html
     assert "You are receiving" not in out.html
     assert "Ferry fares to fall by a fifth from January" in out.html
+
+
+def test_overriding_the_base_layout_changes_both_emails(tmp_path: Path) -> None:
+    (tmp_path / "email").mkdir()
+    (tmp_path / "email" / "base.html").write_text(
+        '{% extends "builtin/email/base.html" %}'
+        "{% block css %}.masthead { letter-spacing: 2px; }{% endblock %}"
+        '{% block head %}<meta name="robots" content="noindex">{% endblock %}')
+    env = make_environment(tmp_path)
+    confirm = ConfirmContext(list_name="morning", list_title="The Morning Harbour",
+                             list_description="", subject="Confirm", language="en",
+                             public_url="https://news.example.org")
+    digest_html = render_edition(env, golden_context()).html
+    confirm_html = render_confirmation(env, confirm).html
+    for html in (digest_html, confirm_html):
+        masthead = lxml.html.document_fromstring(html).xpath("//h1")[0]
+        assert "letter-spacing:2px" in masthead.get("style")  # inlined by premailer
+        assert '<meta name="robots" content="noindex">' in html
+    # Each email's own blocks still apply on top: the digest's Outlook dark-mode styles.
+    assert "[data-ogsc]" in digest_html and "[data-ogsc]" not in confirm_html
 
 
 def test_missing_templates_dir_names_the_setting(tmp_path: Path) -> None:
