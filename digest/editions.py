@@ -15,8 +15,10 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from digest.errors import NotReady
 from digest.models import (
     APPROVED,
+    CANCELLED,
     DIGEST,
     DRAFT,
     SENDING,
@@ -52,6 +54,34 @@ def open_edition(s: Session, mlist: MailingList) -> Edition | None:
         .order_by(Edition.number.desc())
         .limit(1)
     )
+
+
+#: Why an edition in each other status cannot start going out.
+_GONE = {SENDING: "is being sent already", SENT: "was sent already",
+         CANCELLED: "was cancelled"}
+
+
+def require_sendable(edition: Edition, mlist: MailingList) -> None:
+    """May this edition go out? NotReady, saying why and what to do, if not.
+
+    The one rule, asked where sending starts (`deliver.worker.start_sending`, whoever
+    calls it: CLI, desk, API, scheduler) and where an edition is cleared to go
+    (`curate.approve`, `curate.schedule`): the list is not archived, the edition is a
+    draft or approved, and it has at least one article. It is for digests: a list's
+    confirmation mailing has no articles and goes out as people sign up.
+    """
+    if edition.kind != DIGEST:
+        return
+    which = f"edition #{edition.number} of {mlist.name!r}"
+    if mlist.archived_at is not None:
+        raise NotReady(f"list {mlist.name!r} is archived, so {which} does not go out; bring "
+                       f"the list back with `digest lists archive {mlist.name} --undo`")
+    if edition.status not in (DRAFT, APPROVED):
+        gone = _GONE.get(edition.status, f"is {edition.status}")
+        raise NotReady(f"{which} {gone}; the next edition is drafted from newer articles")
+    if not edition.items:
+        raise NotReady(f"{which} has no articles; add one first (on the desk, "
+                       f"/desk/{mlist.name}), or it does not go out")
 
 
 def last_sent(s: Session, mlist: MailingList) -> Edition | None:

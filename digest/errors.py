@@ -4,6 +4,7 @@
     ├── ConfigError        a setting or the config file is wrong
     ├── NotFound           a list, source, edition or subscriber does not exist
     ├── InvalidInput       a value given by the user is unusable (URL, address, CSV row)
+    │   └── NotReady       an edition may not go out as it stands (no articles, list archived)
     ├── FetchError         a feed or page could not be fetched or parsed
     └── DeliveryError      a backend is misconfigured or unreachable as a whole
 
@@ -28,6 +29,15 @@ class NotFound(DigestError):
 
 class InvalidInput(DigestError):
     """A value given by the user cannot be used."""
+
+
+class NotReady(InvalidInput):
+    """The edition may not go out as it stands (`digest.editions.require_sendable`).
+
+    An InvalidInput, so every entry point that refuses a request refuses this one too;
+    the scheduler catches it alone, to leave the edition for the editors instead of
+    failing, and the API answers it with 409 `not_ready`.
+    """
 
 
 class FetchError(DigestError):

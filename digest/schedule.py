@@ -34,7 +34,7 @@ from digest.cron import Due, due_editions, list_trigger, next_runs
 from digest.db import make_engine, utcnow
 from digest.deliver.backends import make_backend
 from digest.editions import build_scheduled
-from digest.errors import InvalidInput
+from digest.errors import InvalidInput, NotReady
 from digest.gather.sources import SourceReport, gather
 from digest.models import APPROVED, CANCELLED, DRAFT, Edition, Source
 from subscribers.lists import NOTIFY, get_list
@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 STARTED = "sending"  # the edition is sending (the worker delivers it)
 HELD = "held"  # review mode: not approved, kept as a draft
 EMPTY = "empty"  # no new articles: no edition
+NOT_READY = "not ready"  # the edition may not go out (no articles left): kept as a draft
 MISSED = "missed"  # later than the grace window: skipped
 DONE = "done"  # dealt with already (by us or another scheduler)
 STOPPED = "cancelled"  # an editor cancelled the edition for this time
@@ -120,8 +121,14 @@ def run_edition_job(app: App, list_name: str, scheduled_for: dt.datetime) -> str
     """Deal with one scheduled time of a list, once however often it is called.
 
     Builds the edition for that time (or takes the draft waiting for it) and starts
-    sending it — the sender worker delivers — unless review mode holds it. Returns
-    what happened: STARTED, HELD, EMPTY, MISSED, DONE or STOPPED.
+    sending it — the sender worker delivers — unless review mode holds it or it may
+    not go out. Returns what happened: STARTED, HELD, EMPTY, NOT_READY, MISSED, DONE
+    or STOPPED.
+
+    NOT_READY is an edition `require_sendable` refuses, such as a draft whose every
+    article an editor dropped: a warning says why, the time counts as dealt with, and
+    the draft waits for the editors as a held one does, carried to the next scheduled
+    time (it is not replaced by a new edition behind their back).
     """
     now = app.clock()
     opts = app.schedule_options()
@@ -149,9 +156,10 @@ def run_edition_job(app: App, list_name: str, scheduled_for: dt.datetime) -> str
 
 
 def _release(app: App, s: Session, mlist: MailingList, edition: Edition) -> str:
-    """Start sending the edition unless review holds it. The row is locked first: on
-    PostgreSQL a second scheduler waits here and then finds it sending. (SQLite has
-    one writer at a time, and enqueueing skips rows already queued.)"""
+    """Start sending the edition unless review holds it or it may not go out. The row
+    is locked first: on PostgreSQL a second scheduler waits here and then finds it
+    sending. (SQLite has one writer at a time, and enqueueing skips rows already
+    queued.)"""
     edition = s.get_one(Edition, edition.id, with_for_update=True, populate_existing=True)
     if edition.status == CANCELLED:
         return STOPPED
@@ -159,7 +167,12 @@ def _release(app: App, s: Session, mlist: MailingList, edition: Edition) -> str:
         return STARTED
     if review.must_wait(mlist, edition):
         return HELD
-    app.start_sending(s, edition, mlist)
+    try:
+        app.start_sending(s, edition, mlist)
+    except NotReady as exc:  # refused before anything changed
+        log.warning("list %s: edition #%d did not go out at its scheduled time: %s",
+                    mlist.name, edition.number, exc)
+        return NOT_READY
     return STARTED
 
 

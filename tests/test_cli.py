@@ -10,8 +10,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from digest.app import App
 from digest.cli import main
-from tests.conftest import DATA
+from digest.models import DRAFT, Edition
+from tests.conftest import DATA, Clock
+from tests.test_schedule import add_articles, at, deliveries, drop_every_article, hourly, make_list
 
 
 @pytest.fixture
@@ -150,3 +153,20 @@ def test_local_time_is_a_list_setting(run) -> None:  # type: ignore[no-untyped-d
     run("lists", "create", "daily", "--from", "D <d@news.example.org>")
     r = run("lists", "set", "daily", "--local-time")
     assert r.exit_code == 0 and "daily local time: off → on" in r.output, r.output
+
+
+def test_sending_a_draft_without_articles_says_what_to_do(
+    app: App, clock: Clock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_list(app, clock, members=3)
+    add_articles(app, "news", hourly(at("2026-11-27 00:00"), 6))
+    edition_id = drop_every_article(app, clock)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DIGEST_CONFIG", raising=False)
+    monkeypatch.setenv("DIGEST_DATABASE_URL", app.settings["database.url"])
+    r = CliRunner().invoke(main, ["edition", "send", "--list", "news"])
+    assert deliveries(app) == 0
+    assert r.exit_code == 1, r.output
+    assert r.output.startswith("Error: edition #1 of 'news' has no articles; add one"), r.output
+    with app.sessions() as s:
+        assert s.get_one(Edition, edition_id).status == DRAFT

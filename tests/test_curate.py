@@ -8,6 +8,7 @@ import datetime as dt
 import email
 import email.policy
 import gzip
+import logging
 from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
@@ -19,10 +20,12 @@ from sqlalchemy.orm import Session
 
 from digest import curate
 from digest.app import App
-from digest.errors import FetchError, InvalidInput, NotFound
+from digest.deliver.confirm import confirmation_edition
+from digest.editions import require_sendable
+from digest.errors import FetchError, InvalidInput, NotFound, NotReady
 from digest.gather.sources import FetchOptions
 from digest.models import APPROVED, DRAFT, SENDING, Article, Delivery, Edition, ListSource, Source
-from subscribers.lists import create_list, get_list
+from subscribers.lists import archive_list, create_list, get_list
 from subscribers.members import add_member
 from subscribers.suppress import suppress
 from tests.conftest import DATA, Clock
@@ -271,6 +274,43 @@ def test_an_empty_edition_cannot_be_approved_or_sent(app: App, clock: Clock) -> 
         for act in acts:
             with pytest.raises(InvalidInput, match="no articles; add one first"):
                 act()
+
+
+def test_a_scheduled_edition_emptied_after_approval_is_held_once(
+    app: App, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    seed(app, clock, 1)
+    edition = draft(app, clock)
+    with app.sessions() as s:
+        ed = s.get_one(Edition, edition.id)
+        curate.schedule(s, ed, clock() + dt.timedelta(hours=1), now=clock())
+        curate.drop_item(s, ed, ed.items[0].id)  # an approved edition can still change
+        s.commit()
+    clock.advance(hours=1)
+    with caplog.at_level(logging.WARNING, logger="digest.curate.sending"):
+        assert curate.release_scheduled(app) == []
+        assert curate.release_scheduled(app) == []  # a minute later: not again
+    [line] = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert "edition #1" in line and "no articles" in line
+    with app.sessions() as s:
+        ed = s.get_one(Edition, edition.id)
+        # Its time is dealt with; it waits for an editor, for the list's next time.
+        assert (ed.status, ed.scheduled_for) == (APPROVED, None)
+        assert s.scalar(select(func.count()).select_from(Delivery)) == 0
+
+
+def test_the_rule_for_going_out_is_for_digests(app: App, clock: Clock) -> None:
+    seed(app, clock, 1)
+    edition = draft(app, clock)
+    with app.sessions() as s:
+        mlist = get_list(s, "news")
+        # The standing confirmation mailing has no articles and goes out all the same.
+        require_sendable(confirmation_edition(s, mlist, clock()), mlist)
+        ed = s.get_one(Edition, edition.id)
+        require_sendable(ed, mlist)
+        archive_list(s, mlist, now=clock())
+        with pytest.raises(NotReady, match=r"is archived.*--undo"):
+            require_sendable(ed, mlist)
 
 
 def test_recipients_are_confirmed_and_not_suppressed(app: App, clock: Clock) -> None:

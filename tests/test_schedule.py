@@ -20,11 +20,11 @@ from apscheduler.events import (
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from sqlalchemy import func, select
 
-from digest import schedule
+from digest import curate, schedule
 from digest.app import App
 from digest.cron import cron_weekdays, due_editions, fire_times, list_trigger, next_runs
 from digest.errors import InvalidInput
-from digest.models import SENDING, Article, Delivery, Edition, ListSource, Source
+from digest.models import DRAFT, SENDING, Article, Delivery, Edition, ListSource, Source
 from subscribers.lists import archive_list, create_list, get_list
 from subscribers.members import add_member
 from subscribers.models import MailingList
@@ -90,6 +90,19 @@ def editions(app: App, list_name: str = "news") -> list[Edition]:
 def deliveries(app: App) -> int:
     with app.sessions() as s:
         return s.scalar(select(func.count()).select_from(Delivery)) or 0
+
+
+def drop_every_article(app: App, clock: Clock, list_name: str = "news") -> int:
+    """An editor drafts the list's next edition on the desk now and drops every article
+    of it; returns the edition's id."""
+    with app.sessions() as s:
+        edition = curate.draft_for(s, get_list(s, list_name), now=clock(),
+                                   rules=app.edition_rules())
+        assert edition is not None and edition.items
+        for item_id in [i.id for i in edition.items]:
+            curate.drop_item(s, edition, item_id)
+        s.commit()
+        return edition.id
 
 
 def run_every(app: App, clock: Clock, until: dt.datetime, minutes: int) -> list[str]:
@@ -301,6 +314,25 @@ def test_an_empty_time_is_not_filled_later(app: App, clock: Clock) -> None:
     clock.now = at("2026-11-27 08:00")  # a restart: 07:00 was dealt with already
     assert schedule.run_due(app) == []
     assert editions(app) == []
+
+
+def test_an_edition_with_every_article_dropped_does_not_go_out(
+    app: App, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    make_list(app, clock, members=3)
+    add_articles(app, "news", hourly(at("2026-11-27 00:00"), 6))
+    drop_every_article(app, clock)  # 06:00
+    clock.now = at("2026-11-27 07:00")
+    with caplog.at_level(logging.WARNING, logger="digest.schedule"):
+        outcomes = schedule.run_due(app)
+    assert deliveries(app) == 0
+    [ed] = editions(app)  # left for the editors, at the time it missed
+    assert (ed.status, ed.scheduled_for) == (DRAFT, at("2026-11-27 07:00"))
+    assert outcomes == [("news", schedule.NOT_READY)]
+    [line] = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert "news" in line and "edition #1" in line and "no articles" in line
+    assert "/desk/news" in line  # where to add one
+    assert schedule.run_edition_job(app, "news", at("2026-11-27 07:00")) == schedule.DONE
 
 
 def test_two_schedulers_firing_the_same_time_make_one_edition(

@@ -221,12 +221,6 @@ def editable(s: Session, edition: Edition) -> Edition:
     return edition
 
 
-def require_items(edition: Edition) -> None:
-    """InvalidInput for an edition without articles: nothing to approve or send."""
-    if not edition.items:
-        raise InvalidInput(f"edition #{edition.number} has no articles; add one first")
-
-
 def next_position(edition: Edition) -> int:
     """The position after the last item."""
     return max((i.position for i in edition.items), default=-1) + 1

@@ -11,15 +11,14 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from digest.curate.draft import editable, require_items
+from digest.curate.draft import editable
 from digest.deliver.backends import NoEvents, make_backend
 from digest.deliver.message import Recipient
 from digest.deliver.worker import message_template
-from digest.editions import render_context
-from digest.errors import DeliveryError, InvalidInput
+from digest.editions import render_context, require_sendable
+from digest.errors import DeliveryError, InvalidInput, NotReady
 from digest.models import APPROVED, DIGEST, Edition
 from digest.render import SUBSCRIBER_SLOTS, Rendered, Slotted, render_edition
-from subscribers.lists import require_active
 from subscribers.members import recipients_query
 from subscribers.models import MailingList
 
@@ -36,7 +35,7 @@ def approve(s: Session, edition: Edition) -> bool:
     """Mark the edition approved (in review mode it may then go out); whether it changed.
     It stays changeable: approval is about whether it goes, not what it says."""
     edition = editable(s, edition)
-    require_items(edition)
+    require_sendable(edition, s.get_one(MailingList, edition.list_id))
     changed = edition.status != APPROVED
     edition.status = APPROVED
     s.flush()
@@ -58,7 +57,7 @@ def schedule(s: Session, edition: Edition, when: dt.datetime | None, *,
         edition.scheduled_for = None
         s.flush()
         return
-    require_items(edition)
+    require_sendable(edition, s.get_one(MailingList, edition.list_id))
     if when.tzinfo is None:
         raise InvalidInput("give the time with its UTC offset (2026-11-28T07:00:00+09:00) "
                            "or in UTC (…Z)")
@@ -90,10 +89,8 @@ def recipients_count(s: Session, mlist: MailingList) -> int:
 def send_now(app: App, s: Session, edition: Edition, mlist: MailingList) -> int:
     """Render the edition and queue a delivery for every current recipient; the sender
     worker (`digest serve`, `digest worker`) delivers them. Commits; returns how many
-    were queued."""
-    require_active(mlist)
-    edition = editable(s, edition)
-    require_items(edition)
+    were queued. `start_sending` refuses an edition that may not go out (NotReady)."""
+    edition = editable(s, edition)  # one sending already is refused, not continued
     return app.start_sending(s, edition, mlist)
 
 
@@ -148,6 +145,11 @@ def release_scheduled(app: App) -> list[int]:
     """Start sending every approved edition whose scheduled time has come, within
     `[schedule] grace_hours`; returns their ids. The scheduler calls it each minute;
     it is safe to call from several at once (the row is locked, the status rechecked).
+
+    One that may not go out (an editor dropped every article after scheduling it) is
+    logged as a warning and its time taken away, as `schedule(s, edition, None)` does:
+    the time is dealt with, so it is not tried each minute, and the edition waits for
+    an editor; if they fill it, it goes at the list's next scheduled time.
     """
     now = app.clock()
     grace = app.schedule_options().grace
@@ -161,11 +163,17 @@ def release_scheduled(app: App) -> list[int]:
             edition = s.get_one(Edition, edition_id, with_for_update=True,
                                 populate_existing=True)
             mlist = s.get_one(MailingList, edition.list_id)
-            if edition.status != APPROVED or mlist.archived_at is not None or not edition.items:
+            if edition.status != APPROVED:  # sent by someone else since the query
                 s.rollback()
                 continue
             try:
                 app.start_sending(s, edition, mlist)
+            except NotReady as exc:
+                edition.scheduled_for = None
+                s.commit()
+                log.warning("list %s: edition #%d did not go out at its scheduled time: %s",
+                            mlist.name, edition.number, exc)
+                continue
             except Exception:  # one list's broken template must not hold up the others
                 s.rollback()
                 log.exception("list %s: scheduled edition #%d could not start",

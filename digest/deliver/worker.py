@@ -26,9 +26,9 @@ from digest.deliver import confirm, ledger
 from digest.deliver.backends.base import Backend, SendResult
 from digest.deliver.message import MessageTemplate, Outgoing, Recipient
 from digest.deliver.outcomes import LedgerEvents
-from digest.editions import render_context
+from digest.editions import render_context, require_sendable
 from digest.errors import DigestError, InvalidInput
-from digest.models import APPROVED, CONFIRM, DRAFT, QUEUED, SENDING, SENT, Edition
+from digest.models import CONFIRM, QUEUED, SENDING, SENT, Edition
 from digest.render import render_edition
 from subscribers.models import CONFIRMED, PENDING, MailingList
 from subscribers.tokens import Tokens
@@ -67,12 +67,18 @@ def start_sending(s: Session, edition: Edition, mlist: MailingList, env: Environ
                   public_url: str, now: dt.datetime) -> int:
     """Render the edition once and queue a delivery for every current recipient.
 
-    Does nothing for an edition already sending, so it is safe to call again.
-    Returns the number of deliveries queued. For a list with local-time delivery, each
-    delivery is due at the list's send time in the subscriber's own time zone.
+    Every path that sends (CLI, desk, API, scheduler) starts here, so here the row is
+    locked and reread and `require_sendable` decides whether it may go out: NotReady
+    says why not, with nothing changed. An edition already sending is left as it is,
+    so it is safe to call again. Returns the number of deliveries queued. For a list
+    with local-time delivery, each delivery is due at the list's send time in the
+    subscriber's own time zone.
     """
-    if edition.status not in (DRAFT, APPROVED):
+    # Reread under the lock: an editor may have dropped the last article a moment ago.
+    edition = s.get_one(Edition, edition.id, with_for_update=True, populate_existing=True)
+    if edition.status == SENDING:
         return 0
+    require_sendable(edition, mlist)
     rendered = render_edition(env, render_context(edition, mlist, public_url))
     edition.html, edition.text, edition.rendered_at = rendered.html, rendered.text, now
     edition.status, edition.send_started_at = SENDING, now

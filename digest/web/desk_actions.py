@@ -18,7 +18,14 @@ from sqlalchemy.orm import Session
 
 from digest import curate
 from digest.app import App
-from digest.errors import DeliveryError, DigestError, FetchError, InvalidInput, NotFound
+from digest.errors import (
+    DeliveryError,
+    DigestError,
+    FetchError,
+    InvalidInput,
+    NotFound,
+    NotReady,
+)
 from digest.models import Edition
 from digest.users import UserView
 from digest.web.auth import CsrfForm, EditorUser, Viewer, WebSession
@@ -92,6 +99,8 @@ def _status(exc: DigestError, edition: Edition) -> int:
         return 404
     if isinstance(exc, FetchError | DeliveryError):
         return 502
+    if isinstance(exc, NotReady):  # as the send page answers: the edition, not the form
+        return 409
     return 409 if edition.status not in curate.EDITABLE else 400
 
 

@@ -17,7 +17,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from digest import curate
 from digest.app import App
-from digest.errors import InvalidInput, NotFound
+from digest.editions import require_sendable
+from digest.errors import InvalidInput, NotFound, NotReady
 from digest.models import Edition
 from digest.users import UserView
 from digest.web.auth import EditorUser, Viewer
@@ -98,11 +99,14 @@ def confirm_send(list_name: str, user: EditorUser, viewer: Viewer, app: AppDep,
         except NotFound as exc:
             return list_not_found(pages, exc)
         edition = curate.current_edition(s, mlist)
-        if edition is None or edition.status not in curate.EDITABLE or not edition.items:
-            why = ("it has no articles" if edition is not None and edition.status
-                   in curate.EDITABLE else "there is no draft to send")
+        if edition is None or edition.status not in curate.EDITABLE:
             return render_draft(app, pages, viewer, user, list_name, status=409,
-                                error=f"Nothing can be sent now: {why}.")
+                                error="Nothing can be sent now: there is no draft to send.")
+        try:
+            require_sendable(edition, mlist)  # asked again when it is sent
+        except NotReady as exc:
+            return render_draft(app, pages, viewer, user, list_name, status=409,
+                                error=sentence(str(exc)))
         page = SendPage(title=f"Send {mlist.title} #{edition.number}?", list_name=mlist.name,
                         list_title=mlist.title, list_language=mlist.language,
                         number=edition.number, subject=edition.subject,

@@ -241,9 +241,15 @@ def test_an_empty_edition_is_not_sent(editor_api: TestClient, world: World, app:
                                       clock: Clock) -> None:
     add_articles(app, clock, 1)
     edition = draft(editor_api)
-    editor_api.delete(f"/editions/{edition['id']}/items/{edition['items'][0]['id']}")
-    error = error_of(editor_api.post(f"/editions/{edition['id']}/send"), 422, "invalid_value")
-    assert "has no articles" in error["message"]
+    eid = edition["id"]
+    editor_api.delete(f"/editions/{eid}/items/{edition['items'][0]['id']}")
+    for refused in (editor_api.post(f"/editions/{eid}/send"),
+                    editor_api.post(f"/editions/{eid}/approve")):
+        error = error_of(refused, 409, "not_ready")
+        assert "edition #1 of 'news' has no articles; add one first" in error["message"]
+    assert editor_api.get(f"/editions/{eid}").json()["status"] == "draft"
+    with app.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Delivery)) == 0
 
 
 def test_pages_of_editions_and_stats_hold_each_once(

@@ -314,6 +314,21 @@ def test_nothing_to_send_without_a_draft(editor_client: TestClient, news: World)
     assert answer.status_code == 409 and "there is no draft to send" in answer.text
 
 
+def test_a_draft_without_articles_is_not_sent_or_approved(
+        app: App, editor_client: TestClient, news: World) -> None:
+    start(editor_client)
+    for item in items(app):
+        assert post(editor_client, f"/desk/news/items/{item.id}/drop").status_code == 303
+    reason = "Edition #1 of &#39;news&#39; has no articles; add one first"
+    page = editor_client.get("/desk/news/send")
+    assert page.status_code == 409 and reason in page.text
+    answer = post(editor_client, "/desk/news/send", recipients="1")
+    assert answer.status_code == 409 and reason in answer.text
+    answer = post(editor_client, "/desk/news/approve")
+    assert answer.status_code == 409 and reason in answer.text
+    assert deliveries(app) == 0 and edition_row(app).status == DRAFT
+
+
 def test_the_preview_frames_the_email_exactly_as_sent(
         app: App, editor_client: TestClient, news: World) -> None:
     start(editor_client)

@@ -1,9 +1,10 @@
 """/editions and a list's draft: the editor's desk as JSON, over `digest.curate`.
 
 Editions are named by their id (`GET /lists/{name}/editions` gives them). Only a draft
-or an approved edition can change; one sending or sent answers 422 saying so. Sending
-queues the deliveries and answers 202: the sender worker (`digest serve`, `digest
-worker`) delivers them.
+or an approved edition can change; one sending or sent answers 422 saying so. One that
+may not go out (no articles: `digest.editions.require_sendable`) is not approved,
+scheduled or sent: 409 `not_ready` says why. Sending queues the deliveries and answers
+202: the sender worker (`digest serve`, `digest worker`) delivers them.
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ router = APIRouter(tags=["editions"])
 NOT_FOUND = refusals(e404="No such edition (or item)")
 FROZEN = refusals(e404="No such edition (or item)",
                   e422="A value is refused, or the edition is sending or sent")
+#: What lets an edition go: it must be fit to go out.
+RELEASE = refusals(e404="No such edition", e409="The edition may not go out: no articles",
+                   e422="A value is refused, or the edition is sending or sent")
 
 
 @router.get("/lists/{name}/editions", responses=refusals(e404="No such list"),
@@ -177,7 +181,7 @@ def items_drop(user: Editor, app: AppDep, edition_id: Id, item_id: Id) -> Respon
     return Response(status_code=204)
 
 
-@router.post("/editions/{edition_id}/approve", responses=FROZEN, summary="Approve")
+@router.post("/editions/{edition_id}/approve", responses=RELEASE, summary="Approve")
 def editions_approve(user: Editor, app: AppDep, edition_id: Id) -> EditionOut:
     """In review mode an approved edition goes out at the list's next scheduled time.
     It can still be changed."""
@@ -188,7 +192,7 @@ def editions_approve(user: Editor, app: AppDep, edition_id: Id) -> EditionOut:
         return edition_out(s, edition, mlist)
 
 
-@router.post("/editions/{edition_id}/schedule", responses=FROZEN, summary="Send at a time")
+@router.post("/editions/{edition_id}/schedule", responses=RELEASE, summary="Send at a time")
 def editions_schedule(user: Editor, app: AppDep, edition_id: Id,
                       body: ScheduleIn) -> EditionOut:
     """Approve it to go out at `at` (to the minute, within a year); `at: null` takes the
@@ -200,7 +204,7 @@ def editions_schedule(user: Editor, app: AppDep, edition_id: Id,
         return edition_out(s, edition, mlist)
 
 
-@router.post("/editions/{edition_id}/send", status_code=202, responses=FROZEN,
+@router.post("/editions/{edition_id}/send", status_code=202, responses=RELEASE,
              summary="Send now")
 def editions_send(user: Editor, app: AppDep, edition_id: Id) -> SendQueued:
     """Render the edition once and queue a delivery for every recipient (confirmed,

@@ -23,7 +23,14 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from digest.errors import DeliveryError, DigestError, FetchError, InvalidInput, NotFound
+from digest.errors import (
+    DeliveryError,
+    DigestError,
+    FetchError,
+    InvalidInput,
+    NotFound,
+    NotReady,
+)
 from digest.web.api.deps import operations
 
 log = logging.getLogger(__name__)
@@ -118,6 +125,8 @@ def _detail(error: Mapping[str, Any]) -> dict[str, str]:
 async def _digest_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, NotFound):
         return error_response(404, str(exc))
+    if isinstance(exc, NotReady):  # the request is fine; the edition is not, as it stands
+        return error_response(409, str(exc), code="not_ready")
     if isinstance(exc, InvalidInput):
         return error_response(422, str(exc))
     if isinstance(exc, FetchError):
