@@ -17,7 +17,7 @@ from jinja2 import Environment
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from digest import __version__, review
+from digest import __version__, curate, review
 from digest.config import Settings
 from digest.db import make_engine, session_factory, upgrade, utcnow
 from digest.deliver import confirm, ledger, worker
@@ -173,9 +173,13 @@ class App:
                                     self.settings["public_url"], self.clock())
 
     def approve(self, list_name: str) -> tuple[Edition, bool]:
-        """Approve a review-mode list's waiting draft: (edition, changed)."""
+        """Approve a review-mode list's waiting draft: (edition, changed). Through
+        `curate.approve`, as the desk and the API do: one set of rules."""
         with self.sessions() as s:
-            return review.approve(s, get_list(s, list_name))
+            edition = review.awaiting_approval(s, get_list(s, list_name))
+            changed = curate.approve(s, edition)
+            s.commit()
+            return edition, changed
 
     def send_confirmations(self, list_name: str,
                            progress: Callable[[int], None] | None = None) -> worker.SendReport:

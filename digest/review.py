@@ -37,8 +37,9 @@ def must_wait(mlist: MailingList, edition: Edition) -> bool:
             and mlist.review_policy != SEND)
 
 
-def approve(s: Session, mlist: MailingList) -> tuple[Edition, bool]:
-    """Approve the list's waiting draft; (edition, changed). Commits."""
+def awaiting_approval(s: Session, mlist: MailingList) -> Edition:
+    """The list's draft waiting for approval (or approved already); NotFound, saying how
+    to build one, when there is none. `curate.approve` approves it."""
     edition = s.scalar(
         select(Edition)
         .where(Edition.list_id == mlist.id, Edition.kind == DIGEST,
@@ -48,11 +49,7 @@ def approve(s: Session, mlist: MailingList) -> tuple[Edition, bool]:
     if edition is None:
         raise NotFound(f"list {mlist.name!r} has no draft waiting for approval; "
                        f"build one with `digest edition build --list {mlist.name}`")
-    if edition.status == APPROVED:
-        return edition, False
-    edition.status = APPROVED
-    s.commit()
-    return edition, True
+    return edition
 
 
 def notify_editors(backend: Backend, mlist: MailingList, edition: Edition,

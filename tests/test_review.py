@@ -20,7 +20,15 @@ from digest.errors import InvalidInput, NotFound
 from digest.models import APPROVED, DRAFT, SENDING, Edition
 from subscribers.lists import check_editor_emails, check_review_policy, create_list, get_list
 from tests.conftest import Clock
-from tests.test_schedule import add_articles, at, deliveries, editions, hourly, make_list
+from tests.test_schedule import (
+    add_articles,
+    at,
+    deliveries,
+    drop_every_article,
+    editions,
+    hourly,
+    make_list,
+)
 
 EDITORS = "Ed <ed@example.org>, kim@example.org"
 
@@ -171,6 +179,22 @@ def test_approve_from_the_command_line(  # type: ignore[no-untyped-def]
     assert r.output.startswith("Already approved: edition #1")
     with app.sessions() as s:
         assert s.scalars(select(Edition.status)).all() == [APPROVED]
+
+
+def test_an_empty_draft_is_not_approved_from_the_command_line(
+    app: App, clock: Clock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    review_list(app, clock)
+    clock.now = at("2026-11-27 05:00")
+    drop_every_article(app, clock)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DIGEST_CONFIG", raising=False)
+    monkeypatch.setenv("DIGEST_DATABASE_URL", app.settings["database.url"])
+    r = CliRunner().invoke(main, ["edition", "approve", "--list", "news"])
+    assert r.exit_code == 1, r.output
+    assert r.output.startswith("Error: edition #1 of 'news' has no articles; add one"), r.output
+    [ed] = editions(app)
+    assert ed.status == DRAFT
 
 
 def test_approve_without_a_draft_says_what_to_do(app: App, clock: Clock) -> None:

@@ -33,7 +33,12 @@ SCHEDULE_AHEAD = dt.timedelta(days=366)
 
 def approve(s: Session, edition: Edition) -> bool:
     """Mark the edition approved (in review mode it may then go out); whether it changed.
-    It stays changeable: approval is about whether it goes, not what it says."""
+
+    The one approval, for the CLI (`App.approve`), the desk and the API: the row is
+    locked and reread, and an edition that may not go out (`require_sendable`: no
+    articles, an archived list) is refused. It stays changeable: approval is about
+    whether it goes, not what it says.
+    """
     edition = editable(s, edition)
     require_sendable(edition, s.get_one(MailingList, edition.list_id))
     changed = edition.status != APPROVED
