@@ -7,6 +7,7 @@ Tests pass their own clock, HTTP session and backend.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
 from collections.abc import Callable
@@ -46,6 +47,9 @@ class App:
         self.clock = clock
         self._http = http
         self._backend = backend
+        self._own_backend = backend is None
+        #: Set by any thread that queued mail, so the sender (`digest.sender`) looks now.
+        self.mail_queued = threading.Event()
 
     # -- resources -----------------------------------------------------------------
 
@@ -73,9 +77,22 @@ class App:
 
     @property
     def backend(self) -> Backend:
+        """The delivery backend. It belongs to the one thread that sends: the sender
+        thread in `digest serve`, the main thread in other commands. A web request
+        never uses it; it queues mail and sets `mail_queued`."""
         if self._backend is None:
             self._backend = make_backend(self.settings)
         return self._backend
+
+    def reset_backend(self) -> None:
+        """Close the backend (a failure may have left it broken); the next use of
+        `backend` makes a new one from the settings. A backend passed in is kept."""
+        if self._backend is None:
+            return
+        with contextlib.suppress(Exception):  # it is being thrown away
+            self._backend.close()
+        if self._own_backend:
+            self._backend = None
 
     def close(self) -> None:
         """Quit the backend's connections, the HTTP session and the database pool."""
@@ -161,10 +178,12 @@ class App:
         return self.deliver(edition_id, progress=progress, stop=stop)
 
     def deliver(self, edition_id: int, *, progress: Callable[[int], None] | None = None,
-                stop: threading.Event | None = None, release: bool = True) -> worker.SendReport:
+                stop: threading.Event | None = None, release: bool = True,
+                give_way: threading.Event | None = None) -> worker.SendReport:
         """Send the edition's due deliveries through the configured backend."""
         return worker.deliver(self.engine, edition_id, self.backend, self.tokens,
-                              self.send_options(), self.clock, progress, stop, release)
+                              self.send_options(), self.clock, progress, stop, release,
+                              give_way)
 
     def start_sending(self, s: Session, edition: Edition, mlist: MailingList) -> int:
         """Render the edition once and queue its deliveries (a no-op once it is sending);
@@ -183,7 +202,9 @@ class App:
 
     def send_confirmations(self, list_name: str,
                            progress: Callable[[int], None] | None = None) -> worker.SendReport:
-        """Send the list's queued double opt-in mails (rendered once for the run)."""
+        """Send the list's queued double opt-in mails (rendered once for the run), from
+        the thread that owns the backend: the CLI's. Web threads queue and wake the
+        sender instead."""
         with self.sessions() as s:
             mlist = get_list(s, list_name)
             edition = confirm.confirmation_edition(s, mlist, self.clock())

@@ -97,7 +97,7 @@ def wait(timeout: float | None = None) -> bool:
 def run(app: App, job_id: int) -> None:
     """Import the job's file, recording progress and the outcome on the job. Never
     raises: a failure is the job's `error`. After a done import of addresses nobody
-    vouched for, their confirmation mails are queued, and sent from here."""
+    vouched for, their confirmation mails are queued for the sender."""
     try:
         try:
             list_name = _import(app, job_id)
@@ -111,11 +111,7 @@ def run(app: App, job_id: int) -> None:
                                "server's log has the details")
             return
         if list_name:
-            try:
-                app.send_confirmations(list_name)
-            except Exception:
-                log.exception("import job %s: confirmation mails stay queued for the worker",
-                              job_id)
+            app.mail_queued.set()  # the sender mails them; this thread never sends
     finally:
         with _threads_lock:
             _threads.pop(job_id, None)

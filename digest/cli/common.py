@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import logging
+import signal
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from types import FrameType
 from typing import Any, TypeVar
 
 import click
@@ -21,6 +25,7 @@ from digest.errors import DigestError
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
+log = logging.getLogger("digest.cli")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -91,3 +96,21 @@ def print_table(table: Table) -> None:
         return
     natural = Measurement.get(out, out.options.update_width(100_000), table).maximum
     Console(file=out.file, width=max(natural, out.width), highlight=False).print(table)
+
+
+@contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGTERM and SIGINT set `stop`; a second signal interrupts (KeyboardInterrupt)."""
+
+    def handle(signum: int, _frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        log.info("%s: finishing the messages in flight", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import logging
-import signal
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from types import FrameType
 
 import click
 
 from digest.app import App
-from digest.cli.common import with_app
-from digest.deliver.worker import run_worker
+from digest.cli.common import stop_on_signals, with_app
+from digest.sender import run_worker
 
 log = logging.getLogger("digest.worker")
 
@@ -38,26 +34,8 @@ def worker(app: App, once: bool, poll_seconds: float) -> None:
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop = threading.Event()
-    with _stop_on_signals(stop):
+    with stop_on_signals(stop):
         log.info("sender worker started (%s, backend %s)", app.engine.dialect.name,
                  app.backend.name)
         run_worker(app, stop, poll_seconds=poll_seconds, once=once)
     log.info("sender worker stopped")
-
-
-@contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """SIGTERM and SIGINT set `stop`; a second signal interrupts (KeyboardInterrupt)."""
-
-    def handle(signum: int, _frame: FrameType | None) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        log.info("%s: finishing the messages in flight", signal.Signals(signum).name)
-        stop.set()
-
-    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

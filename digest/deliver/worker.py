@@ -3,8 +3,8 @@
 `start_sending` is the one step that renders (Jinja2 + premailer) and fills the ledger;
 `deliver` may run in any number of processes (PostgreSQL) and be interrupted at any
 point: running it again continues where it stopped and never mails anyone twice who is
-marked sent, sending or uncertain. `run_worker` is the sender worker of `digest worker`
-and `digest serve`: it delivers whatever is due, edition after edition, until stopped.
+marked sent, sending or uncertain. The loop over every sending edition is
+`digest.sender`'s.
 """
 
 from __future__ import annotations
@@ -15,32 +15,24 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import parseaddr
-from typing import TYPE_CHECKING
 
 from jinja2 import Environment
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from digest.deliver import confirm, ledger
+from digest.deliver import ledger
 from digest.deliver.backends.base import Backend, SendResult
 from digest.deliver.message import MessageTemplate, Outgoing, Recipient
 from digest.deliver.outcomes import LedgerEvents
 from digest.editions import render_context, require_sendable
-from digest.errors import DigestError, InvalidInput
+from digest.errors import InvalidInput
 from digest.models import CONFIRM, QUEUED, SENDING, SENT, Edition
 from digest.render import render_edition
 from subscribers.models import CONFIRMED, PENDING, MailingList
 from subscribers.tokens import Tokens
 
-if TYPE_CHECKING:
-    from digest.app import App
-
 log = logging.getLogger(__name__)
-
-#: Longest pause of a worker whose rounds keep failing (server or database away).
-MAX_PAUSE_SECONDS = 60.0
-
 
 @dataclass(frozen=True)
 class SendOptions:
@@ -106,12 +98,14 @@ def deliver(
     engine: Engine, edition_id: int, backend: Backend, tokens: Tokens, opts: SendOptions,
     clock: Callable[[], dt.datetime], progress: Callable[[int], None] | None = None,
     stop: threading.Event | None = None, release: bool = True,
+    give_way: threading.Event | None = None,
 ) -> SendReport:
     """Send every due delivery of the edition through `backend`; returns the tally.
 
     Once `stop` is set, the messages in flight are finished and the rest of the claimed
     batch goes back to the queue; so does what a failing backend left unattempted.
-    `release=False` when the caller has just freed dead senders' rows itself.
+    Once `give_way` is set, it returns after the batch in hand (other mail is more
+    urgent). `release=False` when the caller has just freed dead senders' rows itself.
     """
     worker = ledger.worker_id()
     events = LedgerEvents(engine, worker, opts.policy, clock, edition_id=edition_id,
@@ -127,7 +121,7 @@ def deliver(
         # Digests go to confirmed members; confirmation mails to those still pending.
         audience = PENDING if edition.kind == CONFIRM else CONFIRMED
         try:
-            while stop is None or not stop.is_set():
+            while not (stop and stop.is_set()) and not (give_way and give_way.is_set()):
                 claimed = ledger.claim(s, edition_id, worker, opts.batch_size, clock(),
                                        opts.lease_seconds)
                 if not claimed:
@@ -210,66 +204,3 @@ def _report(s: Session, edition: Edition, released: dict[str, int], *,
         next_retry=ledger.next_retry(s, edition.id) if counts.get(QUEUED) else None,
         finished=finished, released=released, claimed=claimed,
     )
-
-
-def run_worker(app: App, stop: threading.Event, *, poll_seconds: float = 5.0,
-               once: bool = False) -> None:
-    """Deliver every edition that is sending (digests and the lists' confirmation mails)
-    until `stop` is set; with `once`, until nothing is due.
-
-    Each round looks for editions anew, frees what dead senders held, and delivers
-    those with deliveries due; a round that found nothing due is followed by a wait of
-    `poll_seconds` (cut short by `stop`). A round that fails as a whole (the SMTP server
-    or the database away) is logged and tried again after a pause that doubles up to
-    MAX_PAUSE_SECONDS; with `once` its error is raised instead.
-    """
-    rendered: set[int] = set()
-    pause = poll_seconds
-    while not stop.is_set():
-        try:
-            claimed = _round(app, stop, rendered)
-        except (DigestError, SQLAlchemyError) as exc:
-            if once:
-                raise
-            log.error("sending failed: %s; trying again in %.0f s", exc, pause)
-            stop.wait(pause)
-            pause = min(pause * 2, MAX_PAUSE_SECONDS)
-            continue
-        pause = poll_seconds
-        if claimed:
-            continue  # there may be more: new rows came due while sending
-        if once:
-            return
-        stop.wait(poll_seconds)
-
-
-def _round(app: App, stop: threading.Event, rendered: set[int]) -> int:
-    """One look at every sending edition; returns the deliveries claimed."""
-    with app.sessions() as s:
-        editions = s.execute(
-            select(Edition.id, Edition.kind, Edition.number, MailingList.name)
-            .join(MailingList, MailingList.id == Edition.list_id)
-            .where(Edition.status == SENDING).order_by(Edition.id)
-        ).all()
-    claimed = 0
-    for edition_id, kind, number, list_name in editions:
-        if stop.is_set():
-            break
-        now = app.clock()
-        with app.sessions() as s:
-            ledger.release_dead(s, edition_id, now)
-            if not ledger.has_work(s, edition_id, now, finishing=kind != CONFIRM):
-                continue
-            if kind == CONFIRM and edition_id not in rendered:
-                # Once per worker run, so a changed title or template shows in new mails.
-                edition = s.get_one(Edition, edition_id)
-                confirm.render_confirmations(s, edition, s.get_one(MailingList, edition.list_id),
-                                             app.templates, app.settings["public_url"], now)
-                rendered.add(edition_id)
-        report = app.deliver(edition_id, stop=stop, release=False)
-        claimed += report.claimed
-        what = "confirmation mails" if kind == CONFIRM else f"edition #{number}"
-        log.info("list %s, %s: %d claimed; now %s%s", list_name, what, report.claimed,
-                 ", ".join(f"{n} {status}" for status, n in sorted(report.counts.items())),
-                 "; finished" if report.finished else "")
-    return claimed

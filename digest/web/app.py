@@ -8,6 +8,7 @@ own, added here, each with its own authentication dependency.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from http import HTTPStatus
 
 from fastapi import FastAPI, Request
@@ -50,13 +51,17 @@ _MESSAGES = {
 }
 
 
-def create_app(app: App) -> FastAPI:
-    """The web app serving `app`'s database with its settings, clock and tokens."""
+def create_app(app: App, checks: Sequence[Callable[[], str | None]] = ()) -> FastAPI:
+    """The web app serving `app`'s database with its settings, clock and tokens.
+
+    `checks` are asked by /healthz besides the database: each returns None, or what is
+    wrong (`digest serve` passes its sender's)."""
     # The JSON API brings its own OpenAPI under /api/v1; the HTML pages have no schema,
     # and FastAPI's docs pages load scripts from a CDN that the CSP forbids.
     web = FastAPI(title="digest", version=__version__,
                   docs_url=None, redoc_url=None, openapi_url=None)
     web.state.digest = app
+    web.state.checks = list(checks)
     # Built now, so a missing templates_dir or signing key stops `digest serve` at start
     # instead of failing the first reader who clicks a link.
     web.state.pages = Pages(app.templates)

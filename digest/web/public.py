@@ -174,16 +174,24 @@ def confirm_page(token: str, request: Request, app: AppDep, pages: PagesDep) -> 
 
 
 @router.api_route("/healthz", methods=["GET", "HEAD"])
-def healthz(app: AppDep) -> Response:
-    """200 {"status": "ok"} when the database answers; 503 when it does not."""
+def healthz(app: AppDep, request: Request) -> Response:
+    """200 {"status": "ok"} when the database answers and every check of the process
+    (the sender thread's, in `digest serve`) passes; 503 with the reason otherwise."""
     try:
         with app.sessions() as s:
             s.execute(text("SELECT 1"))
     except SQLAlchemyError:
         log.exception("health check: the database did not answer")
-        return JSONResponse({"status": "unavailable"}, status_code=503,
-                            headers={"Cache-Control": "no-store"})
+        return _unhealthy("the database does not answer")
+    problems = [p for check in request.app.state.checks if (p := check())]
+    if problems:
+        return _unhealthy("; ".join(problems))
     return JSONResponse({"status": "ok"}, headers={"Cache-Control": "no-store"})
+
+
+def _unhealthy(reason: str) -> Response:
+    return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503,
+                        headers={"Cache-Control": "no-store"})
 
 
 @router.api_route(STYLESHEET_PATH, methods=["GET", "HEAD"])

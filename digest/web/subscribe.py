@@ -32,18 +32,17 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fastapi import APIRouter, BackgroundTasks, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Message
 
 from digest.app import App
 from digest.deliver.confirm import queue_confirmation
-from digest.errors import DigestError, InvalidInput
+from digest.errors import InvalidInput
 from digest.web.deps import AppDep, PagesDep
 from digest.web.pages import Pages, mask_email, sentence
 from digest.web.public import MAX_TOKEN, in_transaction, read_body
@@ -102,15 +101,14 @@ def subscribe_form_one(list_name: str, request: Request, app: AppDep,
 
 
 @router.post("/subscribe")
-async def subscribe_post(request: Request, app: AppDep, pages: PagesDep,
-                         background: BackgroundTasks) -> Response:
-    return await _sign_up(request, app, pages, background, None)
+async def subscribe_post(request: Request, app: AppDep, pages: PagesDep) -> Response:
+    return await _sign_up(request, app, pages, None)
 
 
 @router.post("/subscribe/{list_name}")
-async def subscribe_post_one(list_name: str, request: Request, app: AppDep, pages: PagesDep,
-                             background: BackgroundTasks) -> Response:
-    return await _sign_up(request, app, pages, background, list_name)
+async def subscribe_post_one(list_name: str, request: Request, app: AppDep,
+                             pages: PagesDep) -> Response:
+    return await _sign_up(request, app, pages, list_name)
 
 
 def _form_page(request: Request, app: App, pages: Pages, list_name: str | None) -> Response:
@@ -133,7 +131,7 @@ def _render_form(request: Request, pages: Pages, offered: list[ListChoice],
     return pages.render("web/subscribe.html", page, status=status, private=True)
 
 
-async def _sign_up(request: Request, app: App, pages: Pages, background: BackgroundTasks,
+async def _sign_up(request: Request, app: App, pages: Pages,
                    list_name: str | None) -> Response:
     guards = _guards(request)
     ip = client_ip(request)
@@ -150,12 +148,11 @@ async def _sign_up(request: Request, app: App, pages: Pages, background: Backgro
         return pages.message(
             400, "Please reload the page", "this form is more than a day old or did not come "
             "from this site; reload the page, fill it in again and send it", private=True)
-    return await run_in_threadpool(_answer, request, app, pages, background, list_name,
-                                   form, ip)
+    return await run_in_threadpool(_answer, request, app, pages, list_name, form, ip)
 
 
-def _answer(request: Request, app: App, pages: Pages, background: BackgroundTasks,
-            list_name: str | None, form: list[tuple[str, str]], ip: str) -> Response:
+def _answer(request: Request, app: App, pages: Pages, list_name: str | None,
+            form: list[tuple[str, str]], ip: str) -> Response:
     """The checked form's answer: the form again with what is wrong, or "check your
     inbox" (the same page whatever the address, and whether anything was done)."""
     email, name = _first(form, "email").strip()[:320], _first(form, "name").strip()[:200]
@@ -173,7 +170,7 @@ def _answer(request: Request, app: App, pages: Pages, background: BackgroundTask
     queued = in_transaction(
         app, lambda s: sign_up(s, [c.name for c in chosen], email, name, ip, app.clock()))
     if queued:
-        background.add_task(_send_confirmations, app, queued)
+        app.mail_queued.set()  # the sender mails them; a request never sends
     return pages.render("web/subscribed.html", inbox, private=True)
 
 
@@ -210,16 +207,6 @@ def _status(subscriber: Subscriber | None, mlist: MailingList) -> str | None:
     if subscriber is None:
         return None
     return next((m.status for m in subscriber.memberships if m.list_id == mlist.id), None)
-
-
-def _send_confirmations(app: App, list_names: list[str]) -> None:
-    """Send the mails just queued, after the answer went out. A failure only delays
-    them: they stay queued for the sender worker of `digest serve` or `digest worker`."""
-    for name in list_names:
-        try:
-            app.send_confirmations(name)
-        except (DigestError, SQLAlchemyError):
-            log.exception("list %s: confirmation mails stay queued for the worker", name)
 
 
 def _offered(s: Session, list_name: str | None) -> list[ListChoice]:

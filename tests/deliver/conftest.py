@@ -102,8 +102,13 @@ class SinkHandler:
         tempfail: Mapping[str, float] | Collection[str] = (),
         close_on_mail: Collection[int] = (),
         vanish_after_data: Collection[int] = (),
+        hold: threading.Event | None = None,
     ) -> None:
         self.lock = threading.Lock()
+        # While `hold` is clear, DATA waits (the client is mid-message); `holding` is set
+        # once one does, so a test knows the sender is mid-batch.
+        self.hold = hold
+        self.holding = threading.Event()
         self.messages: list[Received] = []
         self.reject = set(reject)
         # recipient -> how many more times to answer 451 (math.inf: always)
@@ -149,6 +154,9 @@ class SinkHandler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         assert isinstance(envelope.original_content, bytes)
+        while self.hold is not None and not self.hold.is_set():
+            self.holding.set()
+            await asyncio.sleep(0.01)
         received = Received(
             str(envelope.mail_from), tuple(envelope.rcpt_tos), envelope.original_content,
             envelope.smtp_utf8, session.peer,
@@ -200,7 +208,8 @@ class SmtpSink:
     messages (counted from 1) after which the connection closes with no reply.
     auth: (login, password) required before MAIL. starttls / implicit_tls: a server
     SSLContext (see `tls_files`). smtputf8: offer SMTPUTF8. port: 0 for any free one, or
-    a given one to restart a server where clients expect it.
+    a given one to restart a server where clients expect it. hold: while this event is
+    clear, every DATA waits for it (`handler.holding` tells that one does).
     """
 
     def __init__(
@@ -215,10 +224,11 @@ class SmtpSink:
         implicit_tls: ssl.SSLContext | None = None,
         smtputf8: bool = True,
         port: int = 0,
+        hold: threading.Event | None = None,
     ) -> None:
         self.handler = SinkHandler(
             reject=reject, tempfail=tempfail, close_on_mail=close_on_mail,
-            vanish_after_data=vanish_after_data,
+            vanish_after_data=vanish_after_data, hold=hold,
         )
         kwargs: dict[str, Any] = {"enable_SMTPUTF8": smtputf8}
         if auth is not None:

@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 from digest.app import App
 from digest.deliver import ledger, worker
 from digest.models import Delivery, Edition
+from digest.sender import run_worker
 from subscribers.lists import get_list
 from subscribers.models import Subscriber
 from tests.conftest import Clock
@@ -104,10 +105,10 @@ def test_three_time_zones_each_at_their_own_seven(
     received: Counter[str] = Counter()
     for when in sorted(set(due.values())):
         clock.now = when - dt.timedelta(seconds=1)
-        worker.run_worker(app, threading.Event(), once=True)
+        run_worker(app, threading.Event(), once=True)
         assert outbox_recipients(app) == received, f"someone got it before {when}"
         clock.now = when
-        worker.run_worker(app, threading.Event(), once=True)
+        run_worker(app, threading.Event(), once=True)
         received.update(a for a, zone in people.items() if due[zone] == when)
         assert outbox_recipients(app) == received, f"not everyone due at {when} got it"
     assert set(received) == set(people) and set(received.values()) == {1}

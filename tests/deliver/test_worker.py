@@ -33,6 +33,7 @@ from digest.deliver.confirm import queue_confirmation
 from digest.deliver.message import Outgoing
 from digest.deliver.outcomes import LedgerEvents
 from digest.models import CLAIMED, CONFIRM, HANDING_OVER, QUEUED, SENDING, Delivery, Edition
+from digest.sender import run_worker
 from subscribers.lists import get_list
 from subscribers.members import add_member
 from subscribers.models import MailingList
@@ -78,7 +79,7 @@ def test_once_delivers_digests_and_confirmation_mails(app: App, tmp_path: Path) 
         assert confirm_id is not None
         assert s.get_one(Edition, confirm_id).rendered_at is None  # the worker renders it
 
-    worker.run_worker(app, threading.Event(), once=True)
+    run_worker(app, threading.Event(), once=True)
 
     assert outbox_recipients(app) == Counter(
         [*_addresses(5), "new1@example.org", "new2@example.org"])
@@ -105,7 +106,7 @@ def test_a_running_worker_finds_new_editions_and_stops_when_told(
 ) -> None:
     edition_id = _prepare(app, tmp_path, 4)
     stop = threading.Event()
-    thread = threading.Thread(target=worker.run_worker, args=(app, stop),
+    thread = threading.Thread(target=run_worker, args=(app, stop),
                               kwargs={"poll_seconds": 0.05})
     thread.start()
     try:
@@ -182,11 +183,11 @@ def test_a_dead_workers_claims_return_after_its_lease(
         taken = ledger.claim(s, edition_id, "elsewhere:4242:abcdef01", 4, clock(), lease)
     assert len(taken) == 4
 
-    worker.run_worker(app, threading.Event(), once=True)
+    run_worker(app, threading.Event(), once=True)
     assert statuses(app, edition_id) == {"sent": 2, CLAIMED: 4}
 
     clock.advance(seconds=lease + 1)
-    worker.run_worker(app, threading.Event(), once=True)
+    run_worker(app, threading.Event(), once=True)
     assert statuses(app, edition_id) == {"sent": 6}
     assert set(outbox_recipients(app).values()) == {1}
     with app.sessions() as s:

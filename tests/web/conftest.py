@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from digest.app import App
+from digest.sender import Sender
 from digest.users import create_user
 from digest.web import create_app
 from digest.web.auth import COOKIE as SESSION_COOKIE
@@ -104,8 +105,13 @@ def world(app: App, clock: Clock) -> World:
 
 
 @pytest.fixture
-def live_url(web: FastAPI) -> Iterator[str]:
-    """The app served by a real uvicorn on 127.0.0.1, on a free port, for this test."""
+def live_url(web: FastAPI, app: App) -> Iterator[str]:
+    """The app served by a real uvicorn on 127.0.0.1, on a free port, for this test,
+    with a sender thread that delivers what it queues, as in `digest serve`."""
+    stop = threading.Event()
+    sender = Sender(app, stop, poll_seconds=0.1, restart_seconds=0.1)
+    web.state.checks.append(sender.problem)
+    sender.start()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -124,6 +130,8 @@ def live_url(web: FastAPI) -> Iterator[str]:
         server.should_exit = True
         thread.join(10)
         sock.close()
+        stop.set()
+        sender.join(10)
 
 
 # -- users and logged-in clients ---------------------------------------------------------

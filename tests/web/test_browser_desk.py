@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import Page, Route, expect
 
 from digest.app import App
-from digest.deliver.worker import run_worker
+from digest.sender import run_worker
 from subscribers.lists import get_list
 from subscribers.members import add_member
 from tests.conftest import Clock

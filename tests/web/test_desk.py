@@ -19,8 +19,8 @@ from sqlalchemy import func, select
 from digest import curate
 from digest.app import App
 from digest.curate import pages as curate_pages
-from digest.deliver.worker import run_worker
 from digest.models import APPROVED, DRAFT, SENDING, Article, Delivery, Edition, EditionItem
+from digest.sender import run_worker
 from subscribers.lists import get_list
 from subscribers.members import add_member
 from subscribers.suppress import suppress

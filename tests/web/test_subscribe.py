@@ -6,6 +6,7 @@ from __future__ import annotations
 import email
 import email.policy
 import re
+import threading
 from email.message import EmailMessage
 from email.utils import getaddresses
 from pathlib import Path
@@ -18,6 +19,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from digest.app import App
+from digest.sender import run_worker
 from digest.web.subscribe import SUBSCRIBE_LIMIT, SUBSCRIBE_WINDOW
 from digest.web.throttle import Throttle, retry_after_header
 from subscribers.lists import archive_list, create_list, get_list
@@ -31,7 +33,9 @@ CAROL = "carol@example.com"
 
 
 def outbox(app: App) -> list[EmailMessage]:
-    """Every message the outbox backend has written, oldest first."""
+    """Every message in the outbox, oldest first, once the sender (as `digest serve`
+    runs it) has delivered what the web app queued."""
+    run_worker(app, threading.Event(), once=True)
     folder = Path(app.settings["delivery.outbox_dir"]) / "new"
     if not folder.exists():
         return []

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import APIRouter, BackgroundTasks
+from fastapi import APIRouter
 from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -33,7 +33,7 @@ from digest.web.admin.common import (
     see_other,
     when,
 )
-from digest.web.admin.subscribers import ADMIN_ORIGIN, send_confirmations
+from digest.web.admin.subscribers import ADMIN_ORIGIN
 from digest.web.auth import AdminUser, CsrfForm, Viewer, WebSession
 from digest.web.deps import AppDep, PagesDep
 from digest.web.pages import Pages, sentence
@@ -122,8 +122,7 @@ def edit(subscriber_id: int, user: AdminUser, _: CsrfForm, form: Fields, session
 
 @router.post("/admin/subscribers/{subscriber_id}/status")
 def set_status(subscriber_id: int, user: AdminUser, _: CsrfForm, form: Fields,
-               session: Viewer, app: AppDep, pages: PagesDep,
-               background: BackgroundTasks) -> Response:
+               session: Viewer, app: AppDep, pages: PagesDep) -> Response:
     """Move a membership (`list`) to `status`, or put them on a new list: confirmed
     means the admin vouches for their consent; pending sends a confirmation mail."""
     list_name, status = form.get("list"), form.get("status")
@@ -138,7 +137,7 @@ def set_status(subscriber_id: int, user: AdminUser, _: CsrfForm, form: Fields,
         return _page(app, pages, session, subscriber_id, error=sentence(str(exc)),
                      errors_at="status", status=400)
     if queued:
-        background.add_task(send_confirmations, app, list_name)
+        app.mail_queued.set()  # the sender mails it; a request never sends
     return see_other(f"/admin/subscribers/{subscriber_id}?done=status-saved")
 
 

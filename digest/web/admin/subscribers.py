@@ -24,15 +24,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO, cast
 
-from fastapi import APIRouter, BackgroundTasks, HTTPException
+from fastapi import APIRouter, HTTPException
 from fastapi.responses import Response, StreamingResponse
 from sqlalchemy import ColumnElement, exists, or_, select
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from digest.app import App
 from digest.deliver.confirm import queue_confirmation
-from digest.errors import DigestError, InvalidInput
+from digest.errors import InvalidInput
 from digest.web.admin.common import (
     AdminPage,
     Fields,
@@ -173,7 +172,7 @@ def _matching(s: Session, q: str) -> ColumnElement[bool]:
 
 @router.post("/admin/subscribers")
 def add(user: AdminUser, _: CsrfForm, form: Fields, session: Viewer, app: AppDep,
-        pages: PagesDep, background: BackgroundTasks) -> Response:
+        pages: PagesDep) -> Response:
     """Put one address on a list, as `digest subscribers add` does: pending with a
     confirmation mail on a double opt-in list, unless the admin vouches (confirmed)."""
     email, name, list_name = form.get("email"), form.get("name"), form.get("list")
@@ -194,18 +193,9 @@ def add(user: AdminUser, _: CsrfForm, form: Fields, session: Viewer, app: AppDep
     except InvalidInput as exc:
         return _add_refused(pages, session, app, form, sentence(str(exc)))
     if queued:
-        background.add_task(send_confirmations, app, list_name)
+        app.mail_queued.set()  # the sender mails it; a request never sends
     done = "member-pending" if queued else f"member-{status}"
     return see_other(f"/admin/subscribers/{subscriber_id}?done={done}")
-
-
-def send_confirmations(app: App, list_name: str) -> None:
-    """After the answer: send the confirmation mail just queued. A failure leaves it
-    queued for the sender worker."""
-    try:
-        app.send_confirmations(list_name)
-    except (DigestError, OSError, SQLAlchemyError):
-        log.exception("confirmation mails of %s stay queued for the worker", list_name)
 
 
 def _add_refused(pages: Pages, session: WebSession, app: App, form: Any,

@@ -106,6 +106,8 @@ def members_add(user: Admin, app: AppDep, name: ListName, body: MemberAdd,
             raise _suppressed(body.email)
         queued = queue_confirmation(s, membership, now)
         s.commit()
+        if queued:
+            app.mail_queued.set()
         if outcome != ADDED:
             response.status_code = 200
         out = member_out(membership, membership.subscriber, False)
@@ -146,6 +148,8 @@ def members_change(user: Admin, app: AppDep, name: ListName, email: Address,
                                "nothing to confirm")
             queued = queue_confirmation(s, membership, now)
         s.commit()
+        if queued:
+            app.mail_queued.set()
         out = member_out(membership, membership.subscriber, is_suppressed(s, email))
         return MemberChanged(**out.model_dump(), changed=changed, confirmation_queued=queued)
 
@@ -191,6 +195,8 @@ def bulk_add(s: Session, mlist: MailingList, body: BulkAdd, app: App) -> BulkRes
                                               reason=record["reason"]))
     queued = 0 if confirmed else queue_pending(s, mlist, app.clock())
     s.commit()
+    if queued:
+        app.mail_queued.set()
     return BulkResult(added=report.added, updated=report.updated, unchanged=report.unchanged,
                       suppressed=report.suppressed, rejected=len(rejects),
                       rejects=sorted(rejects, key=lambda r: r.index),
