@@ -20,10 +20,11 @@ import time
 
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from digest.app import App
 from digest.deliver import confirm, ledger
-from digest.errors import DigestError
+from digest.errors import ConfigError, DigestError
 from digest.models import CONFIRM, SENDING, Edition
 from subscribers.models import MailingList
 
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 MAX_PAUSE_SECONDS = 60.0
 #: Wait before a sender thread whose loop failed starts again.
 RESTART_SECONDS = 30.0
+#: A list whose confirmation template does not render is tried again after this long.
+BROKEN_TEMPLATE_SECONDS = 60.0
 
 
 def run_worker(app: App, stop: threading.Event, *, poll_seconds: float = 5.0,
@@ -47,7 +50,7 @@ def run_worker(app: App, stop: threading.Event, *, poll_seconds: float = 5.0,
     tried again after a pause that doubles up to MAX_PAUSE_SECONDS; with `once` its
     error is raised instead.
     """
-    rendered: set[int] = set()
+    rendered: dict[int, float] = {}  # confirm edition -> see _rendered
     pause = poll_seconds
     while not stop.is_set():
         try:
@@ -77,7 +80,7 @@ def _rest(app: App, stop: threading.Event, seconds: float) -> None:
             return
 
 
-def _round(app: App, stop: threading.Event, rendered: set[int]) -> int:
+def _round(app: App, stop: threading.Event, rendered: dict[int, float]) -> int:
     """One look at every sending edition; returns the deliveries claimed."""
     # Cleared before looking: mail queued from now on sets it again and is seen next.
     app.mail_queued.clear()
@@ -99,12 +102,8 @@ def _round(app: App, stop: threading.Event, rendered: set[int]) -> int:
             ledger.release_dead(s, edition_id, now)
             if not ledger.has_work(s, edition_id, now, finishing=kind != CONFIRM):
                 continue
-            if kind == CONFIRM and edition_id not in rendered:
-                # Once per worker run, so a changed title or template shows in new mails.
-                edition = s.get_one(Edition, edition_id)
-                confirm.render_confirmations(s, edition, s.get_one(MailingList, edition.list_id),
-                                             app.templates, app.settings["public_url"], now)
-                rendered.add(edition_id)
+            if kind == CONFIRM and not _rendered(app, s, edition_id, list_name, rendered):
+                continue
         report = app.deliver(edition_id, stop=stop, release=False,
                              give_way=None if kind == CONFIRM else app.mail_queued)
         claimed += report.claimed
@@ -113,6 +112,30 @@ def _round(app: App, stop: threading.Event, rendered: set[int]) -> int:
                  ", ".join(f"{n} {status}" for status, n in sorted(report.counts.items())),
                  "; finished" if report.finished else "")
     return claimed
+
+
+def _rendered(app: App, s: Session, edition_id: int, list_name: str,
+              rendered: dict[int, float]) -> bool:
+    """Render a list's confirmation mail once per worker run, so a changed title or
+    template shows in new mails. A template that fails (an override with a mistake) is
+    logged, and only that list's confirmations wait: tried again a minute later."""
+    when = rendered.get(edition_id)  # > 0: rendered then; < 0: failed at -when
+    if when is not None and when > 0:
+        return True
+    if when is not None and time.monotonic() + when < BROKEN_TEMPLATE_SECONDS:
+        return False
+    edition = s.get_one(Edition, edition_id)
+    try:
+        confirm.render_confirmations(s, edition, s.get_one(MailingList, edition.list_id),
+                                     app.templates, app.settings["public_url"], app.clock())
+    except ConfigError as exc:  # says which file and line
+        s.rollback()
+        log.error("list %s: the confirmation mail does not render, so it waits: %s",
+                  list_name, exc)
+        rendered[edition_id] = -time.monotonic()
+        return False
+    rendered[edition_id] = time.monotonic()
+    return True
 
 
 class Sender:

@@ -18,7 +18,7 @@ from digest.deliver.backends.base import SendEvents, SendResult
 from digest.deliver.backends.outbox import OutboxBackend
 from digest.deliver.message import Outgoing
 from digest.models import Delivery
-from digest.sender import Sender
+from digest.sender import Sender, run_worker
 from digest.web import create_app
 from subscribers.lists import get_list
 from tests.conftest import Clock
@@ -149,4 +149,30 @@ def test_a_failed_sender_restarts_and_healthz_fails_until_it_does(
         stop.set()
         go_on.set()
         sender.join(10)
+        app.close()
+
+
+def test_a_broken_confirmation_template_holds_only_its_own_mail(
+    settings, clock: Clock, tmp_path, caplog: pytest.LogCaptureFixture  # type: ignore[no-untyped-def]
+) -> None:
+    """An admin's override with a mistake: that list's confirmations wait, logged; the
+    digest goes out; once the template is fixed, the confirmation follows."""
+    override = tmp_path / "templates" / "email"
+    override.mkdir(parents=True)
+    (override / "confirm.html").write_text("<p>{{ no_such_value }}</p>")
+    app = App(settings.with_overrides(templates_dir=str(tmp_path / "templates")), clock=clock)
+    app.init_db()
+    try:
+        start_edition(app, clock)
+        with TestClient(create_app(app)) as client:
+            assert subscribe(client, "newcomer@example.org", "news").status_code == 200
+        stop = threading.Event()
+        run_worker(app, stop, once=True)
+        assert statuses(app) == ["queued", *["sent"] * READERS]
+        assert any("does not render" in r.getMessage() and "news" in r.getMessage()
+                   for r in caplog.records)
+        (override / "confirm.html").unlink()
+        run_worker(app, stop, once=True)  # a new worker run renders it again
+        assert statuses(app) == ["sent"] * (READERS + 1)
+    finally:
         app.close()
