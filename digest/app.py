@@ -23,13 +23,21 @@ from digest.config import Settings
 from digest.db import make_engine, session_factory, upgrade, utcnow
 from digest.deliver import confirm, ledger, worker
 from digest.deliver.backends import make_backend
-from digest.deliver.backends.base import Backend
+from digest.deliver.backends.base import Backend, NoEvents
 from digest.deliver.ledger import RetryPolicy
-from digest.editions import EditionRules, build_edition, open_edition
-from digest.errors import NotFound
+from digest.deliver.message import Recipient
+from digest.editions import EditionRules, build_edition, open_edition, render_context
+from digest.errors import DeliveryError, NotFound
 from digest.gather.sources import FetchOptions, SourceReport, gather
-from digest.models import Edition, Source
-from digest.render import make_environment
+from digest.models import APPROVED, DRAFT, Edition, Source
+from digest.render import (
+    Preview,
+    Rendered,
+    make_environment,
+    preview,
+    preview_unsubscribe_url,
+    render_edition,
+)
 from digest.schedule import ScheduleOptions
 from subscribers.lists import get_list
 from subscribers.models import MailingList
@@ -190,6 +198,49 @@ class App:
         the sender worker, or `send`, delivers them."""
         return worker.start_sending(s, edition, mlist, self.templates,
                                     self.settings["public_url"], self.clock())
+
+    def send_now(self, s: Session, edition: Edition, mlist: MailingList) -> int:
+        """What the desk's and the API's "send now" do: `start_sending` an edition an
+        editor may still change (one sending already is refused, not continued)."""
+        return self.start_sending(s, curate.editable(s, edition), mlist)
+
+    def render(self, edition: Edition, mlist: MailingList) -> Rendered:
+        """The edition as it goes out: as sending stored it, or rendered now (a draft)."""
+        if edition.status not in (DRAFT, APPROVED) and edition.rendered_at is not None:
+            return Rendered(html=edition.html, text=edition.text)
+        return render_edition(self.templates,
+                              render_context(edition, mlist, self.settings["public_url"]))
+
+    def preview(self, edition: Edition, mlist: MailingList, *,
+                email: str = "reader@example.org", name: str = "Reader") -> Preview:
+        """The edition as a reader sees it, sample values in the slots."""
+        return preview(self.render(edition, mlist), edition.subject,
+                       self.settings["public_url"], email=email, name=name)
+
+    def send_test(self, edition: Edition, mlist: MailingList, to_address: str,
+                  name: str = "") -> str:
+        """Mail one copy of the edition, built as every subscriber's is, with "[Test] "
+        before the subject, to `to_address`; the ledger is not touched. Returns the
+        Message-ID; raises DeliveryError when the backend does not take it.
+
+        Uses a backend of its own, closed at once: the process's belongs to the sender.
+        """
+        rendered = self.render(edition, mlist)
+        # A copy never added to a session, so the draft itself stays unrendered.
+        copy = Edition(id=edition.id, html=rendered.html, text=rendered.text,
+                       subject=f"[Test] {edition.subject}")
+        template = worker.message_template(copy, mlist, self.send_options())
+        unsubscribe = preview_unsubscribe_url(self.settings["public_url"])
+        message = template.build(Recipient(0, to_address, name, unsubscribe), self.clock())
+        backend = make_backend(self.settings)
+        try:
+            results = backend.send([message], NoEvents())
+        finally:
+            backend.close()
+        if not results or results[0].status != "sent":
+            detail = results[0].detail if results else "no answer"
+            raise DeliveryError(f"the test to {to_address} was not accepted: {detail}")
+        return message.message_id
 
     def approve(self, list_name: str) -> tuple[Edition, bool]:
         """Approve a review-mode list's waiting draft: (edition, changed). Through

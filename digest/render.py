@@ -189,9 +189,31 @@ def _render_email(env: jinja2.Environment, html_name: str, text_name: str,
     return Rendered(html=html, text=text)
 
 
-def render_preview(rendered: Rendered, values: Mapping[str, str]) -> str:
-    """The HTML with slots filled from `values`, to open in a browser."""
-    return Slotted(rendered.html).fill(values, html=True)
+@dataclass(frozen=True)
+class Preview:
+    """An edition as a reader sees it, the slots filled with sample values."""
+
+    html: str
+    text: str
+    subject: str
+
+
+def preview(rendered: Rendered, subject: str, public_url: str, *,
+            email: str = "reader@example.org", name: str = "Reader") -> Preview:
+    """The one preview of an edition (the CLI's file, the desk, the API, the demo).
+
+    Its unsubscribe link leads to the "this link does not work" page: a preview must
+    not carry a working token that could unsubscribe a real subscriber.
+    """
+    values = dict.fromkeys(SUBSCRIBER_SLOTS, "")
+    values.update(unsubscribe_url=preview_unsubscribe_url(public_url), email=email,
+                  name=name)
+    return Preview(html=Slotted(rendered.html).fill(values, html=True),
+                   text=Slotted(rendered.text).fill(values, html=False), subject=subject)
+
+
+def preview_unsubscribe_url(public_url: str) -> str:
+    return f"{public_url.rstrip('/')}/unsubscribe/preview"
 
 
 def inline_css(html: str) -> str:

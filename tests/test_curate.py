@@ -195,7 +195,7 @@ def test_an_edition_being_sent_refuses_every_change(app: App, clock: Clock) -> N
     with app.sessions() as s:
         ed, mlist = s.get_one(Edition, edition.id), get_list(s, "news")
         item_id = ed.items[0].id
-        assert curate.send_now(app, s, ed, mlist) == 3
+        assert app.send_now(s, ed, mlist) == 3
         assert ed.status == SENDING
     changes: list[Callable[[Session, Edition], object]] = [
         lambda s, ed: curate.drop_item(s, ed, item_id),
@@ -205,7 +205,7 @@ def test_an_edition_being_sent_refuses_every_change(app: App, clock: Clock) -> N
         lambda s, ed: curate.set_intro(s, ed, "Hello"),
         lambda s, ed: curate.approve(s, ed),
         lambda s, ed: curate.schedule(s, ed, clock() + dt.timedelta(hours=1), now=clock()),
-        lambda s, ed: curate.send_now(app, s, ed, get_list(s, "news")),
+        lambda s, ed: app.send_now(s, ed, get_list(s, "news")),
     ]
     for change in changes:
         with app.sessions() as s, pytest.raises(InvalidInput, match="#1 is being sent and can"):
@@ -270,7 +270,7 @@ def test_an_empty_edition_cannot_be_approved_or_sent(app: App, clock: Clock) -> 
         curate.drop_item(s, ed, ed.items[0].id)
         mlist = get_list(s, "news")
         acts: list[Callable[[], object]] = [lambda: curate.approve(s, ed),
-                                            lambda: curate.send_now(app, s, ed, mlist)]
+                                            lambda: app.send_now(s, ed, mlist)]
         for act in acts:
             with pytest.raises(InvalidInput, match="no articles; add one first"):
                 act()
@@ -329,7 +329,7 @@ def test_the_preview_is_the_email_with_sample_values(app: App, clock: Clock) -> 
         curate.set_intro(s, ed, "A calm sea today.")
         curate.move_item(s, ed, ed.items[2].id, to=0)
         s.commit()
-        shown = curate.preview(app, ed, mlist)
+        shown = app.preview(ed, mlist)
     html, text = shown.html, shown.text
     assert "__DIGEST_SLOT_" not in html + text
     assert "A calm sea today." in html and "A calm sea today." in text
@@ -347,7 +347,7 @@ def test_a_test_mail_goes_to_the_editor_alone(app: App, clock: Clock) -> None:
     edition = draft(app, clock)
     with app.sessions() as s:
         ed, mlist = s.get_one(Edition, edition.id), get_list(s, "news")
-        message_id = curate.send_test(app, ed, mlist, "ed@example.org", "Ed")
+        message_id = app.send_test(ed, mlist, "ed@example.org", "Ed")
         assert ed.status == DRAFT and ed.html == ""
         assert s.scalar(select(func.count()).select_from(Delivery)) == 0
     [mail] = outbox(app)
@@ -363,7 +363,7 @@ def test_send_now_reaches_every_confirmed_reader_once(app: App, clock: Clock) ->
         ed = s.get_one(Edition, edition.id)
         curate.drop_item(s, ed, ed.items[0].id)
         s.commit()
-        assert curate.send_now(app, s, ed, get_list(s, "news")) == 3
+        assert app.send_now(s, ed, get_list(s, "news")) == 3
     report = app.deliver(edition.id)  # what the sender worker does next
     assert report.finished
     mails = outbox(app)

@@ -24,9 +24,9 @@ from digest.render import (
     builtin_templates_dir,
     format_date,
     make_environment,
+    preview,
     render_confirmation,
     render_edition,
-    render_preview,
     slot,
     wrap,
 )
@@ -317,9 +317,11 @@ def test_slotted_fill_escapes_for_html_only() -> None:
     assert Slotted("no slots here").fill({}, html=True) == "no slots here"
 
 
-def test_render_preview_fills_every_slot(rendered: Rendered) -> None:
-    page = render_preview(rendered, {"unsubscribe_url": "https://news.example.org/u/p?a=1&b=2",
-                                     "email": "reader@example.org", "name": "Reader"})
-    assert SLOT_PREFIX not in page
-    assert 'href="https://news.example.org/u/p?a=1&amp;b=2"' in page
-    assert "reader@example.org" in page
+def test_preview_fills_every_slot_with_a_link_that_unsubscribes_no_one(
+        rendered: Rendered) -> None:
+    shown = preview(rendered, "Today", "https://news.example.org/?a=1&b=2",
+                    email="reader@example.org", name="Reader")
+    assert SLOT_PREFIX not in shown.html and SLOT_PREFIX not in shown.text
+    assert 'href="https://news.example.org/?a=1&amp;b=2/unsubscribe/preview"' in shown.html
+    assert "https://news.example.org/?a=1&b=2/unsubscribe/preview" in shown.text
+    assert "reader@example.org" in shown.html and shown.subject == "Today"

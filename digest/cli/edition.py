@@ -10,9 +10,8 @@ from rich.table import Table
 from digest.app import App
 from digest.cli.common import err, out, print_table, progress_bar, with_app
 from digest.deliver.worker import SendReport
-from digest.editions import open_edition, render_context
+from digest.editions import open_edition
 from digest.models import Edition
-from digest.render import render_edition, render_preview
 from subscribers.lists import get_list
 
 
@@ -64,13 +63,10 @@ def edition_preview(app: App, list_name: str, output: str) -> None:
         if ed is None:
             raise click.ClickException(f"list {list_name} has no open edition and no new "
                                        "articles; run `digest fetch` first")
-        rendered = render_edition(app.templates, render_context(ed, mlist,
-                                                                app.settings["public_url"]))
+        shown = app.preview(ed, mlist)
     path = Path(output)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_preview(rendered, {
-        "unsubscribe_url": app.settings["public_url"].rstrip("/") + "/unsubscribe/preview",
-        "email": "reader@example.org", "name": "Reader"}), encoding="utf-8")
+    path.write_text(shown.html, encoding="utf-8")
     out.print(f"Preview of edition #{ed.number} written to {path}")
 
 

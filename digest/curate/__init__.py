@@ -1,15 +1,15 @@
 """The editor's desk as plain functions: change a list's next edition before it goes out.
 
 The web desk and the JSON API both call these. Functions taking a Session flush and
-leave the commit to the caller, so one request is one transaction; those taking the
-`App` (`send_now`, `send_test`, `preview`, `release_scheduled`) do their own. Only an
+leave the commit to the caller, so one request is one transaction; preview, a test to
+yourself and "send now" are the `App`'s (they need its templates and backend). Only an
 edition that is a draft or approved can change; one sending or sent raises InvalidInput,
 and so does an edition the scheduler starts sending while an editor works on it (the
 row is reread and locked for each change, as the scheduler locks it before it sends).
 
     draft.py    finding the edition, the proposed articles, changing items and intro
     pages.py    adding an article by URL: fetched, extracted and sanitized
-    sending.py  approve, schedule, preview, a test to yourself, send now
+    sending.py  approve, schedule, release the scheduled ones
 
 Items keep the order of their `position` (0, 1, 2, ...): pinned items lead the edition,
 in their own order, and the others follow; moving an item stays inside its group.
@@ -31,6 +31,7 @@ from digest.curate.draft import (
     draft_for,
     drop_item,
     edit_item,
+    editable,
     get_edition,
     move_item,
     pin_item,
@@ -45,14 +46,10 @@ from digest.curate.pages import (
     start_with_page,
 )
 from digest.curate.sending import (
-    Preview,
     approve,
-    preview,
     recipients_count,
     release_scheduled,
     schedule,
-    send_now,
-    send_test,
 )
 
 __all__ = [
@@ -64,7 +61,6 @@ __all__ = [
     "SUMMARY_MAX",
     "TITLE_MAX",
     "FetchedPage",
-    "Preview",
     "Proposal",
     "add_article",
     "add_page",
@@ -73,18 +69,16 @@ __all__ = [
     "draft_for",
     "drop_item",
     "edit_item",
+    "editable",
     "fetch_page",
     "get_edition",
     "move_item",
     "page_session",
     "pin_item",
-    "preview",
     "proposals",
     "recipients_count",
     "release_scheduled",
     "schedule",
-    "send_now",
-    "send_test",
     "set_intro",
     "start_with_page",
 ]

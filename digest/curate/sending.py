@@ -1,10 +1,12 @@
-"""Letting an edition go: approve, schedule, preview, a test to yourself, send now."""
+"""Letting an edition go: approve, schedule, and the scheduled ones when their time comes.
+
+Preview, a test to yourself and "send now" need the templates and a backend: they are
+`App.preview`, `App.send_test` and `App.send_now`."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
@@ -12,13 +14,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from digest.curate.draft import editable
-from digest.deliver.backends import NoEvents, make_backend
-from digest.deliver.message import Recipient
-from digest.deliver.worker import message_template
-from digest.editions import render_context, require_sendable
-from digest.errors import DeliveryError, InvalidInput, NotReady
+from digest.editions import require_sendable
+from digest.errors import InvalidInput, NotReady
 from digest.models import APPROVED, DIGEST, Edition
-from digest.render import SUBSCRIBER_SLOTS, Rendered, Slotted, render_edition
 from subscribers.members import recipients_query
 from subscribers.models import MailingList
 
@@ -91,61 +89,6 @@ def recipients_count(s: Session, mlist: MailingList) -> int:
     return s.scalar(select(func.count()).select_from(members)) or 0
 
 
-def send_now(app: App, s: Session, edition: Edition, mlist: MailingList) -> int:
-    """Render the edition and queue a delivery for every current recipient; the sender
-    worker (`digest serve`, `digest worker`) delivers them. Commits; returns how many
-    were queued. `start_sending` refuses an edition that may not go out (NotReady)."""
-    edition = editable(s, edition)  # one sending already is refused, not continued
-    return app.start_sending(s, edition, mlist)
-
-
-@dataclass(frozen=True)
-class Preview:
-    """The edition exactly as the email renders it, slots filled with sample values."""
-
-    html: str
-    text: str
-    subject: str
-
-
-def preview(app: App, edition: Edition, mlist: MailingList, *,
-            email: str = "reader@example.org", name: str = "Reader") -> Preview:
-    """Render the edition as `start_sending` will (Jinja2 and premailer), with sample
-    values for the per-subscriber slots and an unsubscribe link that does nothing."""
-    rendered = _render(app, edition, mlist)
-    values = dict.fromkeys(SUBSCRIBER_SLOTS, "")
-    values.update(unsubscribe_url=_sample_unsubscribe_url(app), email=email, name=name)
-    return Preview(html=Slotted(rendered.html).fill(values, html=True),
-                   text=Slotted(rendered.text).fill(values, html=False),
-                   subject=edition.subject)
-
-
-def send_test(app: App, edition: Edition, mlist: MailingList, to_address: str,
-              name: str = "") -> str:
-    """Mail one copy of the edition, built as every subscriber's is, with "[Test] "
-    before the subject, to `to_address`; the ledger is not touched. Returns the
-    Message-ID. Raises DeliveryError when the backend does not take it.
-
-    Uses a backend of its own: the sender worker's may be mid-batch in another thread.
-    """
-    rendered = _render(app, edition, mlist)
-    # A copy never added to a session, so the draft itself stays unrendered.
-    copy = Edition(id=edition.id, html=rendered.html, text=rendered.text,
-                   subject=f"[Test] {edition.subject}")
-    template = message_template(copy, mlist, app.send_options())
-    message = template.build(Recipient(0, to_address, name, _sample_unsubscribe_url(app)),
-                             app.clock())
-    backend = make_backend(app.settings)
-    try:
-        results = backend.send([message], NoEvents())
-    finally:
-        backend.close()
-    if not results or results[0].status != "sent":
-        detail = results[0].detail if results else "no answer"
-        raise DeliveryError(f"the test to {to_address} was not accepted: {detail}")
-    return message.message_id
-
-
 def release_scheduled(app: App) -> list[int]:
     """Start sending every approved edition whose scheduled time has come, within
     `[schedule] grace_hours`; returns their ids. The scheduler calls it each minute;
@@ -188,14 +131,3 @@ def release_scheduled(app: App) -> list[int]:
                      edition.number)
             started.append(edition_id)
     return started
-
-
-def _render(app: App, edition: Edition, mlist: MailingList) -> Rendered:
-    return render_edition(app.templates,
-                          render_context(edition, mlist, app.settings["public_url"]))
-
-
-def _sample_unsubscribe_url(app: App) -> str:
-    # Leads to the "this link does not work" page: a preview or a test must not carry
-    # a working token that could unsubscribe a real subscriber.
-    return f"{app.settings['public_url'].rstrip('/')}/unsubscribe/preview"

@@ -19,9 +19,9 @@ from digest.config import defaults
 from digest.errors import InvalidInput
 from digest.gather.sources import add_source
 from digest.models import Edition
-from digest.render import Rendered, render_preview
 from subscribers.lists import create_list
 from subscribers.members import add_member, remove_member
+from subscribers.models import MailingList
 
 FEEDS = Path(__file__).parent / "feeds"
 MARKER = ".digest-demo"
@@ -95,10 +95,9 @@ def _preview(app: App, path: Path, edition_id: int) -> Path:
     with app.sessions() as s:
         edition = s.get_one(Edition, edition_id)
         # Sending stored the rendered edition; the preview fills its slots, no re-render.
-        rendered = Rendered(html=edition.html, text=edition.text)
-    path.write_text(render_preview(rendered, {
-        "unsubscribe_url": app.settings["public_url"] + "/unsubscribe/preview",
-        "email": PEOPLE[0][0], "name": PEOPLE[0][1]}), encoding="utf-8")
+        shown = app.preview(edition, s.get_one(MailingList, edition.list_id),
+                            email=PEOPLE[0][0], name=PEOPLE[0][1])
+    path.write_text(shown.html, encoding="utf-8")
     return path
 
 

@@ -234,6 +234,6 @@ def schedule(list_name: str, post: DeskPost, edition: Field = "", when: Field = 
 def send_test(list_name: str, post: DeskPost, edition: Field = "") -> Response:
     """One copy to the logged-in user's own address; a render and a send, no commit."""
     def change(s: Session, mlist: MailingList, ed: Edition) -> tuple[str, str]:
-        curate.send_test(post.app, ed, mlist, post.user.email, post.user.name)
+        post.app.send_test(ed, mlist, post.user.email, post.user.name)
         return "tested", "release"
     return act(post, list_name, edition, change)

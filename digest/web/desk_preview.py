@@ -20,6 +20,7 @@ from digest.app import App
 from digest.editions import require_sendable
 from digest.errors import InvalidInput, NotFound, NotReady
 from digest.models import Edition
+from digest.render import Preview
 from digest.users import UserView
 from digest.web.auth import EditorUser, Viewer
 from digest.web.deps import AppDep, PagesDep
@@ -142,7 +143,7 @@ def send(list_name: str, post: DeskPost, edition: Annotated[str, Form()] = "",
                                   "the page was shown. Nothing was sent; confirm again.")
             return render(post.pages, post.viewer, "web/desk/send.html", page, status=409)
         try:
-            curate.send_now(app, s, current, mlist)  # commits
+            app.send_now(s, current, mlist)  # commits
         except InvalidInput as exc:
             s.rollback()
             return render_draft(app, post.pages, post.viewer, post.user, list_name,
@@ -151,12 +152,11 @@ def send(list_name: str, post: DeskPost, edition: Annotated[str, Form()] = "",
 
 
 def _preview(app: App, list_name: str,
-             user: UserView) -> tuple[MailingList, Edition, curate.Preview]:
+             user: UserView) -> tuple[MailingList, Edition, Preview]:
     """The list's current edition rendered for `user`; NotFound when there is none."""
     with app.sessions() as s:
         mlist = get_list(s, list_name)
         edition = curate.current_edition(s, mlist)
         if edition is None:
             raise NotFound(f"{mlist.title} has no edition in the works; start one on the desk")
-        return mlist, edition, curate.preview(app, edition, mlist, email=user.email,
-                                              name=user.name)
+        return mlist, edition, app.preview(edition, mlist, email=user.email, name=user.name)

@@ -344,7 +344,7 @@ def test_the_preview_frames_the_email_exactly_as_sent(
     policy = email.headers["content-security-policy"]
     assert "frame-ancestors 'self'" in policy and "script" not in policy
     with app.sessions() as s:
-        shown = curate.preview(app, s.get_one(Edition, edition_row(app).id),
+        shown = app.preview(s.get_one(Edition, edition_row(app).id),
                                get_list(s, "news"), email=EDITOR_EMAIL, name="Ed Editor")
     assert email.text == shown.html
     assert "A calm sea today." in email.text and "__DIGEST_SLOT_" not in email.text

@@ -212,7 +212,7 @@ def editions_send(user: Editor, app: AppDep, edition_id: Id) -> SendQueued:
     many it goes to beforehand; `GET /lists/{name}/stats` how it went."""
     with app.sessions() as s:
         edition, mlist = _edition(s, edition_id)
-        queued = curate.send_now(app, s, edition, mlist)
+        queued = app.send_now(s, edition, mlist)
         s.commit()
         return SendQueued(edition_id=edition.id, status=edition.status, queued=queued)
 
@@ -230,7 +230,7 @@ def editions_test(user: Editor, app: AppDep, edition_id: Id, body: TestMail) -> 
             raise ApiError(409, "suppressed", f"{to} is suppressed; a test cannot go there")
         edition, mlist = _edition(s, edition_id)
         name = user.name if to == user.email else ""
-        message_id = curate.send_test(app, edition, mlist, to, name)
+        message_id = app.send_test(edition, mlist, to, name)
     return TestMailSent(to=to, message_id=message_id)
 
 
@@ -241,7 +241,7 @@ def editions_preview(user: Editor, app: AppDep, edition_id: Id) -> PreviewOut:
     an unsubscribe link that does nothing."""
     with app.sessions() as s:
         edition, mlist = _edition(s, edition_id)
-        shown = curate.preview(app, edition, mlist)
+        shown = app.preview(edition, mlist)
     return PreviewOut(subject=shown.subject, html=shown.html, text=shown.text)
 
 
