@@ -40,7 +40,7 @@ from digest.app import App
 from digest.models import ADMIN, EDITOR, User
 from digest.users import Throttled, UserView, authenticate, token_user
 from digest.web.deps import AppDep, PagesDep
-from digest.web.pages import Page
+from digest.web.pages import Page, WebSession
 from digest.web.throttle import client_key
 
 log = logging.getLogger(__name__)
@@ -54,14 +54,6 @@ SESSION_MAX_AGE = 12 * 3600
 CSRF_FIELD, CSRF_HEADER = "csrf_token", "x-csrf-token"
 _STATE_KEY = "digest_set_cookie"
 _RANK = {EDITOR: 1, ADMIN: 2}
-
-
-@dataclass(frozen=True)
-class WebSession:
-    """Who is visiting (None: nobody logged in) and the CSRF token of their forms."""
-
-    user: UserView | None
-    csrf: str
 
 
 class LoginRequired(Exception):

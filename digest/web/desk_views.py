@@ -23,8 +23,7 @@ from digest.editions import last_sent
 from digest.errors import InvalidInput, NotFound
 from digest.models import APPROVED, DIGEST, DRAFT, SENDING, Edition, EditionItem
 from digest.users import UserView
-from digest.web.auth import WebSession
-from digest.web.pages import Page, Pages
+from digest.web.pages import Page, Pages, WebSession
 from subscribers.lists import all_lists, get_list
 from subscribers.models import MailingList
 

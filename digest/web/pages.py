@@ -11,18 +11,27 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import jinja2
 from fastapi.responses import HTMLResponse, Response
 
-if TYPE_CHECKING:
-    from digest.web.auth import WebSession
+from digest.users import UserView
 
 BASE_TEMPLATE = "web/base.html"
 STYLESHEET = "web/site.css"
 #: Where the stylesheet is served; the query holds its hash, so it can be cached for long.
 STYLESHEET_PATH = "/static/site.css"
+
+
+
+@dataclass(frozen=True)
+class WebSession:
+    """Who is visiting (None: nobody logged in) and the CSRF token of their forms; every
+    page shows it (`digest.web.auth` reads it from the cookie)."""
+
+    user: UserView | None
+    csrf: str
+
 
 # Pages behind a signed link show part of an address and act on it: neither the browser
 # nor a proxy may keep a copy.

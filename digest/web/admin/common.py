@@ -20,9 +20,8 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from digest.db import Base
-from digest.web.auth import WebSession
 from digest.web.desk_views import age
-from digest.web.pages import Page, Pages, sentence
+from digest.web.pages import Page, Pages, WebSession, sentence
 from subscribers.models import MailingList
 
 M = TypeVar("M", bound=Base)

@@ -26,9 +26,9 @@ from digest import imports
 from digest.app import App
 from digest.errors import NotFound
 from digest.web.admin.common import AdminPage, ListParam, list_or_404, render, see_other, when
-from digest.web.auth import AdminUser, CsrfForm, Viewer, WebSession
+from digest.web.auth import AdminUser, CsrfForm, Viewer
 from digest.web.deps import AppDep, PagesDep
-from digest.web.pages import Pages
+from digest.web.pages import Pages, WebSession
 from subscribers.lists import all_lists
 from subscribers.models import DONE, QUEUED, RUNNING, ImportJob, MailingList
 

@@ -41,9 +41,9 @@ from digest.web.admin.common import (
     render,
     see_other,
 )
-from digest.web.auth import AdminUser, CsrfForm, Viewer, WebSession
+from digest.web.auth import AdminUser, CsrfForm, Viewer
 from digest.web.deps import AppDep, PagesDep
-from digest.web.pages import Pages, sentence
+from digest.web.pages import Pages, WebSession, sentence
 from digest.web.public import in_transaction
 from subscribers.addresses import normalize
 from subscribers.export import export_csv, export_jsonl

@@ -36,9 +36,9 @@ from digest.web.admin.common import (
     see_other,
     when,
 )
-from digest.web.auth import AdminUser, CsrfForm, Viewer, WebSession
+from digest.web.auth import AdminUser, CsrfForm, Viewer
 from digest.web.deps import AppDep, PagesDep
-from digest.web.pages import Pages, sentence
+from digest.web.pages import Pages, WebSession, sentence
 from digest.web.public import in_transaction
 
 router = APIRouter(include_in_schema=False)
