@@ -96,8 +96,8 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def upgrade(engine: Engine) -> None:
-    """Create or upgrade the schema to the newest Alembic revision."""
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Create or upgrade the schema to the newest Alembic revision (or to `revision`)."""
     from alembic import command
     from alembic.config import Config
 
@@ -108,4 +108,4 @@ def upgrade(engine: Engine) -> None:
     cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, revision)

@@ -12,6 +12,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -40,6 +41,10 @@ class Source(Base):
     last_error_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
     next_fetch_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The fetch lease (digest.gather.lease): who is fetching the source, and until when
+    # they may; free when the time is None or past.
+    fetch_lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    fetch_lease_owner: Mapped[str] = mapped_column(String(200), default="")
 
     articles: Mapped[list[Article]] = relationship(back_populates="source")
 
@@ -58,8 +63,20 @@ class ListSource(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+def _identity(name: str, column: str, where: str) -> Index:
+    return Index(name, "source_id", column, unique=True, sqlite_where=text(where),
+                 postgresql_where=text(where))
+
+
 class Article(Base):
-    """One gathered article, sanitized. Deduplicated per source by guid, link, content hash."""
+    """One gathered article, sanitized. Deduplicated per source by guid, link, content hash.
+
+    Its identity within its source is its guid, else its link, else its text's hash:
+    the first of those keys that the dedup compares (digest.gather.sources). The three
+    partial unique indexes hold it, so a fetch racing another fetch of the source cannot
+    store an entry twice: its INSERT finds the row there and does nothing. (The plain
+    indexes serve the dedup's lookups, which match any row's link or hash.)
+    """
 
     __tablename__ = "articles"
     __table_args__ = (
@@ -67,6 +84,9 @@ class Article(Base):
         Index("ix_articles_source_link", "source_id", "link"),
         Index("ix_articles_source_hash", "source_id", "content_hash"),
         Index("ix_articles_published", "published_at"),
+        _identity("uq_articles_source_guid", "guid", "guid <> ''"),
+        _identity("uq_articles_source_link", "link", "guid = '' AND link <> ''"),
+        _identity("uq_articles_source_hash", "content_hash", "guid = '' AND link = ''"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -1,4 +1,5 @@
-"""The database: migrations match the models, SQLite runs in WAL with foreign keys."""
+"""The database: migrations match the models and upgrade the data they find, SQLite runs
+in WAL with foreign keys."""
 
 from __future__ import annotations
 
@@ -7,11 +8,15 @@ import datetime as dt
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import Boolean, Integer, String, column, insert, select, table, text
+from sqlalchemy.exc import IntegrityError
 
 from digest.app import App
-from digest.db import Base
-from digest.models import Source
+from digest.config import Settings
+from digest.db import Base, UTCDateTime, upgrade
+from digest.models import SENT, Article, Edition, EditionItem, Source
+from subscribers.lists import create_list
+from tests.conftest import Clock
 
 
 def test_migrations_create_exactly_the_models(app: App) -> None:
@@ -47,3 +52,74 @@ def test_times_are_stored_and_read_as_utc(app: App) -> None:
     with app.sessions() as s, pytest.raises(Exception, match="naive datetime"):
         s.add(Source(url="https://example.org/g", last_fetch_at=dt.datetime(2026, 3, 1)))
         s.commit()
+
+
+def test_upgrading_merges_duplicate_articles_into_the_oldest(settings: Settings,
+                                                             clock: Clock) -> None:
+    """0006 makes an article's identity in its source (guid, else link, else text hash)
+    unique. Duplicates that overlapping fetches stored before are merged: the oldest row
+    stays, edition items point to it, the others go."""
+    app = App(settings, clock=clock)
+    try:
+        upgrade(app.engine, "0005")
+        ids = _articles_with_duplicates(app, clock)
+        upgrade(app.engine)
+        with app.sessions() as s:
+            left = set(s.scalars(select(Article.id)))
+            items = list(s.scalars(select(EditionItem.article_id)
+                                   .order_by(EditionItem.position)))
+            assert s.scalars(select(Source.fetch_lease_owner)).all() == ["", ""]
+        assert left == {ids[k] for k in ("g1", "l2", "h", "g2-with-l2", "g1-elsewhere")}
+        assert items == [ids["g1"], ids["l2"], ids["g1"], ids["h"], None]
+        with app.sessions() as s, pytest.raises(IntegrityError):
+            s.add(_article(1, "again", guid="g1"))
+            s.commit()
+    finally:
+        app.close()
+
+
+def _article(source_id: int, title: str, *, guid: str = "", link: str = "",
+             digest_hash: str = "0" * 64) -> Article:
+    return Article(source_id=source_id, title=title, guid=guid, link=link,
+                   content_hash=digest_hash,
+                   published_at=dt.datetime(2026, 11, 26, tzinfo=dt.UTC))
+
+
+def _articles_with_duplicates(app: App, clock: Clock) -> dict[str, int]:
+    """Rows as version 0005 let overlapping fetches store them: name -> id."""
+    sources = table("sources", column("url", String), column("kind", String),
+                    column("title", String), column("site_url", String),
+                    column("full_text", Boolean), column("created_at", UTCDateTime()),
+                    column("etag", String), column("last_modified", String),
+                    column("last_error", String), column("consecutive_failures", Integer))
+    with app.sessions() as s:
+        for url in ("https://a.example.org/feed", "https://b.example.org/feed"):
+            s.execute(insert(sources).values(
+                url=url, kind="feed", title="", site_url="", full_text=False,
+                created_at=clock(), etag="", last_modified="", last_error="",
+                consecutive_failures=0))
+        rows = {
+            "g1": _article(1, "first", guid="g1", link="https://a.example.org/1"),
+            "g1-again": _article(1, "again", guid="g1", link="https://a.example.org/1"),
+            "g1-moved": _article(1, "moved", guid="g1", link="https://a.example.org/one"),
+            "l2": _article(1, "no guid", link="https://a.example.org/2"),
+            "l2-again": _article(1, "no guid again", link="https://a.example.org/2"),
+            "h": _article(1, "text only", digest_hash="1" * 64),
+            "h-again": _article(1, "text only again", digest_hash="1" * 64),
+            "g2-with-l2": _article(1, "a guid", guid="g2", link="https://a.example.org/2"),
+            "g1-elsewhere": _article(2, "other source", guid="g1"),
+        }
+        for row in rows.values():  # one by one: ids in this order
+            s.add(row)
+            s.flush()
+        mlist = create_list(s, "news", from_addr="news@example.org")
+        edition = Edition(list_id=mlist.id, number=1, status=SENT, since=clock(),
+                          cutoff=clock())
+        s.add(edition)
+        s.flush()
+        for position, name in enumerate(["g1-again", "l2-again", "g1", "h-again", None]):
+            s.add(EditionItem(edition_id=edition.id, position=position, title="t", link="l",
+                              article_id=rows[name].id if name else None,
+                              published_at=clock()))
+        s.commit()
+        return {name: row.id for name, row in rows.items()}
