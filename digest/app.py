@@ -160,7 +160,7 @@ class App:
             if source is None:
                 raise NotFound(f"source {source_id} not found; `digest sources ls` lists them")
             sources = [source]
-        return gather(s, self.http, self.fetch_options(allow_files=allow_files), self.clock(),
+        return gather(s, self.http, self.fetch_options(allow_files=allow_files), self.clock,
                       sources, progress)
 
     def build(self, s: Session, list_name: str) -> tuple[Edition | None, bool]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import random
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -35,7 +34,7 @@ from digest.db import make_engine, utcnow
 from digest.deliver.backends import make_backend
 from digest.editions import build_scheduled
 from digest.errors import InvalidInput, NotReady
-from digest.gather.sources import SourceReport, gather
+from digest.gather.sources import BUSY, SourceReport, gather
 from digest.models import APPROVED, CANCELLED, DRAFT, Edition, Source
 from subscribers.lists import NOTIFY, get_list
 from subscribers.models import MailingList
@@ -225,34 +224,29 @@ def draft_reviews(app: App) -> list[Edition]:
     return drafts
 
 
-_fetching = threading.Lock()
-
-
 def fetch_due(app: App, rand: Callable[[], float] = random.random) -> list[SourceReport]:
     """Fetch every source not sitting out a backoff, and set when each is due again.
 
-    A round still running (the catch-up's, say) makes another one a no-op: two at once
-    would store the same new articles twice.
+    Two rounds may overlap (the catch-up's and the next one, say): each source's lease
+    lets one of them fetch it, and the other skips it (BUSY) and leaves its due time
+    to the fetch that has it.
     """
-    if not _fetching.acquire(blocking=False):
-        return []
-    try:
-        now = app.clock()
-        interval = app.schedule_options().fetch_interval
-        with app.sessions() as s:
-            due = list(s.scalars(
-                select(Source)
-                .where(or_(Source.next_fetch_at.is_(None), Source.next_fetch_at <= now))
-                .order_by(Source.id)
-            ))
-            reports = gather(s, app.http, app.fetch_options(), now, due)
-            for source in due:
-                source.next_fetch_at = next_fetch(now, interval, source.consecutive_failures,
-                                                  rand)
-            s.commit()
-        return reports
-    finally:
-        _fetching.release()
+    now = app.clock()
+    interval = app.schedule_options().fetch_interval
+    with app.sessions() as s:
+        due = list(s.scalars(
+            select(Source)
+            .where(or_(Source.next_fetch_at.is_(None), Source.next_fetch_at <= now))
+            .order_by(Source.id)
+        ))
+        reports = gather(s, app.http, app.fetch_options(), app.clock, due)
+        fetched = {r.source_id for r in reports if r.status != BUSY}
+        for source in due:
+            if source.id in fetched:
+                source.next_fetch_at = next_fetch(now, interval,
+                                                  source.consecutive_failures, rand)
+        s.commit()
+    return reports
 
 
 def _utc(when: dt.datetime | None) -> str:

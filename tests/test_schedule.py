@@ -24,6 +24,7 @@ from digest import curate, schedule
 from digest.app import App
 from digest.cron import cron_weekdays, due_editions, fire_times, list_trigger, next_runs
 from digest.errors import InvalidInput
+from digest.gather.lease import take_lease
 from digest.models import DRAFT, SENDING, Article, Delivery, Edition, ListSource, Source
 from subscribers.lists import archive_list, create_list, get_list
 from subscribers.members import add_member
@@ -453,6 +454,25 @@ def test_a_failing_source_is_fetched_less_and_less_often(
         assert down.consecutive_failures == 5 and down.next_fetch_at is not None
         up = s.scalars(select(Source).where(Source.url.endswith("up.xml"))).one()
         assert up.next_fetch_at is None and up.last_error == ""
+
+
+def test_a_round_skips_a_source_being_fetched_elsewhere(
+    app: App, clock: Clock, flaky_server: tuple[str, list[str]]
+) -> None:
+    base, asked = flaky_server
+    with app.sessions() as s:
+        source = Source(url=f"{base}/down.xml", consecutive_failures=3)
+        s.add(source)
+        s.commit()
+        assert take_lease(s, source.id, "the console", clock(), dt.timedelta(minutes=5))
+    [report] = schedule.fetch_due(app, rand=lambda: 0.5)
+    assert (report.status, report.note) == ("busy", "being fetched elsewhere")
+    assert asked == []
+    with app.sessions() as s:  # its due time is left to the fetch that has it
+        assert s.get_one(Source, source.id).next_fetch_at is None
+    clock.advance(minutes=5)  # that fetch died: its lease ran out
+    [report] = schedule.fetch_due(app, rand=lambda: 0.5)
+    assert report.status == "error" and asked == ["/down.xml"]
 
 
 # -- APScheduler ---------------------------------------------------------------------------

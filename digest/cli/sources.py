@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from digest.app import App
 from digest.cli.common import out, print_table, progress_bar, when, with_app
-from digest.gather.sources import SourceReport, add_source, source_label
+from digest.gather.sources import BUSY, SourceReport, add_source, source_label
 from digest.models import Article, ListSource, Source
 from subscribers.lists import get_list
 
@@ -72,13 +72,15 @@ def fetch(app: App, source_id: int | None) -> None:
 
 def print_fetch_summary(reports: list[SourceReport]) -> None:
     """A table of what each source brought, and a one-line total."""
-    table = Table("source", "status", "new", "in feed", "error")
+    table = Table("source", "status", "new", "in feed", "error or note")
     for r in reports:
-        table.add_row(r.url[-60:], r.status, str(r.new), str(r.seen), r.error[:100])
+        table.add_row(r.url[-60:], r.status, str(r.new), str(r.seen), r.note[:100])
     print_table(table)
     errors = sum(r.status == "error" for r in reports)
+    busy = sum(r.status == BUSY for r in reports)
     new = sum(r.new for r in reports)
-    out.print(f"{new} new articles from {len(reports)} sources, {errors} failed.")
+    skipped = f", {busy} skipped: being fetched elsewhere" if busy else ""
+    out.print(f"{new} new articles from {len(reports)} sources, {errors} failed{skipped}.")
     kept = sum(r.pages_failed for r in reports)
     if kept:
         out.print(f"{kept} article pages could not be read; those articles keep the "

@@ -2,7 +2,8 @@
 
 One source's failure is recorded on it (last error, consecutive failures) and the
 others go on; nothing a feed sends can stop a run. For a full-text source, the page of
-each new entry is fetched too; a page that fails only keeps the feed's own text.
+each new entry is fetched too; a page that fails only keeps the feed's own text. A
+source that another fetch holds (its lease, digest.gather.lease) is skipped.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from sqlalchemy import or_, select
+from sqlalchemy import CursorResult, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from digest.errors import FetchError, InvalidInput
@@ -24,6 +27,7 @@ from digest.gather.clean import content_hash
 from digest.gather.extract import PageEnricher
 from digest.gather.feeds import Entry, Feed, parse_feed
 from digest.gather.fetch import fetch
+from digest.gather.lease import lease_length, new_owner, release_lease, take_lease
 from digest.models import Article, ListSource, Source
 from subscribers.models import MailingList
 
@@ -40,15 +44,24 @@ class FetchOptions:
     allow_files: bool = False  # the CLI allows local feed files; the web app does not
 
 
+Clock = Callable[[], dt.datetime]
+BUSY = "busy"  # another fetch holds the source's lease: skipped, nothing recorded
+
+
 @dataclass(frozen=True)
 class SourceReport:
     source_id: int
     url: str
-    status: str  # ok | not_modified | error
+    status: str  # ok | not_modified | error | BUSY
     new: int = 0
     seen: int = 0
     error: str = ""
     pages_failed: int = 0  # full-text sources: new entries that kept the feed's text
+
+    @property
+    def note(self) -> str:
+        """What a summary shows beside the status: the error, or why it was skipped."""
+        return "being fetched elsewhere" if self.status == BUSY else self.error
 
 
 def normalize_source_url(url: str, allow_files: bool) -> str:
@@ -86,16 +99,20 @@ def add_source(s: Session, url: str, mlist: MailingList, *, full_text: bool = Fa
     return source, link is None
 
 
-def gather(s: Session, http: requests.Session, opts: FetchOptions, now: dt.datetime,
+def gather(s: Session, http: requests.Session, opts: FetchOptions, clock: Clock,
            sources: Iterable[Source] | None = None,
            progress: Callable[[SourceReport], None] | None = None) -> list[SourceReport]:
-    """Fetch every source (or those given), store new articles, record health."""
+    """Fetch every source (or those given), store new articles, record health.
+
+    Each source's time is the clock's when its fetch starts: a lease taken at the
+    time the run started could have run out before a late source's turn.
+    """
     todo = list(sources) if sources is not None else list(
         s.scalars(select(Source).order_by(Source.id))
     )
     reports = []
     for source in todo:
-        report = fetch_source(s, http, source, opts, now)
+        report = fetch_source(s, http, source, opts, clock)
         reports.append(report)
         if progress:
             progress(report)
@@ -103,30 +120,46 @@ def gather(s: Session, http: requests.Session, opts: FetchOptions, now: dt.datet
 
 
 def fetch_source(s: Session, http: requests.Session, source: Source, opts: FetchOptions,
-                 now: dt.datetime) -> SourceReport:
-    """Fetch one source and commit what it brought; a failure is recorded, not raised."""
+                 clock: Clock) -> SourceReport:
+    """Fetch one source and commit what it brought; a failure is recorded, not raised.
+
+    Skipped (BUSY) while another fetch holds the source's lease; the lease is freed in
+    the commit that records the outcome.
+    """
+    now, owner = clock(), new_owner()
+    pages = opts.max_entries if source.full_text else 0  # a full-text fetch's page cap
+    if not take_lease(s, source.id, owner, now, lease_length(opts.timeout, pages)):
+        return SourceReport(source.id, source.url, BUSY)
+    s.refresh(source)  # as the last fetch left it: its validators, its title
     try:
-        result = fetch(
-            http, source.url, etag=source.etag, last_modified=source.last_modified,
-            timeout=opts.timeout, max_bytes=opts.max_bytes, max_redirects=opts.max_redirects,
-            user_agent=opts.user_agent, allow_files=opts.allow_files,
-        )
-        if result.not_modified:
-            _record_success(source, now)
-            s.commit()
-            return SourceReport(source.id, source.url, "not_modified")
-        feed = parse_feed(result.body, result.url, result.content_type, now=now)
-        enrich = _page_enricher(http, opts) if source.full_text else None
-        new, seen = store_entries(s, source, feed, now, opts.max_entries, enrich)
-        source.etag, source.last_modified = result.etag, result.last_modified
-        _record_success(source, now)
+        report = _fetch(s, http, source, opts, now)
+        release_lease(s, source.id, owner)
         s.commit()
-        return SourceReport(source.id, source.url, "ok", new=new, seen=seen,
-                            pages_failed=enrich.failed if enrich else 0)
+        return report
     except FetchError as exc:
-        return _record_failure(s, source, str(exc), now)
+        return _record_failure(s, source, str(exc), now, owner)
     except Exception as exc:  # a parser bug on hostile input must not end the run
-        return _record_failure(s, source, f"unexpected {type(exc).__name__}: {exc}", now)
+        return _record_failure(s, source, f"unexpected {type(exc).__name__}: {exc}", now,
+                               owner)
+
+
+def _fetch(s: Session, http: requests.Session, source: Source, opts: FetchOptions,
+           now: dt.datetime) -> SourceReport:
+    result = fetch(
+        http, source.url, etag=source.etag, last_modified=source.last_modified,
+        timeout=opts.timeout, max_bytes=opts.max_bytes, max_redirects=opts.max_redirects,
+        user_agent=opts.user_agent, allow_files=opts.allow_files,
+    )
+    if result.not_modified:
+        _record_success(source, now)
+        return SourceReport(source.id, source.url, "not_modified")
+    feed = parse_feed(result.body, result.url, result.content_type, now=now)
+    enrich = _page_enricher(http, opts) if source.full_text else None
+    new, seen = store_entries(s, source, feed, now, opts.max_entries, enrich)
+    source.etag, source.last_modified = result.etag, result.last_modified
+    _record_success(source, now)
+    return SourceReport(source.id, source.url, "ok", new=new, seen=seen,
+                        pages_failed=enrich.failed if enrich else 0)
 
 
 def _page_enricher(http: requests.Session, opts: FetchOptions) -> PageEnricher:
@@ -144,12 +177,14 @@ def _record_success(source: Source, now: dt.datetime) -> None:
     source.last_error = ""
 
 
-def _record_failure(s: Session, source: Source, error: str, now: dt.datetime) -> SourceReport:
+def _record_failure(s: Session, source: Source, error: str, now: dt.datetime,
+                    owner: str) -> SourceReport:
     s.rollback()  # drop any half-stored articles of this source
     source = s.get_one(Source, source.id)
     source.last_fetch_at = source.last_error_at = now
     source.last_error = error
     source.consecutive_failures += 1
+    release_lease(s, source.id, owner)
     s.commit()
     return SourceReport(source.id, source.url, "error", error=error)
 
@@ -162,33 +197,56 @@ def store_entries(s: Session, source: Source, feed: Feed, now: dt.datetime,
     An entry is old when its guid, else its link, else its content hash is already
     stored for this source; the same rules drop repeats inside one document. `enrich`
     (a full-text source's page fetcher) sees new entries only, and the hash stays the
-    feed's, so the next fetch recognizes them.
+    feed's, so the next fetch recognizes them. An entry that another fetch stored
+    meanwhile is not stored again (Article's identity is unique) and is not counted.
     """
-    if feed.title and not source.title:
-        source.title = feed.title[:300]
-    if feed.site_url and not source.site_url:
-        source.site_url = feed.site_url
     # Feeds list entries in any order; keep the newest when there are too many.
     entries = sorted(feed.entries, key=lambda e: e.published or now, reverse=True)
     entries = entries[:max_entries]
     hashes = [content_hash(e.title, e.summary) for e in entries]
     known = _known_keys(s, source.id, entries, hashes)
-    new = 0
+    rows = []
     for entry, digest_hash in zip(entries, hashes, strict=True):
         keys = _keys(entry, digest_hash)
         if keys & known:
             continue
         known |= keys
-        s.add(_article(source, enrich(entry) if enrich else entry, digest_hash, now))
-        new += 1
-    s.flush()
-    return new, len(entries)
+        rows.append(_article(source, enrich(entry) if enrich else entry, digest_hash, now))
+    # Every write waits for the pages: the first would hold SQLite's write lock (on
+    # PostgreSQL, the source's row) for as long as they take, stalling other writers.
+    _name_source(source, feed)
+    return _insert(s, rows), len(entries)
+
+
+def _name_source(source: Source, feed: Feed) -> None:
+    if feed.title and not source.title:
+        source.title = feed.title[:300]
+    if feed.site_url and not source.site_url:
+        source.site_url = feed.site_url
+
+
+def _insert(s: Session, rows: list[dict[str, Any]]) -> int:
+    """Insert the articles, but none whose identity is already stored (a fetch that
+    outlived its lease races the one that took it over); how many went in. On
+    PostgreSQL an insert waits for the other fetch's uncommitted row, then skips it."""
+    make = postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite.insert
+    new = 0
+    for row in rows:
+        # SQLAlchemy keeps the row count of an INSERT only when asked to.
+        result: CursorResult[Any] = s.execute(  # type: ignore[assignment]
+            make(Article).values(row).on_conflict_do_nothing(),
+            execution_options={"preserve_rowcount": True})
+        new += max(result.rowcount or 0, 0)
+    return new
 
 
 def _keys(entry: Entry, digest_hash: str) -> set[str]:
     # An entry without text (a photo post, say) has the hash of nothing, shared by all
-    # such entries: it is told apart by guid and link alone.
-    keys = {"h:" + digest_hash} if entry.title or entry.summary else set()
+    # such entries: it is told apart by guid and link; with neither, that hash is all
+    # it has, as it is its identity in the table (see Article).
+    keys = set()
+    if entry.title or entry.summary or not (entry.guid or entry.link):
+        keys.add("h:" + digest_hash)
     if entry.guid:
         keys.add("g:" + entry.guid)
     if entry.link:
@@ -217,8 +275,8 @@ def _known_keys(s: Session, source_id: int, entries: list[Entry],
     return known
 
 
-def _article(source: Source, e: Entry, digest_hash: str, now: dt.datetime) -> Article:
-    return Article(
+def _article(source: Source, e: Entry, digest_hash: str, now: dt.datetime) -> dict[str, Any]:
+    return dict(
         source_id=source.id, guid=e.guid[:2000], link=e.link[:2000], content_hash=digest_hash,
         title=e.title, author=e.author[:300], summary=e.summary, content_html=e.content_html,
         image_url=e.image_url[:2000], image_caption=e.image_caption, language=e.language[:16],

@@ -298,7 +298,7 @@ def test_pages_per_fetch_are_bounded(app: App, server: Loopback, clock: Clock) -
     _serve_site(server, clock, [p for p in FULL if p != "/news/bbc"])  # no redirect hop
     with app.sessions() as s, requests.Session() as http:
         full, _ = _setup(s, server)
-        report = fetch_source(s, http, full, FetchOptions(max_entries=2), clock())
+        report = fetch_source(s, http, full, FetchOptions(max_entries=2), clock)
         assert (report.new, report.pages_failed) == (2, 0)
         assert _requests(server, "/news/") == 2
 
