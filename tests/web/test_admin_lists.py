@@ -4,6 +4,7 @@ words, and the typed values kept)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import httpx2 as httpx
@@ -12,6 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from digest.app import App
+from digest.gather.lease import take_lease
 from digest.models import ApiToken, ListSource, Source, User
 from digest.users import token_user
 from subscribers.lists import get_list
@@ -157,6 +159,22 @@ def test_add_fetch_link_unlink_and_remove_a_source(admin_client: TestClient, wor
     _post(admin_client, f"/admin/sources/{broken}/remove")
     with app.sessions() as s:
         assert s.get(Source, broken) is None
+
+
+def test_fetch_now_of_a_source_being_fetched_elsewhere_says_so(
+        admin_client: TestClient, world: World, app: App, clock: Clock) -> None:
+    asked: list[str] = []
+    with feed_server(lambda path: asked.append(path) or FEED) as base:
+        with app.sessions() as s:
+            source = Source(url=f"{base}/feed", title="Harbour Gazette")
+            s.add(source)
+            s.commit()
+            assert take_lease(s, source.id, "the scheduler", clock(), dt.timedelta(minutes=5))
+        fetched = _post(admin_client, f"/admin/sources/{source.id}/fetch")
+        assert fetched.headers["location"] == f"/admin/sources?busy={source.id}"
+        page = admin_client.get(fetched.headers["location"])
+        assert "Harbour Gazette is being fetched elsewhere" in page.text
+        assert asked == []
 
 
 def test_a_source_must_be_a_web_url(admin_client: TestClient, world: World) -> None:

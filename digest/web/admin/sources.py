@@ -8,7 +8,8 @@ of it at once; a full-text source fetches a page per new article, each allowed
 Then the answer comes back after FETCH_WAIT saying it is still running, and the
 fetch goes on and records its outcome on the source, where this page shows it. (A
 BackgroundTask would always make the admin reload; a bare synchronous fetch could
-hang the request.)
+hang the request.) A source that is being fetched already, by an earlier click, the
+scheduler or `digest fetch`, is not fetched again: its lease says so at once.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import threading
 from dataclasses import dataclass
 
 from fastapi import APIRouter
@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 
 from digest.app import App
 from digest.errors import InvalidInput
-from digest.gather.sources import add_source, source_label
+from digest.gather.sources import BUSY, SourceReport, add_source, source_label
 from digest.models import ListSource, Source
 from digest.web.admin.common import (
     AdminPage,
@@ -54,9 +54,6 @@ router = APIRouter(include_in_schema=False)
 #: Seconds "Fetch now" waits for the fetch before answering that it is still running.
 FETCH_WAIT = 15.0
 OK, FAILING, NEVER = "ok", "failing", "never"
-
-_fetching: set[int] = set()
-_fetching_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -100,10 +97,11 @@ def health(source: Source) -> str:
 @router.get("/admin/sources")
 def sources_page(user: AdminUser, session: Viewer, app: AppDep, pages: PagesDep,
                  list_name: ListParam = "", done: str = "", fetched: int | None = None,
-                 new: int = 0, fetching: int | None = None) -> Response:
+                 new: int = 0, fetching: int | None = None,
+                 busy: int | None = None) -> Response:
     with app.sessions() as s:
         page = _page(s, app.clock(), list_name=list_name, done=notice(done),
-                     result=_result(s, fetched, new, fetching))
+                     result=_result(s, fetched, new, fetching, busy))
     return render(pages, "web/admin/sources.html", page, session)
 
 
@@ -143,17 +141,15 @@ def remove(source_id: int, user: AdminUser, _: CsrfForm, app: AppDep) -> Respons
 @router.post("/admin/sources/{source_id}/fetch")
 async def fetch_now(source_id: int, user: AdminUser, _: CsrfForm, app: AppDep) -> Response:
     await run_in_threadpool(_exists, app, source_id)
-    with _fetching_lock:
-        running = source_id in _fetching
-        _fetching.add(source_id)
-    if running:
-        return see_other(f"/admin/sources?fetching={source_id}")
     job = asyncio.get_running_loop().run_in_executor(None, _fetch, app, source_id)
     try:
         # shield: on timeout the fetch goes on (a thread cannot be stopped anyway).
-        new = await asyncio.wait_for(asyncio.shield(job), FETCH_WAIT)
+        report = await asyncio.wait_for(asyncio.shield(job), FETCH_WAIT)
     except TimeoutError:
         return see_other(f"/admin/sources?fetching={source_id}")
+    if report is not None and report.status == BUSY:
+        return see_other(f"/admin/sources?busy={source_id}")
+    new = report.new if report else 0
     return see_other(f"/admin/sources?fetched={source_id}&new={new}")
 
 
@@ -162,30 +158,33 @@ def _exists(app: App, source_id: int) -> None:
         get_or_404(s, Source, source_id)
 
 
-def _fetch(app: App, source_id: int) -> int:
-    """Fetch one source; the number of new articles. Failures are recorded on it."""
+def _fetch(app: App, source_id: int) -> SourceReport | None:
+    """Fetch one source; its report (None if that failed, as logged). Failures of the
+    fetch itself are recorded on the source."""
     try:
         with app.sessions() as s:
-            reports = app.fetch(s, source_id)
-        return sum(r.new for r in reports)
+            (report,) = app.fetch(s, source_id)
+        return report
     except Exception:  # the thread's only caller may have stopped waiting
         log.exception("fetching source %s", source_id)
-        return 0
-    finally:
-        with _fetching_lock:
-            _fetching.discard(source_id)
+        return None
 
 
-def _result(s: Session, fetched: int | None, new: int, fetching: int | None) -> str:
+def _result(s: Session, fetched: int | None, new: int, fetching: int | None,
+            busy: int | None) -> str:
     """What "Fetch now" did, from the source's own record (nothing from the URL but ids
     and a count)."""
-    source = s.get(Source, fetched or fetching or 0)
+    source = s.get(Source, fetched or fetching or busy or 0)
     if source is None:
         return ""
     label = source_label(source)
     if fetching:
         return (f"{label} is still being fetched; reload this page in a minute to see "
                 "what came of it.")
+    if busy:
+        return (f"{label} is being fetched elsewhere (by the scheduler, the command line "
+                "or an earlier Fetch now), so it was not fetched twice; reload this page "
+                "in a minute to see what came of it.")
     if health(source) == FAILING:
         return f"Fetching {label} failed: {source.last_error}"
     return f"Fetched {label}: {max(new, 0)} new article{'s' if new != 1 else ''}."
