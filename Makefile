@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: all install demo serve test bench lint clean
+.PHONY: all install demo serve test check bench lint clean
 
 all: install
 
@@ -29,6 +29,12 @@ serve: $(STAMP)
 PYTEST_ARGS ?= -n 4 --dist loadfile
 test: $(STAMP)
 	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+# The quick loop while working: lint, then every test but the browser ones and those
+# marked slow (real servers, schemathesis, faketime, thousands of rows), which only
+# `make test` (and so CI) runs.
+check: lint
+	$(BIN)/pytest -q $(PYTEST_ARGS) -m "not browser and not slow"
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench

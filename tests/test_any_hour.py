@@ -16,6 +16,9 @@ import pytest
 
 from tests.conftest import ROOT
 
+# Five whole pytest runs under faketime: `make test` has them, `make check` does not.
+pytestmark = pytest.mark.slow
+
 HOURS = ["00:30", "07:30", "09:05", "13:59", "20:00"]
 
 

@@ -107,6 +107,7 @@ def start_serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
             served.proc.wait()
 
 
+@pytest.mark.slow  # a real `digest serve` starting up and stopping
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_serve_answers_and_stops_cleanly_on_a_signal(
     start_serve: Callable[..., Served], sig: int

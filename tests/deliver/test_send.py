@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from digest.app import App
@@ -149,6 +150,7 @@ def test_suppressed_after_queueing_is_not_sent(
         sender.close()
 
 
+@pytest.mark.slow  # two `digest edition send` processes and 2,000 messages
 def test_killed_sender_resumes_and_everyone_gets_exactly_one(
     app: App, smtp_server: Callable[..., SmtpSink], tmp_path: Path
 ) -> None:

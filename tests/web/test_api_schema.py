@@ -95,6 +95,7 @@ def http() -> Iterator[requests.Session]:
         yield session
 
 
+@pytest.mark.slow  # minutes: a server and some 45 requests per operation
 @pytest.mark.parametrize(("path", "method"), OPERATIONS)
 def test_the_running_api_keeps_to_its_openapi(
         path: str, method: str, live_url: str, known: dict[str, Any],

@@ -109,6 +109,7 @@ def test_account_locks_after_repeated_failures_even_for_the_right_password(
     assert _login(client, users["editor"], PASSWORD).status_code == 303
 
 
+@pytest.mark.slow  # twenty-odd logins, each an argon2 verification
 def test_twenty_bad_logins_from_one_address_are_throttled_across_accounts(
         app: App, client: TestClient, users: dict[str, str], clock: Clock) -> None:
     # A spray over many accounts, each tried a few times, stays under the account limit.

@@ -172,6 +172,7 @@ def test_a_client_key_is_an_ipv4_address_or_an_ipv6_64() -> None:
     assert client_key("testclient") == "testclient"
 
 
+@pytest.mark.slow  # 21 logins, each an argon2 verification
 def test_bad_logins_from_one_ipv6_network_are_throttled_together(
         web: FastAPI, users: dict[str, str]) -> None:
     """20 wrong guesses, each from a fresh address of one /64 and at another account:
