@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
@@ -50,7 +51,7 @@ def run_worker(app: App, stop: threading.Event, *, poll_seconds: float = 5.0,
     tried again after a pause that doubles up to MAX_PAUSE_SECONDS; with `once` its
     error is raised instead.
     """
-    rendered: dict[int, float] = {}  # confirm edition -> see _rendered
+    rendered = _Renders()
     pause = poll_seconds
     while not stop.is_set():
         try:
@@ -80,7 +81,7 @@ def _rest(app: App, stop: threading.Event, seconds: float) -> None:
             return
 
 
-def _round(app: App, stop: threading.Event, rendered: dict[int, float]) -> int:
+def _round(app: App, stop: threading.Event, rendered: _Renders) -> int:
     """One look at every sending edition; returns the deliveries claimed."""
     # Cleared before looking: mail queued from now on sets it again and is seen next.
     app.mail_queued.clear()
@@ -114,15 +115,24 @@ def _round(app: App, stop: threading.Event, rendered: dict[int, float]) -> int:
     return claimed
 
 
+@dataclass
+class _Renders:
+    """The confirmation editions this worker run has rendered, and those whose
+    template failed (when), so a broken one is not tried at every round."""
+
+    done: set[int] = field(default_factory=set)
+    failed_at: dict[int, float] = field(default_factory=dict)
+
+
 def _rendered(app: App, s: Session, edition_id: int, list_name: str,
-              rendered: dict[int, float]) -> bool:
+              renders: _Renders) -> bool:
     """Render a list's confirmation mail once per worker run, so a changed title or
     template shows in new mails. A template that fails (an override with a mistake) is
     logged, and only that list's confirmations wait: tried again a minute later."""
-    when = rendered.get(edition_id)  # > 0: rendered then; < 0: failed at -when
-    if when is not None and when > 0:
+    if edition_id in renders.done:
         return True
-    if when is not None and time.monotonic() + when < BROKEN_TEMPLATE_SECONDS:
+    failed = renders.failed_at.get(edition_id)
+    if failed is not None and time.monotonic() - failed < BROKEN_TEMPLATE_SECONDS:
         return False
     edition = s.get_one(Edition, edition_id)
     try:
@@ -132,9 +142,9 @@ def _rendered(app: App, s: Session, edition_id: int, list_name: str,
         s.rollback()
         log.error("list %s: the confirmation mail does not render, so it waits: %s",
                   list_name, exc)
-        rendered[edition_id] = -time.monotonic()
+        renders.failed_at[edition_id] = time.monotonic()
         return False
-    rendered[edition_id] = time.monotonic()
+    renders.done.add(edition_id)
     return True
 
 
@@ -174,8 +184,7 @@ class Sender:
             try:
                 run_worker(self.app, self.stop, poll_seconds=self.poll_seconds)
             except BaseException as exc:  # asyncio.CancelledError is not an Exception
-                self._failure = f"{type(exc).__name__}: {exc}" if str(exc) else \
-                    type(exc).__name__
+                self._failure = ": ".join(filter(None, (type(exc).__name__, str(exc))))
                 log.exception("the sender failed; it starts again in %.0f s",
                               self.restart_seconds)
                 self.app.reset_backend()
