@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from digest import __version__, curate, review
 from digest.config import Settings
-from digest.db import make_engine, session_factory, upgrade, utcnow
+from digest.db import make_engine, session_factory, utcnow
 from digest.deliver import confirm, ledger, worker
 from digest.deliver.backends import make_backend
 from digest.deliver.backends.base import Backend, NoEvents
@@ -29,6 +29,7 @@ from digest.deliver.message import Recipient
 from digest.editions import EditionRules, build_edition, open_edition, render_context
 from digest.errors import DeliveryError, NotFound
 from digest.gather.sources import FetchOptions, SourceReport, gather
+from digest.migrations import upgrade
 from digest.models import APPROVED, DRAFT, Edition, Source
 from digest.render import (
     Preview,
@@ -38,7 +39,6 @@ from digest.render import (
     preview_unsubscribe_url,
     render_edition,
 )
-from digest.schedule import ScheduleOptions
 from subscribers.lists import get_list
 from subscribers.models import MailingList
 from subscribers.tokens import Tokens
@@ -139,14 +139,6 @@ class App:
             lease_seconds=g["delivery.lease_seconds"],
             unsubscribe_mailto=g["delivery.unsubscribe_mailto"],
             policy=RetryPolicy(g["delivery.max_attempts"], g["delivery.retry_seconds"]),
-        )
-
-    def schedule_options(self) -> ScheduleOptions:
-        g = self.settings
-        return ScheduleOptions(
-            fetch_interval=dt.timedelta(minutes=g["schedule.fetch_minutes"]),
-            grace=dt.timedelta(hours=g["schedule.grace_hours"]),
-            review_lead=dt.timedelta(minutes=g["schedule.review_lead_minutes"]),
         )
 
     # -- operations ------------------------------------------------------------------

@@ -1,4 +1,6 @@
-"""Engine and session factory, SQLite pragmas, the declarative Base and `init`."""
+"""Engine and session factory, SQLite pragmas, the declarative Base: the ground floor,
+which imports nothing of the project but `digest.errors` (`digest.migrations.upgrade`
+brings a database to the newest schema)."""
 
 from __future__ import annotations
 
@@ -95,17 +97,3 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
-
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Create or upgrade the schema to the newest Alembic revision (or to `revision`)."""
-    from alembic import command
-    from alembic.config import Config
-
-    import digest.models  # noqa: F401  (register tables)
-    import subscribers.models  # noqa: F401
-
-    cfg = Config()
-    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)

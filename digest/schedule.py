@@ -1,9 +1,9 @@
 """The scheduler: the jobs that fetch sources and run editions, and APScheduler around them.
 
-The jobs (`run_edition_job`, `run_due`, `draft_reviews`, `fetch_due`) act on an `App`
-and take the time from its clock, so tests drive them with a hand-moved clock; which
-times are due is `digest.cron`'s pure arithmetic. `Scheduler` runs them from an
-APScheduler 3 BackgroundScheduler in `digest serve`.
+The jobs (`run_edition_job`, `run_due`, `draft_reviews`, `release_scheduled`,
+`fetch_due`) act on an `App` and take the time from its clock, so tests drive them with a
+hand-moved clock; which times are due is `digest.cron`'s pure arithmetic. `Scheduler`
+runs them from an APScheduler 3 BackgroundScheduler in `digest serve`.
 
 Whatever fires a scheduled time — the list's cron job, the catch-up at start, or a
 second scheduler by mistake — ends in `run_edition_job`, which is idempotent: an edition
@@ -28,19 +28,20 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.orm import Session
 
-from digest import curate, review
+from digest import review
 from digest.cron import Due, due_editions, list_trigger, next_runs
 from digest.db import make_engine, utcnow
 from digest.deliver.backends import make_backend
 from digest.editions import build_scheduled
 from digest.errors import InvalidInput, NotReady
 from digest.gather.sources import BUSY, SourceReport, gather
-from digest.models import APPROVED, CANCELLED, DRAFT, Edition, Source
+from digest.models import APPROVED, CANCELLED, DIGEST, DRAFT, Edition, Source
 from subscribers.lists import NOTIFY, get_list
 from subscribers.models import MailingList
 
 if TYPE_CHECKING:
     from digest.app import App
+    from digest.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,14 @@ class ScheduleOptions:
     grace: dt.timedelta = dt.timedelta(hours=6)
     review_lead: dt.timedelta = dt.timedelta(minutes=120)
 
+    @classmethod
+    def of(cls, settings: Settings) -> ScheduleOptions:
+        return cls(
+            fetch_interval=dt.timedelta(minutes=settings["schedule.fetch_minutes"]),
+            grace=dt.timedelta(hours=settings["schedule.grace_hours"]),
+            review_lead=dt.timedelta(minutes=settings["schedule.review_lead_minutes"]),
+        )
+
 
 def next_fetch(now: dt.datetime, interval: dt.timedelta, failures: int,
                rand: Callable[[], float] = random.random) -> dt.datetime | None:
@@ -86,7 +95,7 @@ def run_due(app: App, list_ids: Sequence[int] | None = None) -> list[tuple[str, 
     logged and the others go on.
     """
     now = app.clock()
-    grace = app.schedule_options().grace
+    grace = ScheduleOptions.of(app.settings).grace
     with app.sessions() as s:
         query = select(MailingList).where(MailingList.archived_at.is_(None))
         if list_ids is not None:
@@ -130,7 +139,7 @@ def run_edition_job(app: App, list_name: str, scheduled_for: dt.datetime) -> str
     time (it is not replaced by a new edition behind their back).
     """
     now = app.clock()
-    opts = app.schedule_options()
+    opts = ScheduleOptions.of(app.settings)
     with app.sessions() as s:
         mlist = get_list(s, list_name)
         done = mlist.last_scheduled_for
@@ -205,7 +214,7 @@ def mark_done(s: Session, list_id: int, scheduled_for: dt.datetime) -> bool:
 def draft_reviews(app: App) -> list[Edition]:
     """Build the draft of each review-mode list whose next time is within the lead."""
     now = app.clock()
-    lead = app.schedule_options().review_lead
+    lead = ScheduleOptions.of(app.settings).review_lead
     drafts = []
     with app.sessions() as s:
         lists = s.scalars(select(MailingList).where(
@@ -224,6 +233,50 @@ def draft_reviews(app: App) -> list[Edition]:
     return drafts
 
 
+def release_scheduled(app: App) -> list[int]:
+    """Start sending every approved edition whose scheduled time has come, within
+    `[schedule] grace_hours`; returns their ids. The scheduler calls it each minute;
+    it is safe to call from several at once (the row is locked, the status rechecked).
+
+    One that may not go out (an editor dropped every article after scheduling it) is
+    logged as a warning and its time taken away, as `schedule(s, edition, None)` does:
+    the time is dealt with, so it is not tried each minute, and the edition waits for
+    an editor; if they fill it, it goes at the list's next scheduled time.
+    """
+    now = app.clock()
+    grace = ScheduleOptions.of(app.settings).grace
+    started = []
+    with app.sessions() as s:
+        due = s.scalars(select(Edition.id).where(
+            Edition.kind == DIGEST, Edition.status == APPROVED,
+            Edition.scheduled_for <= now, Edition.scheduled_for > now - grace,
+        ).order_by(Edition.scheduled_for)).all()
+        for edition_id in due:
+            edition = s.get_one(Edition, edition_id, with_for_update=True,
+                                populate_existing=True)
+            mlist = s.get_one(MailingList, edition.list_id)
+            if edition.status != APPROVED:  # sent by someone else since the query
+                s.rollback()
+                continue
+            try:
+                app.start_sending(s, edition, mlist)
+            except NotReady as exc:
+                edition.scheduled_for = None
+                s.commit()
+                log.warning("list %s: edition #%d did not go out at its scheduled time: %s",
+                            mlist.name, edition.number, exc)
+                continue
+            except Exception:  # one list's broken template must not hold up the others
+                s.rollback()
+                log.exception("list %s: scheduled edition #%d could not start",
+                              mlist.name, edition.number)
+                continue
+            log.info("list %s: scheduled edition #%d started sending", mlist.name,
+                     edition.number)
+            started.append(edition_id)
+    return started
+
+
 def fetch_due(app: App, rand: Callable[[], float] = random.random) -> list[SourceReport]:
     """Fetch every source not sitting out a backoff, and set when each is due again.
 
@@ -232,7 +285,7 @@ def fetch_due(app: App, rand: Callable[[], float] = random.random) -> list[Sourc
     to the fetch that has it.
     """
     now = app.clock()
-    interval = app.schedule_options().fetch_interval
+    interval = ScheduleOptions.of(app.settings).fetch_interval
     with app.sessions() as s:
         due = list(s.scalars(
             select(Source)
@@ -272,7 +325,7 @@ class Scheduler:
 
     def __init__(self, app: App) -> None:
         self.app = app
-        opts = app.schedule_options()
+        opts = ScheduleOptions.of(app.settings)
         self._fetch_seconds = opts.fetch_interval.total_seconds()
         # Its own engine, as the job store disposes of it at shutdown.
         self._store_engine = make_engine(app.settings["database.url"])
@@ -361,7 +414,7 @@ def plan_job() -> None:
         _running.sync()
         draft_reviews(_running.app)
         # Editions an editor scheduled for a time of their own, not the list's cron.
-        curate.release_scheduled(_running.app)
+        release_scheduled(_running.app)
 
 
 def catch_up_job() -> None:

@@ -25,6 +25,7 @@ from digest.editions import require_sendable
 from digest.errors import FetchError, InvalidInput, NotFound, NotReady
 from digest.gather.sources import FetchOptions
 from digest.models import APPROVED, DRAFT, SENDING, Article, Delivery, Edition, ListSource, Source
+from digest.schedule import release_scheduled
 from subscribers.lists import archive_list, create_list, get_list
 from subscribers.members import add_member
 from subscribers.suppress import suppress
@@ -253,10 +254,10 @@ def test_a_scheduled_edition_goes_out_at_its_time(app: App, clock: Clock) -> Non
                         now=clock())
         s.commit()
     clock.advance(hours=1, minutes=59)
-    assert curate.release_scheduled(app) == []
+    assert release_scheduled(app) == []
     clock.advance(minutes=1)
-    assert curate.release_scheduled(app) == [edition.id]
-    assert curate.release_scheduled(app) == []  # once
+    assert release_scheduled(app) == [edition.id]
+    assert release_scheduled(app) == []  # once
     with app.sessions() as s:
         assert s.get_one(Edition, edition.id).status == SENDING
         assert s.scalar(select(func.count()).select_from(Delivery)) == 3
@@ -288,8 +289,8 @@ def test_a_scheduled_edition_emptied_after_approval_is_held_once(
         s.commit()
     clock.advance(hours=1)
     with caplog.at_level(logging.WARNING, logger="digest.curate.sending"):
-        assert curate.release_scheduled(app) == []
-        assert curate.release_scheduled(app) == []  # a minute later: not again
+        assert release_scheduled(app) == []
+        assert release_scheduled(app) == []  # a minute later: not again
     [line] = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert "edition #1" in line and "no articles" in line
     with app.sessions() as s:

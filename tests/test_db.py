@@ -13,7 +13,8 @@ from sqlalchemy.exc import IntegrityError
 
 from digest.app import App
 from digest.config import Settings
-from digest.db import Base, UTCDateTime, upgrade
+from digest.db import Base, UTCDateTime
+from digest.migrations import upgrade
 from digest.models import SENT, Article, Edition, EditionItem, Source
 from subscribers.lists import create_list
 from tests.conftest import Clock

@@ -9,7 +9,7 @@ row is reread and locked for each change, as the scheduler locks it before it se
 
     draft.py    finding the edition, the proposed articles, changing items and intro
     pages.py    adding an article by URL: fetched, extracted and sanitized
-    sending.py  approve, schedule, release the scheduled ones
+    sending.py  approve, schedule (the scheduler releases scheduled ones when due)
 
 Items keep the order of their `position` (0, 1, 2, ...): pinned items lead the edition,
 in their own order, and the others follow; moving an item stays inside its group.
@@ -48,7 +48,6 @@ from digest.curate.pages import (
 from digest.curate.sending import (
     approve,
     recipients_count,
-    release_scheduled,
     schedule,
 )
 
@@ -77,7 +76,6 @@ __all__ = [
     "pin_item",
     "proposals",
     "recipients_count",
-    "release_scheduled",
     "schedule",
     "set_intro",
     "start_with_page",

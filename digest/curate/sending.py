@@ -1,4 +1,5 @@
-"""Letting an edition go: approve, schedule, and the scheduled ones when their time comes.
+"""Letting an edition go: approve it, give it a time (`digest.schedule.release_scheduled`
+starts it when the time comes).
 
 Preview, a test to yourself and "send now" need the templates and a backend: they are
 `App.preview`, `App.send_test` and `App.send_now`."""
@@ -7,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -15,13 +15,10 @@ from sqlalchemy.orm import Session
 
 from digest.curate.draft import editable
 from digest.editions import require_sendable
-from digest.errors import InvalidInput, NotReady
-from digest.models import APPROVED, DIGEST, Edition
+from digest.errors import InvalidInput
+from digest.models import APPROVED, Edition
 from subscribers.members import recipients_query
 from subscribers.models import MailingList
-
-if TYPE_CHECKING:
-    from digest.app import App
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +49,7 @@ def schedule(s: Session, edition: Edition, when: dt.datetime | None, *,
     time.
 
     It starts going out within a minute of `when` when the scheduler runs
-    `release_scheduled` each minute; the list's own schedule still runs, and a cron
+    `digest.schedule.release_scheduled` each minute; the list's own schedule still runs, and a cron
     time before `when` takes the edition along only if `when` is earlier.
     """
     edition = editable(s, edition)
@@ -88,46 +85,3 @@ def recipients_count(s: Session, mlist: MailingList) -> int:
     members = recipients_query(mlist.id).subquery()
     return s.scalar(select(func.count()).select_from(members)) or 0
 
-
-def release_scheduled(app: App) -> list[int]:
-    """Start sending every approved edition whose scheduled time has come, within
-    `[schedule] grace_hours`; returns their ids. The scheduler calls it each minute;
-    it is safe to call from several at once (the row is locked, the status rechecked).
-
-    One that may not go out (an editor dropped every article after scheduling it) is
-    logged as a warning and its time taken away, as `schedule(s, edition, None)` does:
-    the time is dealt with, so it is not tried each minute, and the edition waits for
-    an editor; if they fill it, it goes at the list's next scheduled time.
-    """
-    now = app.clock()
-    grace = app.schedule_options().grace
-    started = []
-    with app.sessions() as s:
-        due = s.scalars(select(Edition.id).where(
-            Edition.kind == DIGEST, Edition.status == APPROVED,
-            Edition.scheduled_for <= now, Edition.scheduled_for > now - grace,
-        ).order_by(Edition.scheduled_for)).all()
-        for edition_id in due:
-            edition = s.get_one(Edition, edition_id, with_for_update=True,
-                                populate_existing=True)
-            mlist = s.get_one(MailingList, edition.list_id)
-            if edition.status != APPROVED:  # sent by someone else since the query
-                s.rollback()
-                continue
-            try:
-                app.start_sending(s, edition, mlist)
-            except NotReady as exc:
-                edition.scheduled_for = None
-                s.commit()
-                log.warning("list %s: edition #%d did not go out at its scheduled time: %s",
-                            mlist.name, edition.number, exc)
-                continue
-            except Exception:  # one list's broken template must not hold up the others
-                s.rollback()
-                log.exception("list %s: scheduled edition #%d could not start",
-                              mlist.name, edition.number)
-                continue
-            log.info("list %s: scheduled edition #%d started sending", mlist.name,
-                     edition.number)
-            started.append(edition_id)
-    return started

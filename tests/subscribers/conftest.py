@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session
 
-from digest.db import make_engine, session_factory, upgrade
+from digest.db import make_engine, session_factory
+from digest.migrations import upgrade
 from subscribers.lists import create_list
 from subscribers.models import MailingList
 
