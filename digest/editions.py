@@ -198,18 +198,11 @@ def recent_editions(s: Session, mlist: MailingList, limit: int) -> list[Edition]
 def _draft(s: Session, mlist: MailingList, now: dt.datetime, rules: EditionRules,
            scheduled_for: dt.datetime | None) -> Edition | None:
     """A new draft of the articles since the last edition that went out; None if none."""
-    previous = last_sent(s, mlist)
-    since = previous.cutoff if previous else now - dt.timedelta(hours=rules.window_hours)
-    articles = candidates(s, mlist, since, now, rules.max_items)
+    edition = new_draft(s, mlist, now, rules, scheduled_for=scheduled_for)
+    articles = candidates(s, mlist, edition.since, now, rules.max_items)
     if not articles:
         return None
-    number = (s.scalar(select(func.max(Edition.number)).where(Edition.list_id == mlist.id))
-              or 0) + 1
-    edition = Edition(
-        list_id=mlist.id, number=number, status=DRAFT, since=since, cutoff=now,
-        scheduled_for=scheduled_for, created_at=now,
-        subject=default_subject(mlist, articles[0].title),
-    )
+    edition.subject = default_subject(mlist, articles[0].title)
     titles = dict(s.execute(select(Source.id, Source.title)).all())
     edition.items = [
         item_from_article(a, i, titles.get(a.source_id, ""), rules.summary_chars)
@@ -218,6 +211,20 @@ def _draft(s: Session, mlist: MailingList, now: dt.datetime, rules: EditionRules
     s.add(edition)
     s.flush()
     return edition
+
+
+def new_draft(s: Session, mlist: MailingList, now: dt.datetime, rules: EditionRules, *,
+              scheduled_for: dt.datetime | None = None) -> Edition:
+    """A draft of `mlist` without items or subject, not yet added to the session: the
+    one place drafts are numbered (after the list's highest number, so a number is never
+    given twice, even after a cancelled edition) and given the time they cover (since
+    the last edition that went out, or `[edition] window_hours` for a first one)."""
+    previous = last_sent(s, mlist)
+    number = (s.scalar(select(func.max(Edition.number)).where(Edition.list_id == mlist.id))
+              or 0) + 1
+    since = previous.cutoff if previous else now - dt.timedelta(hours=rules.window_hours)
+    return Edition(list_id=mlist.id, number=number, status=DRAFT, since=since, cutoff=now,
+                   scheduled_for=scheduled_for, created_at=now, subject="")
 
 
 def item_from_article(a: Article, position: int, source_title: str, chars: int) -> EditionItem:

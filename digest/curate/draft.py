@@ -14,6 +14,7 @@ from digest.editions import (
     build_edition,
     item_from_article,
     last_sent,
+    new_draft,
     open_edition,
 )
 from digest.errors import InvalidInput, NotFound
@@ -230,14 +231,7 @@ def empty_draft(s: Session, mlist: MailingList, now: dt.datetime,
                 rules: EditionRules) -> Edition:
     """A new draft without items, for an editor who adds the first article by hand."""
     require_active(mlist)
-    previous = last_sent(s, mlist)
-    number = (s.scalar(select(func.max(Edition.number)).where(Edition.list_id == mlist.id))
-              or 0) + 1
-    edition = Edition(
-        list_id=mlist.id, number=number, status=DRAFT, created_at=now, cutoff=now,
-        since=previous.cutoff if previous else now - dt.timedelta(hours=rules.window_hours),
-        subject="",
-    )
+    edition = new_draft(s, mlist, now, rules)
     s.add(edition)
     s.flush()
     return edition
