@@ -1,8 +1,9 @@
 """The FastAPI application around one `App`: routers, security headers, error pages.
 
-`create_app` is the one place routers are mounted. The public pages (`public`) need no
-login; the editor's desk, the admin console and the JSON API come as routers of their
-own, added here, each with its own authentication dependency.
+`create_app` is the one place routers are mounted. The public pages (`mail_links`,
+`subscribe`, `archive`) and the site's own routes (`site`: the stylesheet, /healthz)
+need no login; the editor's desk, the admin console and the JSON API come as routers of
+their own, added here, each with its own authentication dependency.
 """
 
 from __future__ import annotations
@@ -20,10 +21,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digest import __version__
 from digest.app import App
-from digest.web import admin, archive, auth, desk, subscribe
+from digest.web import admin, archive, auth, desk, mail_links, site, subscribe
 from digest.web.api import mount_api
 from digest.web.pages import Pages
-from digest.web.public import router as public_router
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,8 @@ def create_app(app: App, checks: Sequence[Callable[[], str | None]] = ()) -> Fas
     web.add_exception_handler(StarletteHTTPException, _http_error)
     web.add_exception_handler(RequestValidationError, _bad_request)
     web.add_exception_handler(Exception, _server_error)
-    web.include_router(public_router)
+    web.include_router(mail_links.router)
+    web.include_router(site.router)
     web.include_router(subscribe.router)
     web.include_router(archive.router)
     web.include_router(auth.router)

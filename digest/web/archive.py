@@ -31,7 +31,7 @@ from digest.app import App
 from digest.models import DIGEST, SENT, Edition
 from digest.render import Slotted, format_date, http_url, labels
 from digest.web.deps import AppDep, PagesDep
-from digest.web.public_pages import (
+from digest.web.public_views import (
     ArchivedList,
     ArchiveIndexPage,
     ArchiveListPage,

@@ -1,9 +1,12 @@
-"""Server-rendered pages: templates/web/*.html, each given one dataclass as `page`.
+"""How every HTML page of the site is rendered: templates/web/*.html, each given one
+dataclass (a `Page`) as `page`, by `Pages`; who is visiting (`WebSession`); the message
+page of refusals and errors; and the wording helpers `sentence` and `mask_email`.
 
 The pages share the email's Jinja2 environment (`App.templates`): the same loader, so a
 user's `templates_dir` overrides web pages exactly as it overrides mail, the same
 autoescaping of every `.html` file and the same StrictUndefined, so a typo in a template
-fails loudly instead of showing an empty string.
+fails loudly instead of showing an empty string. The dataclasses of each part's pages
+live with that part: `public_views`, `desk.views`, the console's modules.
 """
 
 from __future__ import annotations
@@ -44,37 +47,6 @@ class Page:
 
     title: str
     lang: str = "en"
-
-
-@dataclass(frozen=True, kw_only=True)
-class MembershipPage(Page):
-    """A page about one person on one list, reached by a signed link."""
-
-    email: str  # masked: a***@example.org
-    list_title: str
-    list_language: str  # the list's own language, for its title
-
-
-@dataclass(frozen=True, kw_only=True)
-class UnsubscribePage(MembershipPage):
-    """web/unsubscribe.html: the buttons. `subscribed` is False when already left."""
-
-    subscribed: bool
-
-
-@dataclass(frozen=True, kw_only=True)
-class LeftPage(MembershipPage):
-    """web/unsubscribed.html: after leaving one list (`scope` "list") or all mail ("all")."""
-
-    scope: str
-    already: bool  # nothing changed: they had left before
-
-
-@dataclass(frozen=True, kw_only=True)
-class ConfirmedPage(MembershipPage):
-    """web/confirmed.html: a subscription confirmed, now or earlier (`already`)."""
-
-    already: bool
 
 
 @dataclass(frozen=True, kw_only=True)

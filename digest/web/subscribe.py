@@ -44,9 +44,10 @@ from digest.app import App
 from digest.deliver.confirm import queue_confirmation
 from digest.errors import InvalidInput
 from digest.web.deps import AppDep, PagesDep
+from digest.web.forms import in_transaction, read_body
+from digest.web.mail_links import MAX_TOKEN
 from digest.web.pages import Pages, mask_email, sentence
-from digest.web.public import MAX_TOKEN, in_transaction, read_body
-from digest.web.public_pages import (
+from digest.web.public_views import (
     ListChoice,
     PreferenceChoice,
     PreferencesPage,
@@ -78,7 +79,8 @@ SUBSCRIBE_WINDOW = 600.0
 FORM_MAX_AGE = 24 * 3600
 FORM_SALT = "digest.web.subscribe-form"
 HONEYPOT = "website"
-# Four fields and the ticked lists; public.py's cap of 20 would limit the lists.
+# Four fields and the ticked lists; the one-click form's cap of 20 (mail_links.py)
+# would limit the lists.
 MAX_FIELDS = 200
 WEB_ORIGIN, PREFERENCES_ORIGIN = "web", "preferences"  # Membership.origin
 REASON_PREFERENCES = "preferences"
@@ -372,7 +374,7 @@ def client_ip(request: Request) -> str:
 
 async def read_form(request: Request) -> list[tuple[str, str]]:
     """The text fields of a POSTed form (urlencoded or multipart) in order, repeated
-    names kept, read with public.py's size cap; files are refused (400)."""
+    names kept, read with `forms.read_body`'s size cap; files are refused (400)."""
     body = await read_body(request)
 
     async def replay() -> Message:

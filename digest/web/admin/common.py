@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from digest.db import Base
-from digest.web.desk_views import age
+from digest.web.desk.views import age
 from digest.web.pages import Page, Pages, WebSession, sentence
 from subscribers.models import MailingList
 

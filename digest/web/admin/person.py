@@ -36,8 +36,8 @@ from digest.web.admin.common import (
 from digest.web.admin.subscribers import ADMIN_ORIGIN
 from digest.web.auth import AdminUser, CsrfForm, Viewer
 from digest.web.deps import AppDep, PagesDep
+from digest.web.forms import in_transaction
 from digest.web.pages import Pages, WebSession, sentence
-from digest.web.public import in_transaction
 from subscribers.lists import all_lists
 from subscribers.members import add_member, confirm, unsubscribe
 from subscribers.models import CONFIRMED, PENDING, UNSUBSCRIBED, MailingList, Subscriber

@@ -43,8 +43,8 @@ from digest.web.admin.common import (
 )
 from digest.web.auth import AdminUser, CsrfForm, Viewer
 from digest.web.deps import AppDep, PagesDep
+from digest.web.forms import in_transaction
 from digest.web.pages import Pages, WebSession, sentence
-from digest.web.public import in_transaction
 from subscribers.addresses import normalize
 from subscribers.export import export_csv, export_jsonl
 from subscribers.lists import all_lists

@@ -1,5 +1,5 @@
-"""Public pages, no login: unsubscribe (the page and the RFC 8058 one-click POST),
-confirm (double opt-in), the stylesheet and the health check.
+"""The pages the links in mail lead to, no login: unsubscribe (the page and the RFC 8058
+one-click POST) and confirm (double opt-in).
 
 The signed token in the URL is the only credential. It names one subscriber (checked
 against the stored address by `members.verify_owner`) and one list, so whatever a link
@@ -10,16 +10,11 @@ token is refused with a page that says what to do and nothing about why inside.
 from __future__ import annotations
 
 import datetime as dt
-import logging
-from collections.abc import Callable
 from email.utils import parseaddr
-from typing import TypeVar
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import JSONResponse, Response
-from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Message
@@ -27,26 +22,18 @@ from starlette.types import Message
 from digest.app import App
 from digest.errors import InvalidInput
 from digest.web.deps import AppDep, PagesDep
-from digest.web.pages import (
-    STYLESHEET_PATH,
-    ConfirmedPage,
-    LeftPage,
-    Pages,
-    mask_email,
-)
-from digest.web.public_pages import UnsubscribeManagePage
+from digest.web.forms import in_transaction, read_body
+from digest.web.pages import Pages, mask_email
+from digest.web.public_views import ConfirmedPage, LeftPage, UnsubscribeManagePage
 from subscribers.members import confirm, token_membership, unsubscribe, unsubscribe_all
 from subscribers.models import UNSUBSCRIBED, Membership
 from subscribers.tokens import MAX_AGE, TokenData
 
-log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
-T = TypeVar("T")
 
 # Real tokens are under 100 characters; anything far longer is not worth an HMAC.
 MAX_TOKEN = 512
-# An RFC 8058 body is 26 bytes; a few fields of a form fit easily.
-MAX_BODY = 16 * 1024
+# An RFC 8058 body is one field; a few fields of a form fit easily.
 MAX_FIELDS = 20
 
 ONE_CLICK_FIELD, ONE_CLICK_VALUE = "List-Unsubscribe", "One-Click"
@@ -173,32 +160,6 @@ def confirm_page(token: str, request: Request, app: AppDep, pages: PagesDep) -> 
 # -- plumbing --------------------------------------------------------------------------
 
 
-@router.api_route("/healthz", methods=["GET", "HEAD"])
-def healthz(app: AppDep, request: Request) -> Response:
-    """200 {"status": "ok"} when the database answers and every check of the process
-    (the sender thread's, in `digest serve`) passes; 503 with the reason otherwise."""
-    try:
-        with app.sessions() as s:
-            s.execute(text("SELECT 1"))
-    except SQLAlchemyError:
-        log.exception("health check: the database did not answer")
-        return _unhealthy("the database does not answer")
-    problems = [p for check in request.app.state.checks if (p := check())]
-    if problems:
-        return _unhealthy("; ".join(problems))
-    return JSONResponse({"status": "ok"}, headers={"Cache-Control": "no-store"})
-
-
-def _unhealthy(reason: str) -> Response:
-    return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503,
-                        headers={"Cache-Control": "no-store"})
-
-
-@router.api_route(STYLESHEET_PATH, methods=["GET", "HEAD"])
-def stylesheet(pages: PagesDep) -> Response:
-    return pages.stylesheet_response()
-
-
 def _read(app: App, token: str, purpose: str) -> TokenData:
     if len(token) > MAX_TOKEN:
         raise InvalidInput(f"this {purpose} link is not valid; copy the whole link from the "
@@ -235,24 +196,6 @@ def _who(membership: Membership) -> dict[str, str]:
             "list_language": mlist.language}
 
 
-def in_transaction(app: App, work: Callable[[Session], T]) -> T:
-    """`work` in a transaction, committed. Run once more when a concurrent request (a
-    double click, a provider retrying) made it conflict: the second run sees the first's
-    result and changes nothing."""
-    try:
-        return _commit(app, work)
-    except (IntegrityError, OperationalError):
-        log.info("retrying after a conflicting concurrent request", exc_info=True)
-        return _commit(app, work)
-
-
-def _commit(app: App, work: Callable[[Session], T]) -> T:
-    with app.sessions() as s:
-        result = work(s)
-        s.commit()
-        return result
-
-
 async def _form_fields(request: Request) -> dict[str, str]:
     """The text fields of a POSTed form, read with a size cap.
 
@@ -273,16 +216,3 @@ async def _form_fields(request: Request) -> dict[str, str]:
         return dict(parse_qsl(body.decode("utf-8", "replace"), max_num_fields=MAX_FIELDS))
     except ValueError:  # too many fields
         return {}
-
-
-async def read_body(request: Request) -> bytes:
-    """The request's body, refused with 413 once it passes MAX_BODY (read in chunks, so
-    an oversized body is never held whole)."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise HTTPException(413)
-        chunks.append(chunk)
-    return b"".join(chunks)

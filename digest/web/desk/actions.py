@@ -30,7 +30,7 @@ from digest.models import Edition
 from digest.users import UserView
 from digest.web.auth import CsrfForm, EditorUser, Viewer
 from digest.web.deps import AppDep, PagesDep
-from digest.web.desk_views import list_not_found, parse_local, render_draft
+from digest.web.desk.views import list_not_found, parse_local, render_draft
 from digest.web.pages import Pages, WebSession, sentence
 from subscribers.lists import get_list
 from subscribers.models import MailingList

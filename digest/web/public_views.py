@@ -1,4 +1,6 @@
-"""Page contexts of the subscribe form, the preference page and the archive.
+"""What the public pages' templates are given (no login): the pages the links in mail
+lead to (unsubscribe, confirm; `mail_links`), the subscribe form and the preference page
+(`subscribe`) and the archive (`archive`).
 
 Each template in templates/web/ named below gets one of these as `page` (see
 docs/web.md). List titles, descriptions and subjects are in the list's own `language`;
@@ -9,7 +11,38 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from digest.web.pages import Page, UnsubscribePage
+from digest.web.pages import Page
+
+
+@dataclass(frozen=True, kw_only=True)
+class MembershipPage(Page):
+    """A page about one person on one list, reached by a signed link."""
+
+    email: str  # masked: a***@example.org
+    list_title: str
+    list_language: str  # the list's own language, for its title
+
+
+@dataclass(frozen=True, kw_only=True)
+class UnsubscribePage(MembershipPage):
+    """web/unsubscribe.html: the buttons. `subscribed` is False when already left."""
+
+    subscribed: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class LeftPage(MembershipPage):
+    """web/unsubscribed.html: after leaving one list (`scope` "list") or all mail ("all")."""
+
+    scope: str
+    already: bool  # nothing changed: they had left before
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConfirmedPage(MembershipPage):
+    """web/confirmed.html: a subscription confirmed, now or earlier (`already`)."""
+
+    already: bool
 
 
 @dataclass(frozen=True, kw_only=True)

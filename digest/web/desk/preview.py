@@ -24,8 +24,8 @@ from digest.render import Preview
 from digest.users import UserView
 from digest.web.auth import EditorUser, Viewer
 from digest.web.deps import AppDep, PagesDep
-from digest.web.desk_actions import DeskPost
-from digest.web.desk_views import DESK_CSP, list_not_found, render, render_draft
+from digest.web.desk.actions import DeskPost
+from digest.web.desk.views import DESK_CSP, list_not_found, render, render_draft
 from digest.web.pages import Page, sentence
 from subscribers.lists import get_list
 from subscribers.models import MailingList

@@ -1,0 +1,54 @@
+"""Handling a form that changes something, for every part of the site: its body read
+with a size cap (`read_body`), and its work done in one transaction that is run once
+more when a concurrent request conflicts with it (`in_transaction`), so a double click
+or a mail provider's retry changes things once and fails nobody.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TypeVar
+
+from fastapi import HTTPException, Request
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+
+from digest.app import App
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# An RFC 8058 body is 26 bytes; the few fields of the public forms fit easily.
+MAX_BODY = 16 * 1024
+
+
+def in_transaction(app: App, work: Callable[[Session], T]) -> T:
+    """`work` in a transaction, committed. Run once more when a concurrent request (a
+    double click, a provider retrying) made it conflict: the second run sees the first's
+    result and changes nothing."""
+    try:
+        return _commit(app, work)
+    except (IntegrityError, OperationalError):
+        log.info("retrying after a conflicting concurrent request", exc_info=True)
+        return _commit(app, work)
+
+
+def _commit(app: App, work: Callable[[Session], T]) -> T:
+    with app.sessions() as s:
+        result = work(s)
+        s.commit()
+        return result
+
+
+async def read_body(request: Request) -> bytes:
+    """The request's body, refused with 413 once it passes MAX_BODY (read in chunks, so
+    an oversized body is never held whole)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise HTTPException(413)
+        chunks.append(chunk)
+    return b"".join(chunks)
