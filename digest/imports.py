@@ -1,12 +1,13 @@
 """CSV imports started from the web: a job row per upload, run in a thread of the web
-process by `subscribers.csvio.import_csv`, as `digest subscribers import` runs it.
+process by `subscribers.importing.import_csv`, as `digest subscribers import` runs it.
 
 The file is kept under `<data_dir>/imports/` with its rejects next to it. While the
 import runs, its progress callback writes the rows done so far and a heartbeat to the
 job row, and commits, at most every PROGRESS_SECONDS: in the import's own transaction,
 because on SQLite a second connection could not write while the import holds the write
-lock. Committing there is safe: the import is committed in parts anyway (see `csvio`),
-and running it again only finds the rows already in ("unchanged").
+lock. Committing there is safe: the import is committed in parts anyway (see
+`subscribers.importing`), and running it again only finds the rows already in
+("unchanged").
 
 A process that dies mid-import (a deploy, a crash) leaves its job "running" with an old
 heartbeat. Whoever reads the job next (`get_job`, `recent_jobs`) marks such a job
@@ -30,7 +31,7 @@ from sqlalchemy.orm import Session
 from digest.app import App
 from digest.deliver import confirm
 from digest.errors import DigestError, NotFound
-from subscribers.csvio import import_csv
+from subscribers.importing import import_csv
 from subscribers.models import DONE, FAILED, QUEUED, RUNNING, ImportJob, MailingList
 
 log = logging.getLogger(__name__)

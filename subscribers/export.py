@@ -2,7 +2,7 @@
 
 Both stream: rows come from the database in batches (`yield_per`) and go straight to
 the file, so a million members cost no more memory than a thousand. The CSV is made to
-be opened in a spreadsheet and imported back (`csvio.import_csv` reads it, keeping
+be opened in a spreadsheet and imported back (`importing.import_csv` reads it, keeping
 attributes and tags and ignoring the bookkeeping columns); JSON Lines is for programs.
 """
 

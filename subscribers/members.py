@@ -1,6 +1,6 @@
 """Members of lists: add, remove, confirm, unsubscribe, and who gets an edition.
 
-The rules, shared with the bulk import (`csvio`) through `next_status` and `transition`:
+The rules, shared with the bulk import (`importing`) through `next_status` and `transition`:
 
 - A suppressed address (or one at a blocked domain) is never added or re-subscribed;
   nothing is written for it and the outcome is "suppressed".

@@ -154,7 +154,7 @@ IMPORT_STATUSES = (QUEUED, RUNNING, DONE, FAILED)
 class ImportJob(Base):
     """A CSV import started in the admin console: its file, progress and outcome.
 
-    The counts are those of `csvio.ImportReport`; `rows` grows as the import runs and
+    The counts are those of `importing.ImportReport`; `rows` grows as the import runs and
     `heartbeat_at` with it, so a job whose process died (still "running", heartbeat
     old) is told apart from a slow one (see `digest.imports`)."""
 

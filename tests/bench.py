@@ -219,7 +219,7 @@ def bench_send(subscribers: int, sink_kind: str) -> None:
     from digest.app import App
     from digest.config import defaults
     from digest.gather.sources import add_source
-    from subscribers.csvio import import_csv
+    from subscribers.importing import import_csv
     from subscribers.lists import create_list
 
     folder = Path(tempfile.mkdtemp(prefix="digest-bench-"))

@@ -186,7 +186,7 @@ def peak_rss_mib() -> float:
 def child(url: str, csv_path: Path) -> None:
     """The subprocess: set up nothing, import, print one JSON line."""
     from digest.db import make_engine, session_factory
-    from subscribers.csvio import import_csv
+    from subscribers.importing import import_csv
     from subscribers.lists import get_list
 
     engine = make_engine(url)

@@ -17,8 +17,8 @@ from digest.cli.common import out, print_table, progress_bar, say, when, with_ap
 from digest.deliver import confirm
 from digest.deliver.confirm import queue_confirmation
 from digest.errors import InvalidInput
-from subscribers.csvio import import_csv
 from subscribers.export import export_csv, export_jsonl
+from subscribers.importing import import_csv
 from subscribers.lists import get_list
 from subscribers.members import (
     add_member,

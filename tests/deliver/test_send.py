@@ -24,7 +24,7 @@ from digest.deliver.backends.smtp import SmtpBackend
 from digest.deliver.worker import start_sending
 from digest.gather.sources import add_source
 from digest.models import Delivery, Edition
-from subscribers.csvio import import_csv
+from subscribers.importing import import_csv
 from subscribers.lists import create_list, get_list
 from subscribers.models import Subscriber
 from subscribers.suppress import suppress

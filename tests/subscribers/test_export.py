@@ -11,8 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digest.errors import InvalidInput
-from subscribers.csvio import import_csv
 from subscribers.export import EXPORT_COLUMNS, export_csv, export_jsonl
+from subscribers.importing import import_csv
 from subscribers.lists import create_list
 from subscribers.members import add_member, confirm, remove_member
 from subscribers.models import MailingList, Membership, Subscriber

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from digest.errors import InvalidInput, NotFound
 from digest.models import Delivery, Edition
 from subscribers.addresses import email_hash
-from subscribers.csvio import import_csv
+from subscribers.importing import import_csv
 from subscribers.lists import create_list
 from subscribers.members import add_member, confirm, is_suppressed, remove_member, verify_owner
 from subscribers.models import MailingList, Membership, Subscriber, Suppression

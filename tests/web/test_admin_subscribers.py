@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from digest.app import App
-from subscribers.csvio import import_csv
+from subscribers.importing import import_csv
 from subscribers.lists import get_list
 from subscribers.members import add_member
 from subscribers.models import Subscriber

@@ -3,7 +3,7 @@
 Admins only: these are people's addresses and consent records. Adding follows the
 rules of `subscribers.members` (suppressed addresses are refused; a pending member on a
 double opt-in list gets a confirmation mail); a bulk add is an import
-(`subscribers.csvio`): it never adds back anyone who unsubscribed.
+(`subscribers.importing`): it never adds back anyone who unsubscribed.
 
 Confirmation mails are queued in the request's transaction and sent by the sender worker
 (`digest serve`, `digest worker`), as editions are. (Not as a background task of the
@@ -38,7 +38,7 @@ from digest.web.api.schemas import (
     Page,
 )
 from digest.web.deps import AppDep
-from subscribers.csvio import import_csv
+from subscribers.importing import import_csv
 from subscribers.lists import get_list
 from subscribers.members import (
     ADDED,

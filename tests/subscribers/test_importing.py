@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from digest.db import make_engine
 from digest.errors import InvalidInput
-from subscribers.csvio import PAD, ImportReport, _Bulk, _padded, import_csv
+from subscribers.importing import PAD, ImportReport, _Bulk, _padded, import_csv
 from subscribers.lists import create_list
 from subscribers.members import add_member, remove_member, unsubscribe_all
 from subscribers.models import MailingList, Membership, Subscriber
