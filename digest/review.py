@@ -26,7 +26,7 @@ from digest.deliver.backends.base import Backend, NoEvents
 from digest.deliver.message import Outgoing
 from digest.errors import DigestError, NotFound
 from digest.models import APPROVED, DIGEST, DRAFT, Edition
-from subscribers.lists import SEND
+from digest.publication import SEND
 from subscribers.models import MailingList
 
 log = logging.getLogger(__name__)

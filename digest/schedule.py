@@ -36,7 +36,8 @@ from digest.editions import build_scheduled
 from digest.errors import InvalidInput, NotReady
 from digest.gather.sources import BUSY, SourceReport, gather
 from digest.models import APPROVED, CANCELLED, DIGEST, DRAFT, Edition, Source
-from subscribers.lists import NOTIFY, get_list
+from digest.publication import NOTIFY
+from subscribers.lists import get_list
 from subscribers.models import MailingList
 
 if TYPE_CHECKING:

@@ -1,31 +1,27 @@
-"""Mailing lists: create, find, change, rename, archive, count."""
+"""Mailing lists: create, find, change, rename, archive, count.
+
+This is the people layer's view of a list: its name, title, sender and members. The
+settings that say when and how its editions go out are checked and explained by
+`digest.publication`, which passes them through `create_list` and `update_list`."""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
 import zoneinfo
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from email.headerregistry import Address
-from email.utils import getaddresses, parseaddr
+from email.utils import getaddresses
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from digest.cron import list_trigger
 from digest.errors import InvalidInput, NotFound
-from digest.models import DIGEST, Edition, ListSource
 from subscribers.addresses import validate
-from subscribers.members import member_counts, recipients_query
 from subscribers.models import MEMBERSHIP_STATUSES, MailingList, Membership
 
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
-MODES = ("auto", "review")
-# Digits, *, ranges, steps, lists, and names (MON, JAN) or "?" as some crons allow. The
-# scheduler validates ranges when it parses; this only catches the wrong shape early.
-CRON_FIELD_RE = re.compile(r"[0-9A-Za-z*/,?-]+")
 LANGUAGE_MAX = 16  # MailingList.language's column length
 LANGUAGE_RE = re.compile(r"[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*")
 # Listing every name in a "not found" message helps only while the list is short.
@@ -33,29 +29,17 @@ MAX_NAMES_SHOWN = 10
 TITLE_MAX, ADDRESS_MAX = 200, 320  # MailingList's column lengths
 
 
-def create_list(
-    s: Session,
-    name: str,
-    *,
-    title: str = "",
-    from_addr: str,
-    schedule: str = "0 7 * * *",
-    timezone: str = "UTC",
-    mode: str = "auto",
-    reply_to: str = "",
-    description: str = "",
-    double_optin: bool = True,
-    language: str = "en",
-    public: bool = True,
-) -> MailingList:
-    """A new list. `title` defaults to `name`; every value is checked before anything
-    is written, and each error says which value and what is accepted."""
+def create_list(s: Session, name: str, *, from_addr: str, checks: Checks | None = None,
+                **values: Any) -> MailingList:
+    """A new list. `title` defaults to `name`, other settings to the table's defaults;
+    every value is checked before anything is written, and each error says which value
+    and what is accepted.
+
+    `checks` are the settings accepted, each with its check: this package's `SETTINGS`
+    by default; the publishing side passes its fuller table (`digest.publication`), with
+    the schedule, mode and review settings this package does not know the meaning of."""
     _check_new_name(s, name)
-    values = _checked(
-        title=title, from_addr=from_addr, schedule=schedule, timezone=timezone, mode=mode,
-        reply_to=reply_to, description=description, double_optin=double_optin,
-        language=language, public=public,
-    )
+    values = _checked(checks or SETTINGS, from_addr=from_addr, **values)
     mlist = MailingList(name=name, **values)
     mlist.title = mlist.title or name
     s.add(mlist)
@@ -63,10 +47,12 @@ def create_list(
     return mlist
 
 
-def update_list(s: Session, mlist: MailingList, **changes: Any) -> dict[str, tuple[Any, Any]]:
-    """Change settings of a list (any of `SETTINGS`): {setting: (old, new)} for those that
-    changed. Every value is checked before any is set. An empty title means the name."""
-    values = _checked(**changes)
+def update_list(s: Session, mlist: MailingList, *, checks: Checks | None = None,
+                **changes: Any) -> dict[str, tuple[Any, Any]]:
+    """Change settings of a list (any of `checks`, by default `SETTINGS`): {setting:
+    (old, new)} for those that changed. Every value is checked before any is set. An
+    empty title means the name."""
+    values = _checked(checks or SETTINGS, **changes)
     if values.get("title") == "":
         values["title"] = mlist.name
     changed = {}
@@ -154,33 +140,6 @@ def list_counts(s: Session) -> dict[int, dict[str, int]]:
     return counts
 
 
-@dataclass
-class ListOverview:
-    """What `digest lists show` prints besides the settings."""
-
-    members: dict[str, int]  # per membership status
-    recipients: int  # confirmed and not suppressed: who the next edition goes to
-    sources: int
-    editions: int  # digests; the standing confirmation mailing is not counted
-    last_sent_at: dt.datetime | None
-
-
-def list_overview(s: Session, mlist: MailingList) -> ListOverview:
-    """Counts for one list: members per status, recipients, sources, editions."""
-    recipients = recipients_query(mlist.id).subquery()
-    editions = s.execute(
-        select(func.count(), func.max(Edition.sent_at))
-        .where(Edition.list_id == mlist.id, Edition.kind == DIGEST)
-    ).one()
-    return ListOverview(
-        members=member_counts(s, mlist),
-        recipients=s.scalar(select(func.count()).select_from(recipients)) or 0,
-        sources=s.scalar(select(func.count()).where(ListSource.list_id == mlist.id)) or 0,
-        editions=editions[0],
-        last_sent_at=editions[1],
-    )
-
-
 # -- checks shared by create and update ------------------------------------------------
 
 
@@ -203,40 +162,6 @@ def parse_sender(value: str, what: str) -> str:
     return header
 
 
-def check_schedule(schedule: str) -> str:
-    """A cron expression of 5 fields (minute hour day month weekday), spaces tidied."""
-    fields = schedule.split()
-    if len(fields) != 5 or not all(CRON_FIELD_RE.fullmatch(f) for f in fields):
-        raise InvalidInput(
-            f"schedule {schedule!r} is not a cron expression of 5 fields "
-            "(minute hour day month weekday), e.g. '0 7 * * *' for 07:00 daily or "
-            "'0 8 * * mon' for Mondays at 08:00"
-        )
-    schedule = " ".join(fields)
-    list_trigger(schedule, "UTC")  # what the scheduler will use: refuse now what it can't
-    return schedule
-
-
-# What happens to a review-mode draft nobody approved by its send time: held until
-# approved; held and `editor_emails` told; or sent anyway.
-HOLD, NOTIFY, SEND = "hold", "notify", "send"
-POLICIES = (HOLD, NOTIFY, SEND)
-
-
-def check_review_policy(policy: str) -> str:
-    """One of POLICIES."""
-    if policy not in POLICIES:
-        raise InvalidInput(f"review policy {policy!r} is not one of {', '.join(POLICIES)}")
-    return policy
-
-
-def check_editor_emails(value: str) -> str:
-    """Comma-separated addresses ("Name <addr>" or "addr"), each checked, back as one
-    tidy string of bare addresses."""
-    parts = [part.strip() for part in value.split(",") if part.strip()]
-    return ", ".join(validate(parseaddr(part)[1] or part) for part in parts)
-
-
 def check_timezone(timezone: str) -> str:
     """An IANA time zone name, e.g. Europe/Berlin."""
     try:
@@ -247,12 +172,6 @@ def check_timezone(timezone: str) -> str:
             "Europe/Berlin or America/New_York"
         ) from None
     return timezone
-
-
-def check_mode(mode: str) -> str:
-    if mode not in MODES:
-        raise InvalidInput(f"mode {mode!r} is not one of {', '.join(MODES)}")
-    return mode
 
 
 def check_language(language: str) -> str:
@@ -268,7 +187,7 @@ def _check_title(title: str) -> str:
     return title
 
 
-def _flag(label: str) -> Callable[[Any], bool]:
+def flag(label: str) -> Callable[[Any], bool]:
     """The check of a true/false setting; its error names the setting by `label`."""
     def check(value: Any) -> bool:
         if not isinstance(value, bool):
@@ -277,33 +196,30 @@ def _flag(label: str) -> Callable[[Any], bool]:
     return check
 
 
-# Each setting a list has, with the check its value passes: create and update share
-# them, so a value is accepted or refused the same way both times.
-SETTINGS: dict[str, Callable[[Any], Any]] = {
+# The settings of a list that concern its members, with the check each value passes:
+# create and update share them, so a value is accepted or refused the same way both
+# times. When and how editions go out (schedule, time zone, mode, review) is the
+# publishing side's: `digest.publication.SETTINGS` adds them.
+Checks = Mapping[str, Callable[[Any], Any]]
+SETTINGS: Checks = {
     "title": _check_title,
     "description": lambda value: str(value).strip(),
     "from_addr": lambda value: parse_sender(value, "from"),
     "reply_to": lambda value: parse_sender(value, "reply-to") if value.strip() else "",
-    "schedule": check_schedule,
-    "timezone": check_timezone,
-    "mode": check_mode,
     "language": check_language,
-    "double_optin": _flag("double opt-in"),
-    "local_time": _flag("local time"),
+    "double_optin": flag("double opt-in"),
     # Offered on the public subscribe form and shown in the public archive.
-    "public": _flag("public"),
-    "review_policy": check_review_policy,
-    "editor_emails": check_editor_emails,
+    "public": flag("public"),
 }
 
 
-def _checked(**values: Any) -> dict[str, Any]:
-    unknown = sorted(set(values) - set(SETTINGS))
+def _checked(checks: Checks, **values: Any) -> dict[str, Any]:
+    unknown = sorted(set(values) - set(checks))
     if unknown:
         raise InvalidInput(
-            f"lists have no setting {', '.join(unknown)}; they have {', '.join(SETTINGS)}"
+            f"lists have no setting {', '.join(unknown)}; they have {', '.join(checks)}"
         )
-    return {key: check(values[key]) for key, check in SETTINGS.items() if key in values}
+    return {key: check(values[key]) for key, check in checks.items() if key in values}
 
 
 def _check_new_name(s: Session, name: str) -> None:

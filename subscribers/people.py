@@ -10,8 +10,9 @@
   cascade to the delivery ledger and change what every past edition says it sent; kept
   like this, the rows say only that someone, no longer known, was subscribed and mailed.
   Memberships lose their IP addresses and free-text reasons; deliveries lose their error
-  text, which often quotes the address. Old links in mail stop working: their tag no
-  longer matches the address hash (see `tokens`).
+  text, which often quotes the address (the ledger is the publishing side's: callers use
+  `digest.privacy.forget`, which does both). Old links in mail stop working: their tag
+  no longer matches the address hash (see `tokens`).
 """
 
 from __future__ import annotations
@@ -23,11 +24,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digest.errors import InvalidInput, NotFound
-from digest.models import Delivery
 from subscribers.addresses import domain_of, email_hash, normalize
 from subscribers.lists import check_timezone
 from subscribers.members import clean_name, clean_tag, unsubscribe
@@ -58,7 +58,8 @@ def find_subscriber(s: Session, email: str) -> Subscriber:
 def person_data(s: Session, email: str) -> dict[str, Any]:
     """Everything stored about the person at `email`, as JSON-ready data (times in ISO
     8601 UTC): the subscriber, every membership with its consent record, whether and why
-    the address is suppressed, and how many deliveries were made to them.
+    the address is suppressed. `digest.privacy.person_data` adds what the publishing
+    side holds: their deliveries.
 
     An address stored only as a suppression hash (e.g. after `forget`) gives the
     suppression alone; one with nothing at all raises NotFound.
@@ -78,7 +79,6 @@ def person_data(s: Session, email: str) -> dict[str, Any]:
         "memberships": sorted((_membership_data(m) for m in memberships),
                               key=lambda m: str(m["list"])),
         "suppression": _suppression_data(suppression) if suppression else None,
-        "deliveries": _delivery_counts(s, subscriber.id if subscriber else None),
     }
 
 
@@ -86,15 +86,19 @@ def person_data(s: Session, email: str) -> dict[str, Any]:
 class ForgetReport:
     """What `forget` did."""
 
-    placeholder: str | None  # the emptied row's address now; None if no row was stored
+    subscriber_id: int | None  # the emptied row; None if no row was stored
+    placeholder: str | None  # the emptied row's address now
     memberships: int  # consent records emptied (kept, unsubscribed)
-    deliveries: int  # ledger rows kept, their error text erased
     suppression: Suppression  # what keeps the address out from now on
+    deliveries: int = 0  # ledger rows kept, their error text erased (`digest.privacy`)
 
 
 def forget(s: Session, email: str, *, now: dt.datetime) -> ForgetReport:
     """Erase the person at `email`, keeping the address suppressed (see the module's
-    docstring). Harmless to repeat; NotFound when nothing was ever stored about them."""
+    docstring). Harmless to repeat; NotFound when nothing was ever stored about them.
+
+    The people layer's part only: `digest.privacy.forget`, which every caller uses, also
+    erases what the delivery ledger holds about them."""
     address = normalize(email)
     subscriber = s.scalar(select(Subscriber).where(Subscriber.email == address))
     known = s.scalar(select(Suppression.id).where(Suppression.email_hash == email_hash(address)))
@@ -108,14 +112,11 @@ def forget(s: Session, email: str, *, now: dt.datetime) -> ForgetReport:
     row.detail = re.sub(re.escape(address), "[forgotten]", row.detail, flags=re.IGNORECASE)
     if subscriber is None:
         s.flush()
-        return ForgetReport(None, 0, 0, row)
+        return ForgetReport(None, None, 0, row)
     for membership in subscriber.memberships:
         unsubscribe(s, membership, now=now, reason=FORGOTTEN)
         membership.unsubscribe_reason = FORGOTTEN  # an admin's note may name the person
         membership.created_ip = membership.confirmed_ip = ""
-    erased = s.execute(
-        update(Delivery).where(Delivery.subscriber_id == subscriber.id).values(last_error="")
-    )
     placeholder = PLACEHOLDER.format(id=subscriber.id)
     subscriber.email, subscriber.email_hash = placeholder, email_hash(placeholder)
     subscriber.domain = domain_of(placeholder)
@@ -123,8 +124,7 @@ def forget(s: Session, email: str, *, now: dt.datetime) -> ForgetReport:
     subscriber.attributes, subscriber.tags = {}, []
     subscriber.updated_at = now
     s.flush()
-    return ForgetReport(placeholder, len(subscriber.memberships),
-                        erased.rowcount, row)  # type: ignore[attr-defined]
+    return ForgetReport(subscriber.id, placeholder, len(subscriber.memberships), row)
 
 
 def tag_subscriber(
@@ -248,16 +248,3 @@ def _suppression_data(row: Suppression) -> dict[str, Any]:
         "scope": "domain" if row.domain else "address", "domain": row.domain or None,
         "reason": row.reason, "detail": row.detail, "since": _iso(row.created_at),
     }
-
-
-def _delivery_counts(s: Session, subscriber_id: int | None) -> dict[str, Any]:
-    by_status: dict[str, int] = {}
-    if subscriber_id is not None:
-        stmt = (
-            select(Delivery.status, func.count())
-            .where(Delivery.subscriber_id == subscriber_id)
-            .group_by(Delivery.status)
-            .order_by(Delivery.status)
-        )
-        by_status = {status: n for status, n in s.execute(stmt)}
-    return {"total": sum(by_status.values()), "by_status": by_status}

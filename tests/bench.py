@@ -129,9 +129,9 @@ def bench_desk(proposals: int = 200, requests: int = 30) -> None:
     from digest.app import App
     from digest.config import defaults
     from digest.models import Article, ListSource, Source
+    from digest.publication import create_list
     from digest.users import create_user
     from digest.web import create_app
-    from subscribers.lists import create_list
 
     folder = Path(tempfile.mkdtemp(prefix="digest-bench-desk-"))
     app = App(defaults().with_overrides(database__url=f"sqlite:///{folder}/digest.db",
@@ -219,8 +219,8 @@ def bench_send(subscribers: int, sink_kind: str) -> None:
     from digest.app import App
     from digest.config import defaults
     from digest.gather.sources import add_source
+    from digest.publication import create_list
     from subscribers.importing import import_csv
-    from subscribers.lists import create_list
 
     folder = Path(tempfile.mkdtemp(prefix="digest-bench-"))
     settings = defaults().with_overrides(

@@ -145,7 +145,7 @@ def generate(path: Path, rows: int, seed: int = 7) -> tuple[Expected, list[str]]
 def setup_database(url: str, suppressed: list[str]) -> None:
     from digest.db import make_engine, session_factory
     from digest.migrations import upgrade
-    from subscribers.lists import create_list
+    from digest.publication import create_list
     from subscribers.suppress import suppress
 
     engine = make_engine(url)

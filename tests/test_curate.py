@@ -25,8 +25,9 @@ from digest.editions import require_sendable
 from digest.errors import FetchError, InvalidInput, NotFound, NotReady
 from digest.gather.sources import FetchOptions
 from digest.models import APPROVED, DRAFT, SENDING, Article, Delivery, Edition, ListSource, Source
+from digest.publication import create_list
 from digest.schedule import release_scheduled
-from subscribers.lists import archive_list, create_list, get_list
+from subscribers.lists import archive_list, get_list
 from subscribers.members import add_member
 from subscribers.suppress import suppress
 from tests.conftest import DATA, Clock

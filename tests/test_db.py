@@ -16,7 +16,7 @@ from digest.config import Settings
 from digest.db import Base, UTCDateTime
 from digest.migrations import upgrade
 from digest.models import SENT, Article, Edition, EditionItem, Source
-from subscribers.lists import create_list
+from digest.publication import create_list
 from tests.conftest import Clock
 
 

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from digest.app import App
 from digest.editions import EditionRules, build_edition, shorten
 from digest.models import SENT, Article, Edition, ListSource, Source
-from subscribers.lists import create_list
+from digest.publication import create_list
 from subscribers.models import MailingList
 from tests.conftest import Clock
 

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from digest.app import App
 from digest.gather.sources import add_source
 from digest.models import Delivery, Source
-from subscribers.lists import create_list
+from digest.publication import create_list
 from subscribers.members import add_member, remove_member
 from subscribers.suppress import suppress
 from tests import loopback

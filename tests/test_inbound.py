@@ -14,7 +14,8 @@ from click.testing import CliRunner
 from digest.app import App
 from digest.cli import main
 from digest.inbound import handle_unsubscribe_mail
-from subscribers.lists import create_list, get_list
+from digest.publication import create_list
+from subscribers.lists import get_list
 from subscribers.members import add_member, get_member
 from tests.conftest import DATA, Clock
 

@@ -18,7 +18,8 @@ from digest.app import App
 from digest.cli import main
 from digest.errors import InvalidInput, NotFound
 from digest.models import APPROVED, DRAFT, SENDING, Edition
-from subscribers.lists import check_editor_emails, check_review_policy, create_list, get_list
+from digest.publication import check_editor_emails, check_review_policy, create_list
+from subscribers.lists import get_list
 from tests.conftest import Clock
 from tests.test_schedule import (
     add_articles,

@@ -26,7 +26,8 @@ from digest.cron import cron_weekdays, due_editions, fire_times, list_trigger, n
 from digest.errors import InvalidInput
 from digest.gather.lease import take_lease
 from digest.models import DRAFT, SENDING, Article, Delivery, Edition, ListSource, Source
-from subscribers.lists import archive_list, create_list, get_list
+from digest.publication import create_list
+from subscribers.lists import archive_list, get_list
 from subscribers.members import add_member
 from subscribers.models import MailingList
 from tests.conftest import Clock

@@ -24,7 +24,7 @@ from digest.app import App
 from digest.config import load
 from digest.gather.sources import add_source
 from digest.models import SENT, Edition, EditionItem
-from subscribers.lists import create_list
+from digest.publication import create_list
 from subscribers.members import add_member
 from tests.loopback import feed_server
 

@@ -15,10 +15,11 @@ from digest.app import App
 from digest.deliver.backends.smtp import SmtpBackend
 from digest.gather.sources import add_source
 from digest.models import Edition
+from digest.privacy import forget
+from digest.publication import create_list
 from digest.stats import EditionStats, edition_stats, stats_of_edition
-from subscribers.lists import create_list, get_list
+from subscribers.lists import get_list
 from subscribers.members import add_member, remove_member
-from subscribers.people import forget
 from subscribers.suppress import block_domain, suppress
 from tests.conftest import Clock
 from tests.deliver.conftest import SmtpSink, smtp_server  # noqa: F401  (a fixture)

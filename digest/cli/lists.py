@@ -10,18 +10,14 @@ from rich.table import Table
 
 from digest.app import App
 from digest.cli.common import print_table, say, when, with_app
+from digest.publication import MODES, POLICIES, create_list, list_overview, update_list
 from subscribers.lists import (
-    MODES,
-    POLICIES,
     all_lists,
     archive_list,
-    create_list,
     get_list,
     list_counts,
-    list_overview,
     rename_list,
     unarchive_list,
-    update_list,
 )
 from subscribers.models import MEMBERSHIP_STATUSES, MailingList
 

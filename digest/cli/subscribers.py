@@ -17,6 +17,7 @@ from digest.cli.common import out, print_table, progress_bar, say, when, with_ap
 from digest.deliver import confirm
 from digest.deliver.confirm import queue_confirmation
 from digest.errors import InvalidInput
+from digest.privacy import forget, person_data
 from subscribers.export import export_csv, export_jsonl
 from subscribers.importing import import_csv
 from subscribers.lists import get_list
@@ -29,13 +30,7 @@ from subscribers.members import (
     unsubscribe_all,
 )
 from subscribers.models import MEMBERSHIP_STATUSES
-from subscribers.people import (
-    forget,
-    parse_assignments,
-    person_data,
-    set_attributes,
-    tag_subscriber,
-)
+from subscribers.people import parse_assignments, set_attributes, tag_subscriber
 
 
 @click.group()

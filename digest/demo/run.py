@@ -19,7 +19,7 @@ from digest.config import defaults
 from digest.errors import InvalidInput
 from digest.gather.sources import add_source
 from digest.models import Edition
-from subscribers.lists import create_list
+from digest.publication import create_list
 from subscribers.members import add_member, remove_member
 from subscribers.models import MailingList
 

@@ -12,7 +12,8 @@ from sqlalchemy import select
 from digest.app import App
 from digest.deliver.confirm import queue_confirmation, queue_pending
 from digest.models import CONFIRM, Delivery, Edition
-from subscribers.lists import create_list, get_list
+from digest.publication import create_list
+from subscribers.lists import get_list
 from subscribers.members import add_member, confirm, get_member, token_membership
 from subscribers.suppress import suppress
 from tests.conftest import Clock

@@ -24,8 +24,9 @@ from digest.deliver.backends.smtp import SmtpBackend
 from digest.deliver.worker import start_sending
 from digest.gather.sources import add_source
 from digest.models import Delivery, Edition
+from digest.publication import create_list
 from subscribers.importing import import_csv
-from subscribers.lists import create_list, get_list
+from subscribers.lists import get_list
 from subscribers.models import Subscriber
 from subscribers.suppress import suppress
 from tests.conftest import DATA, Clock

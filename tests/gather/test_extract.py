@@ -32,7 +32,7 @@ from digest.gather.feeds import Entry
 from digest.gather.fetch import FetchResult
 from digest.gather.sources import FetchOptions, add_source, fetch_source
 from digest.models import Article, Source
-from subscribers.lists import create_list
+from digest.publication import create_list
 from tests.conftest import DATA, Clock
 
 from .conftest import Handler, Loopback

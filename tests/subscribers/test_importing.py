@@ -11,11 +11,11 @@ from sqlalchemy.orm import Session
 
 from digest.db import make_engine
 from digest.errors import InvalidInput
+from digest.privacy import forget
 from subscribers.importing import PAD, ImportReport, _Bulk, _padded, import_csv
 from subscribers.lists import create_list
 from subscribers.members import add_member, remove_member, unsubscribe_all
 from subscribers.models import MailingList, Membership, Subscriber
-from subscribers.people import forget
 from subscribers.suppress import block_domain, suppress
 from tests.subscribers.conftest import CSV
 

@@ -7,18 +7,15 @@ from sqlalchemy.orm import Session
 
 from digest.errors import InvalidInput, NotFound
 from digest.models import Edition, ListSource, Source
+from digest.publication import ListOverview, create_list, list_overview, update_list
 from subscribers.lists import (
-    ListOverview,
     all_lists,
     archive_list,
-    create_list,
     get_list,
     list_counts,
-    list_overview,
     rename_list,
     require_active,
     unarchive_list,
-    update_list,
 )
 from subscribers.members import add_member, remove_member
 from subscribers.suppress import suppress

@@ -10,19 +10,13 @@ from sqlalchemy.orm import Session
 
 from digest.errors import InvalidInput, NotFound
 from digest.models import Delivery, Edition
+from digest.privacy import forget, person_data
 from subscribers.addresses import email_hash
 from subscribers.importing import import_csv
 from subscribers.lists import create_list
 from subscribers.members import add_member, confirm, is_suppressed, remove_member, verify_owner
 from subscribers.models import MailingList, Membership, Subscriber, Suppression
-from subscribers.people import (
-    find_subscriber,
-    forget,
-    parse_assignments,
-    person_data,
-    set_attributes,
-    tag_subscriber,
-)
+from subscribers.people import find_subscriber, parse_assignments, set_attributes, tag_subscriber
 from subscribers.suppress import block_domain, suppress, unsuppress
 from subscribers.tokens import Tokens
 

@@ -22,12 +22,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from digest.app import App
+from digest.publication import create_list
 from digest.sender import Sender
 from digest.users import create_user
 from digest.web import create_app
 from digest.web.auth import COOKIE as SESSION_COOKIE
 from digest.web.auth import session_serializer
-from subscribers.lists import create_list
 from subscribers.members import add_member
 from subscribers.models import Membership, Subscriber
 from subscribers.suppress import is_suppressed_address

@@ -15,8 +15,9 @@ from digest.app import App
 from digest.errors import InvalidInput
 from digest.gather.sources import add_source
 from digest.models import Article
+from digest.publication import create_list, update_list
 from digest.web.archive import PAGE_SIZE
-from subscribers.lists import archive_list, create_list, get_list, update_list
+from subscribers.lists import archive_list, get_list
 from subscribers.members import add_member
 from tests.conftest import Clock
 from tests.web.conftest import ALICE, World

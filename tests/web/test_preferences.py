@@ -9,7 +9,7 @@ import lxml.html
 from fastapi.testclient import TestClient
 
 from digest.app import App
-from subscribers.lists import create_list
+from digest.publication import create_list
 from subscribers.members import add_member
 from subscribers.suppress import suppress
 from tests.conftest import Clock

@@ -19,10 +19,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from digest.app import App
+from digest.publication import create_list
 from digest.sender import run_worker
 from digest.web.subscribe import SUBSCRIBE_LIMIT, SUBSCRIBE_WINDOW
 from digest.web.throttle import Throttle, retry_after_header
-from subscribers.lists import archive_list, create_list, get_list
+from subscribers.lists import archive_list, get_list
 from subscribers.members import add_member, remove_member
 from subscribers.models import Subscriber
 from subscribers.suppress import suppress

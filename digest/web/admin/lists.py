@@ -1,9 +1,9 @@
 """Lists in the console: the table with counts, creating one, its settings, archiving,
 and which sources feed it.
 
-Each value of the settings form is checked by the core's own check (`lists.SETTINGS`),
-field by field, so every wrong field gets the core's message next to it at once; the
-form comes back (400) with what was typed.
+Each value of the settings form is checked by the core's own check
+(`digest.publication.SETTINGS`), field by field, so every wrong field gets the core's
+message next to it at once; the form comes back (400) with what was typed.
 """
 
 from __future__ import annotations
@@ -20,6 +20,15 @@ from sqlalchemy.orm import Session
 from digest.errors import InvalidInput
 from digest.gather.sources import source_label
 from digest.models import ListSource, Source
+from digest.publication import (
+    MODES,
+    POLICIES,
+    SETTINGS,
+    ListOverview,
+    create_list,
+    list_overview,
+    update_list,
+)
 from digest.web.admin.common import (
     AdminPage,
     Fields,
@@ -34,18 +43,7 @@ from digest.web.auth import AdminUser, CsrfForm, Viewer
 from digest.web.deps import AppDep, PagesDep
 from digest.web.forms import in_transaction
 from digest.web.pages import Pages, WebSession, sentence
-from subscribers.lists import (
-    MODES,
-    POLICIES,
-    SETTINGS,
-    ListOverview,
-    archive_list,
-    create_list,
-    list_counts,
-    list_overview,
-    unarchive_list,
-    update_list,
-)
+from subscribers.lists import archive_list, list_counts, unarchive_list
 from subscribers.models import MailingList
 
 router = APIRouter(include_in_schema=False)

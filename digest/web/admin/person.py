@@ -22,6 +22,7 @@ from digest.app import App
 from digest.deliver.confirm import queue_confirmation
 from digest.errors import InvalidInput
 from digest.models import Delivery, Edition
+from digest.privacy import forget, person_data
 from digest.web.admin.common import (
     AdminPage,
     Fields,
@@ -43,9 +44,7 @@ from subscribers.members import add_member, confirm, unsubscribe
 from subscribers.models import CONFIRMED, PENDING, UNSUBSCRIBED, MailingList, Subscriber
 from subscribers.people import (
     PLACEHOLDER,
-    forget,
     parse_assignments,
-    person_data,
     set_attributes,
     tag_subscriber,
 )

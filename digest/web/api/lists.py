@@ -7,28 +7,22 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.orm import Session
 
+from digest.publication import SETTINGS, create_list, list_overview, update_list
 from digest.web.api.deps import Admin, Editor, ListName, refusals
 from digest.web.api.schemas import ListCreate, ListDetail, ListOut, ListPatch, MemberCounts, Page
 from digest.web.deps import AppDep
 from subscribers.lists import (
-    SETTINGS,
     all_lists,
     archive_list,
-    create_list,
     get_list,
     list_counts,
-    list_overview,
     rename_list,
     unarchive_list,
-    update_list,
 )
 from subscribers.models import MailingList
 
 router = APIRouter(tags=["lists"])
 NOT_FOUND = refusals(e404="No list has that name")
-# Settings create_list takes itself; the rest are set right after, in the same transaction.
-_CREATE_ARGS = ("title", "from_addr", "schedule", "timezone", "mode", "reply_to",
-                "description", "double_optin", "language", "public")
 
 
 @router.get("/lists", summary="All lists")
@@ -47,8 +41,7 @@ def lists_create(user: Admin, app: AppDep, body: ListCreate, request: Request,
     values = _given(body)
     name = values.pop("name")
     with app.sessions() as s:
-        mlist = create_list(s, name, **{k: values.pop(k) for k in _CREATE_ARGS if k in values})
-        update_list(s, mlist, **values)
+        mlist = create_list(s, name, **values)
         s.commit()
         response.headers["Location"] = str(request.url_for("lists_show", name=mlist.name))
         return list_detail(s, mlist)

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digest.errors import InvalidInput, NotFound
+from digest.privacy import forget, person_data
 from digest.web.api.deps import Address, Admin, After, Limit, answer, int_cursor, refusals
 from digest.web.api.schemas import (
     Forgotten,
@@ -24,7 +25,7 @@ from digest.web.api.schemas import (
 from digest.web.deps import AppDep
 from subscribers.addresses import normalize, normalize_domain
 from subscribers.models import MailingList, Membership, Subscriber, Suppression
-from subscribers.people import forget, person_data, set_attributes, tag_subscriber
+from subscribers.people import set_attributes, tag_subscriber
 from subscribers.suppress import REASONS, block_domain, suppress, unblock_domain, unsuppress
 
 router = APIRouter()

@@ -1,0 +1,127 @@
+"""A list as a publication: when and how its editions go out, and what it has published.
+
+`subscribers.lists` keeps a list's people side (name, title, sender, members) and knows
+nothing of editions. The settings that drive publishing are checked here (schedule,
+time zone, mode, review policy and editors, local time), and every caller that creates
+or changes a list (the CLI, the console, the API, the demo) comes through `create_list`
+and `update_list` below, which pass them to the people layer with the rest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from email.utils import parseaddr
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from digest.cron import list_trigger
+from digest.errors import InvalidInput
+from digest.models import DIGEST, Edition, ListSource
+from subscribers import lists
+from subscribers.addresses import validate
+from subscribers.members import member_counts, recipients_query
+from subscribers.models import MailingList
+
+AUTO, REVIEW = "auto", "review"
+MODES = (AUTO, REVIEW)
+# What happens to a review-mode draft nobody approved by its send time: held until
+# approved; held and `editor_emails` told; or sent anyway.
+HOLD, NOTIFY, SEND = "hold", "notify", "send"
+POLICIES = (HOLD, NOTIFY, SEND)
+# Digits, *, ranges, steps, lists, and names (MON, JAN) or "?" as some crons allow. The
+# scheduler validates ranges when it parses; this only catches the wrong shape early.
+CRON_FIELD_RE = re.compile(r"[0-9A-Za-z*/,?-]+")
+
+
+def check_schedule(schedule: str) -> str:
+    """A cron expression of 5 fields (minute hour day month weekday), spaces tidied."""
+    fields = schedule.split()
+    if len(fields) != 5 or not all(CRON_FIELD_RE.fullmatch(f) for f in fields):
+        raise InvalidInput(
+            f"schedule {schedule!r} is not a cron expression of 5 fields "
+            "(minute hour day month weekday), e.g. '0 7 * * *' for 07:00 daily or "
+            "'0 8 * * mon' for Mondays at 08:00"
+        )
+    schedule = " ".join(fields)
+    list_trigger(schedule, "UTC")  # what the scheduler will use: refuse now what it can't
+    return schedule
+
+
+def check_mode(mode: str) -> str:
+    """One of MODES."""
+    if mode not in MODES:
+        raise InvalidInput(f"mode {mode!r} is not one of {', '.join(MODES)}")
+    return mode
+
+
+def check_review_policy(policy: str) -> str:
+    """One of POLICIES."""
+    if policy not in POLICIES:
+        raise InvalidInput(f"review policy {policy!r} is not one of {', '.join(POLICIES)}")
+    return policy
+
+
+def check_editor_emails(value: str) -> str:
+    """Comma-separated addresses ("Name <addr>" or "addr"), each checked, back as one
+    tidy string of bare addresses."""
+    parts = [part.strip() for part in value.split(",") if part.strip()]
+    return ", ".join(validate(parseaddr(part)[1] or part) for part in parts)
+
+
+# Every setting of a list, the people layer's and these, in the order they are shown.
+_OWN: lists.Checks = {
+    "schedule": check_schedule,
+    "timezone": lists.check_timezone,  # the schedule's
+    "mode": check_mode,
+    # Deliver at the send hour in each subscriber's own time zone.
+    "local_time": lists.flag("local time"),
+    "review_policy": check_review_policy,
+    "editor_emails": check_editor_emails,
+}
+_ORDER = ("title", "description", "from_addr", "reply_to", "schedule", "timezone", "mode",
+          "language", "double_optin", "local_time", "public", "review_policy", "editor_emails")
+SETTINGS: lists.Checks = dict(sorted(
+    {**lists.SETTINGS, **_OWN}.items(),
+    key=lambda item: _ORDER.index(item[0]) if item[0] in _ORDER else len(_ORDER),
+))
+
+
+def create_list(s: Session, name: str, *, from_addr: str, **values: Any) -> MailingList:
+    """A new list with any of `SETTINGS` (see `subscribers.lists.create_list`)."""
+    return lists.create_list(s, name, from_addr=from_addr, checks=SETTINGS, **values)
+
+
+def update_list(s: Session, mlist: MailingList, **changes: Any) -> dict[str, tuple[Any, Any]]:
+    """Change any of `SETTINGS`: {setting: (old, new)} for those that changed."""
+    return lists.update_list(s, mlist, checks=SETTINGS, **changes)
+
+
+@dataclass
+class ListOverview:
+    """What `digest lists show` prints besides the settings."""
+
+    members: dict[str, int]  # per membership status
+    recipients: int  # confirmed and not suppressed: who the next edition goes to
+    sources: int
+    editions: int  # digests; the standing confirmation mailing is not counted
+    last_sent_at: dt.datetime | None
+
+
+def list_overview(s: Session, mlist: MailingList) -> ListOverview:
+    """Counts for one list: members per status, recipients, sources, editions."""
+    recipients = recipients_query(mlist.id).subquery()
+    editions = s.execute(
+        select(func.count(), func.max(Edition.sent_at))
+        .where(Edition.list_id == mlist.id, Edition.kind == DIGEST)
+    ).one()
+    return ListOverview(
+        members=member_counts(s, mlist),
+        recipients=s.scalar(select(func.count()).select_from(recipients)) or 0,
+        sources=s.scalar(select(func.count()).where(ListSource.list_id == mlist.id)) or 0,
+        editions=editions[0],
+        last_sent_at=editions[1],
+    )
