@@ -1,4 +1,5 @@
-"""Tables owned by the publisher: sources, articles, editions, their items, deliveries."""
+"""Tables owned by the publisher: sources, articles, editions, their items, deliveries, and
+the web app's users, API tokens and login failures."""
 
 from __future__ import annotations
 

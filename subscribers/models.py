@@ -51,7 +51,7 @@ class MailingList(Base):
     # hold (wait for approval) | notify (hold, and mail `editor_emails`) | send (go out).
     review_policy: Mapped[str] = mapped_column(String(16), default="hold",
                                                server_default="hold")
-    # Comma-separated addresses told about held drafts, until user accounts arrive.
+    # Comma-separated addresses told about held drafts (they need no account).
     editor_emails: Mapped[str] = mapped_column(Text, default="", server_default="")
     # The newest scheduled time the scheduler has dealt with (sent, held, empty or
     # skipped as missed): cron times up to here are never run again.

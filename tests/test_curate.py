@@ -289,7 +289,7 @@ def test_a_scheduled_edition_emptied_after_approval_is_held_once(
         curate.drop_item(s, ed, ed.items[0].id)  # an approved edition can still change
         s.commit()
     clock.advance(hours=1)
-    with caplog.at_level(logging.WARNING, logger="digest.curate.sending"):
+    with caplog.at_level(logging.WARNING, logger="digest.schedule"):
         assert release_scheduled(app) == []
         assert release_scheduled(app) == []  # a minute later: not again
     [line] = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]

@@ -48,9 +48,9 @@ def schedule(s: Session, edition: Edition, when: dt.datetime | None, *,
     or, with None, take its time away again, so it goes at the list's next scheduled
     time.
 
-    It starts going out within a minute of `when` when the scheduler runs
-    `digest.schedule.release_scheduled` each minute; the list's own schedule still runs, and a cron
-    time before `when` takes the edition along only if `when` is earlier.
+    It starts going out within a minute of `when`: the scheduler runs
+    `digest.schedule.release_scheduled` each minute. The list's own schedule still runs,
+    and a cron time before `when` takes the edition along only if `when` is earlier.
     """
     edition = editable(s, edition)
     if when is None:
