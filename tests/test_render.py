@@ -244,8 +244,27 @@ def test_overriding_the_base_layout_changes_both_emails(tmp_path: Path) -> None:
         masthead = lxml.html.document_fromstring(html).xpath("//h1")[0]
         assert "letter-spacing:2px" in masthead.get("style")  # inlined by premailer
         assert '<meta name="robots" content="noindex">' in html
-    # Each email's own blocks still apply on top: the digest's Outlook dark-mode styles.
-    assert "[data-ogsc]" in digest_html and "[data-ogsc]" not in confirm_html
+    # Each email's own blocks still apply on top: the digest's preheader filler.
+    assert "\u034f\u200c" in digest_html and "\u034f\u200c" not in confirm_html
+
+
+def test_the_confirmation_has_the_fonts_and_outlook_handling_of_the_digest(
+        tmp_path: Path) -> None:
+    """Both emails share the head Outlook on Windows needs (96 dpi, a font it has, the
+    600 px ghost table) and the confirm button names its fonts: a font stack escaped
+    into &#39; was dropped by premailer, leaving Outlook's Times New Roman."""
+    env = make_environment(tmp_path)
+    confirm = ConfirmContext(list_name="morning", list_title="The Morning Harbour",
+                             list_description="", subject="Confirm", language="en",
+                             public_url="https://news.example.org")
+    confirm_html = render_confirmation(env, confirm).html
+    button = lxml.html.document_fromstring(confirm_html).xpath("//a")[0]
+    assert 'font-family:-apple-system, "Segoe UI", Roboto' in button.get("style")
+    for html in (render_edition(env, golden_context()).html, confirm_html):
+        assert "<o:PixelsPerInch>96</o:PixelsPerInch>" in html
+        assert "font-family: 'Segoe UI', Arial" in html  # Outlook's own font rule
+        assert '<!--[if mso]><table role="presentation" align="center" width="600"' in html
+        assert "[data-ogsc] .masthead" in html  # Outlook.com's dark mode
 
 
 def test_missing_templates_dir_names_the_setting(tmp_path: Path) -> None:
