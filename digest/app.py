@@ -199,7 +199,7 @@ class App:
     def render(self, edition: Edition, mlist: MailingList) -> Rendered:
         """The edition as it goes out: as sending stored it, or rendered now (a draft)."""
         if edition.status not in (DRAFT, APPROVED) and edition.rendered_at is not None:
-            return Rendered(html=edition.html, text=edition.text)
+            return Rendered(html=edition.html, text=edition.text, slot_key=edition.slot_key)
         return render_edition(self.templates,
                               render_context(edition, mlist, self.settings["public_url"]))
 
@@ -220,7 +220,7 @@ class App:
         rendered = self.render(edition, mlist)
         # A copy never added to a session, so the draft itself stays unrendered.
         copy = Edition(id=edition.id, html=rendered.html, text=rendered.text,
-                       subject=f"[Test] {edition.subject}")
+                       slot_key=rendered.slot_key, subject=f"[Test] {edition.subject}")
         template = worker.message_template(copy, mlist, self.send_options())
         unsubscribe = preview_unsubscribe_url(self.settings["public_url"])
         message = template.build(Recipient(0, to_address, name, unsubscribe), self.clock())

@@ -147,6 +147,9 @@ class Edition(Base):
     # Rendered once (Jinja2 + premailer) when sending starts; slots filled per subscriber.
     html: Mapped[str] = mapped_column(Text, default="")
     text: Mapped[str] = mapped_column(Text, default="")
+    # The render's slot key (see digest.slots): only tokens holding it are slots. Empty
+    # for editions rendered before keys existed.
+    slot_key: Mapped[str] = mapped_column(String(32), default="", server_default="")
     rendered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     send_started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -2,8 +2,9 @@
 
 An edition is rendered exactly once (Jinja2, then premailer at about 10 ms), to HTML and
 plain text. What differs per subscriber (unsubscribe URL, address, name) stays in the
-output as slot tokens, `__DIGEST_SLOT_<name>__`, which `Slotted.fill` replaces by plain
-substitution when each message is built: microseconds, not milliseconds.
+output as slot tokens (see `digest.slots`: each render has its own random key, so no
+content can forge one), which `Slotted.fill` replaces by plain substitution when each
+message is built: microseconds, not milliseconds.
 
 Templates come from the user's `templates_dir` first, then the built-in `templates/`
 folder; see docs/templates.md for what they are given.
@@ -11,6 +12,7 @@ folder; see docs/templates.md for what they are given.
 
 from __future__ import annotations
 
+import functools
 import html as _html
 import logging
 import re
@@ -25,27 +27,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import jinja2
 import premailer
 
+from digest import slots
 from digest.errors import ConfigError
 
 HTML_TEMPLATE = "email/digest.html"
 TEXT_TEMPLATE = "email/digest.txt"
 
-SLOT_PREFIX = "__DIGEST_SLOT_"
+SLOT_PREFIX = slots.PREFIX
 #: Per-subscriber values every message is given.
-SUBSCRIBER_SLOTS = ("unsubscribe_url", "email", "name", "confirm_url")
-
-# Names never start or end with "_" nor hold "__", so the closing "__" is unambiguous.
-_NAME = r"[A-Za-z0-9]+(?:_[A-Za-z0-9]+)*"
-_SLOT_NAME = re.compile(_NAME + r"\Z")
-_SLOT_TOKEN = re.compile(re.escape(SLOT_PREFIX) + f"({_NAME})__")
-
-
-def slot(name: str) -> str:
-    """The token for slot `name`: letters, digits and `_` only, so it survives Jinja
-    autoescaping, premailer and lxml untouched, in text and in attributes alike."""
-    if not _SLOT_NAME.match(name):
-        raise ValueError(f"slot name {name!r} must be letters and digits joined by single '_'")
-    return f"{SLOT_PREFIX}{name}__"
+SUBSCRIBER_SLOTS = slots.NAMES
 
 
 @dataclass(frozen=True)
@@ -94,18 +84,20 @@ class ConfirmContext:
 
 @dataclass(frozen=True)
 class Rendered:
-    """An edition rendered once: both parts still hold slot tokens."""
+    """An edition rendered once: both parts still hold slot tokens, those of `slot_key`
+    (stored with them, as `editions.slot_key`)."""
 
     html: str
     text: str
+    slot_key: str
 
 
 class Slotted:
     """A string with slot tokens, split once; fill() costs microseconds."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, slot_key: str) -> None:
         # re.split with one group alternates literal text and slot names.
-        self._parts = _SLOT_TOKEN.split(text)
+        self._parts = slots.pattern(slot_key).split(text)
         self.names: frozenset[str] = frozenset(self._parts[1::2])
 
     def fill(self, values: Mapping[str, str], *, html: bool) -> str:
@@ -151,7 +143,6 @@ def make_environment(templates_dir: str | Path = "") -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.globals["slot"] = slot
     env.filters.update(
         format_date=format_date,
         local_time=local_time,
@@ -177,16 +168,17 @@ def render_confirmation(env: jinja2.Environment, ctx: ConfirmContext) -> Rendere
 
 def _render_email(env: jinja2.Environment, html_name: str, text_name: str,
                   ctx: DigestContext | ConfirmContext) -> Rendered:
-    source = _render(env, html_name, ctx)
+    key = slots.new_key()
+    source = _render(env, html_name, ctx, key)
     html = inline_css(source)
     # A slot lost on the way (say, inside a <style> premailer rewrote) would silently
     # send every subscriber a broken link; catching it here costs one regex pass.
-    lost = Slotted(source).names - Slotted(html).names
+    lost = Slotted(source, key).names - Slotted(html, key).names
     if lost:
         raise ConfigError(f"{html_name}: slot(s) {', '.join(sorted(lost))} did not survive "
                           "CSS inlining; put slots in text or attributes, not in <style>")
-    text = _render(env, text_name, ctx).rstrip() + "\n"
-    return Rendered(html=html, text=text)
+    text = _render(env, text_name, ctx, key).rstrip() + "\n"
+    return Rendered(html=html, text=text, slot_key=key)
 
 
 @dataclass(frozen=True)
@@ -208,8 +200,9 @@ def preview(rendered: Rendered, subject: str, public_url: str, *,
     values = dict.fromkeys(SUBSCRIBER_SLOTS, "")
     values.update(unsubscribe_url=preview_unsubscribe_url(public_url), email=email,
                   name=name)
-    return Preview(html=Slotted(rendered.html).fill(values, html=True),
-                   text=Slotted(rendered.text).fill(values, html=False), subject=subject)
+    return Preview(html=Slotted(rendered.html, rendered.slot_key).fill(values, html=True),
+                   text=Slotted(rendered.text, rendered.slot_key).fill(values, html=False),
+                   subject=subject)
 
 
 def preview_unsubscribe_url(public_url: str) -> str:
@@ -237,10 +230,13 @@ def inline_css(html: str) -> str:
     return str(inliner.transform())
 
 
-def _render(env: jinja2.Environment, name: str, ctx: DigestContext | ConfirmContext) -> str:
+def _render(env: jinja2.Environment, name: str, ctx: DigestContext | ConfirmContext,
+            slot_key: str) -> str:
+    """One template rendered; its `slot(name)` writes the tokens of `slot_key`."""
     try:
         template = env.get_template(name)
-        return template.render(ctx=ctx, labels=labels(ctx.language))
+        return template.render(ctx=ctx, labels=labels(ctx.language),
+                               slot=functools.partial(slots.token, key=slot_key))
     except jinja2.TemplateError as exc:
         raise ConfigError(f"template {_where(exc, name)}: {exc.message or exc}; "
                           "fix the template (see docs/templates.md for what it is given)"

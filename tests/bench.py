@@ -99,7 +99,7 @@ def bench_render() -> None:
     template = MessageTemplate(
         html=rendered.html, text=rendered.text, subject="The Morning Harbour: bench",
         from_addr="Harbour <news@news.example.org>", list_id="daily.news.example.org",
-        list_name="The Morning Harbour", edition_key="e1")
+        list_name="The Morning Harbour", edition_key="e1", slot_key=rendered.slot_key)
     now = dt.datetime.now(dt.UTC)
     n = 5000
     recipients = [Recipient(i, f"reader{i}@example.org", f"Reader {i}",

@@ -15,7 +15,7 @@ from digest.app import App
 from digest.config import Settings
 from digest.db import Base, UTCDateTime
 from digest.migrations import upgrade
-from digest.models import SENT, Article, Edition, EditionItem, Source
+from digest.models import Article, EditionItem, Source
 from digest.publication import create_list
 from tests.conftest import Clock
 
@@ -114,12 +114,18 @@ def _articles_with_duplicates(app: App, clock: Clock) -> dict[str, int]:
             s.add(row)
             s.flush()
         mlist = create_list(s, "news", from_addr="news@example.org")
-        edition = Edition(list_id=mlist.id, number=1, status=SENT, since=clock(),
-                          cutoff=clock())
-        s.add(edition)
-        s.flush()
+        editions = table("editions", column("id", Integer), column("list_id", Integer),
+                         column("kind", String), column("number", Integer),
+                         column("status", String), column("subject", String),
+                         column("intro", String), column("since", UTCDateTime()),
+                         column("cutoff", UTCDateTime()), column("created_at", UTCDateTime()),
+                         column("html", String), column("text", String))
+        edition_id = s.execute(insert(editions).values(
+            list_id=mlist.id, kind="digest", number=1, status="sent", subject="", intro="",
+            since=clock(), cutoff=clock(), created_at=clock(), html="", text="",
+        ).returning(editions.c.id)).scalar_one()
         for position, name in enumerate(["g1-again", "l2-again", "g1", "h-again", None]):
-            s.add(EditionItem(edition_id=edition.id, position=position, title="t", link="l",
+            s.add(EditionItem(edition_id=edition_id, position=position, title="t", link="l",
                               article_id=rows[name].id if name else None,
                               published_at=clock()))
         s.commit()

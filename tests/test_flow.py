@@ -17,6 +17,7 @@ from digest.app import App
 from digest.gather.sources import add_source
 from digest.models import Delivery, Source
 from digest.publication import create_list
+from subscribers.lists import get_list
 from subscribers.members import add_member, remove_member
 from subscribers.suppress import suppress
 from tests import loopback
@@ -25,6 +26,7 @@ from tests.conftest import DATA, Clock
 FEEDS = {
     "/news.xml": DATA / "flow" / "news.xml",
     "/hostile.xml": DATA / "feeds" / "hostile.xml",
+    "/slots.xml": DATA / "flow" / "slots.xml",
 }
 
 
@@ -138,3 +140,34 @@ def test_premailer_runs_once_per_edition_whatever_the_audience(
     report = app.send("daily")
     assert report is not None and report.counts == {"sent": 150}
     assert len(calls) == 1
+
+
+def test_a_feed_cannot_fill_the_per_reader_slots(app: App, feed_server: str) -> None:
+    """An item that writes slot tokens into its link, image, title and summary must not
+    get each reader's address, name or unsubscribe link sent to its server: in either
+    part, what came from the feed stays as the feed wrote it."""
+    _populate(app, feed_server, people=2)
+    with app.sessions() as s:
+        add_source(s, feed_server + "/slots.xml", get_list(s, "daily"))
+        s.commit()
+        app.fetch(s)
+    report = app.send("daily")
+    assert report is not None and report.counts == {"sent": 2}
+
+    for msg in _outbox(app):
+        address = msg["To"].addresses[0]
+        unsubscribe_url = str(msg["List-Unsubscribe"]).split(",")[0].strip("<> ")
+        secrets = (address.addr_spec, address.display_name, unsubscribe_url,
+                   unsubscribe_url.rsplit("/", 1)[1])
+        html = msg.get_body(("html",)).get_content()  # type: ignore[union-attr]
+        text = msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        doc = lxml.html.document_fromstring(html)
+        from_feed = [url for url in doc.xpath("//@href | //@src") if "evil.example" in url]
+        assert len(from_feed) >= 2, "the item's link and image should be in the mail"
+        from_feed += [line for line in text.splitlines() if "evil.example" in line]
+        for marker in ("TITLE[", "SUMMARY["):
+            for part in (doc.text_content(), text):
+                start = part.index(marker)
+                from_feed.append(part[start:part.index("]", start) + 1])
+        for piece in from_feed:
+            assert not any(secret in piece for secret in secrets), (address, piece)

@@ -12,6 +12,7 @@ import lxml.html
 import premailer
 import pytest
 
+from digest import slots
 from digest.errors import ConfigError
 from digest.render import (
     SLOT_PREFIX,
@@ -27,7 +28,6 @@ from digest.render import (
     preview,
     render_confirmation,
     render_edition,
-    slot,
     wrap,
 )
 
@@ -104,7 +104,9 @@ def rendered() -> Rendered:
     return render_edition(make_environment(), golden_context())
 
 
-def _check_golden(name: str, actual: str) -> None:
+def _check_golden(name: str, actual: str, slot_key: str) -> None:
+    """`actual` against the golden file, its slot tokens without the render's random key."""
+    actual = actual.replace(slots.marker(slot_key), slots.PREFIX)
     path = GOLDEN / name
     if os.environ.get("DIGEST_REGENERATE_GOLDEN") == "1":
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -116,11 +118,11 @@ def _check_golden(name: str, actual: str) -> None:
 
 
 def test_golden_html(rendered: Rendered) -> None:
-    _check_golden("expected.html", rendered.html)
+    _check_golden("expected.html", rendered.html, rendered.slot_key)
 
 
 def test_golden_text(rendered: Rendered) -> None:
-    _check_golden("expected.txt", rendered.text)
+    _check_golden("expected.txt", rendered.text, rendered.slot_key)
 
 
 def test_html_shows_what_readers_see(rendered: Rendered) -> None:
@@ -142,8 +144,8 @@ def test_html_shows_what_readers_see(rendered: Rendered) -> None:
     assert imgs[0].get("alt") == ctx.items[0].title
     note = doc.xpath("//td[contains(@class, 'note')]")[0].text_content()
     assert "Editor's note" in note and "The route map is in the article." in note
-    assert doc.xpath("//a[@href=$href]", href=slot("unsubscribe_url"))
-    assert slot("email") in doc.text_content()
+    assert doc.xpath("//a[@href=$href]", href=slots.token("unsubscribe_url", rendered.slot_key))
+    assert slots.token("email", rendered.slot_key) in doc.text_content()
     assert "You are receiving The Morning Harbour because you subscribed" in doc.text_content()
     intro = [p.text_content() for p in doc.xpath("//p[contains(@class, 'intro')]")]
     assert intro[1] == "Also today: Haerim's water buses & a trove of old photographs."
@@ -174,7 +176,7 @@ def test_text_part(rendered: Rendered) -> None:
     assert "\n    https://harbour-times.example/2026/11/ferry-fares?utm=rss&ref=feed\n" in text
     assert "    City Notes · 26 Nov, 6:05 PM\n" in text
     assert "Editor's note: Readers in Haerim asked about this one." in text
-    assert f"Unsubscribe: {slot('unsubscribe_url')}\n" in text
+    assert f"Unsubscribe: {slots.token('unsubscribe_url', rendered.slot_key)}\n" in text
     assert "&amp;" not in text and "&#" not in text and "<" not in text
     assert max(len(line) for line in text.splitlines() if "https://" not in line) <= 72
 
@@ -212,7 +214,7 @@ def test_override_is_used(tmp_path: Path) -> None:
         "</body></html>")
     out = render_edition(make_environment(str(tmp_path)), golden_context())
     assert '<p style="color:red">The Morning Harbour</p>' in out.html
-    assert Slotted(out.html).names == {"unsubscribe_url"}
+    assert Slotted(out.html, out.slot_key).names == {"unsubscribe_url"}
     assert out.text.startswith("THE MORNING HARBOUR")  # digest.txt still the built-in one
 
 
@@ -296,7 +298,7 @@ def test_korean_edition() -> None:
     assert "해림시, 수상버스 노선 두 곳 추가" in out.text
     assert "서울데일리 · 김민지 기자 · 오전 9:30" in out.text
     assert "편집자 주: Readers in Haerim" in out.text
-    assert "구독 취소: " + slot("unsubscribe_url") in out.text
+    assert "구독 취소: " + slots.token("unsubscribe_url", out.slot_key) in out.text
     doc = lxml.html.document_fromstring(out.html)
     assert doc.get("lang") == "ko"
     assert doc.findtext(".//title") == "해림시 수상버스 노선 추가"
@@ -314,16 +316,32 @@ def test_format_date() -> None:
 
 
 def test_slot_tokens() -> None:
-    assert slot("unsubscribe_url") == SLOT_PREFIX + "unsubscribe_url__"
+    key = slots.new_key()
+    assert slots.token("unsubscribe_url", key) == f"{SLOT_PREFIX}{key}_unsubscribe_url__"
+    assert slots.new_key() != key and len(key) == 16
     assert set(SUBSCRIBER_SLOTS) == {"unsubscribe_url", "email", "name", "confirm_url"}
     for bad in ("", "a b", "_x", "x_", "a__b", "é", "a-b"):
         with pytest.raises(ValueError):
-            slot(bad)
+            slots.token(bad, key)
+    with pytest.raises(ValueError, match="16 hex digits"):
+        slots.token("email", "not-a-key")
+
+
+def test_each_render_has_its_own_slot_key(rendered: Rendered) -> None:
+    again = render_edition(make_environment(), golden_context())
+    assert again.slot_key != rendered.slot_key
+    assert Slotted(again.html, again.slot_key).names == {"unsubscribe_url", "email"}
+    assert Slotted(again.html, rendered.slot_key).names == set()  # another render's key
 
 
 def test_slotted_fill_escapes_for_html_only() -> None:
+    key = slots.new_key()
+
+    def slot(name: str) -> str:
+        return slots.token(name, key)
+
     s = Slotted(f"<p>Hi {slot('name')}</p><a href=\"{slot('unsubscribe_url')}\">u</a>"
-                f"{slot('name')}")
+                f"{slot('name')}", key)
     assert s.names == {"name", "unsubscribe_url"}
     values = {"name": "a&b<c>", "unsubscribe_url": 'https://x.example/u?t=1&l="2"'}
     assert s.fill(values, html=True) == (
@@ -333,7 +351,7 @@ def test_slotted_fill_escapes_for_html_only() -> None:
         '<p>Hi a&b<c></p><a href="https://x.example/u?t=1&l="2"">u</a>a&b<c>')
     with pytest.raises(KeyError, match="unsubscribe_url"):
         s.fill({"name": "x"}, html=True)
-    assert Slotted("no slots here").fill({}, html=True) == "no slots here"
+    assert Slotted("no slots here", key).fill({}, html=True) == "no slots here"
 
 
 def test_preview_fills_every_slot_with_a_link_that_unsubscribes_no_one(

@@ -85,5 +85,5 @@ def render_confirmations(s: Session, edition: Edition, mlist: MailingList, env: 
         subject=subject, language=mlist.language or "en", public_url=public_url.rstrip("/"),
     ))
     edition.subject, edition.html, edition.text = subject, rendered.html, rendered.text
-    edition.rendered_at = now
+    edition.slot_key, edition.rendered_at = rendered.slot_key, now
     s.commit()

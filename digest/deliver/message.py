@@ -22,15 +22,14 @@ from urllib.parse import quote
 
 import idna  # a dependency of requests: IDNA 2008 with UTS 46 mapping, unlike the stdlib codec
 
+from digest import slots
 from digest.errors import InvalidInput
 
-#: Slot names a rendered edition may hold, as `__DIGEST_SLOT_<name>__`. The token grammar
-#: is digest.render's (SUBSCRIBER_SLOTS); not imported from there because render.Slotted
-#: fills a whole text, and encoding 17 KB of quoted-printable per message costs ~100 us
-#: where filling only the lines that hold slots costs ~10 us. It also keeps premailer and
-#: lxml out of a sender worker.
-SLOT_NAMES = ("unsubscribe_url", "email", "name", "confirm_url")
-_SLOT = re.compile(r"__DIGEST_SLOT_([A-Za-z0-9]+(?:_[A-Za-z0-9]+)*)__")
+#: Slot names a rendered edition may hold (tokens as `digest.slots` writes them). Filled
+#: here rather than by render.Slotted, which fills a whole text: encoding 17 KB of
+#: quoted-printable per message costs ~100 us where filling only the lines that hold
+#: slots costs ~10 us. It also keeps premailer and lxml out of a sender worker.
+SLOT_NAMES = slots.NAMES
 
 # What may not appear in an address or URL put into a header: controls, spaces, brackets.
 _BAD_IN_HEADER = re.compile(r"[\x00-\x20\x7f<>]")
@@ -77,7 +76,8 @@ class MessageTemplate:
     """Built once per edition; build() per subscriber costs microseconds
     (no Jinja2, no premailer, no email.message).
 
-    Raises InvalidInput for an unusable from address, list id or slot token.
+    Raises InvalidInput for an unusable from address, list id or slot token. Only the
+    tokens of `slot_key` (the render's, see `digest.slots`) are slots.
     """
 
     def __init__(
@@ -92,6 +92,7 @@ class MessageTemplate:
         list_name: str,
         unsubscribe_mailto: str = "",
         edition_key: str,
+        slot_key: str,
     ) -> None:
         from_name, sender = parseaddr(from_addr)
         sender = _ascii_address(sender, "from address")
@@ -107,8 +108,8 @@ class MessageTemplate:
         if not _DOT_ATOM.fullmatch(list_id):
             raise InvalidInput(f"list id {list_id!r} must look like name.example.org")
 
-        self._text = _QPBody(text, html=False)
-        self._html = _QPBody(html, html=True)
+        self._text = _QPBody(text, slot_key, html=False)
+        self._html = _QPBody(html, slot_key, html=True)
         # "=" in quoted-printable is always followed by two hex digits or a line break,
         # so a boundary starting "=_" can never occur inside an encoded body.
         boundary = "=_" + secrets.token_hex(16)
@@ -189,8 +190,9 @@ class _QPBody:
     line-group gives a valid encoding of the whole.
     """
 
-    def __init__(self, source: str, *, html: bool) -> None:
+    def __init__(self, source: str, slot_key: str, *, html: bool) -> None:
         self._escape = html
+        marker, tokens = slots.marker(slot_key), slots.pattern(slot_key)
         self._static: list[bytes] = []  # static[i] is followed by dynamic[i], if any
         self._dynamic: list[str] = []  # str.format templates; slots are {0} to {3}
         # Runs of lines alternate: plain (no slot), then with slots, then plain...
@@ -199,12 +201,12 @@ class _QPBody:
         for i, line in enumerate(lines):
             if i < len(lines) - 1:
                 line += "\n"
-            if ("__DIGEST_SLOT_" in line) != (len(runs) % 2 == 0):
+            if (marker in line) != (len(runs) % 2 == 0):
                 runs.append([])
             runs[-1].append(line)
         for i, run in enumerate(runs):
             if i % 2:
-                self._dynamic.append(_format_template("".join(run)))
+                self._dynamic.append(_format_template("".join(run), tokens))
             else:
                 self._static.append(_qp("".join(run)))
         if len(runs) % 2 == 0:
@@ -224,13 +226,13 @@ class _QPBody:
         return b"".join(out)
 
 
-def _format_template(line: str) -> str:
+def _format_template(line: str, tokens: re.Pattern[str]) -> str:
     """A line with slot tokens as a str.format template over SLOT_NAMES."""
-    parts = _SLOT.split(line.replace("{", "{{").replace("}", "}}"))
+    parts = tokens.split(line.replace("{", "{{").replace("}", "}}"))
     for j in range(1, len(parts), 2):
         if parts[j] not in SLOT_NAMES:
             raise InvalidInput(
-                f"unknown slot __DIGEST_SLOT_{parts[j]}__; known: {', '.join(SLOT_NAMES)}"
+                f"unknown slot {parts[j]!r} in the template; known: {', '.join(SLOT_NAMES)}"
             )
         parts[j] = f"{{{SLOT_NAMES.index(parts[j])}}}"
     return "".join(parts)

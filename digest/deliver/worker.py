@@ -73,6 +73,7 @@ def start_sending(s: Session, edition: Edition, mlist: MailingList, env: Environ
     require_sendable(edition, mlist)
     rendered = render_edition(env, render_context(edition, mlist, public_url))
     edition.html, edition.text, edition.rendered_at = rendered.html, rendered.text, now
+    edition.slot_key = rendered.slot_key
     edition.status, edition.send_started_at = SENDING, now
     s.flush()
     at = None
@@ -91,6 +92,7 @@ def message_template(edition: Edition, mlist: MailingList, opts: SendOptions) ->
         from_addr=mlist.from_addr, reply_to=mlist.reply_to,
         list_id=f"{mlist.name}.{domain}", list_name=mlist.title,
         unsubscribe_mailto=opts.unsubscribe_mailto, edition_key=f"e{edition.id}",
+        slot_key=edition.slot_key,
     )
 
 

@@ -95,7 +95,7 @@ def edition_view(list_name: str, number: str, app: AppDep) -> Response:
             *_sent(), Edition.list_id == mlist.id, Edition.number == _number(number)))
         if edition is None or not edition.html:
             raise HTTPException(404)
-        html = fill_neutral(edition.html, mlist, app)
+        html = fill_neutral(edition, mlist, app)
     return HTMLResponse(html, headers={**CACHE, "Content-Security-Policy": EDITION_CSP})
 
 
@@ -126,10 +126,10 @@ def archive_list(list_name: str, app: AppDep, pages: PagesDep, page: str = "1") 
     return pages.render("web/archive_list.html", listing, headers=CACHE)
 
 
-def fill_neutral(html: str, mlist: MailingList, app: App) -> str:
+def fill_neutral(edition: Edition, mlist: MailingList, app: App) -> str:
     """Edition HTML with its slots filled for anyone to see: no address, no name, and
     "unsubscribe" leading to the list's subscribe form."""
-    slotted = Slotted(html)
+    slotted = Slotted(edition.html, edition.slot_key)
     language = mlist.language.split("-")[0].lower()
     neutral = {
         "unsubscribe_url": f"{app.settings['public_url'].rstrip('/')}/subscribe/{mlist.name}",

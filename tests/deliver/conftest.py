@@ -39,7 +39,7 @@ def make_messages(
         html="<p>Hi __DIGEST_SLOT_name__</p>\n.a line that starts with a dot\n",
         text=text or "Hi __DIGEST_SLOT_name__,\n.a line that starts with a dot\n",
         subject="Weekly", from_addr="News <news@example.org>", list_id="news.example.org",
-        list_name="News", edition_key="e1",
+        list_name="News", edition_key="e1", slot_key="",
     )
     addrs = list(addresses) or [f"r{i}@example.com" for i in range(first_id, first_id + n)]
     return [

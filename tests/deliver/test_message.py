@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from digest import slots
 from digest.deliver.message import MessageTemplate, Outgoing, Recipient
 from digest.errors import InvalidInput
 
@@ -19,6 +20,7 @@ NOW = dt.datetime(2026, 11, 27, 6, 30, 15, tzinfo=dt.UTC)
 URL = "https://news.example.org/unsubscribe?t=eyJzIjo0Mn0.abc-DEF_123&l=7"
 SUBJECT_KO = "주간 뉴스 다이제스트 — 11월 27일: 오늘의 주요 기사와 해설 모음"
 
+KEY = "0123456789abcdef"  # the render's slot key (digest.slots); tokens below carry it
 HTML = (
     "<!doctype html>\n<html><head><style>p { margin: 0 }</style></head><body>\n"
     "<p style=\"color:#333\">Hello __DIGEST_SLOT_name__ {not a format field}</p>\n"
@@ -37,6 +39,7 @@ TEXT = (
     + "Unsubscribe: __DIGEST_SLOT_unsubscribe_url__\n"
     + "Sent to __DIGEST_SLOT_email__"
 )
+HTML, TEXT = (part.replace("__DIGEST_SLOT_", f"__DIGEST_SLOT_{KEY}_") for part in (HTML, TEXT))
 
 
 def template(**overrides: Any) -> MessageTemplate:
@@ -44,7 +47,7 @@ def template(**overrides: Any) -> MessageTemplate:
         html=HTML, text=TEXT, subject=SUBJECT_KO, from_addr="Digest Weekly <news@example.org>",
         reply_to="Editors <editors@example.org>", list_id="weekly.example.org",
         list_name="Digest Weekly", unsubscribe_mailto="unsubscribe@example.org",
-        edition_key="weekly.42",
+        edition_key="weekly.42", slot_key=KEY,
     )
     options.update(overrides)
     return MessageTemplate(**options)
@@ -71,7 +74,7 @@ def body(msg: EmailMessage, kind: str) -> str:
 def expected(source: str, values: dict[str, str]) -> str:
     source = source.replace("\r\n", "\n")
     for name, value in values.items():
-        source = source.replace(f"__DIGEST_SLOT_{name}__", value)
+        source = source.replace(slots.token(name, KEY), value)
     return source
 
 
@@ -242,7 +245,7 @@ def test_unusable_unsubscribe_url_raises() -> None:
 @pytest.mark.parametrize(
     "overrides",
     [
-        {"html": "__DIGEST_SLOT_surname__"},
+        {"html": f"__DIGEST_SLOT_{KEY}_surname__"},
         {"from_addr": "not an address"},
         {"from_addr": "철수@example.org"},
         {"edition_key": "has space"},
@@ -259,3 +262,16 @@ def test_no_slots_and_empty_parts() -> None:
     msg = parse(tpl.build(Recipient(1, "a@example.com", "", URL), NOW).data)
     assert body(msg, "html") == "<p>static</p>"
     assert body(msg, "plain") == ""
+
+
+def test_only_the_renders_own_tokens_are_slots() -> None:
+    """A token without the render's key (written by a feed, say) is text, left as it is:
+    no reader's address goes in its place, and it fails nothing."""
+    forged = "<a href=\"https://evil.example/?e=__DIGEST_SLOT_email__\">x</a>\n"
+    other_key = "<p>__DIGEST_SLOT_fedcba9876543210_email__</p>\n"
+    msg = parse(build(html=forged + other_key + HTML, text="__DIGEST_SLOT_email__\n" + TEXT).data)
+    html, text = body(msg, "html"), body(msg, "plain")
+    assert "https://evil.example/?e=__DIGEST_SLOT_email__" in html
+    assert "__DIGEST_SLOT_fedcba9876543210_email__" in html
+    assert text.startswith("__DIGEST_SLOT_email__\n")
+    assert html.count("ada@example.com") == HTML.count(slots.token("email", KEY))
