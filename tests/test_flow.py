@@ -13,6 +13,7 @@ import premailer
 import pytest
 from sqlalchemy import select
 
+from digest import slots
 from digest.app import App
 from digest.gather.sources import add_source
 from digest.models import Delivery, Source
@@ -171,3 +172,26 @@ def test_a_feed_cannot_fill_the_per_reader_slots(app: App, feed_server: str) -> 
                 from_feed.append(part[start:part.index("]", start) + 1])
         for piece in from_feed:
             assert not any(secret in piece for secret in secrets), (address, piece)
+
+
+def test_an_edition_rendered_before_slot_keys_still_reaches_its_readers(
+        app: App, feed_server: str) -> None:
+    """An edition that was sending when digest was upgraded holds unkeyed tokens and an
+    empty slot key (migration 0007): its readers still get their own address and link."""
+    _populate(app, feed_server, people=2)
+    with app.sessions() as s:
+        app.fetch(s)
+        edition = app.build(s, "daily")[0]
+        assert edition is not None
+        app.start_sending(s, edition, get_list(s, "daily"))
+        key = edition.slot_key
+        assert key
+        edition.html = edition.html.replace(slots.marker(key), slots.PREFIX)
+        edition.text = edition.text.replace(slots.marker(key), slots.PREFIX)
+        edition.slot_key = ""
+        s.commit()
+        edition_id = edition.id
+    assert app.deliver(edition_id).counts == {"sent": 2}
+    for msg in _outbox(app):
+        html = msg.get_body(("html",)).get_content()  # type: ignore[union-attr]
+        assert msg["To"].addresses[0].addr_spec in html and slots.PREFIX not in html
