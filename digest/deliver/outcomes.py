@@ -23,7 +23,7 @@ from sqlalchemy import Engine, select, update
 from digest.deliver.backends.base import ClaimLost, SendResult
 from digest.deliver.ledger import Clock, RetryPolicy
 from digest.deliver.message import Outgoing
-from digest.models import CLAIMED, DELIVERED, FAILED, HANDING_OVER, QUEUED, Delivery
+from digest.models import CLAIMED, DELIVERED, FAILED, HANDING_OVER, QUEUED, UNCERTAIN, Delivery
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class LedgerEvents:
         self.worker = worker
         self.policy = policy
         self.clock = clock
-        self.counts = {DELIVERED: 0, FAILED: 0, "deferred": 0}
+        self.counts = {DELIVERED: 0, FAILED: 0, UNCERTAIN: 0, "deferred": 0}
         pg = engine.dialect.driver == "psycopg"
         self._writer: _Writer = _PgWriter(engine, worker) if pg else _Writer(engine, worker)
         self._edition_id = edition_id
@@ -67,6 +67,8 @@ class LedgerEvents:
                                 last_error="")
         elif result.status == "failed":
             self._writer.finish(result.delivery_id, status=FAILED, last_error=result.detail)
+        elif result.status == "uncertain":
+            self._writer.finish(result.delivery_id, status=UNCERTAIN, last_error=result.detail)
         else:
             status = self._defer(result, now)
             self.counts[FAILED if status == FAILED else "deferred"] += 1

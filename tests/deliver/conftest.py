@@ -103,8 +103,11 @@ class SinkHandler:
         close_on_mail: Collection[int] = (),
         vanish_after_data: Collection[int] = (),
         hold: threading.Event | None = None,
+        slow_after_data: Mapping[int, float] | None = None,
     ) -> None:
         self.lock = threading.Lock()
+        # Keep these messages (1-based) but answer only after so many seconds.
+        self.slow_after_data = dict(slow_after_data or {})
         # While `hold` is clear, DATA waits (the client is mid-message); `holding` is set
         # once one does, so a test knows the sender is mid-batch.
         self.hold = hold
@@ -164,6 +167,9 @@ class SinkHandler:
         with self.lock:
             self.messages.append(received)
             vanish = len(self.messages) in self.vanish_after_data
+            delay = self.slow_after_data.get(len(self.messages), 0.0)
+        if delay:
+            await asyncio.sleep(delay)
         if vanish:
             assert isinstance(server.transport, asyncio.Transport)
             server.transport.abort()
@@ -206,6 +212,7 @@ class SmtpSink:
     given number of times. close_on_mail: the MAIL FROMs (counted from 1 over all
     connections) answered 421, closing that connection. vanish_after_data: the accepted
     messages (counted from 1) after which the connection closes with no reply.
+    slow_after_data: {message number: seconds} to wait before answering the final ".".
     auth: (login, password) required before MAIL. starttls / implicit_tls: a server
     SSLContext (see `tls_files`). smtputf8: offer SMTPUTF8. port: 0 for any free one, or
     a given one to restart a server where clients expect it. hold: while this event is
@@ -225,10 +232,11 @@ class SmtpSink:
         smtputf8: bool = True,
         port: int = 0,
         hold: threading.Event | None = None,
+        slow_after_data: Mapping[int, float] | None = None,
     ) -> None:
         self.handler = SinkHandler(
             reject=reject, tempfail=tempfail, close_on_mail=close_on_mail,
-            vanish_after_data=vanish_after_data, hold=hold,
+            vanish_after_data=vanish_after_data, hold=hold, slow_after_data=slow_after_data,
         )
         kwargs: dict[str, Any] = {"enable_SMTPUTF8": smtputf8}
         if auth is not None:

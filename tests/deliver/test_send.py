@@ -198,3 +198,37 @@ def test_killed_sender_resumes_and_everyone_gets_exactly_one(
     # count above shows they had arrived.
     assert statuses["sent"] + statuses["uncertain"] == total, statuses
     assert statuses["uncertain"] <= 4
+
+
+@pytest.mark.parametrize("server", ["drops the connection", "answers too late"])
+def test_a_message_whose_final_reply_is_lost_is_uncertain_never_sent_again(
+    app: App, smtp_server: Callable[..., SmtpSink], clock: Clock, tmp_path: Path, server: str
+) -> None:
+    """The server has the whole message, then its reply to the final "." never comes (the
+    connection drops, or the reply takes longer than [smtp] timeout): the reader may
+    well have it, so the delivery is uncertain and no retry sends a second copy."""
+    people = _addresses(4)
+    if server == "drops the connection":
+        sink = smtp_server(vanish_after_data={2})
+    else:
+        sink = smtp_server(slow_after_data={2: 2.0})
+    edition_id = _prepare(app, tmp_path, 4)
+    backend = SmtpBackend(sink.host, sink.port, tls="none", connections=1, timeout=1)
+    sender = App(app.settings, clock=clock, backend=backend)
+    try:
+        report = sender.send("daily")
+        for _ in range(10):  # whatever retries the ledger would allow
+            assert report is not None
+            if report.finished:
+                break
+            clock.advance(days=1)
+            report = sender.send("daily")
+        assert report is not None and report.finished
+    finally:
+        sender.close()
+    second = sink.messages[1].rcpt_tos[0]
+    assert Counter(r for m in sink.messages for r in m.rcpt_tos) == Counter(people)
+    status = _statuses(app, edition_id)
+    assert status[second].startswith("uncertain "), status[second]
+    assert "may have accepted" in status[second]
+    assert [status[p] for p in people if p != second] == ["sent"] * 3

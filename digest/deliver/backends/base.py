@@ -10,7 +10,7 @@ from typing import Literal, Protocol
 
 from digest.deliver.message import Outgoing
 
-Status = Literal["sent", "deferred", "failed"]
+Status = Literal["sent", "deferred", "failed", "uncertain"]
 
 
 class ClaimLost(Exception):
@@ -23,8 +23,12 @@ class ClaimLost(Exception):
 class SendResult:
     """The outcome of one message.
 
-    deferred: a temporary failure (4xx, timeout, lost connection): retry later.
+    deferred: a temporary failure (4xx, timeout, lost connection) before the message
+    was handed over: retry later.
     failed: the server refused this recipient or message for good (5xx).
+    uncertain: handed over whole, but the server's answer never came (the connection
+    dropped, or the reply outlasted the timeout): it may have been accepted, so it is
+    never sent again.
     """
 
     delivery_id: int

@@ -327,7 +327,10 @@ class _Lane:
                 return None  # nothing was accepted yet: the idle connection had been closed
             detail = f"connection lost during {stage}: {describe(exc, self.b.timeout)}"
             if stage.startswith("the reply"):
+                # The server has the whole message: sending it again could deliver a
+                # second copy, so it is not retried.
                 detail += " (the server may have accepted the message)"
+                return ("uncertain", detail, True)
             return ("deferred", detail, True)
         except BaseException:
             # Perhaps mid-DATA (handing_over raised): the connection is unusable, and
