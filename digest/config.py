@@ -90,8 +90,8 @@ SETTINGS: tuple[Setting, ...] = (
 
 #: Environment-only settings: name -> help. Never read from or written to the file.
 SECRETS: dict[str, str] = {
-    "DIGEST_SECRET_KEY": "Signs unsubscribe and confirm tokens. Without it, a key is made "
-                         "once and kept in <data_dir>/secret.key.",
+    "DIGEST_SECRET_KEY": "Signs unsubscribe and confirm tokens; at least 32 bytes. Without "
+                         "it, a key is made once and kept in <data_dir>/secret.key.",
     "DIGEST_SMTP_PASSWORD": "Password for [smtp] username.",
 }
 
@@ -129,19 +129,39 @@ class Settings:
         return Settings(values, self.source, self.env)
 
     def signing_key(self) -> str:
-        """DIGEST_SECRET_KEY, or a key made once and kept in <data_dir>/secret.key."""
+        """DIGEST_SECRET_KEY, or a key made once and kept in <data_dir>/secret.key; either
+        must be at least MIN_KEY_BYTES long (ConfigError saying how to make one)."""
         key = self.secret("DIGEST_SECRET_KEY")
         if key:
-            return key
+            return _strong(key, "DIGEST_SECRET_KEY", "set it in the environment")
         path = self.path("data_dir") / "secret.key"
         if path.exists():
-            return path.read_text().strip()
+            return _strong(path.read_text().strip(), str(path),
+                           "put it in that file, or delete the file to have one made "
+                           "(links in mail already sent then stop working)")
         path.parent.mkdir(parents=True, exist_ok=True)
         key = _secrets.token_urlsafe(32)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(key + "\n")
         return key
+
+
+#: The shortest signing key accepted: 256 bits, as HMAC-SHA1/SHA256 keys should have.
+MIN_KEY_BYTES = 32
+MAKE_KEY = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+
+
+def _strong(key: str, where: str, then: str) -> str:
+    size = len(key.encode())
+    if size < MIN_KEY_BYTES:
+        what = "is empty" if size == 0 else f"is {size} bytes long"
+        raise ConfigError(
+            f"the signing key in {where} {what}; a key needs at least {MIN_KEY_BYTES} "
+            f"bytes, so that no one can guess the links it signs: make one with "
+            f"`{MAKE_KEY}` and {then}"
+        )
+    return key
 
 
 def _coerce(setting: Setting, value: Any, origin: str) -> Any:
@@ -194,6 +214,8 @@ def load(path: str | Path | None = None, env: dict[str, str] | None = None) -> S
     for setting in SETTINGS:
         if setting.env in env:
             values[setting.key] = _coerce(setting, env[setting.env], setting.env)
+    if env.get("DIGEST_SECRET_KEY"):  # refused at start, before anything is changed
+        _strong(env["DIGEST_SECRET_KEY"], "DIGEST_SECRET_KEY", "set it in the environment")
     return Settings(values, source, env)
 
 

@@ -170,3 +170,17 @@ def test_sending_a_draft_without_articles_says_what_to_do(
     assert r.output.startswith("Error: edition #1 of 'news' has no articles; add one"), r.output
     with app.sessions() as s:
         assert s.get_one(Edition, edition_id).status == DRAFT
+
+
+def test_a_weak_secret_key_is_an_error_that_says_how_to_make_one(  # type: ignore[no-untyped-def]
+    run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert run("init").exit_code == 0
+    assert run("lists", "create", "news", "--from", "n@news.example.org").exit_code == 0
+    monkeypatch.setenv("DIGEST_SECRET_KEY", "a")
+    r = run("subscribers", "add", "ada@example.org", "--list", "news")
+    assert r.exit_code == 1, r.output
+    assert r.output.startswith("Error: the signing key in DIGEST_SECRET_KEY is 1 bytes long")
+    assert "secrets.token_urlsafe(48)" in r.output and "Traceback" not in r.output
+    monkeypatch.delenv("DIGEST_SECRET_KEY")
+    assert "no subscriber" in run("subscribers", "show", "ada@example.org").output  # not added

@@ -72,3 +72,18 @@ def test_secret_key_from_environment_or_made_once(tmp_path: Path) -> None:
     assert (tmp_path / "secret.key").stat().st_mode & 0o077 == 0
     assert load(None, env={"DIGEST_DATA_DIR": str(tmp_path)}).signing_key() == key
     assert load(None, env={"DIGEST_SECRET_KEY": "k" * 40}).signing_key() == "k" * 40
+
+
+@pytest.mark.parametrize("key", ["a", "x" * 31, "키" * 10])  # 30 bytes of Hangul
+def test_a_weak_secret_key_is_refused_with_how_to_make_one(key: str) -> None:
+    with pytest.raises(ConfigError, match="at least 32 bytes") as info:
+        load(None, env={"DIGEST_SECRET_KEY": key})
+    assert "DIGEST_SECRET_KEY" in str(info.value)
+    assert "secrets.token_urlsafe(48)" in str(info.value)
+
+
+def test_an_empty_key_file_says_what_to_do(tmp_path: Path) -> None:
+    (tmp_path / "secret.key").write_text("\n")
+    with pytest.raises(ConfigError, match="secret.key is empty") as info:
+        load(None, env={"DIGEST_DATA_DIR": str(tmp_path)}).signing_key()
+    assert "delete the file" in str(info.value)
