@@ -82,6 +82,12 @@ def _cell(value: Any) -> str:
         text = json.dumps(value, ensure_ascii=False) if value else ""
     else:
         text = str(value)
+    return spreadsheet_safe(text)
+
+
+def spreadsheet_safe(text: str) -> str:
+    """`text` as a CSV cell a spreadsheet shows as text: a leading "'" when it would
+    start a formula. Every CSV the project writes for people passes its cells here."""
     return "'" + text if text.startswith(FORMULA_START) else text
 
 
@@ -90,5 +96,5 @@ def _json_value(value: Any) -> Any:
 
 
 def unescape(text: str) -> str:
-    """Undo `_cell`'s formula guard, so an export imports back as it was."""
+    """Undo `spreadsheet_safe`, so an export imports back as it was."""
     return text[1:] if text.startswith("'") and text[1:].startswith(FORMULA_START) else text

@@ -40,7 +40,13 @@ from sqlalchemy.orm import Session
 
 from digest.errors import InvalidInput
 from subscribers.addresses import domain_of, email_hash, normalize
-from subscribers.export import EXPORT_COLUMNS, export_csv, export_jsonl, unescape
+from subscribers.export import (
+    EXPORT_COLUMNS,
+    export_csv,
+    export_jsonl,
+    spreadsheet_safe,
+    unescape,
+)
 from subscribers.members import (
     ADDED,
     UNCHANGED,
@@ -592,7 +598,9 @@ class _Rejects:
             self._writer.writerow(["line", "row", "reason"])
         raw = io.StringIO()
         csv.writer(raw, lineterminator="").writerow(fields)
-        self._writer.writerow([line, raw.getvalue(), reason])
+        # The row as uploaded, for a person to open: a formula in it stays text.
+        self._writer.writerow([line, spreadsheet_safe(raw.getvalue()),
+                               spreadsheet_safe(reason)])
 
     def close(self) -> None:
         if self._file is not None:

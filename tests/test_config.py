@@ -84,6 +84,6 @@ def test_a_weak_secret_key_is_refused_with_how_to_make_one(key: str) -> None:
 
 def test_an_empty_key_file_says_what_to_do(tmp_path: Path) -> None:
     (tmp_path / "secret.key").write_text("\n")
-    with pytest.raises(ConfigError, match="secret.key is empty") as info:
+    with pytest.raises(ConfigError, match=r"secret\.key is empty") as info:
         load(None, env={"DIGEST_DATA_DIR": str(tmp_path)}).signing_key()
     assert "delete the file" in str(info.value)

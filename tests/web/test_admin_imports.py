@@ -42,6 +42,9 @@ def _no_import_left_running() -> object:
     assert imports.wait(30), "an import thread was still running after the test"
 
 
+FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
 def upload(client: TestClient, body: bytes, *, list_name: str = "news", confirmed: bool = False,
            filename: str = "people.csv") -> httpx.Response:
     data = {"csrf_token": csrf(client), "list": list_name}
@@ -165,3 +168,21 @@ def test_a_job_whose_process_died_shows_as_interrupted(
     with app.sessions() as s:
         assert s.get_one(ImportJob, job_id).status == FAILED
     assert admin_client.get(f"/admin/imports/{job_id}/rejects.csv").status_code == 404
+
+
+def test_formulas_in_rejected_rows_come_back_harmless(
+        admin_client: TestClient, world: World) -> None:
+    """A rejected row is shown as it was uploaded, but no cell of the rejects file may
+    start a spreadsheet formula (=, +, -, @, tab, CR): each such cell gets a leading '."""
+    body = (b"email,name\n"
+            b"=cmd|' /C calc'!A0,Mallory\n"
+            b"\"@SUM(1+1)*cmd|' /C calc'!A0\",x\n"
+            b"ok@example.org,\"=HYPERLINK(\"\"https://evil.example\"\")\"\n"
+            b"+1-2,\"-2+3\"\n")
+    page = finished(admin_client, upload(admin_client, body).headers["location"])
+    assert _summary(page.text)["rejected"] == 3
+    job_url = page.url.path
+    rows = list(csv.reader(io.StringIO(admin_client.get(f"{job_url}/rejects.csv").text)))
+    cells = [cell for row in rows[1:] for cell in row]
+    assert len(rows) == 4 and all(not cell.startswith(FORMULA) for cell in cells), cells
+    assert rows[1][1] == "'=cmd|' /C calc'!A0,Mallory"  # the row itself, guarded

@@ -38,6 +38,7 @@ from digest.web.api.schemas import (
     Page,
 )
 from digest.web.deps import AppDep
+from subscribers.export import unescape
 from subscribers.importing import import_csv
 from subscribers.lists import get_list
 from subscribers.members import (
@@ -192,7 +193,7 @@ def bulk_add(s: Session, mlist: MailingList, body: BulkAdd, app: App) -> BulkRes
                 for record in csv.DictReader(f):
                     index = rows[int(record["line"]) - 2][0]
                     rejects.append(BulkReject(index=index, email=body.subscribers[index].email,
-                                              reason=record["reason"]))
+                                              reason=unescape(record["reason"])))
     queued = 0 if confirmed else queue_pending(s, mlist, app.clock())
     s.commit()
     if queued:
