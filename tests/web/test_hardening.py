@@ -6,10 +6,13 @@ IPv6 client cannot escape a per-client limit by changing its address."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from html import unescape
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from digest import curate
@@ -22,7 +25,7 @@ from subscribers.lists import get_list
 from tests.conftest import Clock
 from tests.loopback import feed_server
 from tests.test_curate import _page, add_articles
-from tests.web.conftest import PASSWORD, World, form_csrf
+from tests.web.conftest import PASSWORD, World, csrf, form_csrf
 from tests.web.test_desk import items, post, start
 
 
@@ -199,3 +202,38 @@ def test_a_page_given_an_unusable_query_value_answers_with_a_page(
     assert answer.status_code == 400
     assert answer.headers["content-type"].startswith("text/html")
     assert "before" in answer.text and "go back" in answer.text
+
+
+# -- ids out of range ------------------------------------------------------------------
+
+HUGE = "99999999999999999999999"  # beyond any INTEGER column (and a 64-bit int)
+
+
+def _routes(routes: list[Any]) -> Iterator[APIRoute]:
+    """Every page route, through the routers included in others (FastAPI keeps each
+    included router whole, as `original_router`)."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        elif hasattr(route, "original_router"):
+            yield from _routes(route.original_router.routes)
+
+
+@pytest.mark.parametrize("number", [HUGE, "0", "-1", "2147483648"])
+def test_every_page_answers_an_id_out_of_range_with_400_or_404(
+        web: FastAPI, admin_client: TestClient, world: World, number: str) -> None:
+    """Each HTML route with a path parameter, every method, a number no row can have in
+    each of them (the list name aside): a page saying so, never a 500."""
+    token = csrf(admin_client)
+    tried = []
+    for route in _routes(web.routes):
+        if not set(re.findall(r"\{(\w+)", route.path)) - {"list_name"}:
+            continue
+        url = re.sub(r"\{(\w+)(?::\w+)?\}",
+                     lambda m: "news" if m.group(1) == "list_name" else number, route.path)
+        for method in sorted(route.methods - {"HEAD"}):
+            answer = admin_client.request(method, url, data={"csrf_token": token},
+                                          follow_redirects=False)
+            assert answer.status_code in (400, 404), (method, url, answer.status_code)
+            tried.append(url)
+    assert any("/admin/subscribers/" in url for url in tried) and len(tried) > 20

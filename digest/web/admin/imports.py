@@ -27,7 +27,7 @@ from digest.app import App
 from digest.errors import NotFound
 from digest.web.admin.common import AdminPage, ListParam, list_or_404, render, see_other, when
 from digest.web.auth import AdminUser, CsrfForm, Viewer
-from digest.web.deps import AppDep, PagesDep
+from digest.web.deps import AppDep, PagesDep, RowId
 from digest.web.pages import Pages, WebSession
 from subscribers.lists import all_lists
 from subscribers.models import DONE, QUEUED, RUNNING, ImportJob, MailingList
@@ -140,7 +140,7 @@ async def _accept(app: App, pages: Pages, session: WebSession, form: FormData,
 
 
 @router.get("/admin/imports/{job_id}")
-def job_page(job_id: int, user: AdminUser, session: Viewer, app: AppDep,
+def job_page(job_id: RowId, user: AdminUser, session: Viewer, app: AppDep,
              pages: PagesDep) -> Response:
     job = _job(app, job_id)
     page = JobPage(title=f"Import of {job.filename}", section="imports", job=job,
@@ -153,7 +153,7 @@ def job_page(job_id: int, user: AdminUser, session: Viewer, app: AppDep,
 
 
 @router.get("/admin/imports/{job_id}/rejects.csv")
-def rejects(job_id: int, user: AdminUser, app: AppDep) -> Response:
+def rejects(job_id: RowId, user: AdminUser, app: AppDep) -> Response:
     """The refused rows: line, row as it was, reason."""
     with app.sessions() as s:
         job = s.get(ImportJob, job_id)

@@ -40,7 +40,7 @@ from digest.web.admin.common import (
     see_other,
 )
 from digest.web.auth import AdminUser, CsrfForm, Viewer
-from digest.web.deps import AppDep, PagesDep
+from digest.web.deps import AppDep, PagesDep, RowId
 from digest.web.forms import in_transaction
 from digest.web.pages import Pages, WebSession, sentence
 from subscribers.lists import archive_list, list_counts, unarchive_list
@@ -188,7 +188,7 @@ def link_source(list_name: str, user: AdminUser, _: CsrfForm, form: Fields,
 
 
 @router.post("/admin/lists/{list_name}/sources/{source_id}/unlink")
-def unlink_source(list_name: str, source_id: int, user: AdminUser, _: CsrfForm,
+def unlink_source(list_name: str, source_id: RowId, user: AdminUser, _: CsrfForm,
                   app: AppDep) -> Response:
     def work(s: Session) -> None:
         link = s.get(ListSource, (list_or_404(s, list_name).id, source_id))

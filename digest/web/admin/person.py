@@ -36,7 +36,7 @@ from digest.web.admin.common import (
 )
 from digest.web.admin.subscribers import ADMIN_ORIGIN
 from digest.web.auth import AdminUser, CsrfForm, Viewer
-from digest.web.deps import AppDep, PagesDep
+from digest.web.deps import AppDep, PagesDep, RowId
 from digest.web.forms import in_transaction
 from digest.web.pages import Pages, WebSession, sentence
 from subscribers.lists import all_lists
@@ -84,13 +84,13 @@ class PersonPage(AdminPage):
 
 
 @router.get("/admin/subscribers/{subscriber_id}")
-def person_page(subscriber_id: int, user: AdminUser, session: Viewer, app: AppDep,
+def person_page(subscriber_id: RowId, user: AdminUser, session: Viewer, app: AppDep,
                 pages: PagesDep, done: str = "") -> Response:
     return _page(app, pages, session, subscriber_id, done=notice(done))
 
 
 @router.post("/admin/subscribers/{subscriber_id}")
-def edit(subscriber_id: int, user: AdminUser, _: CsrfForm, form: Fields, session: Viewer,
+def edit(subscriber_id: RowId, user: AdminUser, _: CsrfForm, form: Fields, session: Viewer,
          app: AppDep, pages: PagesDep) -> Response:
     """Name, time zone, tags (comma-separated: the set they end up with) and attributes
     (one key=value a line: the whole set, so a line taken out removes that key)."""
@@ -120,7 +120,7 @@ def edit(subscriber_id: int, user: AdminUser, _: CsrfForm, form: Fields, session
 
 
 @router.post("/admin/subscribers/{subscriber_id}/status")
-def set_status(subscriber_id: int, user: AdminUser, _: CsrfForm, form: Fields,
+def set_status(subscriber_id: RowId, user: AdminUser, _: CsrfForm, form: Fields,
                session: Viewer, app: AppDep, pages: PagesDep) -> Response:
     """Move a membership (`list`) to `status`, or put them on a new list: confirmed
     means the admin vouches for their consent; pending sends a confirmation mail."""
@@ -165,7 +165,7 @@ def _move(s: Session, mlist: MailingList, subscriber: Subscriber, status: str,
 
 
 @router.post("/admin/subscribers/{subscriber_id}/suppress")
-def add_suppression(subscriber_id: int, user: AdminUser, _: CsrfForm, form: Fields,
+def add_suppression(subscriber_id: RowId, user: AdminUser, _: CsrfForm, form: Fields,
                     session: Viewer, app: AppDep, pages: PagesDep) -> Response:
     def work(s: Session) -> None:
         subscriber = get_or_404(s, Subscriber, subscriber_id)
@@ -181,7 +181,7 @@ def add_suppression(subscriber_id: int, user: AdminUser, _: CsrfForm, form: Fiel
 
 
 @router.post("/admin/subscribers/{subscriber_id}/unsuppress")
-def lift_suppression(subscriber_id: int, user: AdminUser, _: CsrfForm,
+def lift_suppression(subscriber_id: RowId, user: AdminUser, _: CsrfForm,
                      app: AppDep) -> Response:
     def work(s: Session) -> None:
         unsuppress(s, get_or_404(s, Subscriber, subscriber_id).email)
@@ -191,14 +191,14 @@ def lift_suppression(subscriber_id: int, user: AdminUser, _: CsrfForm,
 
 
 @router.get("/admin/subscribers/{subscriber_id}/forget")
-def forget_page(subscriber_id: int, user: AdminUser, session: Viewer, app: AppDep,
+def forget_page(subscriber_id: RowId, user: AdminUser, session: Viewer, app: AppDep,
                 pages: PagesDep) -> Response:
     """Asks to be sure, saying what is erased and what is kept."""
     return _page(app, pages, session, subscriber_id, forgetting=True)
 
 
 @router.post("/admin/subscribers/{subscriber_id}/forget")
-def forget_post(subscriber_id: int, user: AdminUser, _: CsrfForm, form: Fields,
+def forget_post(subscriber_id: RowId, user: AdminUser, _: CsrfForm, form: Fields,
                 app: AppDep) -> Response:
     if form.get("confirm") != "yes":
         return see_other(f"/admin/subscribers/{subscriber_id}/forget")

@@ -42,7 +42,7 @@ from digest.web.admin.common import (
     when,
 )
 from digest.web.auth import AdminUser, CsrfForm, Viewer
-from digest.web.deps import AppDep, PagesDep
+from digest.web.deps import AppDep, PagesDep, RowId
 from digest.web.forms import in_transaction
 from digest.web.pages import sentence
 from subscribers.lists import all_lists
@@ -129,7 +129,7 @@ def add(user: AdminUser, _: CsrfForm, form: Fields, session: Viewer, app: AppDep
 
 
 @router.post("/admin/sources/{source_id}/remove")
-def remove(source_id: int, user: AdminUser, _: CsrfForm, app: AppDep) -> Response:
+def remove(source_id: RowId, user: AdminUser, _: CsrfForm, app: AppDep) -> Response:
     """Delete a source, its list links and articles (sent editions keep their copies)."""
     def work(s: Session) -> None:
         s.delete(get_or_404(s, Source, source_id))
@@ -139,7 +139,7 @@ def remove(source_id: int, user: AdminUser, _: CsrfForm, app: AppDep) -> Respons
 
 
 @router.post("/admin/sources/{source_id}/fetch")
-async def fetch_now(source_id: int, user: AdminUser, _: CsrfForm, app: AppDep) -> Response:
+async def fetch_now(source_id: RowId, user: AdminUser, _: CsrfForm, app: AppDep) -> Response:
     await run_in_threadpool(_exists, app, source_id)
     job = asyncio.get_running_loop().run_in_executor(None, _fetch, app, source_id)
     try:

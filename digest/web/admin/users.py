@@ -37,7 +37,7 @@ from digest.web.admin.common import (
     when,
 )
 from digest.web.auth import AdminUser, CsrfForm, Viewer
-from digest.web.deps import AppDep, PagesDep
+from digest.web.deps import AppDep, PagesDep, RowId
 from digest.web.forms import in_transaction
 from digest.web.pages import Pages, WebSession, sentence
 
@@ -120,13 +120,13 @@ def add_user(user: AdminUser, _: CsrfForm, form: Fields, session: Viewer, app: A
 
 
 @router.get("/admin/users/{user_id}")
-def user_page(user_id: int, user: AdminUser, session: Viewer, app: AppDep,
+def user_page(user_id: RowId, user: AdminUser, session: Viewer, app: AppDep,
               pages: PagesDep, done: str = "") -> Response:
     return _user_page(app, pages, session, user_id, done=notice(done))
 
 
 @router.post("/admin/users/{user_id}")
-def change_user(user_id: int, user: AdminUser, _: CsrfForm, form: Fields, session: Viewer,
+def change_user(user_id: RowId, user: AdminUser, _: CsrfForm, form: Fields, session: Viewer,
                 app: AppDep, pages: PagesDep) -> Response:
     """One change per form: `action` is role (with `role`), disable, enable, password
     (with `password`) or name (with `name`)."""
@@ -155,7 +155,7 @@ def change_user(user_id: int, user: AdminUser, _: CsrfForm, form: Fields, sessio
 
 
 @router.post("/admin/users/{user_id}/tokens")
-def add_token(user_id: int, user: AdminUser, _: CsrfForm, form: Fields, session: Viewer,
+def add_token(user_id: RowId, user: AdminUser, _: CsrfForm, form: Fields, session: Viewer,
               app: AppDep, pages: PagesDep) -> Response:
     """Make a token and show it in this answer, the only time it is ever shown (the
     page is never cached, and the token is in no URL)."""
@@ -168,7 +168,7 @@ def add_token(user_id: int, user: AdminUser, _: CsrfForm, form: Fields, session:
 
 
 @router.post("/admin/users/{user_id}/tokens/{token_id}/revoke")
-def revoke(user_id: int, token_id: int, user: AdminUser, _: CsrfForm,
+def revoke(user_id: RowId, token_id: RowId, user: AdminUser, _: CsrfForm,
            app: AppDep) -> Response:
     def work(s: Session) -> None:
         token = get_or_404(s, ApiToken, token_id)

@@ -24,7 +24,7 @@ from digest.models import ADMIN, EDITOR
 from digest.users import UserView
 from digest.web.api.schemas import ErrorResponse
 from digest.web.auth import api_user
-from digest.web.deps import AppDep
+from digest.web.deps import MAX_ID, AppDep, RowId
 
 # Only to document the scheme in OpenAPI: the check is api_user's, which answers 401 in
 # the API's error shape (HTTPBearer's own errors would not be).
@@ -98,9 +98,7 @@ def answer(model: type[BaseModel], description: str) -> dict[str, Any]:
 # -- parameters -----------------------------------------------------------------------
 
 MAX_LIMIT = 500
-MAX_ID = 2**31 - 1  # ids are INTEGER columns: larger numbers cannot name anything
-
-Id = Annotated[int, Path(ge=1, le=MAX_ID)]
+Id = RowId
 ListName = Annotated[str, Path(max_length=64, description="The list's name",
                                examples=["news"])]
 Address = Annotated[str, Path(max_length=320, description="An email address (any case)",

@@ -29,7 +29,7 @@ from digest.errors import (
 from digest.models import Edition
 from digest.users import UserView
 from digest.web.auth import CsrfForm, EditorUser, Viewer
-from digest.web.deps import AppDep, PagesDep
+from digest.web.deps import AppDep, PagesDep, RowId
 from digest.web.desk.views import list_not_found, parse_local, render_draft
 from digest.web.pages import Pages, WebSession, sentence
 from subscribers.lists import get_list
@@ -115,7 +115,7 @@ def _index(edition: Edition, item_id: int) -> int:
 
 
 @router.post("/desk/{list_name}/items/{item_id}/drop")
-def drop(list_name: str, item_id: int, post: DeskPost, edition: Field = "") -> Response:
+def drop(list_name: str, item_id: RowId, post: DeskPost, edition: Field = "") -> Response:
     def change(s: Session, mlist: MailingList, ed: Edition) -> tuple[str, str]:
         curate.drop_item(s, ed, item_id)
         return "dropped", "items"
@@ -123,7 +123,7 @@ def drop(list_name: str, item_id: int, post: DeskPost, edition: Field = "") -> R
 
 
 @router.post("/desk/{list_name}/items/{item_id}/pin")
-def pin(list_name: str, item_id: int, post: DeskPost, edition: Field = "",
+def pin(list_name: str, item_id: RowId, post: DeskPost, edition: Field = "",
         pinned: Field = "1") -> Response:
     def change(s: Session, mlist: MailingList, ed: Edition) -> tuple[str, str]:
         on = pinned == "1"
@@ -133,7 +133,7 @@ def pin(list_name: str, item_id: int, post: DeskPost, edition: Field = "",
 
 
 @router.post("/desk/{list_name}/items/{item_id}/move")
-def move(list_name: str, item_id: int, post: DeskPost, edition: Field = "",
+def move(list_name: str, item_id: RowId, post: DeskPost, edition: Field = "",
          direction: Field = "") -> Response:
     def change(s: Session, mlist: MailingList, ed: Edition) -> tuple[str, str]:
         if direction not in ("up", "down"):
@@ -145,7 +145,7 @@ def move(list_name: str, item_id: int, post: DeskPost, edition: Field = "",
 
 
 @router.post("/desk/{list_name}/items/{item_id}/edit")
-def edit(list_name: str, item_id: int, post: DeskPost, edition: Field = "",
+def edit(list_name: str, item_id: RowId, post: DeskPost, edition: Field = "",
          title: Field = "", summary: Field = "", note: Field = "") -> Response:
     def change(s: Session, mlist: MailingList, ed: Edition) -> tuple[str, str]:
         curate.edit_item(s, ed, item_id, title=title, summary=summary, note=note)
