@@ -121,16 +121,36 @@ def remove_member(
     return membership
 
 
-def confirm(s: Session, membership: Membership, *, now: dt.datetime, ip: str = "") -> bool:
-    """Confirm a pending membership; whether it changed. Refuses an unsubscribed one,
-    because an old confirm link must not undo a later unsubscribe."""
-    if membership.status == CONFIRMED:
-        return False
+#: How far the clocks of the host that takes a sign-up and the one that mails its link
+#: may disagree (see `check_confirmable`).
+CONFIRM_SKEW = dt.timedelta(minutes=1)
+
+
+def check_confirmable(membership: Membership, signed_at: dt.datetime | None = None) -> None:
+    """Raise InvalidInput, saying what to do, if a confirm link signed at `signed_at` may
+    not confirm `membership`: one unsubscribed (an old link must not undo a leave), or a
+    link sent for an earlier sign-up of the address (after someone left, a stranger's
+    new sign-up makes a fresh pending record: only the link mailed for it confirms it)."""
     if membership.status == UNSUBSCRIBED:
         raise InvalidInput(
             "this subscription was cancelled after the link was sent; subscribe again to "
             "get a new confirmation link"
         )
+    if (membership.status == PENDING and signed_at is not None
+            and signed_at + CONFIRM_SKEW < membership.created_at):
+        raise InvalidInput(
+            "this confirmation link was sent for an earlier sign-up of this address; use "
+            "the link in the newest confirmation email"
+        )
+
+
+def confirm(s: Session, membership: Membership, *, now: dt.datetime, ip: str = "",
+            signed_at: dt.datetime | None = None) -> bool:
+    """Confirm a pending membership; whether it changed. A confirmed one stays as it is;
+    `check_confirmable` says which links may not confirm (`signed_at`: the link's)."""
+    if membership.status == CONFIRMED:
+        return False
+    check_confirmable(membership, signed_at)
     for key, value in transition(PENDING, CONFIRMED, origin="", ip=ip, now=now).items():
         setattr(membership, key, value)
     s.flush()

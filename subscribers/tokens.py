@@ -13,9 +13,11 @@ the id is reused; `members.verify_owner` checks it against the database.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
@@ -38,11 +40,14 @@ MAX_AGE: dict[str, float | None] = {
 
 @dataclass(frozen=True)
 class TokenData:
-    """What a valid token says: who, which list (None: all lists), and the address tag."""
+    """What a valid token says: who, which list (None: all lists), and the address tag;
+    and when it was signed (a confirm link is good only for the sign-up it was sent
+    for: see `members.check_confirmable`)."""
 
     subscriber_id: int
     list_id: int | None
     email_hash8: str
+    signed_at: dt.datetime | None = field(default=None, compare=False)
 
 
 class ClockSigner(TimestampSigner):
@@ -100,7 +105,8 @@ class Tokens:
         """
         serializer = self._serializer(purpose)
         try:
-            payload = serializer.loads(token, max_age=max_age)  # type: ignore[arg-type]
+            payload, signed_at = serializer.loads(
+                token, max_age=max_age, return_timestamp=True)  # type: ignore[arg-type]
         except SignatureExpired:
             raise InvalidInput("this link has expired; ask for a new one") from None
         except BadSignature:
@@ -108,7 +114,7 @@ class Tokens:
                 f"this {purpose} link is not valid; copy the whole link from the email, "
                 "or ask for a new one"
             ) from None
-        return _token_data(payload)
+        return dataclasses.replace(_token_data(payload), signed_at=signed_at)
 
     def _serializer(self, purpose: str) -> URLSafeTimedSerializer:
         try:

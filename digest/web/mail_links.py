@@ -1,5 +1,5 @@
 """The pages the links in mail lead to, no login: unsubscribe (the page and the RFC 8058
-one-click POST) and confirm (double opt-in).
+one-click POST) and confirm (double opt-in: the page, and its button's POST).
 
 The signed token in the URL is the only credential. It names one subscriber (checked
 against the stored address by `members.verify_owner`) and one list, so whatever a link
@@ -24,9 +24,20 @@ from digest.errors import InvalidInput
 from digest.web.deps import AppDep, PagesDep
 from digest.web.forms import in_transaction, read_body
 from digest.web.pages import Pages, mask_email
-from digest.web.public_views import ConfirmedPage, LeftPage, UnsubscribeManagePage
-from subscribers.members import confirm, token_membership, unsubscribe, unsubscribe_all
-from subscribers.models import UNSUBSCRIBED, Membership
+from digest.web.public_views import (
+    ConfirmedPage,
+    ConfirmPage,
+    LeftPage,
+    UnsubscribeManagePage,
+)
+from subscribers.members import (
+    check_confirmable,
+    confirm,
+    token_membership,
+    unsubscribe,
+    unsubscribe_all,
+)
+from subscribers.models import CONFIRMED, UNSUBSCRIBED, Membership
 from subscribers.tokens import MAX_AGE, TokenData
 
 router = APIRouter(include_in_schema=False)
@@ -122,21 +133,41 @@ def _leave(s: Session, data: TokenData, scope: str, reason: str, now: dt.datetim
 
 
 @router.get("/confirm/{token}")
-def confirm_page(token: str, request: Request, app: AppDep, pages: PagesDep) -> Response:
-    """Confirm a pending subscription; a second visit says it is already confirmed.
-
-    GET confirms, as the link in the mail must work with one click. Not HEAD: a link
-    checker's HEAD gets a 405 and confirms nothing."""
+def confirm_page(token: str, app: AppDep, pages: PagesDep) -> Response:
+    """Who and which list, with one button that confirms. Opening it changes nothing:
+    mail scanners open every link in a message, and must not subscribe anyone by that.
+    Not HEAD: a link checker's HEAD gets a 405."""
     try:
-        data = _read(app, token, "confirm")
+        data = _read_confirm(app, token)
+    except _Expired as expired:
+        return expired.page(pages)
     except InvalidInput as exc:
-        if _expired(app, token, "confirm"):
-            days = int((MAX_AGE["confirm"] or 0) // 86400)
-            return pages.message(
-                410, "This link has expired",
-                f"confirmation links work for {days} days. Sign up again where you did the "
-                "first time and we will email you a new link; until you confirm, you get "
-                "no mail from this list", private=True)
+        return _refused(pages, exc)
+    with app.sessions() as s:
+        try:
+            membership = token_membership(s, data)
+            if membership.status == CONFIRMED:
+                page = ConfirmedPage(title=f"Subscribed to {membership.mailing_list.title}",
+                                     already=True, **_who(membership))
+                return pages.render("web/confirmed.html", page, private=True)
+            check_confirmable(membership, data.signed_at)
+        except InvalidInput as exc:
+            return _refused(pages, exc)
+        ask = ConfirmPage(title=f"Confirm your subscription to {membership.mailing_list.title}",
+                          **_who(membership))
+    return pages.render("web/confirm.html", ask, private=True)
+
+
+@router.post("/confirm/{token}")
+def confirm_post(token: str, request: Request, app: AppDep, pages: PagesDep) -> Response:
+    """Confirm a pending subscription (the page's button); a second press says it is
+    already confirmed. No CSRF token, as for one-click unsubscribe: the signed token in
+    the URL is the credential, and there is no session a forged request could ride on."""
+    try:
+        data = _read_confirm(app, token)
+    except _Expired as expired:
+        return expired.page(pages)
+    except InvalidInput as exc:
         return _refused(pages, exc)
     # Who clicked, for the consent record. Behind a reverse proxy, uvicorn replaces the
     # peer with X-Forwarded-For only for proxies it is told to trust (forwarded_allow_ips,
@@ -145,8 +176,7 @@ def confirm_page(token: str, request: Request, app: AppDep, pages: PagesDep) -> 
 
     def work(s: Session) -> ConfirmedPage:
         membership = token_membership(s, data)
-        # Refuses an unsubscribed membership: an old link must not undo a later leave.
-        changed = confirm(s, membership, now=app.clock(), ip=ip)
+        changed = confirm(s, membership, now=app.clock(), ip=ip, signed_at=data.signed_at)
         return ConfirmedPage(title=f"Subscribed to {membership.mailing_list.title}",
                              already=not changed, **_who(membership))
 
@@ -155,6 +185,27 @@ def confirm_page(token: str, request: Request, app: AppDep, pages: PagesDep) -> 
     except InvalidInput as exc:
         return _refused(pages, exc)
     return pages.render("web/confirmed.html", page, private=True)
+
+
+class _Expired(Exception):
+    """A confirm link that is good but older than its days."""
+
+    def page(self, pages: Pages) -> Response:
+        days = int((MAX_AGE["confirm"] or 0) // 86400)
+        return pages.message(
+            410, "This link has expired",
+            f"confirmation links work for {days} days. Sign up again where you did the "
+            "first time and we will email you a new link; until you confirm, you get "
+            "no mail from this list", private=True)
+
+
+def _read_confirm(app: App, token: str) -> TokenData:
+    try:
+        return _read(app, token, "confirm")
+    except InvalidInput:
+        if _expired(app, token, "confirm"):
+            raise _Expired() from None
+        raise
 
 
 # -- plumbing --------------------------------------------------------------------------

@@ -39,6 +39,11 @@ class LeftPage(MembershipPage):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ConfirmPage(MembershipPage):
+    """web/confirm.html: the confirm link's page, one button that confirms."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class ConfirmedPage(MembershipPage):
     """web/confirmed.html: a subscription confirmed, now or earlier (`already`)."""
 

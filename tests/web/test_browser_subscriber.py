@@ -165,6 +165,9 @@ def test_subscribe_confirm_receive_and_one_click_unsubscribe(
     links = re.findall(r"\S+/confirm/\S+", body(mail, "plain"))
     assert links and all(link.startswith(f"{site}/confirm/") for link in links), links
     phone.goto(links[0])
+    expect(phone.locator("h1")).to_contain_text("Confirm your subscription")
+    assert world.status(CAROL, "news") == "pending"  # opening the link confirms nothing
+    phone.get_by_role("button", name="Confirm my subscription").click()
     expect(phone.locator("h1")).to_have_text("Subscription confirmed")
     expect(phone.locator("main")).to_contain_text("c***@example.com")
     assert_no_horizontal_scroll(phone)

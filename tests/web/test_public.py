@@ -3,6 +3,7 @@ and the headers every page carries."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from subscribers.members import remove_member
 from subscribers.models import Suppression
 from tests.conftest import Clock
 from tests.web.conftest import ALICE, BOB, World
+from tests.web.test_subscribe import subscribe
 
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}
 # What RFC 8058 senders put in front of the POST: form encoding, no cookies, their agent.
@@ -249,6 +251,7 @@ def test_confirm_token_cannot_unsubscribe_nor_the_reverse(
     assert world.status(BOB, "news") == "pending"
     unsub = world.token("unsubscribe", BOB, "news")
     assert_refused(client.get(f"/confirm/{unsub}"))
+    assert_refused(client.post(f"/confirm/{unsub}"))
     assert world.status(BOB, "news") == "pending"
 
 
@@ -265,9 +268,25 @@ def test_refusal_offers_the_mailto_when_there_is_one(app: App, clock: Clock,
 # -- confirm --------------------------------------------------------------------------------
 
 
+def test_opening_the_confirm_link_asks_and_only_the_button_confirms(
+        client: TestClient, world: World) -> None:
+    """Mail scanners and link previews open every link: opening one confirms nobody."""
+    url = "/confirm/" + world.token("confirm", BOB, "news")
+    for _ in range(3):
+        page = client.get(url)
+        assert page.status_code == 200 and page.headers["Cache-Control"] == "no-store"
+        assert "Confirm your subscription to" in page.text and "b***@example.net" in page.text
+        assert world.status(BOB, "news") == "pending"
+    [form] = re.findall(r'<form method="post">(.*?)</form>', page.text, re.S)
+    assert "<button" in form
+    assert client.post(url).status_code == 200
+    assert world.status(BOB, "news") == "confirmed"
+    assert "Already confirmed" in client.get(url).text
+
+
 def test_confirm_then_confirm_again(client: TestClient, world: World, clock: Clock) -> None:
     url = "/confirm/" + world.token("confirm", BOB, "news")
-    r = client.get(url)
+    r = client.post(url)
     assert r.status_code == 200
     assert "Subscription confirmed" in r.text and "b***@example.net" in r.text
     first = world.member(BOB, "news")
@@ -275,7 +294,7 @@ def test_confirm_then_confirm_again(client: TestClient, world: World, clock: Clo
     assert first.confirmed_at == clock()
     assert first.confirmed_ip == "testclient"  # TestClient's peer; uvicorn's in the live test
     clock.advance(minutes=5)
-    r = client.get(url)
+    r = client.post(url)
     assert r.status_code == 200
     assert "Already confirmed" in r.text
     assert world.member(BOB, "news").confirmed_at == first.confirmed_at
@@ -293,13 +312,14 @@ def test_confirm_link_works_for_seven_days(client: TestClient, world: World,
                                            clock: Clock) -> None:
     url = "/confirm/" + world.token("confirm", BOB, "news")
     clock.advance(days=7, seconds=-1)
-    assert client.get(url).status_code == 200
+    assert client.post(url).status_code == 200
     assert world.status(BOB, "news") == "confirmed"
 
 
 def test_expired_confirm_link(client: TestClient, world: World, clock: Clock) -> None:
     url = "/confirm/" + world.token("confirm", BOB, "news")
     clock.advance(days=7, seconds=1)
+    assert client.post(url).status_code == 410
     r = client.get(url)
     assert r.status_code == 410
     assert "This link has expired" in r.text
@@ -312,6 +332,7 @@ def test_expired_and_tampered_is_just_refused(client: TestClient, world: World,
     url = "/confirm/" + tampered(world.token("confirm", BOB, "news"))
     clock.advance(days=8)
     assert_refused(client.get(url))
+    assert_refused(client.post(url))
 
 
 def test_old_confirm_link_does_not_undo_an_unsubscribe(
@@ -320,16 +341,38 @@ def test_old_confirm_link_does_not_undo_an_unsubscribe(
     with app.sessions() as s:
         remove_member(s, get_list(s, "news"), BOB, now=clock(), reason="admin")
         s.commit()
-    r = client.get(url)
-    assert r.status_code == 400
-    assert "cancelled" in r.text
+    for r in (client.get(url), client.post(url)):
+        assert r.status_code == 400
+        assert "cancelled" in r.text
     assert world.status(BOB, "news") == "unsubscribed"
+
+
+def test_a_confirm_link_is_good_only_for_the_sign_up_it_was_sent_for(
+        client: TestClient, app: App, world: World, clock: Clock) -> None:
+    """Bob's old link, from before he left, must not confirm a stranger's later sign-up
+    of his address; the link mailed for that sign-up does."""
+    old = "/confirm/" + world.token("confirm", BOB, "news")
+    assert client.post(old).status_code == 200
+    clock.advance(days=1)
+    with app.sessions() as s:
+        remove_member(s, get_list(s, "news"), BOB, now=clock(), reason="link")
+        s.commit()
+    clock.advance(days=1)
+    assert subscribe(client, BOB, "news").status_code == 200  # someone else, by the form
+    assert world.status(BOB, "news") == "pending"
+    for r in (client.get(old), client.post(old)):
+        assert r.status_code == 400 and "earlier sign-up" in r.text
+    assert world.status(BOB, "news") == "pending"
+    new = "/confirm/" + world.token("confirm", BOB, "news")  # as the new mail has it
+    assert client.post(new).status_code == 200
+    assert world.status(BOB, "news") == "confirmed"
 
 
 def test_confirm_for_another_subscriber_is_refused(
         client: TestClient, app: App, world: World) -> None:
     token = app.tokens.make("confirm", world.ids[BOB], world.lists["news"], ALICE)
     assert_refused(client.get(f"/confirm/{token}"))
+    assert_refused(client.post(f"/confirm/{token}"))
     assert world.status(BOB, "news") == "pending"
 
 
@@ -413,7 +456,7 @@ def test_one_click_over_a_real_server(live_url: str, world: World) -> None:
         assert world.status(BOB, "news") == "pending"
 
         # The confirm link records the peer address uvicorn saw.
-        r = http.get(live_url + "/confirm/" + world.token("confirm", BOB, "news"), timeout=10)
+        r = http.post(live_url + "/confirm/" + world.token("confirm", BOB, "news"), timeout=10)
         assert r.status_code == 200
         assert world.member(BOB, "news").confirmed_ip == "127.0.0.1"
         assert http.get(live_url + "/healthz", timeout=10).json() == {"status": "ok"}

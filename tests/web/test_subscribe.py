@@ -144,7 +144,8 @@ def test_new_address_gets_one_mail_whose_link_confirms(
     assert len(outbox(app)) == 1
     assert "스포츠 소식" in str(mail["Subject"])
     [link] = re.findall(r"https://news\.example\.org(/confirm/\S+)", text_of(mail))
-    r = client.get(link)
+    assert "Confirm your subscription" in client.get(link).text
+    r = client.post(link)
     assert r.status_code == 200 and "Subscription confirmed" in r.text
     world.ids[CAROL] = carol.id
     assert world.status(CAROL, "sport") == "confirmed"
