@@ -137,12 +137,9 @@ def confirm_page(token: str, app: AppDep, pages: PagesDep) -> Response:
     """Who and which list, with one button that confirms. Opening it changes nothing:
     mail scanners open every link in a message, and must not subscribe anyone by that.
     Not HEAD: a link checker's HEAD gets a 405."""
-    try:
-        data = _read_confirm(app, token)
-    except _Expired as expired:
-        return expired.page(pages)
-    except InvalidInput as exc:
-        return _refused(pages, exc)
+    data = _confirm_token(app, pages, token)
+    if isinstance(data, Response):
+        return data
     with app.sessions() as s:
         try:
             membership = token_membership(s, data)
@@ -163,12 +160,9 @@ def confirm_post(token: str, request: Request, app: AppDep, pages: PagesDep) -> 
     """Confirm a pending subscription (the page's button); a second press says it is
     already confirmed. No CSRF token, as for one-click unsubscribe: the signed token in
     the URL is the credential, and there is no session a forged request could ride on."""
-    try:
-        data = _read_confirm(app, token)
-    except _Expired as expired:
-        return expired.page(pages)
-    except InvalidInput as exc:
-        return _refused(pages, exc)
+    data = _confirm_token(app, pages, token)
+    if isinstance(data, Response):
+        return data
     # Who clicked, for the consent record. Behind a reverse proxy, uvicorn replaces the
     # peer with X-Forwarded-For only for proxies it is told to trust (forwarded_allow_ips,
     # 127.0.0.1 by default), so this never believes a header any client can send.
@@ -187,25 +181,20 @@ def confirm_post(token: str, request: Request, app: AppDep, pages: PagesDep) -> 
     return pages.render("web/confirmed.html", page, private=True)
 
 
-class _Expired(Exception):
-    """A confirm link that is good but older than its days."""
-
-    def page(self, pages: Pages) -> Response:
-        days = int((MAX_AGE["confirm"] or 0) // 86400)
-        return pages.message(
-            410, "This link has expired",
-            f"confirmation links work for {days} days. Sign up again where you did the "
-            "first time and we will email you a new link; until you confirm, you get "
-            "no mail from this list", private=True)
-
-
-def _read_confirm(app: App, token: str) -> TokenData:
+def _confirm_token(app: App, pages: Pages, token: str) -> TokenData | Response:
+    """What a confirm link says, or the page that refuses it: 410 with how to get a new
+    one when it is good but older than its days, 400 otherwise."""
     try:
         return _read(app, token, "confirm")
-    except InvalidInput:
-        if _expired(app, token, "confirm"):
-            raise _Expired() from None
-        raise
+    except InvalidInput as exc:
+        if not _expired(app, token, "confirm"):
+            return _refused(pages, exc)
+    days = int((MAX_AGE["confirm"] or 0) // 86400)
+    return pages.message(
+        410, "This link has expired",
+        f"confirmation links work for {days} days. Sign up again where you did the "
+        "first time and we will email you a new link; until you confirm, you get "
+        "no mail from this list", private=True)
 
 
 # -- plumbing --------------------------------------------------------------------------
