@@ -30,7 +30,7 @@ from digest.editions import EditionRules, build_edition, open_edition, render_co
 from digest.errors import DeliveryError, NotFound
 from digest.gather.sources import FetchOptions, SourceReport, gather
 from digest.migrations import upgrade
-from digest.models import APPROVED, DRAFT, Edition, Source
+from digest.models import Edition, EditionStatus, Source
 from digest.render import (
     Preview,
     Rendered,
@@ -198,7 +198,8 @@ class App:
 
     def render(self, edition: Edition, mlist: MailingList) -> Rendered:
         """The edition as it goes out: as sending stored it, or rendered now (a draft)."""
-        if edition.status not in (DRAFT, APPROVED) and edition.rendered_at is not None:
+        if (edition.status not in (EditionStatus.DRAFT, EditionStatus.APPROVED)
+                and edition.rendered_at is not None):
             return Rendered(html=edition.html, text=edition.text, slot_key=edition.slot_key)
         return render_edition(self.templates,
                               render_context(edition, mlist, self.settings["public_url"]))

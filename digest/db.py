@@ -5,10 +5,11 @@ brings a database to the newest schema)."""
 from __future__ import annotations
 
 import datetime as dt
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import DateTime, Engine, Enum, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -53,6 +54,15 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=dt.UTC)
         return value.astimezone(dt.UTC)
+
+
+def str_enum(enum: type[StrEnum], length: int = 16) -> Enum:
+    """The column type for a `StrEnum` (a state machine's states, an edition's kind):
+    VARCHAR(length) holding the members' values, just as a String(length) column, with
+    no CHECK constraint and no database enum type, so adding a member changes no schema.
+    Rows read back as the enum's members; a value it does not know is a LookupError."""
+    return Enum(enum, native_enum=False, create_constraint=False, length=length,
+                values_callable=lambda members: [m.value for m in members])
 
 
 def utcnow() -> dt.datetime:

@@ -17,15 +17,11 @@ from sqlalchemy.orm import Session
 
 from digest.errors import NotReady
 from digest.models import (
-    APPROVED,
-    CANCELLED,
-    DIGEST,
-    DRAFT,
-    SENDING,
-    SENT,
     Article,
     Edition,
     EditionItem,
+    EditionKind,
+    EditionStatus,
     ListSource,
     Source,
 )
@@ -33,7 +29,7 @@ from digest.render import DigestContext, ItemContext
 from subscribers.lists import require_active
 from subscribers.models import MailingList
 
-OPEN_STATUSES = (DRAFT, APPROVED, SENDING)
+OPEN_STATUSES = (EditionStatus.DRAFT, EditionStatus.APPROVED, EditionStatus.SENDING)
 
 
 @dataclass(frozen=True)
@@ -49,7 +45,7 @@ def open_edition(s: Session, mlist: MailingList) -> Edition | None:
     """The list's edition that is drafted or sending and not finished, if any."""
     return s.scalar(
         select(Edition)
-        .where(Edition.list_id == mlist.id, Edition.kind == DIGEST,
+        .where(Edition.list_id == mlist.id, Edition.kind == EditionKind.DIGEST,
                Edition.status.in_(OPEN_STATUSES))
         .order_by(Edition.number.desc())
         .limit(1)
@@ -57,8 +53,8 @@ def open_edition(s: Session, mlist: MailingList) -> Edition | None:
 
 
 #: Why an edition in each other status cannot start going out.
-_GONE = {SENDING: "is being sent already", SENT: "was sent already",
-         CANCELLED: "was cancelled"}
+_GONE = {EditionStatus.SENDING: "is being sent already",
+         EditionStatus.SENT: "was sent already", EditionStatus.CANCELLED: "was cancelled"}
 
 
 def require_sendable(edition: Edition, mlist: MailingList) -> None:
@@ -70,13 +66,13 @@ def require_sendable(edition: Edition, mlist: MailingList) -> None:
     draft or approved, and it has at least one article. It is for digests: a list's
     confirmation mailing has no articles and goes out as people sign up.
     """
-    if edition.kind != DIGEST:
+    if edition.kind != EditionKind.DIGEST:
         return
     which = f"edition #{edition.number} of {mlist.name!r}"
     if mlist.archived_at is not None:
         raise NotReady(f"list {mlist.name!r} is archived, so {which} does not go out; bring "
                        f"the list back with `digest lists archive {mlist.name} --undo`")
-    if edition.status not in (DRAFT, APPROVED):
+    if edition.status not in (EditionStatus.DRAFT, EditionStatus.APPROVED):
         gone = _GONE.get(edition.status, f"is {edition.status}")
         raise NotReady(f"{which} {gone}; the next edition is drafted from newer articles")
     if not edition.items:
@@ -88,8 +84,8 @@ def last_sent(s: Session, mlist: MailingList) -> Edition | None:
     """The newest edition that went (or is going) out; its cutoff starts the next one."""
     return s.scalar(
         select(Edition)
-        .where(Edition.list_id == mlist.id, Edition.kind == DIGEST,
-               Edition.status.in_((SENDING, SENT)))
+        .where(Edition.list_id == mlist.id, Edition.kind == EditionKind.DIGEST,
+               Edition.status.in_((EditionStatus.SENDING, EditionStatus.SENT)))
         .order_by(Edition.number.desc())
         .limit(1)
     )
@@ -148,8 +144,8 @@ def waiting_draft(s: Session, mlist: MailingList, before: dt.datetime) -> Editio
     """A digest drafted and not sending, built by hand or for a time before `before`."""
     return s.scalar(
         select(Edition)
-        .where(Edition.list_id == mlist.id, Edition.kind == DIGEST,
-               Edition.status.in_((DRAFT, APPROVED)),
+        .where(Edition.list_id == mlist.id, Edition.kind == EditionKind.DIGEST,
+               Edition.status.in_((EditionStatus.DRAFT, EditionStatus.APPROVED)),
                or_(Edition.scheduled_for.is_(None), Edition.scheduled_for < before))
         .order_by(Edition.number.desc())
         .limit(1)
@@ -190,7 +186,7 @@ def build_scheduled(
 def recent_editions(s: Session, mlist: MailingList, limit: int) -> list[Edition]:
     """The list's newest digests, newest first."""
     return list(s.scalars(
-        select(Edition).where(Edition.list_id == mlist.id, Edition.kind == DIGEST)
+        select(Edition).where(Edition.list_id == mlist.id, Edition.kind == EditionKind.DIGEST)
         .order_by(Edition.number.desc()).limit(limit)
     ))
 
@@ -223,8 +219,8 @@ def new_draft(s: Session, mlist: MailingList, now: dt.datetime, rules: EditionRu
     number = (s.scalar(select(func.max(Edition.number)).where(Edition.list_id == mlist.id))
               or 0) + 1
     since = previous.cutoff if previous else now - dt.timedelta(hours=rules.window_hours)
-    return Edition(list_id=mlist.id, number=number, status=DRAFT, since=since, cutoff=now,
-                   scheduled_for=scheduled_for, created_at=now, subject="")
+    return Edition(list_id=mlist.id, number=number, status=EditionStatus.DRAFT, since=since,
+                   cutoff=now, scheduled_for=scheduled_for, created_at=now, subject="")
 
 
 def item_from_article(a: Article, position: int, source_title: str, chars: int) -> EditionItem:

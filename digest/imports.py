@@ -32,7 +32,7 @@ from digest.app import App
 from digest.deliver import confirm
 from digest.errors import DigestError, NotFound
 from subscribers.importing import import_csv
-from subscribers.models import DONE, FAILED, QUEUED, RUNNING, ImportJob, MailingList
+from subscribers.models import ImportJob, ImportStatus, MailingList
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def create_job(s: Session, mlist: MailingList, *, filename: str, path: Path, siz
                confirmed: bool, created_by: str, now: dt.datetime) -> ImportJob:
     """A queued job for an uploaded file, already stored at `path`."""
     job = ImportJob(list_id=mlist.id, filename=filename[:300], path=str(path), size=size,
-                    confirmed=confirmed, created_by=created_by, status=QUEUED,
+                    confirmed=confirmed, created_by=created_by, status=ImportStatus.QUEUED,
                     created_at=now, heartbeat_at=now)
     s.add(job)
     s.flush()
@@ -124,7 +124,7 @@ def _import(app: App, job_id: int) -> str | None:
         job = s.get_one(ImportJob, job_id)
         mlist = s.get_one(MailingList, job.list_id)
         now = app.clock()
-        job.status, job.started_at, job.heartbeat_at = RUNNING, now, now
+        job.status, job.started_at, job.heartbeat_at = ImportStatus.RUNNING, now, now
         s.commit()
         path = Path(job.path)
         vouched = job.confirmed or not mlist.double_optin
@@ -133,8 +133,8 @@ def _import(app: App, job_id: int) -> str | None:
                             progress=_progress(app, s, job_id))
         queued = 0 if vouched else confirm.queue_pending(s, mlist, app.clock())
         s.execute(update(ImportJob).where(ImportJob.id == job_id).values(
-            status=DONE, rows=report.rows, added=report.added, updated=report.updated,
-            unchanged=report.unchanged, rejected=report.rejected,
+            status=ImportStatus.DONE, rows=report.rows, added=report.added,
+            updated=report.updated, unchanged=report.unchanged, rejected=report.rejected,
             suppressed=report.suppressed, confirmations=queued,
             rejects_path=str(report.rejects_path or ""), error="",
             heartbeat_at=app.clock(), finished_at=app.clock()))
@@ -165,7 +165,7 @@ def _fail(app: App, job_id: int, error: str) -> None:
     it by the one they uploaded."""
     with app.sessions() as s:
         job = s.get_one(ImportJob, job_id)
-        job.status, job.finished_at = FAILED, app.clock()
+        job.status, job.finished_at = ImportStatus.FAILED, app.clock()
         job.error = error.replace(Path(job.path).name, job.filename)[:2000]
         s.commit()
 
@@ -195,8 +195,9 @@ def fail_stale(s: Session, now: dt.datetime) -> int:
 
     Looked for with a read first: on SQLite even an UPDATE of no rows waits for the
     write lock, which a running import holds between its commits."""
+    unfinished = ImportJob.status.in_((ImportStatus.QUEUED, ImportStatus.RUNNING))
     stale = set(s.scalars(select(ImportJob.id).where(
-        ImportJob.status.in_((QUEUED, RUNNING)),
+        unfinished,
         or_(ImportJob.heartbeat_at.is_(None), ImportJob.heartbeat_at < now - STALE_AFTER))))
     with _threads_lock:
         stale -= {job_id for job_id, thread in _threads.items() if thread.is_alive()}
@@ -204,7 +205,7 @@ def fail_stale(s: Session, now: dt.datetime) -> int:
         return 0
     result = s.execute(
         update(ImportJob)
-        .where(ImportJob.id.in_(stale), ImportJob.status.in_((QUEUED, RUNNING)))
-        .values(status=FAILED, error=INTERRUPTED, finished_at=now))
+        .where(ImportJob.id.in_(stale), unfinished)
+        .values(status=ImportStatus.FAILED, error=INTERRUPTED, finished_at=now))
     s.commit()
     return int(result.rowcount)  # type: ignore[attr-defined]

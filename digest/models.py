@@ -4,6 +4,7 @@ the web app's users, API tokens and login failures."""
 from __future__ import annotations
 
 import datetime as dt
+from enum import StrEnum
 
 from sqlalchemy import (
     Boolean,
@@ -17,7 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from digest.db import Base, UTCDateTime, utcnow
+from digest.db import Base, UTCDateTime, str_enum, utcnow
 
 
 class Source(Base):
@@ -110,17 +111,28 @@ class Article(Base):
     source: Mapped[Source] = relationship(back_populates="articles")
 
 
-# Edition kinds: a digest, or a list's standing double opt-in mailing, whose
-# deliveries are its confirmation mails (one ledger for all mail).
-DIGEST = "digest"
-CONFIRM = "confirm"
+class EditionKind(StrEnum):
+    """A digest, or a list's standing double opt-in mailing, whose deliveries are its
+    confirmation mails (one ledger for all mail)."""
 
-# Edition statuses.
-DRAFT = "draft"
-APPROVED = "approved"
-SENDING = "sending"
-SENT = "sent"
-CANCELLED = "cancelled"
+    DIGEST = "digest"
+    CONFIRM = "confirm"
+
+
+class EditionStatus(StrEnum):
+    """An edition's state: draft; approved by an editor (for review mode, or to go out
+    at a time they set); sending (rendered, its mail queued); sent (every message dealt
+    with); cancelled (never sent)."""
+
+    # The API's OpenAPI shows the docstring. A draft may go to sending without approval.
+    # A list's confirmation mailing (EditionKind.CONFIRM) stays sending: a standing
+    # queue. Nothing in digest cancels an edition yet. One message's state is
+    # DeliveryStatus, whose HANDING_OVER and DELIVERED are stored as "sending" and "sent".
+    DRAFT = "draft"
+    APPROVED = "approved"
+    SENDING = "sending"
+    SENT = "sent"
+    CANCELLED = "cancelled"
 
 
 class Edition(Base):
@@ -134,9 +146,10 @@ class Edition(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     list_id: Mapped[int] = mapped_column(ForeignKey("lists.id", ondelete="CASCADE"))
-    kind: Mapped[str] = mapped_column(String(16), default=DIGEST)
+    kind: Mapped[EditionKind] = mapped_column(str_enum(EditionKind), default=EditionKind.DIGEST)
     number: Mapped[int] = mapped_column(Integer)  # 0 for the confirmation mailing
-    status: Mapped[str] = mapped_column(String(16), default=DRAFT)
+    status: Mapped[EditionStatus] = mapped_column(str_enum(EditionStatus),
+                                                  default=EditionStatus.DRAFT)
     subject: Mapped[str] = mapped_column(Text, default="")
     intro: Mapped[str] = mapped_column(Text, default="")
     # Articles published after `since` and up to `cutoff` were candidates.
@@ -186,14 +199,18 @@ class EditionItem(Base):
     edition: Mapped[Edition] = relationship(back_populates="items")
 
 
-# Delivery statuses.
-QUEUED = "queued"  # waiting; `next_attempt_at` says from when
-CLAIMED = "claimed"  # a worker holds it until `lease_until`
-HANDING_OVER = "sending"  # the message body was handed over; only the final "." was left
-DELIVERED = "sent"
-FAILED = "failed"
-UNCERTAIN = "uncertain"  # the worker died between handing it over and hearing back
-SKIPPED = "skipped"  # suppressed or unsubscribed after it was queued
+class DeliveryStatus(StrEnum):
+    """The state of one message, a ledger row (see digest.deliver.ledger for its life).
+    Two values are spelled like `EditionStatus` ones, as they always were in the
+    database, yet mean other things: "sending" is HANDING_OVER, "sent" is DELIVERED."""
+
+    QUEUED = "queued"  # waiting; `next_attempt_at` says from when
+    CLAIMED = "claimed"  # a worker holds it until `lease_until`
+    HANDING_OVER = "sending"  # the message body was handed over; only the final "." was left
+    DELIVERED = "sent"
+    FAILED = "failed"
+    UNCERTAIN = "uncertain"  # the worker died between handing it over and hearing back
+    SKIPPED = "skipped"  # suppressed or unsubscribed after it was queued
 
 
 class Delivery(Base):
@@ -210,7 +227,8 @@ class Delivery(Base):
     subscriber_id: Mapped[int] = mapped_column(
         ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
     )
-    status: Mapped[str] = mapped_column(String(16), default=QUEUED)
+    status: Mapped[DeliveryStatus] = mapped_column(str_enum(DeliveryStatus),
+                                                   default=DeliveryStatus.QUEUED)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     claimed_by: Mapped[str] = mapped_column(String(200), default="")

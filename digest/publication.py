@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from digest.cron import list_trigger
 from digest.errors import InvalidInput
-from digest.models import DIGEST, Edition, ListSource
+from digest.models import Edition, EditionKind, ListSource
 from subscribers import lists
 from subscribers.addresses import validate
 from subscribers.members import member_counts, recipients_query
@@ -116,7 +116,7 @@ def list_overview(s: Session, mlist: MailingList) -> ListOverview:
     recipients = recipients_query(mlist.id).subquery()
     editions = s.execute(
         select(func.count(), func.max(Edition.sent_at))
-        .where(Edition.list_id == mlist.id, Edition.kind == DIGEST)
+        .where(Edition.list_id == mlist.id, Edition.kind == EditionKind.DIGEST)
     ).one()
     return ListOverview(
         members=member_counts(s, mlist),

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from digest.deliver.backends.base import Backend, NoEvents
 from digest.deliver.message import Outgoing
 from digest.errors import DigestError, NotFound
-from digest.models import APPROVED, DIGEST, DRAFT, Edition
+from digest.models import Edition, EditionKind, EditionStatus
 from digest.publication import SEND
 from subscribers.models import MailingList
 
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 def must_wait(mlist: MailingList, edition: Edition) -> bool:
     """Whether `edition` is held at its scheduled time instead of going out."""
-    return (mlist.mode == "review" and edition.status != APPROVED
+    return (mlist.mode == "review" and edition.status != EditionStatus.APPROVED
             and mlist.review_policy != SEND)
 
 
@@ -42,8 +42,8 @@ def awaiting_approval(s: Session, mlist: MailingList) -> Edition:
     to build one, when there is none. `curate.approve` approves it."""
     edition = s.scalar(
         select(Edition)
-        .where(Edition.list_id == mlist.id, Edition.kind == DIGEST,
-               Edition.status.in_((DRAFT, APPROVED)))
+        .where(Edition.list_id == mlist.id, Edition.kind == EditionKind.DIGEST,
+               Edition.status.in_((EditionStatus.DRAFT, EditionStatus.APPROVED)))
         .order_by(Edition.number.desc()).limit(1)
     )
     if edition is None:

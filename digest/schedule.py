@@ -35,7 +35,7 @@ from digest.deliver.backends import make_backend
 from digest.editions import build_scheduled
 from digest.errors import InvalidInput, NotReady
 from digest.gather.sources import BUSY, SourceReport, gather
-from digest.models import APPROVED, CANCELLED, DIGEST, DRAFT, Edition, Source
+from digest.models import Edition, EditionKind, EditionStatus, Source
 from digest.publication import NOTIFY
 from subscribers.lists import get_list
 from subscribers.models import MailingList
@@ -170,9 +170,9 @@ def _release(app: App, s: Session, mlist: MailingList, edition: Edition) -> str:
     sending. (SQLite has one writer at a time, and enqueueing skips rows already
     queued.)"""
     edition = s.get_one(Edition, edition.id, with_for_update=True, populate_existing=True)
-    if edition.status == CANCELLED:
+    if edition.status == EditionStatus.CANCELLED:
         return STOPPED
-    if edition.status not in (DRAFT, APPROVED):
+    if edition.status not in (EditionStatus.DRAFT, EditionStatus.APPROVED):
         return STARTED
     if review.must_wait(mlist, edition):
         return HELD
@@ -249,14 +249,14 @@ def release_scheduled(app: App) -> list[int]:
     started = []
     with app.sessions() as s:
         due = s.scalars(select(Edition.id).where(
-            Edition.kind == DIGEST, Edition.status == APPROVED,
+            Edition.kind == EditionKind.DIGEST, Edition.status == EditionStatus.APPROVED,
             Edition.scheduled_for <= now, Edition.scheduled_for > now - grace,
         ).order_by(Edition.scheduled_for)).all()
         for edition_id in due:
             edition = s.get_one(Edition, edition_id, with_for_update=True,
                                 populate_existing=True)
             mlist = s.get_one(MailingList, edition.list_id)
-            if edition.status != APPROVED:  # sent by someone else since the query
+            if edition.status != EditionStatus.APPROVED:  # sent by another since the query
                 s.rollback()
                 continue
             try:

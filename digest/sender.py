@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from digest.app import App
 from digest.deliver import confirm, ledger
 from digest.errors import ConfigError, DigestError
-from digest.models import CONFIRM, SENDING, Edition
+from digest.models import Edition, EditionKind, EditionStatus
 from subscribers.models import MailingList
 
 log = logging.getLogger(__name__)
@@ -89,26 +89,27 @@ def _round(app: App, stop: threading.Event, rendered: _Renders) -> int:
         editions = s.execute(
             select(Edition.id, Edition.kind, Edition.number, MailingList.name)
             .join(MailingList, MailingList.id == Edition.list_id)
-            .where(Edition.status == SENDING)
-            .order_by(Edition.kind != CONFIRM, Edition.id)  # confirmations first
+            .where(Edition.status == EditionStatus.SENDING)
+            .order_by(Edition.kind != EditionKind.CONFIRM, Edition.id)  # confirmations first
         ).all()
     claimed = 0
     for edition_id, kind, number, list_name in editions:
+        confirmations = kind == EditionKind.CONFIRM
         if stop.is_set():
             break
-        if kind != CONFIRM and app.mail_queued.is_set():
+        if not confirmations and app.mail_queued.is_set():
             break  # confirmation mails were queued: they go first, in the next round
         now = app.clock()
         with app.sessions() as s:
             ledger.release_dead(s, edition_id, now)
-            if not ledger.has_work(s, edition_id, now, finishing=kind != CONFIRM):
+            if not ledger.has_work(s, edition_id, now, finishing=not confirmations):
                 continue
-            if kind == CONFIRM and not _rendered(app, s, edition_id, list_name, rendered):
+            if confirmations and not _rendered(app, s, edition_id, list_name, rendered):
                 continue
         report = app.deliver(edition_id, stop=stop, release=False,
-                             give_way=None if kind == CONFIRM else app.mail_queued)
+                             give_way=None if confirmations else app.mail_queued)
         claimed += report.claimed
-        what = "confirmation mails" if kind == CONFIRM else f"edition #{number}"
+        what = "confirmation mails" if confirmations else f"edition #{number}"
         log.info("list %s, %s: %d claimed; now %s%s", list_name, what, report.claimed,
                  ", ".join(f"{n} {status}" for status, n in sorted(report.counts.items())),
                  "; finished" if report.finished else "")

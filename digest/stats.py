@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from sqlalchemy import case, func, literal, select
 from sqlalchemy.orm import Session
 
-from digest.models import DELIVERED, DIGEST, FAILED, SENT, Delivery, Edition
+from digest.models import Delivery, DeliveryStatus, Edition, EditionKind, EditionStatus
 from subscribers.models import MailingList, Membership, Subscriber, Suppression
 
 HARD_BOUNCE, COMPLAINT = "hard_bounce", "complaint"
@@ -78,7 +78,7 @@ def edition_stats(s: Session, mlist: MailingList, *, limit: int = 30,
     `before`: of those numbered below it, for paging), newest first."""
     stmt = (
         select(Edition)
-        .where(Edition.list_id == mlist.id, Edition.kind == DIGEST,
+        .where(Edition.list_id == mlist.id, Edition.kind == EditionKind.DIGEST,
                Edition.send_started_at.is_not(None))
         .order_by(Edition.number.desc())
         .limit(max(limit, 0))
@@ -92,7 +92,7 @@ def edition_stats(s: Session, mlist: MailingList, *, limit: int = 30,
     # ends at the next edition that started, which may not be shown (paging).
     later = s.scalar(
         select(func.min(Edition.send_started_at))
-        .where(Edition.list_id == mlist.id, Edition.kind == DIGEST,
+        .where(Edition.list_id == mlist.id, Edition.kind == EditionKind.DIGEST,
                Edition.number > editions[0].number)
     )
     return _numbers(s, mlist, editions, later)
@@ -101,7 +101,7 @@ def edition_stats(s: Session, mlist: MailingList, *, limit: int = 30,
 def stats_of_edition(s: Session, edition: Edition) -> EditionStats | None:
     """The numbers of one edition; None if it has not started sending (or is not a
     digest)."""
-    if edition.kind != DIGEST or edition.send_started_at is None:
+    if edition.kind != EditionKind.DIGEST or edition.send_started_at is None:
         return None
     mlist = s.get_one(MailingList, edition.list_id)
     return edition_stats(s, mlist, limit=1, before=edition.number + 1)[0]
@@ -120,8 +120,8 @@ def _numbers(s: Session, mlist: MailingList, editions: Sequence[Edition],
             edition_id=e.id, list_id=mlist.id, list_name=mlist.name, number=e.number,
             subject=e.subject, status=e.status, send_started_at=_start(e), sent_at=e.sent_at,
             recipients=sum(ledger.get(e.id, {}).values()),
-            sent=ledger.get(e.id, {}).get(DELIVERED, 0),
-            failed=ledger.get(e.id, {}).get(FAILED, 0),
+            sent=ledger.get(e.id, {}).get(DeliveryStatus.DELIVERED, 0),
+            failed=ledger.get(e.id, {}).get(DeliveryStatus.FAILED, 0),
             bounced=reports.get((e.id, HARD_BOUNCE), 0),
             complained=reports.get((e.id, COMPLAINT), 0),
             unsubscribed=unsubscribed.get(e.id, 0),
@@ -159,7 +159,7 @@ def _ledger_counts(s: Session, editions: Sequence[Edition]) -> dict[int, dict[st
             counts.setdefault(edition_id, {})[status] = n
     with _finished_lock:
         for e in editions:
-            if e.id in todo and e.status == SENT and e.sent_at is not None:
+            if e.id in todo and e.status == EditionStatus.SENT and e.sent_at is not None:
                 if len(_FINISHED) >= _FINISHED_MAX:
                     _FINISHED.clear()
                 _FINISHED[(where, e.id, e.sent_at)] = counts.get(e.id, {})

@@ -56,15 +56,7 @@ from subscribers.members import (
     next_status,
     transition,
 )
-from subscribers.models import (
-    CONFIRMED,
-    PENDING,
-    UNSUBSCRIBED,
-    MailingList,
-    Membership,
-    Subscriber,
-    Suppression,
-)
+from subscribers.models import MailingList, Membership, MembershipStatus, Subscriber, Suppression
 
 __all__ = ["ImportReport", "export_csv", "export_jsonl", "import_csv", "sniff_encoding"]
 
@@ -118,8 +110,8 @@ class _State:
     attributes: dict[str, Any] = field(default_factory=dict)
     tags: list[str] = field(default_factory=list)
     membership_id: int | None = None
-    original_status: str | None = None
-    status: str | None = None
+    original_status: MembershipStatus | None = None
+    status: MembershipStatus | None = None
     new_subscriber: bool = False
     subscriber_changed: bool = False
 
@@ -313,7 +305,7 @@ def _entry(fields: list[str], columns: _Columns) -> _Entry | str:
     except InvalidInput as exc:
         return str(exc)
     status = cells[columns.status].lower()
-    if status not in ("", PENDING, CONFIRMED, UNSUBSCRIBED):
+    if status and status not in tuple(MembershipStatus):
         return f"status {status!r} is not pending, confirmed or unsubscribed"
     try:
         attributes = _json_object(cells[columns.attributes_json])
@@ -370,10 +362,10 @@ def _apply(s: Session, bulk: _Bulk, entries: list[_Entry], confirmed: bool,
         if st.hash in suppressed or domain_of(entry.address) in blocked:
             report.suppressed += 1
             continue
-        if entry.status == UNSUBSCRIBED:
+        if entry.status == MembershipStatus.UNSUBSCRIBED:
             report.unchanged += 1
             continue
-        outcome = _step(st, entry, confirmed and entry.status != PENDING)
+        outcome = _step(st, entry, confirmed and entry.status != MembershipStatus.PENDING)
         setattr(report, outcome, getattr(report, outcome) + 1)
     bulk.write(s, states)
 
@@ -401,6 +393,9 @@ def _step(st: _State, entry: _Entry, confirmed: bool) -> str:
 
 
 # -- the import's SQL -------------------------------------------------------------------
+
+#: A membership's status before and after the batch (None: not on the list before).
+_Move = tuple[MembershipStatus | None, MembershipStatus]
 
 
 class _Bulk:
@@ -436,7 +431,7 @@ class _Bulk:
         self.from_json = columns.attributes.type.dialect_impl(dialect).result_processor(
             dialect, None) or _same
         self._now = now
-        self._transitions: dict[tuple[str | None, str], tuple[list[str], tuple[Any, ...]]] = {}
+        self._transitions: dict[_Move, tuple[list[str], tuple[Any, ...]]] = {}
         self._cache_size: Any = None
 
     # -- reading
@@ -455,7 +450,8 @@ class _Bulk:
             st = by_hash[hashed]
             st.subscriber_id, st.name = sid, name
             st.attributes, st.tags = self.from_json(attributes) or {}, self.from_json(tags) or []
-            st.membership_id, st.original_status, st.status = mid, status, status
+            st.membership_id = mid
+            st.original_status = st.status = MembershipStatus(status) if status else None
         return states
 
     def suppressed(self, s: Session, hashes: list[str]) -> set[str]:
@@ -489,12 +485,12 @@ class _Bulk:
                     st.subscriber_id) for st in states.values() if st.subscriber_changed]
         self._update(conn, "subscribers", ["name", "attributes", "tags", "updated_at"], changed)
         # Grouped by transition: the rows of one group share their SQL and values.
-        new_members: dict[tuple[str | None, str], list[tuple[Any, ...]]] = {}
-        changed_members: dict[tuple[str | None, str], list[tuple[Any, ...]]] = {}
+        new_members: dict[_Move, list[tuple[Any, ...]]] = {}
+        changed_members: dict[_Move, list[tuple[Any, ...]]] = {}
         for st in states.values():
             if st.status is None or st.status == st.original_status:
                 continue
-            key = (st.original_status, st.status)
+            key: _Move = (st.original_status, st.status)
             values = self._transition(*key)[1]
             if st.membership_id is None:
                 new_members.setdefault(key, []).append((self.list_id, st.hash, *values))
@@ -509,7 +505,8 @@ class _Bulk:
         for key, rows in changed_members.items():
             self._update(conn, "memberships", self._transition(*key)[0], rows)
 
-    def _transition(self, current: str | None, new: str) -> tuple[list[str], tuple[Any, ...]]:
+    def _transition(self, current: MembershipStatus | None,
+                    new: MembershipStatus) -> tuple[list[str], tuple[Any, ...]]:
         """The membership columns and converted values for `current` -> `new`: the same
         for every row of the import, so converted once."""
         key = (current, new)

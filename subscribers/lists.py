@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from digest.errors import InvalidInput, NotFound
 from subscribers.addresses import validate
-from subscribers.models import MEMBERSHIP_STATUSES, MailingList, Membership
+from subscribers.models import MailingList, Membership, MembershipStatus
 
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 LANGUAGE_MAX = 16  # MailingList.language's column length
@@ -134,9 +134,9 @@ def list_counts(s: Session) -> dict[int, dict[str, int]]:
     )
     counts: dict[int, dict[str, int]] = {}
     for list_id in s.scalars(select(MailingList.id)):
-        counts[list_id] = dict.fromkeys(MEMBERSHIP_STATUSES, 0)
+        counts[list_id] = dict.fromkeys(MembershipStatus, 0)
     for list_id, status, n in s.execute(stmt):
-        counts.setdefault(list_id, dict.fromkeys(MEMBERSHIP_STATUSES, 0))[status] = n
+        counts.setdefault(list_id, dict.fromkeys(MembershipStatus, 0))[status] = n
     return counts
 
 

@@ -30,12 +30,9 @@ from sqlalchemy.orm import Session
 from digest.errors import InvalidInput, NotFound
 from subscribers.addresses import domain_of, email_hash, normalize
 from subscribers.models import (
-    CONFIRMED,
-    MEMBERSHIP_STATUSES,
-    PENDING,
-    UNSUBSCRIBED,
     MailingList,
     Membership,
+    MembershipStatus,
     Subscriber,
     Suppression,
 )
@@ -131,12 +128,12 @@ def check_confirmable(membership: Membership, signed_at: dt.datetime | None = No
     not confirm `membership`: one unsubscribed (an old link must not undo a leave), or a
     link sent for an earlier sign-up of the address (after someone left, a stranger's
     new sign-up makes a fresh pending record: only the link mailed for it confirms it)."""
-    if membership.status == UNSUBSCRIBED:
+    if membership.status == MembershipStatus.UNSUBSCRIBED:
         raise InvalidInput(
             "this subscription was cancelled after the link was sent; subscribe again to "
             "get a new confirmation link"
         )
-    if (membership.status == PENDING and signed_at is not None
+    if (membership.status == MembershipStatus.PENDING and signed_at is not None
             and signed_at + CONFIRM_SKEW < membership.created_at):
         raise InvalidInput(
             "this confirmation link was sent for an earlier sign-up of this address; use "
@@ -148,10 +145,11 @@ def confirm(s: Session, membership: Membership, *, now: dt.datetime, ip: str = "
             signed_at: dt.datetime | None = None) -> bool:
     """Confirm a pending membership; whether it changed. A confirmed one stays as it is;
     `check_confirmable` says which links may not confirm (`signed_at`: the link's)."""
-    if membership.status == CONFIRMED:
+    if membership.status == MembershipStatus.CONFIRMED:
         return False
     check_confirmable(membership, signed_at)
-    for key, value in transition(PENDING, CONFIRMED, origin="", ip=ip, now=now).items():
+    for key, value in transition(MembershipStatus.PENDING, MembershipStatus.CONFIRMED,
+                                 origin="", ip=ip, now=now).items():
         setattr(membership, key, value)
     s.flush()
     return True
@@ -159,9 +157,9 @@ def confirm(s: Session, membership: Membership, *, now: dt.datetime, ip: str = "
 
 def unsubscribe(s: Session, membership: Membership, *, now: dt.datetime, reason: str) -> bool:
     """Mark a membership unsubscribed; whether it changed (the first time and reason stay)."""
-    if membership.status == UNSUBSCRIBED:
+    if membership.status == MembershipStatus.UNSUBSCRIBED:
         return False
-    membership.status = UNSUBSCRIBED
+    membership.status = MembershipStatus.UNSUBSCRIBED
     membership.unsubscribed_at = now
     membership.unsubscribe_reason = reason[:200]
     s.flush()
@@ -173,7 +171,8 @@ def is_suppressed(s: Session, email: str) -> bool:
     return is_suppressed_address(s, normalize(email))
 
 
-def recipients_query(list_id: int, status: str = CONFIRMED) -> Select[int]:
+def recipients_query(list_id: int,
+                     status: MembershipStatus = MembershipStatus.CONFIRMED) -> Select[int]:
     """Subscriber ids of the unsuppressed members of a list with `status` (confirmed
     for digests, pending for confirmation mails), for `INSERT INTO deliveries … SELECT`.
 
@@ -260,7 +259,7 @@ def member_counts(s: Session, mlist: MailingList, *, tag: str | None = None) -> 
     stmt = select(Membership.status, func.count()).where(*_member_filter(s, mlist, None, tag))
     if tag is not None:
         stmt = stmt.join(Subscriber, Subscriber.id == Membership.subscriber_id)
-    counts = dict.fromkeys(MEMBERSHIP_STATUSES, 0)
+    counts: dict[str, int] = dict.fromkeys(MembershipStatus, 0)
     for status, n in s.execute(stmt.group_by(Membership.status)):
         counts[status] = n
     return counts
@@ -276,13 +275,14 @@ def has_tag(s: Session, tag: str) -> Exists:
     return exists(select(1).select_from(elements).where(elements.c.value == clean_tag(tag)))
 
 
-def check_status(status: str) -> str:
+def check_status(status: str) -> MembershipStatus:
     """A membership status, or InvalidInput naming the ones there are."""
-    if status not in MEMBERSHIP_STATUSES:
+    try:
+        return MembershipStatus(status)
+    except ValueError:
         raise InvalidInput(
-            f"status {status!r} is not one of {', '.join(MEMBERSHIP_STATUSES)}"
-        )
-    return status
+            f"status {status!r} is not one of {', '.join(MembershipStatus)}"
+        ) from None
 
 
 def clean_tag(tag: str) -> str:
@@ -341,28 +341,30 @@ def token_membership(s: Session, data: TokenData) -> Membership:
 # -- rules shared with the bulk import ------------------------------------------------
 
 
-def next_status(current: str | None, *, confirmed: bool, revive: bool) -> str | None:
+def next_status(current: MembershipStatus | None, *, confirmed: bool,
+                revive: bool) -> MembershipStatus | None:
     """The status a membership moves to when added again, or None to leave it."""
-    wanted = CONFIRMED if confirmed else PENDING
+    wanted = MembershipStatus.CONFIRMED if confirmed else MembershipStatus.PENDING
     if current is None:
         return wanted
-    if current == PENDING:
-        return CONFIRMED if confirmed else None
-    if current == UNSUBSCRIBED and revive:
+    if current == MembershipStatus.PENDING:
+        return MembershipStatus.CONFIRMED if confirmed else None
+    if current == MembershipStatus.UNSUBSCRIBED and revive:
         return wanted
     return None
 
 
 def transition(
-    current: str | None, new: str, *, origin: str, ip: str, now: dt.datetime
+    current: MembershipStatus | None, new: MembershipStatus, *, origin: str, ip: str,
+    now: dt.datetime,
 ) -> dict[str, Any]:
     """The membership fields to set for `current` -> `new` (see `next_status`)."""
     confirm_fields = {
         "status": new,
-        "confirmed_at": now if new == CONFIRMED else None,
-        "confirmed_ip": ip if new == CONFIRMED else "",
+        "confirmed_at": now if new == MembershipStatus.CONFIRMED else None,
+        "confirmed_ip": ip if new == MembershipStatus.CONFIRMED else "",
     }
-    if current == PENDING:
+    if current == MembershipStatus.PENDING:
         return confirm_fields
     # New or re-subscribed: a fresh consent record.
     return {

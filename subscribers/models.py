@@ -8,6 +8,7 @@ domains), so later work adds behaviour, not columns torn out and put back.
 from __future__ import annotations
 
 import datetime as dt
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -24,13 +25,17 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from digest.db import Base, UTCDateTime, utcnow
+from digest.db import Base, UTCDateTime, str_enum, utcnow
 
-# Membership statuses.
-PENDING = "pending"
-CONFIRMED = "confirmed"
-UNSUBSCRIBED = "unsubscribed"
-MEMBERSHIP_STATUSES = (PENDING, CONFIRMED, UNSUBSCRIBED)
+
+class MembershipStatus(StrEnum):
+    """A subscriber's state on a list: pending (they have not confirmed yet: double
+    opt-in), confirmed (they get the list's mail) or unsubscribed."""
+
+    # The API's OpenAPI shows the docstring. Counts per status are shown in this order.
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    UNSUBSCRIBED = "unsubscribed"
 
 
 class MailingList(Base):
@@ -105,7 +110,8 @@ class Membership(Base):
     subscriber_id: Mapped[int] = mapped_column(
         ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
     )
-    status: Mapped[str] = mapped_column(String(16), default=PENDING)
+    status: Mapped[MembershipStatus] = mapped_column(str_enum(MembershipStatus),
+                                                     default=MembershipStatus.PENDING)
     # form | import | api | admin | cli
     origin: Mapped[str] = mapped_column(String(16), default="cli")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -146,9 +152,15 @@ class Suppression(Base):
 Index("ix_memberships_list_unsubscribed", Membership.list_id, Membership.unsubscribed_at)
 Index("ix_suppressions_reason_created", Suppression.reason, Suppression.created_at)
 
-# Import job statuses.
-QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
-IMPORT_STATUSES = (QUEUED, RUNNING, DONE, FAILED)
+
+class ImportStatus(StrEnum):
+    """An import job's state: queued → running → done | failed (also a job whose
+    process died: see `digest.imports`)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
 
 
 class ImportJob(Base):
@@ -168,7 +180,8 @@ class ImportJob(Base):
     size: Mapped[int] = mapped_column(Integer, default=0)  # bytes
     confirmed: Mapped[bool] = mapped_column(Boolean, default=False)
     created_by: Mapped[str] = mapped_column(String(320), default="")  # a user's email
-    status: Mapped[str] = mapped_column(String(16), default=QUEUED)
+    status: Mapped[ImportStatus] = mapped_column(str_enum(ImportStatus),
+                                                 default=ImportStatus.QUEUED)
     rows: Mapped[int] = mapped_column(Integer, default=0)  # data rows processed so far
     added: Mapped[int] = mapped_column(Integer, default=0)
     updated: Mapped[int] = mapped_column(Integer, default=0)

@@ -12,7 +12,7 @@ from click.testing import CliRunner, Result
 
 from digest.app import App
 from digest.cli import main
-from digest.models import DRAFT, Edition
+from digest.models import Edition, EditionStatus
 from tests.conftest import DATA, Clock
 from tests.test_schedule import add_articles, at, deliveries, drop_every_article, hourly, make_list
 
@@ -169,7 +169,7 @@ def test_sending_a_draft_without_articles_says_what_to_do(
     assert r.exit_code == 1, r.output
     assert r.output.startswith("Error: edition #1 of 'news' has no articles; add one"), r.output
     with app.sessions() as s:
-        assert s.get_one(Edition, edition_id).status == DRAFT
+        assert s.get_one(Edition, edition_id).status == EditionStatus.DRAFT
 
 
 def test_a_weak_secret_key_is_an_error_that_says_how_to_make_one(  # type: ignore[no-untyped-def]

@@ -24,7 +24,7 @@ from digest.deliver.confirm import confirmation_edition
 from digest.editions import require_sendable
 from digest.errors import FetchError, InvalidInput, NotFound, NotReady
 from digest.gather.sources import FetchOptions
-from digest.models import APPROVED, DRAFT, SENDING, Article, Delivery, Edition, ListSource, Source
+from digest.models import Article, Delivery, Edition, EditionStatus, ListSource, Source
 from digest.publication import create_list
 from digest.schedule import release_scheduled
 from subscribers.lists import archive_list, get_list
@@ -198,7 +198,7 @@ def test_an_edition_being_sent_refuses_every_change(app: App, clock: Clock) -> N
         ed, mlist = s.get_one(Edition, edition.id), get_list(s, "news")
         item_id = ed.items[0].id
         assert app.send_now(s, ed, mlist) == 3
-        assert ed.status == SENDING
+        assert ed.status == EditionStatus.SENDING
     changes: list[Callable[[Session, Edition], object]] = [
         lambda s, ed: curate.drop_item(s, ed, item_id),
         lambda s, ed: curate.pin_item(s, ed, item_id, True),
@@ -221,7 +221,7 @@ def test_a_stale_copy_is_reread_before_a_change(app: App, clock: Clock) -> None:
     edition = draft(app, clock)
     with app.sessions() as desk, app.sessions() as scheduler:
         stale = desk.get_one(Edition, edition.id)
-        assert stale.status == DRAFT
+        assert stale.status == EditionStatus.DRAFT
         app.start_sending(scheduler, scheduler.get_one(Edition, edition.id),
                           get_list(scheduler, "news"))
         with pytest.raises(InvalidInput, match="being sent"):
@@ -243,7 +243,7 @@ def test_approve_and_schedule(app: App, clock: Clock) -> None:
         s.commit()
     with app.sessions() as s:
         ed = s.get_one(Edition, edition.id)
-        assert ed.status == APPROVED
+        assert ed.status == EditionStatus.APPROVED
         assert ed.scheduled_for == dt.datetime(2026, 11, 27, 9, 30, tzinfo=dt.UTC)
 
 
@@ -260,7 +260,7 @@ def test_a_scheduled_edition_goes_out_at_its_time(app: App, clock: Clock) -> Non
     assert release_scheduled(app) == [edition.id]
     assert release_scheduled(app) == []  # once
     with app.sessions() as s:
-        assert s.get_one(Edition, edition.id).status == SENDING
+        assert s.get_one(Edition, edition.id).status == EditionStatus.SENDING
         assert s.scalar(select(func.count()).select_from(Delivery)) == 3
 
 
@@ -297,7 +297,7 @@ def test_a_scheduled_edition_emptied_after_approval_is_held_once(
     with app.sessions() as s:
         ed = s.get_one(Edition, edition.id)
         # Its time is dealt with; it waits for an editor, for the list's next time.
-        assert (ed.status, ed.scheduled_for) == (APPROVED, None)
+        assert (ed.status, ed.scheduled_for) == (EditionStatus.APPROVED, None)
         assert s.scalar(select(func.count()).select_from(Delivery)) == 0
 
 
@@ -350,7 +350,7 @@ def test_a_test_mail_goes_to_the_editor_alone(app: App, clock: Clock) -> None:
     with app.sessions() as s:
         ed, mlist = s.get_one(Edition, edition.id), get_list(s, "news")
         message_id = app.send_test(ed, mlist, "ed@example.org", "Ed")
-        assert ed.status == DRAFT and ed.html == ""
+        assert ed.status == EditionStatus.DRAFT and ed.html == ""
         assert s.scalar(select(func.count()).select_from(Delivery)) == 0
     [mail] = outbox(app)
     assert mail["To"] == "Ed <ed@example.org>" and mail["Message-ID"] == message_id
@@ -430,4 +430,5 @@ def test_a_page_can_start_a_draft_when_nothing_is_new(app: App, clock: Clock) ->
                                                rules=app.edition_rules())
         s.commit()
         assert [i.id for i in edition.items] == [item.id]
-        assert edition.status == DRAFT and edition.subject.startswith("Harbour Times: ")
+        assert edition.status == EditionStatus.DRAFT
+        assert edition.subject.startswith("Harbour Times: ")

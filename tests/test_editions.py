@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from digest.app import App
 from digest.editions import EditionRules, build_edition, shorten
-from digest.models import SENT, Article, Edition, ListSource, Source
+from digest.models import Article, Edition, EditionStatus, ListSource, Source
 from digest.publication import create_list
 from subscribers.models import MailingList
 from tests.conftest import Clock
@@ -70,7 +70,7 @@ def test_next_edition_starts_at_the_previous_cutoff(app: App, clock: Clock) -> N
         rules = EditionRules()
         first, _ = build_edition(s, mlist, now=clock(), rules=rules)
         assert first is not None
-        first.status = SENT
+        first.status = EditionStatus.SENT
         s.flush()
         clock.advance(hours=24)
         assert build_edition(s, mlist, now=clock(), rules=rules) == (None, False)

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from digest import slots
 from digest.app import App
 from digest.gather.sources import add_source
-from digest.models import Delivery, Source
+from digest.models import Delivery, DeliveryStatus, Source
 from digest.publication import create_list
 from subscribers.lists import get_list
 from subscribers.members import add_member, remove_member
@@ -76,7 +76,7 @@ def test_fetch_build_send_to_outbox(app: App, feed_server: str, clock: Clock) ->
 
     report = app.send("daily")
     assert report is not None and report.finished
-    assert report.counts == {"sent": 3}
+    assert report.counts == {DeliveryStatus.DELIVERED: 3}
 
     messages = _outbox(app)
     assert sorted(str(m["To"]) for m in messages) == [
@@ -139,7 +139,7 @@ def test_premailer_runs_once_per_edition_whatever_the_audience(
     with app.sessions() as s:
         app.fetch(s)
     report = app.send("daily")
-    assert report is not None and report.counts == {"sent": 150}
+    assert report is not None and report.counts == {DeliveryStatus.DELIVERED: 150}
     assert len(calls) == 1
 
 
@@ -153,7 +153,7 @@ def test_a_feed_cannot_fill_the_per_reader_slots(app: App, feed_server: str) -> 
         s.commit()
         app.fetch(s)
     report = app.send("daily")
-    assert report is not None and report.counts == {"sent": 2}
+    assert report is not None and report.counts == {DeliveryStatus.DELIVERED: 2}
 
     for msg in _outbox(app):
         address = msg["To"].addresses[0]
@@ -191,7 +191,7 @@ def test_an_edition_rendered_before_slot_keys_still_reaches_its_readers(
         edition.slot_key = ""
         s.commit()
         edition_id = edition.id
-    assert app.deliver(edition_id).counts == {"sent": 2}
+    assert app.deliver(edition_id).counts == {DeliveryStatus.DELIVERED: 2}
     for msg in _outbox(app):
         html = msg.get_body(("html",)).get_content()  # type: ignore[union-attr]
         assert msg["To"].addresses[0].addr_spec in html and slots.PREFIX not in html

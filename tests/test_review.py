@@ -17,7 +17,7 @@ from digest import schedule
 from digest.app import App
 from digest.cli import main
 from digest.errors import InvalidInput, NotFound
-from digest.models import APPROVED, DRAFT, SENDING, Edition
+from digest.models import Edition, EditionStatus
 from digest.publication import check_editor_emails, check_review_policy, create_list
 from subscribers.lists import get_list
 from tests.conftest import Clock
@@ -54,7 +54,7 @@ def test_the_draft_comes_the_lead_time_before(app: App, clock: Clock) -> None:
     assert schedule.draft_reviews(app) == []
     clock.now = at("2026-11-27 05:00")  # 120 minutes before 07:00
     [draft] = schedule.draft_reviews(app)
-    assert (draft.status, draft.scheduled_for) == (DRAFT, at("2026-11-27 07:00"))
+    assert (draft.status, draft.scheduled_for) == (EditionStatus.DRAFT, at("2026-11-27 07:00"))
     assert draft.cutoff == at("2026-11-27 05:00")
     clock.advance(minutes=1)
     assert [d.id for d in schedule.draft_reviews(app)] == [draft.id]  # the same one
@@ -72,7 +72,7 @@ def test_an_approved_draft_goes_out_as_the_editors_left_it(app: App, clock: Cloc
         ed.items[0].title = "Harbour reopens after the storm"
         s.commit()
     edition, changed = app.approve("news")
-    assert changed and edition.status == APPROVED
+    assert changed and edition.status == EditionStatus.APPROVED
     assert app.approve("news")[1] is False
     clock.now = at("2026-11-27 07:00")
     assert schedule.run_due(app) == [("news", schedule.STARTED)]
@@ -91,7 +91,7 @@ def test_policy_send_lets_an_unapproved_draft_go_out(app: App, clock: Clock) -> 
     clock.now = at("2026-11-27 07:00")
     assert schedule.run_due(app) == [("news", schedule.STARTED)]
     [ed] = editions(app)
-    assert ed.status == SENDING and deliveries(app) == 2
+    assert ed.status == EditionStatus.SENDING and deliveries(app) == 2
 
 
 def test_policy_hold_keeps_it_until_approved_then_it_goes_next_time(
@@ -105,7 +105,7 @@ def test_policy_hold_keeps_it_until_approved_then_it_goes_next_time(
         assert schedule.run_due(app) == [("news", schedule.HELD)]
     assert "held until an editor approves it" in caplog.text
     [ed] = editions(app)
-    assert ed.status == DRAFT and deliveries(app) == 0 and outbox(app) == []
+    assert ed.status == EditionStatus.DRAFT and deliveries(app) == 0 and outbox(app) == []
     clock.now = at("2026-11-27 09:30")
     app.approve("news")
     assert schedule.run_due(app) == []  # approving does not send it early
@@ -115,7 +115,7 @@ def test_policy_hold_keeps_it_until_approved_then_it_goes_next_time(
     clock.now = at("2026-11-28 07:00")
     assert schedule.run_due(app) == [("news", schedule.STARTED)]
     [sent] = editions(app)
-    assert sent.status == SENDING and deliveries(app) == 2
+    assert sent.status == EditionStatus.SENDING and deliveries(app) == 2
 
 
 def test_policy_notify_holds_it_and_mails_the_editors_once(
@@ -140,7 +140,7 @@ def test_policy_notify_holds_it_and_mails_the_editors_once(
     assert "was due at 2026-11-27 07:00 (UTC)" in body
     assert "digest edition approve --list news" in body
     assert "next scheduled time, 2026-11-28 07:00" in body
-    assert editions(app)[0].status == DRAFT and deliveries(app) == 0
+    assert editions(app)[0].status == EditionStatus.DRAFT and deliveries(app) == 0
 
 
 def test_no_draft_before_the_time_still_follows_the_policy(app: App, clock: Clock) -> None:
@@ -179,7 +179,7 @@ def test_approve_from_the_command_line(  # type: ignore[no-untyped-def]
     r = runner.invoke(main, ["edition", "approve", "--list", "news"])
     assert r.output.startswith("Already approved: edition #1")
     with app.sessions() as s:
-        assert s.scalars(select(Edition.status)).all() == [APPROVED]
+        assert s.scalars(select(Edition.status)).all() == [EditionStatus.APPROVED]
 
 
 def test_an_empty_draft_is_not_approved_from_the_command_line(
@@ -195,7 +195,7 @@ def test_an_empty_draft_is_not_approved_from_the_command_line(
     assert r.exit_code == 1, r.output
     assert r.output.startswith("Error: edition #1 of 'news' has no articles; add one"), r.output
     [ed] = editions(app)
-    assert ed.status == DRAFT
+    assert ed.status == EditionStatus.DRAFT
 
 
 def test_approve_without_a_draft_says_what_to_do(app: App, clock: Clock) -> None:

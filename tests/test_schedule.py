@@ -25,7 +25,7 @@ from digest.app import App
 from digest.cron import cron_weekdays, due_editions, fire_times, list_trigger, next_runs
 from digest.errors import InvalidInput
 from digest.gather.lease import take_lease
-from digest.models import DRAFT, SENDING, Article, Delivery, Edition, ListSource, Source
+from digest.models import Article, Delivery, Edition, EditionKind, EditionStatus, ListSource, Source
 from digest.publication import create_list
 from subscribers.lists import archive_list, get_list
 from subscribers.members import add_member
@@ -85,7 +85,7 @@ def editions(app: App, list_name: str = "news") -> list[Edition]:
     with app.sessions() as s:
         mlist = get_list(s, list_name)
         return list(s.scalars(select(Edition).where(Edition.list_id == mlist.id,
-                                                    Edition.kind == "digest")
+                                                    Edition.kind == EditionKind.DIGEST)
                               .order_by(Edition.number)))
 
 
@@ -210,7 +210,7 @@ def test_an_edition_goes_out_at_its_time_and_once(app: App, clock: Clock) -> Non
     clock.advance(hours=1)  # 07:00
     assert schedule.run_due(app) == [("news", schedule.STARTED)]
     [ed] = editions(app)
-    assert ed.scheduled_for == at("2026-11-27 07:00") and ed.status == SENDING
+    assert ed.scheduled_for == at("2026-11-27 07:00") and ed.status == EditionStatus.SENDING
     assert deliveries(app) == 3
     assert schedule.run_due(app) == []
     assert schedule.run_edition_job(app, "news", at("2026-11-27 07:00")) == schedule.DONE
@@ -329,7 +329,7 @@ def test_an_edition_with_every_article_dropped_does_not_go_out(
         outcomes = schedule.run_due(app)
     assert deliveries(app) == 0
     [ed] = editions(app)  # left for the editors, at the time it missed
-    assert (ed.status, ed.scheduled_for) == (DRAFT, at("2026-11-27 07:00"))
+    assert (ed.status, ed.scheduled_for) == (EditionStatus.DRAFT, at("2026-11-27 07:00"))
     assert outcomes == [("news", schedule.NOT_READY)]
     [line] = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert "news" in line and "edition #1" in line and "no articles" in line

@@ -17,7 +17,7 @@ from digest.app import App
 from digest.deliver.backends.base import SendEvents, SendResult
 from digest.deliver.backends.outbox import OutboxBackend
 from digest.deliver.message import Outgoing
-from digest.models import Delivery
+from digest.models import Delivery, DeliveryStatus
 from digest.sender import Sender, run_worker
 from digest.web import create_app
 from subscribers.lists import get_list
@@ -48,7 +48,7 @@ def start_edition(app: App, clock: Clock) -> None:
         app.start_sending(s, edition, get_list(s, "news"))
 
 
-def statuses(app: App) -> list[str]:
+def statuses(app: App) -> list[DeliveryStatus]:
     with app.sessions() as s:
         return sorted(s.scalars(select(Delivery.status)))
 
@@ -92,7 +92,7 @@ def test_a_sign_up_while_the_sender_is_mid_batch_reaches_everyone(
             [*(f"reader{i}@example.org" for i in range(READERS)), "newcomer@example.org"])
         # The batch in flight (two readers) finished, then the confirmation went first.
         assert sink.messages[2].rcpt_tos == ("newcomer@example.org",)
-        assert statuses(app) == ["sent"] * (READERS + 1)
+        assert statuses(app) == [DeliveryStatus.DELIVERED] * (READERS + 1)
         assert sender.restarts == 0 and sender.problem() is None
     finally:
         stop.set()
@@ -142,7 +142,7 @@ def test_a_failed_sender_restarts_and_healthz_fails_until_it_does(
         assert down["status"] == "unavailable"
         assert "sender failed" in down["reason"] and "a bug in the backend" in down["reason"]
         go_on.set()
-        assert wait_for(lambda: statuses(app) == ["sent"] * READERS)
+        assert wait_for(lambda: statuses(app) == [DeliveryStatus.DELIVERED] * READERS)
         assert sender.restarts == 1
         assert client.get("/healthz").status_code == 200
     finally:
@@ -168,11 +168,11 @@ def test_a_broken_confirmation_template_holds_only_its_own_mail(
             assert subscribe(client, "newcomer@example.org", "news").status_code == 200
         stop = threading.Event()
         run_worker(app, stop, once=True)
-        assert statuses(app) == ["queued", *["sent"] * READERS]
+        assert statuses(app) == [DeliveryStatus.QUEUED, *[DeliveryStatus.DELIVERED] * READERS]
         assert any("does not render" in r.getMessage() and "news" in r.getMessage()
                    for r in caplog.records)
         (override / "confirm.html").unlink()
         run_worker(app, stop, once=True)  # a new worker run renders it again
-        assert statuses(app) == ["sent"] * (READERS + 1)
+        assert statuses(app) == [DeliveryStatus.DELIVERED] * (READERS + 1)
     finally:
         app.close()

@@ -23,7 +23,7 @@ from sqlalchemy import select
 from digest.app import App
 from digest.config import load
 from digest.gather.sources import add_source
-from digest.models import SENT, Edition, EditionItem
+from digest.models import Edition, EditionItem, EditionKind, EditionStatus
 from digest.publication import create_list
 from subscribers.members import add_member
 from tests.loopback import feed_server
@@ -181,7 +181,7 @@ def test_serve_sends_one_edition_a_minute_with_new_articles(
     assert set(health) == {200}, served.output()
 
     with app.sessions() as s:
-        editions = s.scalars(select(Edition).where(Edition.kind == "digest")
+        editions = s.scalars(select(Edition).where(Edition.kind == EditionKind.DIGEST)
                              .order_by(Edition.number)).all()
         items = {e.id: s.scalars(select(EditionItem.link).where(
             EditionItem.edition_id == e.id)).all() for e in editions}
@@ -192,7 +192,7 @@ def test_serve_sends_one_edition_a_minute_with_new_articles(
     assert all(t is not None and t.second == 0 and t.microsecond == 0 for t in slots), slots
     # One a minute: consecutive minutes, none twice, none left out.
     assert slots == [slots[0] + dt.timedelta(minutes=i) for i in range(len(slots))], slots
-    assert all(e.status == SENT for e in editions), [e.status for e in editions]
+    assert all(e.status == EditionStatus.SENT for e in editions), [e.status for e in editions]
     links = [link for e in editions for link in items[e.id]]
     assert all(items[e.id] for e in editions) and len(links) == len(set(links)), items
     assert len(mailbox.Maildir(served.outbox, create=False)) == 2 * len(editions)

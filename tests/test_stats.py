@@ -14,7 +14,7 @@ import pytest
 from digest.app import App
 from digest.deliver.backends.smtp import SmtpBackend
 from digest.gather.sources import add_source
-from digest.models import Edition
+from digest.models import Edition, EditionStatus
 from digest.privacy import forget
 from digest.publication import create_list
 from digest.stats import EditionStats, edition_stats, stats_of_edition
@@ -109,7 +109,7 @@ def test_one_edition_with_a_failure_a_bounce_a_complaint_and_an_unsubscribe(
     _at(app, block_domain, "example.org", now=clock())
 
     [row] = newsroom.stats()
-    assert row.edition_id == edition_id and row.number == 1 and row.status == "sent"
+    assert row.edition_id == edition_id and row.number == 1 and row.status == EditionStatus.SENT
     assert row.subject and row.list_name == "daily"
     assert row.send_started_at == clock() - dt.timedelta(hours=2)
     assert _numbers(row) == {"recipients": 3, "sent": 2, "failed": 1, "bounced": 1,
@@ -169,6 +169,6 @@ def test_editions_not_yet_sending_have_no_stats(newsroom: Newsroom, clock: Clock
     with newsroom.app.sessions() as s:
         newsroom.app.fetch(s, allow_files=True)
         draft, _ = newsroom.app.build(s, "daily")
-        assert draft is not None and draft.status == "draft"
+        assert draft is not None and draft.status == EditionStatus.DRAFT
         assert stats_of_edition(s, draft) is None
     assert [row.number for row in newsroom.stats()] == [1]

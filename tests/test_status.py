@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from digest import schedule
 from digest.app import App
 from digest.cli import main
-from digest.models import FAILED, Delivery, Source
+from digest.models import Delivery, DeliveryStatus, Source
 from subscribers.lists import get_list
 from tests.conftest import Clock
 from tests.test_schedule import add_articles, at, hourly, make_list
@@ -55,7 +55,7 @@ def test_status_shows_schedule_sources_and_editions(
     assert schedule.run_due(app) == [("morning", schedule.STARTED)]
     with app.sessions() as s:  # one delivery refused, the rest still queued
         first = s.scalars(select(Delivery.id).order_by(Delivery.id)).first()
-        s.execute(update(Delivery).where(Delivery.id == first).values(status=FAILED))
+        s.execute(update(Delivery).where(Delivery.id == first).values(status=DeliveryStatus.FAILED))
         s.commit()
 
     out = status_output(app, tmp_path, monkeypatch)

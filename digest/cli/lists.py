@@ -19,7 +19,7 @@ from subscribers.lists import (
     rename_list,
     unarchive_list,
 )
-from subscribers.models import MEMBERSHIP_STATUSES, MailingList
+from subscribers.models import MailingList, MembershipStatus
 
 # How `lists show` and `lists set` name each setting: as its option is called.
 LABELS = {
@@ -70,12 +70,12 @@ def lists_ls(app: App, show_all: bool) -> None:
     """Lists with their subscriber counts."""
     with app.sessions() as s:
         counts = list_counts(s)
-        columns = ["name", "title", "schedule", "mode", *MEMBERSHIP_STATUSES]
+        columns = ["name", "title", "schedule", "mode", *MembershipStatus]
         table = Table(*columns, *(["archived"] if show_all else []))
         for m in all_lists(s, include_archived=show_all):
             c = counts.get(m.id, {})
             row = [m.name, m.title, f"{m.schedule} {m.timezone}", m.mode,
-                   *(str(c.get(k, 0)) for k in MEMBERSHIP_STATUSES)]
+                   *(str(c.get(k, 0)) for k in MembershipStatus)]
             if show_all:
                 row.append(f"{m.archived_at:%Y-%m-%d}" if m.archived_at else "")
             table.add_row(*map(escape, row))

@@ -17,7 +17,7 @@ from digest.deliver.ledger import PENDING_STATUSES, status_counts
 from digest.editions import recent_editions
 from digest.errors import InvalidInput
 from digest.gather.sources import source_label
-from digest.models import DELIVERED, FAILED, Source
+from digest.models import DeliveryStatus, Source
 from subscribers.lists import all_lists
 from subscribers.models import MailingList
 
@@ -73,11 +73,11 @@ def _editions(s: Session, lists: list[MailingList], per_list: int) -> Table:
         for ed in recent_editions(s, mlist, per_list):
             counts = status_counts(s, ed.id)
             pending = sum(counts.get(k, 0) for k in PENDING_STATUSES)
-            other = sum(counts.values()) - pending - counts.get(DELIVERED, 0) \
-                - counts.get(FAILED, 0)  # skipped, uncertain
+            sent = counts.get(DeliveryStatus.DELIVERED, 0)
+            failed = counts.get(DeliveryStatus.FAILED, 0)
+            other = sum(counts.values()) - pending - sent - failed  # skipped, uncertain
             table.add_row(mlist.name, str(ed.number), ed.status, when(ed.scheduled_for),
-                          str(counts.get(DELIVERED, 0)), str(counts.get(FAILED, 0)),
-                          str(pending), str(other))
+                          str(sent), str(failed), str(pending), str(other))
     return table
 
 

@@ -17,6 +17,7 @@ from digest.cli.common import out, print_table, progress_bar, say, when, with_ap
 from digest.deliver import confirm
 from digest.deliver.confirm import queue_confirmation
 from digest.errors import InvalidInput
+from digest.models import DeliveryStatus
 from digest.privacy import forget, person_data
 from subscribers.export import export_csv, export_jsonl
 from subscribers.importing import import_csv
@@ -29,7 +30,7 @@ from subscribers.members import (
     remove_member,
     unsubscribe_all,
 )
-from subscribers.models import MEMBERSHIP_STATUSES
+from subscribers.models import MembershipStatus
 from subscribers.people import parse_assignments, set_attributes, tag_subscriber
 
 
@@ -76,7 +77,7 @@ def subscribers_confirm_again(app: App, email: str, list_name: str) -> None:
     """Send a pending subscriber a new confirmation mail (at most one per 10 minutes)."""
     with app.sessions() as s:
         member = get_member(s, get_list(s, list_name), email)
-        if member.status != "pending":
+        if member.status != MembershipStatus.PENDING:
             raise InvalidInput(f"{member.subscriber.email} is {member.status} on {list_name}, "
                                "not pending: there is nothing to confirm")
         if not queue_confirmation(s, member, app.clock()):
@@ -90,8 +91,8 @@ def subscribers_confirm_again(app: App, email: str, list_name: str) -> None:
 def _send_confirmations(app: App, list_name: str) -> None:
     with progress_bar("Sending confirmations", None) as advance:
         report = app.send_confirmations(list_name, progress=advance)
-    sent = report.counts.get("sent", 0)
-    waiting = report.counts.get("queued", 0)
+    sent = report.counts.get(DeliveryStatus.DELIVERED, 0)
+    waiting = report.counts.get(DeliveryStatus.QUEUED, 0)
     say(f"Confirmation mails: {sent} sent in all for {list_name}"
         + (f", {waiting} waiting for a retry" if waiting else "")
         + f" (via {app.backend.name}).")
@@ -177,7 +178,8 @@ def subscribers_rm(app: App, email: str, list_name: str | None, all_lists: bool)
 
 @subscribers.command("ls")
 @click.option("--list", "list_name", required=True, help="The list's name.")
-@click.option("--status", type=click.Choice(MEMBERSHIP_STATUSES), help="Only this status.")
+@click.option("--status", type=click.Choice([m.value for m in MembershipStatus]),
+              help="Only this status.")
 @click.option("--tag", help="Only subscribers with this tag.")
 @click.option("--limit", type=click.IntRange(min=0), default=100, show_default=True,
               help="At most this many rows; 0 for all.")

@@ -20,20 +20,18 @@ from digest.editions import (
 from digest.errors import InvalidInput, NotFound
 from digest.gather.sources import source_label
 from digest.models import (
-    APPROVED,
-    DIGEST,
-    DRAFT,
-    SENDING,
     Article,
     Edition,
     EditionItem,
+    EditionKind,
+    EditionStatus,
     ListSource,
     Source,
 )
 from subscribers.lists import require_active
 from subscribers.models import MailingList
 
-EDITABLE = (DRAFT, APPROVED)
+EDITABLE = (EditionStatus.DRAFT, EditionStatus.APPROVED)
 TITLE_MAX, SUMMARY_MAX, NOTE_MAX = 300, 2000, 2000
 SUBJECT_MAX, INTRO_MAX = 200, 5000
 PROPOSALS_MAX = 200
@@ -59,7 +57,8 @@ def draft_for(s: Session, mlist: MailingList, *, now: dt.datetime,
 def get_edition(s: Session, mlist: MailingList, number: int) -> Edition:
     """Edition `number` of the list; NotFound otherwise."""
     edition = s.scalar(select(Edition).where(Edition.list_id == mlist.id,
-                                             Edition.kind == DIGEST, Edition.number == number))
+                                             Edition.kind == EditionKind.DIGEST,
+                                             Edition.number == number))
     if edition is None:
         raise NotFound(f"list {mlist.name!r} has no edition #{number}; the desk shows "
                        "its current one")
@@ -216,7 +215,8 @@ def editable(s: Session, edition: Edition) -> Edition:
     """The edition reread and locked (FOR UPDATE on PostgreSQL), if it may still change."""
     edition = s.get_one(Edition, edition.id, with_for_update=True, populate_existing=True)
     if edition.status not in EDITABLE:
-        state = "is being sent" if edition.status == SENDING else f"is {edition.status}"
+        state = ("is being sent" if edition.status == EditionStatus.SENDING
+                 else f"is {edition.status}")
         raise InvalidInput(f"edition #{edition.number} {state} and can no longer be changed; "
                            "the next edition is drafted once it has gone out")
     return edition

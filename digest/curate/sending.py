@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from digest.curate.draft import editable
 from digest.editions import require_sendable
 from digest.errors import InvalidInput
-from digest.models import APPROVED, Edition
+from digest.models import Edition, EditionStatus
 from subscribers.members import recipients_query
 from subscribers.models import MailingList
 
@@ -36,8 +36,8 @@ def approve(s: Session, edition: Edition) -> bool:
     """
     edition = editable(s, edition)
     require_sendable(edition, s.get_one(MailingList, edition.list_id))
-    changed = edition.status != APPROVED
-    edition.status = APPROVED
+    changed = edition.status != EditionStatus.APPROVED
+    edition.status = EditionStatus.APPROVED
     s.flush()
     return changed
 
@@ -71,7 +71,7 @@ def schedule(s: Session, edition: Edition, when: dt.datetime | None, *,
         Edition.id != edition.id))
     if taken is not None:
         raise InvalidInput(f"edition #{taken} is already set for that time; pick another")
-    edition.scheduled_for, edition.status = when, APPROVED
+    edition.scheduled_for, edition.status = when, EditionStatus.APPROVED
     try:
         s.flush()
     except IntegrityError:  # another editor set an edition for that time just now

@@ -14,19 +14,10 @@ from jinja2 import Environment
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from digest.deliver.ledger import enqueue
-from digest.models import (
-    CLAIMED,
-    CONFIRM,
-    DELIVERED,
-    HANDING_OVER,
-    QUEUED,
-    SENDING,
-    Delivery,
-    Edition,
-)
+from digest.deliver.ledger import PENDING_STATUSES, enqueue
+from digest.models import Delivery, DeliveryStatus, Edition, EditionKind, EditionStatus
 from digest.render import ConfirmContext, labels, render_confirmation
-from subscribers.models import PENDING, MailingList, Membership
+from subscribers.models import MailingList, Membership, MembershipStatus
 
 #: A new confirmation mail to the same person waits at least this long, so a web form
 #: cannot be used to flood someone's inbox.
@@ -36,11 +27,12 @@ RESEND_AFTER = dt.timedelta(minutes=10)
 def confirmation_edition(s: Session, mlist: MailingList, now: dt.datetime) -> Edition:
     """The list's standing confirmation mailing, created on first use."""
     edition = s.scalar(
-        select(Edition).where(Edition.list_id == mlist.id, Edition.kind == CONFIRM)
+        select(Edition).where(Edition.list_id == mlist.id, Edition.kind == EditionKind.CONFIRM)
     )
     if edition is None:
-        edition = Edition(list_id=mlist.id, kind=CONFIRM, number=0, status=SENDING,
-                          since=now, cutoff=now, created_at=now, send_started_at=now)
+        edition = Edition(list_id=mlist.id, kind=EditionKind.CONFIRM, number=0,
+                          status=EditionStatus.SENDING, since=now, cutoff=now, created_at=now,
+                          send_started_at=now)
         s.add(edition)
         s.flush()
     return edition
@@ -49,21 +41,22 @@ def confirmation_edition(s: Session, mlist: MailingList, now: dt.datetime) -> Ed
 def queue_confirmation(s: Session, membership: Membership, now: dt.datetime) -> bool:
     """Queue a confirmation mail for a pending member; False when there is nothing to
     do (not pending, a mail already on its way, or one sent minutes ago)."""
-    if membership.status != PENDING:
+    if membership.status != MembershipStatus.PENDING:
         return False
     edition = confirmation_edition(s, membership.mailing_list, now)
     row = s.scalar(select(Delivery).where(Delivery.edition_id == edition.id,
                                           Delivery.subscriber_id == membership.subscriber_id))
     if row is None:
         s.add(Delivery(edition_id=edition.id, subscriber_id=membership.subscriber_id,
-                       status=QUEUED, attempts=0, next_attempt_at=now))
+                       status=DeliveryStatus.QUEUED, attempts=0, next_attempt_at=now))
         s.flush()
         return True
-    if row.status in (QUEUED, CLAIMED, HANDING_OVER):
+    if row.status in PENDING_STATUSES:
         return False
-    if row.status == DELIVERED and row.sent_at and now - row.sent_at < RESEND_AFTER:
+    if (row.status == DeliveryStatus.DELIVERED and row.sent_at
+            and now - row.sent_at < RESEND_AFTER):
         return False
-    row.status, row.attempts, row.next_attempt_at = QUEUED, 0, now
+    row.status, row.attempts, row.next_attempt_at = DeliveryStatus.QUEUED, 0, now
     row.claimed_by, row.lease_until, row.last_error = "", None, ""
     s.flush()
     return True
@@ -72,7 +65,8 @@ def queue_confirmation(s: Session, membership: Membership, now: dt.datetime) -> 
 def queue_pending(s: Session, mlist: MailingList, now: dt.datetime) -> int:
     """Queue a confirmation mail for every pending member who has none yet (after an
     import of addresses nobody vouched for). Returns how many were queued."""
-    return enqueue(s, confirmation_edition(s, mlist, now), now, audience=PENDING)
+    return enqueue(s, confirmation_edition(s, mlist, now), now,
+                   audience=MembershipStatus.PENDING)
 
 
 def render_confirmations(s: Session, edition: Edition, mlist: MailingList, env: Environment,

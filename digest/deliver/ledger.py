@@ -46,19 +46,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from digest.db import UTCDateTime
-from digest.models import (
-    CLAIMED,
-    HANDING_OVER,
-    QUEUED,
-    SKIPPED,
-    UNCERTAIN,
-    Delivery,
-    Edition,
-)
+from digest.models import Delivery, DeliveryStatus, Edition
 from subscribers.members import recipients_query
-from subscribers.models import CONFIRMED, Subscriber
+from subscribers.models import MembershipStatus, Subscriber
 
-PENDING_STATUSES = (QUEUED, CLAIMED, HANDING_OVER)
+#: A row in one of these is not finished yet.
+PENDING_STATUSES = (DeliveryStatus.QUEUED, DeliveryStatus.CLAIMED, DeliveryStatus.HANDING_OVER)
 Clock = Callable[[], dt.datetime]
 #: When a subscriber in a time zone gets the edition, for local-time delivery.
 SendTimes = Callable[[str], dt.datetime]
@@ -88,7 +81,8 @@ class Claimed:
     name: str
 
 
-def enqueue(s: Session, edition: Edition, now: dt.datetime, audience: str = CONFIRMED,
+def enqueue(s: Session, edition: Edition, now: dt.datetime,
+            audience: MembershipStatus = MembershipStatus.CONFIRMED,
             at: SendTimes | None = None) -> int:
     """A queued row for every unsuppressed member of `audience` (confirmed for a digest,
     pending for confirmation mail); rows already there are kept. With `at`, each row is
@@ -111,9 +105,9 @@ def enqueue(s: Session, edition: Edition, now: dt.datetime, audience: str = CONF
 def _insert(s: Session, edition: Edition, recipients: Any, due: dt.datetime) -> int:
     members = recipients.subquery()
     rows = select(
-        literal(edition.id, Integer), members.c.subscriber_id, literal(QUEUED, String),
-        literal(0, Integer), literal(due, UTCDateTime), literal("", String),
-        literal("", String), literal("", String),
+        literal(edition.id, Integer), members.c.subscriber_id,
+        literal(DeliveryStatus.QUEUED.value, String), literal(0, Integer),
+        literal(due, UTCDateTime), literal("", String), literal("", String), literal("", String),
     ).where(true())  # SQLite parses ON CONFLICT after INSERT … SELECT only past a WHERE
     columns = ["edition_id", "subscriber_id", "status", "attempts", "next_attempt_at",
                "claimed_by", "message_id", "last_error"]
@@ -161,8 +155,8 @@ def _zone(name: str) -> ZoneInfo | None:
 def _due(now: dt.datetime) -> Any:
     """Rows to claim: queued and due, or claimed by a worker whose lease ran out."""
     return or_(
-        and_(Delivery.status == QUEUED, Delivery.next_attempt_at <= now),
-        and_(Delivery.status == CLAIMED, Delivery.lease_until < now),
+        and_(Delivery.status == DeliveryStatus.QUEUED, Delivery.next_attempt_at <= now),
+        and_(Delivery.status == DeliveryStatus.CLAIMED, Delivery.lease_until < now),
     )
 
 
@@ -195,7 +189,7 @@ def claim(
     claimed = s.scalars(
         update(Delivery)
         .where(Delivery.id.in_(ids))
-        .values(status=CLAIMED, claimed_by=worker, lease_until=lease)
+        .values(status=DeliveryStatus.CLAIMED, claimed_by=worker, lease_until=lease)
         .returning(Delivery.id)
     ).all()
     s.commit()
@@ -211,7 +205,7 @@ def claim(
 
 
 def skip_unwanted(s: Session, list_id: int, claimed: Sequence[Claimed],
-                  audience: str = CONFIRMED) -> list[Claimed]:
+                  audience: MembershipStatus = MembershipStatus.CONFIRMED) -> list[Claimed]:
     """Checks suppression and membership again right before sending.
 
     Someone may have unsubscribed or bounced since the edition was queued; their rows
@@ -226,7 +220,8 @@ def skip_unwanted(s: Session, list_id: int, claimed: Sequence[Claimed],
     if unwanted:
         s.execute(
             update(Delivery).where(Delivery.id.in_(unwanted))
-            .values(status=SKIPPED, last_error="unsubscribed or suppressed after queueing")
+            .values(status=DeliveryStatus.SKIPPED,
+                    last_error="unsubscribed or suppressed after queueing")
         )
         s.commit()
     return [c for c in claimed if c.subscriber_id in wanted]
@@ -238,8 +233,8 @@ def release(s: Session, edition_id: int, worker: str) -> int:
     result: CursorResult[Any] = s.execute(  # type: ignore[assignment]
         update(Delivery)
         .where(Delivery.edition_id == edition_id, Delivery.claimed_by == worker,
-               Delivery.status == CLAIMED)
-        .values(status=QUEUED, claimed_by="", lease_until=None)
+               Delivery.status == DeliveryStatus.CLAIMED)
+        .values(status=DeliveryStatus.QUEUED, claimed_by="", lease_until=None)
     )
     s.commit()
     return result.rowcount or 0
@@ -252,20 +247,24 @@ def release_dead(s: Session, edition_id: int, now: dt.datetime) -> dict[str, int
     host = socket.gethostname()
     holders = s.scalars(
         select(Delivery.claimed_by).distinct().where(
-            Delivery.edition_id == edition_id, Delivery.status.in_((CLAIMED, HANDING_OVER))
+            Delivery.edition_id == edition_id,
+            Delivery.status.in_((DeliveryStatus.CLAIMED, DeliveryStatus.HANDING_OVER)),
         )
     ).all()
     dead = [w for w in holders if _is_dead_local(w, host)]
     gone = or_(Delivery.claimed_by.in_(dead), Delivery.lease_until < now)
     freed: CursorResult[Any] = s.execute(  # type: ignore[assignment]
         update(Delivery)
-        .where(Delivery.edition_id == edition_id, Delivery.status == CLAIMED, gone)
-        .values(status=QUEUED, claimed_by="", lease_until=None)
+        .where(Delivery.edition_id == edition_id, Delivery.status == DeliveryStatus.CLAIMED,
+               gone)
+        .values(status=DeliveryStatus.QUEUED, claimed_by="", lease_until=None)
     )
     doubtful: CursorResult[Any] = s.execute(  # type: ignore[assignment]
         update(Delivery)
-        .where(Delivery.edition_id == edition_id, Delivery.status == HANDING_OVER, gone)
-        .values(status=UNCERTAIN, last_error="sender stopped while handing the message over")
+        .where(Delivery.edition_id == edition_id,
+               Delivery.status == DeliveryStatus.HANDING_OVER, gone)
+        .values(status=DeliveryStatus.UNCERTAIN,
+                last_error="sender stopped while handing the message over")
     )
     s.commit()
     return {"requeued": freed.rowcount or 0, "uncertain": doubtful.rowcount or 0}
@@ -300,7 +299,7 @@ def next_retry(s: Session, edition_id: int) -> dt.datetime | None:
     """When the earliest deferred row is due, or None if nothing waits."""
     return s.scalar(
         select(func.min(Delivery.next_attempt_at)).where(
-            Delivery.edition_id == edition_id, Delivery.status == QUEUED
+            Delivery.edition_id == edition_id, Delivery.status == DeliveryStatus.QUEUED
         )
     )
 

@@ -23,7 +23,7 @@ from sqlalchemy import Engine, select, update
 from digest.deliver.backends.base import ClaimLost, SendResult
 from digest.deliver.ledger import Clock, RetryPolicy
 from digest.deliver.message import Outgoing
-from digest.models import CLAIMED, DELIVERED, FAILED, HANDING_OVER, QUEUED, UNCERTAIN, Delivery
+from digest.models import Delivery, DeliveryStatus
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,9 @@ class LedgerEvents:
         self.worker = worker
         self.policy = policy
         self.clock = clock
-        self.counts = {DELIVERED: 0, FAILED: 0, UNCERTAIN: 0, "deferred": 0}
+        self.counts: dict[str, int] = {
+            DeliveryStatus.DELIVERED: 0, DeliveryStatus.FAILED: 0, DeliveryStatus.UNCERTAIN: 0,
+            "deferred": 0}
         pg = engine.dialect.driver == "psycopg"
         self._writer: _Writer = _PgWriter(engine, worker) if pg else _Writer(engine, worker)
         self._edition_id = edition_id
@@ -63,17 +65,21 @@ class LedgerEvents:
         if self._lease and self._edition_id is not None and time.monotonic() >= self._renew_at:
             self._renew(now)
         if result.status == "sent":
-            self._writer.finish(result.delivery_id, status=DELIVERED, sent_at=now,
-                                last_error="")
+            self._writer.finish(result.delivery_id, status=DeliveryStatus.DELIVERED,
+                                sent_at=now, last_error="")
+            self.counts[DeliveryStatus.DELIVERED] += 1
         elif result.status == "failed":
-            self._writer.finish(result.delivery_id, status=FAILED, last_error=result.detail)
+            self._writer.finish(result.delivery_id, status=DeliveryStatus.FAILED,
+                                last_error=result.detail)
+            self.counts[DeliveryStatus.FAILED] += 1
         elif result.status == "uncertain":
-            self._writer.finish(result.delivery_id, status=UNCERTAIN, last_error=result.detail)
+            self._writer.finish(result.delivery_id, status=DeliveryStatus.UNCERTAIN,
+                                last_error=result.detail)
+            self.counts[DeliveryStatus.UNCERTAIN] += 1
         else:
             status = self._defer(result, now)
-            self.counts[FAILED if status == FAILED else "deferred"] += 1
-            return
-        self.counts[DELIVERED if result.status == "sent" else result.status] += 1
+            self.counts[DeliveryStatus.FAILED if status == DeliveryStatus.FAILED
+                        else "deferred"] += 1
 
     def _renew(self, now: dt.datetime) -> None:
         self._writer.settle()
@@ -82,12 +88,12 @@ class LedgerEvents:
             conn.execute(
                 update(Delivery)
                 .where(Delivery.edition_id == self._edition_id,
-                       Delivery.status.in_((CLAIMED, HANDING_OVER)),
+                       Delivery.status.in_((DeliveryStatus.CLAIMED, DeliveryStatus.HANDING_OVER)),
                        Delivery.claimed_by == self.worker)
                 .values(lease_until=now + dt.timedelta(seconds=self._lease))
             )
 
-    def _defer(self, result: SendResult, now: dt.datetime) -> str:
+    def _defer(self, result: SendResult, now: dt.datetime) -> DeliveryStatus:
         """Queue the row again with backoff, or fail it after max_attempts; the status."""
         self._writer.settle()  # the row's `sending` is committed first
         with self.engine.begin() as conn:
@@ -96,13 +102,15 @@ class LedgerEvents:
             ) or 0
             attempts += 1
             if attempts >= self.policy.max_attempts:
+                status = DeliveryStatus.FAILED
                 values: dict[str, object] = {
-                    "status": FAILED, "attempts": attempts,
+                    "status": status, "attempts": attempts,
                     "last_error": f"gave up after {attempts} attempts: {result.detail}",
                 }
             else:
+                status = DeliveryStatus.QUEUED
                 values = {
-                    "status": QUEUED, "attempts": attempts, "claimed_by": "",
+                    "status": status, "attempts": attempts, "claimed_by": "",
                     "lease_until": None, "last_error": result.detail,
                     "next_attempt_at": self.policy.next_attempt(attempts, now),
                 }
@@ -111,7 +119,7 @@ class LedgerEvents:
                 .where(Delivery.id == result.delivery_id, Delivery.claimed_by == self.worker)
                 .values(**values)
             )
-        return str(values["status"])
+        return status
 
 
 class _Writer:
@@ -139,7 +147,8 @@ class _Writer:
     def mark_sending(self, msg: Outgoing) -> None:
         raw = self.connection()
         cursor = raw.cursor()
-        cursor.execute(self._sql, (HANDING_OVER, msg.message_id, msg.delivery_id, self.worker))
+        cursor.execute(self._sql, (DeliveryStatus.HANDING_OVER.value, msg.message_id,
+                                   msg.delivery_id, self.worker))
         changed = cursor.rowcount
         cursor.close()
         if changed != 1:
@@ -201,7 +210,8 @@ class _PgWriter(_Writer):
     def mark_sending(self, msg: Outgoing) -> None:
         self.settle()
         self.connection()
-        results = self._run(b"BEGIN; UPDATE deliveries SET status = " + self._literal(HANDING_OVER)
+        results = self._run(b"BEGIN; UPDATE deliveries SET status = "
+                            + self._literal(DeliveryStatus.HANDING_OVER.value)
                             + b", message_id = " + self._literal(msg.message_id)
                             + self._where(msg.delivery_id))
         if results[-1].command_tuples != 1:

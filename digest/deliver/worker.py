@@ -27,9 +27,9 @@ from digest.deliver.message import MessageTemplate, Outgoing, Recipient
 from digest.deliver.outcomes import LedgerEvents
 from digest.editions import render_context, require_sendable
 from digest.errors import InvalidInput
-from digest.models import CONFIRM, QUEUED, SENDING, SENT, Edition
+from digest.models import DeliveryStatus, Edition, EditionKind, EditionStatus
 from digest.render import render_edition
-from subscribers.models import CONFIRMED, PENDING, MailingList
+from subscribers.models import MailingList, MembershipStatus
 from subscribers.tokens import Tokens
 
 log = logging.getLogger(__name__)
@@ -68,13 +68,13 @@ def start_sending(s: Session, edition: Edition, mlist: MailingList, env: Environ
     """
     # Reread under the lock: an editor may have dropped the last article a moment ago.
     edition = s.get_one(Edition, edition.id, with_for_update=True, populate_existing=True)
-    if edition.status == SENDING:
+    if edition.status == EditionStatus.SENDING:
         return 0
     require_sendable(edition, mlist)
     rendered = render_edition(env, render_context(edition, mlist, public_url))
     edition.html, edition.text, edition.rendered_at = rendered.html, rendered.text, now
     edition.slot_key = rendered.slot_key
-    edition.status, edition.send_started_at = SENDING, now
+    edition.status, edition.send_started_at = EditionStatus.SENDING, now
     s.flush()
     at = None
     if mlist.local_time:
@@ -119,9 +119,10 @@ def deliver(
         released = (ledger.release_dead(s, edition_id, clock()) if release
                     else {"requeued": 0, "uncertain": 0})
         template = message_template(edition, mlist, opts)
-        links = _Links(tokens, opts.public_url, mlist.id, edition.kind == CONFIRM)
+        links = _Links(tokens, opts.public_url, mlist.id, edition.kind == EditionKind.CONFIRM)
         # Digests go to confirmed members; confirmation mails to those still pending.
-        audience = PENDING if edition.kind == CONFIRM else CONFIRMED
+        audience = (MembershipStatus.PENDING if edition.kind == EditionKind.CONFIRM
+                    else MembershipStatus.CONFIRMED)
         try:
             while not (stop and stop.is_set()) and not (give_way and give_way.is_set()):
                 claimed = ledger.claim(s, edition_id, worker, opts.batch_size, clock(),
@@ -138,7 +139,7 @@ def deliver(
         finally:
             events.close()  # reads the answer to the last handover's commit
             _give_back(s, edition_id, worker)
-        if edition.kind == CONFIRM:  # a standing queue: never finished
+        if edition.kind == EditionKind.CONFIRM:  # a standing queue: never finished
             return _report(s, edition, released, finished=False, claimed=total)
         return _finish(s, edition, released, clock(), claimed=total)
 
@@ -188,11 +189,12 @@ def _build(template: MessageTemplate, links: _Links, claimed: list[ledger.Claime
 def _finish(s: Session, edition: Edition, released: dict[str, int],
             now: dt.datetime, *, claimed: int) -> SendReport:
     pending = ledger.pending(s, edition.id)
-    if pending == 0 and edition.status == SENDING:
+    if pending == 0 and edition.status == EditionStatus.SENDING:
         # Guarded so two workers finishing at once mark it once.
         s.execute(
-            update(Edition).where(Edition.id == edition.id, Edition.status == SENDING)
-            .values(status=SENT, sent_at=now)
+            update(Edition)
+            .where(Edition.id == edition.id, Edition.status == EditionStatus.SENDING)
+            .values(status=EditionStatus.SENT, sent_at=now)
         )
         s.commit()
     return _report(s, edition, released, finished=pending == 0, claimed=claimed)
@@ -203,6 +205,7 @@ def _report(s: Session, edition: Edition, released: dict[str, int], *,
     counts = ledger.status_counts(s, edition.id)
     return SendReport(
         edition_id=edition.id, counts=counts,
-        next_retry=ledger.next_retry(s, edition.id) if counts.get(QUEUED) else None,
+        next_retry=(ledger.next_retry(s, edition.id) if counts.get(DeliveryStatus.QUEUED)
+                    else None),
         finished=finished, released=released, claimed=claimed,
     )

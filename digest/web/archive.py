@@ -28,7 +28,7 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from digest.app import App
-from digest.models import DIGEST, SENT, Edition
+from digest.models import Edition, EditionKind, EditionStatus
 from digest.render import Slotted, format_date, http_url, labels
 from digest.web.deps import AppDep, PagesDep
 from digest.web.public_views import (
@@ -208,7 +208,7 @@ def _public_list(s: Session, name: str) -> MailingList:
 
 
 def _sent() -> tuple[ColumnElement[bool], ...]:
-    return (Edition.kind == DIGEST, Edition.status == SENT)
+    return (Edition.kind == EditionKind.DIGEST, Edition.status == EditionStatus.SENT)
 
 
 def _editions(s: Session, mlist: MailingList, *, limit: int, offset: int,

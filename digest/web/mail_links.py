@@ -37,7 +37,7 @@ from subscribers.members import (
     unsubscribe,
     unsubscribe_all,
 )
-from subscribers.models import CONFIRMED, UNSUBSCRIBED, Membership
+from subscribers.models import Membership, MembershipStatus
 from subscribers.tokens import MAX_AGE, TokenData
 
 router = APIRouter(include_in_schema=False)
@@ -71,7 +71,7 @@ def unsubscribe_page(token: str, app: AppDep, pages: PagesDep) -> Response:
         subscriber = membership.subscriber
         page = UnsubscribeManagePage(
             title=f"Unsubscribe from {membership.mailing_list.title}",
-            subscribed=membership.status != UNSUBSCRIBED,
+            subscribed=membership.status != MembershipStatus.UNSUBSCRIBED,
             manage_url="/preferences/"
             + app.tokens.make("manage", subscriber.id, None, subscriber.email),
             **_who(membership),
@@ -143,7 +143,7 @@ def confirm_page(token: str, app: AppDep, pages: PagesDep) -> Response:
     with app.sessions() as s:
         try:
             membership = token_membership(s, data)
-            if membership.status == CONFIRMED:
+            if membership.status == MembershipStatus.CONFIRMED:
                 page = ConfirmedPage(title=f"Subscribed to {membership.mailing_list.title}",
                                      already=True, **_who(membership))
                 return pages.render("web/confirmed.html", page, private=True)

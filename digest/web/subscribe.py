@@ -66,7 +66,7 @@ from subscribers.members import (
     unsubscribe_all,
     verify_owner,
 )
-from subscribers.models import PENDING, UNSUBSCRIBED, MailingList, Membership, Subscriber
+from subscribers.models import MailingList, Membership, MembershipStatus, Subscriber
 from subscribers.tokens import MAX_AGE, ClockSigner
 
 log = logging.getLogger(__name__)
@@ -197,7 +197,7 @@ def sign_up(s: Session, list_names: list[str], email: str, name: str, ip: str,
         before = _status(known, mlist)
         membership, outcome = add_member(
             s, mlist, address, name=name if known is None else "",
-            confirmed=not mlist.double_optin and before != UNSUBSCRIBED,
+            confirmed=not mlist.double_optin and before != MembershipStatus.UNSUBSCRIBED,
             origin=WEB_ORIGIN, ip=ip, now=now)
         if membership is not None and outcome != SUPPRESSED \
                 and queue_confirmation(s, membership, now):
@@ -282,15 +282,15 @@ def _choices(s: Session, subscriber: Subscriber) -> list[tuple[MailingList, Memb
     memberships = {m.list_id: m for m in subscriber.memberships}
     shown = [(m, memberships.get(m.id)) for m in all_lists(s)]
     shown = [(m, ms) for m, ms in shown
-             if m.public or (ms is not None and ms.status != UNSUBSCRIBED)]
+             if m.public or (ms is not None and ms.status != MembershipStatus.UNSUBSCRIBED)]
     return sorted(shown, key=lambda pair: (pair[0].title.casefold(), pair[0].name))
 
 
 def _preferences(s: Session, subscriber: Subscriber, *, notice: str = "") -> PreferencesPage:
     lists = [
         PreferenceChoice(**vars(choice(mlist)),
-                         subscribed=ms is not None and ms.status != UNSUBSCRIBED,
-                         pending=ms is not None and ms.status == PENDING)
+                         subscribed=ms is not None and ms.status != MembershipStatus.UNSUBSCRIBED,
+                         pending=ms is not None and ms.status == MembershipStatus.PENDING)
         for mlist, ms in _choices(s, subscriber)
     ]
     return PreferencesPage(title="Your email preferences", email=mask_email(subscriber.email),
@@ -307,9 +307,9 @@ def _save(s: Session, subscriber: Subscriber, wanted: set[str], ip: str,
                 unsubscribe(s, membership, now=now, reason=REASON_PREFERENCES)
         elif suppressed:
             continue  # no list can be joined; the page says so
-        elif membership is not None and membership.status == PENDING:
+        elif membership is not None and membership.status == MembershipStatus.PENDING:
             confirm(s, membership, now=now, ip=ip)
-        elif membership is None or membership.status == UNSUBSCRIBED:
+        elif membership is None or membership.status == MembershipStatus.UNSUBSCRIBED:
             add_member(s, mlist, subscriber.email, confirmed=True, origin=PREFERENCES_ORIGIN,
                        ip=ip, now=now)
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from digest.app import App
 from digest.deliver.confirm import queue_confirmation, queue_pending
-from digest.models import CONFIRM, Delivery, Edition
+from digest.models import Delivery, DeliveryStatus, Edition, EditionKind
 from digest.publication import create_list
 from subscribers.lists import get_list
 from subscribers.members import add_member, confirm, get_member, token_membership
@@ -46,7 +46,7 @@ def test_confirmation_mail_confirms_and_goes_through_the_ledger(app: App, clock:
         assert not queue_confirmation(s, member, clock())  # already queued
         s.commit()
     report = app.send_confirmations("ko")
-    assert report.counts == {"sent": 1} and not report.finished
+    assert report.counts == {DeliveryStatus.DELIVERED: 1} and not report.finished
     [msg] = _outbox(app)
     assert msg["To"].addresses[0].addr_spec == "min@example.kr"
     assert msg["Subject"] == "항구 소식 구독을 확인해 주세요"
@@ -59,9 +59,9 @@ def test_confirmation_mail_confirms_and_goes_through_the_ledger(app: App, clock:
         s.commit()
         assert get_member(s, get_list(s, "ko"), "min@example.kr").confirmed_ip == "192.0.2.7"
         # The ledger holds it like any delivery, under the list's confirmation mailing.
-        edition = s.scalars(select(Edition).where(Edition.kind == CONFIRM)).one()
+        edition = s.scalars(select(Edition).where(Edition.kind == EditionKind.CONFIRM)).one()
         row = s.scalars(select(Delivery).where(Delivery.edition_id == edition.id)).one()
-        assert row.status == "sent" and row.message_id == msg["Message-ID"]
+        assert row.status == DeliveryStatus.DELIVERED and row.message_id == msg["Message-ID"]
 
 
 def test_resend_waits_and_skips_who_no_longer_needs_it(app: App, clock: Clock) -> None:
@@ -77,7 +77,7 @@ def test_resend_waits_and_skips_who_no_longer_needs_it(app: App, clock: Clock) -
         suppress(s, "c@example.org", "complaint", now=clock())
         s.commit()
     report = app.send_confirmations("daily")
-    assert report.counts == {"sent": 1, "skipped": 2}
+    assert report.counts == {DeliveryStatus.DELIVERED: 1, DeliveryStatus.SKIPPED: 2}
     assert len(_outbox(app)) == 1
     with app.sessions() as s:
         a = get_member(s, get_list(s, "daily"), "a@example.org")

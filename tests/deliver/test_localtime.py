@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 
 from digest.app import App
 from digest.deliver import ledger, worker
-from digest.models import Delivery, Edition
+from digest.models import Delivery, Edition, EditionStatus
 from digest.sender import run_worker
 from subscribers.lists import get_list
 from subscribers.models import Subscriber
@@ -114,7 +114,7 @@ def test_three_time_zones_each_at_their_own_seven(
     assert set(received) == set(people) and set(received.values()) == {1}
     with app.sessions() as s:
         edition = s.get_one(Edition, edition_id)
-        assert edition.status == "sent"
+        assert edition.status == EditionStatus.SENT
 
 
 def test_without_local_time_everyone_is_due_at_once(

@@ -23,7 +23,7 @@ from digest.deliver.backends.base import Backend
 from digest.deliver.backends.smtp import SmtpBackend
 from digest.deliver.worker import start_sending
 from digest.gather.sources import add_source
-from digest.models import Delivery, Edition
+from digest.models import Delivery, DeliveryStatus, Edition, EditionStatus
 from digest.publication import create_list
 from subscribers.importing import import_csv
 from subscribers.lists import get_list
@@ -108,7 +108,7 @@ def test_refusals_are_recorded_and_temporary_ones_retried(
         received = Counter(r for m in sink.messages for r in m.rcpt_tos)
         assert received == Counter([people[0], people[2], people[4], people[5]])
         with app.sessions() as s:
-            assert s.get_one(Edition, edition_id).status == "sent"
+            assert s.get_one(Edition, edition_id).status == EditionStatus.SENT
     finally:
         sender.close()
 
@@ -123,7 +123,8 @@ def test_connection_closed_with_421_is_retried(
         sender.send("daily")
         clock.advance(minutes=5)
         report = sender.send("daily")
-        assert report is not None and report.finished and report.counts == {"sent": 20}
+        assert report is not None and report.finished
+        assert report.counts == {DeliveryStatus.DELIVERED: 20}
         received = Counter(r for m in sink.messages for r in m.rcpt_tos)
         assert set(received.values()) == {1} and len(received) == 20
     finally:
@@ -145,7 +146,8 @@ def test_suppressed_after_queueing_is_not_sent(
             suppress(s, people[0], "complaint", now=clock())
             s.commit()
         report = sender.send("daily")
-        assert report is not None and report.counts == {"sent": 2, "skipped": 1}
+        assert report is not None and report.counts == {DeliveryStatus.DELIVERED: 2,
+                                                   DeliveryStatus.SKIPPED: 1}
         assert sorted(r for m in sink.messages for r in m.rcpt_tos) == people[1:]
     finally:
         sender.close()
@@ -196,8 +198,9 @@ def test_killed_sender_resumes_and_everyone_gets_exactly_one(
         statuses = Counter(s.scalars(select(Delivery.status)).all())
     # Rows caught mid-handover are "uncertain" and were not sent again; the server's
     # count above shows they had arrived.
-    assert statuses["sent"] + statuses["uncertain"] == total, statuses
-    assert statuses["uncertain"] <= 4
+    sent, uncertain = statuses[DeliveryStatus.DELIVERED], statuses[DeliveryStatus.UNCERTAIN]
+    assert sent + uncertain == total, statuses
+    assert uncertain <= 4
 
 
 @pytest.mark.parametrize("server", ["drops the connection", "answers too late"])

@@ -32,7 +32,7 @@ from digest.deliver.backends.smtp import SmtpBackend
 from digest.deliver.confirm import queue_confirmation
 from digest.deliver.message import Outgoing
 from digest.deliver.outcomes import LedgerEvents
-from digest.models import CLAIMED, CONFIRM, HANDING_OVER, QUEUED, SENDING, Delivery, Edition
+from digest.models import Delivery, DeliveryStatus, Edition, EditionKind, EditionStatus
 from digest.sender import run_worker
 from subscribers.lists import get_list
 from subscribers.members import add_member
@@ -51,7 +51,7 @@ def start(app: App, edition_id: int, now: dt.datetime | None = None) -> int:
                                     app.settings["public_url"], now or app.clock())
 
 
-def statuses(app: App, edition_id: int) -> Counter[str]:
+def statuses(app: App, edition_id: int) -> Counter[DeliveryStatus]:
     with app.sessions() as s:
         return Counter(s.scalars(select(Delivery.status)
                                  .where(Delivery.edition_id == edition_id)).all())
@@ -75,7 +75,7 @@ def test_once_delivers_digests_and_confirmation_mails(app: App, tmp_path: Path) 
             member, _ = add_member(s, mlist, address, now=app.clock())
             assert member is not None and queue_confirmation(s, member, app.clock())
         s.commit()
-        confirm_id = s.scalar(select(Edition.id).where(Edition.kind == CONFIRM))
+        confirm_id = s.scalar(select(Edition.id).where(Edition.kind == EditionKind.CONFIRM))
         assert confirm_id is not None
         assert s.get_one(Edition, confirm_id).rendered_at is None  # the worker renders it
 
@@ -83,11 +83,11 @@ def test_once_delivers_digests_and_confirmation_mails(app: App, tmp_path: Path) 
 
     assert outbox_recipients(app) == Counter(
         [*_addresses(5), "new1@example.org", "new2@example.org"])
-    assert statuses(app, edition_id) == {"sent": 5}
-    assert statuses(app, confirm_id) == {"sent": 2}
+    assert statuses(app, edition_id) == {DeliveryStatus.DELIVERED: 5}
+    assert statuses(app, confirm_id) == {DeliveryStatus.DELIVERED: 2}
     with app.sessions() as s:
-        assert s.get_one(Edition, edition_id).status == "sent"
-        assert s.get_one(Edition, confirm_id).status == SENDING  # a standing queue
+        assert s.get_one(Edition, edition_id).status == EditionStatus.SENT
+        assert s.get_one(Edition, confirm_id).status == EditionStatus.SENDING  # standing queue
 
 
 def test_the_command_runs_once(app: App, tmp_path: Path) -> None:
@@ -113,9 +113,10 @@ def test_a_running_worker_finds_new_editions_and_stops_when_told(
         time.sleep(0.2)  # idle: nothing is sending yet
         start(app, edition_id)
         deadline = time.monotonic() + 20
-        while statuses(app, edition_id) != {"sent": 4} and time.monotonic() < deadline:
+        done = {DeliveryStatus.DELIVERED: 4}
+        while statuses(app, edition_id) != done and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert statuses(app, edition_id) == {"sent": 4}
+        assert statuses(app, edition_id) == done
     finally:
         stop.set()
         began = time.monotonic()
@@ -163,12 +164,12 @@ def test_stopping_gives_the_rest_of_the_batch_back(app: App, tmp_path: Path) -> 
                             stop=stop)
 
     assert report.claimed == 10 and not report.finished
-    assert report.counts == {"sent": 3, "queued": 22}
+    assert report.counts == {DeliveryStatus.DELIVERED: 3, DeliveryStatus.QUEUED: 22}
     with app.sessions() as s:
-        assert not s.scalars(select(Delivery.id).where(Delivery.claimed_by != "",
-                                                       Delivery.status == QUEUED)).all()
+        assert not s.scalars(select(Delivery.id).where(
+            Delivery.claimed_by != "", Delivery.status == DeliveryStatus.QUEUED)).all()
     report = worker.deliver(app.engine, edition_id, backend, app.tokens, opts, app.clock)
-    assert report.finished and report.counts == {"sent": 25}
+    assert report.finished and report.counts == {DeliveryStatus.DELIVERED: 25}
     assert set(outbox_recipients(app).values()) == {1}
 
 
@@ -184,14 +185,14 @@ def test_a_dead_workers_claims_return_after_its_lease(
     assert len(taken) == 4
 
     run_worker(app, threading.Event(), once=True)
-    assert statuses(app, edition_id) == {"sent": 2, CLAIMED: 4}
+    assert statuses(app, edition_id) == {DeliveryStatus.DELIVERED: 2, DeliveryStatus.CLAIMED: 4}
 
     clock.advance(seconds=lease + 1)
     run_worker(app, threading.Event(), once=True)
-    assert statuses(app, edition_id) == {"sent": 6}
+    assert statuses(app, edition_id) == {DeliveryStatus.DELIVERED: 6}
     assert set(outbox_recipients(app).values()) == {1}
     with app.sessions() as s:
-        assert s.get_one(Edition, edition_id).status == "sent"
+        assert s.get_one(Edition, edition_id).status == EditionStatus.SENT
 
 
 def test_a_lost_claim_is_not_handed_over(app: App, tmp_path: Path, clock: Clock) -> None:
@@ -214,7 +215,8 @@ def test_a_lost_claim_is_not_handed_over(app: App, tmp_path: Path, clock: Clock)
         events.close()
     with app.sessions() as s:
         rows = dict(s.execute(select(Delivery.id, Delivery.status)).all())
-    assert rows == {lost.delivery_id: CLAIMED, kept.delivery_id: "sent"}
+    assert rows == {lost.delivery_id: DeliveryStatus.CLAIMED,
+                    kept.delivery_id: DeliveryStatus.DELIVERED}
 
 
 class LoseFirst(EventLog):
@@ -330,8 +332,9 @@ def test_sigterm_finishes_in_flight_returns_the_rest_and_exits_0(
     assert first.returncode == 0, output
     assert took < 3, output
     at_stop = statuses(app, edition_id)
-    assert at_stop[CLAIMED] == at_stop[HANDING_OVER] == at_stop["uncertain"] == 0, at_stop
-    assert at_stop["sent"] == len(sink.messages) < total
+    assert at_stop[DeliveryStatus.CLAIMED] == at_stop[DeliveryStatus.HANDING_OVER] == 0, at_stop
+    assert at_stop[DeliveryStatus.UNCERTAIN] == 0, at_stop
+    assert at_stop[DeliveryStatus.DELIVERED] == len(sink.messages) < total
     assert "returned to the queue" in output
 
     second = subprocess.run([*WORKER, "--once"], env=env, cwd=tmp_path, capture_output=True,
@@ -340,6 +343,6 @@ def test_sigterm_finishes_in_flight_returns_the_rest_and_exits_0(
     received = Counter(r for m in sink.messages for r in m.rcpt_tos)
     assert sorted(received) == _addresses(total)
     assert set(received.values()) == {1}
-    assert statuses(app, edition_id) == {"sent": total}
+    assert statuses(app, edition_id) == {DeliveryStatus.DELIVERED: total}
     with app.sessions() as s:
-        assert s.get_one(Edition, edition_id).status == "sent"
+        assert s.get_one(Edition, edition_id).status == EditionStatus.SENT

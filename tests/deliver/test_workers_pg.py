@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from digest.app import App
 from digest.db import utcnow
-from digest.models import CLAIMED, HANDING_OVER, Delivery, Edition
+from digest.models import Delivery, DeliveryStatus, Edition, EditionStatus
 from subscribers.models import Subscriber
 from tests.conftest import POSTGRES_URL
 from tests.deliver.conftest import SmtpSink
@@ -59,7 +59,8 @@ def test_three_workers_send_30000_once_each_though_one_is_killed(
         assert orphans, "the killed worker held no claims"
         assert len(received) < TOTAL * 0.9, "the edition was nearly sent before the kill"
 
-        while _edition_status(app, edition_id) != "sent" and time.monotonic() < deadline:
+        while (_edition_status(app, edition_id) != EditionStatus.SENT
+               and time.monotonic() < deadline):
             assert all(w.poll() is None for w in survivors), _tail(logs)
             time.sleep(0.5)
         for w in survivors:
@@ -80,8 +81,9 @@ def test_three_workers_send_30000_once_each_though_one_is_killed(
     counts = statuses(app, edition_id)
     # Rows the victim had on the wire are "uncertain", one per connection at most, and
     # were not sent again; the server's count above shows they had arrived.
-    assert counts["sent"] + counts["uncertain"] == TOTAL, counts
-    assert counts["uncertain"] <= 4, counts
+    sent, uncertain = counts[DeliveryStatus.DELIVERED], counts[DeliveryStatus.UNCERTAIN]
+    assert sent + uncertain == TOTAL, counts
+    assert uncertain <= 4, counts
     # Its share was finished by the others: the claims it held when it died went out.
     with app.sessions() as s:
         finished = dict(s.execute(
@@ -89,7 +91,7 @@ def test_three_workers_send_30000_once_each_though_one_is_killed(
             .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
             .where(Delivery.id.in_(orphans))
         ).all())
-    assert set(finished.values()) <= {"sent", "uncertain"}
+    assert set(finished.values()) <= {DeliveryStatus.DELIVERED, DeliveryStatus.UNCERTAIN}
     assert all(got[email] == 1 for email in finished)
 
 
@@ -97,11 +99,11 @@ def _held_by(app: App, pid: int) -> list[int]:
     """The deliveries a worker process (by pid) had claimed or was handing over."""
     with app.sessions() as s:
         return list(s.scalars(select(Delivery.id).where(
-            Delivery.status.in_((CLAIMED, HANDING_OVER)),
+            Delivery.status.in_((DeliveryStatus.CLAIMED, DeliveryStatus.HANDING_OVER)),
             Delivery.claimed_by.like(f"%:{pid}:%"))))
 
 
-def _edition_status(app: App, edition_id: int) -> str:
+def _edition_status(app: App, edition_id: int) -> EditionStatus:
     with app.sessions() as s:
         return s.get_one(Edition, edition_id).status
 

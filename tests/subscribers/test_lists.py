@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from digest.errors import InvalidInput, NotFound
-from digest.models import Edition, ListSource, Source
+from digest.models import Edition, EditionKind, ListSource, Source
 from digest.publication import ListOverview, create_list, list_overview, update_list
 from subscribers.lists import (
     all_lists,
@@ -218,7 +218,7 @@ def test_overview(db: Session, now: dt.datetime) -> None:
     db.add(ListSource(list_id=mlist.id, source_id=source.id))
     db.add(Edition(list_id=mlist.id, number=1, since=now, cutoff=now, sent_at=now))
     db.add(Edition(list_id=mlist.id, number=2, since=now, cutoff=now))
-    db.add(Edition(list_id=mlist.id, kind="confirm", number=0, since=now, cutoff=now,
+    db.add(Edition(list_id=mlist.id, kind=EditionKind.CONFIRM, number=0, since=now, cutoff=now,
                    sent_at=now + dt.timedelta(days=1)))
     db.flush()
     assert list_overview(db, mlist) == ListOverview(

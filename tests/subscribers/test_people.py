@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digest.errors import InvalidInput, NotFound
-from digest.models import Delivery, Edition
+from digest.models import Delivery, DeliveryStatus, Edition
 from digest.privacy import forget, person_data
 from subscribers.addresses import email_hash
 from subscribers.importing import import_csv
@@ -38,14 +38,15 @@ def _ann(db: Session, mlist: MailingList, now: dt.datetime) -> Subscriber:
     edition = Edition(list_id=mlist.id, number=1, since=now, cutoff=now)
     db.add(edition)
     db.flush()
-    for number, status in enumerate(("sent", "sent", "failed")):
+    delivered, failed = DeliveryStatus.DELIVERED, DeliveryStatus.FAILED
+    for number, status in enumerate((delivered, delivered, failed)):
         ed = edition if number == 0 else Edition(list_id=mlist.id, number=number + 1,
                                                  since=now, cutoff=now)
         db.add(ed)
         db.flush()
         db.add(Delivery(edition_id=ed.id, subscriber_id=sub.id, status=status,
                         next_attempt_at=now,
-                        last_error="550 <ann@example.org>: no" if status == "failed" else ""))
+                        last_error="550 <ann@example.org>: no" if status == failed else ""))
     db.commit()
     return sub
 

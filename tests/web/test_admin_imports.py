@@ -18,7 +18,7 @@ from sqlalchemy import select
 from digest import imports
 from digest.app import App
 from subscribers.lists import get_list
-from subscribers.models import FAILED, RUNNING, ImportJob
+from subscribers.models import ImportJob, ImportStatus
 from subscribers.suppress import suppress
 from tests.conftest import Clock
 from tests.web.conftest import ALICE, World, csrf
@@ -155,7 +155,7 @@ def test_a_job_whose_process_died_shows_as_interrupted(
         job = imports.create_job(s, get_list(s, "news"), filename="half.csv", path=path,
                                  size=path.stat().st_size, confirmed=True,
                                  created_by="admin@example.org", now=clock())
-        job.status, job.rows = RUNNING, 5000  # as a killed web process left it
+        job.status, job.rows = ImportStatus.RUNNING, 5000  # as a killed web process left it
         s.commit()
         job_id = job.id
     running = admin_client.get(f"/admin/imports/{job_id}")
@@ -166,7 +166,7 @@ def test_a_job_whose_process_died_shows_as_interrupted(
     assert "The import failed: interrupted: the web process stopped" in page.text
     assert "5,000 rows were processed before it stopped" in page.text
     with app.sessions() as s:
-        assert s.get_one(ImportJob, job_id).status == FAILED
+        assert s.get_one(ImportJob, job_id).status == ImportStatus.FAILED
     assert admin_client.get(f"/admin/imports/{job_id}/rejects.csv").status_code == 404
 
 

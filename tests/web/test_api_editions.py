@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from digest.app import App
 from digest.curate import pages as curate_pages
-from digest.models import DIGEST, SENT, Article, Delivery, Edition, ListSource, Source
+from digest.models import Article, Delivery, Edition, EditionKind, EditionStatus, ListSource, Source
 from subscribers.lists import get_list
 from subscribers.suppress import suppress
 from tests.conftest import DATA, Clock
@@ -257,8 +257,9 @@ def test_pages_of_editions_and_stats_hold_each_once(
     now = clock()
     with app.sessions() as s:
         news = get_list(s, "news")
-        s.add_all(Edition(list_id=news.id, kind=DIGEST, number=n, status=SENT,
-                          subject=f"No. {n}", since=now, cutoff=now, created_at=now,
+        s.add_all(Edition(list_id=news.id, kind=EditionKind.DIGEST, number=n,
+                          status=EditionStatus.SENT, subject=f"No. {n}", since=now, cutoff=now,
+                          created_at=now,
                           send_started_at=now + dt.timedelta(hours=n),
                           sent_at=now + dt.timedelta(hours=n)) for n in range(1, 8))
         s.commit()

@@ -38,7 +38,7 @@ from schemathesis.checks import (
 
 from digest.app import App
 from digest.config import defaults
-from digest.models import DIGEST, SENT, Article, Edition, ListSource, Source
+from digest.models import Article, Edition, EditionKind, EditionStatus, ListSource, Source
 from digest.web.api import create_api
 from digest.web.api.deps import operations
 from digest.web.api.schemas import has_nul
@@ -76,7 +76,8 @@ def known(world: World, app: App, clock: Clock) -> dict[str, Any]:
         s.add_all(Article(source_id=source.id, guid=f"a{i}", link=f"https://example.org/{i}",
                           content_hash=f"h{i}", title=f"Story {i}", summary="Text.",
                           published_at=now - dt.timedelta(hours=i + 1)) for i in range(5))
-        s.add(Edition(list_id=news.id, kind=DIGEST, number=1, status=SENT, subject="No. 1",
+        s.add(Edition(list_id=news.id, kind=EditionKind.DIGEST, number=1,
+                      status=EditionStatus.SENT, subject="No. 1",
                       since=now - dt.timedelta(days=9), cutoff=now - dt.timedelta(days=8),
                       created_at=now - dt.timedelta(days=8),
                       send_started_at=now - dt.timedelta(days=8),

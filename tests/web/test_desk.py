@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from digest import curate
 from digest.app import App
 from digest.curate import pages as curate_pages
-from digest.models import APPROVED, DRAFT, SENDING, Article, Delivery, Edition, EditionItem
+from digest.models import Article, Delivery, Edition, EditionItem, EditionStatus
 from digest.sender import run_worker
 from subscribers.lists import get_list
 from subscribers.members import add_member
@@ -158,7 +158,7 @@ def test_each_button_changes_the_draft_as_the_editor_expects(
     assert items(app)[-1].article_id == int(proposal[0])
 
     assert post(editor_client, "/desk/news/approve").status_code == 303
-    assert edition_row(app).status == APPROVED
+    assert edition_row(app).status == EditionStatus.APPROVED
 
     page = editor_client.get("/desk/news")
     shown = text_of(page.text)
@@ -205,7 +205,7 @@ def test_a_page_showing_an_edition_that_went_out_changes_nothing(
         app.start_sending(s, s.get_one(Edition, edition.id), get_list(s, "news"))
     app.deliver(edition.id)
     clock.advance(hours=1)
-    assert edition_row(app).status == "sent"
+    assert edition_row(app).status == EditionStatus.SENT
     answer = post(editor_client, "/desk/news/intro", subject="Late", intro="")
     assert answer.status_code == 409
     assert "This page showed edition #1, which is no longer open" in answer.text
@@ -254,7 +254,7 @@ def test_adding_by_url_can_start_the_draft(
         answer = post(editor_client, "/desk/news/add-url", edition=0, url=f"{base}/story")
     assert answer.status_code == 303, answer.text
     [item] = items(app)
-    assert item.link == f"{base}/story" and edition_row(app).status == DRAFT
+    assert item.link == f"{base}/story" and edition_row(app).status == EditionStatus.DRAFT
 
 
 def test_a_test_goes_to_the_editor_alone_and_touches_no_ledger(
@@ -266,7 +266,7 @@ def test_a_test_goes_to_the_editor_alone_and_touches_no_ledger(
     [mail] = outbox(app)
     assert mail["To"] == f"Ed Editor <{EDITOR_EMAIL}>"
     assert mail["Subject"] == "[Test] Friday"
-    assert deliveries(app) == 0 and edition_row(app).status == DRAFT
+    assert deliveries(app) == 0 and edition_row(app).status == EditionStatus.DRAFT
     assert "A test copy is on its way to you." in editor_client.get(answer.headers["location"]).text
 
 
@@ -291,7 +291,7 @@ def test_send_now_goes_to_exactly_the_subscribers_confirmed(
     answer = post(editor_client, "/desk/news/send", recipients="2")
     assert answer.status_code == 303
     assert answer.headers["location"] == "/desk/news?done=sending"
-    assert edition_row(app).status == SENDING and deliveries(app) == 2
+    assert edition_row(app).status == EditionStatus.SENDING and deliveries(app) == 2
     run_worker(app, threading.Event(), once=True)  # the sender of `digest serve`
     assert sorted(m["To"] for m in outbox(app)) == [ALICE, CAROL]  # not Bob (pending), Dave
     page = editor_client.get("/desk/news")
@@ -306,7 +306,7 @@ def test_a_changed_count_asks_again_and_sends_nothing(
     answer = post(editor_client, "/desk/news/send", recipients="1")
     assert answer.status_code == 409
     assert "changed to 2" in answer.text and "goes to 2 subscribers." in text_of(answer.text)
-    assert deliveries(app) == 0 and edition_row(app).status == DRAFT
+    assert deliveries(app) == 0 and edition_row(app).status == EditionStatus.DRAFT
 
 
 def test_nothing_to_send_without_a_draft(editor_client: TestClient, news: World) -> None:
@@ -326,7 +326,7 @@ def test_a_draft_without_articles_is_not_sent_or_approved(
     assert answer.status_code == 409 and reason in answer.text
     answer = post(editor_client, "/desk/news/approve")
     assert answer.status_code == 409 and reason in answer.text
-    assert deliveries(app) == 0 and edition_row(app).status == DRAFT
+    assert deliveries(app) == 0 and edition_row(app).status == EditionStatus.DRAFT
 
 
 def test_the_preview_frames_the_email_exactly_as_sent(
@@ -362,7 +362,7 @@ def test_schedule_takes_the_lists_local_time(
     answer = post(editor_client, "/desk/news/schedule", when="2026-11-27T18:30")
     assert answer.status_code == 303
     row = edition_row(app)
-    assert row.status == APPROVED
+    assert row.status == EditionStatus.APPROVED
     assert row.scheduled_for == dt.datetime(2026, 11, 27, 9, 30, tzinfo=dt.UTC)
     assert "goes out Fri 27 Nov 2026, 18:30 (Asia/Seoul)" in text_of(
         editor_client.get("/desk/news").text)

@@ -30,7 +30,7 @@ from digest.web.auth import AdminUser, CsrfForm, Viewer
 from digest.web.deps import AppDep, PagesDep, RowId
 from digest.web.pages import Pages, WebSession
 from subscribers.lists import all_lists
-from subscribers.models import DONE, QUEUED, RUNNING, ImportJob, MailingList
+from subscribers.models import ImportJob, ImportStatus, MailingList
 
 router = APIRouter(include_in_schema=False)
 #: Room for the form's other fields and the multipart framing around the file.
@@ -64,7 +64,7 @@ class JobView:
 
     @property
     def working(self) -> bool:
-        return self.status in (QUEUED, RUNNING)
+        return self.status in (ImportStatus.QUEUED, ImportStatus.RUNNING)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -218,4 +218,4 @@ def _view(job: ImportJob) -> JobView:
         rows=job.rows, added=job.added, updated=job.updated, unchanged=job.unchanged,
         rejected=job.rejected, suppressed=job.suppressed, confirmations=job.confirmations,
         error=job.error, created=when(job.created_at), finished=when(job.finished_at),
-        has_rejects=job.status == DONE and bool(job.rejects_path))
+        has_rejects=job.status == ImportStatus.DONE and bool(job.rejects_path))

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digest.gather.sources import source_label
-from digest.models import DIGEST, Edition, Source
+from digest.models import Edition, EditionKind, Source
 from digest.web.admin.common import AdminPage, ago, render, when
 from digest.web.admin.lists import ListRow
 from digest.web.admin.sources import NEVER, health
@@ -93,7 +93,7 @@ def _attention(s: Session, now: dt.datetime) -> list[Attention]:
 def _editions(s: Session) -> list[EditionRow]:
     rows = s.execute(
         select(Edition, MailingList.name).join(MailingList, MailingList.id == Edition.list_id)
-        .where(Edition.kind == DIGEST).order_by(Edition.id.desc()).limit(RECENT))
+        .where(Edition.kind == EditionKind.DIGEST).order_by(Edition.id.desc()).limit(RECENT))
     return [EditionRow(name, e.number, e.subject, e.status,
                        when(e.sent_at or e.send_started_at or e.created_at))
             for e, name in rows]

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from digest.app import App
 from digest.deliver.confirm import queue_confirmation
 from digest.errors import InvalidInput
-from digest.models import Delivery, Edition
+from digest.models import Delivery, Edition, EditionKind
 from digest.privacy import forget, person_data
 from digest.web.admin.common import (
     AdminPage,
@@ -40,8 +40,8 @@ from digest.web.deps import AppDep, PagesDep, RowId
 from digest.web.forms import in_transaction
 from digest.web.pages import Pages, WebSession, sentence
 from subscribers.lists import all_lists
-from subscribers.members import add_member, confirm, unsubscribe
-from subscribers.models import CONFIRMED, PENDING, UNSUBSCRIBED, MailingList, Subscriber
+from subscribers.members import add_member, check_status, confirm, unsubscribe
+from subscribers.models import MailingList, MembershipStatus, Subscriber
 from subscribers.people import (
     PLACEHOLDER,
     parse_assignments,
@@ -77,7 +77,7 @@ class PersonPage(AdminPage):
     edit: dict[str, str]
     lists: list[str]  # lists they are not on, to add them to
     reasons: tuple[str, ...] = MANUAL_REASONS
-    statuses: tuple[str, ...] = (PENDING, CONFIRMED, UNSUBSCRIBED)
+    statuses: tuple[str, ...] = tuple(MembershipStatus)
     error: str = ""
     errors_at: str = ""  # which form the error is about: edit, status, add, suppress
     forgetting: bool = False  # the page asking to confirm forget
@@ -143,21 +143,22 @@ def set_status(subscriber_id: RowId, user: AdminUser, _: CsrfForm, form: Fields,
 def _move(s: Session, mlist: MailingList, subscriber: Subscriber, status: str,
           now: dt.datetime) -> bool:
     """Whether a confirmation mail was queued."""
+    wanted = check_status(status)
     current = next((m for m in subscriber.memberships if m.list_id == mlist.id), None)
-    if status == UNSUBSCRIBED:
+    if wanted == MembershipStatus.UNSUBSCRIBED:
         if current is not None:
             unsubscribe(s, current, now=now, reason="admin")
         return False
-    if status not in (PENDING, CONFIRMED):
-        raise InvalidInput(f"status {status!r} is not one of {PENDING}, {CONFIRMED}, "
-                           f"{UNSUBSCRIBED}")
-    if current is not None and current.status == CONFIRMED and status == PENDING:
+    if current is not None and current.status == MembershipStatus.CONFIRMED \
+            and wanted == MembershipStatus.PENDING:
         raise InvalidInput("a confirmed member is never set back to pending; unsubscribe "
                            "them, or leave them confirmed")
-    if current is not None and current.status == PENDING and status == CONFIRMED:
+    if current is not None and current.status == MembershipStatus.PENDING \
+            and wanted == MembershipStatus.CONFIRMED:
         confirm(s, current, now=now)
         return False
-    member, outcome = add_member(s, mlist, subscriber.email, confirmed=status == CONFIRMED,
+    member, outcome = add_member(s, mlist, subscriber.email,
+                                 confirmed=wanted == MembershipStatus.CONFIRMED,
                                  origin=ADMIN_ORIGIN, now=now)
     if member is None or outcome == "suppressed":
         raise InvalidInput("the address is suppressed; lift the suppression first")
@@ -262,7 +263,7 @@ def _deliveries(s: Session, subscriber_id: int) -> list[DeliveryRow]:
         .join(MailingList, MailingList.id == Edition.list_id)
         .where(Delivery.subscriber_id == subscriber_id)
         .order_by(Delivery.id.desc()).limit(RECENT_DELIVERIES))
-    return [DeliveryRow(name, f"no. {number}: {subject}" if kind == "digest"
+    return [DeliveryRow(name, f"no. {number}: {subject}" if kind == EditionKind.DIGEST
                         else "confirmation mail", d.status, d.attempts, when(d.sent_at),
                         d.last_error)
             for d, kind, number, subject, name in rows]

@@ -48,8 +48,8 @@ from digest.web.pages import Pages, WebSession, sentence
 from subscribers.addresses import normalize
 from subscribers.export import export_csv, export_jsonl
 from subscribers.lists import all_lists
-from subscribers.members import SUPPRESSED, add_member, clean_tag, has_tag
-from subscribers.models import MEMBERSHIP_STATUSES, Membership, Subscriber
+from subscribers.members import SUPPRESSED, add_member, check_status, clean_tag, has_tag
+from subscribers.models import Membership, MembershipStatus, Subscriber
 
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
@@ -88,7 +88,7 @@ class SearchPage(AdminPage):
     next_before: int | None
     paged: bool  # not the first page
     lists: list[str]
-    statuses: tuple[str, ...] = MEMBERSHIP_STATUSES
+    statuses: tuple[str, ...] = tuple(MembershipStatus)
     error: str = ""
     add_error: str = ""
     add_email: str = ""
@@ -131,10 +131,10 @@ def search(s: Session, filters: Filters, *, before: int | None = None,
                                                  Subscriber.id == Membership.subscriber_id)
         conditions.append(Membership.list_id == mlist.id)
         if filters.status:
-            conditions.append(Membership.status == _status(filters.status))
+            conditions.append(Membership.status == check_status(filters.status))
     elif filters.status:
         conditions.append(exists().where(Membership.subscriber_id == Subscriber.id,
-                                         Membership.status == _status(filters.status)))
+                                         Membership.status == check_status(filters.status)))
     if filters.tag:
         conditions.append(has_tag(s, clean_tag(filters.tag)))
     if filters.q:
@@ -146,12 +146,6 @@ def search(s: Session, filters: Filters, *, before: int | None = None,
     found = [Found(r[0], r[1], r[2], list(r[3] or []), r[4] if len(r) > 4 else "")
              for r in rows[:limit]]
     return found, len(rows) > limit
-
-
-def _status(status: str) -> str:
-    if status not in MEMBERSHIP_STATUSES:
-        raise InvalidInput(f"status {status!r} is not one of {', '.join(MEMBERSHIP_STATUSES)}")
-    return status
 
 
 def _matching(s: Session, q: str) -> ColumnElement[bool]:
@@ -220,9 +214,9 @@ FORMATS = {"csv": ("text/csv; charset=utf-8", export_csv),
 def export(list_name: str, user: AdminUser, app: AppDep, format: str = "csv",
            status: str = "") -> Response:
     """The list's members with their consent record, streamed as it is read."""
-    if format not in FORMATS or (status and status not in MEMBERSHIP_STATUSES):
+    if format not in FORMATS or (status and status not in tuple(MembershipStatus)):
         raise HTTPException(400, "format is csv or jsonl; status one of "
-                                 + ", ".join(MEMBERSHIP_STATUSES))
+                                 + ", ".join(MembershipStatus))
     with app.sessions() as s:
         list_or_404(s, list_name)
     media_type, _write = FORMATS[format]

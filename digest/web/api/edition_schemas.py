@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from digest.models import EditionStatus
 from digest.web.api.schemas import Request
 
 # -- editions ---------------------------------------------------------------------
@@ -34,7 +34,7 @@ class EditionSummary(BaseModel):
     id: int
     list: str
     number: int
-    status: Literal["draft", "approved", "sending", "sent", "cancelled"]
+    status: EditionStatus
     subject: str
     scheduled_for: dt.datetime | None
     created_at: dt.datetime

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from digest import curate
 from digest.errors import InvalidInput, NotFound
-from digest.models import DIGEST, Edition, EditionItem
+from digest.models import Edition, EditionItem, EditionKind
 from digest.web.api.deps import (
     After,
     Editor,
@@ -67,7 +67,7 @@ def editions_index(user: Editor, app: AppDep, name: ListName, after: After = Non
         counts = (select(func.count()).where(EditionItem.edition_id == Edition.id)
                   .correlate(Edition).scalar_subquery())
         stmt = (select(Edition, counts)
-                .where(Edition.list_id == mlist.id, Edition.kind == DIGEST)
+                .where(Edition.list_id == mlist.id, Edition.kind == EditionKind.DIGEST)
                 .order_by(Edition.number.desc()).limit(limit + 1))
         if before is not None:
             stmt = stmt.where(Edition.number < before)
@@ -247,7 +247,7 @@ def editions_preview(user: Editor, app: AppDep, edition_id: Id) -> PreviewOut:
 
 def _edition(s: Session, edition_id: int) -> tuple[Edition, MailingList]:
     edition = s.get(Edition, edition_id)
-    if edition is None or edition.kind != DIGEST:
+    if edition is None or edition.kind != EditionKind.DIGEST:
         raise NotFound(f"edition {edition_id} not found; GET /lists/{{name}}/editions "
                        "lists a list's editions")
     return edition, s.get_one(MailingList, edition.list_id)
@@ -256,7 +256,7 @@ def _edition(s: Session, edition_id: int) -> tuple[Edition, MailingList]:
 def summary(edition: Edition, mlist: MailingList, item_count: int) -> EditionSummary:
     return EditionSummary(
         id=edition.id, list=mlist.name, number=edition.number,
-        status=edition.status,  # type: ignore[arg-type]
+        status=edition.status,
         subject=edition.subject, scheduled_for=edition.scheduled_for,
         created_at=edition.created_at, send_started_at=edition.send_started_at,
         sent_at=edition.sent_at, item_count=item_count,

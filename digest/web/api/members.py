@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import tempfile
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 from sqlalchemy import select
@@ -51,7 +51,7 @@ from subscribers.members import (
     is_suppressed,
     unsubscribe,
 )
-from subscribers.models import PENDING, MailingList, Membership, Subscriber
+from subscribers.models import MailingList, Membership, MembershipStatus, Subscriber
 from subscribers.suppress import suppressed_among
 
 router = APIRouter(tags=["subscribers"])
@@ -62,7 +62,7 @@ ORIGIN = "api"
 @router.get("/lists/{name}/subscribers", summary="A list's members")
 def members_index(
     user: Admin, app: AppDep, name: ListName, after: After = None, limit: Limit = 50,
-    status: Annotated[Literal["pending", "confirmed", "unsubscribed"] | None,
+    status: Annotated[MembershipStatus | None,
                       Query(description="Only members with this status")] = None,
     tag: Annotated[str | None, Query(max_length=64, description="Only with this tag")] = None,
 ) -> Page[MemberOut]:
@@ -135,15 +135,16 @@ def members_change(user: Admin, app: AppDep, name: ListName, email: Address,
         mlist = get_list(s, name)
         membership = get_member(s, mlist, email)
         changed = queued = False
-        if body.status == "confirmed":
+        wanted = MembershipStatus(body.status) if body.status else None
+        if wanted == MembershipStatus.CONFIRMED:
             _, outcome = add_member(s, mlist, email, confirmed=True, origin=ORIGIN, now=now)
             if outcome == SUPPRESSED:
                 raise _suppressed(email)
             changed = outcome != UNCHANGED
-        elif body.status == "unsubscribed":
+        elif wanted == MembershipStatus.UNSUBSCRIBED:
             changed = unsubscribe(s, membership, now=now, reason=ORIGIN)
         if body.resend_confirmation:
-            if membership.status != PENDING:
+            if membership.status != MembershipStatus.PENDING:
                 raise ApiError(409, "not_pending", f"{membership.subscriber.email} is "
                                f"{membership.status} on {mlist.name}, not pending: there is "
                                "nothing to confirm")
@@ -206,7 +207,7 @@ def bulk_add(s: Session, mlist: MailingList, body: BulkAdd, app: App) -> BulkRes
 
 def member_out(m: Membership, sub: Subscriber, suppressed: bool) -> MemberOut:
     return MemberOut(
-        email=sub.email, name=sub.name, status=m.status,  # type: ignore[arg-type]
+        email=sub.email, name=sub.name, status=m.status,
         tags=sub.tags or [], origin=m.origin, created_at=m.created_at,
         confirmed_at=m.confirmed_at, unsubscribed_at=m.unsubscribed_at,
         unsubscribe_reason=m.unsubscribe_reason, suppressed=suppressed,

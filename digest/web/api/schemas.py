@@ -11,6 +11,8 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from subscribers.models import MembershipStatus
+
 T = TypeVar("T")
 
 Email = Field(min_length=1, max_length=320, examples=["reader@example.org"])
@@ -141,7 +143,7 @@ class ListPatch(ListSettings):
 class MemberOut(BaseModel):
     email: str
     name: str
-    status: Literal["pending", "confirmed", "unsubscribed"]
+    status: MembershipStatus
     tags: list[str]
     origin: str
     created_at: dt.datetime = Field(description="When this consent record began")
@@ -163,6 +165,8 @@ class MemberAdded(MemberOut):
 
 
 class MemberPatch(Request):
+    # Two of the MembershipStatus values (a Literal of its members would word the
+    # validation errors with their reprs).
     status: Literal["confirmed", "unsubscribed"] | None = Field(
         None, description="confirmed: you vouch for their consent (an unsubscribed member "
                           "starts a new consent record); unsubscribed: they leave the list")

@@ -21,7 +21,7 @@ from digest.cron import list_trigger, next_runs
 from digest.deliver import ledger
 from digest.editions import last_sent
 from digest.errors import InvalidInput, NotFound
-from digest.models import APPROVED, DIGEST, DRAFT, SENDING, Edition, EditionItem
+from digest.models import Edition, EditionItem, EditionKind, EditionStatus
 from digest.users import UserView
 from digest.web.pages import Page, Pages, WebSession
 from subscribers.lists import all_lists, get_list
@@ -31,8 +31,9 @@ from subscribers.models import MailingList
 DESK_CSP = ("default-src 'none'; style-src 'self'; img-src 'self' https: data:; "
             "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 
-OPEN = (DRAFT, APPROVED, SENDING)
-STATUS_LABELS = {DRAFT: "Draft", APPROVED: "Approved", SENDING: "Being sent"}
+OPEN = (EditionStatus.DRAFT, EditionStatus.APPROVED, EditionStatus.SENDING)
+STATUS_LABELS = {EditionStatus.DRAFT: "Draft", EditionStatus.APPROVED: "Approved",
+                 EditionStatus.SENDING: "Being sent"}
 
 #: What a redirect's `?done=` says; codes, not free text, so a link cannot put words
 #: on the desk.
@@ -135,15 +136,15 @@ def desk_home(s: Session, now: dt.datetime) -> DeskHome:
     """Every active list with the state of its next edition: four queries in all."""
     lists = all_lists(s)
     open_editions = {e.list_id: e for e in s.scalars(
-        select(Edition).where(Edition.kind == DIGEST, Edition.status.in_(OPEN))
+        select(Edition).where(Edition.kind == EditionKind.DIGEST, Edition.status.in_(OPEN))
         .order_by(Edition.number))}  # the newest open edition of a list wins
     counts: dict[int, int] = {edition_id: n for edition_id, n in s.execute(
         select(EditionItem.edition_id, func.count()).where(
             EditionItem.edition_id.in_([e.id for e in open_editions.values()]))
         .group_by(EditionItem.edition_id))}
     sent: dict[int, dt.datetime | None] = {list_id: at for list_id, at in s.execute(
-        select(Edition.list_id, func.max(Edition.sent_at)).where(Edition.kind == DIGEST)
-        .group_by(Edition.list_id))}
+        select(Edition.list_id, func.max(Edition.sent_at))
+        .where(Edition.kind == EditionKind.DIGEST).group_by(Edition.list_id))}
     rows = []
     for mlist in lists:
         zone = _zone(mlist)
@@ -188,7 +189,7 @@ def draft_page(app: App, s: Session, mlist: MailingList, user: UserView, *,
         schedule_value=_schedule_value(mlist, scheduled, now),
         items=items, proposals=proposals,
         progress=(ledger.status_counts(s, edition.id)
-                  if edition is not None and edition.status == SENDING else {}),
+                  if edition is not None and edition.status == EditionStatus.SENDING else {}),
         last_sent=(f"#{previous.number}, {local(previous.sent_at or previous.cutoff, zone)}"
                    if previous else ""),
         user_email=user.email, notice=notice, error=error, form_url=form_url,
