@@ -26,7 +26,14 @@ from digest.deliver.backends import make_backend
 from digest.deliver.backends.base import Backend, NoEvents
 from digest.deliver.ledger import RetryPolicy
 from digest.deliver.message import Recipient
-from digest.editions import EditionRules, build_edition, open_edition, render_context
+from digest.editions import (
+    EditionRules,
+    build_edition,
+    keep_rendered,
+    open_edition,
+    render_context,
+    stored_render,
+)
 from digest.errors import DeliveryError, NotFound
 from digest.gather.sources import FetchOptions, SourceReport, gather
 from digest.migrations import upgrade
@@ -200,7 +207,7 @@ class App:
         """The edition as it goes out: as sending stored it, or rendered now (a draft)."""
         if (edition.status not in (EditionStatus.DRAFT, EditionStatus.APPROVED)
                 and edition.rendered_at is not None):
-            return Rendered(html=edition.html, text=edition.text, slot_key=edition.slot_key)
+            return stored_render(edition)
         return render_edition(self.templates,
                               render_context(edition, mlist, self.settings["public_url"]))
 
@@ -220,8 +227,8 @@ class App:
         """
         rendered = self.render(edition, mlist)
         # A copy never added to a session, so the draft itself stays unrendered.
-        copy = Edition(id=edition.id, html=rendered.html, text=rendered.text,
-                       slot_key=rendered.slot_key, subject=f"[Test] {edition.subject}")
+        copy = Edition(id=edition.id, subject=f"[Test] {edition.subject}")
+        keep_rendered(copy, rendered, self.clock())
         template = worker.message_template(copy, mlist, self.send_options())
         unsubscribe = preview_unsubscribe_url(self.settings["public_url"])
         message = template.build(Recipient(0, to_address, name, unsubscribe), self.clock())

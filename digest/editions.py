@@ -25,7 +25,7 @@ from digest.models import (
     ListSource,
     Source,
 )
-from digest.render import DigestContext, ItemContext
+from digest.render import DigestContext, ItemContext, Rendered
 from subscribers.lists import require_active
 from subscribers.models import MailingList
 
@@ -249,6 +249,18 @@ def shorten(text: str, limit: int) -> str:
     if space > limit * 0.6:
         cut = cut[:space]
     return cut.rstrip(" ,.;:—-") + "…"
+
+
+def keep_rendered(edition: Edition, rendered: Rendered, now: dt.datetime) -> None:
+    """Store what was rendered on the edition: both parts and the key of their slot
+    tokens, which only make sense together (see `digest.slots`)."""
+    edition.html, edition.text, edition.slot_key = rendered.html, rendered.text, rendered.slot_key
+    edition.rendered_at = now
+
+
+def stored_render(edition: Edition) -> Rendered:
+    """What `keep_rendered` stored."""
+    return Rendered(html=edition.html, text=edition.text, slot_key=edition.slot_key)
 
 
 def render_context(edition: Edition, mlist: MailingList, public_url: str) -> DigestContext:

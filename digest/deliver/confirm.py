@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digest.deliver.ledger import PENDING_STATUSES, enqueue
+from digest.editions import keep_rendered
 from digest.models import Delivery, DeliveryStatus, Edition, EditionKind, EditionStatus
 from digest.render import ConfirmContext, labels, render_confirmation
 from subscribers.models import MailingList, Membership, MembershipStatus
@@ -78,6 +79,6 @@ def render_confirmations(s: Session, edition: Edition, mlist: MailingList, env: 
         list_name=mlist.name, list_title=mlist.title, list_description=mlist.description,
         subject=subject, language=mlist.language or "en", public_url=public_url.rstrip("/"),
     ))
-    edition.subject, edition.html, edition.text = subject, rendered.html, rendered.text
-    edition.slot_key, edition.rendered_at = rendered.slot_key, now
+    edition.subject = subject
+    keep_rendered(edition, rendered, now)
     s.commit()

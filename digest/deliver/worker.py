@@ -25,7 +25,7 @@ from digest.deliver import ledger
 from digest.deliver.backends.base import Backend, SendResult
 from digest.deliver.message import MessageTemplate, Outgoing, Recipient
 from digest.deliver.outcomes import LedgerEvents
-from digest.editions import render_context, require_sendable
+from digest.editions import keep_rendered, render_context, require_sendable
 from digest.errors import InvalidInput
 from digest.models import DeliveryStatus, Edition, EditionKind, EditionStatus
 from digest.render import render_edition
@@ -72,8 +72,7 @@ def start_sending(s: Session, edition: Edition, mlist: MailingList, env: Environ
         return 0
     require_sendable(edition, mlist)
     rendered = render_edition(env, render_context(edition, mlist, public_url))
-    edition.html, edition.text, edition.rendered_at = rendered.html, rendered.text, now
-    edition.slot_key = rendered.slot_key
+    keep_rendered(edition, rendered, now)
     edition.status, edition.send_started_at = EditionStatus.SENDING, now
     s.flush()
     at = None
