@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import secrets as _secrets
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,9 +132,9 @@ class Settings:
     def signing_key(self) -> str:
         """DIGEST_SECRET_KEY, or a key made once and kept in <data_dir>/secret.key; either
         must be at least MIN_KEY_BYTES long (ConfigError saying how to make one)."""
-        key = self.secret("DIGEST_SECRET_KEY")
+        key = _env_key(self.env)
         if key:
-            return _strong(key, "DIGEST_SECRET_KEY", "set it in the environment")
+            return key
         path = self.path("data_dir") / "secret.key"
         if path.exists():
             return _strong(path.read_text().strip(), str(path),
@@ -150,6 +151,12 @@ class Settings:
 #: The shortest signing key accepted: 256 bits, as HMAC-SHA1/SHA256 keys should have.
 MIN_KEY_BYTES = 32
 MAKE_KEY = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+
+
+def _env_key(env: Mapping[str, str]) -> str:
+    """DIGEST_SECRET_KEY ("" when unset), refused if too short."""
+    key = env.get("DIGEST_SECRET_KEY", "")
+    return _strong(key, "DIGEST_SECRET_KEY", "set it in the environment") if key else ""
 
 
 def _strong(key: str, where: str, then: str) -> str:
@@ -214,8 +221,7 @@ def load(path: str | Path | None = None, env: dict[str, str] | None = None) -> S
     for setting in SETTINGS:
         if setting.env in env:
             values[setting.key] = _coerce(setting, env[setting.env], setting.env)
-    if env.get("DIGEST_SECRET_KEY"):  # refused at start, before anything is changed
-        _strong(env["DIGEST_SECRET_KEY"], "DIGEST_SECRET_KEY", "set it in the environment")
+    _env_key(env)  # a weak key is refused at start, before anything is changed
     return Settings(values, source, env)
 
 
