@@ -26,14 +26,14 @@ from digest.deliver.backends.base import Backend, NoEvents
 from digest.deliver.message import Outgoing
 from digest.errors import DigestError, NotFound
 from digest.models import Edition, EditionKind, EditionStatus
-from digest.publication import SEND
+from digest.publication import REVIEW, SEND
 from subscribers.models import MailingList
 
 log = logging.getLogger(__name__)
 
 def must_wait(mlist: MailingList, edition: Edition) -> bool:
     """Whether `edition` is held at its scheduled time instead of going out."""
-    return (mlist.mode == "review" and edition.status != EditionStatus.APPROVED
+    return (mlist.mode == REVIEW and edition.status != EditionStatus.APPROVED
             and mlist.review_policy != SEND)
 
 

@@ -36,7 +36,7 @@ from digest.editions import build_scheduled
 from digest.errors import InvalidInput, NotReady
 from digest.gather.sources import BUSY, SourceReport, gather
 from digest.models import Edition, EditionKind, EditionStatus, Source
-from digest.publication import NOTIFY
+from digest.publication import NOTIFY, REVIEW
 from subscribers.lists import get_list
 from subscribers.models import MailingList
 
@@ -219,7 +219,7 @@ def draft_reviews(app: App) -> list[Edition]:
     drafts = []
     with app.sessions() as s:
         lists = s.scalars(select(MailingList).where(
-            MailingList.mode == "review", MailingList.archived_at.is_(None))).all()
+            MailingList.mode == REVIEW, MailingList.archived_at.is_(None))).all()
         for mlist in lists:
             try:
                 upcoming = next_runs(list_trigger(mlist.schedule, mlist.timezone), now, 1)

@@ -18,6 +18,7 @@ from digest.editions import recent_editions
 from digest.errors import InvalidInput
 from digest.gather.sources import source_label
 from digest.models import DeliveryStatus, Source
+from digest.publication import REVIEW
 from subscribers.lists import all_lists
 from subscribers.models import MailingList
 
@@ -46,7 +47,7 @@ def status(app: App, per_list: int) -> None:
 def _schedule(lists: list[MailingList], now: dt.datetime) -> Table:
     table = Table("list", "mode", "schedule", "next runs (list's time)", "last dealt with")
     for mlist in lists:
-        mode = f"review ({mlist.review_policy})" if mlist.mode == "review" else mlist.mode
+        mode = f"review ({mlist.review_policy})" if mlist.mode == REVIEW else mlist.mode
         try:
             runs = next_runs(list_trigger(mlist.schedule, mlist.timezone), now, 3)
             shown = ", ".join(_local(t, mlist.timezone) for t in runs) or "none"

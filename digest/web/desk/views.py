@@ -22,6 +22,7 @@ from digest.deliver import ledger
 from digest.editions import last_sent
 from digest.errors import InvalidInput, NotFound
 from digest.models import Edition, EditionItem, EditionKind, EditionStatus
+from digest.publication import REVIEW
 from digest.users import UserView
 from digest.web.pages import Page, Pages, WebSession
 from subscribers.lists import all_lists, get_list
@@ -180,7 +181,7 @@ def draft_page(app: App, s: Session, mlist: MailingList, user: UserView, *,
     scheduled = edition.scheduled_for if edition is not None else None
     return DraftPage(
         title=f"{mlist.title}: desk", list_name=mlist.name, list_title=mlist.title,
-        list_language=mlist.language, timezone=zone.key, review_mode=mlist.mode == "review",
+        list_language=mlist.language, timezone=zone.key, review_mode=mlist.mode == REVIEW,
         number=edition.number if edition else 0, status=edition.status if edition else "",
         status_label=STATUS_LABELS.get(edition.status, "") if edition else "",
         editable=editable, subject=edition.subject if edition else "",
