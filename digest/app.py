@@ -131,6 +131,7 @@ class App:
             max_redirects=g["gather.max_redirects"],
             user_agent=g["gather.user_agent"] or f"digest/{__version__} (+{g['public_url']})",
             max_entries=g["gather.max_entries"], allow_files=allow_files,
+            private_addresses=g["gather.fetch_private_addresses"],
         )
 
     def edition_rules(self) -> EditionRules:

@@ -51,6 +51,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("gather", "user_agent", "",
             "User-Agent sent with every request; empty: digest/<version> (+<public_url>)."),
     Setting("gather", "max_entries", 200, "Newest entries kept from one feed per fetch."),
+    Setting("gather", "fetch_private_addresses", False,
+            "Let links in feed items and redirects reach loopback, private and link-local "
+            "addresses on any host. Off: only a source's own scheme, host and port may be "
+            "on this machine's network (an admin added it)."),
     Setting("edition", "window_hours", 24,
             "A list's first edition takes articles published this many hours back."),
     Setting("edition", "max_items", 20, "Most articles in one edition."),

@@ -390,9 +390,10 @@ def test_a_page_added_by_url_is_extracted_and_clean(app: App, clock: Clock) -> N
     opts = FetchOptions(timeout=5)
     with feed_server(lambda path: _page(HOSTILE) if path == "/story" else None) as base, \
             requests.Session() as http:
-        page = curate.fetch_page(http, f"{base}/story", opts)
+        # The page is on loopback: as with [web] fetch_private_addresses on.
+        page = curate.fetch_page(http, f"{base}/story", opts, private_addresses=True)
         with pytest.raises(FetchError, match="HTTP 500"):
-            curate.fetch_page(http, f"{base}/missing", opts)
+            curate.fetch_page(http, f"{base}/missing", opts, private_addresses=True)
     assert page.site == "127.0.0.1" and page.url == f"{base}/story"
     assert "alert" not in page.text + page.title and page.text
     with app.sessions() as s:
@@ -416,13 +417,13 @@ def test_only_web_addresses_are_fetched(url: str) -> None:
 def test_a_page_without_an_article_is_refused() -> None:
     with feed_server(lambda path: b"\x89PNG\r\n\x1a\n" + bytes(200)) as base, \
             requests.Session() as http, pytest.raises(InvalidInput, match="no article found"):
-        curate.fetch_page(http, f"{base}/image.png", FetchOptions())
+        curate.fetch_page(http, f"{base}/image.png", FetchOptions(), private_addresses=True)
 
 
 def test_a_page_can_start_a_draft_when_nothing_is_new(app: App, clock: Clock) -> None:
     seed(app, clock, 0)
     with feed_server(lambda path: _page()) as base, requests.Session() as http:
-        page = curate.fetch_page(http, f"{base}/story", FetchOptions())
+        page = curate.fetch_page(http, f"{base}/story", FetchOptions(), private_addresses=True)
     with app.sessions() as s:
         mlist = get_list(s, "news")
         assert curate.draft_for(s, mlist, now=clock(), rules=app.edition_rules()) is None

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy import exc as sa_exc
 
 from digest.app import App
@@ -86,6 +87,12 @@ def when(value: dt.datetime | None) -> str:
 def say(text: str) -> None:
     """A message with data in it: printed as is (no rich markup, no hard line breaks)."""
     out.print(text, markup=False, soft_wrap=True)
+
+
+def add_row(table: Table, *cells: str) -> None:
+    """A row of data: shown as is. A feed title or an error that holds "[gather]" or
+    "[bold]" is text, not rich markup that would vanish or restyle the table."""
+    table.add_row(*(Text(cell) for cell in cells))
 
 
 def print_table(table: Table) -> None:

@@ -8,7 +8,7 @@ import click
 from rich.table import Table
 
 from digest.app import App
-from digest.cli.common import err, out, print_table, progress_bar, with_app
+from digest.cli.common import add_row, err, out, print_table, progress_bar, with_app
 from digest.deliver.worker import SendReport
 from digest.editions import open_edition
 from digest.models import Edition
@@ -43,7 +43,7 @@ def edition_build(app: App, list_name: str) -> None:
 def _print_items(ed: Edition) -> None:
     table = Table("#", "headline", "source", "published")
     for item in ed.items:
-        table.add_row(str(item.position + 1), item.title[:70], item.source_title[:30],
+        add_row(table, str(item.position + 1), item.title[:70], item.source_title[:30],
                       item.published_at.strftime("%Y-%m-%d %H:%M"))
     print_table(table)
 
@@ -95,7 +95,7 @@ def print_send_summary(report: SendReport, number: int) -> None:
     """Counts per delivery status, and what happens next."""
     table = Table("status", "deliveries")
     for status, count in sorted(report.counts.items()):
-        table.add_row(status, str(count))
+        add_row(table, status, str(count))
     print_table(table)
     if report.released.get("uncertain"):
         out.print(f"{report.released['uncertain']} deliveries were being handed over when an "

@@ -9,7 +9,7 @@ import click
 from rich.table import Table
 
 from digest.app import App
-from digest.cli.common import print_table, with_app
+from digest.cli.common import add_row, print_table, with_app
 from digest.inbound import handle_unsubscribe_mail
 
 
@@ -36,7 +36,7 @@ def inbound(app: App, files: tuple[str, ...], maildir: Path | None) -> None:
         with app.sessions() as s:
             result = handle_unsubscribe_mail(s, app.tokens, raw, app.clock())
             s.commit()
-        table.add_row("stdin" if path is None else path.name, result.outcome, result.detail)
+        add_row(table, "stdin" if path is None else path.name, result.outcome, result.detail)
         if maildir is not None and path is not None:
             path.rename(maildir / "cur" / f"{path.name}:2,S")
     print_table(table)

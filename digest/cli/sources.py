@@ -7,7 +7,7 @@ from rich.table import Table
 from sqlalchemy import func, select
 
 from digest.app import App
-from digest.cli.common import out, print_table, progress_bar, when, with_app
+from digest.cli.common import add_row, out, print_table, progress_bar, when, with_app
 from digest.gather.sources import BUSY, SourceReport, add_source, source_label
 from digest.models import Article, ListSource, Source
 from subscribers.lists import get_list
@@ -50,7 +50,7 @@ def sources_ls(app: App) -> None:
         table = Table("id", "source", "lists", "articles", "last success", "failures",
                       "last error")
         for src in s.scalars(select(Source).order_by(Source.id)):
-            table.add_row(
+            add_row(table,
                 str(src.id), source_label(src), str(lists_of.get(src.id, 0)),
                 str(articles.get(src.id, 0)), when(src.last_success_at),
                 str(src.consecutive_failures), (src.last_error or "")[:80],
@@ -74,7 +74,7 @@ def print_fetch_summary(reports: list[SourceReport]) -> None:
     """A table of what each source brought, and a one-line total."""
     table = Table("source", "status", "new", "in feed", "error or note")
     for r in reports:
-        table.add_row(r.url[-60:], r.status, str(r.new), str(r.seen), r.note[:100])
+        add_row(table, r.url[-60:], r.status, str(r.new), str(r.seen), r.note)
     print_table(table)
     errors = sum(r.status == "error" for r in reports)
     busy = sum(r.status == BUSY for r in reports)

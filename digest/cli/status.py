@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digest.app import App
-from digest.cli.common import out, print_table, when, with_app
+from digest.cli.common import add_row, out, print_table, when, with_app
 from digest.cron import list_trigger, next_runs
 from digest.deliver.ledger import PENDING_STATUSES, status_counts
 from digest.editions import recent_editions
@@ -53,7 +53,7 @@ def _schedule(lists: list[MailingList], now: dt.datetime) -> Table:
             shown = ", ".join(_local(t, mlist.timezone) for t in runs) or "none"
         except InvalidInput as exc:
             shown = f"unusable: {exc}"
-        table.add_row(mlist.name, mode, f"{mlist.schedule} {mlist.timezone}", shown,
+        add_row(table, mlist.name, mode, f"{mlist.schedule} {mlist.timezone}", shown,
                       when(mlist.last_scheduled_for))
     return table
 
@@ -61,7 +61,7 @@ def _schedule(lists: list[MailingList], now: dt.datetime) -> Table:
 def _sources(s: Session) -> Table:
     table = Table("id", "source", "last success", "failures", "next fetch", "last error")
     for src in s.scalars(select(Source).order_by(Source.id)):
-        table.add_row(str(src.id), source_label(src), when(src.last_success_at),
+        add_row(table, str(src.id), source_label(src), when(src.last_success_at),
                       str(src.consecutive_failures),
                       when(src.next_fetch_at) if src.next_fetch_at else "next round",
                       (src.last_error or "")[:80])
@@ -77,7 +77,7 @@ def _editions(s: Session, lists: list[MailingList], per_list: int) -> Table:
             sent = counts.get(DeliveryStatus.DELIVERED, 0)
             failed = counts.get(DeliveryStatus.FAILED, 0)
             other = sum(counts.values()) - pending - sent - failed  # skipped, uncertain
-            table.add_row(mlist.name, str(ed.number), ed.status, when(ed.scheduled_for),
+            add_row(table, mlist.name, str(ed.number), ed.status, when(ed.scheduled_for),
                           str(sent), str(failed), str(pending), str(other))
     return table
 

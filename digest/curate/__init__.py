@@ -42,7 +42,6 @@ from digest.curate.pages import (
     FetchedPage,
     add_page,
     fetch_page,
-    page_session,
     start_with_page,
 )
 from digest.curate.sending import (
@@ -72,7 +71,6 @@ __all__ = [
     "fetch_page",
     "get_edition",
     "move_item",
-    "page_session",
     "pin_item",
     "proposals",
     "recipients_count",

@@ -8,29 +8,20 @@ made for its site, since every source is fetched as a feed.
 
 An editor chooses the URL, so the fetch must not become a way into the server's own
 network (a database port on 127.0.0.1, cloud metadata at 169.254.169.254, an intranet
-page): `page_session` refuses every address that is not public, checked both before
-connecting (every address the name resolves to) and on the connected socket (so a name
-that resolves differently the second time, or a redirect, is caught too), unless
-`ALLOW_PRIVATE_ADDRESSES`. Through an HTTP proxy only the first check applies: the
-proxy connects, so it is the proxy's own rules that hold there.
+page): it reaches public addresses only (`digest.gather.guard`, checked before
+connecting and on the connected socket, at every redirect), unless `[web]
+fetch_private_addresses` is on.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import re
-import socket
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
 from sqlalchemy.orm import Session
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import NewConnectionError
 
 from digest.curate.draft import (
     SUMMARY_MAX,
@@ -45,6 +36,7 @@ from digest.errors import InvalidInput
 from digest.gather.clean import safe_url
 from digest.gather.extract import extract_article
 from digest.gather.fetch import fetch
+from digest.gather.guard import Reach
 from digest.gather.sources import FetchOptions
 from digest.models import Edition, EditionItem
 from subscribers.models import MailingList
@@ -54,12 +46,6 @@ _HTML_TYPES = ("", "text/html", "application/xhtml+xml")
 # opens like an HTML document is one, whatever the header says.
 _HTML_START = re.compile(rb"\A(?:\xef\xbb\xbf)?\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html)[\s>]",
                          re.IGNORECASE | re.DOTALL)
-
-#: Whether "add by URL" may fetch from loopback, private, link-local and other addresses
-#: that are not on the public internet. Off in production; tests that serve pages on
-#: loopback turn it on (and so could a `page_session(allow_private=True)` caller).
-ALLOW_PRIVATE_ADDRESSES = False
-
 
 @dataclass(frozen=True)
 class FetchedPage:
@@ -73,8 +59,11 @@ class FetchedPage:
     site: str  # the host, without "www."
 
 
-def fetch_page(http: requests.Session, url: str, opts: FetchOptions) -> FetchedPage:
+def fetch_page(http: requests.Session, url: str, opts: FetchOptions, *,
+               private_addresses: bool = False) -> FetchedPage:
     """Fetch the article page at `url` with the feeds' limits and extract its article.
+
+    Only from public addresses unless `private_addresses` (`[web] fetch_private_addresses`).
 
     Call it before opening a transaction: it may take up to `opts.timeout`. Raises
     InvalidInput for a URL that is not http(s) or a page without an article, and
@@ -86,7 +75,9 @@ def fetch_page(http: requests.Session, url: str, opts: FetchOptions) -> FetchedP
                            "article's full http(s) URL")
     result = fetch(http, target, timeout=opts.timeout, max_bytes=opts.max_bytes,
                    max_redirects=opts.max_redirects, user_agent=opts.user_agent,
-                   allow_files=False)
+                   allow_files=False,
+                   reach=Reach(anywhere=private_addresses,
+                               setting="[web] fetch_private_addresses"))
     extracted = None
     if (result.content_type.split(";")[0].strip().lower() in _HTML_TYPES
             or _HTML_START.match(result.body[:4096])):
@@ -99,86 +90,6 @@ def fetch_page(http: requests.Session, url: str, opts: FetchOptions) -> FetchedP
         image_url=extracted.image_url, image_caption=extracted.image_caption,
         site=(urlsplit(result.url).hostname or "").removeprefix("www."),
     )
-
-
-# -- refusing addresses that are not public ----------------------------------------------
-
-
-class PrivateAddress(requests.ConnectionError):
-    """The URL's host is not on the public internet, and fetching it is not allowed."""
-
-
-def page_session(*, allow_private: bool | None = None) -> requests.Session:
-    """A `requests.Session` for `fetch_page` that refuses non-public addresses (see the
-    module docstring), unless `allow_private` (default: ALLOW_PRIVATE_ADDRESSES)."""
-    http = requests.Session()
-    allowed = ALLOW_PRIVATE_ADDRESSES if allow_private is None else allow_private
-    if not allowed:
-        for prefix in ("http://", "https://"):
-            http.mount(prefix, _PublicOnlyAdapter())
-    return http
-
-
-def is_public(address: str) -> bool:
-    """Whether an IP address is on the public internet: not loopback, private,
-    link-local (cloud metadata), shared, reserved, multicast or unspecified."""
-    try:
-        ip = ipaddress.ip_address(address.split("%")[0])  # fe80::1%eth0
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
-
-
-def _refusal(host: str, address: str) -> str:
-    return (f"{host} is at {address}, which is not a public internet address; add by "
-            "URL fetches only public web pages")
-
-
-class _PublicOnlyAdapter(HTTPAdapter):
-    """Checks every address the host resolves to before connecting, and connects
-    through pools whose sockets check the address they reached."""
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _PublicHTTPPool,
-                                                   "https": _PublicHTTPSPool}
-
-    def send(self, request: requests.PreparedRequest, *args: Any,
-             **kwargs: Any) -> requests.Response:
-        host = urlsplit(request.url or "").hostname or ""
-        try:
-            infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-        except (OSError, UnicodeError):
-            infos = []  # the connection fails with its own message (or the proxy resolves)
-        for *_, sockaddr in infos:
-            if not is_public(str(sockaddr[0])):
-                raise PrivateAddress(_refusal(host, str(sockaddr[0])), request=request)
-        return super().send(request, *args, **kwargs)
-
-
-class _PublicConnection(HTTPConnection):
-    def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()
-        if self.proxy is None:  # through a proxy, the proxy is the peer
-            peer = str(sock.getpeername()[0])
-            if not is_public(peer):
-                sock.close()
-                raise NewConnectionError(self, _refusal(self.host, peer))
-        return sock
-
-
-class _PublicHTTPSConnection(_PublicConnection, HTTPSConnection):
-    pass
-
-
-class _PublicHTTPPool(HTTPConnectionPool):
-    ConnectionCls = _PublicConnection
-
-
-class _PublicHTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _PublicHTTPSConnection
 
 
 # -- into the edition ----------------------------------------------------------------------

@@ -3,8 +3,9 @@
 Conditional GET (ETag, Last-Modified), a total deadline, a size cap on the decoded body
 (so a gzip bomb stops too), a bounded number of redirects, and http(s) only: local files
 are read only when the caller allows it (the CLI does; the web app must not, or anyone
-who can add a source could read the server's files). Every failure is a FetchError that
-says what happened and which setting or step helps.
+who can add a source could read the server's files), and this machine's network only
+where the fetch's `Reach` allows (`digest.gather.guard`). Every failure is a FetchError
+that says what happened and which setting or step helps.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import requests
 import urllib3.exceptions
 
 from digest.errors import FetchError
+from digest.gather.guard import PUBLIC_ONLY, Reach, guard, reaching, refusal_in
 
 ACCEPT = ("application/rss+xml, application/atom+xml, application/feed+json, "
           "application/xml;q=0.9, text/xml;q=0.9, application/json;q=0.8, */*;q=0.5")
@@ -50,10 +52,13 @@ class FetchResult:
 
 def fetch(http: requests.Session, url: str, *, etag: str = "", last_modified: str = "",
           timeout: float = 20.0, max_bytes: int = 10_000_000, max_redirects: int = 5,
-          user_agent: str = "digest", allow_files: bool = False) -> FetchResult:
+          user_agent: str = "digest", allow_files: bool = False,
+          reach: Reach = PUBLIC_ONLY) -> FetchResult:
     """GET `url` conditionally; `timeout` bounds the whole fetch, redirects and body included.
 
-    On 304 the result keeps the validators given when the server does not repeat them.
+    Every hop connects only where `reach` allows (public addresses, by default); the
+    guard is armed on `http` if it is not yet. On 304 the result keeps the validators
+    given when the server does not repeat them.
     """
     url = url.strip()
     scheme = urlsplit(url).scheme.lower()
@@ -64,7 +69,10 @@ def fetch(http: requests.Session, url: str, *, etag: str = "", last_modified: st
         if last_modified:
             headers["If-Modified-Since"] = last_modified
         limits = _Limits(time.monotonic() + timeout, timeout, max_bytes)
-        return _fetch_http(http, url, headers, limits, max_redirects, (etag, last_modified))
+        guard(http)
+        with reaching(reach):
+            return _fetch_http(http, url, headers, limits, max_redirects,
+                               (etag, last_modified))
     # A one-letter "scheme" is a Windows drive (C:\feeds\x.xml): a path.
     if scheme in ("", "file") or len(scheme) == 1:
         if not allow_files:
@@ -134,6 +142,8 @@ def _get(http: requests.Session, url: str, headers: dict[str, str],
         raise FetchError(f"{url}: TLS failed ({_reason(exc)}); the site's certificate "
                          "may be invalid or expired") from None
     except requests.ConnectionError as exc:
+        if refused := refusal_in(exc):
+            raise FetchError(f"{url}: refused: {refused}") from None
         raise FetchError(f"{url}: could not connect ({_reason(exc)}); check the URL and "
                          "that the site is up") from None
     except requests.RequestException as exc:

@@ -27,6 +27,7 @@ from digest.gather.clean import content_hash
 from digest.gather.extract import PageEnricher
 from digest.gather.feeds import Entry, Feed, parse_feed
 from digest.gather.fetch import fetch
+from digest.gather.guard import Reach
 from digest.gather.lease import lease_length, new_owner, release_lease, take_lease
 from digest.models import Article, ListSource, Source
 from subscribers.models import MailingList
@@ -42,6 +43,7 @@ class FetchOptions:
     user_agent: str = "digest"
     max_entries: int = 200
     allow_files: bool = False  # the CLI allows local feed files; the web app does not
+    private_addresses: bool = False  # [gather] fetch_private_addresses (gather.guard)
 
 
 Clock = Callable[[], dt.datetime]
@@ -148,13 +150,13 @@ def _fetch(s: Session, http: requests.Session, source: Source, opts: FetchOption
     result = fetch(
         http, source.url, etag=source.etag, last_modified=source.last_modified,
         timeout=opts.timeout, max_bytes=opts.max_bytes, max_redirects=opts.max_redirects,
-        user_agent=opts.user_agent, allow_files=opts.allow_files,
+        user_agent=opts.user_agent, allow_files=opts.allow_files, reach=_reach(source, opts),
     )
     if result.not_modified:
         _record_success(source, now)
         return SourceReport(source.id, source.url, "not_modified")
     feed = parse_feed(result.body, result.url, result.content_type, now=now)
-    enrich = _page_enricher(http, opts) if source.full_text else None
+    enrich = _page_enricher(http, opts, _reach(source, opts)) if source.full_text else None
     new, seen = store_entries(s, source, feed, now, opts.max_entries, enrich)
     source.etag, source.last_modified = result.etag, result.last_modified
     _record_success(source, now)
@@ -162,11 +164,19 @@ def _fetch(s: Session, http: requests.Session, source: Source, opts: FetchOption
                         pages_failed=enrich.failed if enrich else 0)
 
 
-def _page_enricher(http: requests.Session, opts: FetchOptions) -> PageEnricher:
-    """Fetches article pages with the feed's limits; never local files, whatever the CLI allows."""
+def _reach(source: Source, opts: FetchOptions) -> Reach:
+    """An admin added the source, so its own host may be on this machine's network; the
+    links in its items and every redirect may go there too, and nowhere else private."""
+    return Reach(home=source.url, anywhere=opts.private_addresses)
+
+
+def _page_enricher(http: requests.Session, opts: FetchOptions, reach: Reach) -> PageEnricher:
+    """Fetches article pages with the feed's limits and reach; never local files,
+    whatever the CLI allows."""
     get_page = functools.partial(
         fetch, http, timeout=opts.timeout, max_bytes=opts.max_bytes,
         max_redirects=opts.max_redirects, user_agent=opts.user_agent, allow_files=False,
+        reach=reach,
     )
     return PageEnricher(get_page, limit=opts.max_entries)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -83,8 +84,9 @@ class _Server(ThreadingHTTPServer):
     box: Loopback
 
 
-@pytest.fixture
-def server() -> Iterator[Loopback]:
+@contextmanager
+def serve() -> Iterator[Loopback]:
+    """A loopback server on a port of its own, until the block ends."""
     httpd = _Server(("127.0.0.1", 0), Handler)
     httpd.box = Loopback(f"http://127.0.0.1:{httpd.server_address[1]}")
     thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
@@ -96,6 +98,19 @@ def server() -> Iterator[Loopback]:
         httpd.shutdown()
         httpd.server_close()
         thread.join()
+
+
+@pytest.fixture
+def server() -> Iterator[Loopback]:
+    with serve() as box:
+        yield box
+
+
+@pytest.fixture
+def other_server() -> Iterator[Loopback]:
+    """A second server, on another port: another service on the same machine."""
+    with serve() as box:
+        yield box
 
 
 @pytest.fixture

@@ -1,7 +1,12 @@
-"""fetch: against a real HTTP server on loopback (see conftest.py), no mocks."""
+"""fetch: against a real HTTP server on loopback (see conftest.py), no mocks.
+
+These are about the fetch's limits, so every fetch here may reach this machine's
+network (as with `[gather] fetch_private_addresses`); what it may reach is
+tests/gather/test_reach.py's subject."""
 
 from __future__ import annotations
 
+import functools
 import gzip
 import socket
 import time
@@ -12,8 +17,9 @@ import pytest
 import requests
 
 from digest.errors import FetchError
+from digest.gather import fetch as fetching
 from digest.gather.feeds import parse_feed
-from digest.gather.fetch import fetch
+from digest.gather.guard import Reach
 
 from .conftest import Handler, Loopback
 
@@ -22,6 +28,7 @@ RSS = (b'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><titl
        b"<item><title>First</title><link>https://loop.example/1</link></item></channel></rss>")
 UA = "digest-test/1.0 (+https://news.example.org)"
 MB = 1024 * 1024
+fetch = functools.partial(fetching.fetch, reach=Reach(anywhere=True))
 
 
 def rss(title: str, encoding: str | None) -> str:

@@ -7,12 +7,10 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from digest.app import App
-from digest.curate import pages as curate_pages
 from digest.models import Article, Delivery, Edition, EditionKind, EditionStatus, ListSource, Source
 from subscribers.lists import get_list
 from subscribers.suppress import suppress
@@ -118,9 +116,10 @@ def test_items_are_dropped_pinned_moved_edited_and_added_back(
 
 
 def test_a_page_is_added_by_its_url(editor_api: TestClient, world: World, app: App,
-                                    clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+                                    clock: Clock) -> None:
     add_articles(app, clock, 1)
-    monkeypatch.setattr(curate_pages, "ALLOW_PRIVATE_ADDRESSES", True)  # a loopback server
+    # The page comes from a loopback server.
+    app.settings = app.settings.with_overrides(web__fetch_private_addresses=True)
     eid = draft(editor_api)["id"]
     html = gzip.decompress(ARTICLE_PAGE.read_bytes())
     with feed_server(lambda path: html if path == "/story" else None) as base:

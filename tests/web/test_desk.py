@@ -18,7 +18,6 @@ from sqlalchemy import func, select
 
 from digest import curate
 from digest.app import App
-from digest.curate import pages as curate_pages
 from digest.models import Article, Delivery, Edition, EditionItem, EditionStatus
 from digest.sender import run_worker
 from subscribers.lists import get_list
@@ -40,9 +39,9 @@ def news(app: App, clock: Clock, world: World) -> World:
 
 
 @pytest.fixture
-def loopback_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+def loopback_pages(app: App) -> None:
     """Add by URL may fetch from this machine: the pages come from a loopback server."""
-    monkeypatch.setattr(curate_pages, "ALLOW_PRIVATE_ADDRESSES", True)
+    app.settings = app.settings.with_overrides(web__fetch_private_addresses=True)
 
 
 def start(client: TestClient) -> Response:

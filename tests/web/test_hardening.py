@@ -11,13 +11,14 @@ from html import unescape
 from typing import Any
 
 import pytest
+import requests
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from digest import curate
 from digest.app import App
-from digest.curate.pages import is_public
+from digest.gather.guard import is_public
 from digest.gather.sources import FetchOptions
 from digest.models import EditionItem
 from digest.web.throttle import client_key
@@ -74,9 +75,9 @@ def test_which_addresses_are_public(address: str, public: bool) -> None:
 
 
 def test_the_guard_can_be_lifted_for_one_session() -> None:
-    with feed_server(lambda path: _page()) as base, \
-            curate.page_session(allow_private=True) as http:
-        assert curate.fetch_page(http, f"{base}/story", FetchOptions(timeout=5.0)).title
+    with feed_server(lambda path: _page()) as base, requests.Session() as http:
+        assert curate.fetch_page(http, f"{base}/story", FetchOptions(timeout=5.0),
+                                 private_addresses=True).title
 
 
 # -- the desk and its preview ------------------------------------------------------------

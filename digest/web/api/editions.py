@@ -9,6 +9,7 @@ scheduled or sent: 409 `not_ready` says why. Sending queues the deliveries and a
 
 from __future__ import annotations
 
+import requests
 from fastapi import APIRouter, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -134,12 +135,13 @@ def items_add(user: Editor, app: AppDep, edition_id: Id, body: ItemAdd) -> ItemO
         raise InvalidInput("give either `article_id` (one of the proposals) or `url`")
     page = None
     if body.url is not None:
-        # Before the transaction: the fetch may take [gather] timeout seconds. The
-        # session refuses addresses that are not public (the server's own network).
-        # [web] fetch_private_addresses off: None keeps curate's default.
-        private = app.settings["web.fetch_private_addresses"] or None
-        with curate.page_session(allow_private=private) as http:
-            page = curate.fetch_page(http, body.url, app.fetch_options())
+        # Before any transaction: the fetch may take [gather] timeout seconds. Only
+        # public addresses, unless [web] fetch_private_addresses: the editor picks the
+        # URL, the server fetches it. A session of its own: this runs in a worker thread.
+        with requests.Session() as http:
+            page = curate.fetch_page(
+                http, body.url, app.fetch_options(),
+                private_addresses=app.settings["web.fetch_private_addresses"])
     with app.sessions() as s:
         edition, _mlist = _edition(s, edition_id)
         if page is not None:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
+import requests
 from fastapi import APIRouter, Depends, Form
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
@@ -171,11 +172,12 @@ def add_url(list_name: str, post: DeskPost, edition: Field = "", url: Field = ""
     app = post.app
     try:
         # Before any transaction: the fetch may take [gather] timeout seconds. Only
-        # public addresses: the editor picks the URL, the server fetches it.
-        # [web] fetch_private_addresses off: None keeps curate's default.
-        private = app.settings["web.fetch_private_addresses"] or None
-        with curate.page_session(allow_private=private) as http:
-            page = curate.fetch_page(http, url, app.fetch_options())
+        # public addresses, unless [web] fetch_private_addresses: the editor picks the
+        # URL, the server fetches it. A session of its own: this runs in a worker thread.
+        with requests.Session() as http:
+            page = curate.fetch_page(
+                http, url, app.fetch_options(),
+                private_addresses=app.settings["web.fetch_private_addresses"])
     except (InvalidInput, FetchError) as exc:
         return render_draft(app, post.pages, post.viewer, post.user, list_name,
                             status=400 if isinstance(exc, InvalidInput) else 502,
