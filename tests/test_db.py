@@ -8,7 +8,17 @@ import datetime as dt
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Boolean, Integer, String, column, insert, select, table, text
+from sqlalchemy import (
+    Boolean,
+    Integer,
+    String,
+    bindparam,
+    column,
+    insert,
+    select,
+    table,
+    text,
+)
 from sqlalchemy.exc import IntegrityError
 
 from digest.app import App
@@ -130,3 +140,44 @@ def _articles_with_duplicates(app: App, clock: Clock) -> dict[str, int]:
                               published_at=clock()))
         s.commit()
         return {name: row.id for name, row in rows.items()}
+
+
+def test_upgrading_from_the_first_schema_keeps_every_row(settings: Settings,
+                                                          clock: Clock) -> None:
+    """On SQLite a batch migration rebuilds a table (0002 to 0004 rebuild `lists`): with
+    foreign keys on, dropping the old table would cascade to every row that points at it
+    (memberships, editions and their deliveries, list sources)."""
+    app = App(settings, clock=clock)
+    try:
+        upgrade(app.engine, "0001")
+        rows = {
+            "lists": "(id, name, title, description, from_addr, reply_to, schedule, "
+                     "timezone, mode, double_optin, language, created_at) VALUES (1, 'news', "
+                     "'', '', 'n@example.org', '', '', 'UTC', 'auto', false, 'en', :now)",
+            "subscribers": "(id, email, email_hash, domain, name, timezone, attributes, tags, "
+                           "created_at, updated_at) VALUES (1, 'ann@example.org', 'h', "
+                           "'example.org', '', '', '{}', '[]', :now, :now)",
+            "memberships": "(list_id, subscriber_id, status, origin, created_at, created_ip, "
+                           "confirmed_ip, unsubscribe_reason) VALUES (1, 1, 'confirmed', "
+                           "'cli', :now, '', '', '')",
+            "sources": "(id, url, kind, title, site_url, full_text, created_at, etag, "
+                       "last_modified, last_error, consecutive_failures) VALUES (1, "
+                       "'https://example.org/feed', 'feed', '', '', false, :now, '', '', '', 0)",
+            "list_sources": "(list_id, source_id, created_at) VALUES (1, 1, :now)",
+            "editions": "(id, list_id, kind, number, status, subject, intro, since, cutoff, "
+                        "created_at, html, text) VALUES (1, 1, 'digest', 1, 'sent', '', '', "
+                        ":now, :now, :now, '', '')",
+        }
+        with app.engine.begin() as conn:
+            for name, values in rows.items():
+                insert_row = text(f"INSERT INTO {name} {values}")
+                if ":now" in values:
+                    insert_row = insert_row.bindparams(bindparam("now", clock(), UTCDateTime()))
+                conn.execute(insert_row)
+        upgrade(app.engine)
+        with app.engine.connect() as conn:
+            left = {name: conn.scalar(text(f"SELECT count(*) FROM {name}")) for name in rows}
+            assert conn.scalar(text("SELECT public FROM lists")) in (1, True)
+        assert left == dict.fromkeys(rows, 1)
+    finally:
+        app.close()
