@@ -5,6 +5,7 @@ brings a database to the newest schema)."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,7 @@ def make_engine(url: str) -> Engine:
         db = parsed.database
         if db and db != ":memory:" and not db.startswith("file:"):
             Path(db).parent.mkdir(parents=True, exist_ok=True)
+            _create_private(Path(db))
         # Worker threads each take their own connection; SQLite serializes the writes.
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
     else:
@@ -92,6 +94,21 @@ def make_engine(url: str) -> Engine:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file empty (SQLite takes it for a new database) and readable
+    by its owner alone, whatever the umask: it holds every subscriber's address. SQLite's
+    unix VFS gives the -wal, -shm and -journal files the database file's permissions, so
+    they are 0600 too. An existing file keeps its mode."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    try:
+        os.fchmod(fd, 0o600)  # the umask may only have taken bits away; this is exact
+    finally:
+        os.close(fd)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
