@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import sqlite3
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import DateTime, Engine, Enum, MetaData, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -71,8 +73,22 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for `url`; for SQLite: WAL, foreign keys, a busy timeout, the folder made."""
+#: What a database says when it is busy or away, rather than a bug: no connection
+#: free in the pool within the timeout (sqlalchemy.exc.TimeoutError), SQLite's write
+#: lock still taken when its busy timeout ran out ("database is locked"), a server that
+#: does not answer, a transaction PostgreSQL gave up on (deadlock, serialization).
+#: Worth trying again in a moment: the web answers them 503 with Retry-After.
+UNAVAILABLE: tuple[type[Exception], ...] = (sa_exc.TimeoutError, sa_exc.OperationalError)
+
+
+def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10,
+                timeout: float = 30.0) -> Engine:
+    """An engine for `url`; for SQLite: WAL, foreign keys, a busy timeout, the folder made.
+
+    The pool keeps `pool_size` connections, opens up to `max_overflow` more, and a
+    thread waits `timeout` seconds at most for one; on SQLite a writer also waits at
+    most `timeout` for the write lock, on PostgreSQL a new connection as long for the
+    server. Past that the wait ends in one of UNAVAILABLE, not in a longer queue."""
     try:
         parsed = make_url(url)
     except Exception:
@@ -80,19 +96,35 @@ def make_engine(url: str) -> Engine:
             f"database url {url!r} is not a SQLAlchemy URL; e.g. sqlite:///var/digest.db "
             "or postgresql+psycopg://user@host/db (set DIGEST_DATABASE_URL)"
         ) from None
+    if timeout <= 0:
+        raise ConfigError(f"[database] timeout is {timeout:g}; it must be more than 0 "
+                          "seconds (the default is 30)")
+    if pool_size < 1:
+        raise ConfigError(f"[web] threads is {pool_size}; it must be at least 1 (the "
+                          "default is 40): it sizes the database pool too")
     kwargs: dict[str, Any] = {}
+    db = parsed.database
+    if not (parsed.get_backend_name() == "sqlite" and (not db or db == ":memory:")):
+        # (an in-memory SQLite database lives in one connection: no pool to size)
+        kwargs.update(pool_size=pool_size, max_overflow=max_overflow, pool_timeout=timeout)
     if parsed.get_backend_name() == "sqlite":
-        db = parsed.database
         if db and db != ":memory:" and not db.startswith("file:"):
             Path(db).parent.mkdir(parents=True, exist_ok=True)
             _create_private(Path(db))
         # Worker threads each take their own connection; SQLite serializes the writes.
-        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": timeout}
     else:
         kwargs["pool_pre_ping"] = True
+        if parsed.get_backend_name() == "postgresql":
+            kwargs["connect_args"] = {"connect_timeout": max(2, round(timeout))}  # libpq's least
     engine = create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
+        busy_ms = round(timeout * 1000)
+
+        def pragmas(dbapi_conn: Any, _record: Any) -> None:
+            _sqlite_pragmas(dbapi_conn, busy_ms)
+
+        event.listen(engine, "connect", pragmas)
     return engine
 
 
@@ -111,14 +143,30 @@ def _create_private(path: Path) -> None:
         os.close(fd)
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_conn: Any, busy_ms: int) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA foreign_keys=ON")
     # WAL + NORMAL: durable across application crashes, each commit costs no fsync.
     cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
     cur.close()
+
+
+def lock_wait_ran_out(exc: BaseException) -> bool:
+    """Whether `exc` is SQLite's write lock still taken at the end of the busy timeout:
+    the whole wait is spent, so trying again at once would only wait as long again."""
+    orig = getattr(exc, "orig", None)
+    return (isinstance(orig, sqlite3.OperationalError)
+            and getattr(orig, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY)
+
+
+def reason(exc: BaseException) -> str:
+    """The first line of what the database said, for a log line: without the statement
+    and its parameters, which SQLAlchemy adds and which may hold an address."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

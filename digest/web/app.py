@@ -9,9 +9,11 @@ their own, added here, each with its own authentication dependency.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from http import HTTPStatus
 
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
@@ -21,8 +23,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digest import __version__
 from digest.app import App
+from digest.db import UNAVAILABLE, reason
 from digest.web import admin, archive, auth, desk, mail_links, site, subscribe
 from digest.web.api import mount_api
+from digest.web.forms import BUSY_RETRY_AFTER
 from digest.web.pages import Pages
 
 log = logging.getLogger(__name__)
@@ -59,7 +63,7 @@ def create_app(app: App, checks: Sequence[Callable[[], str | None]] = ()) -> Fas
     # The JSON API brings its own OpenAPI under /api/v1; the HTML pages have no schema,
     # and FastAPI's docs pages load scripts from a CDN that the CSP forbids.
     web = FastAPI(title="digest", version=__version__,
-                  docs_url=None, redoc_url=None, openapi_url=None)
+                  docs_url=None, redoc_url=None, openapi_url=None, lifespan=_threads)
     web.state.digest = app
     web.state.checks = list(checks)
     # Built now, so a missing templates_dir or signing key stops `digest serve` at start
@@ -70,6 +74,8 @@ def create_app(app: App, checks: Sequence[Callable[[], str | None]] = ()) -> Fas
     auth.install(web)
     web.add_exception_handler(StarletteHTTPException, _http_error)
     web.add_exception_handler(RequestValidationError, _bad_request)
+    for busy in UNAVAILABLE:
+        web.add_exception_handler(busy, _unavailable)
     web.add_exception_handler(Exception, _server_error)
     web.include_router(mail_links.router)
     web.include_router(site.router)
@@ -80,6 +86,16 @@ def create_app(app: App, checks: Sequence[Callable[[], str | None]] = ()) -> Fas
     web.include_router(admin.router)
     mount_api(web, app)
     return web
+
+
+@asynccontextmanager
+async def _threads(web: FastAPI) -> AsyncIterator[None]:
+    """Sync routes and `run_in_threadpool` share anyio's default limiter: at most
+    `[web] threads` at once, as many as the database pool keeps connections for them
+    (`App.engine`), so that no request queues in the pool behind other requests."""
+    app: App = web.state.digest
+    anyio.to_thread.current_default_thread_limiter().total_tokens = app.settings["web.threads"]
+    yield
 
 
 class SecurityHeaders:
@@ -130,6 +146,18 @@ async def _bad_request(request: Request, exc: Exception) -> Response:
                          f"this page cannot use the value given for {', '.join(names)}; "
                          "go back and try again, or start from the page's own links",
                          private=True)
+
+
+async def _unavailable(request: Request, exc: Exception) -> Response:
+    """The database is busy or away (`digest.db.UNAVAILABLE`: a burst of writers on
+    SQLite, a pool with no connection free within `[database] timeout`): 503 with
+    Retry-After, logged in one line, as a burst is no bug."""
+    log.warning("database busy on %s %s: %s", request.method, request.url.path, reason(exc))
+    pages: Pages = request.app.state.pages
+    return pages.message(503, "Busy right now",
+                         "the site is too busy at this moment to finish your request; "
+                         "please send it again in a few seconds",
+                         private=True, headers={"Retry-After": str(BUSY_RETRY_AFTER)})
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:

@@ -20,9 +20,10 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from digest.db import UNAVAILABLE, reason
 from digest.errors import (
     DeliveryError,
     DigestError,
@@ -32,6 +33,7 @@ from digest.errors import (
     NotReady,
 )
 from digest.web.api.deps import operations
+from digest.web.forms import BUSY_RETRY_AFTER
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +72,8 @@ def install(api: FastAPI) -> None:
     api.add_exception_handler(RequestValidationError, _validation_error)
     api.add_exception_handler(DigestError, _digest_error)
     api.add_exception_handler(IntegrityError, _conflict)
-    api.add_exception_handler(OperationalError, _unavailable)
+    for busy in UNAVAILABLE:
+        api.add_exception_handler(busy, _unavailable)
     api.add_exception_handler(Exception, _server_error)
 
 
@@ -144,11 +147,11 @@ async def _conflict(request: Request, exc: Exception) -> Response:
 
 
 async def _unavailable(request: Request, exc: Exception) -> Response:
-    # The database is away, or (SQLite) locked by another writer for longer than its
-    # busy timeout: worth trying again, unlike a bug.
-    log.error("database unavailable on %s %s", request.method, request.url.path, exc_info=exc)
+    # The database is away, or busy for longer than [database] timeout (no connection
+    # free, SQLite locked by another writer): worth trying again, unlike a bug.
+    log.warning("database busy on %s %s: %s", request.method, request.url.path, reason(exc))
     return error_response(503, "the database is busy or cannot be reached; try again in a "
-                               "moment", headers={"Retry-After": "5"})
+                               "moment", headers={"Retry-After": str(BUSY_RETRY_AFTER)})
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
