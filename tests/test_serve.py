@@ -7,6 +7,7 @@ import datetime as dt
 import email.utils
 import mailbox
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -15,6 +16,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -80,7 +82,9 @@ def environment(tmp_path: Path, **extra: str) -> dict[str, str]:
 def start_serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
     started: list[Served] = []
 
-    def start(**extra: str) -> Served:
+    def start(*, files: int | None = None, **extra: str) -> Served:
+        """`digest serve` with DIGEST_* settings `extra`; `files` lowers its limit of
+        open files (RLIMIT_NOFILE, soft and hard), so a test can reach it."""
         env = environment(tmp_path, **extra)
         setup = App(load(None, env=env))
         setup.init_db()
@@ -90,7 +94,9 @@ def start_serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
         with log.open("wb") as sink:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "digest", "serve", "--port", str(port)],
-                cwd=tmp_path, env=env, stdout=sink, stderr=subprocess.STDOUT)
+                cwd=tmp_path, env=env, stdout=sink, stderr=subprocess.STDOUT,
+                preexec_fn=None if files is None else partial(
+                    resource.setrlimit, resource.RLIMIT_NOFILE, (files, files)))
         served = Served(proc, f"http://127.0.0.1:{port}", env, log, tmp_path / "outbox")
         started.append(served)
         deadline = time.monotonic() + 30
