@@ -27,21 +27,19 @@ def serve(app: App, host: str | None, port: int | None) -> None:
     """
     # Here, not at the top: FastAPI takes a third of a second to import, which every
     # other command would pay.
-    import uvicorn
-
     from digest.web import create_app
+    from digest.web.logs import configure_logging
+    from digest.web.server import token_routes, web_server
 
-    _configure_logging()
     stop = threading.Event()
     sender = Sender(app, stop)
     # A bad templates_dir or signing key stops us here; /healthz fails while the
     # sender is down.
     web = create_app(app, checks=[sender.problem])
-    server = uvicorn.Server(uvicorn.Config(
-        web, host=host or app.settings["web.host"],
-        port=app.settings["web.port"] if port is None else port,
-        proxy_headers=True, forwarded_allow_ips=app.settings["web.forwarded_allow_ips"],
-    ))
+    # Every line through one handler that takes the tokens out of the app's token routes.
+    configure_logging(token_routes=token_routes(web))
+    server = web_server(web, app.settings, host=host or app.settings["web.host"],
+                        port=app.settings["web.port"] if port is None else port)
     scheduler = Scheduler(app)
     # uvicorn takes SIGTERM/SIGINT while it runs, finishes open requests, then hands the
     # signal on to this handler, which sets `stop` for the rest.
@@ -56,10 +54,3 @@ def serve(app: App, host: str | None, port: int | None) -> None:
             scheduler.shutdown()  # lets a running job finish
             sender.join()  # the worker finishes the messages in flight
     log.info("digest serve stopped")
-
-
-def _configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # APScheduler logs every run at INFO; its warnings (missed runs) still show.
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)

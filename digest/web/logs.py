@@ -1,0 +1,137 @@
+"""What `digest serve` logs: one format for every logger (uvicorn's access lines too), no
+token in any line, and a warning or error that repeats logged once a period.
+
+Both rules are filters on the one handler, so they see every record that reaches it,
+whichever logger made it (uvicorn, asyncio, apscheduler, digest's own).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+PLACEHOLDER = "[token]"
+#: A warning or error with the same text is let through once in this many seconds.
+REPEAT_SECONDS = 60.0
+#: Most distinct texts `ReduceRepeats` keeps counts for.
+MAX_TEXTS = 1000
+# Query parameters that carry a credential wherever they appear: no route takes one
+# today, but a link someone builds by hand (or a future route) must not leak through.
+_TOKEN_QUERY = re.compile(
+    r"([?&](?:[\w.-]*token|sig|signature|code|key|secret)=)[^&\s#\"']+", re.IGNORECASE)
+# The end of a token in a path: the next /, ?, #, quote or space.
+_TOKEN_REST = r"[^/?#&\s\"']+"
+
+
+class RedactTokens(logging.Filter):
+    """Replaces the token of every token route (`/preferences/<token>` becomes
+    `/preferences/[token]`), and the value of token-like query parameters, in a record's
+    message and traceback, whoever logged it.
+
+    `routes` are path templates with a `{token}` parameter, as the app declares them
+    (`token_routes`); a slash in them also matches its escaped form `%2F`, as in
+    `/login?next=%2Fpreferences%2F...`.
+    """
+
+    def __init__(self, routes: Iterable[str] = ()) -> None:
+        super().__init__()
+        prefixes = sorted({route.split("{token}", 1)[0] for route in routes
+                           if "{token}" in route})
+        alternatives = "|".join(re.escape(p).replace("/", "(?:/|%2[Ff])") for p in prefixes)
+        self._path = re.compile(f"({alternatives}){_TOKEN_REST}") if prefixes else None
+
+    def redact(self, text: str) -> str:
+        if self._path is not None:
+            text = self._path.sub(rf"\g<1>{PLACEHOLDER}", text)
+        return _TOKEN_QUERY.sub(rf"\g<1>{PLACEHOLDER}", text)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = _message(record)
+        clean = self.redact(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            # Formatted here, so that the formatter prints the redacted text it finds.
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        return True
+
+
+class ReduceRepeats(logging.Filter):
+    """Lets a warning or error through once per `period` seconds for each text (logger,
+    level, message and exception); the repeats in between are counted, and the next one let through
+    says how many were left out. INFO and below always pass: every access line differs.
+
+    Why: with its open files used up, asyncio logs "socket.accept() out of system
+    resource" with a traceback for every connection it fails to accept (about 6 MB a
+    second under a flood of connections), filling the disk when the service is busiest.
+    """
+
+    def __init__(self, period: float = REPEAT_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.period = period
+        self._clock = clock
+        self._lock = threading.Lock()  # handlers call filters from every thread
+        # (logger, level, message) -> (when last let through, repeats left out since)
+        self._seen: dict[tuple[str, int, str], tuple[float, int]] = {}
+        self._next_sweep = 0.0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        message = _message(record)
+        # The exception too: two different failures under one message both show.
+        error = repr(record.exc_info[1]) if record.exc_info else ""
+        key = (record.name, record.levelno, message + error)
+        now = self._clock()
+        with self._lock:
+            self._sweep(now)
+            shown, left_out = self._seen.get(key, (now - self.period, 0))
+            if now - shown < self.period:
+                self._seen[key] = (shown, left_out + 1)
+                return False
+            self._seen[key] = (now, 0)
+        if left_out:
+            record.msg = f"{message} ({left_out} similar messages suppressed)"
+            record.args = None
+        return True
+
+    def _sweep(self, now: float) -> None:
+        """Once a period, forget the texts let through over a period ago with nothing
+        left out since; those with a count wait for their next repeat to report it, the
+        oldest dropped beyond MAX_TEXTS (many different messages, each repeating)."""
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + self.period
+        kept = sorted(((shown, left_out, key) for key, (shown, left_out) in self._seen.items()
+                       if left_out or now - shown < self.period), reverse=True)
+        self._seen = {key: (shown, left_out) for shown, left_out, key in kept[:MAX_TEXTS]}
+
+
+def _message(record: logging.LogRecord) -> str:
+    """The record's text; its bare template when its arguments do not fit, which the
+    handler then reports as it would without these filters."""
+    try:
+        return record.getMessage()
+    except (TypeError, ValueError):
+        return str(record.msg)
+
+
+def configure_logging(*, token_routes: Iterable[str] = (),
+                      repeat_seconds: float = REPEAT_SECONDS) -> None:
+    """Every logger to stderr at INFO through the two filters (replacing any handlers
+    the root logger had). Run uvicorn with `log_config=None`, or its own handlers
+    would print past them."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.addFilter(RedactTokens(token_routes))  # first: repeats compare redacted text
+    handler.addFilter(ReduceRepeats(repeat_seconds))
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    # APScheduler logs every run at INFO; its warnings (missed runs) still show.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
