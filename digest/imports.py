@@ -10,20 +10,30 @@ lock. Committing there is safe: the import is committed in parts anyway (see
 ("unchanged").
 
 A process that dies mid-import (a deploy, a crash) leaves its job "running" with an old
-heartbeat. Whoever reads the job next (`get_job`, `recent_jobs`) marks such a job
-failed as interrupted, after STALE_AFTER without a heartbeat; the import's
+heartbeat. Whoever reads the job next (`get_job`, `recent_jobs`, `purge`) marks such a
+job failed as interrupted, after STALE_AFTER without a heartbeat; the import's
 committed part stays, and uploading the file again finishes it.
+
+The files hold people's addresses, so they live no longer than they serve: the upload
+is deleted when its job ends, however it ends (done, failed, found dead); a done job's
+rejects file stays for the admin to download, `[imports] keep_rejects_days` after the
+job ended, and the rejects of a job that did not finish go with its upload. `purge`,
+which `digest serve`'s scheduler runs at start and hourly, deletes expired rejects and
+whatever else no job needs. The folder is 0700, the files 0600, whatever the umask.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import secrets
+import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import BinaryIO
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
@@ -33,6 +43,7 @@ from digest.deliver import confirm
 from digest.errors import DigestError, NotFound
 from subscribers.importing import import_csv
 from subscribers.models import ImportJob, ImportStatus, MailingList
+from subscribers.rejects import PRIVATE, rejects_of
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +54,14 @@ PROGRESS_SECONDS = 2.0
 #: A job not heard from for this long is taken for dead. Far above the longest gap
 #: between two heartbeats (a batch and a commit of 100,000 rows: seconds).
 STALE_AFTER = dt.timedelta(minutes=5)
+#: A file in the folder that no job needs is deleted by `purge` once it is this old: a
+#: younger one may be an upload whose job is being created.
+LEFTOVER_AFTER = dt.timedelta(hours=1)
 INTERRUPTED = ("interrupted: the web process stopped during the import (restart or "
                "crash); what was imported before stays. Upload the file again to finish: "
                "rows already in count as unchanged")
+
+UNFINISHED = (ImportStatus.QUEUED, ImportStatus.RUNNING)
 
 _threads: dict[int, threading.Thread] = {}
 _threads_lock = threading.Lock()
@@ -53,14 +69,28 @@ _threads_lock = threading.Lock()
 
 def imports_dir(app: App) -> Path:
     """Where uploads and their rejects are kept: `<data_dir>/imports`."""
-    folder = app.settings.path("data_dir") / "imports"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    return app.settings.path("data_dir") / "imports"
 
 
-def upload_path(app: App) -> Path:
-    """A new, unguessable file name for an upload."""
-    return imports_dir(app) / f"{dt.date.today():%Y%m%d}-{secrets.token_hex(8)}.csv"
+def store_upload(app: App, source: BinaryIO) -> tuple[Path, int]:
+    """Copy an upload, in blocks, to a new file of the imports folder under an
+    unguessable name, readable by its owner alone; the file and its size."""
+    folder = imports_dir(app)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder.chmod(0o700)  # also a folder made before, or under a umask taking more
+    path = folder / f"{app.clock():%Y%m%d}-{secrets.token_hex(8)}.csv"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE)
+    try:
+        os.fchmod(fd, PRIVATE)  # exact, whatever the umask
+        source.seek(0)
+        with open(fd, "wb", closefd=False) as target:
+            shutil.copyfileobj(source, target, 1024 * 1024)
+            return path, target.tell()
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    finally:
+        os.close(fd)
 
 
 def create_job(s: Session, mlist: MailingList, *, filename: str, path: Path, size: int,
@@ -98,10 +128,16 @@ def wait(timeout: float | None = None) -> bool:
 def run(app: App, job_id: int) -> None:
     """Import the job's file, recording progress and the outcome on the job. Never
     raises: a failure is the job's `error`. After a done import of addresses nobody
-    vouched for, their confirmation mails are queued for the sender."""
+    vouched for, their confirmation mails are queued for the sender. However it ends,
+    the upload is deleted, and the rejects too unless the job is done."""
+    path: Path | None = None
+    done = False
     try:
         try:
-            list_name = _import(app, job_id)
+            with app.sessions() as s:
+                path = Path(s.get_one(ImportJob, job_id).path)
+            list_name = _import(app, job_id, path)
+            done = True
         except DigestError as exc:  # the file's fault: the message says what to fix
             log.warning("import job %s failed: %s", job_id, exc)
             _fail(app, job_id, str(exc))
@@ -114,11 +150,13 @@ def run(app: App, job_id: int) -> None:
         if list_name:
             app.mail_queued.set()  # the sender mails them; this thread never sends
     finally:
+        if path is not None:
+            _discard([path] if done else [path, rejects_of(path)])
         with _threads_lock:
             _threads.pop(job_id, None)
 
 
-def _import(app: App, job_id: int) -> str | None:
+def _import(app: App, job_id: int, path: Path) -> str | None:
     """The import; the list's name if confirmation mails were queued."""
     with app.sessions() as s:
         job = s.get_one(ImportJob, job_id)
@@ -126,11 +164,9 @@ def _import(app: App, job_id: int) -> str | None:
         now = app.clock()
         job.status, job.started_at, job.heartbeat_at = ImportStatus.RUNNING, now, now
         s.commit()
-        path = Path(job.path)
         vouched = job.confirmed or not mlist.double_optin
         report = import_csv(s, mlist, path, confirmed=vouched, now=now,
-                            rejects_path=path.with_name(path.stem + ".rejects.csv"),
-                            progress=_progress(app, s, job_id))
+                            rejects_path=rejects_of(path), progress=_progress(app, s, job_id))
         queued = 0 if vouched else confirm.queue_pending(s, mlist, app.clock())
         s.execute(update(ImportJob).where(ImportJob.id == job_id).values(
             status=ImportStatus.DONE, rows=report.rows, added=report.added,
@@ -191,21 +227,87 @@ def recent_jobs(s: Session, *, now: dt.datetime, list_id: int | None = None,
 
 def fail_stale(s: Session, now: dt.datetime) -> int:
     """Mark queued or running jobs without a heartbeat for STALE_AFTER as failed
-    (interrupted), but for those whose thread runs in this process; how many.
+    (interrupted), but for those whose thread runs in this process, and delete their
+    upload and the rejects they began; how many.
 
     Looked for with a read first: on SQLite even an UPDATE of no rows waits for the
     write lock, which a running import holds between its commits."""
-    unfinished = ImportJob.status.in_((ImportStatus.QUEUED, ImportStatus.RUNNING))
-    stale = set(s.scalars(select(ImportJob.id).where(
-        unfinished,
-        or_(ImportJob.heartbeat_at.is_(None), ImportJob.heartbeat_at < now - STALE_AFTER))))
+    stale = dict(s.execute(select(ImportJob.id, ImportJob.path).where(
+        ImportJob.status.in_(UNFINISHED),
+        or_(ImportJob.heartbeat_at.is_(None), ImportJob.heartbeat_at < now - STALE_AFTER))
+    ).all())
     with _threads_lock:
-        stale -= {job_id for job_id, thread in _threads.items() if thread.is_alive()}
+        for job_id, thread in _threads.items():
+            if thread.is_alive():
+                stale.pop(job_id, None)
     if not stale:
         return 0
-    result = s.execute(
+    failed = list(s.scalars(
         update(ImportJob)
-        .where(ImportJob.id.in_(stale), unfinished)
-        .values(status=ImportStatus.FAILED, error=INTERRUPTED, finished_at=now))
+        .where(ImportJob.id.in_(stale), ImportJob.status.in_(UNFINISHED))
+        .values(status=ImportStatus.FAILED, error=INTERRUPTED, finished_at=now)
+        .returning(ImportJob.id)))
     s.commit()
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    uploads = [Path(stale[job_id]) for job_id in failed]
+    _discard([*uploads, *map(rejects_of, uploads)])
+    return len(failed)
+
+
+def rejects_until(app: App, job: ImportJob) -> dt.datetime | None:
+    """When `purge` deletes a done job's rejects file (None: it has none, or the job
+    is not done)."""
+    if job.status != ImportStatus.DONE or not job.rejects_path or job.finished_at is None:
+        return None
+    return job.finished_at + _keep_rejects(app)
+
+
+def purge(app: App) -> list[str]:
+    """Delete what the imports folder no longer needs; the names deleted. The rejects of
+    jobs done more than `[imports] keep_rejects_days` ago (the job then says it has none),
+    the files of jobs found dead (`fail_stale`), and any other file no queued, running
+    or done job names once it is LEFTOVER_AFTER old: an upload whose job ended in a
+    crash, or every upload kept before uploads were deleted. Run by `digest serve`'s
+    scheduler at start and hourly."""
+    now = app.clock()
+    with app.sessions() as s:
+        fail_stale(s, now)
+        expired = dict(s.execute(select(ImportJob.id, ImportJob.rejects_path).where(
+            ImportJob.status == ImportStatus.DONE, ImportJob.rejects_path != "",
+            ImportJob.finished_at < now - _keep_rejects(app))).all())
+        if expired:
+            s.execute(update(ImportJob).where(ImportJob.id.in_(expired))
+                      .values(rejects_path=""))
+            s.commit()
+        _discard(Path(p) for p in expired.values())
+        needed = {Path(p).name for p in s.scalars(
+            select(ImportJob.rejects_path).where(ImportJob.rejects_path != ""))}
+        for path in s.scalars(select(ImportJob.path).where(
+                ImportJob.status.in_(UNFINISHED))):
+            needed |= {Path(path).name, rejects_of(Path(path)).name}
+    deleted = [Path(p).name for p in expired.values()]
+    folder = imports_dir(app)
+    if not folder.is_dir():
+        return deleted
+    old = time.time() - LEFTOVER_AFTER.total_seconds()
+    with os.scandir(folder) as entries:
+        leftovers = [Path(e.path) for e in entries if e.name not in needed
+                     and e.is_file(follow_symlinks=False) and e.stat().st_mtime < old]
+    _discard(leftovers)
+    deleted += [p.name for p in leftovers]
+    if deleted:
+        log.info("imports: deleted %s", ", ".join(sorted(deleted)))
+    return deleted
+
+
+def _keep_rejects(app: App) -> dt.timedelta:
+    return dt.timedelta(days=max(0, app.settings["imports.keep_rejects_days"]))
+
+
+def _discard(paths: Iterable[Path]) -> None:
+    """Delete files that may or may not be there; a failure is logged, never raised (the
+    next `purge` tries again)."""
+    for path in paths:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            log.error("could not delete %s: %s; the next purge tries again", path, exc)

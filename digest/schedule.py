@@ -28,7 +28,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.orm import Session
 
-from digest import review
+from digest import imports, review
 from digest.cron import Due, due_editions, list_trigger, next_runs
 from digest.db import make_engine, utcnow
 from digest.deliver.backends import make_backend
@@ -310,6 +310,7 @@ def _utc(when: dt.datetime | None) -> str:
 # -- APScheduler ---------------------------------------------------------------------------
 
 JOBS_TABLE = "apscheduler_jobs"
+PURGE_JOB = "purge-imports"  # `digest.imports.purge`: at start, then hourly
 _running: Scheduler | None = None  # this process's scheduler, where the jobs find their App
 
 
@@ -320,7 +321,8 @@ class Scheduler:
     `apscheduler_jobs`), so a restart keeps its next run time, and a run missed while
     digest was down fires once if it is inside the grace window (misfire_grace_time,
     coalesce). The fetch round, the planning round (edition jobs kept in step with the
-    lists; review drafts) and the catch-up at start are made afresh at each start.
+    lists; review drafts), the purge of old import files and the catch-up at start are
+    made afresh at each start.
     Run one per database: two running schedulers must not share a job store.
     """
 
@@ -352,6 +354,8 @@ class Scheduler:
                          replace_existing=True)
         self.aps.add_job(catch_up_job, id="catch-up", jobstore="memory",
                          next_run_time=utcnow(), replace_existing=True)
+        self.aps.add_job(purge_job, IntervalTrigger(hours=1), id=PURGE_JOB,
+                         jobstore="memory", next_run_time=utcnow(), replace_existing=True)
         if not paused:
             self.aps.resume()
         log.info("scheduler started: %d lists on their schedules; sources fetched every %s",
@@ -416,6 +420,11 @@ def plan_job() -> None:
         draft_reviews(_running.app)
         # Editions an editor scheduled for a time of their own, not the list's cron.
         release_scheduled(_running.app)
+
+
+def purge_job() -> None:
+    """Files of imports no job needs any more, expired rejects among them."""
+    imports.purge(_app())
 
 
 def catch_up_job() -> None:

@@ -4,17 +4,17 @@ rejects as a download. The work itself is `digest.imports`.
 The upload is refused before it is read when its Content-Length says it is too large
 (or there is none: browsers always send one for a form). Starlette's form parser keeps
 at most 1 MB of a file in memory and spools the rest to a temporary file, which is then
-copied into `<data_dir>/imports/` in blocks: a 200 MB file never sits in memory.
+copied into `<data_dir>/imports/` in blocks (`digest.imports.store_upload`, mode 0600):
+a 200 MB file never sits in memory. The copy is deleted when its job ends.
 The size is checked after the admin's role and before the CSRF token, because reading
 the token means reading the body.
 """
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, BinaryIO
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, Response
@@ -61,6 +61,9 @@ class JobView:
     created: str
     finished: str
     has_rejects: bool
+    rejects_until: str  # when the rejects file is deleted ("" without one)
+    rejects_gone: bool  # it was, after keep_days
+    keep_days: int  # [imports] keep_rejects_days
 
     @property
     def working(self) -> bool:
@@ -127,14 +130,17 @@ async def _accept(app: App, pages: Pages, session: WebSession, form: FormData,
     if not isinstance(file, UploadFile) or not file.filename:
         return _imports_page(app, pages, session, list_name, status=400,
                              error="Choose a CSV file to import.")
-    path = await run_in_threadpool(imports.upload_path, app)
-    size = await run_in_threadpool(_store, file.file, path)
+    path, size = await run_in_threadpool(imports.store_upload, app, file.file)
     if size == 0:
         path.unlink(missing_ok=True)
         return _imports_page(app, pages, session, list_name, status=400,
                              error=f"{file.filename} is empty.")
-    job_id = await run_in_threadpool(_create, app, list_name, file.filename, path, size,
-                                     "confirmed" in form, created_by)
+    try:
+        job_id = await run_in_threadpool(_create, app, list_name, file.filename, path, size,
+                                         "confirmed" in form, created_by)
+    except BaseException:
+        path.unlink(missing_ok=True)  # no job will delete it
+        raise
     imports.start(app, job_id)
     return see_other(f"/admin/imports/{job_id}")
 
@@ -173,14 +179,6 @@ def _list_exists(app: App, list_name: str) -> bool:
         return s.scalar(select(MailingList.id).where(MailingList.name == list_name)) is not None
 
 
-def _store(source: BinaryIO, path: Path) -> int:
-    """Copy the upload to `path` in blocks; its size."""
-    source.seek(0)
-    with path.open("wb") as target:
-        shutil.copyfileobj(source, target, 1024 * 1024)
-        return target.tell()
-
-
 def _create(app: App, list_name: str, filename: str, path: Path, size: int,
             confirmed: bool, created_by: str) -> int:
     with app.sessions() as s:
@@ -195,7 +193,7 @@ def _create(app: App, list_name: str, filename: str, path: Path, size: int,
 def _job(app: App, job_id: int) -> JobView:
     with app.sessions() as s:
         try:
-            return _view(imports.get_job(s, job_id, now=app.clock()))
+            return _view(app, imports.get_job(s, job_id, now=app.clock()))
         except NotFound:
             raise HTTPException(404) from None
 
@@ -207,15 +205,18 @@ def _imports_page(app: App, pages: Pages, session: WebSession, list_name: str, *
         jobs = imports.recent_jobs(s, now=app.clock(), list_id=mlist.id if mlist else None)
         page = ImportsPage(title="Import subscribers", section="imports",
                            lists=[m.name for m in all_lists(s)], list_name=list_name,
-                           jobs=[_view(j) for j in jobs], error=error)
+                           jobs=[_view(app, j) for j in jobs], error=error)
     return render(pages, "web/admin/imports.html", page, session, status=status)
 
 
-def _view(job: ImportJob) -> JobView:
+def _view(app: App, job: ImportJob) -> JobView:
+    until = imports.rejects_until(app, job)
     return JobView(
         id=job.id, list_name=job.mailing_list.name, filename=job.filename, size=job.size,
         confirmed=job.confirmed, created_by=job.created_by, status=job.status,
         rows=job.rows, added=job.added, updated=job.updated, unchanged=job.unchanged,
         rejected=job.rejected, suppressed=job.suppressed, confirmations=job.confirmations,
         error=job.error, created=when(job.created_at), finished=when(job.finished_at),
-        has_rejects=job.status == ImportStatus.DONE and bool(job.rejects_path))
+        has_rejects=until is not None, rejects_until=when(until) if until else "",
+        rejects_gone=job.status == ImportStatus.DONE and job.rejected > 0 and until is None,
+        keep_days=app.settings["imports.keep_rejects_days"])
