@@ -91,6 +91,8 @@ class ForgetReport:
     memberships: int  # consent records emptied (kept, unsubscribed)
     suppression: Suppression  # what keeps the address out from now on
     deliveries: int = 0  # ledger rows kept, their error text erased (`digest.privacy`)
+    rejected_rows: int = 0  # rows naming them taken out of import rejects files (idem)
+    running_imports: int = 0  # imports running meanwhile, whose files were left alone
 
 
 def forget(s: Session, email: str, *, now: dt.datetime) -> ForgetReport:

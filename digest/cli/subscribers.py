@@ -17,6 +17,7 @@ from digest.cli.common import out, print_table, progress_bar, say, when, with_ap
 from digest.deliver import confirm
 from digest.deliver.confirm import queue_confirmation
 from digest.errors import InvalidInput
+from digest.imports import imports_dir
 from digest.models import DeliveryStatus
 from digest.privacy import forget, person_data
 from subscribers.export import export_csv, export_jsonl
@@ -232,7 +233,7 @@ def subscribers_forget(app: App, email: str, yes: bool) -> None:
                           f"{len(data['memberships'])}, deliveries: "
                           f"{data['deliveries']['total']})? This cannot be undone",
                           abort=True)
-        report = forget(s, email, now=app.clock())
+        report = forget(s, email, now=app.clock(), imports_dir=imports_dir(app))
         s.commit()
     if report.placeholder:
         say(f"Forgot {data['email']}: the subscriber is now {report.placeholder}, "
@@ -241,9 +242,20 @@ def subscribers_forget(app: App, email: str, yes: bool) -> None:
             "them.")
     else:
         say(f"Nothing but a suppression was stored about {data['email']}.")
+    if report.rejected_rows:
+        say(f"Erased {report.rejected_rows} rows naming {data['email']} from the rejects "
+            "of console imports.")
+    if report.running_imports == 1:
+        say("1 import is still running: its files are left to it until it ends; run this "
+            f"again then to take {data['email']} out of its rejects.")
+    elif report.running_imports:
+        say(f"{report.running_imports} imports are still running: their files are left "
+            f"to them until they end; run this again then to take {data['email']} out "
+            "of their rejects.")
     say(f"The address stays suppressed ({report.suppression.reason}) as a hash: adding "
-        "or importing it again reports it suppressed. Copies outside the database "
-        "(the outbox folder, mail server logs) are not touched.")
+        "or importing it again reports it suppressed. Copies outside the database and "
+        "the imports folder (the outbox folder, CSV files given to `digest subscribers "
+        "import` and their rejects, mail server logs) are not touched.")
 
 
 @subscribers.command("tag")

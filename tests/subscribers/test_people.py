@@ -102,7 +102,7 @@ def test_forget_erases_and_keeps_the_address_suppressed(
     sub = _ann(db, mlist, now)
     tokens = Tokens("k" * 32)
     token = tokens.make("unsubscribe", sub.id, mlist.id, sub.email)
-    report = forget(db, "Ann@example.org", now=now + 2 * LATER)
+    report = forget(db, "Ann@example.org", now=now + 2 * LATER, imports_dir=None)
     db.commit()
     db.expire_all()
 
@@ -137,7 +137,7 @@ def test_forget_erases_and_keeps_the_address_suppressed(
     assert db.scalar(select(Subscriber).where(Subscriber.email == "ann@example.org")) is None
 
     # Again: harmless, nothing else to erase.
-    again = forget(db, "ann@example.org", now=now + 3 * LATER)
+    again = forget(db, "ann@example.org", now=now + 3 * LATER, imports_dir=None)
     assert (again.placeholder, again.memberships, again.deliveries) == (None, 0, 0)
     assert again.suppression.created_at == now + 2 * LATER
 
@@ -148,7 +148,7 @@ def test_forget_keeps_an_earlier_reason_without_the_address(
     add_member(db, mlist, "bob@example.org", now=now)
     suppress(db, "bob@example.org", "hard_bounce", "550 5.1.1 <BOB@example.org> unknown",
              now=now)
-    report = forget(db, "bob@example.org", now=now + LATER)
+    report = forget(db, "bob@example.org", now=now + LATER, imports_dir=None)
     assert (report.suppression.reason, report.suppression.detail) == (
         "hard_bounce", "550 5.1.1 <[forgotten]> unknown")
     assert db.scalars(select(Suppression)).all() == [report.suppression]
@@ -156,14 +156,14 @@ def test_forget_keeps_an_earlier_reason_without_the_address(
 
 def test_forget_unknown_and_come_back(db: Session, mlist: MailingList, now: dt.datetime) -> None:
     with pytest.raises(NotFound, match=r"nothing is stored about 'x@example\.org'"):
-        forget(db, "x@example.org", now=now)
+        forget(db, "x@example.org", now=now, imports_dir=None)
     assert not is_suppressed(db, "x@example.org")
     # If the person asks to come back, the admin lifts the suppression: a new subscriber,
     # not the emptied row.
     member, _ = add_member(db, mlist, "carol@example.org", now=now)
     assert member
     old_id = member.subscriber_id
-    forget(db, "carol@example.org", now=now)
+    forget(db, "carol@example.org", now=now, imports_dir=None)
     assert unsuppress(db, "carol@example.org")
     again, outcome = add_member(db, mlist, "carol@example.org", now=now + LATER)
     assert outcome == "added" and again and again.subscriber_id != old_id

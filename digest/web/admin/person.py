@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from digest.app import App
 from digest.deliver.confirm import queue_confirmation
 from digest.errors import InvalidInput
+from digest.imports import imports_dir
 from digest.models import Delivery, Edition, EditionKind
 from digest.privacy import forget, person_data
 from digest.web.admin.common import (
@@ -205,7 +206,8 @@ def forget_post(subscriber_id: RowId, user: AdminUser, _: CsrfForm, form: Fields
         return see_other(f"/admin/subscribers/{subscriber_id}/forget")
 
     def work(s: Session) -> None:
-        forget(s, get_or_404(s, Subscriber, subscriber_id).email, now=app.clock())
+        forget(s, get_or_404(s, Subscriber, subscriber_id).email, now=app.clock(),
+               imports_dir=imports_dir(app))
 
     in_transaction(app, work)
     return see_other("/admin/subscribers?done=forgotten")

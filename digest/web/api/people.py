@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digest.errors import InvalidInput, NotFound
+from digest.imports import imports_dir
 from digest.privacy import forget, person_data
 from digest.web.api.deps import Address, Admin, After, Limit, answer, int_cursor, refusals
 from digest.web.api.schemas import (
@@ -108,7 +109,7 @@ def people_forget(user: Admin, app: AppDep, email: Address) -> Forgotten:
     placeholder address. Answers with what was stored before. Harmless to repeat."""
     with app.sessions() as s:
         before = Person.model_validate(person_data(s, email))
-        report = forget(s, email, now=app.clock())
+        report = forget(s, email, now=app.clock(), imports_dir=imports_dir(app))
         s.commit()
         return Forgotten(removed=before, placeholder=report.placeholder,
                          memberships=report.memberships, deliveries=report.deliveries,
