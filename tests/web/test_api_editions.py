@@ -188,14 +188,15 @@ def test_a_test_mail_goes_to_the_editor_only(editor_api: TestClient, world: Worl
     [mail] = mail_in(app)
     assert mail["Subject"] == "[Test] Morning News: Harbour story 0"
     assert mail["Message-ID"] == sent["message_id"]
-    other = editor_api.post(f"/editions/{eid}/test", json={"to": "Desk@Example.org"}).json()
-    assert other["to"] == "desk@example.org"
+    # Another user of the site (test_proofs.py: nobody else, and how many).
+    other = editor_api.post(f"/editions/{eid}/test", json={"to": "Admin@Example.org"}).json()
+    assert other["to"] == users["admin"]
     with app.sessions() as s:
         assert s.scalar(select(func.count()).select_from(Delivery)) == 0
     with app.sessions() as s:
-        suppress(s, "spam@example.org", "complaint", now=clock())
+        suppress(s, users["admin"], "complaint", now=clock())
         s.commit()
-    error_of(editor_api.post(f"/editions/{eid}/test", json={"to": "spam@example.org"}), 409,
+    error_of(editor_api.post(f"/editions/{eid}/test", json={"to": users["admin"]}), 409,
              "suppressed")
 
 

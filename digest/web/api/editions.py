@@ -43,6 +43,8 @@ from digest.web.api.edition_schemas import (
 from digest.web.api.errors import ApiError
 from digest.web.api.schemas import Page
 from digest.web.deps import AppDep
+from digest.web.proofs import NotAUser, TooManyProofs, proof_recipient, send_proof
+from digest.web.throttle import retry_after_header
 from subscribers.addresses import normalize
 from subscribers.lists import get_list
 from subscribers.members import is_suppressed
@@ -220,19 +222,32 @@ def editions_send(user: Editor, app: AppDep, edition_id: Id) -> SendQueued:
 
 
 @router.post("/editions/{edition_id}/test", responses={
-    **NOT_FOUND, **refusals(e409="The address is suppressed",
-                            e502="The mail server did not take the test")},
+    **NOT_FOUND, **refusals(
+        e403="`to` is not the address of a user of this site",
+        e409="The address is suppressed",
+        e429="You sent [web] test_sends_per_hour tests within the hour; Retry-After says "
+             "when the next may go",
+        e502="The mail server did not take the test")},
              summary="Mail yourself a test")
 def editions_test(user: Editor, app: AppDep, edition_id: Id, body: TestMail) -> TestMailSent:
     """One copy, built as every subscriber's is, with "[Test]" before the subject; the
-    ledger is not touched. It goes to `to`, or to the token user's own address."""
+    ledger is not touched. It goes to `to`, or to the token user's own address; `to`
+    must be the address of a user of this site (403 otherwise). Each user may send
+    `[web] test_sends_per_hour` (10) tests in any hour, here and on the desk together
+    (429 with Retry-After beyond)."""
     to = normalize(body.to) if body.to is not None else user.email
     with app.sessions() as s:
-        if is_suppressed(s, to):
-            raise ApiError(409, "suppressed", f"{to} is suppressed; a test cannot go there")
         edition, mlist = _edition(s, edition_id)
-        name = user.name if to == user.email else ""
-        message_id = app.send_test(edition, mlist, to, name)
+        try:
+            recipient = proof_recipient(s, to)
+            if is_suppressed(s, recipient.email):
+                raise ApiError(409, "suppressed", f"{to} is suppressed; a test cannot go there")
+            to, message_id = send_proof(app, s, user, edition, mlist, recipient.email)
+        except NotAUser as exc:
+            raise ApiError(403, "not_a_user", str(exc)) from None
+        except TooManyProofs as exc:
+            raise ApiError(429, "too_many_requests", str(exc),
+                           headers={"Retry-After": retry_after_header(exc.wait)}) from None
     return TestMailSent(to=to, message_id=message_id)
 
 

@@ -33,6 +33,8 @@ from digest.web.auth import CsrfForm, EditorUser, Viewer
 from digest.web.deps import AppDep, PagesDep, RowId
 from digest.web.desk.views import list_not_found, parse_local, render_draft
 from digest.web.pages import Pages, WebSession, sentence
+from digest.web.proofs import TooManyProofs, send_proof
+from digest.web.throttle import retry_after_header
 from subscribers.lists import get_list
 from subscribers.models import MailingList
 
@@ -234,8 +236,15 @@ def schedule(list_name: str, post: DeskPost, edition: Field = "", when: Field = 
 
 @router.post("/desk/{list_name}/test")
 def send_test(list_name: str, post: DeskPost, edition: Field = "") -> Response:
-    """One copy to the logged-in user's own address; a render and a send, no commit."""
+    """One copy to the logged-in user's own address; a render and a send, no commit.
+    At most `[web] test_sends_per_hour` per user (`proofs`): then 429 with Retry-After."""
     def change(s: Session, mlist: MailingList, ed: Edition) -> tuple[str, str]:
-        post.app.send_test(ed, mlist, post.user.email, post.user.name)
+        send_proof(post.app, s, post.user, ed, mlist, post.user.email)
         return "tested", "release"
-    return act(post, list_name, edition, change)
+    try:
+        return act(post, list_name, edition, change)
+    except TooManyProofs as exc:
+        page = render_draft(post.app, post.pages, post.viewer, post.user, list_name,
+                            status=429, error=sentence(str(exc)))
+        page.headers["Retry-After"] = retry_after_header(exc.wait)
+        return page
