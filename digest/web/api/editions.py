@@ -221,9 +221,10 @@ def editions_send(user: Editor, app: AppDep, edition_id: Id) -> SendQueued:
         return SendQueued(edition_id=edition.id, status=edition.status, queued=queued)
 
 
+# A `to` that is not a user's answers 403 `not_a_user`: described below, and left to the
+# "default" response, since a listed 403 means "admins only" in this document.
 @router.post("/editions/{edition_id}/test", responses={
     **NOT_FOUND, **refusals(
-        e403="`to` is not the address of a user of this site",
         e409="The address is suppressed",
         e429="You sent [web] test_sends_per_hour tests within the hour; Retry-After says "
              "when the next may go",
@@ -232,7 +233,8 @@ def editions_send(user: Editor, app: AppDep, edition_id: Id) -> SendQueued:
 def editions_test(user: Editor, app: AppDep, edition_id: Id, body: TestMail) -> TestMailSent:
     """One copy, built as every subscriber's is, with "[Test]" before the subject; the
     ledger is not touched. It goes to `to`, or to the token user's own address; `to`
-    must be the address of a user of this site (403 otherwise). Each user may send
+    must be the address of a user of this site (403 `not_a_user` otherwise, naming who
+    may get one). Each user may send
     `[web] test_sends_per_hour` (10) tests in any hour, here and on the desk together
     (429 with Retry-After beyond)."""
     to = normalize(body.to) if body.to is not None else user.email
