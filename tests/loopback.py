@@ -1,11 +1,17 @@
-"""Loopback servers for tests: feeds over real HTTP on 127.0.0.1."""
+"""Loopback servers for tests: feeds over real HTTP on 127.0.0.1, and an ASGI app served
+by a real uvicorn there."""
 
 from __future__ import annotations
 
+import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import uvicorn
 
 
 @contextmanager
@@ -35,3 +41,27 @@ def feed_server(answer: Callable[[str], bytes | None]) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def uvicorn_server(asgi: Any, **config: Any) -> Iterator[str]:
+    """`asgi` served by a real uvicorn on 127.0.0.1, on a free port, in a thread: its base
+    URL. `config` goes to uvicorn.Config (say, forwarded_allow_ips)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = {"lifespan": "off", "log_level": "warning", "access_log": False, **config}
+    server = uvicorn.Server(uvicorn.Config(asgi, **config))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()

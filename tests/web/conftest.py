@@ -10,13 +10,10 @@ and two people on two lists.
 from __future__ import annotations
 
 import re
-import socket
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -33,6 +30,7 @@ from subscribers.models import Membership, Subscriber
 from subscribers.suppress import is_suppressed_address
 from subscribers.tokens import Purpose, Tokens
 from tests.conftest import Clock
+from tests.loopback import uvicorn_server
 from tests.web.browser import *  # noqa: F403  (browser, page, phone, artifacts)
 
 ALICE, BOB = "alice@example.org", "bob@example.net"
@@ -112,24 +110,10 @@ def live_url(web: FastAPI, app: App) -> Iterator[str]:
     sender = Sender(app, stop, poll_seconds=0.1, restart_seconds=0.1)
     web.state.checks.append(sender.problem)
     sender.start()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(web, lifespan="off", log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
     try:
-        yield f"http://127.0.0.1:{port}"
+        with uvicorn_server(web) as url:
+            yield url
     finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
         stop.set()
         sender.join(10)
 
