@@ -1,5 +1,5 @@
 """Tables owned by the publisher: sources, articles, editions, their items, deliveries, and
-the web app's users, API tokens and login failures."""
+the web app's users, API tokens, login sessions and login failures."""
 
 from __future__ import annotations
 
@@ -254,14 +254,13 @@ class User(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     role: Mapped[str] = mapped_column(String(16), default=EDITOR)
     password_hash: Mapped[str] = mapped_column(String(300), default="")  # argon2id
-    # Bumped on password change, role change and "log out everywhere": every session
-    # cookie carries the epoch it was made in and stops working when it moves on.
-    session_epoch: Mapped[int] = mapped_column(Integer, default=0)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     tokens: Mapped[list[ApiToken]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", passive_deletes=True)
+    login_sessions: Mapped[list[LoginSession]] = relationship(
         back_populates="user", cascade="all, delete-orphan", passive_deletes=True)
 
 
@@ -284,13 +283,35 @@ class ApiToken(Base):
     user: Mapped[User] = relationship(back_populates="tokens")
 
 
-class LoginFailure(Base):
-    """One failed login, by account and by client address, for throttling across every
-    web worker (they share the database, not memory). Old rows are pruned on login."""
+class LoginSession(Base):
+    """A logged-in browser (digest.login_sessions). The cookie holds a random id; only its
+    sha256 is kept, so a copy of this table opens no session. Logging out deletes the
+    row, which every web worker sees at once."""
 
-    __tablename__ = "login_failures"
-    __table_args__ = (Index("ix_login_failures_key_at", "key", "at"),)
+    __tablename__ = "login_sessions"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    key: Mapped[str] = mapped_column(String(400))  # "user:<email>" or "ip:<address>"
-    at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+
+    user: Mapped[User] = relationship(back_populates="login_sessions")
+
+
+class LoginFailure(Base):
+    """One failed login: the account typed and the client address it came from, for
+    throttling across every web worker (they share the database, not memory). Rows older
+    than digest.login_throttle's window are pruned on login."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (
+        Index("ix_login_failures_account_at", "account", "at"),
+        Index("ix_login_failures_client_at", "client", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account: Mapped[str] = mapped_column(String(320))  # the address typed, lowercased
+    client: Mapped[str] = mapped_column(String(64))  # web.throttle.client_key: IPv6 by /64
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)

@@ -1,15 +1,13 @@
-"""People who run the site: users with a role, their passwords, API tokens, throttling.
+"""People who run the site: users with a role, their passwords, API tokens, logging in.
 
 Passwords are hashed with argon2id (argon2-cffi's defaults, which follow RFC 9106's
 recommendation) and rehashed on login when those parameters change. API tokens are 32
 random bytes shown once; only their sha256 is stored, which is enough for a secret
 nobody chose.
 
-Failed logins are rows in `login_failures`, one per failure under two keys, the account
-and the client address, so every web worker sees the same counts. Within
-`FAILURE_WINDOW`, `ACCOUNT_LIMIT` failures lock the account and `ADDRESS_LIMIT` lock the
-address, until the oldest failure leaves the window. A locked login is refused before
-the password is looked at, so guessing on during the lock learns nothing.
+Logging in (`authenticate`) is throttled by digest.login_throttle, per account and
+client address, in the database; what a login starts is digest.login_sessions'. A new
+password, a new role or disabling a user ends every session they have.
 """
 
 from __future__ import annotations
@@ -21,18 +19,17 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from digest import login_throttle
 from digest.errors import InvalidInput, NotFound
-from digest.models import ADMIN, ROLES, ApiToken, LoginFailure, User
+from digest.login_sessions import end_all_sessions
+from digest.models import ADMIN, ROLES, ApiToken, User
 from subscribers.addresses import normalize
 
 PASSWORD_MIN = 10
 PASSWORD_MAX = 1000  # argon2 takes any length; a megabyte "password" is an attack
-FAILURE_WINDOW = dt.timedelta(minutes=15)
-ACCOUNT_LIMIT = 5
-ADDRESS_LIMIT = 20
 TOKEN_PREFIX = "dg_"
 #: last_used_at is written at most this often per token, not on every API call.
 TOKEN_TOUCH = dt.timedelta(minutes=1)
@@ -41,14 +38,6 @@ _hasher = PasswordHasher()
 # Verified against when the address is unknown, so that a wrong address costs the
 # same time as a wrong password and the answer time does not tell which it was.
 _DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
-
-
-class Throttled(Exception):
-    """Too many failed logins: try again in `retry_after` seconds."""
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(f"too many failed logins; try again in {retry_after} seconds")
-        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -100,21 +89,21 @@ def all_users(s: Session) -> list[User]:
 def set_password(user: User, password: str) -> None:
     """A new password; every session of the user ends."""
     user.password_hash = hash_password(password)
-    user.session_epoch += 1
+    end_all_sessions(user)
 
 
 def set_role(user: User, role: str) -> None:
     """A new role; every session ends, so no page keeps the old rights."""
     if user.role != check_role(role):
         user.role = role
-        user.session_epoch += 1
+        end_all_sessions(user)
 
 
 def set_disabled(user: User, disabled: bool) -> None:
     """A disabled user cannot log in, and their sessions and tokens stop working."""
     if user.disabled != disabled:
         user.disabled = disabled
-        user.session_epoch += 1
+        end_all_sessions(user)
 
 
 def check_role(role: str) -> str:
@@ -138,20 +127,12 @@ def hash_password(password: str) -> str:
 def authenticate(s: Session, email: str, password: str, *, ip: str,
                  now: dt.datetime) -> User | None:
     """The user whose address and password these are, or None (and the failure is
-    counted). Raises Throttled, without checking the password, while the account or
-    the address is locked. Commits."""
-    address = email.strip().lower()[:320]
-    keys = [f"user:{address}", f"ip:{ip}"]
-    _check_throttle(s, keys, now, limit_offset=0)
-    # The attempt counts as a failure before the password is looked at, so that a burst
-    # of guesses sent in parallel cannot all pass the check above: only the first
-    # `limit` of them get past the recheck. A success takes its rows back.
-    attempt = [LoginFailure(key=key, at=now) for key in keys]
-    s.add_all(attempt)
-    s.execute(delete(LoginFailure).where(LoginFailure.at < now - FAILURE_WINDOW))
-    s.commit()
-    _check_throttle(s, keys, now, limit_offset=1)
-    user = s.scalar(select(User).where(User.email == address))
+    counted against the account from client address `ip`). Raises
+    login_throttle.Throttled, without checking the password, while that must wait.
+    Commits."""
+    account, client = email.strip().lower()[:320], ip[:64]
+    login_throttle.begin(s, account, client, now=now)
+    user = s.scalar(select(User).where(User.email == account))
     # One argon2 verification whatever the account, so the answer takes as long for an
     # unknown or disabled address as for a wrong password, and its time tells nothing.
     matches = _verify(user.password_hash if user is not None else _DUMMY_HASH,
@@ -161,8 +142,7 @@ def authenticate(s: Session, email: str, password: str, *, ip: str,
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
     user.last_login_at = now
-    s.execute(delete(LoginFailure).where(
-        (LoginFailure.key == keys[0]) | (LoginFailure.id == attempt[1].id)))
+    login_throttle.succeeded(s, account, client)
     s.commit()
     return user
 
@@ -172,23 +152,6 @@ def _verify(stored: str, password: str) -> bool:
         return _hasher.verify(stored, password)
     except (VerificationError, InvalidHashError):
         return False
-
-
-def _check_throttle(s: Session, keys: list[str], now: dt.datetime, *,
-                    limit_offset: int) -> None:
-    """Throttled if a key has `limit + limit_offset` failures in the window (the offset
-    is 1 once this attempt's own rows are in)."""
-    since = now - FAILURE_WINDOW
-    rows = s.execute(
-        select(LoginFailure.key, func.count(), func.min(LoginFailure.at))
-        .where(LoginFailure.key.in_(keys), LoginFailure.at >= since)
-        .group_by(LoginFailure.key)
-    ).all()
-    for key, count, oldest in rows:
-        limit = ACCOUNT_LIMIT if key.startswith("user:") else ADDRESS_LIMIT
-        if count >= limit + limit_offset:
-            wait = (oldest + FAILURE_WINDOW - now).total_seconds()
-            raise Throttled(max(1, int(wait) + 1))
 
 
 # -- API tokens ----------------------------------------------------------------------

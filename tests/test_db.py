@@ -181,3 +181,32 @@ def test_upgrading_from_the_first_schema_keeps_every_row(settings: Settings,
         assert left == dict.fromkeys(rows, 1)
     finally:
         app.close()
+
+
+def test_upgrading_to_login_sessions_keeps_users_and_their_tokens(settings: Settings,
+                                                                  clock: Clock) -> None:
+    """0008 drops users.session_epoch (on SQLite by rebuilding `users`, which API tokens
+    refer to) and starts login_failures afresh in its new shape."""
+    app = App(settings, clock=clock)
+    try:
+        upgrade(app.engine, "0007")
+        when = bindparam("now", clock(), UTCDateTime())
+        with app.engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO users (id, email, name, role, password_hash, session_epoch, "
+                "disabled, created_at) VALUES (1, 'ed@example.org', 'Ed', 'editor', 'x', 3, "
+                "false, :now)").bindparams(when))
+            conn.execute(text(
+                "INSERT INTO api_tokens (user_id, name, prefix, token_hash, created_at) "
+                "VALUES (1, 'zapier', 'dg_abcde', 'h', :now)").bindparams(when))
+            conn.execute(text("INSERT INTO login_failures (key, at) VALUES "
+                              "('user:ed@example.org', :now)").bindparams(when))
+        upgrade(app.engine)
+        with app.engine.connect() as conn:
+            assert conn.execute(text("SELECT email, role FROM users")).all() == [
+                ("ed@example.org", "editor")]
+            assert conn.scalar(text("SELECT count(*) FROM api_tokens")) == 1
+            assert conn.scalar(text("SELECT count(*) FROM login_failures")) == 0
+            assert conn.scalar(text("SELECT count(*) FROM login_sessions")) == 0
+    finally:
+        app.close()

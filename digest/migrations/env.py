@@ -14,6 +14,9 @@ if connection is None:  # `alembic` run by hand: use DIGEST_DATABASE_URL
     from digest.db import make_engine
 
     connection = make_engine(load()["database.url"]).connect()
+    if connection.dialect.name == "sqlite":  # see digest.migrations.upgrade for why
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        connection.commit()
 
 
 

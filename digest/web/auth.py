@@ -1,16 +1,22 @@
 """Logging in, sessions, CSRF and roles for the desk, the console and the JSON API.
 
-A session is a signed cookie (`digest_session`, itsdangerous with the site's signing
-key): the user's id, their `session_epoch` and a random CSRF token. Nothing is kept on
-the server, so any web worker can read it; bumping the user's epoch (new password, new
-role, disabled) ends all their sessions at once. The cookie is HttpOnly, SameSite=Lax,
-and Secure whenever the request came over HTTPS (uvicorn reads that from the proxy's
-X-Forwarded-Proto when the proxy is trusted). It expires after `SESSION_MAX_AGE`.
+The session cookie (`digest_session`) is signed with the site's key (itsdangerous) and
+holds a random CSRF token and, once logged in, the id of a session kept in the database
+(digest.login_sessions). The row is what makes the cookie logged in: logging out deletes
+it, so the cookie stops working in every web worker at once, and a copy of it kept
+elsewhere opens nothing; the user's other sessions go on. A new password, a new role or
+disabling a user deletes all of theirs. Anonymous visitors, who need a CSRF token for
+the login form, have the signed cookie alone and no row. The cookie is HttpOnly,
+SameSite=Lax, and Secure whenever the request came over HTTPS (uvicorn reads that from
+the proxy's X-Forwarded-Proto when the proxy is trusted). It lasts `SESSION_MAX_AGE`,
+as the session row does.
 
 Every visitor of a page with a form gets a session, logged in or not, so the login form
 carries a CSRF token too. Every form posted to a logged-in page must send the token back
 (`csrf_token` field, or the X-CSRF-Token header); a mismatch is refused with 403 before
-the route runs. Logging in issues a new session and token (no session fixation).
+the route runs. Logging in issues a new session and token (no session fixation), and
+ends the one the browser had. Failed logins are throttled by digest.login_throttle, by
+account and client address (`client_key`: IPv6 by its /64).
 
 Route parameters:
     Viewer       the visitor's WebSession (user may be None)
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import math
 import secrets
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -32,16 +39,18 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from digest import login_sessions
 from digest.app import App
-from digest.models import ADMIN, EDITOR, User
-from digest.users import Throttled, UserView, authenticate, token_user
+from digest.login_throttle import Throttled
+from digest.models import ADMIN, EDITOR
+from digest.users import UserView, authenticate, token_user
 from digest.web.deps import AppDep, PagesDep
 from digest.web.pages import Page, WebSession
 from digest.web.throttle import client_key
+from subscribers.tokens import ClockSigner
 
 log = logging.getLogger(__name__)
 #: The largest login or logout form read: a few short fields. Without a cap, anyone
@@ -50,9 +59,11 @@ FORM_MAX_BYTES = 16 * 1024
 router = APIRouter(include_in_schema=False, max_body_size=FORM_MAX_BYTES)
 
 COOKIE = "digest_session"
-SESSION_MAX_AGE = 12 * 3600
+SESSION_MAX_AGE = int(login_sessions.LIFETIME.total_seconds())
 CSRF_FIELD, CSRF_HEADER = "csrf_token", "x-csrf-token"
 _STATE_KEY = "digest_set_cookie"
+#: Where get_session leaves the id of the visitor's logged-in session, for logout.
+_SESSION_ID_KEY = "digest_session_id"
 _RANK = {EDITOR: 1, ADMIN: 2}
 
 
@@ -73,7 +84,10 @@ def install(web: FastAPI) -> None:
 
 
 def session_serializer(app: App) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(app.settings.signing_key(), salt="digest.web.session")
+    """Signs and reads the cookie, its age on the App's clock."""
+    return URLSafeTimedSerializer(app.settings.signing_key(), salt="digest.web.session",
+                                  signer=ClockSigner,
+                                  signer_kwargs={"clock": lambda: app.clock().timestamp()})
 
 
 def get_session(request: Request, app: AppDep) -> WebSession:
@@ -82,36 +96,46 @@ def get_session(request: Request, app: AppDep) -> WebSession:
     cached: WebSession | None = getattr(request.state, "digest_session", None)
     if cached is not None:
         return cached
-    session = _read_cookie(app, request.cookies.get(COOKIE, ""))
-    if session is None:
+    found = _read_cookie(app, request.cookies.get(COOKIE, ""))
+    if found is None:
         session = WebSession(user=None, csrf=secrets.token_urlsafe(24))
-        _issue(request, app, session, epoch=0)
+        _issue(request, app, session, session_id=None)
+    else:
+        session, session_id = found
+        setattr(request.state, _SESSION_ID_KEY, session_id)
     request.state.digest_session = session
     return session
 
 
-def _read_cookie(app: App, cookie: str) -> WebSession | None:
+def _read_cookie(app: App, cookie: str) -> tuple[WebSession, str | None] | None:
+    """The session and the id of its row (None: anonymous), or None if the cookie is
+    forged, too old, or its session has ended."""
     if not cookie or len(cookie) > 1000:
         return None
     try:
         data = session_serializer(app).loads(cookie, max_age=SESSION_MAX_AGE)
-        user_id, epoch, csrf = data["u"], data["e"], data["c"]
-    except (BadSignature, KeyError, TypeError, ValueError):
+        csrf, session_id = data["c"], data.get("s")
+    except (BadSignature, KeyError, TypeError, ValueError, AttributeError):
         return None
     if not isinstance(csrf, str) or not csrf:
         return None
-    if user_id is None:
-        return WebSession(user=None, csrf=csrf)
+    if session_id is None:  # anonymous (or from before sessions had rows: logged out)
+        return WebSession(user=None, csrf=csrf), None
+    if not isinstance(session_id, str):
+        return None
     with app.sessions() as s:
-        user = s.get(User, user_id)
-        if user is None or user.disabled or user.session_epoch != epoch:
+        user = login_sessions.session_user(s, session_id, now=app.clock())
+        if user is None:
             return None
-        return WebSession(user=UserView.of(user), csrf=csrf)
+        return WebSession(user=UserView.of(user), csrf=csrf), session_id
 
 
-def _issue(request: Request, app: App, session: WebSession, *, epoch: int) -> None:
-    """Have SessionCookie send `session` as the cookie with this response."""
-    payload = {"u": session.user.id if session.user else None, "e": epoch, "c": session.csrf}
+def _issue(request: Request, app: App, session: WebSession, *,
+           session_id: str | None) -> None:
+    """Have SessionCookie send `session` as the cookie with this response: its CSRF
+    token, and the id of its row when logged in."""
+    payload = {"c": session.csrf} if session_id is None else {"c": session.csrf,
+                                                              "s": session_id}
     value = session_serializer(app).dumps(payload)
     secure = request.url.scheme == "https"
     request.state.digest_session = session
@@ -255,38 +279,59 @@ async def login(request: Request, session: Viewer, app: AppDep, pages: PagesDep,
     form = await request.form()
     email, password, next_path = (str(form.get(k, "")) for k in ("email", "password", "next"))
     ip = request.client.host if request.client else ""
+    previous = getattr(request.state, _SESSION_ID_KEY, None)
     try:
-        user = await run_in_threadpool(_authenticate, app, email, password, ip)
+        started = await run_in_threadpool(_log_in, app, email, password, ip, previous)
     except Throttled as exc:
         # %r: the address is what a stranger typed; no line breaks into the log.
         log.warning("login throttled for %r from %s", email[:100], ip)
         page = LoginPage(title="Log in", email=email[:320], next=next_path[:1000],
-                         error=f"Too many failed attempts. Wait {_minutes(exc.retry_after)} "
-                               "and try again, or ask an admin to reset your password.")
+                         error=f"Too many failed attempts. Try again in "
+                               f"{_wait_words(exc.retry_after)}. If you have forgotten "
+                               "your password, ask an admin to set a new one.")
         return pages.render("web/login.html", page, viewer=session, status=429,
                             private=True, headers={"Retry-After": str(exc.retry_after)})
-    if user is None:
+    if started is None:
         page = LoginPage(title="Log in", email=email[:320], next=next_path[:1000],
                          error="That email and password do not match an account.")
         return pages.render("web/login.html", page, viewer=session, status=400, private=True)
-    fresh = WebSession(user=user[0], csrf=secrets.token_urlsafe(24))
-    _issue(request, app, fresh, epoch=user[1])
-    log.info("%s logged in from %s", user[0].email, ip)
+    user, session_id = started
+    _issue(request, app, WebSession(user=user, csrf=secrets.token_urlsafe(24)),
+           session_id=session_id)
+    log.info("%s logged in from %s", user.email, ip)
     return RedirectResponse(_safe_next(next_path), status_code=303)
 
 
 @router.post("/logout")
-def logout(request: Request, app: AppDep, _: CsrfForm) -> Response:
-    _issue(request, app, WebSession(user=None, csrf=secrets.token_urlsafe(24)), epoch=0)
+def logout(request: Request, session: Viewer, app: AppDep, _: CsrfForm) -> Response:
+    """Ends this browser's session, in every worker; the user's other sessions go on."""
+    session_id = getattr(request.state, _SESSION_ID_KEY, None)
+    if session_id is not None:
+        with app.sessions() as s:
+            login_sessions.end_session(s, session_id)
+            s.commit()
+    if session.user is not None:
+        log.info("%s logged out", session.user.email)
+    _issue(request, app, WebSession(user=None, csrf=secrets.token_urlsafe(24)),
+           session_id=None)
     return RedirectResponse("/login", status_code=303)
 
 
-def _authenticate(app: App, email: str, password: str, ip: str) -> tuple[UserView, int] | None:
+def _log_in(app: App, email: str, password: str, ip: str,
+            previous: str | None) -> tuple[UserView, str] | None:
+    """The user and the id of their new session, or None for a wrong address or
+    password; raises Throttled. The session the browser had before ends."""
     with app.sessions() as s:
         # Counted by client_key: an IPv6 client by its /64, from which it could draw a
         # fresh address for every guess.
         user = authenticate(s, email, password, ip=client_key(ip), now=app.clock())
-        return (UserView.of(user), user.session_epoch) if user else None
+        if user is None:
+            return None
+        if previous is not None:
+            login_sessions.end_session(s, previous)
+        session_id = login_sessions.start_session(s, user, now=app.clock())
+        s.commit()
+        return UserView.of(user), session_id
 
 
 def _safe_next(next_path: str, default: str = "/desk") -> str:
@@ -297,11 +342,9 @@ def _safe_next(next_path: str, default: str = "/desk") -> str:
     return default
 
 
-def _minutes(seconds: int) -> str:
-    minutes = max(1, round(seconds / 60))
-    return "a minute" if minutes == 1 else f"{minutes} minutes"
-
-
-def session_user(s: Session, session: WebSession) -> User | None:
-    """The session's user as a row of `s`, for routes that change it."""
-    return s.get(User, session.user.id) if session.user else None
+def _wait_words(seconds: int) -> str:
+    """A Retry-After in words: "1 second", "40 seconds", "5 minutes" (rounded up)."""
+    if seconds < 60:
+        return "1 second" if seconds == 1 else f"{seconds} seconds"
+    minutes = math.ceil(seconds / 60)
+    return "1 minute" if minutes == 1 else f"{minutes} minutes"
