@@ -16,7 +16,7 @@ from tests.conftest import Clock
 from tests.test_curate import add_articles
 from tests.web.api_support import *  # noqa: F403
 from tests.web.api_support import error_of, sent_to
-from tests.web.conftest import ALICE, ADMIN_EMAIL, EDITOR_EMAIL, World, form_csrf
+from tests.web.conftest import ADMIN_EMAIL, ALICE, EDITOR_EMAIL, World, form_csrf
 
 LIMIT = 10  # [web] test_sends_per_hour's default
 
