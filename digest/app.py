@@ -51,6 +51,9 @@ from subscribers.models import MailingList
 from subscribers.tokens import Tokens
 
 Clock = Callable[[], dt.datetime]
+#: Connections beyond `[web] threads`, for `digest serve`'s own threads: the sender and
+#: its ledger writer, the scheduler's four job threads, console imports and exports.
+BACKGROUND_CONNECTIONS = 10
 
 
 class App:
@@ -70,7 +73,13 @@ class App:
 
     @cached_property
     def engine(self) -> Engine:
-        return make_engine(self.settings["database.url"])
+        """The database pool: a connection for each web thread (`[web] threads`) and
+        BACKGROUND_CONNECTIONS more, so a request does not queue for one behind other
+        requests; a wait for one, or for SQLite's write lock, ends after `[database]
+        timeout` in one of `digest.db.UNAVAILABLE` (answered 503 on the web)."""
+        g = self.settings
+        return make_engine(g["database.url"], pool_size=g["web.threads"],
+                           max_overflow=BACKGROUND_CONNECTIONS, timeout=g["database.timeout"])
 
     @cached_property
     def sessions(self) -> sessionmaker[Session]:
@@ -173,7 +182,8 @@ class App:
     def send(self, list_name: str, *, progress: Callable[[int], None] | None = None,
              on_start: Callable[[Edition, int], None] | None = None,
              stop: threading.Event | None = None) -> worker.SendReport | None:
-        """Build if needed, render once, enqueue, deliver. Safe to run again at any time."""
+        """Build if needed, render once, enqueue, deliver. Safe to run again at any time,
+        and it waits out a database restart (up to `[delivery] lease_seconds`)."""
         with self.sessions() as s:
             mlist = get_list(s, list_name)
             edition = open_edition(s, mlist) or self.build(s, list_name)[0]

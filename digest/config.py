@@ -45,6 +45,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("", "templates_dir", "",
             "A folder whose templates override the built-in ones (email/digest.html, ...)."),
     Setting("database", "url", "sqlite:///var/digest.db", "Any SQLAlchemy URL."),
+    Setting("database", "timeout", 30.0,
+            "Seconds to wait for the database: for a free connection and, on SQLite, for "
+            "the write lock. Then a web request answers 503 with Retry-After."),
     Setting("gather", "timeout", 20.0, "Seconds a feed may take to answer and to arrive."),
     Setting("gather", "max_bytes", 10_000_000, "Largest feed or page accepted, in bytes."),
     Setting("gather", "max_redirects", 5, "Redirects followed before a fetch fails."),
@@ -85,12 +88,27 @@ SETTINGS: tuple[Setting, ...] = (
             "Review-mode lists: the draft is built this long before the scheduled time."),
     Setting("web", "host", "127.0.0.1", "Address `digest serve` listens on."),
     Setting("web", "port", 8000, "Port `digest serve` listens on."),
+    Setting("web", "threads", 40,
+            "Threads that run web requests' database work; the database pool keeps as many "
+            "connections, and 10 more for digest serve's sender, scheduler and imports."),
     Setting("web", "forwarded_allow_ips", "127.0.0.1,::1",
             "Proxies trusted for X-Forwarded-For/-Proto (comma-separated IPs, or *)."),
+    Setting("web", "test_sends_per_hour", 10,
+            "Test mails one user may send in any hour, from the desk and the API together "
+            "(only to users' addresses); counted per process."),
     Setting("web", "fetch_private_addresses", False,
             "Let the desk's and the API's add-by-URL fetch loopback, private and link-local "
             "addresses (127.0.0.1, 10.x, 169.254.169.254). Off: an editor cannot make the "
             "server read its own network."),
+    Setting("web", "header_timeout", 10.0,
+            "Seconds a client has to send a request's line and headers, from connecting or "
+            "from the previous response; then it gets 408 and is closed (slow clients)."),
+    Setting("web", "max_connections", 1000,
+            "Most connections open at once; beyond it the one waiting longest for its request "
+            "is closed, or the new one gets 503. Lowered at start to fit ulimit -n."),
+    Setting("imports", "keep_rejects_days", 30,
+            "Days a console import's rejects file is kept after the job ends (its upload is "
+            "deleted then); `digest serve` purges older ones hourly. 0: at the next purge."),
 )
 
 #: Environment-only settings: name -> help. Never read from or written to the file.
