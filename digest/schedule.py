@@ -45,6 +45,9 @@ if TYPE_CHECKING:
     from digest.config import Settings
 
 log = logging.getLogger(__name__)
+#: The fetch jitter's own generator: the scheduler's thread never moves the global
+#: `random` state under code that seeds it.
+_JITTER = random.Random()
 
 # What run_edition_job did with a scheduled time.
 STARTED = "sending"  # the edition is sending (the worker delivers it)
@@ -76,7 +79,7 @@ class ScheduleOptions:
 
 
 def next_fetch(now: dt.datetime, interval: dt.timedelta, failures: int,
-               rand: Callable[[], float] = random.random) -> dt.datetime | None:
+               rand: Callable[[], float] = _JITTER.random) -> dt.datetime | None:
     """When a source is fetched again: None (at the next round) after a success or one
     failure; after n failures in a row it sits out 2^(n-1) - 1 rounds, at most
     MAX_BACKOFF, give or take a tenth so failing sources of one host drift apart."""
@@ -278,7 +281,7 @@ def release_scheduled(app: App) -> list[int]:
     return started
 
 
-def fetch_due(app: App, rand: Callable[[], float] = random.random) -> list[SourceReport]:
+def fetch_due(app: App, rand: Callable[[], float] = _JITTER.random) -> list[SourceReport]:
     """Fetch every source not sitting out a backoff, and set when each is due again.
 
     Two rounds may overlap (the catch-up's and the next one, say): each source's lease

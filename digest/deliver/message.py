@@ -25,6 +25,10 @@ import idna  # a dependency of requests: IDNA 2008 with UTS 46 mapping, unlike t
 from digest import slots
 from digest.errors import InvalidInput
 
+#: Its own generator, so that sending (in digest serve's thread) never moves the global
+#: `random` state under code that seeds it (hypothesis, in the API schema test).
+_NONCES = random.Random()
+
 #: Slot names a rendered edition may hold (tokens as `digest.slots` writes them). Filled
 #: here rather than by render.Slotted, which fills a whole text: encoding 17 KB of
 #: quoted-printable per message costs ~100 us where filling only the lines that hold
@@ -157,7 +161,7 @@ class MessageTemplate:
         if when is not now:  # a batch is usually built with one `now`; one tuple stays thread-safe
             date = format_datetime(now if now.tzinfo else now.replace(tzinfo=dt.UTC))
             self._date = (now, date)
-        nonce = random.getrandbits(32)  # tells retries apart; needs no secrecy
+        nonce = _NONCES.getrandbits(32)  # tells retries apart; needs no secrecy
         message_id = f"{self._mid_prefix}{r.delivery_id}.{nonce:08x}{self._mid_suffix}"
         to = f"{_phrase(r.name)} <{rcpt}>" if r.name.strip() else rcpt
         head = (
