@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from digest import __version__, curate, review
 from digest.config import Settings
 from digest.db import make_engine, session_factory, utcnow
-from digest.deliver import confirm, ledger, worker
+from digest.deliver import confirm, ledger, outcomes, worker
 from digest.deliver.backends import make_backend
 from digest.deliver.backends.base import Backend, NoEvents
 from digest.deliver.ledger import RetryPolicy
@@ -193,7 +193,12 @@ class App:
             if on_start:
                 on_start(edition, ledger.pending(s, edition.id))
             edition_id = edition.id
-        return self.deliver(edition_id, progress=progress, stop=stop)
+        # A database restart mid-send: what went out is recorded once it is back, and
+        # the rest is sent then (nothing twice); a longer outage ends with its error.
+        return outcomes.when_back(
+            lambda: self.deliver(edition_id, progress=progress, stop=stop),
+            self.settings["delivery.lease_seconds"],
+            lambda: f"edition {edition_id} waits for the database")
 
     def deliver(self, edition_id: int, *, progress: Callable[[int], None] | None = None,
                 stop: threading.Event | None = None, release: bool = True,

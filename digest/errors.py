@@ -6,7 +6,8 @@
     ├── InvalidInput       a value given by the user is unusable (URL, address, CSV row)
     │   └── NotReady       an edition may not go out as it stands (no articles, list archived)
     ├── FetchError         a feed or page could not be fetched or parsed
-    └── DeliveryError      a backend is misconfigured or unreachable as a whole
+    ├── DeliveryError      a backend is misconfigured or unreachable as a whole
+    └── DatabaseUnavailable  the database went away mid-work; tried again when it answers
 
 Messages say what happened and what to do, e.g. "list 'news' not found; create it with
 `digest lists create news`".
@@ -46,3 +47,11 @@ class FetchError(DigestError):
 
 class DeliveryError(DigestError):
     """The delivery backend as a whole cannot be used (bad host, bad login)."""
+
+
+class DatabaseUnavailable(DigestError):
+    """The database stopped answering (a restart, a network cut) in the middle of work.
+
+    Senders catch it, record what they could not write once the database is back, and
+    go on; nothing is sent twice on its account (`digest.deliver.outcomes`).
+    """

@@ -16,16 +16,20 @@ import datetime as dt
 import logging
 import select as os_select
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from digest.deliver.backends.base import ClaimLost, SendResult
 from digest.deliver.ledger import Clock, RetryPolicy
 from digest.deliver.message import Outgoing
+from digest.errors import DatabaseUnavailable
 from digest.models import Delivery, DeliveryStatus
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class LedgerEvents:
@@ -35,6 +39,13 @@ class LedgerEvents:
     worker whose lease was lost and taken over cannot overwrite the new owner's record.
     With `edition_id` and `lease_seconds`, the worker's claims on the edition are renewed
     every third of a lease while messages keep settling.
+
+    When the database goes away (a restart, a network cut), what could not be written is
+    kept here, in order, and written first once it answers: an outcome, and above all a
+    handover whose commit was lost after the message's final step went out, which would
+    otherwise leave the row `claimed`, to be sent again. Meanwhile `handing_over` raises
+    DatabaseUnavailable, so no new message goes out that the ledger cannot record.
+    `close` waits for the database (up to a lease) to write what is kept.
     """
 
     def __init__(self, engine: Engine, worker: str, policy: RetryPolicy, clock: Clock, *,
@@ -51,75 +62,195 @@ class LedgerEvents:
         self._edition_id = edition_id
         self._lease = lease_seconds
         self._renew_at = time.monotonic() + lease_seconds / 3
+        self._unwritten: dict[int, dict[str, object]] = {}  # delivery id -> its values
 
-    def close(self) -> None:
-        self._writer.close()
+    def close(self, *, patience: float | None = None) -> None:
+        """Read the last answers and write what the database missed, waiting for it up
+        to `patience` seconds (default: the lease, as long as the claims are ours);
+        DatabaseUnavailable if it stays away. The connection is let go either way."""
+        try:
+            when_back(self._wind_up, self._lease if patience is None else patience,
+                      lambda: f"{len(self._unwritten)} delivery outcomes wait for it")
+        finally:
+            self._writer.close()
+
+    def _wind_up(self) -> None:
+        """Write what was kept; then no row of this run may still be `sending`, since
+        every message handed over has had its outcome. One that is (its outcome never
+        reached the ledger) becomes `uncertain`: it may have arrived, so never again."""
+        self._catch_up()
+        try:
+            with self.engine.begin() as conn:
+                stranded = conn.scalars(
+                    update(Delivery)
+                    .where(Delivery.claimed_by == self.worker,
+                           Delivery.status == DeliveryStatus.HANDING_OVER)
+                    .values(**_HANDED_OVER)
+                    .returning(Delivery.id)
+                ).all()
+        except SQLAlchemyError as exc:
+            raise unavailable(exc) from exc
+        if stranded:
+            log.warning("%d deliveries handed over had no outcome recorded, now uncertain: "
+                        "%s", len(stranded), ", ".join(map(str, sorted(stranded))))
 
     def handing_over(self, msg: Outgoing) -> None:
         """Commit `sending` for the message; the backend then writes the final step.
-        Raises ClaimLost if the row is no longer this worker's."""
-        self._writer.mark_sending(msg)
+        Raises ClaimLost if the row is no longer this worker's, and DatabaseUnavailable
+        if the database does not answer (then the message must not be finished)."""
+        self._catch_up()
+        try:
+            self._writer.mark_sending(msg)
+        finally:
+            self._keep(self._writer.take_lost())
 
     def done(self, result: SendResult) -> None:
         now = self.clock()
         if self._lease and self._edition_id is not None and time.monotonic() >= self._renew_at:
             self._renew(now)
         if result.status == "sent":
-            self._writer.finish(result.delivery_id, status=DeliveryStatus.DELIVERED,
-                                sent_at=now, last_error="")
+            self._record(result.delivery_id, status=DeliveryStatus.DELIVERED,
+                         sent_at=now, last_error="")
             self.counts[DeliveryStatus.DELIVERED] += 1
         elif result.status == "failed":
-            self._writer.finish(result.delivery_id, status=DeliveryStatus.FAILED,
-                                last_error=result.detail)
+            self._record(result.delivery_id, status=DeliveryStatus.FAILED,
+                         last_error=result.detail)
             self.counts[DeliveryStatus.FAILED] += 1
         elif result.status == "uncertain":
-            self._writer.finish(result.delivery_id, status=DeliveryStatus.UNCERTAIN,
-                                last_error=result.detail)
+            self._record(result.delivery_id, status=DeliveryStatus.UNCERTAIN,
+                         last_error=result.detail)
             self.counts[DeliveryStatus.UNCERTAIN] += 1
         else:
             status = self._defer(result, now)
             self.counts[DeliveryStatus.FAILED if status == DeliveryStatus.FAILED
                         else "deferred"] += 1
 
-    def _renew(self, now: dt.datetime) -> None:
+    def _record(self, delivery_id: int, **values: object) -> None:
+        """Write an outcome now, or keep it (after those kept already) for later."""
+        self._settle()
+        if not self._unwritten:
+            try:
+                self._writer.finish(delivery_id, **values)
+                return
+            except DatabaseUnavailable:
+                self._keep(self._writer.take_lost())
+        self._unwritten.pop(delivery_id, None)  # the latest word on a row comes last
+        self._unwritten[delivery_id] = values
+
+    def _settle(self) -> None:
         self._writer.settle()
+        self._keep(self._writer.take_lost())
+
+    def _keep(self, lost: dict[int, dict[str, object]]) -> None:
+        for delivery_id, values in lost.items():
+            self._unwritten.pop(delivery_id, None)
+            self._unwritten[delivery_id] = values
+
+    def _catch_up(self) -> None:
+        """Write what was kept, in one transaction; DatabaseUnavailable if it cannot."""
+        self._settle()
+        if not self._unwritten:
+            return
+        try:
+            with self.engine.begin() as conn:
+                for delivery_id, values in self._unwritten.items():
+                    conn.execute(
+                        update(Delivery)
+                        .where(Delivery.id == delivery_id, Delivery.claimed_by == self.worker)
+                        .values(**values)
+                    )
+        except SQLAlchemyError as exc:
+            raise unavailable(exc) from exc
+        log.info("%d delivery outcomes written once the database was back",
+                 len(self._unwritten))
+        self._unwritten.clear()
+
+    def _renew(self, now: dt.datetime) -> None:
+        self._settle()
         self._renew_at = time.monotonic() + self._lease / 3
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(Delivery)
-                .where(Delivery.edition_id == self._edition_id,
-                       Delivery.status.in_((DeliveryStatus.CLAIMED, DeliveryStatus.HANDING_OVER)),
-                       Delivery.claimed_by == self.worker)
-                .values(lease_until=now + dt.timedelta(seconds=self._lease))
-            )
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(Delivery)
+                    .where(Delivery.edition_id == self._edition_id,
+                           Delivery.status.in_((DeliveryStatus.CLAIMED,
+                                                DeliveryStatus.HANDING_OVER)),
+                           Delivery.claimed_by == self.worker)
+                    .values(lease_until=now + dt.timedelta(seconds=self._lease))
+                )
+        except SQLAlchemyError as exc:  # the next handover says so; the lease holds a while
+            log.warning("could not renew the claims' lease: %s", unavailable(exc))
 
     def _defer(self, result: SendResult, now: dt.datetime) -> DeliveryStatus:
         """Queue the row again with backoff, or fail it after max_attempts; the status."""
-        self._writer.settle()  # the row's `sending` is committed first
-        with self.engine.begin() as conn:
-            attempts = conn.scalar(
-                select(Delivery.attempts).where(Delivery.id == result.delivery_id)
-            ) or 0
-            attempts += 1
-            if attempts >= self.policy.max_attempts:
-                status = DeliveryStatus.FAILED
-                values: dict[str, object] = {
-                    "status": status, "attempts": attempts,
-                    "last_error": f"gave up after {attempts} attempts: {result.detail}",
-                }
-            else:
-                status = DeliveryStatus.QUEUED
-                values = {
-                    "status": status, "attempts": attempts, "claimed_by": "",
-                    "lease_until": None, "last_error": result.detail,
-                    "next_attempt_at": self.policy.next_attempt(attempts, now),
-                }
-            conn.execute(
-                update(Delivery)
-                .where(Delivery.id == result.delivery_id, Delivery.claimed_by == self.worker)
-                .values(**values)
-            )
+        self._settle()  # the row's `sending` is committed first
+        if self._unwritten:
+            return self._defer_later(result, now)
+        try:
+            with self.engine.begin() as conn:
+                attempts = conn.scalar(
+                    select(Delivery.attempts).where(Delivery.id == result.delivery_id)
+                ) or 0
+                status, values = self._retry(attempts + 1, result.detail, now)
+                conn.execute(
+                    update(Delivery)
+                    .where(Delivery.id == result.delivery_id,
+                           Delivery.claimed_by == self.worker)
+                    .values(**values)
+                )
+        except SQLAlchemyError:
+            return self._defer_later(result, now)
         return status
+
+    def _defer_later(self, result: SendResult, now: dt.datetime) -> DeliveryStatus:
+        """The database is away: queue the row again when it answers, this attempt
+        uncounted (the count is in the database)."""
+        status, values = self._retry(1, result.detail, now)
+        del values["attempts"]
+        self._keep({result.delivery_id: values})
+        return status
+
+    def _retry(self, attempts: int, detail: str,
+               now: dt.datetime) -> tuple[DeliveryStatus, dict[str, object]]:
+        if attempts >= self.policy.max_attempts:
+            return DeliveryStatus.FAILED, {
+                "status": DeliveryStatus.FAILED, "attempts": attempts,
+                "last_error": f"gave up after {attempts} attempts: {detail}",
+            }
+        return DeliveryStatus.QUEUED, {
+            "status": DeliveryStatus.QUEUED, "attempts": attempts, "claimed_by": "",
+            "lease_until": None, "last_error": detail,
+            "next_attempt_at": self.policy.next_attempt(attempts, now),
+        }
+
+
+def when_back(attempt: Callable[[], T], patience: float, waiting: Callable[[], str]) -> T:
+    """`attempt()`, tried again while it raises DatabaseUnavailable, with a pause that
+    doubles from half a second up to 10 s, for up to `patience` seconds; then its error.
+    `waiting()` says in the log what waits for the database."""
+    pause, deadline = 0.5, time.monotonic() + patience
+    while True:
+        try:
+            return attempt()
+        except DatabaseUnavailable as exc:
+            if time.monotonic() + pause > deadline:
+                log.error("%s; gave up after %.0f s: %s", waiting(), patience, exc)
+                raise
+            log.warning("%s; trying again in %.1f s: %s", waiting(), pause, exc)
+            time.sleep(pause)
+            pause = min(pause * 2, 10.0)
+
+
+def unavailable(exc: BaseException) -> DatabaseUnavailable:
+    """The database error as DatabaseUnavailable, its first line kept."""
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return DatabaseUnavailable(f"the database did not answer: {text[0] if text else exc!r}")
+
+
+#: What the ledger records for a message whose handover commit was lost after its final
+#: step went out: it may have arrived, so it is never sent again.
+_HANDED_OVER: dict[str, object] = {"status": DeliveryStatus.UNCERTAIN,
+                "last_error": "the database went away while the message was handed over"}
 
 
 class _Writer:
@@ -128,7 +259,9 @@ class _Writer:
     A hard kill after the handover's commit and before the backend's final write is the
     one moment the ledger can be wrong (it would call a message uncertain that never
     arrived), so that commit is the last thing done: a plain DB-API statement on a
-    connection kept open, nothing from the ORM or the pool after it.
+    connection kept open, nothing from the ORM or the pool after it. A database that
+    does not answer raises DatabaseUnavailable; `take_lost` gives the writes it had
+    accepted and then lost (none here: every write is waited for).
     """
 
     def __init__(self, engine: Engine, worker: str) -> None:
@@ -138,40 +271,64 @@ class _Writer:
         mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
         self._sql = (f"UPDATE deliveries SET status = {mark}, message_id = {mark} "
                      f"WHERE id = {mark} AND claimed_by = {mark}")
+        self._lost: dict[int, dict[str, object]] = {}
 
     def connection(self) -> Any:
         if self._raw is None:
-            self._raw = self.engine.raw_connection()
+            try:
+                self._raw = self.engine.raw_connection()
+            # raw_connection() lets the driver's own errors through, unwrapped
+            except (SQLAlchemyError, self.engine.dialect.loaded_dbapi.Error) as exc:
+                raise unavailable(exc) from exc
         return self._raw
 
     def mark_sending(self, msg: Outgoing) -> None:
         raw = self.connection()
-        cursor = raw.cursor()
-        cursor.execute(self._sql, (DeliveryStatus.HANDING_OVER.value, msg.message_id,
-                                   msg.delivery_id, self.worker))
-        changed = cursor.rowcount
-        cursor.close()
-        if changed != 1:
-            raw.rollback()
-            raise _lost(msg)
-        raw.commit()
+        try:
+            cursor = raw.cursor()
+            cursor.execute(self._sql, (DeliveryStatus.HANDING_OVER.value, msg.message_id,
+                                       msg.delivery_id, self.worker))
+            changed = cursor.rowcount
+            cursor.close()
+            if changed != 1:
+                raw.rollback()
+                raise _lost(msg)
+            raw.commit()
+        except self.engine.dialect.loaded_dbapi.Error as exc:
+            self.drop()
+            raise unavailable(exc) from exc
 
     def finish(self, delivery_id: int, **values: object) -> None:
         """Records an outcome (guarded by claimed_by), committed."""
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(Delivery)
-                .where(Delivery.id == delivery_id, Delivery.claimed_by == self.worker)
-                .values(**values)
-            )
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(Delivery)
+                    .where(Delivery.id == delivery_id, Delivery.claimed_by == self.worker)
+                    .values(**values)
+                )
+        except SQLAlchemyError as exc:
+            raise unavailable(exc) from exc
 
     def settle(self) -> None:
         """Waits for writes sent earlier; they are all done here."""
+
+    def take_lost(self) -> dict[int, dict[str, object]]:
+        """The writes sent and then lost with the connection, to be written again."""
+        lost, self._lost = self._lost, {}
+        return lost
 
     def close(self) -> None:
         if self._raw is not None:
             raw, self._raw = self._raw, None
             raw.close()
+
+    def drop(self) -> None:
+        """Let go of a connection that broke: discarded, not returned to the pool (whose
+        rollback on it would fail)."""
+        if self._raw is not None:
+            raw, self._raw = self._raw, None
+            raw.invalidate()
 
 
 def _lost(msg: Outgoing) -> ClaimLost:
@@ -195,6 +352,8 @@ class _PgWriter(_Writer):
     def __init__(self, engine: Engine, worker: str) -> None:
         super().__init__(engine, worker)
         self._waiting = False  # a query was sent whose answers are not read yet
+        # The row that query was about, and what to record for it if it is lost.
+        self._inflight: tuple[int, dict[str, object]] | None = None
         self._pgconn: Any = None
         self._escaping: Any = None
 
@@ -217,7 +376,10 @@ class _PgWriter(_Writer):
         if results[-1].command_tuples != 1:
             self._run(b"ROLLBACK")
             raise _lost(msg)
-        self._send(b"COMMIT")
+        # The message's final step follows at once. Should this COMMIT be lost with the
+        # connection, the row is recorded as handed over when the database is back
+        # (see LedgerEvents): left `claimed`, it would be sent a second time.
+        self._send(b"COMMIT", inflight=(msg.delivery_id, _HANDED_OVER))
 
     def finish(self, delivery_id: int, **values: object) -> None:
         self.settle()
@@ -225,19 +387,22 @@ class _PgWriter(_Writer):
         assignments = b", ".join(name.encode() + b" = " + self._literal(value)
                                  for name, value in values.items())
         self._send(b"SET LOCAL synchronous_commit TO off; UPDATE deliveries SET "
-                   + assignments + self._where(delivery_id))
+                   + assignments + self._where(delivery_id), inflight=(delivery_id, values))
 
     def settle(self) -> None:
-        """Reads the answers to the query sent last; a failure is logged, and costs the
-        record of one message at most (its row stays `sending`: uncertain later)."""
+        """Reads the answers to the query sent last. If the connection broke, what that
+        query was to write is kept for `take_lost`, and the connection let go."""
         if not self._waiting:
             return
         self._waiting = False
+        inflight, self._inflight = self._inflight, None
         try:
             self._results()
         except Exception as exc:  # the connection broke: psycopg's errors, OSError
-            log.warning("a ledger write failed: %s", exc)
-            self.close()
+            log.warning("a ledger write was lost with the connection: %s", exc)
+            if inflight is not None:
+                self._lost[inflight[0]] = inflight[1]
+            self.drop()
 
     def close(self) -> None:
         if self._raw is not None:
@@ -258,22 +423,27 @@ class _PgWriter(_Writer):
         # A server's reply could hold a NUL, which no PostgreSQL text may.
         return bytes(self._escaping.escape_literal(value.replace("\0", "").encode()))
 
-    def _send(self, query: bytes) -> None:
-        self._pgconn.send_query(query)
-        while self._pgconn.flush():  # psycopg runs libpq non-blocking: 1 while bytes remain
-            os_select.select([], [self._pgconn.socket], [])
-        self._waiting = True
+    def _send(self, query: bytes, *, inflight: tuple[int, dict[str, object]] | None = None
+              ) -> None:
+        try:
+            self._pgconn.send_query(query)
+            while self._pgconn.flush():  # libpq runs non-blocking: 1 while bytes remain
+                os_select.select([], [self._pgconn.socket], [])
+        except Exception as exc:  # psycopg's OperationalError, OSError: the server is gone
+            self.drop()
+            raise unavailable(exc) from exc
+        self._waiting, self._inflight = True, inflight
 
     def _run(self, query: bytes) -> list[Any]:
         """Sends `query` and waits for its answers; on failure the connection is let go
-        (it may be inside an aborted transaction)."""
+        (it may be inside an aborted transaction) and DatabaseUnavailable raised."""
         self._send(query)
         self._waiting = False
         try:
             return self._results()
-        except BaseException:
-            super().close()
-            raise
+        except Exception as exc:
+            self.drop()
+            raise unavailable(exc) from exc
 
     def _results(self) -> list[Any]:
         """Every answer to the query sent last (all must be read), or _WriteFailed."""
@@ -282,6 +452,9 @@ class _PgWriter(_Writer):
             if result.error_message:
                 errors.append(result.error_message.decode(errors="replace").strip())
             results.append(result)
+        if not results:  # libpq gives no result at all once the connection is gone
+            errors.append(self._pgconn.get_error_message().decode(errors="replace").strip()
+                          or "the server sent no answer")
         if errors:
             raise _WriteFailed("; ".join(errors))
         return results

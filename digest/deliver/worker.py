@@ -18,15 +18,15 @@ from email.utils import parseaddr
 
 from jinja2 import Environment
 from sqlalchemy import Engine, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from digest.deliver import ledger
 from digest.deliver.backends.base import Backend, SendResult
 from digest.deliver.message import MessageTemplate, Outgoing, Recipient
-from digest.deliver.outcomes import LedgerEvents
+from digest.deliver.outcomes import LedgerEvents, unavailable, when_back
 from digest.editions import keep_rendered, render_context, require_sendable
-from digest.errors import InvalidInput
+from digest.errors import DatabaseUnavailable, InvalidInput
 from digest.models import DeliveryStatus, Edition, EditionKind, EditionStatus
 from digest.render import render_edition
 from subscribers.models import MailingList, MembershipStatus
@@ -135,23 +135,38 @@ def deliver(
                     backend.send(batch, events, stop=stop)
                 if progress:
                     progress(len(claimed))
+        except (OperationalError, InterfaceError) as exc:  # a restart, a network cut
+            raise unavailable(exc) from exc
         finally:
-            events.close()  # reads the answer to the last handover's commit
-            _give_back(s, edition_id, worker)
+            # Reads the answer to the last handover's commit, and writes what the
+            # database missed while it was away (waiting for it up to a lease): until
+            # then the claims are kept, since a lost handover leaves its row `claimed`.
+            events.close(patience=opts.lease_seconds)
+            _give_back(s, edition_id, worker, patience=opts.lease_seconds)
         if edition.kind == EditionKind.CONFIRM:  # a standing queue: never finished
             return _report(s, edition, released, finished=False, claimed=total)
         return _finish(s, edition, released, clock(), claimed=total)
 
 
-def _give_back(s: Session, edition_id: int, worker: str) -> None:
-    """Return the claims not attempted to the queue, so that no one waits for a lease."""
+def _give_back(s: Session, edition_id: int, worker: str, *, patience: float) -> None:
+    """Return the claims not attempted to the queue, so that no one waits for a lease;
+    if the database is away, as soon as it is back (waiting up to `patience` s)."""
+    def release() -> int:
+        try:
+            s.rollback()
+            return ledger.release(s, edition_id, worker)
+        except SQLAlchemyError as exc:
+            raise unavailable(exc) from exc
+
     try:
-        s.rollback()
-        if returned := ledger.release(s, edition_id, worker):
-            log.info("edition %d: %d claimed deliveries returned to the queue",
-                     edition_id, returned)
-    except SQLAlchemyError as exc:  # the database went away: the lease frees them later
-        log.warning("edition %d: could not return claimed deliveries: %s", edition_id, exc)
+        returned = when_back(release, patience,
+                             lambda: f"edition {edition_id}: claimed deliveries wait to be "
+                                     "returned to the queue")
+    except DatabaseUnavailable:  # logged: the lease frees them later
+        return
+    if returned:
+        log.info("edition %d: %d claimed deliveries returned to the queue",
+                 edition_id, returned)
 
 
 @dataclass(frozen=True)
