@@ -156,6 +156,7 @@ class PageEnricher:
         self.fetched = 0    # pages requested
         self.enriched = 0   # entries that got their page's text
         self.failed = 0     # pages that did not load or gave nothing better than the feed
+        self.first_error = ""  # why the first page that did not load did not
 
     def __call__(self, entry: Entry) -> Entry:
         if not entry.link or self.fetched >= self.limit:
@@ -163,8 +164,9 @@ class PageEnricher:
         self.fetched += 1
         try:
             page = self.get_page(entry.link)
-        except FetchError:
+        except FetchError as exc:
             self.failed += 1
+            self.first_error = self.first_error or str(exc)
             return entry
         extracted = None
         if not _NOT_HTML.match(page.content_type):

@@ -19,8 +19,9 @@ address only on the same scheme, host and port as its source, and an editor's ad
 URL only a public one. It is checked twice: before connecting, on every address the
 host resolves to, and on the connected socket's peer, so a name that resolves
 differently the second time (DNS rebinding) and every redirect hop are caught too.
-Through an HTTP proxy only the first check applies: the proxy connects, so it is the
-proxy's own rules that hold there.
+Through an HTTP proxy (HTTP_PROXY, HTTPS_PROXY) only the first check applies, since the
+proxy connects; and a host that does not resolve here is refused, since the proxy might
+resolve it to an intranet address (`Reach.unchecked`).
 
 The reach travels to the connection in a context variable that `reaching` sets around
 one fetch: requests gives an adapter no per-request options, and a session's pools are
@@ -40,6 +41,7 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.utils import select_proxy
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import NewConnectionError
@@ -74,10 +76,18 @@ class Reach:
 
     def refusal(self, host: str, address: str) -> str:
         home = origin(self.home) if self.home else None
-        rule = (f"only the source's own address ({home[0]}://{home[1]}:{home[2]}) may be on "
-                "this machine's network" if home else "only public addresses are fetched here")
-        return (f"{host} is at {address}, which is not a public internet address, and "
-                f"{rule}; an admin can allow it with {self.setting} = true")
+        rule = (f"only the source's own scheme, host name and port ({home[0]}://{home[1]}:"
+                f"{home[2]}, as written when it was added) may be on this machine's network"
+                if home else "only public addresses are fetched here")
+        where = address if _same_address(host, address) else f"{host} is at {address}, which"
+        return (f"{where} is not a public internet address, and {rule}; an admin can "
+                f"allow it with {self.setting} = true")
+
+    def unchecked(self, host: str, why: str) -> str:
+        """The refusal of a fetch through a proxy whose host cannot be checked here."""
+        return (f"{host} {why}, so where it leads cannot be checked before the request "
+                "goes to the proxy (which would reach it from inside this network); an "
+                f"admin can allow it with {self.setting} = true")
 
 
 PUBLIC_ONLY = Reach()
@@ -96,19 +106,38 @@ def reaching(reach: Reach) -> Iterator[None]:
         _reach.reset(token)
 
 
+def _same_address(host: str, address: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")) == ipaddress.ip_address(address)
+    except ValueError:
+        return False
+
+
 class PrivateAddress(requests.ConnectionError):
     """The URL's host is not on the public internet, and this fetch may not go there."""
 
 
+#: IPv6 prefixes that carry an IPv4 address in their last 32 bits and lead to it: NAT64
+#: (RFC 6052's well-known prefix and RFC 8215's local one) and the deprecated
+#: IPv4-compatible ::a.b.c.d.
+_EMBEDDING = tuple(ipaddress.ip_network(n) for n in ("64:ff9b::/96", "64:ff9b:1::/48", "::/96"))
+
+
 def is_public(address: str) -> bool:
     """Whether an IP address is on the public internet: not loopback, private,
-    link-local (cloud metadata), shared, reserved, multicast or unspecified."""
+    link-local (cloud metadata), shared, reserved, multicast or unspecified. An IPv6
+    address that leads to an IPv4 one (mapped, 6to4, Teredo, NAT64, IPv4-compatible) is
+    judged by that IPv4 address: 64:ff9b::7f00:1 is 127.0.0.1 behind a NAT64 gateway."""
     try:
         ip = ipaddress.ip_address(address.split("%")[0])  # fe80::1%eth0
     except ValueError:
         return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if embedded is None and any(ip in net for net in _EMBEDDING):
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if embedded is not None:
+            ip = embedded
     return ip.is_global and not ip.is_multicast
 
 
@@ -150,10 +179,16 @@ class _GuardedAdapter(HTTPAdapter):
         target = origin(request.url or "")
         reach = _reach.get()
         if target is not None and not reach.allows(target):
+            proxied = bool(select_proxy(request.url or "", kwargs.get("proxies") or {}))
             try:
                 infos = socket.getaddrinfo(target[1], None, proto=socket.IPPROTO_TCP)
             except (OSError, UnicodeError):
-                infos = []  # the connection fails with its own message (or a proxy resolves)
+                # Unknown here: the connection fails with its own message, unless a proxy
+                # would resolve it, perhaps to an intranet host.
+                if proxied:
+                    raise PrivateAddress(reach.unchecked(target[1], "does not resolve here"),
+                                         request=request) from None
+                infos = []
             for *_, sockaddr in infos:
                 if not is_public(str(sockaddr[0])):
                     raise PrivateAddress(reach.refusal(target[1], str(sockaddr[0])),

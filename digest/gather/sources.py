@@ -59,11 +59,18 @@ class SourceReport:
     seen: int = 0
     error: str = ""
     pages_failed: int = 0  # full-text sources: new entries that kept the feed's text
+    page_error: str = ""  # why the first article page that could not be fetched was not
 
     @property
     def note(self) -> str:
-        """What a summary shows beside the status: the error, or why it was skipped."""
-        return "being fetched elsewhere" if self.status == BUSY else self.error
+        """What a summary shows beside the status: the error, why it was skipped, or why
+        article pages could not be read (a page the fetcher refused says which setting)."""
+        if self.status == BUSY:
+            return "being fetched elsewhere"
+        if self.error or not self.page_error:
+            return self.error
+        return (f"{self.pages_failed} article pages kept the feed's text; the first could "
+                f"not be fetched: {self.page_error}")
 
 
 def normalize_source_url(url: str, allow_files: bool) -> str:
@@ -161,7 +168,8 @@ def _fetch(s: Session, http: requests.Session, source: Source, opts: FetchOption
     source.etag, source.last_modified = result.etag, result.last_modified
     _record_success(source, now)
     return SourceReport(source.id, source.url, "ok", new=new, seen=seen,
-                        pages_failed=enrich.failed if enrich else 0)
+                        pages_failed=enrich.failed if enrich else 0,
+                        page_error=enrich.first_error if enrich else "")
 
 
 def _reach(source: Source, opts: FetchOptions) -> Reach:

@@ -12,6 +12,7 @@ live with that part: `public_views`, `desk.views`, the console's modules.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -109,11 +110,15 @@ def mask_email(address: str) -> str:
     return f"{local[:1]}***@{domain}"
 
 
+_URL_FIRST = re.compile(r"[a-z][a-z0-9+.-]*://", re.I)
+
+
 def sentence(text: str) -> str:
     """`text` with a capital first letter and a full stop, as messages from the core
     ("this link has expired; ask for a new one") are written to follow "Error: "."""
     text = text.strip()
     if not text:
         return text
-    text = text[0].upper() + text[1:]
+    if not _URL_FIRST.match(text):  # "http://…: refused" keeps its URL as it was
+        text = text[0].upper() + text[1:]
     return text if text.endswith((".", "!", "?")) else text + "."

@@ -86,8 +86,14 @@ def test_a_full_text_feed_cannot_reach_another_service_on_this_machine(
     _run(runner, "init")
     _run(runner, "lists", "create", "daily", "--from", "d@news.example.org")
     _run(runner, "sources", "add", server.url("/feed.xml"), "--list", "daily", "--full-text")
-    out = _run(runner, "fetch")
+    out = " ".join(_run(runner, "fetch").split())  # the table wraps its cells
     assert "3 new articles from 1 sources, 0 failed" in out, out
+    # The admin is told why two pages were not read, and which setting would allow them.
+    assert "2 article pages kept the feed's text" in out, out
+    assert (f"127.0.0.1 is not a public internet address, and only the source's own "
+            f"scheme, host name and port ({server.base}, as written when it was added) "
+            "may be on this machine's network" in out), out
+    assert "[gather] fetch_private_addresses = true" in out, out
     articles = _articles()
     assert set(articles) == {"Story 0", "Story 1", "Story 2"}
     # The feed's own page, on the admin's intranet host, was read in full.
@@ -131,3 +137,27 @@ def test_the_setting_lets_feed_content_reach_this_machine(
     articles = _articles()
     assert SECRET in articles["Story 1"] and SECRET in articles["Story 2"]
     assert len(other_server.seen) == 2
+
+
+def test_through_a_proxy_a_feed_cannot_reach_a_name_only_the_proxy_knows(
+        server: Loopback, other_server: Loopback, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With HTTP_PROXY set, the proxy resolves and connects: an item link to a name this
+    machine cannot resolve (an intranet name the proxy knows) cannot be checked, so it is
+    not fetched. `other_server` plays the proxy, which would serve the internal page."""
+    internal = "http://payroll.intranet.invalid/runbook.html"
+    server.route("/feed.xml")(lambda h: h.reply(_feed(server, [internal]),
+                                                Content_Type="application/rss+xml"))
+    other_server.route(internal)(lambda h: h.reply(INTERNAL, Content_Type="text/html"))
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    runner = _cli(tmp_path, monkeypatch, HTTP_PROXY=other_server.base, NO_PROXY="127.0.0.1")
+    _run(runner, "init")
+    _run(runner, "lists", "create", "daily", "--from", "d@news.example.org")
+    _run(runner, "sources", "add", server.url("/feed.xml"), "--list", "daily", "--full-text")
+    out = " ".join(_run(runner, "fetch").split())
+    assert other_server.seen == []
+    assert _articles() == {"Story 0": "Teaser 0."}
+    assert "payroll.intranet.invalid does not resolve here" in out, out
+    assert "[gather] fetch_private_addresses = true" in out, out

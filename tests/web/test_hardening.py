@@ -59,6 +59,7 @@ def test_add_by_url_refuses_the_servers_own_network(
             refused = post(editor_client, "/desk/news/add-url", url=url)
             assert refused.status_code == 502, url
             assert "not a public internet address" in unescape(refused.text), url
+            assert f"{url}: refused" in unescape(refused.text), url  # as typed, not "Http:"
     assert asked == []  # the loopback server was never reached
     assert len(items(app)) == before
 
@@ -69,6 +70,11 @@ def test_add_by_url_refuses_the_servers_own_network(
     ("192.168.1.1", False), ("169.254.169.254", False), ("100.64.0.1", False),
     ("0.0.0.0", False), ("::1", False), ("fe80::1%eth0", False), ("fd00::1", False),
     ("::ffff:127.0.0.1", False), ("::ffff:10.0.0.1", False), ("224.0.0.1", False),
+    # IPv6 addresses that lead to an IPv4 one: NAT64, 6to4, IPv4-compatible, Teredo.
+    ("64:ff9b::7f00:1", False), ("64:ff9b::a9fe:a9fe", False), ("64:ff9b:1::a00:1", False),
+    ("2002:7f00:1::1", False), ("2002:c0a8:101::1", False), ("::127.0.0.1", False),
+    ("::10.0.0.1", False), ("2001:0:4136:e378:8000:63bf:80ff:fffe", False),
+    ("64:ff9b::5db8:d70e", True), ("2002:5db8:d70e::1", True),
     ("not an address", False),
 ])
 def test_which_addresses_are_public(address: str, public: bool) -> None:
