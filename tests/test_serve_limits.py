@@ -267,7 +267,7 @@ def test_serve_refuses_limits_it_cannot_serve_with(tmp_path: Path, setting: str,
 # it is tried, and asyncio logs each failure with its traceback.
 EMFILE_SERVER = """
 import asyncio, resource, sys
-from digest.web.logs import configure_logging
+from digest.logs import configure_logging
 configure_logging(repeat_seconds=1.0)
 resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
 

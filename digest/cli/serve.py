@@ -27,10 +27,11 @@ def serve(app: App, host: str | None, port: int | None) -> None:
     """
     # Here, not at the top: FastAPI takes a third of a second to import, which every
     # other command would pay.
+    from digest.logs import configure_logging
     from digest.web import create_app
-    from digest.web.logs import configure_logging
     from digest.web.server import token_routes, web_server
 
+    app.check_sender(imports=True)  # before anything starts: no half-started server
     stop = threading.Event()
     sender = Sender(app, stop)
     # A bad templates_dir or signing key stops us here; /healthz fails while the

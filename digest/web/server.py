@@ -58,7 +58,7 @@ class Limits:
 
 def web_server(web: FastAPI, settings: Settings, host: str, port: int) -> uvicorn.Server:
     """uvicorn serving `web` on host:port with the limits of `settings`; logging is left
-    to the caller (`digest.web.logs.configure_logging`)."""
+    to the caller (`digest.logs.configure_logging`)."""
     limits = fit_limits(settings["web.header_timeout"], settings["web.max_connections"])
     return uvicorn.Server(uvicorn.Config(
         web, host=host, port=port, http=limited_protocol(limits), backlog=limits.backlog,
@@ -225,7 +225,7 @@ def limited_protocol(limits: Limits) -> type[LimitedH11Protocol]:
 
 def token_routes(web: FastAPI) -> list[str]:
     """The path templates of `web` that carry a signed token (`/preferences/{token}`),
-    for `digest.web.logs.RedactTokens`: a token route added later is covered too."""
+    for `digest.logs.RedactTokens`: a token route added later is covered too."""
     return sorted({path for path in _paths(web.routes, "") if "{token}" in path})
 
 
