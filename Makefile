@@ -13,6 +13,9 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	@# A .venv made before the distribution was renamed digest-publisher holds one named
+	@# digest, whose stale metadata and `digest` script would stay beside the new ones.
+	$(BIN)/pip uninstall -q -y digest 2>/dev/null || true
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)
 
