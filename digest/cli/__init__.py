@@ -11,6 +11,7 @@ import click
 
 from digest import __version__
 from digest.app import App
+from digest.cli.backup import backup
 from digest.cli.common import DigestGroup, out, with_app
 from digest.cli.edition import edition
 from digest.cli.inbound import inbound
@@ -58,6 +59,6 @@ def demo(demo_dir: str) -> None:
 
 
 for command in (lists, sources, fetch, subscribers, edition, suppress_group, serve, status,
-                worker, inbound, users):
+                worker, inbound, users, backup):
     main.add_command(command)
 edition.add_command(approve)
