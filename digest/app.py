@@ -202,11 +202,13 @@ class App:
 
     def deliver(self, edition_id: int, *, progress: Callable[[int], None] | None = None,
                 stop: threading.Event | None = None, release: bool = True,
-                give_way: threading.Event | None = None) -> worker.SendReport:
-        """Send the edition's due deliveries through the configured backend."""
+                give_way: threading.Event | None = None,
+                tally: dict[str, int] | None = None) -> worker.SendReport:
+        """Send the edition's due deliveries through the configured backend; `tally`
+        counts the outcomes (a sender's, for its heartbeat)."""
         return worker.deliver(self.engine, edition_id, self.backend, self.tokens,
                               self.send_options(), self.clock, progress, stop, release,
-                              give_way)
+                              give_way, tally)
 
     def start_sending(self, s: Session, edition: Edition, mlist: MailingList) -> int:
         """Render the edition once and queue its deliveries (a no-op once it is sending);

@@ -73,6 +73,11 @@ SETTINGS: tuple[Setting, ...] = (
             "First retry delay after a temporary failure; doubles on each attempt."),
     Setting("delivery", "unsubscribe_mailto", "",
             "Address for mailto unsubscribes in List-Unsubscribe; empty: none."),
+    Setting("delivery", "heartbeat_seconds", 5.0,
+            "Seconds between a sender's heartbeats (its row in the senders table), also "
+            "while it has nothing to send."),
+    Setting("delivery", "heartbeat_timeout", 60.0,
+            "/healthz fails when no sender has had a heartbeat for this many seconds."),
     Setting("smtp", "host", "localhost", "SMTP server (relay or provider)."),
     Setting("smtp", "port", 587, "SMTP port: 587 for starttls, 465 for tls, 25 for none."),
     Setting("smtp", "tls", "starttls", "starttls, tls or none."),
@@ -109,6 +114,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("imports", "keep_rejects_days", 30,
             "Days a console import's rejects file is kept after the job ends (its upload is "
             "deleted then); `digest serve` purges older ones hourly. 0: at the next purge."),
+    Setting("metrics", "allow", "127.0.0.1,::1",
+            "Client addresses or networks (comma-separated) that may read /metrics without "
+            "the DIGEST_METRICS_TOKEN bearer token; empty: none."),
+    Setting("logging", "format", "text",
+            "text (time LEVEL logger: message) or json (one object a line), for digest "
+            "serve, digest worker and every command."),
+    Setting("logging", "level", "INFO",
+            "Lowest level logged by digest serve and digest worker: DEBUG, INFO, WARNING or "
+            "ERROR; other commands log WARNING and above at least."),
 )
 
 #: Environment-only settings: name -> help. Never read from or written to the file.
@@ -116,6 +130,8 @@ SECRETS: dict[str, str] = {
     "DIGEST_SECRET_KEY": "Signs unsubscribe and confirm tokens; at least 32 bytes. Without "
                          "it, a key is made once and kept in <data_dir>/secret.key.",
     "DIGEST_SMTP_PASSWORD": "Password for [smtp] username.",
+    "DIGEST_METRICS_TOKEN": "Bearer token that lets a scraper read /metrics from any "
+                            "address; unset: only [metrics] allow.",
 }
 
 _BY_KEY = {s.key: s for s in SETTINGS}

@@ -1,5 +1,6 @@
-"""What `digest serve` logs: one format for every logger (uvicorn's access lines too), no
-token in any line, and a warning or error that repeats logged once a period.
+"""What digest logs (`digest serve`, `digest worker`, every command): one format for every
+logger (uvicorn's access lines too), text or JSON lines (`[logging] format`), no token in
+any line, and a warning or error that repeats logged once a period.
 
 Both rules are filters on the one handler, so they see every record that reaches it,
 whichever logger made it (uvicorn, asyncio, apscheduler, digest's own).
@@ -7,13 +8,22 @@ whichever logger made it (uvicorn, asyncio, apscheduler, digest's own).
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
+from typing import TextIO
+
+from digest.config import Settings
+from digest.errors import ConfigError
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+FORMATS = ("text", "json")
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 PLACEHOLDER = "[token]"
 #: A warning or error with the same text is let through once in this many seconds.
 REPEAT_SECONDS = 60.0
@@ -123,15 +133,76 @@ def _message(record: logging.LogRecord) -> str:
         return str(record.msg)
 
 
+class JsonLines(logging.Formatter):
+    """One JSON object a line: time (UTC, ISO 8601), level, logger, message, and `exc`
+    with the whole traceback as one string, so that no record spans lines."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(
+                timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exc"] = record.exc_text
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """A handler writing to whatever sys.stderr is when a record comes (as logging's
+    last resort does), so a command run in-process (click's CliRunner) leaves no handler
+    bound to a stream closed since."""
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+
 def configure_logging(*, token_routes: Iterable[str] = (),
-                      repeat_seconds: float = REPEAT_SECONDS) -> None:
-    """Every logger to stderr at INFO through the two filters (replacing any handlers
-    the root logger had). Run uvicorn with `log_config=None`, or its own handlers
-    would print past them."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter(FORMAT))
+                      repeat_seconds: float = REPEAT_SECONDS, fmt: str = "text",
+                      level: str = "INFO", command: bool = False) -> None:
+    """Every logger to stderr through the two filters, as `fmt` ("text" or "json").
+
+    For a long-running process (`digest serve`, `digest worker`), at `level`, replacing
+    any handlers the root logger had: run uvicorn with `log_config=None`, or its own
+    handlers would print past them. With `command`, for the other commands, which print
+    their results: WARNING and above at least, and other handlers (a test's) are kept.
+    """
+    if fmt not in FORMATS:
+        raise ConfigError(f"[logging] format is {fmt!r}: it must be one of "
+                          f"{', '.join(FORMATS)}; set it in the config file or in "
+                          "DIGEST_LOGGING_FORMAT")
+    if level.upper() not in LEVELS:
+        raise ConfigError(f"[logging] level is {level!r}: it must be one of "
+                          f"{', '.join(LEVELS)}; set it in the config file or in "
+                          "DIGEST_LOGGING_LEVEL")
+    handler = _Stderr()
+    handler.setFormatter(JsonLines() if fmt == "json" else logging.Formatter(FORMAT))
     handler.addFilter(RedactTokens(token_routes))  # first: repeats compare redacted text
     handler.addFilter(ReduceRepeats(repeat_seconds))
-    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    root = logging.getLogger()
+    if command:
+        handler.setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))
+        for old in [h for h in root.handlers if isinstance(h, _Stderr)]:
+            root.removeHandler(old)
+        root.addHandler(handler)
+        return
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
     # APScheduler logs every run at INFO; its warnings (missed runs) still show.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+def configure_from(settings: Settings, *, token_routes: Iterable[str] = (),
+                   command: bool = False) -> None:
+    """`configure_logging` with `[logging] format` and `level`."""
+    configure_logging(token_routes=token_routes, fmt=settings["logging.format"],
+                      level=settings["logging.level"], command=command)

@@ -47,6 +47,9 @@ class Source(Base):
     # they may; free when the time is None or past.
     fetch_lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     fetch_lease_owner: Mapped[str] = mapped_column(String(200), default="")
+    # Every fetch and every failed one, ever: /metrics' counters (digest.metrics).
+    fetches: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    fetch_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     articles: Mapped[list[Article]] = relationship(back_populates="source")
 
@@ -315,3 +318,22 @@ class LoginFailure(Base):
     account: Mapped[str] = mapped_column(String(320))  # the address typed, lowercased
     client: Mapped[str] = mapped_column(String(64))  # web.throttle.client_key: IPv6 by /64
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class SenderBeat(Base):
+    """A running sender (`digest worker`, `digest serve`'s thread): who, since when, its
+    last heartbeat (renewed every `[delivery] heartbeat_seconds`, removed on a clean
+    stop) and what it has written to the ledger since it started (digest.heartbeat)."""
+
+    __tablename__ = "senders"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    backend: Mapped[str] = mapped_column(String(32), default="")
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    beat_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    sent: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    failed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    deferred: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    uncertain: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

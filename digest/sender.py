@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from digest import heartbeat
 from digest.app import App
 from digest.deliver import confirm, ledger
 from digest.errors import ConfigError, DigestError
@@ -50,12 +51,27 @@ def run_worker(app: App, stop: threading.Event, *, poll_seconds: float = 5.0,
     A round that fails as a whole (the SMTP server or the database away) is logged and
     tried again after a pause that doubles up to MAX_PAUSE_SECONDS; with `once` its
     error is raised instead.
+
+    While it runs, its heartbeat (`digest.heartbeat`) is renewed every
+    `[delivery] heartbeat_seconds`, with the outcomes it wrote; a clean end deletes it.
     """
+    tally = heartbeat.new_tally()
+    beat = heartbeat.Heartbeat(app.sessions, app.clock, app.backend.name, tally,
+                               interval=app.settings["delivery.heartbeat_seconds"])
+    beat.start()
+    try:
+        _loop(app, stop, poll_seconds, once, tally)
+    finally:
+        beat.stop()
+
+
+def _loop(app: App, stop: threading.Event, poll_seconds: float, once: bool,
+          tally: dict[str, int]) -> None:
     rendered = _Renders()
     pause = poll_seconds
     while not stop.is_set():
         try:
-            claimed = _round(app, stop, rendered)
+            claimed = _round(app, stop, rendered, tally)
         except (DigestError, SQLAlchemyError) as exc:
             if once:
                 raise
@@ -81,7 +97,8 @@ def _rest(app: App, stop: threading.Event, seconds: float) -> None:
             return
 
 
-def _round(app: App, stop: threading.Event, rendered: _Renders) -> int:
+def _round(app: App, stop: threading.Event, rendered: _Renders,
+           tally: dict[str, int]) -> int:
     """One look at every sending edition; returns the deliveries claimed."""
     # Cleared before looking: mail queued from now on sets it again and is seen next.
     app.mail_queued.clear()
@@ -107,7 +124,8 @@ def _round(app: App, stop: threading.Event, rendered: _Renders) -> int:
             if confirmations and not _rendered(app, s, edition_id, list_name, rendered):
                 continue
         report = app.deliver(edition_id, stop=stop, release=False,
-                             give_way=None if confirmations else app.mail_queued)
+                             give_way=None if confirmations else app.mail_queued,
+                             tally=tally)
         claimed += report.claimed
         what = "confirmation mails" if confirmations else f"edition #{number}"
         log.info("list %s, %s: %d claimed; now %s%s", list_name, what, report.claimed,

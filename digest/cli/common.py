@@ -23,6 +23,7 @@ from sqlalchemy import exc as sa_exc
 from digest.app import App
 from digest.config import load
 from digest.errors import DigestError
+from digest.logs import configure_from
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -59,6 +60,7 @@ def with_app(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(config_path: str | None, **kwargs: Any) -> Any:
         app = App(load(config_path))
+        configure_from(app.settings, command=True)  # [logging] format; warnings and up
         try:
             return fn(app, **kwargs)
         finally:

@@ -27,21 +27,24 @@ def serve(app: App, host: str | None, port: int | None) -> None:
     """
     # Here, not at the top: FastAPI takes a third of a second to import, which every
     # other command would pay.
-    from digest.logs import configure_logging
+    from digest.logs import configure_from
     from digest.web import create_app
     from digest.web.server import token_routes, web_server
+    from digest.web.site import senders_check
 
-    app.check_sender(imports=True)  # before anything starts: no half-started server
     stop = threading.Event()
     sender = Sender(app, stop)
-    # A bad templates_dir or signing key stops us here; /healthz fails while the
-    # sender is down.
-    web = create_app(app, checks=[sender.problem])
-    # Every line through one handler that takes the tokens out of the app's token routes.
-    configure_logging(token_routes=token_routes(web))
+    # A bad templates_dir or signing key stops us here. /healthz fails while the
+    # sender thread is down, and when no sender (this one, a `digest worker`) has had
+    # a heartbeat within [delivery] heartbeat_timeout.
+    web = create_app(app, checks=[sender.problem, senders_check(app)])
+    # Every line through one handler that takes the tokens out of the app's token
+    # routes, in [logging] format at [logging] level.
+    configure_from(app.settings, token_routes=token_routes(web))
     server = web_server(web, app.settings, host=host or app.settings["web.host"],
                         port=app.settings["web.port"] if port is None else port)
     scheduler = Scheduler(app)
+    web.state.metrics.watch(scheduler.aps)  # /metrics counts the scheduler's runs
     # uvicorn takes SIGTERM/SIGINT while it runs, finishes open requests, then hands the
     # signal on to this handler, which sets `stop` for the rest.
     with stop_on_signals(stop):

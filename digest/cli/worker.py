@@ -9,6 +9,7 @@ import click
 
 from digest.app import App
 from digest.cli.common import stop_on_signals, with_app
+from digest.logs import configure_from
 from digest.sender import run_worker
 
 log = logging.getLogger("digest.worker")
@@ -31,8 +32,7 @@ def worker(app: App, once: bool, poll_seconds: float) -> None:
     SIGTERM or Ctrl-C finishes the messages in flight, returns the rest of the claimed
     batch to the queue and exits; a second one stops at once.
     """
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_from(app.settings)  # [logging] format and level
     stop = threading.Event()
     with stop_on_signals(stop):
         log.info("sender worker started (%s, backend %s)", app.engine.dialect.name,

@@ -38,7 +38,8 @@ class LedgerEvents:
     Backends call these from one thread. Every update is guarded by `claimed_by`, so a
     worker whose lease was lost and taken over cannot overwrite the new owner's record.
     With `edition_id` and `lease_seconds`, the worker's claims on the edition are renewed
-    every third of a lease while messages keep settling.
+    every third of a lease while messages keep settling. `counts` (by outcome: sent,
+    failed, uncertain, deferred) may be the sender's own tally, kept across runs.
 
     When the database goes away (a restart, a network cut), what could not be written is
     kept here, in order, and written first once it answers: an outcome, and above all a
@@ -49,14 +50,15 @@ class LedgerEvents:
     """
 
     def __init__(self, engine: Engine, worker: str, policy: RetryPolicy, clock: Clock, *,
-                 edition_id: int | None = None, lease_seconds: int = 0) -> None:
+                 edition_id: int | None = None, lease_seconds: int = 0,
+                 counts: dict[str, int] | None = None) -> None:
         self.engine = engine
         self.worker = worker
         self.policy = policy
         self.clock = clock
         self.counts: dict[str, int] = {
             DeliveryStatus.DELIVERED: 0, DeliveryStatus.FAILED: 0, DeliveryStatus.UNCERTAIN: 0,
-            "deferred": 0}
+            "deferred": 0} if counts is None else counts
         pg = engine.dialect.driver == "psycopg"
         self._writer: _Writer = _PgWriter(engine, worker) if pg else _Writer(engine, worker)
         self._edition_id = edition_id

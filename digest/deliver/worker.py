@@ -99,7 +99,7 @@ def deliver(
     engine: Engine, edition_id: int, backend: Backend, tokens: Tokens, opts: SendOptions,
     clock: Callable[[], dt.datetime], progress: Callable[[int], None] | None = None,
     stop: threading.Event | None = None, release: bool = True,
-    give_way: threading.Event | None = None,
+    give_way: threading.Event | None = None, tally: dict[str, int] | None = None,
 ) -> SendReport:
     """Send every due delivery of the edition through `backend`; returns the tally.
 
@@ -107,10 +107,11 @@ def deliver(
     batch goes back to the queue; so does what a failing backend left unattempted.
     Once `give_way` is set, it returns after the batch in hand (other mail is more
     urgent). `release=False` when the caller has just freed dead senders' rows itself.
+    `tally` counts the outcomes written (by "sent", "failed", "uncertain", "deferred").
     """
     worker = ledger.worker_id()
     events = LedgerEvents(engine, worker, opts.policy, clock, edition_id=edition_id,
-                          lease_seconds=opts.lease_seconds)
+                          lease_seconds=opts.lease_seconds, counts=tally)
     total = 0
     with Session(engine, expire_on_commit=False) as s:
         edition = s.get_one(Edition, edition_id)

@@ -192,6 +192,7 @@ def _page_enricher(http: requests.Session, opts: FetchOptions, reach: Reach) -> 
 def _record_success(source: Source, now: dt.datetime) -> None:
     source.last_fetch_at = source.last_success_at = now
     source.consecutive_failures = 0
+    source.fetches += 1
     source.last_error = ""
 
 
@@ -202,6 +203,8 @@ def _record_failure(s: Session, source: Source, error: str, now: dt.datetime,
     source.last_fetch_at = source.last_error_at = now
     source.last_error = error
     source.consecutive_failures += 1
+    source.fetches += 1
+    source.fetch_failures += 1
     release_lease(s, source.id, owner)
     s.commit()
     return SourceReport(source.id, source.url, "error", error=error)

@@ -24,7 +24,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from digest import __version__
 from digest.app import App
 from digest.db import UNAVAILABLE, reason
-from digest.web import admin, archive, auth, desk, mail_links, site, subscribe
+from digest.metrics import Metrics
+from digest.web import admin, archive, auth, desk, mail_links, metrics, site, subscribe
 from digest.web.api import mount_api
 from digest.web.forms import BUSY_RETRY_AFTER
 from digest.web.pages import Pages
@@ -66,6 +67,8 @@ def create_app(app: App, checks: Sequence[Callable[[], str | None]] = ()) -> Fas
                   docs_url=None, redoc_url=None, openapi_url=None, lifespan=_threads)
     web.state.digest = app
     web.state.checks = list(checks)
+    web.state.metrics = Metrics(lambda: app.sessions, app.clock,
+                                app.settings["delivery.heartbeat_timeout"])
     # Built now, so a missing templates_dir or signing key stops `digest serve` at start
     # instead of failing the first reader who clicks a link.
     web.state.pages = Pages(app.templates)
@@ -79,6 +82,7 @@ def create_app(app: App, checks: Sequence[Callable[[], str | None]] = ()) -> Fas
     web.add_exception_handler(Exception, _server_error)
     web.include_router(mail_links.router)
     web.include_router(site.router)
+    web.include_router(metrics.router)
     web.include_router(subscribe.router)
     web.include_router(archive.router)
     web.include_router(auth.router)

@@ -5,12 +5,15 @@ check for load balancers and `digest serve`'s supervision.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from digest import heartbeat
+from digest.app import App
 from digest.web.deps import AppDep, PagesDep
 from digest.web.pages import STYLESHEET_PATH
 
@@ -32,6 +35,21 @@ def healthz(app: AppDep, request: Request) -> Response:
     if problems:
         return _unhealthy("; ".join(problems))
     return JSONResponse({"status": "ok"}, headers={"Cache-Control": "no-store"})
+
+
+def senders_check(app: App) -> Callable[[], str | None]:
+    """A check for /healthz: fails when no sender (`digest worker`, `digest serve`'s
+    thread) has had a heartbeat for `[delivery] heartbeat_timeout` seconds, on the App's
+    clock. A database error here is the database check's to report."""
+    timeout = app.settings["delivery.heartbeat_timeout"]
+
+    def check() -> str | None:
+        try:
+            with app.sessions() as s:
+                return heartbeat.silence(s, app.clock(), timeout)
+        except SQLAlchemyError:
+            return None
+    return check
 
 
 def _unhealthy(reason: str) -> Response:
