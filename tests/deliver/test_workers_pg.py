@@ -49,7 +49,7 @@ def test_three_workers_send_30000_once_each_though_one_is_killed(
     victim, survivors = workers[0], workers[1:]
     try:
         received = sink.handler.messages  # read its length only: a copy costs the sink
-        deadline = time.monotonic() + 150
+        deadline = time.monotonic() + 300  # a safety net, not a speed check (make bench)
         while len(received) < TOTAL // 3 and time.monotonic() < deadline:
             assert all(w.poll() is None for w in workers), _tail(logs)
             time.sleep(0.05)
