@@ -22,7 +22,7 @@ from digest import __version__, curate, review
 from digest.config import Settings
 from digest.db import make_engine, session_factory, utcnow
 from digest.deliver import confirm, ledger, outcomes, worker
-from digest.deliver.backends import make_backend
+from digest.deliver.backends import make_backend, require_chosen
 from digest.deliver.backends.base import Backend, NoEvents
 from digest.deliver.ledger import RetryPolicy
 from digest.deliver.message import Recipient
@@ -46,6 +46,7 @@ from digest.render import (
     preview_unsubscribe_url,
     render_edition,
 )
+from digest.state import require_writable
 from subscribers.lists import get_list
 from subscribers.models import MailingList
 from subscribers.tokens import Tokens
@@ -105,8 +106,21 @@ class App:
         thread in `digest serve`, the main thread in other commands. A web request
         never uses it; it queues mail and sets `mail_queued`."""
         if self._backend is None:
+            self.check_backend()
             self._backend = make_backend(self.settings)
         return self._backend
+
+    def check_backend(self) -> None:
+        """Refuse (ConfigError) a delivery backend that is only the built-in default on
+        a database other than SQLite (`require_chosen`)."""
+        require_chosen(self.settings, self.engine.dialect.name)
+
+    def check_sender(self, *, imports: bool = False) -> None:
+        """What a sender checks before it starts (`digest worker`, `digest serve`,
+        `digest edition send`): a backend chosen, and the folders it writes writable
+        (the outbox if it sends there; the imports folder too with `imports`)."""
+        self.check_backend()
+        require_writable(self.settings, send=True, imports=imports)
 
     def reset_backend(self) -> None:
         """Close the backend (a failure may have left it broken); the next use of
@@ -184,6 +198,7 @@ class App:
              stop: threading.Event | None = None) -> worker.SendReport | None:
         """Build if needed, render once, enqueue, deliver. Safe to run again at any time,
         and it waits out a database restart (up to `[delivery] lease_seconds`)."""
+        self.check_sender()  # before anything is queued
         with self.sessions() as s:
             mlist = get_list(s, list_name)
             edition = open_edition(s, mlist) or self.build(s, list_name)[0]

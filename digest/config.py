@@ -145,9 +145,18 @@ class Settings:
     values: dict[str, Any]
     source: Path | None = None
     env: dict[str, str] = field(default_factory=dict)
+    #: Where each setting given explicitly came from (the file's path, an environment
+    #: variable's name, "override"); a key absent here has its built-in default.
+    origins: dict[str, str] = field(default_factory=dict)
 
     def __getitem__(self, key: str) -> Any:
         return self.values[key]
+
+    def origin(self, key: str) -> str | None:
+        """Where the setting `key` was set, or None when it is the built-in default."""
+        if key not in _BY_KEY:
+            raise ConfigError(f"unknown setting {key!r}")
+        return self.origins.get(key)
 
     def secret(self, name: str) -> str:
         """A secret from the environment ("" if unset)."""
@@ -159,13 +168,14 @@ class Settings:
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with some settings replaced; keys use `__` for the dot (smtp__port)."""
-        values = dict(self.values)
+        values, origins = dict(self.values), dict(self.origins)
         for k, v in overrides.items():
             key = k.replace("__", ".")
             if key not in _BY_KEY:
                 raise ConfigError(f"unknown setting {key!r}")
             values[key] = _coerce(_BY_KEY[key], v, "override")
-        return Settings(values, self.source, self.env)
+            origins[key] = "override"
+        return Settings(values, self.source, self.env, origins)
 
     def signing_key(self) -> str:
         """DIGEST_SECRET_KEY, or a key made once and kept in <data_dir>/secret.key; either
@@ -241,6 +251,7 @@ def load(path: str | Path | None = None, env: dict[str, str] | None = None) -> S
     explicit = path is not None or "DIGEST_CONFIG" in env
     cfg_path = Path(path or env.get("DIGEST_CONFIG") or DEFAULT_CONFIG_PATH)
     values = {s.key: s.default for s in SETTINGS}
+    origins: dict[str, str] = {}
     source: Path | None = None
     if cfg_path.exists():
         source = cfg_path
@@ -254,13 +265,15 @@ def load(path: str | Path | None = None, env: dict[str, str] | None = None) -> S
                     f"{cfg_path}: unknown setting {key!r}; see config/digest.toml for the list"
                 )
             values[key] = _coerce(_BY_KEY[key], value, str(cfg_path))
+            origins[key] = str(cfg_path)
     elif explicit:
         raise ConfigError(f"config file {cfg_path} not found; pass --config with an existing file")
     for setting in SETTINGS:
         if setting.env in env:
             values[setting.key] = _coerce(setting, env[setting.env], setting.env)
+            origins[setting.key] = setting.env
     _env_key(env)  # a weak key is refused at start, before anything is changed
-    return Settings(values, source, env)
+    return Settings(values, source, env, origins)
 
 
 def _flatten(data: dict[str, Any]) -> list[tuple[str, Any]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import sqlite3
 from enum import StrEnum
 from pathlib import Path
@@ -93,8 +94,9 @@ def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10,
         parsed = make_url(url)
     except Exception:
         raise ConfigError(
-            f"database url {url!r} is not a SQLAlchemy URL; e.g. sqlite:///var/digest.db "
-            "or postgresql+psycopg://user@host/db (set DIGEST_DATABASE_URL)"
+            f"database url {shown_url(url)!r} is not a SQLAlchemy URL; e.g. "
+            "sqlite:///var/digest.db or postgresql+psycopg://user@host/db (set "
+            "DIGEST_DATABASE_URL)"
         ) from None
     if timeout <= 0:
         raise ConfigError(f"[database] timeout is {timeout:g}; it must be more than 0 "
@@ -126,6 +128,14 @@ def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10,
 
         event.listen(engine, "connect", pragmas)
     return engine
+
+
+def shown_url(url: str) -> str:
+    """A database URL fit to print or log: its password, if any, as "***"."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy reads: hide what looks like a password
+        return re.sub(r"(://[^/@:]*:)[^/]*@", r"\1***@", url)
 
 
 def _create_private(path: Path) -> None:

@@ -38,6 +38,7 @@ from typing import BinaryIO
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from digest import state
 from digest.app import App
 from digest.deliver import confirm
 from digest.errors import DigestError, NotFound
@@ -69,7 +70,7 @@ _threads_lock = threading.Lock()
 
 def imports_dir(app: App) -> Path:
     """Where uploads and their rejects are kept: `<data_dir>/imports`."""
-    return app.settings.path("data_dir") / "imports"
+    return state.imports_dir(app.settings)
 
 
 def store_upload(app: App, source: BinaryIO) -> tuple[Path, int]:
@@ -91,6 +92,18 @@ def store_upload(app: App, source: BinaryIO) -> tuple[Path, int]:
         raise
     finally:
         os.close(fd)
+
+
+def unstorable(app: App, exc: OSError) -> str:
+    """What to tell the admin when `store_upload` failed: what the operator must fix."""
+    try:
+        state.require_writable(app.settings, imports=True)
+    except DigestError as problem:
+        why = str(problem)
+    else:  # writable, yet it failed: a full disk, a quota
+        why = f"{exc.strerror or exc} in {imports_dir(app)}"
+    return (f"The file could not be stored, so nothing was imported: {why}. Ask whoever "
+            "runs the server to fix this, then upload the file again.")
 
 
 def create_job(s: Session, mlist: MailingList, *, filename: str, path: Path, size: int,

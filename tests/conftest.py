@@ -67,7 +67,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 def settings(database_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
     return defaults().with_overrides(
         database__url=database_url, data_dir=str(tmp_path / "var"),
-        delivery__outbox_dir=str(tmp_path / "outbox"),
+        # Chosen, not the default: on PostgreSQL a default outbox is refused to senders.
+        delivery__backend="outbox", delivery__outbox_dir=str(tmp_path / "outbox"),
         public_url="https://news.example.org",
     )
 

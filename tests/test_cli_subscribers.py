@@ -22,6 +22,7 @@ def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str) -> R
     for name in ("DIGEST_CONFIG", "DIGEST_DELIVERY_BACKEND"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DIGEST_DATABASE_URL", database_url)
+    monkeypatch.setenv("DIGEST_DELIVERY_BACKEND", "outbox")  # chosen: see test_startup.py
     monkeypatch.setenv("DIGEST_PUBLIC_URL", "https://news.example.org")
     runner = CliRunner()
 

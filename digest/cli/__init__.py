@@ -12,7 +12,7 @@ import click
 from digest import __version__
 from digest.app import App
 from digest.cli.backup import backup
-from digest.cli.common import DigestGroup, out, with_app
+from digest.cli.common import DigestGroup, out, say, with_new_app
 from digest.cli.edition import edition
 from digest.cli.inbound import inbound
 from digest.cli.lists import lists
@@ -24,6 +24,8 @@ from digest.cli.subscribers import subscribers
 from digest.cli.suppress import suppress_group
 from digest.cli.users import users
 from digest.cli.worker import worker
+from digest.db import shown_url
+from digest.state import require_writable
 
 
 @click.group(cls=DigestGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -38,11 +40,12 @@ def main() -> None:
 
 
 @main.command()
-@with_app
+@with_new_app
 def init(app: App) -> None:
     """Create or upgrade the database."""
+    require_writable(app.settings)
     app.init_db()
-    out.print(f"Database ready: {app.settings['database.url']}")
+    say(f"Database ready: {shown_url(app.settings['database.url'])}")
 
 
 @main.command()

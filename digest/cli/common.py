@@ -24,6 +24,7 @@ from digest.app import App
 from digest.config import load
 from digest.errors import DigestError
 from digest.logs import configure_from
+from digest.migrations import require_current
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -47,14 +48,24 @@ class DigestGroup(click.Group):
 
 def _db_hint(exc: sa_exc.DBAPIError) -> str:
     text = str(exc.orig)
-    if "no such table" in text or "does not exist" in text:
-        return f"the database has no tables yet ({text}); run `digest init` first"
+    if "no such table" in text or ("relation" in text and "does not exist" in text):
+        return (f"a table is missing from the database ({text}); run `digest init` to "
+                "create or upgrade its tables")
     return f"database error: {text}; check [database] url / DIGEST_DATABASE_URL"
 
 
 def with_app(fn: F) -> F:
-    """Adds --config to a command and passes it a ready App as first argument."""
+    """Adds --config to a command and passes it a ready App as first argument, once the
+    database's schema is found current (else `Error:` saying to run `digest init`)."""
+    return _with_app(fn, schema=True)
 
+
+def with_new_app(fn: F) -> F:
+    """`with_app` for `digest init`: the database may have no schema yet."""
+    return _with_app(fn, schema=False)
+
+
+def _with_app(fn: F, *, schema: bool) -> F:
     @click.option("--config", "config_path", type=click.Path(dir_okay=False),
                   help="Settings file (default config/digest.toml, or $DIGEST_CONFIG).")
     @functools.wraps(fn)
@@ -62,6 +73,8 @@ def with_app(fn: F) -> F:
         app = App(load(config_path))
         configure_from(app.settings, command=True)  # [logging] format; warnings and up
         try:
+            if schema:
+                require_current(app.engine)
             return fn(app, **kwargs)
         finally:
             app.close()

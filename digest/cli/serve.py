@@ -32,6 +32,7 @@ def serve(app: App, host: str | None, port: int | None) -> None:
     from digest.web.server import token_routes, web_server
     from digest.web.site import senders_check
 
+    app.check_sender(imports=True)  # before anything starts: no half-started server
     stop = threading.Event()
     sender = Sender(app, stop)
     # A bad templates_dir or signing key stops us here. /healthz fails while the

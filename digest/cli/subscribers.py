@@ -20,6 +20,7 @@ from digest.errors import InvalidInput
 from digest.imports import imports_dir
 from digest.models import DeliveryStatus
 from digest.privacy import forget, person_data
+from digest.state import require_writable
 from subscribers.export import export_csv, export_jsonl
 from subscribers.importing import import_csv
 from subscribers.lists import get_list
@@ -226,6 +227,7 @@ def subscribers_show(app: App, email: str, as_json: bool) -> None:
 @with_app
 def subscribers_forget(app: App, email: str, yes: bool) -> None:
     """Erase a person's data; the address stays suppressed, kept only as a hash."""
+    require_writable(app.settings, imports=True)  # the rejects files are rewritten too
     with app.sessions() as s:
         data = person_data(s, email)
         if not yes:

@@ -9,6 +9,7 @@ import click
 
 from digest.app import App
 from digest.cli.common import stop_on_signals, with_app
+from digest.db import shown_url
 from digest.logs import configure_from
 from digest.sender import run_worker
 
@@ -33,9 +34,10 @@ def worker(app: App, once: bool, poll_seconds: float) -> None:
     batch to the queue and exits; a second one stops at once.
     """
     configure_from(app.settings)  # [logging] format and level
+    app.check_sender()
     stop = threading.Event()
     with stop_on_signals(stop):
-        log.info("sender worker started (%s, backend %s)", app.engine.dialect.name,
-                 app.backend.name)
+        log.info("sender worker started (%s, backend %s)",
+                 shown_url(app.settings["database.url"]), app.backend.name)
         run_worker(app, stop, poll_seconds=poll_seconds, once=once)
     log.info("sender worker stopped")

@@ -232,3 +232,18 @@ def test_forget_takes_the_person_out_of_every_rejects_file(
     with app.sessions() as s:
         assert s.scalars(select(ImportJob.rejects_path).where(
             ImportJob.id == jobs[0].id)).one() == str(paths[0])
+
+
+def test_an_upload_that_cannot_be_stored_gets_a_page_saying_why_not_a_500(
+        admin_client: TestClient, world: World, app: App) -> None:
+    # As root no folder is unwritable, so the imports folder is blocked by a file
+    # instead: the same OSError from store_upload (tests/test_startup.py runs the
+    # permission case as another user).
+    folder(app).parent.mkdir(parents=True, exist_ok=True)
+    folder(app).write_text("in the way")
+    r = upload(admin_client, BAD_ROW.encode())
+    assert r.status_code == 503
+    assert "The file could not be stored, so nothing was imported" in r.text
+    assert f"{folder(app)} is not a folder" in r.text
+    with app.sessions() as s:
+        assert s.scalars(select(ImportJob)).all() == []

@@ -22,6 +22,7 @@ __all__ = [
     "SendResult",
     "SmtpBackend",
     "make_backend",
+    "require_chosen",
 ]
 
 BACKENDS = ("outbox", "smtp")
@@ -36,4 +37,26 @@ def make_backend(settings: Settings) -> Backend:
         return SmtpBackend.from_settings(settings)
     raise ConfigError(
         f"[delivery] backend = {choice!r} is not known; choose one of {', '.join(BACKENDS)}"
+    )
+
+
+def require_chosen(settings: Settings, dialect: str) -> None:
+    """Refuse to send when `[delivery] backend` is only the built-in default (nothing in
+    the settings file or the environment) and the database is not SQLite.
+
+    The default outbox suits a first try and the demo, on SQLite. A PostgreSQL
+    deployment whose sender found no config file (a unit file without the right working
+    directory, a missing DIGEST_CONFIG) would otherwise "send" every edition into files
+    nobody reads. An outbox chosen on purpose, in the file or the environment, is fine."""
+    if dialect == "sqlite" or settings.origin("delivery.backend") is not None:
+        return
+    where = (f"{settings.source} does not set it" if settings.source is not None
+             else "no settings file was found: config/digest.toml in the working directory, "
+                  "--config or DIGEST_CONFIG")
+    raise ConfigError(
+        f"[delivery] backend is not set ({where}; nor is DIGEST_DELIVERY_BACKEND), so this "
+        f"sender would fall back to the outbox, which only writes files under "
+        f"{settings['delivery.outbox_dir']}, on a {dialect} database. Set backend = "
+        "\"smtp\" under [delivery] in the settings file, or DIGEST_DELIVERY_BACKEND=smtp "
+        "(or \"outbox\" to keep the outbox on purpose)"
     )

@@ -12,6 +12,7 @@ the token means reading the body.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -32,6 +33,7 @@ from digest.web.pages import Pages, WebSession
 from subscribers.lists import all_lists
 from subscribers.models import ImportJob, ImportStatus, MailingList
 
+log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
 #: Room for the form's other fields and the multipart framing around the file.
 FORM_OVERHEAD = 64 * 1024
@@ -130,7 +132,12 @@ async def _accept(app: App, pages: Pages, session: WebSession, form: FormData,
     if not isinstance(file, UploadFile) or not file.filename:
         return _imports_page(app, pages, session, list_name, status=400,
                              error="Choose a CSV file to import.")
-    path, size = await run_in_threadpool(imports.store_upload, app, file.file)
+    try:
+        path, size = await run_in_threadpool(imports.store_upload, app, file.file)
+    except OSError as exc:  # the state folder is not writable, or the disk is full
+        log.error("an import upload could not be stored: %s", exc)
+        return _imports_page(app, pages, session, list_name, status=503,
+                             error=imports.unstorable(app, exc))
     if size == 0:
         path.unlink(missing_ok=True)
         return _imports_page(app, pages, session, list_name, status=400,
