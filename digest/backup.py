@@ -17,6 +17,7 @@ from pathlib import Path
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from digest.db import shown_url
 from digest.errors import ConfigError, DigestError
 
 
@@ -46,7 +47,7 @@ def backup_sqlite(url: str, target: Path) -> Backup:
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise ConfigError(f"[database] url {url!r} is not a database URL") from None
+        raise ConfigError(f"[database] url {shown_url(url)!r} is not a database URL") from None
     backend = parsed.get_backend_name()
     if backend == "postgresql":
         raise DigestError(
