@@ -11,7 +11,8 @@ The rules, shared with the bulk import (`importing`) through `next_status` and `
   never set back to pending.
 - A member who unsubscribed is re-subscribed only by a single, explicit add (CLI, admin,
   form, API), and then only as `pending` unless `confirmed=True` is passed too; that
-  starts a new consent record (origin, time, IP). A bulk import never re-subscribes
+  starts a new consent record (origin, time, IP) and a new sign-up number (`signup`),
+  so confirm links mailed before it stop working. A bulk import never re-subscribes
   them: an old spreadsheet must not undo someone's unsubscribe.
 - A non-empty name replaces the stored one; an empty name keeps it.
 - Removing marks the membership unsubscribed and keeps the row: it is the consent record.
@@ -87,6 +88,8 @@ def add_member(
             outcome = UPDATED
         for key, value in transition(current, new, origin=origin, ip=ip, now=now).items():
             setattr(membership, key, value)
+        if current == MembershipStatus.UNSUBSCRIBED:
+            membership.signup += 1
     s.flush()
     assert membership is not None  # a new subscriber always gets a new membership
     return membership, outcome
@@ -118,36 +121,45 @@ def remove_member(
     return membership
 
 
-#: How far the clocks of the host that takes a sign-up and the one that mails its link
-#: may disagree (see `check_confirmable`).
+#: How far the clocks of the host that took a sign-up and the one that mailed its link
+#: may disagree, for links mailed before sign-ups were numbered (see `check_confirmable`).
 CONFIRM_SKEW = dt.timedelta(minutes=1)
 
 
-def check_confirmable(membership: Membership, signed_at: dt.datetime | None = None) -> None:
-    """Raise InvalidInput, saying what to do, if a confirm link signed at `signed_at` may
-    not confirm `membership`: one unsubscribed (an old link must not undo a leave), or a
-    link sent for an earlier sign-up of the address (after someone left, a stranger's
-    new sign-up makes a fresh pending record: only the link mailed for it confirms it)."""
+def check_confirmable(membership: Membership, link: TokenData | None = None) -> None:
+    """Raise InvalidInput, saying what to do, if the confirm `link` may not confirm
+    `membership`: one unsubscribed (an old link must not undo a leave), or a link sent
+    for an earlier sign-up of the address (after someone left, a stranger's new sign-up
+    makes a fresh pending record: only the link mailed for it confirms it)."""
     if membership.status == MembershipStatus.UNSUBSCRIBED:
         raise InvalidInput(
             "this subscription was cancelled after the link was sent; subscribe again to "
             "get a new confirmation link"
         )
-    if (membership.status == MembershipStatus.PENDING and signed_at is not None
-            and signed_at + CONFIRM_SKEW < membership.created_at):
+    if membership.status == MembershipStatus.PENDING and link is not None \
+            and not _for_this_signup(membership, link):
         raise InvalidInput(
             "this confirmation link was sent for an earlier sign-up of this address; use "
             "the link in the newest confirmation email"
         )
 
 
+def _for_this_signup(membership: Membership, link: TokenData) -> bool:
+    if link.signup is not None:
+        return link.signup == membership.signup
+    # A link mailed before migration 0010 numbered sign-ups (good for 7 days): only for
+    # a record that has not come back since, and judged by its time as it was then.
+    return membership.signup == 0 and (
+        link.signed_at is None or link.signed_at + CONFIRM_SKEW >= membership.created_at)
+
+
 def confirm(s: Session, membership: Membership, *, now: dt.datetime, ip: str = "",
-            signed_at: dt.datetime | None = None) -> bool:
+            link: TokenData | None = None) -> bool:
     """Confirm a pending membership; whether it changed. A confirmed one stays as it is;
-    `check_confirmable` says which links may not confirm (`signed_at`: the link's)."""
+    `check_confirmable` says which links may not confirm."""
     if membership.status == MembershipStatus.CONFIRMED:
         return False
-    check_confirmable(membership, signed_at)
+    check_confirmable(membership, link)
     for key, value in transition(MembershipStatus.PENDING, MembershipStatus.CONFIRMED,
                                  origin="", ip=ip, now=now).items():
         setattr(membership, key, value)

@@ -120,6 +120,13 @@ class Membership(Base):
     confirmed_ip: Mapped[str] = mapped_column(String(64), default="")
     unsubscribed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     unsubscribe_reason: Mapped[str] = mapped_column(String(200), default="")
+    # Which sign-up of the address this record is: 0 the first, one more each time it
+    # comes back after leaving. A confirm link carries it, so a link is good only for
+    # the sign-up it was mailed for (a time could not tell two sign-ups a second apart).
+    signup: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The `signup` the newest confirmation mail was queued for (None: none since 0010):
+    # the resend limit holds back a mail only while the last one's link still works.
+    mailed_signup: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     mailing_list: Mapped[MailingList] = relationship(back_populates="memberships")
     subscriber: Mapped[Subscriber] = relationship(back_populates="memberships")

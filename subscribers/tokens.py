@@ -1,7 +1,8 @@
 """Signed links for unsubscribe, confirm and manage.
 
 A token is an itsdangerous URL-safe timed signature over `[subscriber_id, list_id,
-email_tag]`, with one salt per purpose, so a confirm token cannot unsubscribe and an
+email_tag]` (a confirm token adds the membership's sign-up number, `[..., signup]`), with
+one salt per purpose, so a confirm token cannot unsubscribe and an
 unsubscribe token cannot open the manage page. The payload is signed, not encrypted:
 anyone holding the link can decode the two ids, but cannot change them without breaking
 the signature, so a token for one subscriber or list never acts on another.
@@ -41,12 +42,14 @@ MAX_AGE: dict[str, float | None] = {
 @dataclass(frozen=True)
 class TokenData:
     """What a valid token says: who, which list (None: all lists), and the address tag;
-    and when it was signed (a confirm link is good only for the sign-up it was sent
-    for: see `members.check_confirmable`)."""
+    for a confirm token, which sign-up it was mailed for (None in links made before
+    there were sign-up numbers); and when it was signed (a confirm link is good only
+    for the sign-up it was sent for: see `members.check_confirmable`)."""
 
     subscriber_id: int
     list_id: int | None
     email_hash8: str
+    signup: int | None = None
     signed_at: dt.datetime | None = field(default=None, compare=False)
 
 
@@ -90,13 +93,18 @@ class Tokens:
         }
 
     def make(
-        self, purpose: Purpose, subscriber_id: int, list_id: int | None, email: str
+        self, purpose: Purpose, subscriber_id: int, list_id: int | None, email: str,
+        *, signup: int | None = None,
     ) -> str:
         """A token for `purpose`. `email` is the subscriber's stored (normalized) address:
         it is hashed as given, because the sender makes one token per message and
-        validating again would cost more than the rest of the message."""
+        validating again would cost more than the rest of the message. `signup` (confirm
+        tokens) is the membership's `signup`: the link confirms that sign-up only."""
         tag = email_hash(email)[:TAG_LENGTH]
-        return str(self._serializer(purpose).dumps([subscriber_id, list_id, tag]))
+        payload: list[Any] = [subscriber_id, list_id, tag]
+        if signup is not None:
+            payload.append(signup)
+        return str(self._serializer(purpose).dumps(payload))
 
     def read(self, token: str, purpose: str, max_age: float | None = None) -> TokenData:
         """What `token` says, if it was made here for `purpose` at most `max_age` s ago.
@@ -129,4 +137,7 @@ def _token_data(payload: Any) -> TokenData:
     match payload:
         case [int() as sid, (int() | None) as lid, str() as tag] if len(tag) == TAG_LENGTH:
             return TokenData(sid, lid, tag)
+        case [int() as sid, (int() | None) as lid, str() as tag, int() as signup] \
+                if len(tag) == TAG_LENGTH:
+            return TokenData(sid, lid, tag, signup)
     raise InvalidInput("this link is from an older version; ask for a new one")

@@ -48,7 +48,7 @@ from sqlalchemy.orm import Session
 from digest.db import UTCDateTime
 from digest.models import Delivery, DeliveryStatus, Edition
 from subscribers.members import recipients_query
-from subscribers.models import MembershipStatus, Subscriber
+from subscribers.models import Membership, MembershipStatus, Subscriber
 
 #: A row in one of these is not finished yet.
 PENDING_STATUSES = (DeliveryStatus.QUEUED, DeliveryStatus.CLAIMED, DeliveryStatus.HANDING_OVER)
@@ -79,6 +79,7 @@ class Claimed:
     subscriber_id: int
     email: str
     name: str
+    signup: int = 0  # the membership's sign-up number, which a confirm link names
 
 
 def enqueue(s: Session, edition: Edition, now: dt.datetime,
@@ -196,8 +197,12 @@ def claim(
     if not claimed:
         return []
     rows = s.execute(
-        select(Delivery.id, Delivery.subscriber_id, Subscriber.email, Subscriber.name)
+        select(Delivery.id, Delivery.subscriber_id, Subscriber.email, Subscriber.name,
+               func.coalesce(Membership.signup, 0))
         .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+        .join(Edition, Edition.id == Delivery.edition_id)
+        .outerjoin(Membership, and_(Membership.list_id == Edition.list_id,
+                                    Membership.subscriber_id == Delivery.subscriber_id))
         .where(Delivery.id.in_(claimed))
         .order_by(Delivery.id)
     )

@@ -183,7 +183,8 @@ class _Links:
         base = self.public_url.rstrip("/")
         unsubscribe = self.tokens.make("unsubscribe", c.subscriber_id, self.list_id, c.email)
         confirm = (f"{base}/confirm/"
-                   + self.tokens.make("confirm", c.subscriber_id, self.list_id, c.email)
+                   + self.tokens.make("confirm", c.subscriber_id, self.list_id, c.email,
+                                      signup=c.signup)
                    if self.confirm else "")
         return Recipient(c.delivery_id, c.email, c.name, f"{base}/unsubscribe/{unsubscribe}",
                          confirm, unsubscribe_token=unsubscribe)

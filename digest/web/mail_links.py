@@ -147,7 +147,7 @@ def confirm_page(token: str, app: AppDep, pages: PagesDep) -> Response:
                 page = ConfirmedPage(title=f"Subscribed to {membership.mailing_list.title}",
                                      already=True, **_who(membership))
                 return pages.render("web/confirmed.html", page, private=True)
-            check_confirmable(membership, data.signed_at)
+            check_confirmable(membership, data)
         except InvalidInput as exc:
             return _refused(pages, exc)
         ask = ConfirmPage(title=f"Confirm your subscription to {membership.mailing_list.title}",
@@ -170,7 +170,7 @@ def confirm_post(token: str, request: Request, app: AppDep, pages: PagesDep) -> 
 
     def work(s: Session) -> ConfirmedPage:
         membership = token_membership(s, data)
-        changed = confirm(s, membership, now=app.clock(), ip=ip, signed_at=data.signed_at)
+        changed = confirm(s, membership, now=app.clock(), ip=ip, link=data)
         return ConfirmedPage(title=f"Subscribed to {membership.mailing_list.title}",
                              already=not changed, **_who(membership))
 

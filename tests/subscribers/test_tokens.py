@@ -32,6 +32,15 @@ def test_roundtrip() -> None:
     assert tokens.read(manage, "manage").list_id is None
 
 
+def test_confirm_token_names_its_sign_up() -> None:
+    tokens = Tokens("secret")
+    token = tokens.make("confirm", 42, 7, EMAIL, signup=3)
+    assert tokens.read(token, "confirm") == TokenData(42, 7, token_tag(EMAIL), 3)
+    # A link mailed before sign-ups were numbered still reads, with no number.
+    old = tokens.make("confirm", 42, 7, EMAIL)
+    assert tokens.read(old, "confirm").signup is None
+
+
 def token_tag(email: str) -> str:
     return hashlib.sha256(email.encode()).hexdigest()[:8]
 

@@ -55,8 +55,11 @@ class World:
             self.ids: dict[str, int] = {email: sid for email, sid in rows}
 
     def token(self, purpose: Purpose, email: str, list_name: str) -> str:
-        """The token the app would put in mail to `email` about `list_name`."""
-        return self.app.tokens.make(purpose, self.ids[email], self.lists[list_name], email)
+        """The token the app would put in mail to `email` about `list_name` now (a
+        confirm link names the membership's current sign-up, as the sender's does)."""
+        signup = self.member(email, list_name).signup if purpose == "confirm" else None
+        return self.app.tokens.make(purpose, self.ids[email], self.lists[list_name], email,
+                                    signup=signup)
 
     def member(self, email: str, list_name: str) -> Membership:
         """The membership as stored now (detached; read its columns)."""

@@ -219,6 +219,92 @@ def test_single_opt_in_list_confirms_at_once_but_not_who_left(
     assert len(mail_to(app, ALICE)) == 1
 
 
+# -- coming back after leaving (issue 9, finding 10) ----------------------------------
+
+
+def links_in(mail: EmailMessage) -> tuple[str, str]:
+    """The confirm and unsubscribe paths of a confirmation mail, as the reader clicks them."""
+    [confirm_path] = re.findall(r"https://news\.example\.org(/confirm/\S+)", text_of(mail))
+    [leave] = re.findall(r"https://news\.example\.org(/unsubscribe/[^>\s]+)",
+                         str(mail["List-Unsubscribe"]))
+    return confirm_path, leave
+
+
+def carol_joins(client: TestClient, app: App, world: World) -> EmailMessage:
+    """Carol signs up for news by the form; the confirmation mail she gets."""
+    assert subscribe(client, CAROL, "news").status_code == 200
+    with app.sessions() as s:
+        world.ids[CAROL] = s.scalars(select(Subscriber.id).where(Subscriber.email == CAROL)).one()
+    return mail_to(app, CAROL)[-1]
+
+
+@pytest.mark.parametrize("wait", [0, 40, 70])
+@pytest.mark.parametrize("leaves_by", ["admin", "link"])
+def test_an_old_confirm_link_never_confirms_a_later_sign_up(
+        client: TestClient, app: App, world: World, clock: Clock, wait: int,
+        leaves_by: str) -> None:
+    """However soon after the first sign-up the address leaves and is signed up again
+    (seconds, within the clock skew once allowed, or later), the first mail's link is
+    refused: it was made for that sign-up alone. The second mail's link confirms."""
+    old, leave = links_in(carol_joins(client, app, world))
+    clock.advance(seconds=wait)
+    if leaves_by == "admin":  # as `digest subscribers rm carol@… --list news`
+        with app.sessions() as s:
+            remove_member(s, get_list(s, "news"), CAROL, now=clock(), reason="admin")
+            s.commit()
+    else:
+        assert client.post(leave, data={"List-Unsubscribe": "One-Click"}).status_code == 200
+    assert world.status(CAROL, "news") == "unsubscribed"
+    second = carol_joins(client, app, world)  # a stranger, or Carol again
+    assert world.status(CAROL, "news") == "pending"
+    for r in (client.get(old), client.post(old)):
+        assert r.status_code == 400 and "earlier sign-up" in r.text
+    assert world.status(CAROL, "news") == "pending"
+    new, _ = links_in(second)
+    assert new != old
+    assert client.post(new).status_code == 200
+    assert world.status(CAROL, "news") == "confirmed"
+
+
+def test_coming_back_soon_after_leaving_gets_a_new_mail_at_once(
+        client: TestClient, app: App, world: World, clock: Clock) -> None:
+    """The resend limit is for the same sign-up, whose mailed link still works; a new
+    sign-up after leaving gets its own mail at once, as the first one's link is dead."""
+    first, leave = links_in(carol_joins(client, app, world))
+    clock.advance(minutes=1)
+    assert client.post(leave, data={"List-Unsubscribe": "One-Click"}).status_code == 200
+    clock.advance(minutes=1)
+    second, _ = links_in(carol_joins(client, app, world))
+    assert len(mail_to(app, CAROL)) == 2 and second != first
+    # The form posted again for this pending sign-up: its link still works, so no mail
+    # until RESEND_AFTER has passed since the last one.
+    clock.advance(minutes=1)
+    subscribe(client, CAROL, "news")
+    assert len(mail_to(app, CAROL)) == 2
+    clock.advance(minutes=10)
+    subscribe(client, CAROL, "news")
+    assert len(mail_to(app, CAROL)) == 3
+    assert client.post(second).status_code == 200  # the newest mail's link, or this one
+    assert world.status(CAROL, "news") == "confirmed"
+
+
+def test_a_stranger_posting_the_form_cannot_mail_someone_at_will(
+        web: FastAPI, app: App, world: World, clock: Clock) -> None:
+    """Each post of the form for a pending address mails it at most once in
+    RESEND_AFTER; only the person leaving (a click in their own inbox) starts a new
+    sign-up that is mailed at once. Posts from many networks change nothing."""
+    for i in range(20):  # 20 posts in under 10 minutes, the sender at work meanwhile
+        with TestClient(web, client=(f"198.51.100.{i + 1}", 4000)) as stranger:
+            assert subscribe(stranger, CAROL, "news").status_code == 200
+        assert len(mail_to(app, CAROL)) == 1
+        clock.advance(seconds=29)
+    clock.advance(seconds=21)  # 10 minutes since the first mail went
+    with TestClient(web, client=("198.51.100.99", 4000)) as stranger:
+        subscribe(stranger, CAROL, "news")
+        subscribe(stranger, CAROL, "news")
+    assert len(mail_to(app, CAROL)) == 2
+
+
 def test_honeypot_gets_the_same_answer_and_nothing_happens(
         client: TestClient, app: App, world: World, clock: Clock) -> None:
     human = subscribe(client, "dave@example.net", "news")
