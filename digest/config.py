@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from digest.errors import ConfigError
+from digest.files import private_folder
 
 
 @dataclass(frozen=True)
@@ -188,7 +189,7 @@ class Settings:
             return _strong(path.read_text().strip(), str(path),
                            "put it in that file, or delete the file to have one made "
                            "(links in mail already sent then stop working)")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_folder(path.parent)  # data_dir: 0700 when made here
         key = _secrets.token_urlsafe(32)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:

@@ -19,6 +19,7 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from digest.errors import ConfigError
+from digest.files import private_folder
 
 # Stable constraint names so Alembic migrations work the same on SQLite and PostgreSQL.
 NAMING = {
@@ -111,7 +112,7 @@ def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10,
         kwargs.update(pool_size=pool_size, max_overflow=max_overflow, pool_timeout=timeout)
     if parsed.get_backend_name() == "sqlite":
         if db and db != ":memory:" and not db.startswith("file:"):
-            Path(db).parent.mkdir(parents=True, exist_ok=True)
+            private_folder(Path(db).parent)
             _create_private(Path(db))
         # Worker threads each take their own connection; SQLite serializes the writes.
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": timeout}

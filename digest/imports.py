@@ -42,6 +42,7 @@ from digest import state
 from digest.app import App
 from digest.deliver import confirm
 from digest.errors import DigestError, NotFound
+from digest.files import FOLDER, private_folder
 from subscribers.importing import import_csv
 from subscribers.models import ImportJob, ImportStatus, MailingList
 from subscribers.rejects import PRIVATE, rejects_of
@@ -77,8 +78,8 @@ def store_upload(app: App, source: BinaryIO) -> tuple[Path, int]:
     """Copy an upload, in blocks, to a new file of the imports folder under an
     unguessable name, readable by its owner alone; the file and its size."""
     folder = imports_dir(app)
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    folder.chmod(0o700)  # also a folder made before, or under a umask taking more
+    private_folder(folder)
+    folder.chmod(FOLDER)  # also a folder made before, or under a umask taking more
     path = folder / f"{app.clock():%Y%m%d}-{secrets.token_hex(8)}.csv"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE)
     try:

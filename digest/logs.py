@@ -29,18 +29,38 @@ PLACEHOLDER = "[token]"
 REPEAT_SECONDS = 60.0
 #: Most distinct texts `ReduceRepeats` keeps counts for.
 MAX_TEXTS = 1000
-# Query parameters that carry a credential wherever they appear: no route takes one
-# today, but a link someone builds by hand (or a future route) must not leak through.
-_TOKEN_QUERY = re.compile(
-    r"([?&](?:[\w.-]*token|sig|signature|code|key|secret)=)[^&\s#\"']+", re.IGNORECASE)
+# Query parameters named like a credential: their value is dropped from every line.
+_CREDENTIAL = re.compile(
+    r"[\w.-]*(?:token|sig|signature|code|key|secret|password|passwd|auth)", re.IGNORECASE)
+# A query string: what follows a "?" up to a space, quote or "#".
+_QUERY = re.compile(r"\?([^\s\"'#<>]+)")
+# A base64url run, and a dot between two (also percent-escaped, as in a query).
+_B64 = r"[A-Za-z0-9_-]"
+_DOT = r"(?:\.|%2[Ee])"
+# Token shapes, wherever they stand. An itsdangerous token (subscribers/tokens.py) is
+# base64url payload, timestamp and signature joined by dots (a leading dot when the
+# payload is compressed): the timestamp is 6 characters (4 bytes) until 2106, the
+# signature 27 (HMAC-SHA1) or more; a dotted name (`a.module.name`) rarely fits. An API
+# token is "dg_" and 43 (digest.users.make_token).
+_SHAPES = re.compile(
+    rf"(?<!{_B64}){_DOT}?{_B64}{{2,}}{_DOT}{_B64}{{5,8}}{_DOT}{_B64}{{27,}}"
+    rf"|(?<![A-Za-z0-9])dg_{_B64}{{16,}}")
 # The end of a token in a path: the next /, ?, #, quote or space.
 _TOKEN_REST = r"[^/?#&\s\"']+"
+#: Loggers whose lines are requests: every query value is dropped, the names kept.
+ACCESS_LOGGERS = ("uvicorn.access",)
+VALUE = "[value]"
 
 
 class RedactTokens(logging.Filter):
-    """Replaces the token of every token route (`/preferences/<token>` becomes
-    `/preferences/[token]`), and the value of token-like query parameters, in a record's
-    message and traceback, whoever logged it.
+    """Takes tokens out of a record's message and traceback, whoever logged it:
+
+    - anything shaped like a token (a signed link token, an API token), anywhere;
+    - the token of every token route (`/preferences/<token>` becomes
+      `/preferences/[token]`), also a forged one of no token shape;
+    - the value of a query parameter named like a credential, in any line; in an access
+      line (`ACCESS_LOGGERS`), every query value, so that no name a client picks and
+      no token the shapes miss gets through (`?q=...` becomes `?q=[value]`).
 
     `routes` are path templates with a `{token}` parameter, as the app declares them
     (`token_routes`); a slash in them also matches its escaped form `%2F`, as in
@@ -54,14 +74,15 @@ class RedactTokens(logging.Filter):
         alternatives = "|".join(re.escape(p).replace("/", "(?:/|%2[Ff])") for p in prefixes)
         self._path = re.compile(f"({alternatives}){_TOKEN_REST}") if prefixes else None
 
-    def redact(self, text: str) -> str:
+    def redact(self, text: str, *, access: bool = False) -> str:
+        text = _SHAPES.sub(PLACEHOLDER, text)
         if self._path is not None:
             text = self._path.sub(rf"\g<1>{PLACEHOLDER}", text)
-        return _TOKEN_QUERY.sub(rf"\g<1>{PLACEHOLDER}", text)
+        return _QUERY.sub(lambda m: "?" + _query(m.group(1), access), text)
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = _message(record)
-        clean = self.redact(message)
+        clean = self.redact(message, access=record.name in ACCESS_LOGGERS)
         if clean != message:
             record.msg, record.args = clean, None
         if record.exc_info and not record.exc_text:
@@ -70,6 +91,21 @@ class RedactTokens(logging.Filter):
         if record.exc_text:
             record.exc_text = self.redact(record.exc_text)
         return True
+
+
+def _query(query: str, access: bool) -> str:
+    """`query` with the value of each credential-named parameter `[token]`, and with
+    `access` every other value `[value]`; names, and parameters without "=", stay."""
+    pairs = []
+    for pair in query.split("&"):
+        name, equals, value = pair.partition("=")
+        if equals and value and value != PLACEHOLDER:
+            if _CREDENTIAL.fullmatch(name):
+                value = PLACEHOLDER
+            elif access:
+                value = VALUE
+        pairs.append(name + equals + value)
+    return "&".join(pairs)
 
 
 class ReduceRepeats(logging.Filter):

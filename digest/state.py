@@ -26,6 +26,12 @@ def imports_dir(settings: Settings) -> Path:
     return settings.path("data_dir") / "imports"
 
 
+def outbox_dir(settings: Settings) -> Path:
+    """The outbox Maildir (`[delivery] outbox_dir`), used or not: mail written there
+    while the outbox was the backend stays until someone deletes it."""
+    return settings.path("delivery.outbox_dir")
+
+
 def folders(settings: Settings, *, send: bool = False, imports: bool = False
             ) -> list[tuple[Path, str]]:
     """The folders a process writes, each with the setting that names it: the SQLite
@@ -43,7 +49,7 @@ def folders(settings: Settings, *, send: bool = False, imports: bool = False
             found.append((Path(db).parent, "[database] url"))
     found.append((settings.path("data_dir"), "data_dir"))
     if send and settings["delivery.backend"] == "outbox":
-        found.append((settings.path("delivery.outbox_dir"), "[delivery] outbox_dir"))
+        found.append((outbox_dir(settings), "[delivery] outbox_dir"))
     if imports:
         found.append((imports_dir(settings), "data_dir (its imports folder)"))
     return found

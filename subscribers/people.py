@@ -93,20 +93,24 @@ class ForgetReport:
     deliveries: int = 0  # ledger rows kept, their error text erased (`digest.privacy`)
     rejected_rows: int = 0  # rows naming them taken out of import rejects files (idem)
     running_imports: int = 0  # imports running meanwhile, whose files were left alone
+    outbox_messages: int = 0  # messages to them deleted from the outbox (idem)
 
 
-def forget(s: Session, email: str, *, now: dt.datetime) -> ForgetReport:
+def forget(s: Session, email: str, *, now: dt.datetime,
+           found_elsewhere: bool = False) -> ForgetReport:
     """Erase the person at `email`, keeping the address suppressed (see the module's
-    docstring). Harmless to repeat; NotFound when nothing was ever stored about them.
+    docstring). Harmless to repeat; NotFound when nothing was ever stored about them,
+    unless the caller found them `found_elsewhere` (a file): then the address is
+    suppressed all the same.
 
     The people layer's part only: `digest.privacy.forget`, which every caller uses, also
     erases what the delivery ledger holds about them."""
     address = normalize(email)
     subscriber = s.scalar(select(Subscriber).where(Subscriber.email == address))
     known = s.scalar(select(Suppression.id).where(Suppression.email_hash == email_hash(address)))
-    if subscriber is None and known is None:
+    if subscriber is None and known is None and not found_elsewhere:
         raise NotFound(
-            f"nothing is stored about {address!r}: no subscriber has that address and it "
+            f"nothing is stored about {address!r}: no subscriber has that address, it "
             "is not suppressed"
         )
     row, _new = suppress(s, address, FORGOTTEN, now=now)

@@ -73,12 +73,12 @@ class Rejects:
             self._file.close()
 
 
-def erase(path: Path, email: str) -> int:
+def erase(path: Path, email: str | re.Pattern[str]) -> int:
     """Rewrite the rejects file `path` without the rows that name `email` (in any cell,
-    in any case); how many went. The new file replaces the old at once (a temporary file
-    beside it, then os.replace), so a reader sees one or the other, and is 0600 too. A
-    file without such rows is left as it is."""
-    naming = _naming(email)
+    in any case; or match the pattern `naming` made of it); how many went. The new file
+    replaces the old at once (a temporary file beside it, then os.replace), so a reader
+    sees one or the other, and is 0600 too. A file without such rows is left as it is."""
+    pattern = naming(email) if isinstance(email, str) else email
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     temporary = Path(name)
     erased = 0
@@ -86,7 +86,7 @@ def erase(path: Path, email: str) -> int:
         with _text(fd) as target, path.open(encoding="utf-8", newline="") as source:
             writer = csv.writer(target, lineterminator="\n")
             for index, row in enumerate(csv.reader(source)):
-                if index and any(naming.search(cell) for cell in row):
+                if index and any(pattern.search(cell) for cell in row):
                     erased += 1
                 else:
                     writer.writerow(row)
@@ -101,7 +101,7 @@ def erase(path: Path, email: str) -> int:
     return erased
 
 
-def _naming(email: str) -> re.Pattern[str]:
+def naming(email: str) -> re.Pattern[str]:
     """A pattern finding the address in text, whole: not inside a longer address
     (`malice@` does not name `alice@`), in any case, its domain as Unicode or IDNA."""
     address = normalize(email)

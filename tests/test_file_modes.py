@@ -74,3 +74,23 @@ def test_the_rejects_of_a_cli_import_are_private(
     assert "not-an-address" in rejects.read_text()
     assert mode(rejects) == oct(0o600)
     assert people.exists()  # the operator's own file: theirs to keep or delete
+
+
+def test_the_outbox_and_data_dir_are_private(
+        tmp_path: Path, env: dict[str, str], umask_022: None) -> None:
+    """The outbox's messages hold their reader's address and live confirm and
+    unsubscribe links; data_dir holds secret.key and the imports."""
+    runner = CliRunner()
+    for args in (["init"], ["lists", "create", "news", "--from", "News <n@example.org>"],
+                 ["subscribers", "add", "ann@example.org", "--list", "news"]):
+        result = runner.invoke(main, args, env=env)
+        assert result.exit_code == 0, result.output
+    assert "1 sent" in result.output  # the confirmation mail, into the outbox
+    var, db = tmp_path / "var", tmp_path / "db"
+    assert (mode(var), mode(db)) == (oct(0o700),) * 2
+    outbox = var / "outbox"  # [delivery] outbox_dir's default, under the working folder
+    folders = [outbox, *(outbox / sub for sub in ("tmp", "new", "cur"))]
+    assert [mode(f) for f in folders] == [oct(0o700)] * 4
+    messages = list((outbox / "new").iterdir())
+    assert len(messages) == 1 and "ann@example.org" in messages[0].read_text()
+    assert mode(messages[0]) == oct(0o600)

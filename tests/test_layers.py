@@ -13,7 +13,7 @@ import pytest
 # Lowest first. A module belongs to the layer of its longest matching prefix, and may
 # import modules of its own layer or of a lower one, never of a higher one.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("ground floor", ("digest.errors", "digest.config", "digest.db")),
+    ("ground floor", ("digest.errors", "digest.files", "digest.config", "digest.db")),
     ("people", ("subscribers",)),
     ("core", ("digest",)),  # gather, editions, render, deliver, curate, models, ...
     ("App", ("digest.app",)),

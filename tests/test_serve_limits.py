@@ -25,6 +25,7 @@ import pytest
 from digest.app import App
 from digest.config import load
 from digest.publication import create_list
+from digest.users import create_user, make_token
 from subscribers.members import add_member
 from tests.test_serve import (  # noqa: F401 (start_serve: a fixture)
     Served,
@@ -333,6 +334,11 @@ def test_no_log_line_holds_a_token(start_serve: Callable[..., Served],  # noqa: 
         assert membership is not None
         s.commit()
         who, list_id = membership.subscriber_id, mlist.id
+        editor = create_user(s, "ed@news.example.org", role="editor", password="x" * 12,
+                             now=app.clock())
+        _row, api_token = make_token(s, editor, name="script", now=app.clock())
+        s.commit()
+    plain = "Short0neThatLooksLikeNothing"  # a query value of no token shape at all
     tokens = {
         "unsubscribe": app.tokens.make("unsubscribe", who, list_id, "ada@example.org"),
         "confirm": app.tokens.make("confirm", who, list_id, "ada@example.org"),
@@ -365,6 +371,15 @@ def test_no_log_line_holds_a_token(start_serve: Callable[..., Served],  # noqa: 
         "login next": hit("GET", f"/login?next=/preferences/{tokens['preferences']}"),
         "token query": hit("GET", f"/archive?token={forged}"),
     }
+    # Paths no token route matches, and query parameters of any name: the redaction
+    # goes by the token's shape, and drops every query value of an access line.
+    p, u, api = tokens["preferences"], tokens["unsubscribe"], api_token
+    for path in (f"/preferences//{p}", f"/Preferences/{p}", f"/unsubscribe/{u}?{u}",
+                 f"/archive?t={p}&api_key={p}&password={p}&auth={p}&x={p}",
+                 f"/desk/{p}", f"/archive/{u}", f"/{u}", f"/static/{u}",
+                 f"/api/v1/lists/news/draft?after={u}", f"/{api}", f"/archive?q={api}",
+                 f"/archive?next=%2Fpreferences%2F{p}", f"/archive?q={plain}"):
+        answers[path] = hit("GET", path)
     assert served.stop() == 0
     log = served.output()
     assert answers["GET preferences"] == 200 and answers["POST unsubscribe"] == 200, answers
@@ -372,6 +387,12 @@ def test_no_log_line_holds_a_token(start_serve: Callable[..., Served],  # noqa: 
     for secret in [*tokens.values(), forged]:
         signature = secret.rsplit(".", 1)[-1]
         assert signature not in log, f"a token is in the log:\n{log}"
+    for secret in (api, api[3:], plain):
+        assert secret not in log, f"a token is in the log:\n{log}"
+    assert "/archive?t=[token]&api_key=[token]&password=[token]&auth=[token]&x=[token] " \
+        in log, log  # the names stay
+    assert '"GET /archive?q=[value] HTTP/1.1" 200' in log, log  # any value of an access line
+    assert '"GET /desk/[token] HTTP/1.1" 303' in log, log
     for route in ("unsubscribe", "confirm", "preferences"):
         assert f"/{route}/[token]" in log, log
     assert "/archive?token=[token]" in log, log

@@ -16,11 +16,12 @@ from digest.app import App
 from digest.cli.common import out, print_table, progress_bar, say, when, with_app
 from digest.deliver import confirm
 from digest.deliver.confirm import queue_confirmation
-from digest.errors import InvalidInput
+from digest.errors import InvalidInput, NotFound
 from digest.imports import imports_dir
 from digest.models import DeliveryStatus
 from digest.privacy import forget, person_data
-from digest.state import require_writable
+from digest.state import outbox_dir, require_writable
+from subscribers.addresses import normalize
 from subscribers.export import export_csv, export_jsonl
 from subscribers.importing import import_csv
 from subscribers.lists import get_list
@@ -226,38 +227,51 @@ def subscribers_show(app: App, email: str, as_json: bool) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @with_app
 def subscribers_forget(app: App, email: str, yes: bool) -> None:
-    """Erase a person's data; the address stays suppressed, kept only as a hash."""
+    """Erase a person's data, a subscriber or not: the database's, the rows of import
+    rejects and the outbox messages naming them; the address stays suppressed, kept only
+    as a hash. Exit 0 when something was erased or the address was already forgotten;
+    1 when nothing at all names it."""
     require_writable(app.settings, imports=True)  # the rejects files are rewritten too
     with app.sessions() as s:
-        data = person_data(s, email)
+        try:
+            data: dict[str, Any] | None = person_data(s, email)
+        except NotFound:  # not in the database: the files may still name them
+            data = None
+        address = data["email"] if data else normalize(email)
         if not yes:
-            click.confirm(f"Erase everything stored about {data['email']} (memberships: "
-                          f"{len(data['memberships'])}, deliveries: "
-                          f"{data['deliveries']['total']})? This cannot be undone",
-                          abort=True)
-        report = forget(s, email, now=app.clock(), imports_dir=imports_dir(app))
+            stored = (f"memberships: {len(data['memberships'])}, deliveries: "
+                      f"{data['deliveries']['total']}" if data else
+                      "not in the database; rejects of imports and outbox messages")
+            click.confirm(f"Erase everything stored about {address} ({stored})? This "
+                          "cannot be undone", abort=True)
+        report = forget(s, email, now=app.clock(), imports_dir=imports_dir(app),
+                        outbox_dir=outbox_dir(app.settings))
         s.commit()
     if report.placeholder:
-        say(f"Forgot {data['email']}: the subscriber is now {report.placeholder}, "
+        say(f"Forgot {address}: the subscriber is now {report.placeholder}, "
             f"without name, attributes, tags or IP addresses; its memberships "
             f"({report.memberships}) and deliveries ({report.deliveries}) are kept without "
             "them.")
+    elif data is None:
+        say(f"{address} was never a subscriber; files named it.")
     else:
-        say(f"Nothing but a suppression was stored about {data['email']}.")
+        say(f"Nothing but a suppression was stored about {address}.")
     if report.rejected_rows:
-        say(f"Erased {report.rejected_rows} rows naming {data['email']} from the rejects "
+        say(f"Erased {report.rejected_rows} rows naming {address} from the rejects "
             "of console imports.")
+    if report.outbox_messages:
+        say(f"Deleted {report.outbox_messages} messages to {address} from the outbox.")
     if report.running_imports == 1:
         say("1 import is still running: its files are left to it until it ends; run this "
-            f"again then to take {data['email']} out of its rejects.")
+            f"again then to take {address} out of its rejects.")
     elif report.running_imports:
         say(f"{report.running_imports} imports are still running: their files are left "
-            f"to them until they end; run this again then to take {data['email']} out "
+            f"to them until they end; run this again then to take {address} out "
             "of their rejects.")
     say(f"The address stays suppressed ({report.suppression.reason}) as a hash: adding "
-        "or importing it again reports it suppressed. Copies outside the database and "
-        "the imports folder (the outbox folder, CSV files given to `digest subscribers "
-        "import` and their rejects, mail server logs) are not touched.")
+        "or importing it again reports it suppressed. Copies outside the database, the "
+        "imports folder and the outbox (CSV files given to `digest subscribers import` "
+        "and their rejects, mail server logs, backups) are not touched.")
 
 
 @subscribers.command("tag")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -27,6 +27,7 @@ from subscribers.lists import get_list
 from subscribers.models import ImportJob, ImportStatus
 from tests.conftest import Clock
 from tests.test_file_modes import mode, umask_022  # noqa: F401 (a fixture)
+from tests.web.api_support import *  # noqa: F403 (admin_api: a fixture)
 from tests.web.conftest import ADMIN_EMAIL, ALICE, World, log_in
 from tests.web.test_admin_imports import finished, upload
 
@@ -247,3 +248,59 @@ def test_an_upload_that_cannot_be_stored_gets_a_page_saying_why_not_a_500(
     assert f"{folder(app)} is not a folder" in r.text
     with app.sessions() as s:
         assert s.scalars(select(ImportJob)).all() == []
+
+
+VICTIM = "victim2@example.com"
+
+
+def forget_cli(app: App, address: str) -> Result:
+    return CliRunner().invoke(main, ["subscribers", "forget", address, "--yes"], env={
+        "DIGEST_DATABASE_URL": app.settings["database.url"],
+        "DIGEST_DATA_DIR": str(Path(app.settings["data_dir"]).resolve()),
+        "DIGEST_DELIVERY_OUTBOX_DIR": str(Path(app.settings["delivery.outbox_dir"]).resolve()),
+    })
+
+
+@pytest.mark.usefixtures("umask_022")
+def test_forget_erases_an_address_that_was_never_a_subscriber(
+        admin_client: TestClient, admin_api: TestClient, world: World, app: App,
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    body = ("email,name\n"
+            "bad@@x,y,contact VICTIM2@example.com please\n"
+            "VICTIM2@EXAMPLE.COM;,z,\n"
+            "not-an-address,Nobody\n"
+            "x@@y,victim3@example.com\n")
+    page = finished(admin_client, upload(admin_client, body.encode()).headers["location"])
+    rejects = Path(job_of(app, page.url.path).rejects_path)
+    assert len(rejects_rows(rejects)) == 5
+    new = Path(app.settings["delivery.outbox_dir"]) / "new"
+    new.mkdir(parents=True, exist_ok=True)
+    (new / "1.M1P1Q1.host").write_bytes(
+        b"To: Victim <VICTIM2@example.com>\r\nSubject: Confirm\r\n\r\n/confirm/x\r\n")
+    (new / "1.M1P1Q2.host").write_bytes(
+        b"To: dana@example.org\r\nSubject: News\r\n\r\nwrite to victim2@example.com\r\n")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DIGEST_CONFIG", raising=False)
+    result = forget_cli(app, VICTIM)
+    assert result.exit_code == 0, result.output
+    assert "Erased 2 rows naming victim2@example.com" in result.output
+    assert "Deleted 1 messages to victim2@example.com from the outbox" in result.output
+    assert "victim2" not in rejects.read_text().lower()
+    assert [r[0] for r in rejects_rows(rejects)] == ["line", "4", "5"]
+    assert mode(rejects) == oct(0o600)
+    assert [p.name for p in new.iterdir()] == ["1.M1P1Q2.host"]  # another reader's mail
+    assert world.suppressed(VICTIM)  # kept out, as a hash
+    again = forget_cli(app, VICTIM)  # harmless to repeat: the address is forgotten
+    assert again.exit_code == 0 and "Nothing but a suppression" in again.output, again.output
+    nobody = forget_cli(app, "nobody@example.com")
+    assert nobody.exit_code == 1 and "nothing is stored about" in nobody.output, nobody.output
+
+    # The API the same: 200 with what went, then 404 only for what nothing names.
+    answer = admin_api.delete("/subscribers/victim3@example.com")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["rejected_rows"] == 1 and answer.json()["placeholder"] is None
+    assert answer.json()["removed"]["subscriber"] is None
+    assert "victim3" not in rejects.read_text()
+    assert admin_api.delete("/subscribers/victim3@example.com").status_code == 200
+    assert admin_api.delete("/subscribers/nobody@example.com").status_code == 404

@@ -1,20 +1,34 @@
-"""The outbox backend: every message becomes a file in a Maildir, nothing leaves the machine."""
+"""The outbox backend: every message becomes a file in a Maildir, nothing leaves the machine.
+
+The messages hold their reader's address and live confirm and unsubscribe links, so the
+Maildir is its owner's alone: folders 0700 and files 0600 whatever the umask; and
+`erase_to` takes a person's messages out (`digest.privacy.forget`).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
+import re
 import socket
 import threading
 import time
 from collections.abc import Sequence
+from email.parser import BytesHeaderParser
+from email.policy import default as email_policy
 from pathlib import Path
 
 from digest.deliver.backends.base import ClaimLost, SendEvents, SendResult
 from digest.deliver.message import Outgoing
 from digest.errors import DeliveryError
+from digest.files import PRIVATE, private_folder
 
 _counter = itertools.count()
+#: The headers naming whom a message is for.
+RECIPIENTS = ("To", "Cc", "Bcc", "Delivered-To", "X-Original-To")
+#: The most of a message's head read to find its recipients.
+HEAD_BYTES = 64 * 1024
 
 
 class OutboxBackend:
@@ -30,7 +44,7 @@ class OutboxBackend:
         self.path = Path(path)
         try:
             for sub in ("tmp", "new", "cur"):
-                (self.path / sub).mkdir(parents=True, exist_ok=True)
+                private_folder(self.path / sub)
         except OSError as exc:
             raise DeliveryError(
                 f"cannot create the outbox {self.path}: {exc.strerror}; "
@@ -51,7 +65,7 @@ class OutboxBackend:
             name = f"{int(now)}.M{int(now % 1 * 1e6)}{self._suffix.format(next(_counter))}"
             tmp = self.path / "tmp" / name
             try:
-                with open(tmp, "xb") as f:
+                with open(tmp, "xb", opener=_private) as f:
                     f.write(msg.data)
                 events.handing_over(msg)
                 os.rename(tmp, self.path / "new" / name)
@@ -76,3 +90,42 @@ class OutboxBackend:
 
     def close(self) -> None:
         pass
+
+
+def _private(path: str, flags: int) -> int:
+    """`open`'s opener: the file 0600, exact whatever the umask."""
+    fd = os.open(path, flags, PRIVATE)
+    try:
+        os.fchmod(fd, PRIVATE)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def erase_to(path: Path, naming: re.Pattern[str]) -> int:
+    """Delete the messages of the Maildir `path` (in new/ and cur/; tmp/ is the sender's
+    while it writes) whose recipient headers match `naming`; how many went. A message to
+    someone else that quotes the address stays: it is that reader's mail."""
+    erased = 0
+    for sub in ("new", "cur"):
+        folder = path / sub
+        if not folder.is_dir():
+            continue
+        for message in sorted(folder.iterdir()):
+            if message.is_file() and not message.is_symlink() and _to(message, naming):
+                with contextlib.suppress(FileNotFoundError):  # read or moved meanwhile
+                    message.unlink()
+                    erased += 1
+    return erased
+
+
+def _to(message: Path, naming: re.Pattern[str]) -> bool:
+    try:
+        with message.open("rb") as f:
+            head = f.read(HEAD_BYTES).split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    except FileNotFoundError:
+        return False
+    headers = BytesHeaderParser(policy=email_policy).parsebytes(head)
+    return any(naming.search(str(value)) for name in RECIPIENTS
+               for value in headers.get_all(name, []))

@@ -24,6 +24,7 @@ from digest.errors import InvalidInput
 from digest.imports import imports_dir
 from digest.models import Delivery, Edition, EditionKind
 from digest.privacy import forget, person_data
+from digest.state import outbox_dir
 from digest.web.admin.common import (
     AdminPage,
     Fields,
@@ -207,7 +208,7 @@ def forget_post(subscriber_id: RowId, user: AdminUser, _: CsrfForm, form: Fields
 
     def work(s: Session) -> None:
         forget(s, get_or_404(s, Subscriber, subscriber_id).email, now=app.clock(),
-               imports_dir=imports_dir(app))
+               imports_dir=imports_dir(app), outbox_dir=outbox_dir(app.settings))
 
     in_transaction(app, work)
     return see_other("/admin/subscribers?done=forgotten")

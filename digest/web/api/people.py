@@ -11,8 +11,10 @@ from sqlalchemy.orm import Session
 from digest.errors import InvalidInput, NotFound
 from digest.imports import imports_dir
 from digest.privacy import forget, person_data
+from digest.state import outbox_dir
 from digest.web.api.deps import Address, Admin, After, Limit, answer, int_cursor, refusals
 from digest.web.api.schemas import (
+    DeliveryCounts,
     Forgotten,
     Page,
     Person,
@@ -104,16 +106,27 @@ def people_change(user: Admin, app: AppDep, email: Address, body: PersonPatch) -
 @router.delete("/subscribers/{email}", tags=["subscribers"], responses=NOBODY,
                summary="Forget a person (GDPR erasure)")
 def people_forget(user: Admin, app: AppDep, email: Address) -> Forgotten:
-    """Erase what is stored about the person. The address stays suppressed, kept only as
-    a hash, so nothing adds it again; memberships and deliveries stay, emptied, under a
-    placeholder address. Answers with what was stored before. Harmless to repeat."""
+    """Erase what is stored about the person, a subscriber or not: the database's, the
+    rows of console imports' rejects files and the outbox messages naming them. The
+    address stays suppressed, kept only as a hash, so nothing adds it again; memberships
+    and deliveries stay, emptied, under a placeholder address. Answers with what was
+    stored before and what went. Harmless to repeat (200 once the address is
+    suppressed); 404 only when nothing at all names the address."""
     with app.sessions() as s:
-        before = Person.model_validate(person_data(s, email))
-        report = forget(s, email, now=app.clock(), imports_dir=imports_dir(app))
+        try:
+            before = Person.model_validate(person_data(s, email))
+        except NotFound:  # not in the database: the files may still name them
+            before = Person(email=normalize(email), subscriber=None, memberships=[],
+                            suppression=None, deliveries=DeliveryCounts(total=0, by_status={}))
+        report = forget(s, email, now=app.clock(), imports_dir=imports_dir(app),
+                        outbox_dir=outbox_dir(app.settings))
         s.commit()
         return Forgotten(removed=before, placeholder=report.placeholder,
                          memberships=report.memberships, deliveries=report.deliveries,
-                         suppression_reason=report.suppression.reason)
+                         suppression_reason=report.suppression.reason,
+                         rejected_rows=report.rejected_rows,
+                         outbox_messages=report.outbox_messages,
+                         running_imports=report.running_imports)
 
 
 # -- suppressions ----------------------------------------------------------------------

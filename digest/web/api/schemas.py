@@ -284,6 +284,12 @@ class Forgotten(BaseModel):
     memberships: int
     deliveries: int
     suppression_reason: str
+    rejected_rows: int = Field(0, description="Rows naming the address taken out of the "
+                               "rejects files of console imports")
+    outbox_messages: int = Field(0, description="Messages to the address deleted from "
+                                 "the outbox")
+    running_imports: int = Field(0, description="Imports running meanwhile, whose files "
+                                 "were left to them: forget again once they end")
 
 
 # -- suppressions -----------------------------------------------------------------
