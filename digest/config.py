@@ -109,6 +109,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("web", "header_timeout", 10.0,
             "Seconds a client has to send a request's line and headers, from connecting or "
             "from the previous response; then it gets 408 and is closed (slow clients)."),
+    Setting("web", "body_timeout", 30.0,
+            "Seconds a client has to send a request's body, plus one for every 500 bytes "
+            "received (a large upload at any usable speed passes); then it gets 408 and is "
+            "closed (slow clients)."),
     Setting("web", "max_connections", 1000,
             "Most connections open at once; beyond it the one waiting longest for its request "
             "is closed, or the new one gets 503. Lowered at start to fit ulimit -n."),

@@ -164,3 +164,45 @@ def test_a_burst_while_another_process_writes_is_answered_503_not_500(
     assert slowest < 5 * WAIT + 5, f"the slowest answer took {slowest:.1f} s"
     assert {a.status for a in later.values()} == {200}, later
     assert set(later) <= stored
+
+
+#: Threads for the next test ([web] threads): few, so that most of the burst waits for one.
+THREADS = 4
+
+
+def test_the_wait_for_a_thread_counts_towards_database_timeout(
+    start_serve: Callable[..., Served], tmp_path: Path  # noqa: F811
+) -> None:
+    """While another process holds SQLite's write lock, 40 sign-ups at once with 4
+    threads: waiting `[database] timeout` each, one thread after another, the last would
+    wait ten times as long (behind nginx: 504). The whole wait, for a thread and for
+    the database, is bounded by the timeout: every answer comes within it (and a
+    margin), 200 and stored or 503 with Retry-After."""
+    served, app = _serve_a_list(start_serve, DIGEST_DATABASE_TIMEOUT=str(WAIT),
+                                DIGEST_WEB_THREADS=str(THREADS))
+    done, holding = threading.Event(), threading.Event()
+
+    def other_writer() -> None:
+        conn = sqlite3.connect(tmp_path / "digest.db", timeout=10)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            holding.set()
+            done.wait(HOLD)
+            conn.rollback()
+        finally:
+            conn.close()
+
+    writer = threading.Thread(target=other_writer)
+    writer.start()
+    try:
+        assert holding.wait(10)
+        answers = _burst(served.url, range(40))
+    finally:
+        done.set()
+        writer.join()
+    assert served.stop() == 0
+    stored = _signed_up(app)
+    app.close()
+    _check(answers, stored, served.output(), 40)
+    late = sorted(round(a.seconds, 1) for a in answers.values() if a.seconds > WAIT + 3)
+    assert not late, f"answers later than [database] timeout ({WAIT} s) + 3 s: {late}"

@@ -9,6 +9,7 @@ their own, added here, each with its own authentication dependency.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from http import HTTPStatus
@@ -19,11 +20,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digest import __version__
 from digest.app import App
 from digest.db import UNAVAILABLE, reason
+from digest.deadline import DEADLINE, Deadline, bound_waits
 from digest.metrics import Metrics
 from digest.web import admin, archive, auth, desk, mail_links, metrics, site, subscribe
 from digest.web.api import mount_api
@@ -75,10 +78,14 @@ def create_app(app: App, checks: Sequence[Callable[[], str | None]] = ()) -> Fas
     _ = app.tokens
     web.add_middleware(SecurityHeaders)
     auth.install(web)
+    # Last, so outermost: the deadline runs from the request's arrival.
+    web.add_middleware(RequestDeadline, timeout=app.settings["database.timeout"])
+    bound_waits(app.engine, app.settings["database.timeout"])
     web.add_exception_handler(StarletteHTTPException, _http_error)
     web.add_exception_handler(RequestValidationError, _bad_request)
     for busy in UNAVAILABLE:
         web.add_exception_handler(busy, _unavailable)
+    web.add_exception_handler(ClientDisconnect, _client_gone)
     web.add_exception_handler(Exception, _server_error)
     web.include_router(mail_links.router)
     web.include_router(site.router)
@@ -127,6 +134,35 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+class RequestDeadline:
+    """Gives each request a `digest.deadline.Deadline`, `timeout` seconds after it
+    arrives, moved on by the time spent waiting for the client's body: the wait for a
+    thread and the database's waits share that one budget, and a slow upload uses none
+    of it."""
+
+    def __init__(self, app: ASGIApp, timeout: float) -> None:
+        self.app = app
+        self.timeout = timeout
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        deadline = Deadline(time.monotonic() + self.timeout)
+
+        async def timed_receive() -> Message:
+            began = time.monotonic()
+            message = await receive()
+            deadline.at += time.monotonic() - began  # the client's time, not ours
+            return message
+
+        token = DEADLINE.set(deadline)
+        try:
+            await self.app(scope, timed_receive, send)
+        finally:
+            DEADLINE.reset(token)
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     """404, 405, 413 and other HTTP errors as a page. (The JSON API, when it comes,
     answers its own errors as JSON before they get here.)"""
@@ -162,6 +198,14 @@ async def _unavailable(request: Request, exc: Exception) -> Response:
                          "the site is too busy at this moment to finish your request; "
                          "please send it again in a few seconds",
                          private=True, headers={"Retry-After": str(BUSY_RETRY_AFTER)})
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    """The client closed its connection before its request was in (mid-body): no one
+    is left to answer, and it is no error of ours. INFO, so that it never counts among
+    the repeated warnings and errors `digest.logs.ReduceRepeats` holds back."""
+    log.info("client went away during %s %s", request.method, request.url.path)
+    return Response(status_code=400)  # uvicorn sends nothing to a closed connection
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
