@@ -106,20 +106,22 @@ class App:
         thread in `digest serve`, the main thread in other commands. A web request
         never uses it; it queues mail and sets `mail_queued`."""
         if self._backend is None:
-            self.check_backend()
+            self.check_mail()
             self._backend = make_backend(self.settings)
         return self._backend
 
-    def check_backend(self) -> None:
-        """Refuse (ConfigError) a delivery backend that is only the built-in default on
-        a database other than SQLite (`require_chosen`)."""
+    def check_mail(self) -> None:
+        """Refuse (ConfigError) to queue or send mail when the delivery backend or
+        public_url is only the built-in default on a database other than SQLite
+        (`require_chosen`). Call it before queueing: nothing is stored then."""
         require_chosen(self.settings, self.engine.dialect.name)
 
     def check_sender(self, *, imports: bool = False) -> None:
         """What a sender checks before it starts (`digest worker`, `digest serve`,
-        `digest edition send`): a backend chosen, and the folders it writes writable
-        (the outbox if it sends there; the imports folder too with `imports`)."""
-        self.check_backend()
+        `digest edition send`): a backend and public_url chosen, and the folders it
+        writes writable (the outbox if it sends there; the imports folder too with
+        `imports`)."""
+        self.check_mail()
         require_writable(self.settings, send=True, imports=imports)
 
     def reset_backend(self) -> None:

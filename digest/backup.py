@@ -17,7 +17,7 @@ from pathlib import Path
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from digest.db import shown_url
+from digest.db import URL_FORMS
 from digest.errors import ConfigError, DigestError
 
 
@@ -47,14 +47,19 @@ def backup_sqlite(url: str, target: Path) -> Backup:
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise ConfigError(f"[database] url {shown_url(url)!r} is not a database URL") from None
+        raise ConfigError("[database] url is not a database URL (not shown: it may hold a "
+                          f"password); write it as {URL_FORMS}") from None
     backend = parsed.get_backend_name()
     if backend == "postgresql":
+        # pg_dump's custom format is no SQLite file: a name ending .db (as in the daily
+        # line of docs/operations.md) becomes .dump, the name the docs restore from.
+        dump = target.with_suffix(".dump") if target.suffix == ".db" else target
+        restore = shlex.join(["pg_restore", "--clean", "--if-exists", "--no-owner",
+                              "--dbname", parsed.database or "DATABASE", str(dump)])
         raise DigestError(
             f"digest backup copies SQLite databases, and [database] url is PostgreSQL: "
-            f"back it up with `{pg_dump_command(url, target)}` (the password from "
-            "PGPASSWORD or ~/.pgpass); restore with `pg_restore --clean --if-exists "
-            "--dbname DATABASE FILE`")
+            f"back it up with `{pg_dump_command(url, dump)}` (the password from "
+            f"PGPASSWORD or ~/.pgpass); restore, with digest stopped, with `{restore}`")
     if backend != "sqlite":
         raise DigestError(f"digest backup copies SQLite databases, and [database] url is "
                           f"{backend}: back it up with that database's own tools")

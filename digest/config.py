@@ -8,10 +8,13 @@ Secrets are never read from the file: they come only from the environment
 
 from __future__ import annotations
 
+import grp
 import os
+import pwd
 import secrets as _secrets
+import stat
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -258,11 +261,12 @@ def load(path: str | Path | None = None, env: dict[str, str] | None = None) -> S
     values = {s.key: s.default for s in SETTINGS}
     origins: dict[str, str] = {}
     source: Path | None = None
-    if cfg_path.exists():
+    text = _read(cfg_path)
+    if text is not None:
         source = cfg_path
         try:
-            data = tomllib.loads(cfg_path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{cfg_path} is not valid TOML: {exc}") from None
         for key, value in _flatten(data):
             if key not in _BY_KEY:
@@ -279,6 +283,42 @@ def load(path: str | Path | None = None, env: dict[str, str] | None = None) -> S
             origins[setting.key] = setting.env
     _env_key(env)  # a weak key is refused at start, before anything is changed
     return Settings(values, source, env, origins)
+
+
+def _read(path: Path) -> str | None:
+    """The settings file's text; None when there is none. One this user may not read
+    (/etc/digest/digest.toml is root's, 0640, group digest) is a ConfigError saying who
+    may, rather than a traceback."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a folder, not a settings file; name the file "
+                          "(--config or DIGEST_CONFIG)") from None
+    except OSError as exc:
+        me, group = _name(pwd.getpwuid, os.geteuid()), _name(grp.getgrgid, os.getegid())
+        try:
+            st = path.stat()
+            facts = (f"owner {_name(pwd.getpwuid, st.st_uid)}, group "
+                     f"{_name(grp.getgrgid, st.st_gid)}, mode {stat.S_IMODE(st.st_mode):04o}")
+        except OSError:  # its folder is closed to this user too
+            facts = f"its folder {path.absolute().parent} is closed to this user"
+        raise ConfigError(
+            f"cannot read {path} ({exc.strerror}; {facts}, and digest runs as "
+            f"{me}); let {me} read it and enter its folder, e.g. `chgrp "
+            f"{group} {path} && chmod 0640 {path}`, or run digest as a user who can"
+        ) from None
+
+
+def _name(lookup: Callable[[int], Any], number: int) -> str:
+    """A user's or group's name (`pwd.getpwuid`, `grp.getgrgid`), else its number."""
+    try:
+        return str(lookup(number)[0])
+    except KeyError:
+        return str(number)
 
 
 def _flatten(data: dict[str, Any]) -> list[tuple[str, Any]]:

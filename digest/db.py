@@ -4,17 +4,19 @@ brings a database to the newest schema)."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import importlib.util
 import os
-import re
 import sqlite3
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 from sqlalchemy import DateTime, Engine, Enum, MetaData, create_engine, event
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -91,14 +93,8 @@ def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10,
     thread waits `timeout` seconds at most for one; on SQLite a writer also waits at
     most `timeout` for the write lock, on PostgreSQL a new connection as long for the
     server. Past that the wait ends in one of UNAVAILABLE, not in a longer queue."""
-    try:
-        parsed = make_url(url)
-    except Exception:
-        raise ConfigError(
-            f"database url {shown_url(url)!r} is not a SQLAlchemy URL; e.g. "
-            "sqlite:///var/digest.db or postgresql+psycopg://user@host/db (set "
-            "DIGEST_DATABASE_URL)"
-        ) from None
+    _never_show(url)
+    parsed = _supported(url)
     if timeout <= 0:
         raise ConfigError(f"[database] timeout is {timeout:g}; it must be more than 0 "
                           "seconds (the default is 30)")
@@ -120,7 +116,7 @@ def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10,
         kwargs["pool_pre_ping"] = True
         if parsed.get_backend_name() == "postgresql":
             kwargs["connect_args"] = {"connect_timeout": max(2, round(timeout))}  # libpq's least
-    engine = create_engine(url, **kwargs)
+    engine = create_engine(parsed, **kwargs)
     if engine.dialect.name == "sqlite":
         busy_ms = round(timeout * 1000)
 
@@ -131,12 +127,89 @@ def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10,
     return engine
 
 
+#: What digest runs on: SQLite, and PostgreSQL through psycopg (3).
+URL_FORMS = ("sqlite:///path/to/digest.db (four slashes for an absolute path) or "
+             "postgresql+psycopg://user:password@host:port/database (postgresql://… means "
+             "the same; psycopg comes with `pip install '.[postgres]'`), a password's @, :, "
+             "/ and % percent-encoded (%40, %3A, %2F, %25)")
+_DRIVERS = {"sqlite": "sqlite", "sqlite+pysqlite": "sqlite",
+            "postgresql": "postgresql+psycopg", "postgresql+psycopg": "postgresql+psycopg"}
+
+
+def _supported(url: str) -> URL:
+    """`url` parsed, with the driver digest uses (postgresql:// is psycopg's, whatever
+    SQLAlchemy's version picks); ConfigError naming the supported forms for a URL it
+    cannot read (never shown: it may hold a password), a database or driver digest does
+    not run on, or psycopg not installed."""
+    try:
+        parsed = make_url(url)
+    except Exception:
+        raise ConfigError(
+            "the database URL ([database] url, DIGEST_DATABASE_URL) is not a SQLAlchemy "
+            f"URL; it is not shown, since it may hold a password. Write it as {URL_FORMS}"
+        ) from None
+    driver = _DRIVERS.get(parsed.drivername)
+    if driver is None:
+        raise ConfigError(
+            f"the database URL starts {parsed.drivername}://, which digest does not run "
+            f"on; write it as {URL_FORMS}")
+    if parsed.host and "@" in parsed.host:
+        # The driver would take the part after the first @ for the host, and print it.
+        raise ConfigError(
+            "the database URL has two @ before its host: a password holding @ must have it "
+            f"percent-encoded as %40 (the URL is not shown). Write it as {URL_FORMS}")
+    if driver == "postgresql+psycopg" and importlib.util.find_spec("psycopg") is None:
+        raise ConfigError("the database URL is PostgreSQL, and psycopg is not installed: "
+                          "`pip install '.[postgres]'` where digest was installed from")
+    return parsed.set(drivername=driver)
+
+
 def shown_url(url: str) -> str:
-    """A database URL fit to print or log: its password, if any, as "***"."""
+    """A database URL fit to print or log: its password, if any, as "***"; a URL
+    SQLAlchemy cannot read is not shown at all (what part is the password is anyone's
+    guess)."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL SQLAlchemy reads: hide what looks like a password
-        return re.sub(r"(://[^/@:]*:)[^/]*@", r"\1***@", url)
+    except Exception:
+        return "(a database URL that cannot be read; not shown)"
+
+
+#: Passwords of the database URLs this process was given, and pieces of them, which no
+#: message shown or logged may hold. A driver quotes what it was given: the host
+#: 'Secret@db' of a password whose '@' was not encoded.
+_SECRETS: set[str] = set()
+#: Shorter pieces are left alone: scrubbing them would garble messages, and give little.
+_SHORTEST_SECRET = 3
+
+
+def secrets_of(url: str) -> set[str]:
+    """What of `url` must never be shown: the password as written and percent-decoded,
+    and, when the part before the host holds several '@', each piece between them and
+    after the ':' (a password split by an '@' it should have encoded)."""
+    found: set[str] = set()
+    with contextlib.suppress(Exception):
+        password = make_url(url).password
+        if password:
+            found |= {str(password), quote(str(password), safe="")}
+    authority = url.partition("://")[2].partition("/")[0] if "://" in url else url
+    if "@" in authority:
+        userinfo = authority.rpartition("@")[0]
+        password = userinfo.partition(":")[2]
+        for text in (password, unquote(password)):
+            found |= {text, *text.split("@")}
+    return {s for s in found if len(s) >= _SHORTEST_SECRET}
+
+
+def _never_show(url: str) -> None:
+    _SECRETS.update(secrets_of(url))
+
+
+def scrubbed(text: str) -> str:
+    """`text` (a driver's message) without the database passwords (`secrets_of`) of the
+    URLs this process was given to `make_engine`."""
+    for secret in sorted(_SECRETS, key=len, reverse=True):  # the whole before its pieces
+        text = text.replace(secret, "***")
+    return text
 
 
 def _create_private(path: Path) -> None:
@@ -176,7 +249,7 @@ def reason(exc: BaseException) -> str:
     """The first line of what the database said, for a log line: without the statement
     and its parameters, which SQLAlchemy adds and which may hold an address."""
     orig = getattr(exc, "orig", None)
-    text = str(orig if orig is not None else exc).strip()
+    text = scrubbed(str(orig if orig is not None else exc)).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
 

@@ -33,6 +33,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from digest import heartbeat
+from digest.db import reason
 from digest.deliver.ledger import PENDING_STATUSES
 from digest.models import Delivery, Edition, EditionKind, EditionStatus, Source
 from subscribers.models import MailingList
@@ -82,7 +83,7 @@ class DatabaseCollector(Collector):
                 found = [*_senders(s, self.clock(), self.timeout), *_editions(s, self.clock()),
                          *_sources(s)]
         except SQLAlchemyError as exc:
-            log.warning("metrics: the database did not answer: %s", exc)
+            log.warning("metrics: the database did not answer: %s", reason(exc))
             up.add_metric([], 0)
             yield up
             return

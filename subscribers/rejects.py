@@ -21,6 +21,7 @@ from typing import Any, TextIO
 
 from email_validator import EmailNotValidError, validate_email
 
+from digest.errors import InvalidInput
 from subscribers.addresses import normalize
 from subscribers.export import spreadsheet_safe
 
@@ -38,6 +39,29 @@ def open_private(path: Path) -> TextIO:
     """`path` created or emptied for writing text, mode 0600 whatever the umask."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE)
     return _text(fd)
+
+
+def require_writable_file(path: Path, hint: str) -> None:
+    """InvalidInput when this process cannot create or write the rejects file `path`,
+    checked before an import begins: finding out at the first refused row would stop an
+    import halfway. The kernel answers (a probe, not the mode bits: ACLs, a read-only
+    mount); a file made for the probe is removed again, so a clean import leaves none."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE)
+    except FileExistsError:
+        try:
+            os.close(os.open(path, os.O_WRONLY))  # opened, not emptied: it is written later
+        except OSError as exc:
+            raise InvalidInput(_unwritable(path, exc, hint)) from None
+        return
+    except OSError as exc:
+        raise InvalidInput(_unwritable(path, exc, hint)) from None
+    os.close(fd)
+    path.unlink()
+
+
+def _unwritable(path: Path, exc: OSError, hint: str) -> str:
+    return f"cannot write the rejects file {path} ({exc.strerror}); {hint}; nothing was imported"
 
 
 def _text(fd: int) -> TextIO:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,6 +63,24 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture
+def pg_url(database_url: str) -> str:
+    """`database_url` when it is PostgreSQL (parametrize it indirectly), else a skip."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("a PostgreSQL deployment")
+    return database_url
+
+
+@pytest.fixture
+def shared_tmp() -> Iterator[Path]:
+    """A folder another user may enter (pytest's tmp_path is its owner's alone), for
+    tests that run digest as someone else (`tests.test_startup.as_someone_else`)."""
+    path = Path(tempfile.mkdtemp(prefix="digest-startup-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

@@ -165,6 +165,7 @@ def test_sending_a_draft_without_articles_says_what_to_do(
     monkeypatch.delenv("DIGEST_CONFIG", raising=False)
     monkeypatch.setenv("DIGEST_DATABASE_URL", app.settings["database.url"])
     monkeypatch.setenv("DIGEST_DELIVERY_BACKEND", "outbox")  # chosen: see test_startup.py
+    monkeypatch.setenv("DIGEST_PUBLIC_URL", "https://news.example.org")  # test_admin_path
     r = CliRunner().invoke(main, ["edition", "send", "--list", "news"])
     assert deliveries(app) == 0
     assert r.exit_code == 1, r.output

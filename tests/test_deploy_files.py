@@ -121,6 +121,9 @@ def test_nginx_site_agrees_with_the_app() -> None:
     assert int(found["proxy_read_timeout"][0].rstrip("s")) > defaults["database.timeout"]
     for header in ("Host", "X-Forwarded-For", "X-Forwarded-Proto"):
         assert header in [w[1] for w in directives if w[0] == "proxy_set_header"]
+    # Kept off the public site, as operations.md's Monitoring says.
+    metrics = directives.index(["location", "=", "/metrics"])
+    assert directives[metrics + 1] == ["return", "404"], directives[metrics:metrics + 2]
 
 
 def _self_signed(folder: Path) -> tuple[Path, Path]:

@@ -10,8 +10,6 @@ import pwd
 import shutil
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -60,13 +58,6 @@ def test_settings_say_where_each_value_came_from(tmp_path: Path) -> None:
     assert settings.origin("smtp.port") is None  # the built-in default
     assert defaults().with_overrides(smtp__port=25).origin("smtp.port") == "override"
     assert load(None, env={"DIGEST_CONFIG": str(cfg)}).origin("delivery.backend") is None
-
-
-@pytest.fixture
-def pg_url(database_url: str) -> str:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("a PostgreSQL deployment")
-    return database_url
 
 
 @needs_postgres
@@ -154,15 +145,6 @@ def test_init_and_worker_do_not_print_the_database_password(
 
 
 # -- defect 7: a state folder this user cannot write -----------------------------------------
-
-
-@pytest.fixture
-def shared_tmp() -> Iterator[Path]:
-    """A folder another user may enter (pytest's tmp_path is its owner's alone)."""
-    path = Path(tempfile.mkdtemp(prefix="digest-startup-"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def as_someone_else(cwd: Path, env: dict[str, str], *args: str

@@ -22,6 +22,7 @@ from sqlalchemy import exc as sa_exc
 
 from digest.app import App
 from digest.config import load
+from digest.db import scrubbed
 from digest.errors import DigestError
 from digest.logs import configure_from
 from digest.migrations import require_current
@@ -47,7 +48,7 @@ class DigestGroup(click.Group):
 
 
 def _db_hint(exc: sa_exc.DBAPIError) -> str:
-    text = str(exc.orig)
+    text = scrubbed(str(exc.orig))  # a driver may quote the URL, password and all
     if "no such table" in text or ("relation" in text and "does not exist" in text):
         return (f"a table is missing from the database ({text}); run `digest init` to "
                 "create or upgrade its tables")

@@ -35,6 +35,7 @@ from subscribers.members import (
 )
 from subscribers.models import MembershipStatus
 from subscribers.people import parse_assignments, set_attributes, tag_subscriber
+from subscribers.rejects import rejects_of, require_writable_file
 
 
 @click.group()
@@ -57,6 +58,8 @@ def subscribers_add(app: App, email: str, list_name: str, name: str, confirmed: 
     """
     with app.sessions() as s:
         mlist = get_list(s, list_name)
+        if mlist.double_optin and not confirmed:
+            app.check_mail()  # a confirmation mail is queued: refuse before storing it
         member, outcome = add_member(s, mlist, email, name=name,
                                      confirmed=confirmed or not mlist.double_optin,
                                      origin="cli", now=app.clock())
@@ -78,6 +81,7 @@ def subscribers_add(app: App, email: str, list_name: str, name: str, confirmed: 
 @with_app
 def subscribers_confirm_again(app: App, email: str, list_name: str) -> None:
     """Send a pending subscriber a new confirmation mail (at most one per 10 minutes)."""
+    app.check_mail()
     with app.sessions() as s:
         member = get_member(s, get_list(s, list_name), email)
         if member.status != MembershipStatus.PENDING:
@@ -112,9 +116,16 @@ def _send_confirmations(app: App, list_name: str) -> None:
 def subscribers_import(app: App, file: Path, list_name: str, confirmed: bool,
                        rejects: Path | None) -> None:
     """Import subscribers from a CSV file with an `email` column (and `name`, …)."""
-    rejects = rejects or file.with_suffix(".rejects.csv")
+    if not rejects:
+        rejects = rejects_of(file)
+        hint = "pass --rejects PATH in a folder digest can write"
+    else:
+        hint = "pass --rejects with a path in a folder digest can write"
+    require_writable_file(rejects, hint)  # before anything is imported
     with app.sessions() as s, progress_bar("Importing", None) as advance:
         mlist = get_list(s, list_name)
+        if mlist.double_optin and not confirmed:
+            app.check_mail()  # confirmation mails are queued: refuse before importing
         report = import_csv(s, mlist, file, confirmed=confirmed or not mlist.double_optin,
                             now=app.clock(), rejects_path=rejects, progress=advance)
         queued = 0 if confirmed else confirm.queue_pending(s, mlist, app.clock())

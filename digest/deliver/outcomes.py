@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from digest.db import reason
 from digest.deliver.backends.base import ClaimLost, SendResult
 from digest.deliver.ledger import Clock, RetryPolicy
 from digest.deliver.message import Outgoing
@@ -244,9 +245,8 @@ def when_back(attempt: Callable[[], T], patience: float, waiting: Callable[[], s
 
 
 def unavailable(exc: BaseException) -> DatabaseUnavailable:
-    """The database error as DatabaseUnavailable, its first line kept."""
-    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    return DatabaseUnavailable(f"the database did not answer: {text[0] if text else exc!r}")
+    """The database error as DatabaseUnavailable, its first line kept (no password)."""
+    return DatabaseUnavailable(f"the database did not answer: {reason(exc)}")
 
 
 #: What the ledger records for a message whose handover commit was lost after its final

@@ -41,22 +41,33 @@ def make_backend(settings: Settings) -> Backend:
 
 
 def require_chosen(settings: Settings, dialect: str) -> None:
-    """Refuse to send when `[delivery] backend` is only the built-in default (nothing in
-    the settings file or the environment) and the database is not SQLite.
+    """Refuse to queue or send mail when `[delivery] backend` or `public_url` is only its
+    built-in default (nothing in the settings file or the environment) and the database
+    is not SQLite.
 
-    The default outbox suits a first try and the demo, on SQLite. A PostgreSQL
-    deployment whose sender found no config file (a unit file without the right working
-    directory, a missing DIGEST_CONFIG) would otherwise "send" every edition into files
-    nobody reads. An outbox chosen on purpose, in the file or the environment, is fine."""
-    if dialect == "sqlite" or settings.origin("delivery.backend") is not None:
+    The defaults suit a first try and the demo, on SQLite. A PostgreSQL deployment whose
+    sender found no config file (a unit file without the right working directory, a
+    missing DIGEST_CONFIG) would otherwise "send" every edition into files nobody reads,
+    or mail links to http://localhost:8000 that no reader can open. A value chosen on
+    purpose, in the file or the environment, is fine, the outbox included."""
+    if dialect == "sqlite":
         return
     where = (f"{settings.source} does not set it" if settings.source is not None
              else "no settings file was found: config/digest.toml in the working directory, "
                   "--config or DIGEST_CONFIG")
-    raise ConfigError(
-        f"[delivery] backend is not set ({where}; nor is DIGEST_DELIVERY_BACKEND), so this "
-        f"sender would fall back to the outbox, which only writes files under "
-        f"{settings['delivery.outbox_dir']}, on a {dialect} database. Set backend = "
-        "\"smtp\" under [delivery] in the settings file, or DIGEST_DELIVERY_BACKEND=smtp "
-        "(or \"outbox\" to keep the outbox on purpose)"
-    )
+    if settings.origin("delivery.backend") is None:
+        raise ConfigError(
+            f"[delivery] backend is not set ({where}; nor is DIGEST_DELIVERY_BACKEND), so "
+            f"this sender would fall back to the outbox, which only writes files under "
+            f"{settings['delivery.outbox_dir']}, on a {dialect} database. Set backend = "
+            "\"smtp\" under [delivery] in the settings file, or DIGEST_DELIVERY_BACKEND=smtp "
+            "(or \"outbox\" to keep the outbox on purpose)"
+        )
+    if settings.origin("public_url") is None:
+        raise ConfigError(
+            f"public_url is not set ({where}; nor is DIGEST_PUBLIC_URL), so every link in "
+            f"mail (confirm, unsubscribe, archive) would lead to the built-in "
+            f"{settings['public_url']}, on a {dialect} database. Set public_url = "
+            "\"https://news.example.org\" (your site's address) at the top of the settings "
+            "file, or DIGEST_PUBLIC_URL"
+        )

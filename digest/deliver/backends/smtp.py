@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import inspect
 import logging
 import re
@@ -145,6 +146,16 @@ class SmtpBackend:
             raise run.error
         if run.interrupted():
             return [r for r in run.results if r is not None]
+        if run.queue and not run.reached and run.unanswered:
+            # Nothing listens there now: a server down, restarting, or a firewall; the
+            # settings may well be right, so say what is safe rather than what to change.
+            raise DeliveryError(
+                f"the SMTP server {self.where} did not answer ({run.stop_reason}): it is "
+                "down, or not listening on that host and port. Nothing was lost: the "
+                "messages not sent stay queued; run the command again once the server is "
+                "back (a worker tries again by itself), and if it is up, check [smtp] "
+                "host and port"
+            )
         if run.queue and not run.reached:
             raise DeliveryError(
                 f"cannot connect to the SMTP server {self.where}: {run.stop_reason}; "
@@ -209,6 +220,7 @@ class _Run:
         self.interrupt = interrupt  # the caller's stop: no new message once it is set
         self.stop = False
         self.reached = False  # some connection reached the server in this call
+        self.unanswered = False  # and the last that failed found no server listening
         self.stop_reason = ""
         self.error: BaseException | None = None
 
@@ -222,7 +234,17 @@ class _Run:
 
 
 class _ConnectFailed(Exception):
-    """A connection could not be opened; temporary as far as one message is concerned."""
+    """A connection could not be opened; temporary as far as one message is concerned.
+    `unanswered`: nothing answered at the address (refused, timed out, unreachable),
+    rather than a server that answered in a way digest did not expect."""
+
+    def __init__(self, reason: str, *, unanswered: bool) -> None:
+        super().__init__(reason)
+        self.unanswered = unanswered
+
+
+#: errno values of a connect(2) that found no server: nothing listens, or no route.
+_NO_ANSWER = (errno.ECONNREFUSED, errno.ETIMEDOUT, errno.EHOSTUNREACH, errno.ENETUNREACH)
 
 
 class _Lane:
@@ -259,6 +281,7 @@ class _Lane:
                     except _ConnectFailed as exc:
                         run.queue.appendleft((index, msg))  # for another connection
                         run.stop_reason = f"cannot connect: {exc}"
+                        run.unanswered = exc.unanswered
                         return
                 run.reached = True
                 outcome = await self._transact(msg, run, retry_stale=retry_stale)
@@ -362,8 +385,10 @@ class _Lane:
         b = self.b
         name = b.local_hostname
         conn = SmtpConnection(b.timeout)
+        connected = False
         try:
             await conn.connect(b.host, b.port, b.ssl_context if b.tls == "tls" else None)
+            connected = True
             await conn.expect(None, 220)  # the greeting
             await conn.hello(name)
             if b.tls == "starttls":
@@ -386,7 +411,11 @@ class _Lane:
             ) from None
         except (OSError, ReplyError) as exc:
             conn.close()
-            raise _ConnectFailed(describe(exc, b.timeout)) from None
+            # A timeout after connecting (no greeting) is a server that answered: often
+            # TLS on a plain port, which the caller's tls hint is for.
+            unanswered = not connected and (isinstance(exc, TimeoutError) or getattr(
+                exc, "errno", None) in _NO_ANSWER)
+            raise _ConnectFailed(describe(exc, b.timeout), unanswered=unanswered) from None
         except BaseException:
             conn.close()
             raise
