@@ -11,7 +11,8 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,20 +126,16 @@ WAIT = 2.0
 HOLD = 40.0
 
 
-def test_a_burst_while_another_process_writes_is_answered_503_not_500(
-    start_serve: Callable[..., Served], tmp_path: Path  # noqa: F811
-) -> None:
-    """SQLite takes one writer at a time. While another process writes for longer than
-    the server waits (a large import, a `digest` command, a sqlite3 shell left in a
-    transaction), each sign-up is answered within about that wait: 200 and stored, or
-    503 with Retry-After. Once the writer is done, the form works again."""
-    served, app = _serve_a_list(start_serve, DIGEST_DATABASE_TIMEOUT=str(WAIT))
+@contextmanager
+def _write_lock_held(database: Path) -> Iterator[None]:
+    """Another connection holds SQLite's write lock (BEGIN IMMEDIATE) inside the block,
+    for HOLD seconds at most, as another process writing would."""
     done, holding = threading.Event(), threading.Event()
 
     def other_writer() -> None:
-        conn = sqlite3.connect(tmp_path / "digest.db", timeout=10)
+        conn = sqlite3.connect(database, timeout=10)
         try:
-            conn.execute("BEGIN IMMEDIATE")  # takes SQLite's write lock
+            conn.execute("BEGIN IMMEDIATE")
             holding.set()
             done.wait(HOLD)
             conn.rollback()
@@ -149,10 +146,22 @@ def test_a_burst_while_another_process_writes_is_answered_503_not_500(
     writer.start()
     try:
         assert holding.wait(10)
-        answers = _burst(served.url, range(SIGNUPS))
+        yield
     finally:
         done.set()
         writer.join()
+
+
+def test_a_burst_while_another_process_writes_is_answered_503_not_500(
+    start_serve: Callable[..., Served], tmp_path: Path  # noqa: F811
+) -> None:
+    """SQLite takes one writer at a time. While another process writes for longer than
+    the server waits (a large import, a `digest` command, a sqlite3 shell left in a
+    transaction), each sign-up is answered within about that wait: 200 and stored, or
+    503 with Retry-After. Once the writer is done, the form works again."""
+    served, app = _serve_a_list(start_serve, DIGEST_DATABASE_TIMEOUT=str(WAIT))
+    with _write_lock_held(tmp_path / "digest.db"):
+        answers = _burst(served.url, range(SIGNUPS))
     later = _burst(served.url, range(SIGNUPS, SIGNUPS + 3))
     assert served.stop() == 0
     stored = _signed_up(app)
@@ -180,26 +189,8 @@ def test_the_wait_for_a_thread_counts_towards_database_timeout(
     margin), 200 and stored or 503 with Retry-After."""
     served, app = _serve_a_list(start_serve, DIGEST_DATABASE_TIMEOUT=str(WAIT),
                                 DIGEST_WEB_THREADS=str(THREADS))
-    done, holding = threading.Event(), threading.Event()
-
-    def other_writer() -> None:
-        conn = sqlite3.connect(tmp_path / "digest.db", timeout=10)
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            holding.set()
-            done.wait(HOLD)
-            conn.rollback()
-        finally:
-            conn.close()
-
-    writer = threading.Thread(target=other_writer)
-    writer.start()
-    try:
-        assert holding.wait(10)
+    with _write_lock_held(tmp_path / "digest.db"):
         answers = _burst(served.url, range(40))
-    finally:
-        done.set()
-        writer.join()
     assert served.stop() == 0
     stored = _signed_up(app)
     app.close()

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, Update, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from digest.db import reason
@@ -157,11 +157,7 @@ class LedgerEvents:
         try:
             with self.engine.begin() as conn:
                 for delivery_id, values in self._unwritten.items():
-                    conn.execute(
-                        update(Delivery)
-                        .where(Delivery.id == delivery_id, Delivery.claimed_by == self.worker)
-                        .values(**values)
-                    )
+                    conn.execute(_outcome(delivery_id, self.worker, values))
         except SQLAlchemyError as exc:
             raise unavailable(exc) from exc
         log.info("%d delivery outcomes written once the database was back",
@@ -304,11 +300,7 @@ class _Writer:
         """Records an outcome (guarded by claimed_by), committed."""
         try:
             with self.engine.begin() as conn:
-                conn.execute(
-                    update(Delivery)
-                    .where(Delivery.id == delivery_id, Delivery.claimed_by == self.worker)
-                    .values(**values)
-                )
+                conn.execute(_outcome(delivery_id, self.worker, values))
         except SQLAlchemyError as exc:
             raise unavailable(exc) from exc
 
@@ -331,6 +323,13 @@ class _Writer:
         if self._raw is not None:
             raw, self._raw = self._raw, None
             raw.invalidate()
+
+
+def _outcome(delivery_id: int, worker: str, values: dict[str, object]) -> Update:
+    """The UPDATE recording `values` on a delivery, if it is still the worker's."""
+    return (update(Delivery)
+            .where(Delivery.id == delivery_id, Delivery.claimed_by == worker)
+            .values(**values))
 
 
 def _lost(msg: Outgoing) -> ClaimLost:
