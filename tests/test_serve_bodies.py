@@ -86,7 +86,8 @@ class TricklingBodies:
         sel.unregister(client.sock)
 
 
-CLIENTS = 1005  # more than [web] max_connections (1000)
+MAX_CONNECTIONS = 1000  # [web] max_connections' default
+CLIENTS = 1005  # more than that
 
 
 def test_connections_answered_413_while_their_body_trickles_are_not_held_busy(
@@ -118,7 +119,13 @@ def test_connections_answered_413_while_their_body_trickles_are_not_held_busy(
     report = (f"{len(flood.clients)} connected, {refused} answered 413, {closed} closed by "
               f"the server; /healthz {failed[:5]} of {len(health)} failed; log tail:\n"
               f"{served.output()[-2000:]}")
-    assert len(flood.clients) == CLIENTS and refused == CLIENTS, report
+    # Connecting all at once, a few may find max_connections (1000, the probe included)
+    # open with heads not yet read: the cap closes those (or answers 503) at once.
+    capped = [c.answer[:12] for c in flood.clients
+              if not c.answer.startswith(b"HTTP/1.1 413")]
+    assert len(flood.clients) == CLIENTS, report
+    assert len(capped) <= CLIENTS + 1 - MAX_CONNECTIONS, report
+    assert all(a in (b"", b"HTTP/1.1 503") for a in capped), (capped, report)
     assert closed == CLIENTS, report
     assert not failed, report
     assert "each busy with a request: answered 503" not in served.output(), report
