@@ -4,6 +4,11 @@ any line, and a warning or error that repeats logged once a period.
 
 Both rules are filters on the one handler, so they see every record that reaches it,
 whichever logger made it (uvicorn, asyncio, apscheduler, digest's own).
+
+Tokens are looked for in the percent-decoded text (uvicorn logs the request target as
+the client sent it, and `/preferences/%57z...` is as good a link as `/preferences/Wz...`),
+and what is found is cut from the text as logged, so a line keeps its escapes and no
+decoded newline or quote gets into it.
 """
 
 from __future__ import annotations
@@ -34,9 +39,9 @@ _CREDENTIAL = re.compile(
     r"[\w.-]*(?:token|sig|signature|code|key|secret|password|passwd|auth)", re.IGNORECASE)
 # A query string: what follows a "?" up to a space, quote or "#".
 _QUERY = re.compile(r"\?([^\s\"'#<>]+)")
-# A base64url run, and a dot between two (also percent-escaped, as in a query).
+# A base64url character, and the dot between a token's parts.
 _B64 = r"[A-Za-z0-9_-]"
-_DOT = r"(?:\.|%2[Ee])"
+_DOT = r"\."
 # Token shapes, wherever they stand. An itsdangerous token (subscribers/tokens.py) is
 # base64url payload, timestamp and signature joined by dots (a leading dot when the
 # payload is compressed): the timestamp is 6 characters (4 bytes) until 2106, the
@@ -44,7 +49,21 @@ _DOT = r"(?:\.|%2[Ee])"
 # token is "dg_" and 43 (digest.users.make_token).
 _SHAPES = re.compile(
     rf"(?<!{_B64}){_DOT}?{_B64}{{2,}}{_DOT}{_B64}{{5,8}}{_DOT}{_B64}{{27,}}"
-    rf"|(?<![A-Za-z0-9])dg_{_B64}{{16,}}")
+    rf"|(?<![A-Za-z0-9])(?i:dg)_{_B64}{{16,}}")
+# A run of base64url this long with a capital letter in it, in a path or a query, is a
+# token's part (payload, signature, an API token's body), whatever separates the parts
+# (`/`, `,`, `..`, a space). No route of the app has a segment like it (the only static
+# file is site.css); a list name (subscribers/lists.NAME_RE) is lower case and stays
+# readable. A random run of 20 lacks a capital once in 30,000; a signature (27) once in
+# a million, an API token's body (43) once in 4 billion.
+_RUN = re.compile(rf"(?<!{_B64})(?=[a-z0-9_-]*[A-Z]){_B64}{{20,}}(?!{_B64})")
+# Where a line other than an access line may hold a path or a query: a word with a "/" or
+# a "?" in it (a URL, a path, `next=%2F...`).
+_URLISH = re.compile(r"[^\s\"'<>]*[/?][^\s\"'<>]*")
+# A percent escape; text is decoded this many times at most, to find `%252E` (an escaped
+# "%2E") too.
+_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
+DECODE_TIMES = 3
 # The end of a token in a path: the next /, ?, #, quote or space.
 _TOKEN_REST = r"[^/?#&\s\"']+"
 #: Loggers whose lines are requests: every query value is dropped, the names kept.
@@ -53,32 +72,56 @@ VALUE = "[value]"
 
 
 class RedactTokens(logging.Filter):
-    """Takes tokens out of a record's message and traceback, whoever logged it:
+    """Takes tokens out of a record's message and traceback, whoever logged it, found in
+    the text percent-decoded (`_decoded`):
 
     - anything shaped like a token (a signed link token, an API token), anywhere;
     - the token of every token route (`/preferences/<token>` becomes
       `/preferences/[token]`), also a forged one of no token shape;
+    - any long base64url run with a capital (`_RUN`) in an access line
+      (`ACCESS_LOGGERS`), or in a path or query of another line: the parts of a token
+      whose dots a client replaced;
     - the value of a query parameter named like a credential, in any line; in an access
-      line (`ACCESS_LOGGERS`), every query value, so that no name a client picks and
-      no token the shapes miss gets through (`?q=...` becomes `?q=[value]`).
+      line, every query value, so that no name a client picks and no token the shapes
+      miss gets through (`?q=...` becomes `?q=[value]`).
 
     `routes` are path templates with a `{token}` parameter, as the app declares them
-    (`token_routes`); a slash in them also matches its escaped form `%2F`, as in
-    `/login?next=%2Fpreferences%2F...`.
+    (`token_routes`).
     """
 
     def __init__(self, routes: Iterable[str] = ()) -> None:
         super().__init__()
         prefixes = sorted({route.split("{token}", 1)[0] for route in routes
                            if "{token}" in route})
-        alternatives = "|".join(re.escape(p).replace("/", "(?:/|%2[Ff])") for p in prefixes)
-        self._path = re.compile(f"({alternatives}){_TOKEN_REST}") if prefixes else None
+        alternatives = "|".join(re.escape(p) for p in prefixes)
+        self._path = (re.compile(f"(?:{alternatives})(?P<token>{_TOKEN_REST})", re.IGNORECASE)
+                      if prefixes else None)
 
     def redact(self, text: str, *, access: bool = False) -> str:
-        text = _SHAPES.sub(PLACEHOLDER, text)
-        if self._path is not None:
-            text = self._path.sub(rf"\g<1>{PLACEHOLDER}", text)
+        text = self._cut(text, runs=access)
+        if not access:
+            text = _URLISH.sub(lambda m: self._cut(m.group(), runs=True), text)
         return _QUERY.sub(lambda m: "?" + _query(m.group(1), access), text)
+
+    def _cut(self, text: str, *, runs: bool) -> str:
+        """`text` with each secret found in its decoded form replaced, escapes and all,
+        by PLACEHOLDER; with `runs`, each long base64url run too."""
+        decoded, origin = _decoded(text)
+        found = [m.span() for m in _SHAPES.finditer(decoded)]
+        if self._path is not None:
+            found += [m.span("token") for m in self._path.finditer(decoded)]
+        if runs:
+            found += [m.span() for m in _RUN.finditer(decoded)]
+        if origin is not None:
+            found = [(origin[start][0], origin[end - 1][1]) for start, end in found]
+        pieces, done = [], 0
+        for start, end in sorted(found):
+            if end <= done:  # within a secret already cut
+                continue
+            if start >= done:
+                pieces += [text[done:start], PLACEHOLDER]
+            done = end  # an overlapping secret grows the cut
+        return "".join(pieces) + text[done:] if pieces else text
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = _message(record)
@@ -93,6 +136,27 @@ class RedactTokens(logging.Filter):
         return True
 
 
+def _decoded(text: str) -> tuple[str, list[tuple[int, int]] | None]:
+    """`text` percent-decoded until it no longer changes (DECODE_TIMES at most), each
+    escape as the character of its byte, and for each character of the result the span
+    of `text` it comes from (None when `text` holds no escape: each its own)."""
+    if "%" not in text:
+        return text, None
+    origin = [(i, i + 1) for i in range(len(text))]
+    for _ in range(DECODE_TIMES):
+        chars: list[str] = []
+        spans: list[tuple[int, int]] = []
+        last = 0
+        for m in _ESCAPE.finditer(text):
+            chars += [text[last:m.start()], chr(int(m.group(1), 16))]
+            spans += [*origin[last:m.start()], (origin[m.start()][0], origin[m.end() - 1][1])]
+            last = m.end()
+        if not last:
+            break
+        text, origin = "".join(chars) + text[last:], spans + origin[last:]
+    return text, origin
+
+
 def _query(query: str, access: bool) -> str:
     """`query` with the value of each credential-named parameter `[token]`, and with
     `access` every other value `[value]`; names, and parameters without "=", stay."""
@@ -100,7 +164,7 @@ def _query(query: str, access: bool) -> str:
     for pair in query.split("&"):
         name, equals, value = pair.partition("=")
         if equals and value and value != PLACEHOLDER:
-            if _CREDENTIAL.fullmatch(name):
+            if _CREDENTIAL.fullmatch(_decoded(name)[0]):
                 value = PLACEHOLDER
             elif access:
                 value = VALUE

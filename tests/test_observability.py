@@ -121,6 +121,10 @@ def json_lines(text: str) -> list[dict]:  # type: ignore[type-arg]
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
+# An itsdangerous token's shape: payload, timestamp and signature, with "_", "-" and "A".
+SIGNED = "WzEsbnVsbCwiY2ZlMDBkZGUiXQ.axSPUQ.FuHkMf_uOxnhYH1ss9g-pyjAyO9K0"
+
+
 def test_json_log_keeps_a_traceback_in_one_line_and_redacts_tokens(
     capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -132,16 +136,21 @@ def test_json_log_keeps_a_traceback_in_one_line_and_redacts_tokens(
         except ValueError:
             log.exception("failed on /unsubscribe?token=secret123")
         log.warning("plain warning")
+        # A token decoded first, its parts cut whatever separates them; a word with no
+        # "/" or "?" stays, capitals and all.
+        log.warning("gone: /x/%s?%%74oken=secret123 in ServerErrorMiddleware",
+                    SIGNED.replace("_", "%5F").replace(".", "%252E").replace("A", "%2541"))
     finally:
         for handler in [h for h in logging.getLogger().handlers
                         if type(h).__name__ == "_Stderr"]:
             logging.getLogger().removeHandler(handler)
-    failed, warned = json_lines(capsys.readouterr().err)
+    failed, warned, cut = json_lines(capsys.readouterr().err)
     assert failed["level"] == "ERROR" and failed["logger"] == "digest.test"
     assert failed["message"] == "failed on /unsubscribe?token=[token]"
     assert failed["exc"].startswith("Traceback (most recent call last):")
     assert "ValueError: bad value\nover two lines" in failed["exc"]
     assert warned["message"] == "plain warning" and "exc" not in warned
+    assert cut["message"] == "gone: /x/[token]?%74oken=[token] in ServerErrorMiddleware"
 
 
 def test_a_wrong_logging_format_is_refused_with_the_setting(tmp_path: Path) -> None:

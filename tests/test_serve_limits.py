@@ -338,7 +338,7 @@ def test_no_log_line_holds_a_token(start_serve: Callable[..., Served],  # noqa: 
                              now=app.clock())
         _row, api_token = make_token(s, editor, name="script", now=app.clock())
         s.commit()
-    plain = "Short0neThatLooksLikeNothing"  # a query value of no token shape at all
+    plain = "Short0neLikeNothing"  # a query value of no token shape, too short for a run
     tokens = {
         "unsubscribe": app.tokens.make("unsubscribe", who, list_id, "ada@example.org"),
         "confirm": app.tokens.make("confirm", who, list_id, "ada@example.org"),
@@ -380,8 +380,35 @@ def test_no_log_line_holds_a_token(start_serve: Callable[..., Served],  # noqa: 
                  f"/api/v1/lists/news/draft?after={u}", f"/{api}", f"/archive?q={api}",
                  f"/archive?next=%2Fpreferences%2F{p}", f"/archive?q={plain}"):
         answers[path] = hit("GET", path)
+    # The same tokens percent-encoded, in upper case, or cut at their dots by other
+    # separators: the redaction reads the decoded text, and any long base64url run in
+    # a path or query is a secret, whatever stands between the parts.
+    body = api[3:]
+    escaped = "".join(f"%{ord(c):02X}" for c in p)
+    encoded = {
+        "letter": f"%{ord(p[0]):02X}{p[1:]}",
+        "underscore": p.replace("_", "%5F").replace("-", "%2d"),
+    }
+    for path in (f"/x/dg%5F{body}", f"/api/v1/lists/dg%5f{body}", f"/x/DG_{body}",
+                 f"/x/{body}", f"/x/{encoded['underscore']}", f"/x/{encoded['letter']}",
+                 f"/x/{escaped}", f"/archive?q={escaped}", f"/x?{escaped}",
+                 *(f"/x/{p.replace('.', dot)}" for dot in ("/", ",", "..", "%20", "%252E")),
+                 "/archive/weekly-engineering-news-2024"):
+        answers[path] = hit("GET", path)
+    for way, path in encoded.items():
+        answers[way] = hit("GET", f"/preferences/{path}")
     assert served.stop() == 0
     log = served.output()
+    assert answers["letter"] == 200, answers  # an encoded token is a working link
+    decoded = log
+    for _ in range(3):
+        decoded = urllib.parse.unquote(decoded)
+    for secret in (body, *p.split("."), *u.split(".")):
+        if len(secret) >= 20:
+            assert secret not in decoded, f"a token is in the log:\n{log}"
+    assert '"GET /x/[token] HTTP/1.1" 404' in log, log  # method, path shape, status
+    assert '"GET /api/v1/lists/[token] HTTP/1.1" ' in log, log
+    assert '"GET /archive/weekly-engineering-news-2024 HTTP/1.1" 404' in log, log
     assert answers["GET preferences"] == 200 and answers["POST unsubscribe"] == 200, answers
     assert answers["forged"] == 400, answers
     for secret in [*tokens.values(), forged]:
