@@ -14,11 +14,10 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.engine import URL
 
-from digest.db import URL_FORMS
-from digest.errors import ConfigError, DigestError
+from digest.db import checked_url
+from digest.errors import DigestError
 
 
 @dataclass(frozen=True)
@@ -30,13 +29,20 @@ class Backup:
     size: int
 
 
-def pg_dump_command(url: str, target: Path) -> str:
-    """The pg_dump line that backs up the PostgreSQL database at `url` into `target`, in
-    pg_dump's custom format (`pg_restore` reads it). The password is left out: pg_dump
-    takes it from PGPASSWORD or ~/.pgpass."""
-    given = make_url(url)
+#: Words in the name of a URL query parameter that carries a secret (libpq's password
+#: and sslpassword, a token in a proxy's URL): left out of any line shown.
+SECRET_PARAMETERS = ("password", "secret", "token")
+
+
+def pg_dump_command(given: URL, target: Path) -> str:
+    """The pg_dump line that backs up the PostgreSQL database at `given` into `target`,
+    in pg_dump's custom format (`pg_restore` reads it). The password is left out, in the
+    URL's user part or its query (`SECRET_PARAMETERS`): pg_dump takes it from PGPASSWORD
+    or ~/.pgpass."""
+    query = {key: value for key, value in given.query.items()
+             if not any(word in key.lower() for word in SECRET_PARAMETERS)}
     libpq = URL.create("postgresql", username=given.username, host=given.host,
-                       port=given.port, database=given.database, query=given.query)
+                       port=given.port, database=given.database, query=query)
     return shlex.join(["pg_dump", "-Fc", "--file", str(target),
                        libpq.render_as_string(hide_password=False)])
 
@@ -44,11 +50,7 @@ def pg_dump_command(url: str, target: Path) -> str:
 def backup_sqlite(url: str, target: Path) -> Backup:
     """Copy the SQLite database at `url` into the new file `target` (0600), online and
     consistent; DigestError, saying what to do, for another database or a bad target."""
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        raise ConfigError("[database] url is not a database URL (not shown: it may hold a "
-                          f"password); write it as {URL_FORMS}") from None
+    parsed = checked_url(url)  # the same refusals as every other command's
     backend = parsed.get_backend_name()
     if backend == "postgresql":
         # pg_dump's custom format is no SQLite file: a name ending .db (as in the daily
@@ -58,11 +60,8 @@ def backup_sqlite(url: str, target: Path) -> Backup:
                               "--dbname", parsed.database or "DATABASE", str(dump)])
         raise DigestError(
             f"digest backup copies SQLite databases, and [database] url is PostgreSQL: "
-            f"back it up with `{pg_dump_command(url, dump)}` (the password from "
+            f"back it up with `{pg_dump_command(parsed, dump)}` (the password from "
             f"PGPASSWORD or ~/.pgpass); restore, with digest stopped, with `{restore}`")
-    if backend != "sqlite":
-        raise DigestError(f"digest backup copies SQLite databases, and [database] url is "
-                          f"{backend}: back it up with that database's own tools")
     if not parsed.database or parsed.database == ":memory:":
         raise DigestError(f"[database] url {url!r} names no database file to back up")
     source = Path(parsed.database)

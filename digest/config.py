@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from digest.errors import ConfigError
 from digest.files import private_folder
@@ -183,6 +184,7 @@ class Settings:
                 raise ConfigError(f"unknown setting {key!r}")
             values[key] = _coerce(_BY_KEY[key], v, "override")
             origins[key] = "override"
+        _check_public_url(values["public_url"], origins.get("public_url", "the default"))
         return Settings(values, self.source, self.env, origins)
 
     def signing_key(self) -> str:
@@ -282,7 +284,27 @@ def load(path: str | Path | None = None, env: dict[str, str] | None = None) -> S
             values[setting.key] = _coerce(setting, env[setting.env], setting.env)
             origins[setting.key] = setting.env
     _env_key(env)  # a weak key is refused at start, before anything is changed
+    _check_public_url(values["public_url"], origins.get("public_url", "the default"))
     return Settings(values, source, env, origins)
+
+
+def _check_public_url(value: str, origin: str) -> None:
+    """ConfigError unless `value` is an absolute http(s) URL with a host: every link in
+    mail is public_url + a path, so "" or "news.example.org" would mail links such as
+    /confirm/… or news.example.org/unsubscribe/… that no mail program opens. Checked on
+    every database, wherever settings load, before anything is stored or sent."""
+    try:
+        parts = urlsplit(value)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        _ = parts.port  # a port that is no number is a ValueError
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ConfigError(
+            f"public_url = {value!r} (from {origin}) is not an absolute http or https URL "
+            "with a host; every link in mail starts with it. Set it to your site's "
+            "address, e.g. public_url = \"https://news.example.org\" at the top of the "
+            "settings file, or DIGEST_PUBLIC_URL=https://news.example.org")
 
 
 def _read(path: Path) -> str | None:

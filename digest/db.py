@@ -137,10 +137,23 @@ _DRIVERS = {"sqlite": "sqlite", "sqlite+pysqlite": "sqlite",
 
 
 def _supported(url: str) -> URL:
+    """`url` parsed (`checked_url`), and psycopg installed when it is PostgreSQL."""
+    parsed = checked_url(url)
+    if (parsed.drivername == "postgresql+psycopg"
+            and importlib.util.find_spec("psycopg") is None):
+        raise ConfigError("the database URL is PostgreSQL, and psycopg is not installed: "
+                          "`pip install '.[postgres]'` where digest was installed from")
+    return parsed
+
+
+def checked_url(url: str) -> URL:
     """`url` parsed, with the driver digest uses (postgresql:// is psycopg's, whatever
     SQLAlchemy's version picks); ConfigError naming the supported forms for a URL it
-    cannot read (never shown: it may hold a password), a database or driver digest does
-    not run on, or psycopg not installed."""
+    cannot read (a port that is no number, a bracket not closed), a database or driver
+    digest does not run on, a password split by an '@' it should have encoded, or a
+    SQLite URL with a user, password or host. The URL is never shown: it may hold a
+    password. Every command that reads [database] url goes through here, `digest backup`
+    (which needs no driver) included."""
     try:
         parsed = make_url(url)
     except Exception:
@@ -158,9 +171,12 @@ def _supported(url: str) -> URL:
         raise ConfigError(
             "the database URL has two @ before its host: a password holding @ must have it "
             f"percent-encoded as %40 (the URL is not shown). Write it as {URL_FORMS}")
-    if driver == "postgresql+psycopg" and importlib.util.find_spec("psycopg") is None:
-        raise ConfigError("the database URL is PostgreSQL, and psycopg is not installed: "
-                          "`pip install '.[postgres]'` where digest was installed from")
+    if driver == "sqlite" and (parsed.username or parsed.password or parsed.host
+                               or parsed.port):
+        # SQLAlchemy would read sqlite://user:pw@/tmp/x.db as the relative file tmp/x.db.
+        raise ConfigError(
+            "the database URL is SQLite with a user, password or host, which a SQLite file "
+            f"has none of (the URL is not shown). Write it as {URL_FORMS}")
     return parsed.set(drivername=driver)
 
 

@@ -22,6 +22,8 @@ from subscribers.addresses import validate
 from subscribers.models import MailingList, Membership, MembershipStatus
 
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+NAME_RULE = ("1-64 lowercase letters, digits, '-' or '_', starting with a letter or digit "
+             "(e.g. weekly-news)")
 LANGUAGE_MAX = 16  # MailingList.language's column length
 LANGUAGE_RE = re.compile(r"[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*")
 # Listing every name in a "not found" message helps only while the list is short.
@@ -110,13 +112,26 @@ def get_list(s: Session, name: str) -> MailingList:
     mlist = s.scalar(select(MailingList).where(MailingList.name == name))
     if mlist is not None:
         return mlist
-    hint = f"create it with `digest lists create {name} --from \"Name <addr>\"`"
     names = list(s.scalars(select(MailingList.name).order_by(MailingList.name)))
+    if name != name.lower() and name.lower() in names:
+        raise NotFound(f"list {name!r} not found; list names are lowercase: did you mean "
+                       f"{name.lower()!r}?")
+    hint = _create_hint(name)
     if not names:
         raise NotFound(f"list {name!r} not found; there are no lists yet: {hint}")
     if len(names) <= MAX_NAMES_SHOWN:
         raise NotFound(f"list {name!r} not found; lists are: {', '.join(names)}; or {hint}")
     raise NotFound(f"list {name!r} not found; see `digest lists ls`, or {hint}")
+
+
+def _create_hint(name: str) -> str:
+    """How to create the list `name`, under a name `lists create` accepts."""
+    usable = name if NAME_RE.fullmatch(name) else name.lower()
+    if not NAME_RE.fullmatch(usable):
+        return (f"create one with `digest lists create NAME --from \"Name <addr>\"`, "
+                f"NAME being {NAME_RULE}")
+    hint = f"create it with `digest lists create {usable} --from \"Name <addr>\"`"
+    return hint + (" (list names are lowercase)" if usable != name else "")
 
 
 def all_lists(s: Session, include_archived: bool = False) -> list[MailingList]:
@@ -225,8 +240,7 @@ def _checked(checks: Checks, **values: Any) -> dict[str, Any]:
 def _check_new_name(s: Session, name: str) -> None:
     if not NAME_RE.fullmatch(name):
         raise InvalidInput(
-            f"list name {name!r} is not usable: use 1-64 lowercase letters, digits, '-' or "
-            "'_', starting with a letter or digit (e.g. weekly-news)"
+            f"list name {name!r} is not usable: use {NAME_RULE}"
         )
     if s.scalar(select(MailingList.id).where(MailingList.name == name)) is not None:
         raise InvalidInput(f"list {name!r} exists; pick another name or use that list")

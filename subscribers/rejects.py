@@ -41,18 +41,36 @@ def open_private(path: Path) -> TextIO:
     return _text(fd)
 
 
-def require_writable_file(path: Path, hint: str) -> None:
-    """InvalidInput when this process cannot create or write the rejects file `path`,
+def require_writable_file(path: Path, hint: str, *, upload: Path | None = None) -> None:
+    """InvalidInput when this process cannot create or write the rejects file `path`, or
+    when `path` is the file `upload` being imported (its rows would be written over),
     checked before an import begins: finding out at the first refused row would stop an
     import halfway. The kernel answers (a probe, not the mode bits: ACLs, a read-only
-    mount); a file made for the probe is removed again, so a clean import leaves none."""
+    mount); a file made for the probe is removed again, so a clean import leaves none.
+
+    An existing file must also be one this process may make 0600: a file of another
+    user's (root's 0666 in root's folder) may be written but not chmod-ed, and rejects
+    left readable by all would show the addresses in them. That is refused, not written
+    with a warning: the user deletes it or names another path."""
+    if upload is not None and path.exists() and os.path.samefile(path, upload):
+        raise InvalidInput(f"the rejects file {path} is the file being imported, which "
+                           f"would be written over; {hint}; nothing was imported")
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE)
     except FileExistsError:
         try:
-            os.close(os.open(path, os.O_WRONLY))  # opened, not emptied: it is written later
+            fd = os.open(path, os.O_WRONLY)  # opened, not emptied: it is written later
         except OSError as exc:
             raise InvalidInput(_unwritable(path, exc, hint)) from None
+        try:
+            os.fchmod(fd, PRIVATE)  # as `_text` will: the rows hold addresses
+        except OSError as exc:
+            raise InvalidInput(
+                f"cannot make the rejects file {path} private (mode 0600: {exc.strerror}; "
+                "it belongs to another user), and the refused rows hold addresses; delete "
+                f"it, or {hint}; nothing was imported") from None
+        finally:
+            os.close(fd)
         return
     except OSError as exc:
         raise InvalidInput(_unwritable(path, exc, hint)) from None

@@ -73,6 +73,80 @@ def test_an_import_whose_rejects_file_cannot_be_written_stops_before_importing(
                                     "--list", "news").output
 
 
+@pytest.mark.skipif(NOT_ROOT, reason="needs a file of another user's: run as root")
+def test_a_rejects_file_of_another_users_is_an_error_not_a_traceback(
+        shared_tmp: Path) -> None:
+    env = shared_database(shared_tmp)
+    assert cli(shared_tmp, env, "lists", "create", "news", "--from",
+               "news@news.example.org").exit_code == 0
+    inbox = shared_tmp / "in"  # root's 0755 folder, root's 0666 rejects file in it
+    inbox.mkdir()
+    inbox.chmod(0o755)
+    people = inbox / "X.csv"
+    people.write_text("email,name\nada@example.org,Ada\nnot an address,Bob\n")
+    people.chmod(0o644)
+    rejects = inbox / "X.rejects.csv"
+    rejects.write_text("an older file\n")
+    rejects.chmod(0o666)
+    r = as_someone_else(shared_tmp, env, "subscribers", "import", str(people),
+                        "--list", "news", "--confirmed")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert r.stderr.startswith(
+        f"Error: cannot make the rejects file {rejects} private (mode 0600: Operation not "
+        "permitted; it belongs to another user), and the refused rows hold addresses; "
+        "delete it, or pass --rejects PATH"), r.stderr
+    assert "Traceback" not in r.stderr
+    assert rejects.read_text() == "an older file\n"
+    assert "ada@example.org" not in cli(shared_tmp, env, "subscribers", "ls",
+                                        "--list", "news").output
+
+
+@pytest.mark.parametrize("how", ["same path", "symlink", "hard link"])
+def test_rejects_cannot_be_the_file_being_imported(tmp_path: Path, how: str) -> None:
+    env = environment(tmp_path)
+    assert cli(tmp_path, env, "init").exit_code == 0
+    assert cli(tmp_path, env, "lists", "create", "news", "--from",
+               "news@news.example.org").exit_code == 0
+    people = tmp_path / "people.csv"
+    text = "email,name\nada@example.org,Ada\nnot an address,Bob\n"
+    people.write_text(text)
+    rejects = {"same path": people, "symlink": tmp_path / "link.csv",
+               "hard link": tmp_path / "hard.csv"}[how]
+    if how == "symlink":
+        rejects.symlink_to(people)
+    elif how == "hard link":
+        rejects.hardlink_to(people)
+    r = cli(tmp_path, env, "subscribers", "import", str(people), "--list", "news",
+            "--rejects", str(rejects))
+    message = " ".join(r.output.split())
+    assert r.exit_code == 1, r.output
+    assert message.startswith(f"Error: the rejects file {rejects} is the file being "
+                              "imported, which would be written over"), message
+    assert people.read_text() == text
+    assert "ada@example.org" not in cli(tmp_path, env, "subscribers", "ls",
+                                        "--list", "news").output
+
+
+def test_a_list_name_in_capitals_is_answered_with_a_name_lists_create_takes(
+        tmp_path: Path) -> None:
+    env = environment(tmp_path)
+    assert cli(tmp_path, env, "init").exit_code == 0
+    (tmp_path / "people.csv").write_text("email\nada@example.org\n")
+    r = cli(tmp_path, env, "subscribers", "import", "people.csv", "--list", "L")
+    message = " ".join(r.output.split())
+    assert r.exit_code == 1
+    assert ("create it with `digest lists create l --from \"Name <addr>\"` (list names "
+            "are lowercase)") in message, message
+    assert cli(tmp_path, env, "lists", "create", "l", "--from",
+               "news@news.example.org").exit_code == 0
+    r = cli(tmp_path, env, "subscribers", "import", "people.csv", "--list", "L")
+    assert "list names are lowercase: did you mean 'l'?" in r.output, r.output
+    r = cli(tmp_path, env, "subscribers", "import", "people.csv", "--list", "Weekly News")
+    message = " ".join(r.output.split())
+    assert "`digest lists create NAME --from" in message
+    assert "NAME being 1-64 lowercase letters" in message, message
+
+
 def test_a_clean_import_leaves_no_rejects_file(tmp_path: Path) -> None:
     env = environment(tmp_path)
     assert cli(tmp_path, env, "init").exit_code == 0
@@ -168,6 +242,39 @@ def test_sqlite_keeps_the_default_public_url(tmp_path: Path) -> None:
     assert cli(tmp_path, env, "worker", "--once").exit_code == 0
 
 
+@pytest.mark.parametrize("public_url", [
+    "", "news.example.org", "//news.example.org", "ftp://news.example.org", "https://",
+    "https://news.example.org:notaport",
+], ids=["empty", "no scheme", "no scheme but //", "ftp", "no host", "port"])
+@pytest.mark.parametrize("command", [["status"], ["worker", "--once"],
+                                     ["subscribers", "add", "pat@example.org", "--list",
+                                      "news"]])
+def test_a_public_url_links_cannot_start_with_is_an_error_on_any_database(
+        tmp_path: Path, public_url: str, command: list[str]) -> None:
+    env = environment(tmp_path)
+    _news_with_pat(tmp_path, env)
+    (tmp_path / "outbox").mkdir(exist_ok=True)
+    before = sorted(p.name for p in (tmp_path / "outbox").rglob("*"))
+    r = cli(tmp_path, {**env, "DIGEST_PUBLIC_URL": public_url}, *command)
+    message = " ".join(r.output.split())
+    assert r.exit_code == 1, r.output
+    assert message.startswith(f"Error: public_url = {public_url!r} (from DIGEST_PUBLIC_URL) "
+                              "is not an absolute http or https URL with a host"), message
+    assert 'e.g. public_url = "https://news.example.org"' in message
+    assert sorted(p.name for p in (tmp_path / "outbox").rglob("*")) == before
+
+
+def test_a_public_url_from_the_file_is_checked_too(tmp_path: Path) -> None:
+    env = environment(tmp_path)
+    del env["DIGEST_PUBLIC_URL"]
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "digest.toml").write_text('public_url = "news.example.org"\n')
+    r = cli(tmp_path, env, "status")
+    assert r.exit_code == 1
+    assert r.output.startswith("Error: public_url = 'news.example.org' (from config/digest"
+                               ".toml) is not an absolute http or https URL"), r.output
+
+
 # -- database URLs ----------------------------------------------------------------------
 
 
@@ -178,8 +285,13 @@ def test_sqlite_keeps_the_default_public_url(tmp_path: Path) -> None:
     ("postgres://digest:Zq7pw@127.0.0.1/digest", "starts postgres://, which digest does not"),
     ("postgresql+psycopg2://digest:Zq7pw@127.0.0.1/digest", "starts postgresql+psycopg2://"),
     ("mysql://digest:Zq7pw@127.0.0.1/digest", "starts mysql://, which digest does not"),
-], ids=["split password", "no URL", "postgres", "psycopg2", "mysql"])
-@pytest.mark.parametrize("command", [["status"], ["init"], ["worker", "--once"]])
+    ("sqlite://dg2:Zq7pw@/tmp/x.db", "is SQLite with a user, password or host"),
+    ("postgresql+psycopg://dg2:Zq7pw@127.0.0.1:notaport/dg", "is not a SQLAlchemy URL"),
+    ("postgresql+psycopg://dg2:Zq7pw@[::1/dg", "is not a SQLAlchemy URL"),
+], ids=["split password", "no URL", "postgres", "psycopg2", "mysql", "sqlite user", "port",
+        "bracket"])
+@pytest.mark.parametrize("command", [["status"], ["init"], ["worker", "--once"],
+                                     ["backup", "copy.db"]])
 def test_a_database_url_digest_cannot_use_says_which_forms_it_can(
         tmp_path: Path, url: str, says: str, command: list[str]) -> None:
     r = cli(tmp_path, environment(tmp_path, DIGEST_DATABASE_URL=url), *command)
@@ -191,6 +303,7 @@ def test_a_database_url_digest_cannot_use_says_which_forms_it_can(
             and "pip install '.[postgres]'" in message), message
     assert "Zq7pw" not in r.output and "Secret" not in r.output
     assert r.exception is None or isinstance(r.exception, SystemExit)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no tmp/x.db, no copy
 
 
 def test_driver_messages_are_shown_without_the_password() -> None:

@@ -150,3 +150,52 @@ def test_backup_on_postgresql_says_which_pg_dump_to_run(
     assert "pg_restore" in message
     assert "s3cret" not in result.output
     assert not (tmp_path / "news.dump").exists()
+
+
+def test_backup_refuses_a_password_split_by_an_unencoded_at(
+        tmp_path: Path, env: dict[str, str]) -> None:
+    # The same refusal as every other command: pg_dump's line would print 'dor&3Secret'.
+    env["DIGEST_DATABASE_URL"] = ("postgresql+psycopg://dg2:Tr0ub@dor&3Secret@127.0.0.1:5499"
+                                  "/dg")
+    result = digest("backup", str(tmp_path / "pgb.db"), env=env, cwd=tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr.startswith("Error: the database URL has two @ before its host"), \
+        result.stderr
+    for piece in ("Tr0ub", "dor&3", "3Secret", "pg_dump"):
+        assert piece not in result.stdout + result.stderr
+    assert not (tmp_path / "pgb.dump").exists()
+
+
+def test_the_pg_dump_line_leaves_out_query_parameters_that_carry_a_secret(
+        tmp_path: Path, env: dict[str, str]) -> None:
+    env["DIGEST_DATABASE_URL"] = (
+        "postgresql+psycopg://dg2@127.0.0.1:5499/dg?password=OtherSecretPw"
+        "&sslpassword=KeySecretPw&sslmode=require")
+    result = run("backup", str(tmp_path / "pgb.db"), env=env)
+    message = " ".join(result.output.split())
+    assert result.exit_code == 1
+    assert (f"`pg_dump -Fc --file {tmp_path}/pgb.dump "
+            "'postgresql://dg2@127.0.0.1:5499/dg?sslmode=require'`") in message, message
+    assert "SecretPw" not in result.output and "password=" not in result.output
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql+psycopg://dg2:Zq7pw@127.0.0.1:notaport/dg",
+    "postgresql+psycopg://dg2:Zq7pw@[::1/dg",
+    "sqlite://dg2:Zq7pw@/tmp/x.db",
+    "sqlite://user:Zq7pw@/tmp/x.db",
+], ids=["port", "bracket", "sqlite user", "sqlite relative"])
+def test_backup_of_a_malformed_url_says_which_forms_work(
+        tmp_path: Path, env: dict[str, str], url: str) -> None:
+    # Its own process, so the refusal is the real command's: no traceback, no
+    # "Backed up tmp/x.db" from an empty relative file.
+    (tmp_path / "tmp").mkdir()
+    sqlite3.connect(tmp_path / "tmp" / "x.db").close()
+    env["DIGEST_DATABASE_URL"] = url
+    result = digest("backup", str(tmp_path / "copy.db"), env=env, cwd=tmp_path)
+    message = " ".join(result.stderr.split())
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert message.startswith("Error: the database URL"), message
+    assert "sqlite:///path/to/digest.db" in message and "postgresql+psycopg://" in message
+    assert "Traceback" not in result.stderr and "Zq7pw" not in result.stderr
+    assert not (tmp_path / "copy.db").exists()

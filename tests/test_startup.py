@@ -118,13 +118,13 @@ def test_a_database_url_is_shown_without_its_password() -> None:
     assert PASSWORD not in db.shown_url(f"post gres://digest:{PASSWORD}@x@db/digest")
 
 
-@pytest.mark.parametrize(("command", "says"), [(["init"], "is not a SQLAlchemy URL"),
-                                               (["backup", "copy.db"], "is not a database URL")])
+@pytest.mark.parametrize("command", [["init"], ["backup", "copy.db"]])
 def test_a_broken_database_url_is_refused_without_its_password(
-        tmp_path: Path, command: list[str], says: str) -> None:
+        tmp_path: Path, command: list[str]) -> None:
     env = environment(tmp_path, DIGEST_DATABASE_URL=f"postgres ql://digest:{PASSWORD}@db/x")
     r = cli(tmp_path, env, *command)
-    assert r.exit_code == 1 and says in r.output, r.output
+    # backup says it as every other command does (`digest.db.checked_url`).
+    assert r.exit_code == 1 and "is not a SQLAlchemy URL" in r.output, r.output
     assert PASSWORD not in r.output
 
 

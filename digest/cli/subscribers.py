@@ -121,7 +121,7 @@ def subscribers_import(app: App, file: Path, list_name: str, confirmed: bool,
         hint = "pass --rejects PATH in a folder digest can write"
     else:
         hint = "pass --rejects with a path in a folder digest can write"
-    require_writable_file(rejects, hint)  # before anything is imported
+    require_writable_file(rejects, hint, upload=file)  # before anything is imported
     with app.sessions() as s, progress_bar("Importing", None) as advance:
         mlist = get_list(s, list_name)
         if mlist.double_optin and not confirmed:
