@@ -138,10 +138,11 @@ class SlowClients:
         sel.unregister(slow.sock)
 
 
-def timed_healthz(served: Served) -> tuple[int, float]:
+def timed_healthz(served: Served, timeout: float = 2.0) -> tuple[int, float]:
+    """/healthz's status (0: no answer within `timeout`) and how long it took."""
     began = time.monotonic()
     try:
-        with urllib.request.urlopen(served.url + "/healthz", timeout=2) as r:
+        with urllib.request.urlopen(served.url + "/healthz", timeout=timeout) as r:
             status = int(r.status)
     except urllib.error.HTTPError as exc:
         status = exc.code
