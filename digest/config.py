@@ -8,20 +8,18 @@ Secrets are never read from the file: they come only from the environment
 
 from __future__ import annotations
 
-import grp
 import os
-import pwd
 import secrets as _secrets
 import stat
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from digest.errors import ConfigError
-from digest.files import private_folder
+from digest.files import group_name, private_folder, user_name
 
 
 @dataclass(frozen=True)
@@ -321,11 +319,11 @@ def _read(path: Path) -> str | None:
         raise ConfigError(f"{path} is a folder, not a settings file; name the file "
                           "(--config or DIGEST_CONFIG)") from None
     except OSError as exc:
-        me, group = _name(pwd.getpwuid, os.geteuid()), _name(grp.getgrgid, os.getegid())
+        me, group = user_name(os.geteuid()), group_name(os.getegid())
         try:
             st = path.stat()
-            facts = (f"owner {_name(pwd.getpwuid, st.st_uid)}, group "
-                     f"{_name(grp.getgrgid, st.st_gid)}, mode {stat.S_IMODE(st.st_mode):04o}")
+            facts = (f"owner {user_name(st.st_uid)}, group {group_name(st.st_gid)}, "
+                     f"mode {stat.S_IMODE(st.st_mode):04o}")
         except OSError:  # its folder is closed to this user too
             facts = f"its folder {path.absolute().parent} is closed to this user"
         raise ConfigError(
@@ -333,14 +331,6 @@ def _read(path: Path) -> str | None:
             f"{me}); let {me} read it and enter its folder, e.g. `chgrp "
             f"{group} {path} && chmod 0640 {path}`, or run digest as a user who can"
         ) from None
-
-
-def _name(lookup: Callable[[int], Any], number: int) -> str:
-    """A user's or group's name (`pwd.getpwuid`, `grp.getgrgid`), else its number."""
-    try:
-        return str(lookup(number)[0])
-    except KeyError:
-        return str(number)
 
 
 def _flatten(data: dict[str, Any]) -> list[tuple[str, Any]]:

@@ -5,7 +5,9 @@ links that act for them, or the signing key. Modes are set exactly, whatever the
 from __future__ import annotations
 
 import errno
+import grp
 import os
+import pwd
 from pathlib import Path
 
 #: A folder of digest's state: its user's alone.
@@ -31,3 +33,19 @@ def private_folder(path: Path) -> None:
         folder.chmod(FOLDER)  # the umask may have taken bits away; this is exact
     if not path.is_dir():
         raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path))
+
+
+def user_name(uid: int) -> str:
+    """The name of user `uid`, else its number (a uid with no entry in passwd)."""
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def group_name(gid: int) -> str:
+    """The name of group `gid`, else its number."""
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)

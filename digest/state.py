@@ -11,7 +11,6 @@ so at start instead, with what to change.
 from __future__ import annotations
 
 import os
-import pwd
 import stat
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from sqlalchemy.engine import make_url
 
 from digest.config import Settings
 from digest.errors import ConfigError
+from digest.files import user_name
 
 
 def imports_dir(settings: Settings) -> Path:
@@ -66,7 +66,7 @@ def require_writable(settings: Settings, *, send: bool = False, imports: bool = 
             raise ConfigError(f"cannot create {folder} ({setting}): {blocked} is not a "
                               "folder; move it away or point the setting elsewhere")
         st = blocked.stat()
-        owner, me = _user(st.st_uid), _user(os.geteuid())
+        owner, me = user_name(st.st_uid), user_name(os.geteuid())
         what = "" if blocked == folder.absolute() else f" to create {folder}"
         raise ConfigError(
             f"cannot write to {blocked}{what} ({setting}; owner {owner}, mode "
@@ -90,10 +90,3 @@ def blocking(folder: Path) -> Path | None:
                  effective_ids=os.access in os.supports_effective_ids):
         return None
     return target
-
-
-def _user(uid: int) -> str:
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return str(uid)
