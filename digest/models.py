@@ -14,7 +14,9 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
+    true,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -89,6 +91,7 @@ class Article(Base):
         Index("ix_articles_source_link", "source_id", "link"),
         Index("ix_articles_source_hash", "source_id", "content_hash"),
         Index("ix_articles_published", "published_at"),
+        Index("ix_articles_link_key", "link_key"),
         _identity("uq_articles_source_guid", "guid", "guid <> ''"),
         _identity("uq_articles_source_link", "link", "guid = '' AND link <> ''"),
         _identity("uq_articles_source_hash", "content_hash", "guid = '' AND link = ''"),
@@ -98,6 +101,8 @@ class Article(Base):
     source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
     guid: Mapped[str] = mapped_column(String(2000), default="")
     link: Mapped[str] = mapped_column(String(2000), default="")
+    # What every link to this page shares (digest.gather.links.link_key): "" without a link.
+    link_key: Mapped[str] = mapped_column(String(2000), default="", server_default="")
     content_hash: Mapped[str] = mapped_column(String(64))
     title: Mapped[str] = mapped_column(Text, default="")
     author: Mapped[str] = mapped_column(String(300), default="")
@@ -105,11 +110,17 @@ class Article(Base):
     content_html: Mapped[str] = mapped_column(Text, default="")  # sanitized HTML
     image_url: Mapped[str] = mapped_column(String(2000), default="")
     image_caption: Mapped[str] = mapped_column(Text, default="")
+    image_credit: Mapped[str] = mapped_column(Text, default="", server_default="")
+    image_width: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    image_height: Mapped[int | None] = mapped_column(Integer, nullable=True)
     language: Mapped[str] = mapped_column(String(16), default="")
     # Publication time in UTC; the first-seen time when the feed gave none.
     published_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     date_from_feed: Mapped[bool] = mapped_column(Boolean, default=True)
     first_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # An undated item found on its source's first fetch: old news of unknown age, never
+    # offered by itself (an editor may still add it).
+    backlog: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     source: Mapped[Source] = relationship(back_populates="articles")
 
@@ -193,9 +204,15 @@ class EditionItem(Base):
     link: Mapped[str] = mapped_column(String(2000))
     image_url: Mapped[str] = mapped_column(String(2000), default="")
     image_caption: Mapped[str] = mapped_column(Text, default="")
+    image_credit: Mapped[str] = mapped_column(Text, default="", server_default="")
+    image_width: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    image_height: Mapped[int | None] = mapped_column(Integer, nullable=True)
     source_title: Mapped[str] = mapped_column(String(300), default="")
     author: Mapped[str] = mapped_column(String(300), default="")
     published_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    dated: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # In the compact "also new" list (headline and link) rather than told in full.
+    brief: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     note: Mapped[str] = mapped_column(Text, default="")  # the editor's annotation
     pinned: Mapped[bool] = mapped_column(Boolean, default=False)
 

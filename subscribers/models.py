@@ -67,6 +67,8 @@ class MailingList(Base):
     language: Mapped[str] = mapped_column(String(16), default="en")
     # Offered on the public subscribe form and shown in the public archive.
     public: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # Links in this list's mail keep their utm_* and other tracking parameters.
+    keep_tracking: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     archived_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 

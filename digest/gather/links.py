@@ -1,0 +1,70 @@
+"""Links as a reader should get them, and the key that says two links are one page.
+
+Feeds tag their links for analytics (`utm_source`, `fbclid`, Mailchimp's `mc_cid`, ...);
+the same story reaches a list through two feeds with different tags, or once over http
+and once over https, or with and without a trailing slash. `clean_link` drops the
+tracking parameters and nothing else; `link_key` is what two links to one page share.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+# Query parameters that only say who sent the click. Exact names, plus any utm_*.
+TRACKING = frozenset({
+    "fbclid", "gclid", "gclsrc", "dclid", "gbraid", "wbraid", "msclkid", "yclid",
+    "twclid", "ttclid", "li_fat_id", "igshid", "mc_cid", "mc_eid", "_ga", "_gl",
+    "_hsenc", "_hsmi", "__hssc", "__hstc", "__hsfp", "hsctatracking", "mkt_tok",
+    "oly_anon_id", "oly_enc_id", "vero_conv", "vero_id", "wickedid", "rb_clickid",
+    "s_cid", "ncid", "sr_share", "cmpid", "ito", "at_medium", "at_campaign",
+})
+_TRACKING_PREFIXES = ("utm_", "pk_", "mtm_", "ga_")
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+_SLASHES = re.compile(r"/+$")
+
+
+def is_tracking(name: str) -> bool:
+    """True for a query parameter that only tags the click (utm_*, fbclid, mc_cid, ...)."""
+    name = name.lower()
+    return name in TRACKING or name.startswith(_TRACKING_PREFIXES)
+
+
+def clean_link(url: str) -> str:
+    """`url` without its tracking parameters; the rest (order, fragment) as it was.
+
+    A URL that is not http(s) or cannot be read is returned as it is.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if parts.scheme.lower() not in _DEFAULT_PORTS or not parts.query:
+        return url
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    kept = [(k, v) for k, v in pairs if not is_tracking(k)]
+    if len(kept) == len(pairs):
+        return url  # nothing to drop: keep the query exactly as the feed wrote it
+    return urlunsplit(parts._replace(query=urlencode(kept, doseq=True)))
+
+
+def link_key(url: str) -> str:
+    """What every link to one page shares: host (lowercase, no default port) and path
+    (no trailing slash) and the query without tracking parameters, sorted; the scheme
+    and the fragment left out. "" for "" or a link that is not http(s)."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return ""
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.hostname:
+        return ""
+    host = parts.hostname.rstrip(".")
+    if port is not None and str(port) != _DEFAULT_PORTS[scheme]:
+        host = f"{host}:{port}"
+    path = _SLASHES.sub("", parts.path) or ""
+    query = sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+                   if not is_tracking(k))
+    key = host + path
+    return f"{key}?{urlencode(query)}" if query else key
