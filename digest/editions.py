@@ -228,8 +228,9 @@ def item_from_article(a: Article, position: int, source_title: str, chars: int) 
     return EditionItem(
         article_id=a.id, position=position, title=a.title or a.link,
         summary=shorten(a.summary, chars), link=a.link, image_url=a.image_url,
-        image_caption=a.image_caption, source_title=source_title, author=a.author,
-        published_at=a.published_at,
+        image_caption=a.image_caption, image_credit=a.image_credit,
+        image_width=a.image_width, image_height=a.image_height, source_title=source_title,
+        author=a.author, published_at=a.published_at, dated=a.date_from_feed,
     )
 
 

@@ -58,6 +58,9 @@ class Entry:
     image_url: str      # lead image, absolute http(s) or ""
     image_caption: str
     language: str       # from the entry or the feed, "" if unknown
+    image_credit: str = ""  # who took or owns the lead image ("Reuters", "[POOL PHOTO]")
+    image_width: int | None = None  # the lead image's size in pixels, when given
+    image_height: int | None = None
 
 
 @dataclass(frozen=True)

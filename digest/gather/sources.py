@@ -300,7 +300,9 @@ def _article(source: Source, e: Entry, digest_hash: str, now: dt.datetime) -> di
     return dict(
         source_id=source.id, guid=e.guid[:2000], link=e.link[:2000], content_hash=digest_hash,
         title=e.title, author=e.author[:300], summary=e.summary, content_html=e.content_html,
-        image_url=e.image_url[:2000], image_caption=e.image_caption, language=e.language[:16],
+        image_url=e.image_url[:2000], image_caption=e.image_caption,
+        image_credit=e.image_credit, image_width=e.image_width, image_height=e.image_height,
+        language=e.language[:16],
         published_at=e.published or now, date_from_feed=e.published is not None,
         first_seen_at=now,
     )
