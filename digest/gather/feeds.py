@@ -61,6 +61,7 @@ class Entry:
     image_credit: str = ""  # who took or owns the lead image ("Reuters", "[POOL PHOTO]")
     image_width: int | None = None  # the lead image's size in pixels, when given
     image_height: int | None = None
+    canonical: str = ""  # the page's own <link rel="canonical">, when its page was fetched
 
 
 @dataclass(frozen=True)
