@@ -25,7 +25,7 @@ from digest.models import (
     ListSource,
     Source,
 )
-from digest.render import DigestContext, ItemContext, Rendered
+from digest.render import DigestContext, ItemContext, Rendered, mail_link
 from subscribers.lists import require_active
 from subscribers.models import MailingList
 
@@ -269,9 +269,11 @@ def render_context(edition: Edition, mlist: MailingList, public_url: str) -> Dig
     tz = ZoneInfo(mlist.timezone or "UTC")
     items = [
         ItemContext(
-            title=i.title, link=i.link, summary=i.summary, image_url=i.image_url,
-            image_caption=i.image_caption, source_title=i.source_title, author=i.author,
-            published_at=i.published_at.astimezone(tz), note=i.note,
+            title=i.title, link=mail_link(i.link, mlist.keep_tracking), summary=i.summary,
+            image_url=i.image_url, image_caption=i.image_caption, source_title=i.source_title,
+            author=i.author, published_at=i.published_at.astimezone(tz), note=i.note,
+            image_credit=i.image_credit, image_width=i.image_width,
+            image_height=i.image_height, dated=i.dated, brief=i.brief,
         )
         for i in sorted(edition.items, key=lambda i: i.position)
     ]
@@ -279,5 +281,6 @@ def render_context(edition: Edition, mlist: MailingList, public_url: str) -> Dig
         list_name=mlist.name, list_title=mlist.title, list_description=mlist.description,
         edition_number=edition.number, edition_date=edition.cutoff.astimezone(tz).date(),
         subject=edition.subject, intro=edition.intro, language=mlist.language or "en",
-        items=items, public_url=public_url.rstrip("/"), timezone=mlist.timezone or "UTC",
+        items=[i for i in items if not i.brief], also_new=[i for i in items if i.brief],
+        public_url=public_url.rstrip("/"), timezone=mlist.timezone or "UTC",
     )

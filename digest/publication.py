@@ -81,9 +81,12 @@ _OWN: lists.Checks = {
     "local_time": lists.flag("local time"),
     "review_policy": check_review_policy,
     "editor_emails": check_editor_emails,
+    # Article links in mail and the archive keep utm_*, fbclid and the like.
+    "keep_tracking": lists.flag("keep tracking"),
 }
 _ORDER = ("title", "description", "from_addr", "reply_to", "schedule", "timezone", "mode",
-          "language", "double_optin", "local_time", "public", "review_policy", "editor_emails")
+          "language", "double_optin", "local_time", "public", "review_policy", "editor_emails",
+          "keep_tracking")
 SETTINGS: lists.Checks = dict(sorted(
     {**lists.SETTINGS, **_OWN}.items(),
     key=lambda item: _ORDER.index(item[0]) if item[0] in _ORDER else len(_ORDER),

@@ -18,7 +18,7 @@ import logging
 import re
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from types import TracebackType
@@ -29,6 +29,7 @@ import premailer
 
 from digest import slots
 from digest.errors import ConfigError
+from digest.gather.links import clean_link
 
 HTML_TEMPLATE = "email/digest.html"
 TEXT_TEMPLATE = "email/digest.txt"
@@ -49,8 +50,13 @@ class ItemContext:
     image_caption: str
     source_title: str
     author: str
-    published_at: datetime
+    published_at: datetime  # when `dated`; else when it was first fetched, never shown
     note: str  # the editor's annotation, may be ""
+    image_credit: str = ""  # who took the photo, shown after the caption
+    image_width: int | None = None  # the image's own size in pixels, when known
+    image_height: int | None = None
+    dated: bool = True  # False: the feed gave no date, so no time is shown
+    brief: bool = False  # in the "also new" list: headline, link and source only
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,8 @@ class DigestContext:
     items: list[ItemContext]
     public_url: str  # base URL, no trailing slash
     timezone: str  # the list's timezone name, for showing times
+    # The "also new" list after the stories in full: headline, link and source each.
+    also_new: list[ItemContext] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -151,6 +159,8 @@ def make_environment(templates_dir: str | Path = "") -> jinja2.Environment:
         wrap=wrap,
         text_direction=text_direction,
         http_url=http_url,
+        image_box=image_box,
+        credit_line=credit_line,
     )
     return env
 
@@ -266,6 +276,8 @@ _LABELS: dict[str, dict[str, str]] = {
         "story": "1 story",
         "read_more": "Read the full story",
         "editors_note": "Editor's note",
+        "also_new": "Also new",
+        "photo_credit": "Photo: {credit}",
         "why": "You are receiving {title} because you subscribed to it.",
         "sent_to": "This email was sent to {email}.",
         "unsubscribe": "Unsubscribe",
@@ -283,6 +295,8 @@ _LABELS: dict[str, dict[str, str]] = {
         "story": "기사 1건",
         "read_more": "기사 전문 보기",
         "editors_note": "편집자 주",
+        "also_new": "새 기사 더 보기",
+        "photo_credit": "사진: {credit}",
         "why": "{title} 뉴스레터를 구독하셔서 이 메일을 보내드립니다.",
         "sent_to": "이 메일은 {email} 주소로 발송되었습니다.",
         "unsubscribe": "구독 취소",
@@ -340,12 +354,14 @@ def local_time(value: datetime, ctx: DigestContext) -> str:
 
 
 def meta_line(item: ItemContext, ctx: DigestContext) -> str:
-    """ "Source · Author · time", leaving out what is empty or repeats the source."""
+    """ "Source · Author · time", leaving out what is empty or repeats the source, and
+    the time of an item its feed gave no date."""
     parts = [item.source_title.strip()]
     author = item.author.strip()
     if author and author.casefold() != parts[0].casefold():
         parts.append(author)
-    parts.append(local_time(item.published_at, ctx))
+    if item.dated:  # an undated item's time is only when we fetched it: never shown
+        parts.append(local_time(item.published_at, ctx))
     return " · ".join(p for p in parts if p)
 
 
@@ -405,3 +421,51 @@ def http_url(url: str) -> str:
     """`url` if it is http(s), else "": a feed's javascript: or data: link never reaches mail."""
     url = url.strip()
     return url if url.lower().startswith(("https://", "http://")) else ""
+
+
+def mail_link(url: str, keep_tracking: bool = False) -> str:
+    """An article's link as mail and the archive give it: http(s) only (else ""), and
+    without tracking parameters (utm_*, fbclid, ...) unless the list keeps them."""
+    url = http_url(url)
+    return url if keep_tracking or not url else clean_link(url)
+
+
+#: The mail's column in CSS pixels: a lead image fills it.
+COLUMN_WIDTH = 600
+#: Narrower images are shown at their own width: stretched to the column they blur.
+FULL_WIDTH_MIN = 300
+
+
+@dataclass(frozen=True)
+class ImageBox:
+    """How wide and high a lead image is drawn; Outlook goes by these attributes."""
+
+    width: int
+    height: int | None  # None when the image's own size is unknown
+    full: bool  # spans the column (on a phone too); else kept at its own width
+
+
+def image_box(item: ItemContext) -> ImageBox:
+    """The lead image fitted to the column, its aspect ratio kept; the column's width
+    and no height when the feed did not say how large the image is."""
+    width = item.image_width if item.image_width and item.image_width > 0 else None
+    height = item.image_height if item.image_height and item.image_height > 0 else None
+    if width is None:
+        return ImageBox(COLUMN_WIDTH, None, True)
+    if width < FULL_WIDTH_MIN:
+        return ImageBox(width, height, False)
+    return ImageBox(COLUMN_WIDTH, round(height * COLUMN_WIDTH / width) if height else None, True)
+
+
+_CREDITED = re.compile(r"(photo|picture|image|credit|사진|©|\(c\))", re.IGNORECASE)
+
+
+def credit_line(item: ItemContext, language: str = "en") -> str:
+    """ "Photo: Reuters" for the image's credit, in `language`; "" when there is none or
+    the caption names it already. A credit that says what it is ("© AP") stays as it is."""
+    credit = " ".join(item.image_credit.split())
+    if not credit or credit.casefold() in item.image_caption.casefold():
+        return ""
+    if _CREDITED.match(credit):
+        return credit
+    return labels(language)["photo_credit"].format(credit=credit)

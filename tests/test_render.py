@@ -36,7 +36,8 @@ KST = timezone(timedelta(hours=9))
 
 
 def golden_context() -> DigestContext:
-    """English and Korean items; with and without image, caption, note and author."""
+    """English and Korean items; with and without image, caption, credit, note and
+    author; two more in the "also new" list, one undated."""
     items = [
         ItemContext(
             title="Ferry fares to fall by a fifth from January",
@@ -46,7 +47,10 @@ def golden_context() -> DigestContext:
                     "their 2019 level.\n\nCouncillors welcomed the cut but asked for later "
                     "sailings on weekdays.",
             image_url="https://images.digest.example/harbour-times/ferry-dawn.jpg",
-            image_caption="The 6:40 sailing leaves North Quay. Photo: Mira Okafor / Harbour Times",
+            image_caption="The 6:40 sailing leaves North Quay.",
+            image_credit="Mira Okafor / Harbour Times",
+            image_width=1600,
+            image_height=900,
             source_title="The Harbour Times",
             author="Dan Whitlock",
             published_at=datetime(2026, 11, 27, 6, 15, tzinfo=UTC),
@@ -89,6 +93,22 @@ def golden_context() -> DigestContext:
         items=items,
         public_url="https://news.example.org",
         timezone="Europe/London",
+        also_new=[
+            ItemContext(
+                title="Council delays vote on the harbour wall",
+                link="https://city-notes.example/items/harbour-wall-vote",
+                summary="Not shown in the also-new list.", image_url="", image_caption="",
+                source_title="City Notes", author="", note="", dated=False, brief=True,
+                published_at=datetime(2026, 11, 27, 6, 40, tzinfo=UTC),
+            ),
+            ItemContext(
+                title="야간버스, 동쪽 강변 노선 운행 재개",
+                link="https://seoul-daily.example/news/20261127/night-bus",
+                summary="", image_url="", image_caption="", source_title="서울데일리",
+                author="", note="", brief=True,
+                published_at=datetime(2026, 11, 27, 8, 0, tzinfo=KST),
+            ),
+        ],
     )
 
 
@@ -134,13 +154,18 @@ def test_html_shows_what_readers_see(rendered: Rendered) -> None:
     for item in ctx.items:
         [link] = doc.xpath("//h2/a[@href=$href]", href=item.link)
         assert link.text_content() == item.title
-    caption = ctx.items[0].image_caption
-    assert doc.xpath("//td[contains(@class, 'caption')]/text()") == [caption]
+    [caption] = doc.xpath("//td[contains(@class, 'caption')]")
+    assert " ".join(caption.text_content().split()) == (
+        "The 6:40 sailing leaves North Quay. Photo: Mira Okafor / Harbour Times")
+    assert caption.xpath("span[@class='credit']/text()") == ["Photo: Mira Okafor / Harbour Times"]
     imgs = doc.xpath("//img[@class='lead-img']")
     assert [i.get("src") for i in imgs] == [ctx.items[0].image_url, ctx.items[2].image_url]
     for img in imgs:
         assert img.get("width") == "600" and img.get("border") == "0"
         assert "max-width:" in img.get("style") and "height: auto" in img.get("style")
+    assert imgs[0].get("height") == "338"  # 1600×900 in a 600 px column
+    also = [a.text_content() for a in doc.xpath("//a[@class='also-link']")]
+    assert also == [i.title for i in ctx.also_new]
     assert imgs[0].get("alt") == ctx.items[0].title
     note = doc.xpath("//td[contains(@class, 'note')]")[0].text_content()
     assert "Editor's note" in note and "The route map is in the article." in note

@@ -1,0 +1,233 @@
+"""How an edition's stories look in the mail: the "also new" list, undated items, the
+photo's caption and credit and size, and links without tracking parameters.
+
+Each test stores an edition with its items in the database and reads the mail a
+subscriber would get (`App.preview`: the HTML and the text part), as a reader checks it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import lxml.html
+from lxml.html import HtmlElement
+
+from digest.app import App
+from digest.models import Edition, EditionItem, EditionStatus
+from digest.publication import create_list
+from digest.render import Preview
+
+NOW = dt.datetime(2026, 11, 27, 7, 0, tzinfo=dt.UTC)
+# A real feed's link shape (huffingtonpost.ca tags every link with utm_campaign).
+TAGGED = ("https://www.huffingtonpost.ca/2017/09/25/hijabi-dolls_a_23222373/"
+          "?utm_source=x&id=5&fbclid=y")
+
+
+def _item(position: int, title: str, **values: Any) -> EditionItem:
+    fields: dict[str, Any] = dict(
+        title=title, link=f"https://harbour-times.example/2026/11/story-{position}",
+        summary=f"What happened in story {position}, told in two sentences. And why.",
+        source_title="The Harbour Times", author="",
+        published_at=dt.datetime(2026, 11, 27, 6, 15, tzinfo=dt.UTC),
+    )
+    fields.update(values)
+    return EditionItem(position=position, **fields)
+
+
+def _mail(app: App, items: list[EditionItem], *, language: str = "en",
+          keep_tracking: bool = False) -> Preview:
+    with app.sessions() as s:
+        mlist = create_list(s, "morning", title="The Morning Harbour", language=language,
+                            from_addr="Harbour <news@harbour.example.org>",
+                            timezone="Europe/London", keep_tracking=keep_tracking)
+        edition = Edition(list_id=mlist.id, number=1, status=EditionStatus.DRAFT,
+                          subject="Ferry fares", since=NOW - dt.timedelta(days=1),
+                          cutoff=NOW, items=items)
+        s.add(edition)
+        s.commit()
+        return app.preview(edition, mlist)
+
+
+def _doc(preview: Preview) -> HtmlElement:
+    return lxml.html.document_fromstring(preview.html)
+
+
+def _style(element: HtmlElement) -> dict[str, str]:
+    pairs = (rule.split(":", 1) for rule in element.get("style", "").split(";") if ":" in rule)
+    return {name.strip(): value.strip() for name, value in pairs}
+
+
+def _full_and_brief() -> list[EditionItem]:
+    return [
+        _item(0, "Ferry fares to fall by a fifth from January",
+              image_url="https://images.harbour.example/ferry.jpg"),
+        _item(1, "Library opens its archive of harbour photographs"),
+        _item(2, "Council delays vote on harbour wall", brief=True,
+              source_title="City Notes", image_url="https://images.harbour.example/wall.jpg"),
+        _item(3, "Night buses return to the east bank", brief=True,
+              link="https://city-notes.example/items/night-buses"),
+    ]
+
+
+# -- the "also new" list ------------------------------------------------------------------
+
+
+def test_brief_items_are_a_list_of_headlines_after_the_stories(app: App) -> None:
+    mail = _mail(app, _full_and_brief())
+    doc = _doc(mail)
+    told = [h.text_content() for h in doc.xpath("//h2")]
+    assert told == ["Ferry fares to fall by a fifth from January",
+                    "Library opens its archive of harbour photographs"]
+    [label] = doc.xpath("//p[contains(@class, 'also-label')]")
+    assert label.text_content() == "Also new"
+    briefs = doc.xpath("//td[contains(@class, 'also-item')]")
+    assert [b.xpath(".//a/@href")[0] for b in briefs] == [
+        "https://harbour-times.example/2026/11/story-2",
+        "https://city-notes.example/items/night-buses"]
+    assert [b.text_content().split()[:3] for b in briefs] == [
+        ["Council", "delays", "vote"], ["Night", "buses", "return"]]
+    assert "City Notes" in briefs[0].text_content()
+    assert "The Harbour Times" in briefs[1].text_content()
+    # Headline, link and source only: no image, no blurb, no time.
+    assert "wall.jpg" not in mail.html
+    assert "story 2" not in mail.html and "story 3" not in mail.html
+    assert "6:15" not in briefs[0].text_content()
+    # After the stories in full, before the footer.
+    body = doc.text_content()
+    assert body.index("Library opens") < body.index("Also new") < body.index("Council delays")
+    assert body.index("Night buses") < body.index("You are receiving")
+    assert "4 stories" in doc.xpath("//td[contains(@class, 'dateline')]")[0].text_content()
+
+
+def test_brief_items_in_the_text_part(app: App) -> None:
+    text = _mail(app, _full_and_brief()).text
+    also = text[text.index("ALSO NEW"):]
+    assert also.startswith(
+        "ALSO NEW\n\n"
+        "  - Council delays vote on harbour wall\n"
+        "    City Notes\n"
+        "    https://harbour-times.example/2026/11/story-2\n\n"
+        "  - Night buses return to the east bank\n"
+        "    The Harbour Times\n"
+        "    https://city-notes.example/items/night-buses\n")
+    assert "story 2" not in text and "\n3.  " not in text
+    assert text.index("2.  Library opens") < text.index("ALSO NEW") < text.index("You are")
+
+
+def test_the_also_new_list_is_in_the_lists_language(app: App) -> None:
+    mail = _mail(app, _full_and_brief(), language="ko")
+    assert "새 기사 더 보기" in mail.text and "새 기사 더 보기" in _doc(mail).text_content()
+    assert "Also new" not in mail.html and "ALSO NEW" not in mail.text
+
+
+def test_no_also_new_list_without_brief_items(app: App) -> None:
+    mail = _mail(app, [_item(0, "Ferry fares to fall by a fifth from January")])
+    assert "Also new" not in mail.html and "ALSO NEW" not in mail.text
+    assert not _doc(mail).xpath("//p[contains(@class, 'also-label')]")
+
+
+def test_the_also_new_list_fits_a_phone_and_dark_mode(app: App) -> None:
+    doc = _doc(_mail(app, _full_and_brief()))
+    styles = "\n".join(s.text or "" for s in doc.xpath("//style"))
+    dark = styles[styles.index("prefers-color-scheme: dark"):]
+    phone = styles[styles.index("max-width: 620px"):styles.index("prefers-color-scheme")]
+    for cls in (".also-link", ".also-source", ".also-label"):
+        assert cls in dark
+    assert ".also-headline" in phone
+    [link] = doc.xpath("//a[contains(@class, 'also-link')]")[:1]
+    assert _style(link)["color"] == "#1a1a1a"  # inlined, for clients that drop <style>
+
+
+# -- undated items ------------------------------------------------------------------------
+
+
+def test_an_undated_item_shows_no_time(app: App) -> None:
+    fetched = dt.datetime(2026, 11, 27, 7, 20, tzinfo=dt.UTC)  # 7:20 AM in London
+    items = [_item(0, "A story from 2018 the feed gave no date", published_at=fetched,
+                   dated=False, author="Jo Park"),
+             _item(1, "A dated story", published_at=fetched)]
+    mail = _mail(app, items)
+    metas = [p.text_content() for p in _doc(mail).xpath("//p[contains(@class, 'meta')]")]
+    assert metas == ["The Harbour Times · Jo Park", "The Harbour Times · 7:20 AM"]
+    assert "    The Harbour Times · Jo Park\n" in mail.text
+    assert mail.text.count("7:20") == 1 and mail.html.count("7:20") == 1
+
+
+# -- the photo's caption, credit and size --------------------------------------------------
+
+
+def test_the_credit_follows_the_caption_and_is_not_the_blurb(app: App) -> None:
+    items = [_item(0, "Ferry fares to fall", summary="Fares on all three routes drop.",
+                   image_url="https://images.harbour.example/ferry.jpg",
+                   image_caption="The 6:40 sailing leaves North Quay.",
+                   image_credit="Reuters")]
+    doc = _doc(_mail(app, items))
+    [caption] = doc.xpath("//td[contains(@class, 'caption')]")
+    assert caption.text_content().strip() == "The 6:40 sailing leaves North Quay. Photo: Reuters"
+    [credit] = caption.xpath(".//span[contains(@class, 'credit')]")
+    assert credit.text_content() == "Photo: Reuters"
+    assert _style(credit)["font-style"] == "italic"  # set apart from the caption
+    summaries = [p.text_content() for p in doc.xpath("//p[contains(@class, 'summary')]")]
+    assert summaries == ["Fares on all three routes drop."]
+
+
+def test_a_credit_alone_and_in_korean(app: App) -> None:
+    items = [_item(0, "수상버스 노선 추가", image_url="https://images.harbour.example/bus.jpg",
+                   image_credit="연합뉴스")]
+    [caption] = _doc(_mail(app, items, language="ko")).xpath(
+        "//td[contains(@class, 'caption')]")
+    assert caption.text_content().strip() == "사진: 연합뉴스"
+
+
+def test_a_credit_the_caption_already_names_is_not_repeated(app: App) -> None:
+    items = [_item(0, "Ferry fares to fall", image_url="https://images.harbour.example/f.jpg",
+                   image_caption="North Quay at dawn. Photo: Mira Okafor",
+                   image_credit="Mira Okafor")]
+    [caption] = _doc(_mail(app, items)).xpath("//td[contains(@class, 'caption')]")
+    assert caption.text_content().strip() == "North Quay at dawn. Photo: Mira Okafor"
+
+
+def test_image_size_is_scaled_to_the_column(app: App) -> None:
+    items = [
+        _item(0, "Wide photo", image_url="https://images.harbour.example/wide.jpg",
+              image_width=1200, image_height=675),
+        _item(1, "Unknown size", image_url="https://images.harbour.example/unknown.jpg"),
+        _item(2, "Small photo", image_url="https://images.harbour.example/small.jpg",
+              image_width=240, image_height=180),
+    ]
+    doc = _doc(_mail(app, items))
+    wide, unknown, small = doc.xpath("//img[contains(@src, 'images.harbour.example')]")
+    assert (wide.get("width"), wide.get("height")) == ("600", "338")  # 1200×675 kept 16:9
+    assert (unknown.get("width"), unknown.get("height")) == ("600", None)
+    # Narrower than 300 px: its own size, never stretched to the column.
+    assert (small.get("width"), small.get("height")) == ("240", "180")
+    assert _style(small)["width"] == "240px" and _style(small)["max-width"] == "100%"
+    styles = "\n".join(s.text or "" for s in doc.xpath("//style"))
+    phone = styles[styles.index("max-width: 620px"):styles.index("prefers-color-scheme")]
+    assert ".lead-img-small { max-width: 100% !important;" in phone
+    assert ".lead-img-small { width" not in phone
+
+
+# -- links without tracking parameters -------------------------------------------------------
+
+
+def _links(preview: Preview) -> set[str]:
+    return {a.get("href") for a in _doc(preview).xpath("//a[contains(@href, 'hijabi')]")}
+
+
+def test_links_in_mail_lose_tracking_parameters(app: App) -> None:
+    items = [_item(0, "Hijabi dolls", link=TAGGED,
+                   image_url="https://images.harbour.example/dolls.jpg"),
+             _item(1, "Also hijabi dolls", link=TAGGED + "#top", brief=True)]
+    mail = _mail(app, items)
+    clean = "https://www.huffingtonpost.ca/2017/09/25/hijabi-dolls_a_23222373/?id=5"
+    assert _links(mail) == {clean, clean + "#top"}
+    assert f"    {clean}\n" in mail.text and f"    {clean}#top\n" in mail.text
+    assert "utm_" not in mail.html + mail.text and "fbclid" not in mail.html + mail.text
+
+
+def test_a_list_that_keeps_tracking_gets_links_whole(app: App) -> None:
+    mail = _mail(app, [_item(0, "Hijabi dolls", link=TAGGED)], keep_tracking=True)
+    assert _links(mail) == {TAGGED}
+    assert f"    {TAGGED}\n" in mail.text
