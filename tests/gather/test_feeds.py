@@ -182,7 +182,7 @@ def test_dates() -> None:
     medscape = load("nnw_medscape.rss").entries[0]  # "Wed, 5 Nov 2025 13:52:10  EST"
     assert medscape.published == datetime(2025, 11, 5, 18, 52, 10, tzinfo=UTC)
     (italian,) = load("feedrs_rss_2.0_ilmessaggero.xml").entries  # "mer, 16 nov 2022"
-    assert italian.published is None
+    assert italian.published == datetime(2022, 11, 15, 23, 38, 15, tzinfo=UTC)
     elastic = load("feedrs_jsonfeed_elastic_1.1.json").entries  # RFC 822 in JSON Feed
     assert elastic[0].published == datetime(2019, 5, 31, 19, 17, 58, tzinfo=UTC)
     assert [e.published is None for e in elastic] == [False, False, True]
