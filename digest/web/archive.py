@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from digest.app import App
 from digest.models import Edition, EditionKind, EditionStatus
-from digest.render import Slotted, format_date, http_url, labels
+from digest.render import Slotted, format_date, labels, mail_link
 from digest.web.deps import AppDep, PagesDep
 from digest.web.public_views import (
     ArchivedList,
@@ -171,22 +171,34 @@ def atom_feed(mlist: MailingList, editions: list[Edition], public_url: str) -> b
 
 
 def _entry_html(edition: Edition, mlist: MailingList) -> str:
-    """A feed reader's version of the edition: the intro and each article's headline,
-    link, source and blurb; not the email's table layout, which readers strip anyway."""
+    """A feed reader's version of the edition: the intro, each article's headline, link,
+    source and blurb, then the "also new" list's headlines, links and sources; not the
+    email's table layout, which readers strip anyway. Links are as the mail gave them."""
     parts = [f"<p>{escape(p)}</p>" for p in edition.intro.split("\n\n") if p.strip()]
-    read_more = labels(mlist.language)["read_more"]
-    for item in edition.items:
-        link = http_url(item.link)
-        title = escape(item.title)
-        parts.append(f'<h2><a href="{escape(link)}">{title}</a></h2>' if link
-                     else f"<h2>{title}</h2>")
+    words = labels(mlist.language)
+    full = [item for item in edition.items if not item.brief]
+    brief = [item for item in edition.items if item.brief]
+    for item in full:
+        link = mail_link(item.link, mlist.keep_tracking)
+        parts.append(_headline("h2", item.title, link))
         if item.source_title:
             parts.append(f"<p><em>{escape(item.source_title)}</em></p>")
         if item.summary:
             parts.append(f"<p>{escape(item.summary)}</p>")
         if link:
-            parts.append(f'<p><a href="{escape(link)}">{escape(read_more)}</a></p>')
+            parts.append(f'<p><a href="{escape(link)}">{escape(words["read_more"])}</a></p>')
+    if brief:
+        parts.append(f"<h3>{escape(words['also_new'])}</h3>")
+        parts.append("<ul>" + "".join(
+            f"<li>{_headline('span', item.title, mail_link(item.link, mlist.keep_tracking))}"
+            + (f" <em>{escape(item.source_title)}</em>" if item.source_title else "") + "</li>"
+            for item in brief) + "</ul>")
     return "\n".join(parts)
+
+
+def _headline(tag: str, title: str, link: str) -> str:
+    text = f'<a href="{escape(link)}">{escape(title)}</a>' if link else escape(title)
+    return f"<{tag}>{text}</{tag}>"
 
 
 def _sub(parent: ET.Element, name: str, text: str = "", **attrs: str) -> ET.Element:

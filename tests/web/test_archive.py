@@ -4,6 +4,7 @@ browser, and the Atom feed; nothing of private or archived lists, nor of drafts.
 from __future__ import annotations
 
 import datetime as dt
+from html import escape
 
 import feedparser
 import lxml.html
@@ -12,9 +13,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event, func, select
 
 from digest.app import App
+from digest.editions import keep_rendered
 from digest.errors import InvalidInput
 from digest.gather.sources import add_source
-from digest.models import Article
+from digest.models import Article, Edition, EditionItem, EditionStatus
 from digest.publication import create_list, update_list
 from digest.web.archive import PAGE_SIZE
 from subscribers.lists import archive_list, get_list
@@ -210,3 +212,55 @@ def test_the_feed_reads_its_editions_in_a_fixed_number_of_queries(
     publish(app, clock, "news", "Two")
     publish(app, clock, "news", "Three")
     assert statements() == one
+
+
+TAGGED = "https://www.huffingtonpost.ca/2017/09/25/hijabi-dolls_a_23222373/?utm_source=x&id=5&fbclid=y"
+CLEAN = "https://www.huffingtonpost.ca/2017/09/25/hijabi-dolls_a_23222373/?id=5"
+
+
+def _sent_with_items(app: App, clock: Clock, list_name: str) -> None:
+    """A sent edition of `list_name`: a dated story with a tagged link, an undated one
+    (fetched at 07:20), and a tagged link in the "also new" list."""
+    now = clock()
+    fetched = now.replace(hour=7, minute=20)
+    with app.sessions() as s:
+        mlist = get_list(s, list_name)
+        edition = Edition(list_id=mlist.id, number=1, status=EditionStatus.DRAFT,
+                          subject="Dolls", since=now - dt.timedelta(days=1), cutoff=now)
+        edition.items = [
+            EditionItem(position=0, title="Hijabi dolls", link=TAGGED, summary="Dolls.",
+                        source_title="HuffPost Canada", published_at=fetched),
+            EditionItem(position=1, title="An old undated post", summary="Old.",
+                        link="https://example.org/old", source_title="Journal",
+                        published_at=fetched, dated=False),
+            EditionItem(position=2, title="More dolls", link=TAGGED + "&page=2",
+                        summary="Not in the list.", source_title="HuffPost Canada",
+                        published_at=fetched, brief=True),
+        ]
+        s.add(edition)
+        s.flush()
+        keep_rendered(edition, app.render(edition, mlist), now)
+        edition.status, edition.sent_at = EditionStatus.SENT, now
+        s.commit()
+
+
+@pytest.mark.parametrize("keep_tracking", [False, True])
+def test_archive_links_lose_tracking_and_undated_items_show_no_time(
+        client: TestClient, app: App, world: World, clock: Clock, keep_tracking: bool) -> None:
+    with app.sessions() as s:
+        update_list(s, get_list(s, "news"), timezone="UTC", keep_tracking=keep_tracking)
+        s.commit()
+    _sent_with_items(app, clock, "news")
+    page = lxml.html.fromstring(client.get("/archive/news/1").text)
+    feed = feedparser.parse(client.get("/archive/news/feed.atom").content)
+    html = feed.entries[0].content[0].value
+    link = TAGGED if keep_tracking else CLEAN
+    assert page.xpath("//h2/a/@href")[0] == link
+    assert page.xpath("//a[@class='also-link']/@href") == [link + "&page=2"]
+    assert f'<a href="{escape(link)}">Hijabi dolls</a>' in html
+    assert f'<a href="{escape(link + "&page=2")}">More dolls</a>' in html
+    assert ("utm_source" in html + client.get("/archive/news/1").text) is keep_tracking
+    metas = [p.text_content() for p in page.xpath("//p[contains(@class, 'meta')]")]
+    assert metas == ["HuffPost Canada · 7:20 AM", "Journal"]
+    # The feed's "also new" list: headline, link and source, no blurb.
+    assert "<h3>Also new</h3>" in html and "Not in the list." not in html
