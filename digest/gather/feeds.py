@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from xml.sax import SAXParseException
 
 import feedparser
 import lxml.html
@@ -91,7 +92,13 @@ def _looks_like_json(body: bytes) -> bool:
 
 
 def _not_a_feed(url: str, reason: str) -> FetchError:
-    return FetchError(f"{url} is not an RSS, Atom or JSON feed: {reason}; check the URL")
+    """The error for a document that is no feed: the reason first, the URL last.
+
+    A reason that carries its own advice (after a semicolon) keeps it; any other is
+    told to check the URL.
+    """
+    advice = "" if ";" in reason else "; check the URL"
+    return FetchError(f"not an RSS, Atom or JSON feed: {reason}{advice} ({url})")
 
 
 # --- RSS and Atom -------------------------------------------------------------------
@@ -257,6 +264,7 @@ def _date(e: Any) -> datetime | None:
 
 
 def _why_not(body: bytes, url: str, exc: object) -> str:
+    """Why a document gave no feed, with what to do when there is something to do."""
     head = body.lstrip()[:1024].lower()
     if not head:
         return "the document is empty"
@@ -265,7 +273,34 @@ def _why_not(body: bytes, url: str, exc: object) -> str:
         if found:
             return f"it is an HTML page; the page names its feed at {found}, add that instead"
         return "it is an HTML page"
+    if _truncated(body):
+        return ("the document is truncated; the server sent only part of it: it will be "
+                "tried again at the next fetch")
+    if not head.lstrip(b"\xef\xbb\xbf").startswith(b"<"):
+        return "it is neither XML nor JSON"
+    if isinstance(exc, SAXParseException):
+        # Not its line number: feedparser may have rewritten the document's head.
+        return f"the XML is broken ({exc.getMessage()})"
     return f"{exc}" if exc else "no feed elements found"
+
+
+def _truncated(body: bytes) -> bool:
+    """Whether the document is well-formed XML as far as it goes but ends too early.
+
+    Fed to libxml2 piece by piece, a document cut mid-way raises nothing until it is
+    closed (an element, a tag, a CDATA section or a character left open); one broken
+    anywhere else raises on the way.
+    """
+    parser = etree.XMLParser(resolve_entities=False, no_network=True)
+    try:
+        parser.feed(body.lstrip())  # a blank line before <?xml is no truncation
+    except etree.XMLSyntaxError:
+        return False
+    try:
+        parser.close()
+    except etree.XMLSyntaxError:
+        return True
+    return False
 
 
 def _discover_feed(body: bytes, url: str) -> str:

@@ -5,7 +5,7 @@ Conditional GET (ETag, Last-Modified), a total deadline, a size cap on the decod
 are read only when the caller allows it (the CLI does; the web app must not, or anyone
 who can add a source could read the server's files), and this machine's network only
 where the fetch's `Reach` allows (`digest.gather.guard`). Every failure is a FetchError
-that says what happened and which setting or step helps.
+that says what happened and which setting or step helps first, and the URL last.
 """
 
 from __future__ import annotations
@@ -76,10 +76,10 @@ def fetch(http: requests.Session, url: str, *, etag: str = "", last_modified: st
     # A one-letter "scheme" is a Windows drive (C:\feeds\x.xml): a path.
     if scheme in ("", "file") or len(scheme) == 1:
         if not allow_files:
-            raise FetchError(f"{url}: only http and https URLs can be fetched here; "
-                             "local feed files can be added from the command line only")
+            raise _failed(url, "only http and https URLs can be fetched here; local feed "
+                               "files can be added from the command line only")
         return _read_file(url, max_bytes)
-    raise FetchError(f"{url}: cannot fetch {scheme}: URLs; give the feed's http(s) address")
+    raise _failed(url, f"cannot fetch {scheme}: URLs; give the feed's http(s) address")
 
 
 @dataclass(frozen=True)
@@ -95,14 +95,14 @@ class _Limits:
         return left
 
     def timed_out(self, url: str) -> FetchError:
-        return FetchError(
-            f"{url}: no complete answer within {self.timeout:g} s ([gather] timeout); "
-            "the site is slow or down: it will be tried again, or raise the setting")
+        return _failed(url, f"no complete answer within {self.timeout:g} s ([gather] "
+                            "timeout); the site is slow or down: it will be tried again, "
+                            "or raise the setting")
 
     def too_big(self, url: str) -> FetchError:
-        return FetchError(
-            f"{url}: the response is larger than {self.max_bytes:,} bytes ([gather] max_bytes); "
-            "raise the setting if this feed is really that large")
+        return _failed(url, f"the response is larger than {self.max_bytes:,} bytes "
+                            "([gather] max_bytes); raise the setting if this feed is "
+                            "really that large")
 
 
 def _fetch_http(http: requests.Session, url: str, headers: dict[str, str], limits: _Limits,
@@ -119,14 +119,13 @@ def _fetch_http(http: requests.Session, url: str, headers: dict[str, str], limit
         resp.close()
         target = urljoin(current, resp.headers["Location"])
         if urlsplit(target).scheme.lower() not in ("http", "https"):
-            raise FetchError(f"{url}: redirected to {target}, which is not http(s); "
-                             "check the URL")
+            raise _failed(url, f"redirected to {target}, which is not http(s); check the URL")
         if target in seen:
-            raise FetchError(f"{url}: redirect loop at {target}; check the URL in a browser")
+            raise _failed(url, f"redirect loop at {target}; check the URL in a browser")
         seen.add(target)
         current = target
-    raise FetchError(f"{url}: more than {max_redirects} redirects ([gather] max_redirects); "
-                     f"the last went to {current}: add that URL instead")
+    raise _failed(url, f"more than {max_redirects} redirects ([gather] max_redirects); "
+                       f"the last went to {current}: add that URL instead")
 
 
 def _get(http: requests.Session, url: str, headers: dict[str, str],
@@ -139,15 +138,15 @@ def _get(http: requests.Session, url: str, headers: dict[str, str],
     except requests.Timeout:
         raise limits.timed_out(url) from None
     except requests.exceptions.SSLError as exc:
-        raise FetchError(f"{url}: TLS failed ({_reason(exc)}); the site's certificate "
-                         "may be invalid or expired") from None
+        raise _failed(url, f"TLS failed ({_reason(exc)}); the site's certificate may be "
+                           "invalid or expired") from None
     except requests.ConnectionError as exc:
         if refused := refusal_in(exc):
-            raise FetchError(f"{url}: refused: {refused}") from None
-        raise FetchError(f"{url}: could not connect ({_reason(exc)}); check the URL and "
-                         "that the site is up") from None
+            raise _failed(url, f"refused: {refused}") from None
+        raise _failed(url, f"could not connect ({_reason(exc)}); check the URL and that "
+                           "the site is up") from None
     except requests.RequestException as exc:
-        raise FetchError(f"{url}: request failed ({_reason(exc)}); check the URL") from None
+        raise _failed(url, f"request failed ({_reason(exc)}); check the URL") from None
 
 
 def _finish(resp: requests.Response, url: str, limits: _Limits,
@@ -162,8 +161,8 @@ def _finish(resp: requests.Response, url: str, limits: _Limits,
         hint = _HINTS.get(resp.status_code) or (
             "the site has a problem; it will be tried again at the next fetch"
             if resp.status_code >= 500 else "check the URL")
-        raise FetchError(f"{url}: HTTP {resp.status_code} {resp.reason or ''}".rstrip()
-                         + f"; {hint}")
+        status = f"HTTP {resp.status_code} {resp.reason or ''}".rstrip()
+        raise _failed(url, f"{status}; {hint}")
     body = _read_body(resp, url, limits)
     return FetchResult(url, resp.status_code, body, content_type, etag, last_modified)
 
@@ -189,13 +188,13 @@ def _read_body(resp: requests.Response, url: str, limits: _Limits) -> bytes:
                 raise limits.too_big(url)
             limits.remaining(url)
     except urllib3.exceptions.DecodeError as exc:
-        raise FetchError(f"{url}: the server sent a corrupt compressed body ({_reason(exc)}); "
-                         "it will be tried again at the next fetch") from None
+        raise _failed(url, f"the server sent a corrupt compressed body ({_reason(exc)}); "
+                           "it will be tried again at the next fetch") from None
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         if time.monotonic() >= limits.deadline:
             raise limits.timed_out(url) from None
-        raise FetchError(f"{url}: the connection broke while reading ({_reason(exc)}); "
-                         "it will be tried again at the next fetch") from None
+        raise _failed(url, f"the connection broke while reading ({_reason(exc)}); it "
+                           "will be tried again at the next fetch") from None
     finally:
         watchdog.cancel()
     if time.monotonic() >= limits.deadline:
@@ -217,11 +216,18 @@ def _read_file(url: str, max_bytes: int) -> FetchResult:
         with path.open("rb") as f:
             body = f.read(max_bytes + 1)
     except OSError as exc:
-        raise FetchError(f"cannot read {path}: {exc.strerror or exc}; check the path") from None
+        raise _failed(str(path), f"cannot read the file: {exc.strerror or exc}; check the "
+                                 "path") from None
     if len(body) > max_bytes:
-        raise FetchError(f"{path} is larger than {max_bytes:,} bytes ([gather] max_bytes); "
-                         "raise the setting if this feed is really that large")
+        raise _failed(str(path), f"the file is larger than {max_bytes:,} bytes ([gather] "
+                                 "max_bytes); raise the setting if this feed is really "
+                                 "that large")
     return FetchResult(path.resolve().as_uri(), 200, body, "", "", "")
+
+
+def _failed(url: str, what: str) -> FetchError:
+    """A fetch failure: what happened and what to do first, then the URL (it may be long)."""
+    return FetchError(f"{what} ({url})")
 
 
 def _reason(exc: BaseException) -> str:

@@ -125,7 +125,7 @@ def test_the_manifest_lists_every_copied_feed() -> None:
 def test_corpus_feed(name: str) -> None:
     expected = EXPECTED[name]
     if expected is None:
-        with pytest.raises(FetchError, match="is not an RSS, Atom or JSON feed"):
+        with pytest.raises(FetchError, match="^not an RSS, Atom or JSON feed: "):
             load(name)
         return
     feed = load(name)
@@ -291,17 +291,18 @@ def test_json_that_is_not_a_json_feed() -> None:
 @pytest.mark.parametrize(("body", "reason"), [
     (b"", "empty"),
     (b"   \n", "empty"),
-    (b"\x00\xff\xfe garbage \x01", "not an RSS"),
-    (b"plain text, not markup at all", "not an RSS"),
-    (b"<?xml version='1.0'?><rss version='2.0'><channel><item><title><![CD", "not an RSS"),
+    (b"\x00\xff\xfe garbage \x01", "neither XML nor JSON"),
+    (b"plain text, not markup at all", "neither XML nor JSON"),
+    (b"<rss version='2.0'><channel><item><title>a</titl></item></channel></rss>",
+     "the XML is broken (mismatched tag)"),
     (b"<!DOCTYPE html><html><head><title>Blog</title></head><body><p>Hi</p></body></html>",
      "it is an HTML page; check the URL"),
 ])
 def test_documents_that_are_not_feeds(body: bytes, reason: str) -> None:
-    with pytest.raises(FetchError, match="is not an RSS, Atom or JSON feed") as info:
+    with pytest.raises(FetchError, match="^not an RSS, Atom or JSON feed: ") as info:
         parse_feed(body, "https://x.example/page")
     assert reason in str(info.value)
-    assert str(info.value).endswith("check the URL")
+    assert str(info.value).endswith("check the URL (https://x.example/page)")
 
 
 def test_an_html_page_names_its_feed() -> None:
@@ -380,3 +381,29 @@ def test_hostile_json_feed_leaves_nothing_active() -> None:
     assert (e.guid, e.link, e.title, e.author) == ("7", "", "Title", "Eve")
     assert e.image_url == "https://hostile.example/ok.png"
     assert e.summary == "sum" and e.published is None
+
+
+def test_a_feed_cut_mid_way_is_called_truncated() -> None:
+    whole = (FEEDS / "nnw_bio.rdf").read_bytes()
+    for cut in (500, 3320, 3420):  # inside a tag, after <item …>, inside a CDATA title
+        with pytest.raises(FetchError) as info:
+            parse_feed(whole[:cut], "https://connect.biorxiv.org/biorxiv_xml/")
+        assert str(info.value) == (
+            "not an RSS, Atom or JSON feed: the document is truncated; the server sent only "
+            "part of it: it will be tried again at the next fetch "
+            "(https://connect.biorxiv.org/biorxiv_xml/)")
+    # Broken in the middle is not truncated: that is said differently.
+    broken = whole.replace(b"</title>", b"</titel>", 1)
+    with pytest.raises(FetchError, match=r"the XML is broken \(mismatched tag\)"):
+        parse_feed(broken[:3420], "https://connect.biorxiv.org/biorxiv_xml/")
+
+
+def test_the_reason_comes_before_the_url() -> None:
+    url = "https://example.org/" + "long/" * 30
+    page = (b'<html><head><link rel="alternate" type="application/rss+xml" href="/feed.xml">'
+            b"</head><body>Blog</body></html>")
+    with pytest.raises(FetchError) as info:
+        parse_feed(page, url)
+    assert str(info.value) == (
+        "not an RSS, Atom or JSON feed: it is an HTML page; the page names its feed at "
+        f"https://example.org/feed.xml, add that instead ({url})")

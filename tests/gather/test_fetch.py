@@ -204,8 +204,31 @@ def test_corrupt_gzip(server: Loopback, http: requests.Session) -> None:
 def test_http_errors(server: Loopback, http: requests.Session, status: int,
                      words: str) -> None:
     server.route("/err")(lambda h: h.send_error(status))
-    with pytest.raises(FetchError, match=words):
-        fetch(http, server.url("/err"))
+    url = server.url("/err")
+    with pytest.raises(FetchError, match=words) as info:
+        fetch(http, url)
+    # The reason first, the URL after: a long URL does not push the reason out of sight.
+    assert str(info.value).startswith(f"HTTP {status} ")
+    assert str(info.value).endswith(f" ({url})")
+
+
+def test_every_fetch_error_puts_the_reason_before_the_url(
+        server: Loopback, http: requests.Session, tmp_path: Path) -> None:
+    long_url = server.url("/loop?" + "x" * 150)
+    server.route("/loop")(lambda h: redirect(h, 302, long_url))
+    with pytest.raises(FetchError) as loop:
+        fetch(http, long_url)
+    assert str(loop.value).startswith("redirect loop at ")
+    assert str(loop.value).endswith(f"({long_url})")
+    with pytest.raises(FetchError) as scheme:
+        fetch(http, "ftp://example.com/feed")
+    assert str(scheme.value) == ("cannot fetch ftp: URLs; give the feed's http(s) address "
+                                 "(ftp://example.com/feed)")
+    missing = tmp_path / "missing.xml"
+    with pytest.raises(FetchError) as unreadable:
+        fetch(http, str(missing), allow_files=True)
+    assert str(unreadable.value) == (
+        f"cannot read the file: No such file or directory; check the path ({missing})")
 
 
 def test_connection_refused(http: requests.Session) -> None:
@@ -238,7 +261,8 @@ def test_malformed_xml_end_to_end(server: Loopback, http: requests.Session) -> N
     broken = b"<?xml version='1.0'?><rss version='2.0'><channel><title>x</title><item><title><![CD"
     server.route("/broken")(lambda h: h.reply(broken, Content_Type="application/rss+xml"))
     result = fetch(http, server.url("/broken"))
-    with pytest.raises(FetchError, match="is not an RSS, Atom or JSON feed"):
+    with pytest.raises(FetchError, match="not an RSS, Atom or JSON feed: the document is "
+                                         "truncated"):
         parse_feed(result.body, result.url, result.content_type)
 
 
@@ -250,7 +274,7 @@ def test_local_files_only_when_allowed(http: requests.Session, tmp_path: Path) -
         result = fetch(http, url, allow_files=True)
         assert result.body == path.read_bytes() and result.url == path.as_uri()
         assert len(parse_feed(result.body, result.url).entries) == 5
-    with pytest.raises(FetchError, match=r"cannot read .*missing\.xml: No such file"):
+    with pytest.raises(FetchError, match=r"cannot read the file: No such file.*missing\.xml"):
         fetch(http, str(tmp_path / "missing.xml"), allow_files=True)
     with pytest.raises(FetchError, match="larger than 100 bytes"):
         fetch(http, str(path), allow_files=True, max_bytes=100)
