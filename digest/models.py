@@ -76,13 +76,22 @@ def _identity(name: str, column: str, where: str) -> Index:
 
 
 class Article(Base):
-    """One gathered article, sanitized. Deduplicated per source by guid, link, content hash.
+    """One gathered article, sanitized. Deduplicated per source by guid, link and text.
 
-    Its identity within its source is its guid, else its link, else its text's hash:
-    the first of those keys that the dedup compares (digest.gather.sources). The three
-    partial unique indexes hold it, so a fetch racing another fetch of the source cannot
-    store an entry twice: its INSERT finds the row there and does nothing. (The plain
-    indexes serve the dedup's lookups, which match any row's link or hash.)
+    Which entry of a feed is which stored article, digest.gather.identity decides from
+    all three (a guid with a new link and new words is a new post; links compare by
+    `link_key`). Its identity in the table is its guid, else its link, else its text's
+    hash; the three partial unique indexes hold it, so a fetch racing another fetch of
+    the source cannot store an entry twice: its INSERT finds the row there and does
+    nothing. (The plain indexes serve the dedup's lookups, which match any row's link,
+    key or hash.)
+
+    `guid` is the feed's, except for a post that a feed gave a guid one of the source's
+    articles already has (scripting.com's two posts of a minute; a CMS that hands an old
+    id to a new story): it is stored as `<guid>#reused-<12 hex digits of its link and
+    text>`, which the dedup reads as that guid. `published_at` is the feed's date, or,
+    for an undated item (`date_from_feed` false), the time it was first seen: a stand-in
+    for sorting, never to be shown as its date.
     """
 
     __tablename__ = "articles"
@@ -101,7 +110,8 @@ class Article(Base):
     source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
     guid: Mapped[str] = mapped_column(String(2000), default="")
     link: Mapped[str] = mapped_column(String(2000), default="")
-    # What every link to this page shares (digest.gather.links.link_key): "" without a link.
+    # What every link to this page shares (digest.gather.links.link_key), from its page's
+    # canonical link when a full-text fetch read one, else the feed's: "" without a link.
     link_key: Mapped[str] = mapped_column(String(2000), default="", server_default="")
     content_hash: Mapped[str] = mapped_column(String(64))
     title: Mapped[str] = mapped_column(Text, default="")
@@ -118,8 +128,9 @@ class Article(Base):
     published_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     date_from_feed: Mapped[bool] = mapped_column(Boolean, default=True)
     first_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-    # An undated item found on its source's first fetch: old news of unknown age, never
-    # offered by itself (an editor may still add it).
+    # An undated item found on its source's first successful fetch: old news of unknown
+    # age, never offered by itself (an editor may still add it). Undated items that
+    # appear later are news (false).
     backlog: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     source: Mapped[Source] = relationship(back_populates="articles")

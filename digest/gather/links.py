@@ -18,6 +18,7 @@ TRACKING = frozenset({
     "_hsenc", "_hsmi", "__hssc", "__hstc", "__hsfp", "hsctatracking", "mkt_tok",
     "oly_anon_id", "oly_enc_id", "vero_conv", "vero_id", "wickedid", "rb_clickid",
     "s_cid", "ncid", "sr_share", "cmpid", "ito", "at_medium", "at_campaign",
+    "wt_mc", "wt_zmc",  # Webtrekk (Mapp): heise.de tags each feed's links ("rss.ho.beitrag.rdf")
 })
 _TRACKING_PREFIXES = ("utm_", "pk_", "mtm_", "ga_")
 _DEFAULT_PORTS = {"http": "80", "https": "443"}

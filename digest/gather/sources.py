@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from sqlalchemy import CursorResult, or_, select
+from sqlalchemy import CursorResult, Row, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -28,7 +28,9 @@ from digest.gather.extract import PageEnricher
 from digest.gather.feeds import Entry, Feed, parse_feed
 from digest.gather.fetch import fetch
 from digest.gather.guard import Reach
+from digest.gather.identity import GUID_CHARS, Identity, identity, new_entries
 from digest.gather.lease import lease_length, new_owner, release_lease, take_lease
+from digest.gather.links import link_key
 from digest.models import Article, ListSource, Source
 from subscribers.models import MailingList
 
@@ -215,24 +217,25 @@ def store_entries(s: Session, source: Source, feed: Feed, now: dt.datetime,
                   enrich: Callable[[Entry], Entry] | None = None) -> tuple[int, int]:
     """Insert the feed's new entries; returns (new, seen).
 
-    An entry is old when its guid, else its link, else its content hash is already
-    stored for this source; the same rules drop repeats inside one document. `enrich`
-    (a full-text source's page fetcher) sees new entries only, and the hash stays the
+    Which entries are new, and under which guid, digest.gather.identity says, against
+    the source's stored articles and the document's earlier entries. `enrich` (a
+    full-text source's page fetcher) sees new entries only, and the hash stays the
     feed's, so the next fetch recognizes them. An entry that another fetch stored
     meanwhile is not stored again (Article's identity is unique) and is not counted.
+    Undated entries of the source's first successful fetch are its backlog (Article).
     """
     # Feeds list entries in any order; keep the newest when there are too many.
     entries = sorted(feed.entries, key=lambda e: e.published or now, reverse=True)
     entries = entries[:max_entries]
     hashes = [content_hash(e.title, e.summary) for e in entries]
-    known = _known_keys(s, source.id, entries, hashes)
-    rows = []
-    for entry, digest_hash in zip(entries, hashes, strict=True):
-        keys = _keys(entry, digest_hash)
-        if keys & known:
-            continue
-        known |= keys
-        rows.append(_article(source, enrich(entry) if enrich else entry, digest_hash, now))
+    stored = _stored(s, source.id, entries, hashes)
+    fresh = new_entries(entries, hashes, stored)
+    if fresh:  # one may be an article stored under its page's canonical link's key
+        fresh = new_entries(entries, hashes, stored + _renamed(s, source.id))
+    first = source.last_success_at is None  # recorded after this, on success
+    rows = [_article(source, enrich(entry) if enrich else entry, digest_hash, guid, now,
+                     first)
+            for entry, digest_hash, guid in fresh]
     # Every write waits for the pages: the first would hold SQLite's write lock (on
     # PostgreSQL, the source's row) for as long as they take, stalling other writers.
     _name_source(source, feed)
@@ -261,50 +264,54 @@ def _insert(s: Session, rows: list[dict[str, Any]]) -> int:
     return new
 
 
-def _keys(entry: Entry, digest_hash: str) -> set[str]:
-    # An entry without text (a photo post, say) has the hash of nothing, shared by all
-    # such entries: it is told apart by guid and link; with neither, that hash is all
-    # it has, as it is its identity in the table (see Article).
-    keys = set()
-    if entry.title or entry.summary or not (entry.guid or entry.link):
-        keys.add("h:" + digest_hash)
-    if entry.guid:
-        keys.add("g:" + entry.guid)
-    if entry.link:
-        keys.add("l:" + entry.link)
-    return keys
-
-
-def _known_keys(s: Session, source_id: int, entries: list[Entry],
-                hashes: list[str]) -> set[str]:
-    guids = [e.guid for e in entries if e.guid]
+def _stored(s: Session, source_id: int, entries: list[Entry],
+            hashes: list[str]) -> list[Identity]:
+    """The source's articles that share a guid, a link, a link's key or a text with an
+    entry: the only ones that can be it."""
+    guids = [e.guid[:GUID_CHARS] for e in entries if e.guid]
     links = [e.link for e in entries if e.link]
+    keys = [key for key in map(link_key, links) if key]
     rows = s.execute(
-        select(Article.guid, Article.link, Article.content_hash).where(
+        select(Article.guid, Article.link, Article.link_key, Article.content_hash).where(
             Article.source_id == source_id,
             or_(Article.guid.in_(guids), Article.link.in_(links),
-                Article.content_hash.in_(hashes)),
+                Article.link_key.in_(keys), Article.content_hash.in_(hashes)),
         )
     )
-    known: set[str] = set()
-    for guid, link, digest_hash in rows:
-        known.add("h:" + digest_hash)
-        if guid:
-            known.add("g:" + guid)
-        if link:
-            known.add("l:" + link)
-    return known
+    return _identities(rows)
 
 
-def _article(source: Source, e: Entry, digest_hash: str, now: dt.datetime) -> dict[str, Any]:
+def _renamed(s: Session, source_id: int) -> list[Identity]:
+    """The source's articles whose key is not their link's but their page's canonical
+    link's: the feed's link, all the next fetch has, matches neither the row's link (it
+    may have gained or lost tracking parameters) nor its key. A row whose link does not
+    contain its key is one (or has its query in another order: compared, no harm)."""
+    rows = s.execute(
+        select(Article.guid, Article.link, Article.link_key, Article.content_hash).where(
+            Article.source_id == source_id, Article.link_key != "",
+            ~Article.link.contains(Article.link_key)))
+    return _identities(rows)
+
+
+def _identities(rows: Iterable[Row[str, str, str, str]]) -> list[Identity]:
+    # A row's key is its page's canonical link's when the page named one: the feed's
+    # own link, all the next fetch has, is recognised by its own key.
+    return [identity(guid, link, digest_hash, key) for guid, link, key, digest_hash in rows]
+
+
+def _article(source: Source, e: Entry, digest_hash: str, guid: str, now: dt.datetime,
+             first_fetch: bool) -> dict[str, Any]:
+    undated = e.published is None
     return dict(
-        source_id=source.id, guid=e.guid[:2000], link=e.link[:2000], content_hash=digest_hash,
+        source_id=source.id, guid=guid, link=e.link[:2000],
+        link_key=link_key(e.canonical or e.link)[:2000], content_hash=digest_hash,
         title=e.title, author=e.author[:300], summary=e.summary, content_html=e.content_html,
         image_url=e.image_url[:2000], image_caption=e.image_caption,
         image_credit=e.image_credit, image_width=e.image_width, image_height=e.image_height,
         language=e.language[:16],
-        published_at=e.published or now, date_from_feed=e.published is not None,
-        first_seen_at=now,
+        # Undated: the first-seen time stands in, never shown as the article's date.
+        published_at=e.published or now, date_from_feed=not undated,
+        first_seen_at=now, backlog=undated and first_fetch,
     )
 
 

@@ -1,0 +1,264 @@
+"""An article's identity when it is stored: each story of a source once, none lost.
+
+Feeds are served on loopback and fetched through `App.fetch`, as the scheduler does;
+the stories are real feeds of the corpus (tests/data/feeds) or shaped on them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from digest.app import App
+from digest.gather.feeds import Entry, parse_feed
+from digest.gather.feeds import Feed as Parsed
+from digest.gather.sources import SourceReport, store_entries
+from digest.models import Article, Source
+from tests.conftest import DATA, Clock
+
+from .conftest import Handler, Loopback
+
+FEEDS = DATA / "feeds"
+
+
+class Feed:
+    """The document the loopback server hands out at /feed.xml, changed between fetches."""
+
+    def __init__(self, server: Loopback, body: bytes = b"") -> None:
+        self.body = body
+        self.status = 200
+        server.route("/feed.xml")(self._reply)
+
+    def _reply(self, h: Handler) -> None:
+        h.reply(self.body, self.status, Content_Type="application/rss+xml")
+
+
+def _source(app: App, server: Loopback) -> int:
+    with app.sessions() as s:
+        source = Source(url=server.url("/feed.xml"))
+        s.add(source)
+        s.commit()
+        return source.id
+
+
+def _fetch(app: App, source_id: int) -> SourceReport:
+    with app.sessions() as s:
+        (report,) = app.fetch(s, source_id)
+        return report
+
+
+def _articles(app: App, source_id: int) -> list[Article]:
+    with app.sessions() as s:
+        return list(s.scalars(select(Article).where(Article.source_id == source_id)
+                              .order_by(Article.id)))
+
+
+def _rss(*items: str) -> bytes:
+    return ('<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+            f"<title>heise online News</title><link>https://www.heise.de/newsticker/</link>"
+            f"{''.join(items)}</channel></rss>").encode()
+
+
+def _item(title: str, link: str, teaser: str, *, guid: str = "", date: str = "") -> str:
+    return (f"<item><title>{title}</title><link>{link}</link>"
+            + (f'<guid isPermaLink="false">{guid}</guid>' if guid else "")
+            + f"<description>{teaser}</description>"
+            + (f"<pubDate>{date}</pubDate>" if date else "") + "</item>")
+
+
+# -- undated items ----------------------------------------------------------------------
+
+HEISE = (FEEDS / "mf_heise_rss090.rdf").read_bytes()  # 60 items, none of them dated
+HEISE_NEW = b"""
+	<item>
+		<title>Raspberry Pi 3 Model A+ vorgestellt</title>
+		<link>https://www.heise.de/newsticker/meldung/Raspberry-Pi-3-Model-A-4216384.html?wt_mc=rss.ho.beitrag.rdf</link>
+			<description>Die Raspberry Pi Foundation bringt den kleinen Pi 3B+.</description>
+	</item>
+"""
+
+
+def test_undated_items_of_the_first_fetch_are_backlog_later_ones_are_news(
+        app: App, server: Loopback, clock: Clock) -> None:
+    feed = Feed(server)
+    feed.status = 503  # a first fetch that fails is no first fetch
+    source_id = _source(app, server)
+    assert _fetch(app, source_id).status == "error"
+    feed.status, feed.body = 200, HEISE
+    first = clock.advance(minutes=15)
+    assert (_fetch(app, source_id).new) == 60
+    stored = _articles(app, source_id)
+    assert {(a.backlog, a.date_from_feed, a.published_at) for a in stored} == {
+        (True, False, first)}
+    # Heise puts a new story on top; it has no date either, but it is news.
+    feed.body = HEISE.replace(b"</channel>\n", b"</channel>\n" + HEISE_NEW, 1)
+    assert HEISE_NEW in feed.body
+    later = clock.advance(minutes=15)
+    assert _fetch(app, source_id).new == 1
+    *old, new = _articles(app, source_id)
+    assert new.title == "Raspberry Pi 3 Model A+ vorgestellt"
+    assert (new.backlog, new.date_from_feed, new.published_at) == (False, False, later)
+    assert len(old) == 60 and all(a.backlog and a.published_at == first for a in old)
+
+
+# -- links ------------------------------------------------------------------------------
+
+OLED = "www.heise.de/newsticker/meldung/OLED-TVs-Vorsichtsmassnahmen-gegen-Einbrennen-4205274"
+IBM = "www.heise.de/newsticker/meldung/Mega-Deal-IBM-uebernimmt-Red-Hat-4205582"
+EPIC = "www.heise.de/newsticker/meldung/Fortnite-Macher-Epic-Games-soll-15-Milliarden"
+
+
+def test_a_link_that_gains_tracking_https_or_a_slash_is_the_same_article(
+        app: App, server: Loopback, clock: Clock) -> None:
+    # Heise's items have no guid and no date; its links carry a Webtrekk tag, which
+    # names the feed they came through. Between fetches each teaser was reworded.
+    feed = Feed(server, _rss(
+        _item("OLED-TVs: Vorsichtsmaßnahmen gegen Einbrennen",
+              f"http://{OLED}.html?wt_mc=rss.ho.beitrag.rdf", "Wer gerade einen OLED kauft."),
+        _item("Mega-Deal: IBM übernimmt Red Hat", f"http://{IBM}.html",
+              "Giganten-Hochzeit in den USA."),
+        _item("Fortnite-Macher: Epic Games soll 15 Milliarden Dollar wert sein",
+              f"https://{EPIC}", "Epic Games konnte neue Geldgeber überzeugen.")))
+    source_id = _source(app, server)
+    assert _fetch(app, source_id).new == 3
+    feed.body = _rss(
+        _item("OLED-TVs: Vorsichtsmaßnahmen gegen Einbrennen",
+              f"https://{OLED}.html?wt_mc=rss.ho.beitrag.atom&utm_source=rss",
+              "Wer gerade einen OLED-Fernseher kauft, sollte Hinweise beachten."),
+        _item("Mega-Deal: IBM übernimmt Red Hat", f"https://{IBM}.html",
+              "Giganten-Hochzeit in den USA: IBM zahlt 30 Milliarden Euro."),
+        _item("Fortnite-Macher: Epic Games soll 15 Milliarden Dollar wert sein",
+              f"https://{EPIC}/", "Insgesamt flossen 1,25 Milliarden US-Dollar."))
+    clock.advance(minutes=15)
+    report = _fetch(app, source_id)
+    assert (report.new, report.seen) == (0, 3)
+    assert [a.link_key for a in _articles(app, source_id)] == [f"{OLED}.html", f"{IBM}.html",
+                                                                EPIC]
+
+
+def test_an_article_stored_under_its_pages_canonical_link_is_known_by_the_feeds_link(
+        app: App, clock: Clock) -> None:
+    # WordPress feeds may link an article by its short link; the page names its
+    # permalink. The next fetch has the short link only, without the tag this time.
+    def feed(link: str, teaser: str) -> list[Entry]:
+        doc = _rss(_item("Harbour ferry back in service", link, teaser,
+                         date="Fri, 27 Nov 2026 05:00:00 GMT"))
+        return parse_feed(doc, "https://harbour.example/feed/", now=clock()).entries
+
+    def page(entry: Entry) -> Entry:
+        return dataclasses.replace(entry, canonical="https://harbour.example/2026/11/ferry/")
+
+    with app.sessions() as s:
+        source = Source(url="https://harbour.example/feed/", full_text=True)
+        s.add(source)
+        s.flush()
+        first = feed("https://harbour.example/?p=4711&utm_source=rss", "The ferry sails.")
+        assert _store(s, source, first, clock, page) == 1
+        (article,) = s.scalars(select(Article))
+        assert article.link_key == "harbour.example/2026/11/ferry"
+        again = feed("https://harbour.example/?p=4711", "The ferry sails again at six.")
+        assert _store(s, source, again, clock, page) == 0
+
+
+def _store(s: Session, source: Source, entries: list[Entry], clock: Clock,
+           enrich: Callable[[Entry], Entry]) -> int:
+    new, _seen = store_entries(s, source, Parsed("Harbour", "", "en", entries), clock(), 200,
+                               enrich)
+    source.last_success_at = clock()
+    s.flush()
+    return new
+
+
+# -- guids ------------------------------------------------------------------------------
+
+SCRIPTING = (FEEDS / "nnw_scriptingNews.rss").read_bytes()
+ITEM = re.compile(rb"<item>.*?</item>\s*", re.S)
+
+
+def _without(doc: bytes, *dates: bytes) -> bytes:
+    """The document without the items published at those times."""
+    return ITEM.sub(lambda m: b"" if any(d in m.group(0) for d in dates) else m.group(0), doc)
+
+
+def test_two_posts_under_one_guid_are_both_kept(app: App, server: Loopback,
+                                               clock: Clock) -> None:
+    # scripting.com gave two posts of a day one guid and link (same minute's anchor):
+    # "Good morning Internet guzzlers!" at 12:27:31, the Dropbox post at 12:32:31.
+    later = (b"Sun, 25 Jun 2017 12:32:31 GMT", b"Sat, 24 Jun 2017 14:52:32 GMT")
+    feed = Feed(server, _without(SCRIPTING, *later))
+    source_id = _source(app, server)
+    assert _fetch(app, source_id).new == 48  # fetched before the second posts were up
+    feed.body = SCRIPTING
+    clock.advance(minutes=15)
+    report = _fetch(app, source_id)
+    assert (report.new, report.seen) == (2, 50)
+    stored = _articles(app, source_id)
+    twins = [a for a in stored if a.link == "http://scripting.com/2017/06/25.html#a080631"]
+    assert [a.summary[:20] for a in twins] == ["Good morning Interne", "In 2015 I wrote that"]
+    assert twins[1].guid.startswith("http://scripting.com/2017/06/25.html#a080631#reused-")
+    clock.advance(minutes=15)
+    assert _fetch(app, source_id).new == 0
+    # A first fetch of the whole document keeps all 50 as well.
+    with app.sessions() as s:
+        s.execute(delete(Article))
+        s.get_one(Source, source_id).last_success_at = None
+        s.commit()
+    assert _fetch(app, source_id).new == 50
+
+
+def test_a_guid_given_to_another_post_is_another_article(app: App, server: Loopback,
+                                                         clock: Clock) -> None:
+    day = "Fri, 27 Nov 2026 0{}:00:00 GMT"
+    feed = Feed(server, _rss(
+        _item("Council approves sea wall", "https://harbour.example/news/sea-wall",
+              "The council voted 7 to 2.", guid="story-17", date=day.format(5)),
+        _item("Ferry back in service", "https://harbour.example/news/ferry",
+              "The ferry sails at six.", guid="story-18", date=day.format(6))))
+    source_id = _source(app, server)
+    assert _fetch(app, source_id).new == 2
+    # An edited teaser under the same guid and link, and a moved link with the same
+    # text, are the same articles.
+    feed.body = _rss(
+        _item("Council approves sea wall", "https://harbour.example/news/sea-wall",
+              "The council voted 7 to 2; work starts in May.", guid="story-17",
+              date=day.format(5)),
+        _item("Ferry back in service", "https://harbour.example/2026/11/27/ferry",
+              "The ferry sails at six.", guid="story-18", date=day.format(6)))
+    clock.advance(minutes=15)
+    assert _fetch(app, source_id).new == 0
+    # The CMS hands story-17 to a new post: another link, other words.
+    festival = _item("Harbour festival this weekend", "https://harbour.example/news/festival",
+                     "Boats, music and fish soup.", guid="story-17", date=day.format(7))
+    feed.body = _rss(festival, _item(
+        "Ferry back in service", "https://harbour.example/2026/11/27/ferry",
+        "The ferry sails at six.", guid="story-18", date=day.format(6)))
+    clock.advance(minutes=15)
+    assert _fetch(app, source_id).new == 1
+    stored = {a.title: a for a in _articles(app, source_id)}
+    assert sorted(stored) == ["Council approves sea wall", "Ferry back in service",
+                              "Harbour festival this weekend"]
+    assert stored["Council approves sea wall"].summary == "The council voted 7 to 2."
+    assert stored["Harbour festival this weekend"].guid.startswith("story-17#reused-")
+    clock.advance(minutes=15)
+    assert _fetch(app, source_id).new == 0
+    # The sea wall story back in the feed beside the festival: both are known.
+    feed.body = _rss(festival, _item(
+        "Council approves sea wall", "https://harbour.example/news/sea-wall",
+        "The council voted 7 to 2.", guid="story-17", date=day.format(5)))
+    assert _fetch(app, source_id).new == 0
+
+
+def test_two_posts_with_one_link_and_their_own_guids_are_both_kept(
+        app: App, server: Loopback) -> None:
+    # Daring Fireball links a sponsor's site from a "[Sponsor]" post and again from the
+    # week's thank-you post: one link, two guids, two texts.
+    Feed(server, (FEEDS / "nnw_DaringFireball.atom").read_bytes())
+    source_id = _source(app, server)
+    assert _fetch(app, source_id).new == 48
+    titles = [a.title for a in _articles(app, source_id) if a.link == "http://mnml.af/"]
+    assert sorted(titles) == ["Mnml – A Mac Client for Medium",
+                              "[Sponsor] MNML: A macOS Writing App for Medium.com"]
