@@ -241,3 +241,47 @@ def test_upgrading_to_login_sessions_keeps_users_and_their_tokens(settings: Sett
             assert conn.scalar(text("SELECT count(*) FROM login_sessions")) == 0
     finally:
         app.close()
+
+
+def test_upgrading_to_0011_gives_stored_articles_their_link_keys(settings: Settings,
+                                                                 clock: Clock) -> None:
+    """0011 adds articles.link_key and fills it for the articles already stored, so the
+    next fetch and the next edition know them by it: an article linked with tracking
+    parameters, over http, with a trailing slash, is one page with its twins."""
+    app = App(settings, clock=clock)
+    try:
+        upgrade(app.engine, "0010")
+        articles = table("articles", column("source_id", Integer), column("guid", String),
+                         column("link", String), column("content_hash", String),
+                         column("title", String), column("author", String),
+                         column("summary", String), column("content_html", String),
+                         column("image_url", String), column("image_caption", String),
+                         column("language", String), column("published_at", UTCDateTime()),
+                         column("date_from_feed", Boolean),
+                         column("first_seen_at", UTCDateTime()))
+        links = {
+            "g1": "http://www.heise.de/newsticker/meldung/IBM-4205582.html?wt_mc=rss.ho.beitrag.rdf",
+            "g2": "https://Example.org/2026/11/ferry/?utm_source=rss&id=7#comments",
+            "g3": "",
+        }
+        with app.engine.begin() as conn:
+            conn.execute(text("INSERT INTO sources (id, url, kind, title, site_url, full_text, "
+                              "created_at, etag, last_modified, last_error, "
+                              "consecutive_failures) VALUES (1, 'https://example.org/feed', "
+                              "'feed', '', '', false, :now, '', '', '', 0)")
+                         .bindparams(bindparam("now", clock(), UTCDateTime())))
+            for guid, link in links.items():
+                conn.execute(insert(articles).values(
+                    source_id=1, guid=guid, link=link, content_hash=guid * 32, title=guid,
+                    author="", summary="", content_html="", image_url="", image_caption="",
+                    language="", published_at=clock(), date_from_feed=True,
+                    first_seen_at=clock()))
+        upgrade(app.engine)
+        with app.sessions() as s:
+            keys = dict(s.execute(select(Article.guid, Article.link_key)).all())
+            backlog = set(s.scalars(select(Article.backlog)))
+        assert keys == {"g1": "www.heise.de/newsticker/meldung/IBM-4205582.html",
+                        "g2": "example.org/2026/11/ferry?id=7", "g3": ""}
+        assert backlog == {False}
+    finally:
+        app.close()
