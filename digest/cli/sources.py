@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import click
-from rich.table import Table
+from rich.table import Column, Table
 from sqlalchemy import func, select
 
 from digest.app import App
@@ -47,13 +47,17 @@ def sources_ls(app: App) -> None:
         lists_of = dict(s.execute(
             select(ListSource.source_id, func.count()).group_by(ListSource.source_id)
         ).all())
-        table = Table("id", "source", "lists", "articles", "last success", "failures",
-                      "last error")
+        table = Table("id", Column("source", overflow="fold"), "lists", "articles",
+                      "last success", "failures", Column("last error", overflow="fold"))
         for src in s.scalars(select(Source).order_by(Source.id)):
+            # The whole URL, under the title: folded onto more lines in a narrow
+            # terminal, never cut or ellipsized (it is what `sources add` was given).
+            label = source_label(src)
             add_row(table,
-                str(src.id), source_label(src), str(lists_of.get(src.id, 0)),
-                str(articles.get(src.id, 0)), when(src.last_success_at),
-                str(src.consecutive_failures), (src.last_error or "")[:80],
+                str(src.id), src.url if label == src.url else f"{label}\n{src.url}",
+                str(lists_of.get(src.id, 0)), str(articles.get(src.id, 0)),
+                when(src.last_success_at), str(src.consecutive_failures),
+                src.last_error or "",
             )
         print_table(table)
 
@@ -72,9 +76,10 @@ def fetch(app: App, source_id: int | None) -> None:
 
 def print_fetch_summary(reports: list[SourceReport]) -> None:
     """A table of what each source brought, and a one-line total."""
-    table = Table("source", "status", "new", "in feed", "error or note")
+    table = Table(Column("source", overflow="fold"), "status", "new", "in feed",
+                  Column("error or note", overflow="fold"))
     for r in reports:
-        add_row(table, r.url[-60:], r.status, str(r.new), str(r.seen), r.note)
+        add_row(table, r.url, r.status, str(r.new), str(r.seen), r.note)
     print_table(table)
     errors = sum(r.status == "error" for r in reports)
     busy = sum(r.status == BUSY for r in reports)
