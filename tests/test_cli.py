@@ -155,6 +155,17 @@ def test_local_time_is_a_list_setting(run) -> None:  # type: ignore[no-untyped-d
     assert r.exit_code == 0 and "daily local time: off → on" in r.output, r.output
 
 
+def test_keep_tracking_is_a_list_setting(run) -> None:  # type: ignore[no-untyped-def]
+    run("init")
+    r = run("lists", "create", "daily", "--from", "D <d@news.example.org>", "--keep-tracking")
+    assert r.exit_code == 0, r.output
+    assert "  keep tracking on\n" in run("lists", "show", "daily").output
+    r = run("lists", "set", "daily", "--clean-links")
+    assert r.exit_code == 0 and "daily keep tracking: on → off" in r.output, r.output
+    r = run("lists", "create", "other", "--from", "O <o@news.example.org>")
+    assert "  keep tracking off\n" in run("lists", "show", "other").output
+
+
 def test_sending_a_draft_without_articles_says_what_to_do(
     app: App, clock: Clock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

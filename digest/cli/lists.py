@@ -27,6 +27,7 @@ LABELS = {
     "reply_to": "reply-to", "schedule": "schedule", "timezone": "timezone", "mode": "mode",
     "language": "language", "double_optin": "double opt-in", "local_time": "local time",
     "review_policy": "review policy", "editor_emails": "editors", "public": "public",
+    "keep_tracking": "keep tracking",
 }
 
 
@@ -53,6 +54,9 @@ def lists() -> None:
               help="Whether people who sign up must confirm by a link in mail.")
 @click.option("--public/--private", default=True, show_default=True,
               help="Whether the sign-up form and the archive show the list.")
+@click.option("--keep-tracking/--clean-links", default=False, show_default=True,
+              help="Whether article links in mail keep their tracking parameters "
+                   "(utm_*, fbclid, ...); by default they are dropped.")
 @with_app
 def lists_create(app: App, name: str, **settings: Any) -> None:
     """Create a list."""
@@ -127,6 +131,9 @@ def lists_show(app: App, name: str) -> None:
               help='Who is told about held drafts: "a@example.org, b@example.org".')
 @click.option("--public/--private", default=None,
               help="Whether the sign-up form and the archive show the list.")
+@click.option("--keep-tracking/--clean-links", default=None,
+              help="Whether article links in mail keep their tracking parameters "
+                   "(utm_*, fbclid, ...).")
 @with_app
 def lists_set(app: App, name: str, **options: Any) -> None:
     """Change a list's settings; only those given change."""
@@ -136,7 +143,7 @@ def lists_set(app: App, name: str, **options: Any) -> None:
             "nothing to change; give at least one of --title, --from, --reply-to, "
             "--schedule, --timezone, --mode, --description, --language, "
             "--double-optin/--single-optin, --local-time/--list-time, --review-policy, "
-            "--editors, --public/--private"
+            "--editors, --public/--private, --keep-tracking/--clean-links"
         )
     with app.sessions() as s:
         mlist = get_list(s, name)

@@ -90,8 +90,23 @@ def test_a_list_is_created_then_its_settings_saved(admin_client: TestClient, wor
             "Weekly Digest", "30 6 * * mon-fri", "Asia/Seoul", "review")
         assert (weekly.review_policy, weekly.editor_emails, weekly.language) == (
             "notify", "ed@example.org", "ko")
-        # Unticked boxes are off: double opt-in and public were not sent.
+        # Unticked boxes are off: double opt-in, public and keep tracking were not sent.
         assert (weekly.local_time, weekly.double_optin, weekly.public) == (True, False, False)
+        assert weekly.keep_tracking is False
+
+
+def test_keep_tracking_is_ticked_on_the_settings_form(admin_client: TestClient, world: World,
+                                                      app: App) -> None:
+    form = admin_client.get("/admin/lists/news").text
+    assert 'name="keep_tracking"' in form and "Keep tracking in links" in form
+    saved = _post(admin_client, "/admin/lists/news", title="Morning News",
+                  from_addr="News <n@example.org>", reply_to="", schedule="0 7 * * *",
+                  timezone="UTC", mode="auto", review_policy="hold", editor_emails="",
+                  language="en", double_optin="on", public="on", keep_tracking="on")
+    assert saved.status_code == 303
+    with app.sessions() as s:
+        assert get_list(s, "news").keep_tracking is True
+    assert 'name="keep_tracking" checked' in admin_client.get("/admin/lists/news").text
 
 
 def test_bad_settings_change_nothing_and_come_back_as_typed(

@@ -65,6 +65,10 @@ def test_admins_change_rename_archive_and_restore_a_list(
     changed = admin_api.patch("/lists/news", json={"title": "Evening News", "public": False,
                                                    "description": None}).json()
     assert changed["title"] == "Evening News" and changed["public"] is False
+    assert changed["keep_tracking"] is False
+    changed = admin_api.patch("/lists/news", json={"keep_tracking": True}).json()
+    assert changed["keep_tracking"] is True
+    assert admin_api.get("/lists/news").json()["keep_tracking"] is True
     renamed = admin_api.patch("/lists/news", json={"name": "evening"}).json()
     assert renamed["name"] == "evening"
     error_of(admin_api.get("/lists/news"), 404, "not_found")

@@ -50,7 +50,7 @@ router = APIRouter(include_in_schema=False)
 
 TEXT_FIELDS = ("title", "description", "from_addr", "reply_to", "schedule", "timezone",
                "mode", "review_policy", "editor_emails", "language")
-FLAGS = ("double_optin", "local_time", "public")
+FLAGS = ("double_optin", "local_time", "public", "keep_tracking")
 #: The fields of the short form that creates a list; the rest is on its settings page.
 NEW_FIELDS = ("title", "from_addr", "schedule", "timezone", "language")
 NEW_FLAGS = ("double_optin", "public")

@@ -94,6 +94,8 @@ class ListOut(BaseModel):
     local_time: bool
     language: str
     public: bool
+    keep_tracking: bool = Field(description="Article links in mail keep utm_*, fbclid and "
+                                "the like; false: they are dropped")
     created_at: dt.datetime
     archived_at: dt.datetime | None
     members: MemberCounts
@@ -121,6 +123,7 @@ class ListSettings(Request):
     local_time: bool | None = None
     language: str | None = Field(None, max_length=16, examples=["en"])
     public: bool | None = None
+    keep_tracking: bool | None = None
 
 
 class ListCreate(ListSettings):
