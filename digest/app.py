@@ -163,7 +163,9 @@ class App:
         g = self.settings
         return EditionRules(window_hours=g["edition.window_hours"],
                             max_items=g["edition.max_items"],
-                            summary_chars=g["edition.summary_chars"])
+                            summary_chars=g["edition.summary_chars"],
+                            late_hours=g["edition.late_hours"],
+                            brief_max=g["edition.brief_max"])
 
     def send_options(self) -> worker.SendOptions:
         g = self.settings

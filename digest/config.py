@@ -63,7 +63,14 @@ SETTINGS: tuple[Setting, ...] = (
             "on this machine's network (an admin added it)."),
     Setting("edition", "window_hours", 24,
             "A list's first edition takes articles published this many hours back."),
-    Setting("edition", "max_items", 20, "Most articles in one edition."),
+    Setting("edition", "max_items", 20, "Most articles told in full in one edition."),
+    Setting("edition", "brief_max", 100,
+            "Most further new articles listed by headline under \"Also new\" (0: no limit); "
+            "any beyond stay proposals on the desk and are not mailed."),
+    Setting("edition", "late_hours", 48,
+            "An article first seen since the last edition goes in the next one when dated "
+            "at most this many hours before the last edition; older ones are a new "
+            "source's archive."),
     Setting("edition", "summary_chars", 320, "Longest blurb taken from an article, in characters."),
     Setting("delivery", "backend", "outbox", "Where mail goes: outbox or smtp."),
     Setting("delivery", "outbox_dir", "var/outbox", "Maildir the outbox backend writes to."),

@@ -22,10 +22,9 @@ from digest.models import (
     EditionItem,
     EditionKind,
     EditionStatus,
-    ListSource,
-    Source,
 )
 from digest.render import DigestContext, ItemContext, Rendered, mail_link
+from digest.stories import Story, Window, new_stories, window
 from subscribers.lists import require_active
 from subscribers.models import MailingList
 
@@ -39,6 +38,8 @@ class EditionRules:
     window_hours: int = 24
     max_items: int = 20
     summary_chars: int = 320
+    late_hours: int = 48
+    brief_max: int = 100
 
 
 def open_edition(s: Session, mlist: MailingList) -> Edition | None:
@@ -91,29 +92,32 @@ def last_sent(s: Session, mlist: MailingList) -> Edition | None:
     )
 
 
-def candidates(
-    s: Session, mlist: MailingList, since: dt.datetime, until: dt.datetime, limit: int
-) -> list[Article]:
-    """Articles of the list's sources published in (since, until], newest first,
-    leaving out any that an earlier edition of this list already carried."""
-    used = (
-        select(EditionItem.article_id)
-        .join(Edition, Edition.id == EditionItem.edition_id)
-        .where(Edition.list_id == mlist.id, EditionItem.article_id.is_not(None))
-    )
-    query = (
-        select(Article)
-        .join(ListSource, ListSource.source_id == Article.source_id)
-        .where(
-            ListSource.list_id == mlist.id,
-            Article.published_at > since,
-            Article.published_at <= until,
-            Article.id.not_in(used),
-        )
-        .order_by(Article.published_at.desc(), Article.id.desc())
-        .limit(limit)
-    )
-    return list(s.scalars(query))
+def edition_window(s: Session, mlist: MailingList, since: dt.datetime, until: dt.datetime,
+                   rules: EditionRules) -> Window:
+    """The window of the list's next edition covering (since, until]: with
+    `[edition] late_hours` of late arrivals when an edition went out before."""
+    return window(since, until, first=last_sent(s, mlist) is None, late_hours=rules.late_hours)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The stories new to a list, as an edition takes them: the first `max_items` in
+    full, the next `brief_max` in the "also new" list, the rest `left_out`."""
+
+    full: list[Story]
+    brief: list[Story]
+    left_out: list[Story]
+
+    @property
+    def total(self) -> int:
+        return len(self.full) + len(self.brief) + len(self.left_out)
+
+
+def select_stories(stories: list[Story], rules: EditionRules) -> Selection:
+    """`stories` (newest first) cut into full, brief and left out by `rules`."""
+    brief_end = rules.max_items + rules.brief_max if rules.brief_max else len(stories)
+    return Selection(stories[: rules.max_items], stories[rules.max_items:brief_end],
+                     stories[brief_end:])
 
 
 def build_edition(
@@ -193,16 +197,18 @@ def recent_editions(s: Session, mlist: MailingList, limit: int) -> list[Edition]
 
 def _draft(s: Session, mlist: MailingList, now: dt.datetime, rules: EditionRules,
            scheduled_for: dt.datetime | None) -> Edition | None:
-    """A new draft of the articles since the last edition that went out; None if none."""
+    """A new draft of the stories new since the last edition that went out (see
+    `digest.stories`), None if none: the first `max_items` in full, the next
+    `brief_max` in brief."""
     edition = new_draft(s, mlist, now, rules, scheduled_for=scheduled_for)
-    articles = candidates(s, mlist, edition.since, now, rules.max_items)
-    if not articles:
+    chosen = select_stories(
+        new_stories(s, mlist, edition_window(s, mlist, edition.since, now, rules)), rules)
+    if not chosen.full:
         return None
-    edition.subject = default_subject(mlist, articles[0].title)
-    titles = dict(s.execute(select(Source.id, Source.title)).all())
+    edition.subject = default_subject(mlist, chosen.full[0].article.title)
     edition.items = [
-        item_from_article(a, i, titles.get(a.source_id, ""), rules.summary_chars)
-        for i, a in enumerate(articles)
+        item_from_story(story, i, rules.summary_chars, brief=i >= len(chosen.full))
+        for i, story in enumerate(chosen.full + chosen.brief)
     ]
     s.add(edition)
     s.flush()
@@ -215,12 +221,27 @@ def new_draft(s: Session, mlist: MailingList, now: dt.datetime, rules: EditionRu
     one place drafts are numbered (after the list's highest number, so a number is never
     given twice, even after a cancelled edition) and given the time they cover (since
     the last edition that went out, or `[edition] window_hours` for a first one)."""
-    previous = last_sent(s, mlist)
     number = (s.scalar(select(func.max(Edition.number)).where(Edition.list_id == mlist.id))
               or 0) + 1
-    since = previous.cutoff if previous else now - dt.timedelta(hours=rules.window_hours)
+    since = next_since(s, mlist, now, rules)
     return Edition(list_id=mlist.id, number=number, status=EditionStatus.DRAFT, since=since,
                    cutoff=now, scheduled_for=scheduled_for, created_at=now, subject="")
+
+
+def next_since(s: Session, mlist: MailingList, now: dt.datetime,
+               rules: EditionRules) -> dt.datetime:
+    """Where the list's next edition begins: the cutoff of the last edition that went
+    out, or `[edition] window_hours` before `now` for a first one."""
+    previous = last_sent(s, mlist)
+    return previous.cutoff if previous else now - dt.timedelta(hours=rules.window_hours)
+
+
+def item_from_story(story: Story, position: int, chars: int, *,
+                    brief: bool = False) -> EditionItem:
+    """An edition item told by the story's article, naming all its sources."""
+    item = item_from_article(story.article, position, story.sources, chars)
+    item.brief = brief
+    return item
 
 
 def item_from_article(a: Article, position: int, source_title: str, chars: int) -> EditionItem:

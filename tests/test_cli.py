@@ -59,7 +59,8 @@ def test_whole_flow_from_the_command_line(  # type: ignore[no-untyped-def]
     # The test feed is dated 2026-11-27: reach back far enough whenever this runs.
     monkeypatch.setenv("DIGEST_EDITION_WINDOW_HOURS", str(24 * 365 * 30))
     r = run("edition", "build", "--list", "morning")
-    assert r.exit_code == 0 and "Built edition #1 of morning, 3 articles" in r.output
+    assert r.exit_code == 0 and "Built edition #1 of morning, status draft: 3 articles: " \
+        "3 in full, 0 in brief" in " ".join(r.output.split())
     r = run("edition", "preview", "--list", "morning", "-o", str(preview))
     assert r.exit_code == 0 and "항구 축제" in preview.read_text(encoding="utf-8")
     r = run("edition", "send", "--list", "morning")

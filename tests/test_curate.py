@@ -99,17 +99,24 @@ def test_a_draft_and_its_proposals_share_no_article(app: App, clock: Clock) -> N
     with app.sessions() as s:
         mlist = get_list(s, "news")
         assert curate.current_edition(s, mlist) is None
-        before = curate.proposals(s, None, mlist, now=clock())
+        before = curate.proposals(s, None, mlist, now=clock(), rules=app.edition_rules())
         assert len(before) == 24  # the first edition looks back [edition] window_hours
     edition = draft(app, clock)
     with app.sessions() as s:
         mlist = get_list(s, "news")
         edition = s.get_one(Edition, edition.id)
-        assert len(edition.items) == 20  # [edition] max_items
-        left = curate.proposals(s, edition, mlist, now=clock())
-        assert [p.title for p in left] == [p.title for p in before[20:]]
-        assert {p.article_id for p in left}.isdisjoint(i.article_id for i in edition.items)
-        assert left[0].source_title == "항구 신문" and left[0].image_url.startswith("https://")
+        # [edition] max_items in full, the other new ones in brief: none left out.
+        assert [i.title for i in edition.items if not i.brief] == [
+            p.title for p in before[:20]]
+        assert [i.title for i in edition.items if i.brief] == [p.title for p in before[20:]]
+        assert curate.proposals(s, edition, mlist, now=clock(),
+                                rules=app.edition_rules()) == []
+        assert str(curate.tally(s, edition, mlist, now=clock(), rules=app.edition_rules())
+                   ) == "24 articles: 20 in full, 4 in brief"
+        curate.drop_item(s, edition, edition.items[-1].id)
+        [left] = curate.proposals(s, edition, mlist, now=clock(), rules=app.edition_rules())
+        assert left.title == before[-1].title
+        assert left.source_title == "항구 신문" and left.image_url.startswith("https://")
         assert curate.draft_for(s, mlist, now=clock(), rules=app.edition_rules()) == edition
 
 
@@ -131,7 +138,7 @@ def test_drop_pin_and_move_keep_a_clean_order(app: App, clock: Clock) -> None:
         # The dropped article is proposed again.
         mlist = get_list(s, "news")
         assert dropped.article_id in {p.article_id for p in curate.proposals(
-            s, ed, mlist, now=clock())}
+            s, ed, mlist, now=clock(), rules=app.edition_rules())}
         curate.pin_item(s, ed, d, False)
         curate.pin_item(s, ed, c, True)
         s.commit()
@@ -143,7 +150,9 @@ def test_adding_a_proposal_appends_it(app: App, clock: Clock) -> None:
     edition = draft(app, clock)
     with app.sessions() as s:
         ed, mlist = s.get_one(Edition, edition.id), get_list(s, "news")
-        [first, second] = curate.proposals(s, ed, mlist, now=clock())
+        for brief in [i for i in ed.items if i.brief]:  # the two beyond [edition] max_items
+            curate.drop_item(s, ed, brief.id)
+        [first, second] = curate.proposals(s, ed, mlist, now=clock(), rules=app.edition_rules())
         item = curate.add_article(s, ed, first.article_id, rules=app.edition_rules())
         s.commit()
         assert ed.items[-1].id == item.id and item.position == 20
@@ -152,8 +161,8 @@ def test_adding_a_proposal_appends_it(app: App, clock: Clock) -> None:
             curate.add_article(s, ed, first.article_id, rules=app.edition_rules())
         with pytest.raises(NotFound, match="not one of this list's articles"):
             curate.add_article(s, ed, 10_000, rules=app.edition_rules())
-        assert [p.article_id for p in curate.proposals(s, ed, mlist, now=clock())] == [
-            second.article_id]
+        assert [p.article_id for p in curate.proposals(
+            s, ed, mlist, now=clock(), rules=app.edition_rules())] == [second.article_id]
 
 
 def test_another_lists_article_cannot_be_added(app: App, clock: Clock) -> None:

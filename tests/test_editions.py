@@ -1,4 +1,5 @@
-"""Choosing an edition's articles: window, cutoff, order, cap, copies, idempotence."""
+"""Choosing an edition's articles: window, cutoff, order, full and brief, copies,
+idempotence."""
 
 from __future__ import annotations
 
@@ -50,7 +51,8 @@ def test_first_edition_takes_the_window_newest_first_and_caps(app: App, clock: C
         rules = EditionRules(window_hours=24, max_items=2, summary_chars=100)
         ed, created = build_edition(s, mlist, now=now, rules=rules)
         assert created and ed is not None
-        assert [i.title for i in ed.items] == ["h1", "h3"]
+        assert [(i.title, i.brief) for i in ed.items] == [
+            ("h1", False), ("h3", False), ("h5", True)]  # beyond max_items: in brief
         assert ed.number == 1 and ed.cutoff == now
         assert ed.since == now - dt.timedelta(hours=24)
         assert all(len(i.summary) <= 100 and i.summary.endswith("…") for i in ed.items)

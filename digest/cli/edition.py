@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
+from digest import curate
 from digest.app import App
 from digest.cli.common import add_row, err, out, print_table, progress_bar, with_app
 from digest.deliver.worker import SendReport
@@ -27,24 +28,27 @@ _option_list = click.option("--list", "list_name", required=True, help="The list
 @_option_list
 @with_app
 def edition_build(app: App, list_name: str) -> None:
-    """Draft the next edition from articles published since the last one."""
+    """Draft the next edition from the articles new since the last one: the first
+    [edition] max_items in full, the next [edition] brief_max by headline ("also new")."""
     with app.sessions() as s:
         ed, created = app.build(s, list_name)
         if ed is None:
             out.print(f"No new articles for {list_name} since its last edition; nothing to "
                       "build. Run `digest fetch` to gather new ones.")
             return
+        counts = curate.tally(s, ed, get_list(s, list_name), now=app.clock(),
+                              rules=app.edition_rules())
         out.print(("Built" if created else "Already open:") +
-                  f" edition #{ed.number} of {list_name}, {len(ed.items)} articles, "
-                  f"status {ed.status}")
+                  f" edition #{ed.number} of {list_name}, status {ed.status}: {counts}")
         _print_items(ed)
 
 
 def _print_items(ed: Edition) -> None:
-    table = Table("#", "headline", "source", "published")
+    table = Table("#", "headline", "source", "published", "told")
     for item in ed.items:
-        add_row(table, str(item.position + 1), item.title[:70], item.source_title[:30],
-                      item.published_at.strftime("%Y-%m-%d %H:%M"))
+        add_row(table, str(item.position + 1), item.title[:70], item.source_title[:40],
+                item.published_at.strftime("%Y-%m-%d %H:%M") if item.dated else "undated",
+                "in brief" if item.brief else "in full")
     print_table(table)
 
 

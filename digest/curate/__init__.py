@@ -12,7 +12,8 @@ row is reread and locked for each change, as the scheduler locks it before it se
     sending.py  approve, schedule (the scheduler releases scheduled ones when due)
 
 Items keep the order of their `position` (0, 1, 2, ...): pinned items lead the edition,
-in their own order, and the others follow; moving an item stays inside its group.
+in their own order, then the others told in full, then those in brief (the compact
+"also new" list of headlines and links); moving an item stays inside its group.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from digest.curate.draft import (
     SUMMARY_MAX,
     TITLE_MAX,
     Proposal,
+    Tally,
     add_article,
+    brief_item,
     current_edition,
     draft_for,
     drop_item,
@@ -37,6 +40,7 @@ from digest.curate.draft import (
     pin_item,
     proposals,
     set_intro,
+    tally,
 )
 from digest.curate.pages import (
     FetchedPage,
@@ -60,9 +64,11 @@ __all__ = [
     "TITLE_MAX",
     "FetchedPage",
     "Proposal",
+    "Tally",
     "add_article",
     "add_page",
     "approve",
+    "brief_item",
     "current_edition",
     "draft_for",
     "drop_item",
@@ -77,4 +83,5 @@ __all__ = [
     "schedule",
     "set_intro",
     "start_with_page",
+    "tally",
 ]

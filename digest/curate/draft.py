@@ -6,15 +6,17 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digest.editions import (
     EditionRules,
     build_edition,
+    edition_window,
     item_from_article,
-    last_sent,
+    item_from_story,
     new_draft,
+    next_since,
     open_edition,
 )
 from digest.errors import InvalidInput, NotFound
@@ -28,6 +30,7 @@ from digest.models import (
     ListSource,
     Source,
 )
+from digest.stories import Story, new_stories
 from subscribers.lists import require_active
 from subscribers.models import MailingList
 
@@ -70,50 +73,80 @@ def get_edition(s: Session, mlist: MailingList, number: int) -> Edition:
 
 @dataclass(frozen=True)
 class Proposal:
-    """An article of the list's sources that is in no edition of the list yet."""
+    """A story new to the list that is in no edition of the list yet (see
+    `digest.stories`): told by one article, perhaps from several sources."""
 
     article_id: int
     title: str
     link: str
     summary: str  # the first 400 characters
     image_url: str
-    source_title: str
+    source_title: str  # every source that has it, "Yonhap · The Korea Herald"
     author: str
     language: str
-    published_at: dt.datetime
+    published_at: dt.datetime  # when first seen, for an undated article
+    dated: bool  # False: the feed gave no date
 
 
 def proposals(s: Session, edition: Edition | None, mlist: MailingList, *,
-              now: dt.datetime, limit: int = PROPOSALS_MAX) -> list[Proposal]:
-    """Articles the editor could add, newest first: published since the window of
-    `edition` began (or, with no edition, since the last one sent) up to `now`, in no
-    edition of this list, and not linked from `edition` already. Two queries."""
-    if edition is not None:
-        since = edition.since
-    else:
-        previous = last_sent(s, mlist)
-        since = previous.cutoff if previous else now - dt.timedelta(days=1)
-    used = (select(EditionItem.article_id)
-            .join(Edition, Edition.id == EditionItem.edition_id)
-            .where(Edition.list_id == mlist.id, EditionItem.article_id.is_not(None)))
-    rows = s.execute(
-        select(Article.id, Article.title, Article.link, func.substr(Article.summary, 1, 400),
-               Article.image_url, Article.source_id, Article.author, Article.language,
-               Article.published_at)
-        .join(ListSource, ListSource.source_id == Article.source_id)
-        .where(ListSource.list_id == mlist.id, Article.published_at > since,
-               Article.published_at <= now, Article.id.not_in(used))
-        .order_by(Article.published_at.desc(), Article.id.desc())
-        .limit(limit)
-    ).all()
-    labels = {src.id: source_label(src) for src in s.scalars(
-        select(Source).join(ListSource, ListSource.source_id == Source.id)
-        .where(ListSource.list_id == mlist.id))}
-    taken = {i.link for i in edition.items} if edition is not None else set()
-    return [Proposal(aid, title or link, link, summary or "", image, labels.get(sid, ""),
-                     author, language, published)
-            for aid, title, link, summary, image, sid, author, language, published in rows
-            if link not in taken]
+              now: dt.datetime, rules: EditionRules,
+              limit: int = PROPOSALS_MAX) -> list[Proposal]:
+    """Stories the editor could add, newest first: new to the list since the window of
+    `edition` began (or, with no edition, since the last one sent) up to `now`, by the
+    rules an edition is built by (`digest.stories`: late arrivals in, a new source's
+    archive and undated first-fetch items out, twins as one), and in no edition of
+    this list, `edition` included."""
+    return [_proposal(story) for story in new_stories_for(s, edition, mlist, now, rules)
+            [:limit]]
+
+
+def new_stories_for(s: Session, edition: Edition | None, mlist: MailingList,
+                    now: dt.datetime, rules: EditionRules) -> list[Story]:
+    """The stories new to the list in the window of `edition` (else of the next one)."""
+    since = edition.since if edition is not None else next_since(s, mlist, now, rules)
+    return new_stories(s, mlist, edition_window(s, mlist, since, now, rules))
+
+
+@dataclass(frozen=True)
+class Tally:
+    """What an edition holds of the news, as the CLI and the desk say it."""
+
+    full: int  # items told in full
+    brief: int  # items in the "also new" list
+    waiting: int  # new stories in no edition: proposals, not mailed unless added
+
+    @property
+    def new(self) -> int:
+        return self.full + self.brief + self.waiting
+
+    def __str__(self) -> str:
+        text = (f"{_n(self.full + self.brief, 'article')}: {self.full} in full, "
+                f"{self.brief} in brief")
+        if self.waiting:
+            text += (f"; {_n(self.waiting, 'more new article')} not in it "
+                     "([edition] brief_max, or dropped): proposed on the desk, not mailed "
+                     "unless added")
+        return text
+
+
+def tally(s: Session, edition: Edition, mlist: MailingList, *, now: dt.datetime,
+          rules: EditionRules) -> Tally:
+    """How many of `edition`'s items are in full and in brief, and how many new
+    stories wait outside it (only while it can change: 0 once it is sending)."""
+    brief = sum(i.brief for i in edition.items)
+    waiting = (len(new_stories_for(s, edition, mlist, now, rules))
+               if edition.status in EDITABLE else 0)
+    return Tally(len(edition.items) - brief, brief, waiting)
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _proposal(story: Story) -> Proposal:
+    a = story.article
+    return Proposal(a.id, a.title or a.link, a.link, a.summary[:400], a.image_url,
+                    story.sources, a.author, a.language, story.when, a.date_from_feed)
 
 
 # -- changing the items -------------------------------------------------------------------
@@ -133,9 +166,16 @@ def add_article(s: Session, edition: Edition, article_id: int, *,
         Edition.list_id == edition.list_id, EditionItem.article_id == article_id))
     if where is not None:
         raise InvalidInput(f"{article.title!r} is already in edition #{where}")
-    source = s.get_one(Source, article.source_id)
-    item = item_from_article(article, next_position(edition), source_label(source),
-                             rules.summary_chars)
+    mlist = s.get_one(MailingList, edition.list_id)
+    until = max(edition.cutoff, article.first_seen_at)
+    story = next((t for t in new_stories_for(s, edition, mlist, until, rules)
+                  if t.article.id == article_id), None)
+    if story is not None:  # as proposed: naming every source that has it
+        item = item_from_story(story, next_position(edition), rules.summary_chars)
+    else:
+        item = item_from_article(article, next_position(edition),
+                                 source_label(s.get_one(Source, article.source_id)),
+                                 rules.summary_chars)
     edition.items.append(item)
     s.flush()
     return item
@@ -152,24 +192,40 @@ def drop_item(s: Session, edition: Edition, item_id: int) -> EditionItem:
 
 
 def pin_item(s: Session, edition: Edition, item_id: int, pinned: bool) -> EditionItem:
-    """Pin an item (it moves to the end of the pinned items, which lead the edition) or
-    unpin it (it moves to the head of the others)."""
+    """Pin an item (it moves to the end of the pinned items, which lead the edition, and
+    is told in full) or unpin it (it moves to the head of the others in full)."""
     edition = editable(s, edition)
     item = _item(edition, item_id)
     item.pinned = pinned
-    _renumber(s, edition, _ordered(edition, moved=item))
+    if pinned:
+        item.brief = False
+    _renumber(s, edition, _ordered(edition, moved=item, last=pinned))
+    return item
+
+
+def brief_item(s: Session, edition: Edition, item_id: int, brief: bool) -> EditionItem:
+    """Put an item in the compact "also new" list (headline and link; it moves to the
+    head of that list) or tell it in full (it moves to the end of the full items). A
+    pinned item is told in full: putting it in brief unpins it."""
+    edition = editable(s, edition)
+    item = _item(edition, item_id)
+    item.brief = brief
+    if brief:
+        item.pinned = False
+    _renumber(s, edition, _ordered(edition, moved=item, last=not brief))
     return item
 
 
 def move_item(s: Session, edition: Edition, item_id: int, *, to: int) -> int:
-    """Move an item to index `to` (0 is the top), kept inside its group: an unpinned
-    item cannot go above a pinned one. Returns the index it ended at."""
+    """Move an item to index `to` (0 is the top), kept inside its group: pinned items,
+    then the others in full, then those in brief. Returns the index it ended at."""
     edition = editable(s, edition)
     item = _item(edition, item_id)
     order = _ordered(edition)
     order.remove(item)
-    pinned = sum(i.pinned for i in order)
-    low, high = (0, pinned) if item.pinned else (pinned, len(order))
+    group = _group(item)
+    low = sum(_group(i) < group for i in order)
+    high = low + sum(_group(i) == group for i in order)
     index = min(max(to, low), high)
     order.insert(index, item)
     _renumber(s, edition, order)
@@ -254,14 +310,23 @@ def _item(edition: Edition, item_id: int) -> EditionItem:
     raise NotFound(f"item {item_id} is not in edition #{edition.number}; reload the desk")
 
 
-def _ordered(edition: Edition, moved: EditionItem | None = None) -> list[EditionItem]:
-    """Pinned items first, each group by position; `moved` goes to the seam."""
-    order = sorted(edition.items, key=lambda i: i.position)
-    pinned = [i for i in order if i.pinned and i is not moved]
-    rest = [i for i in order if not i.pinned and i is not moved]
+def _group(item: EditionItem) -> int:
+    """0 pinned, 1 in full, 2 in brief: the order of the groups in an edition."""
+    return 0 if item.pinned else 2 if item.brief else 1
+
+
+def _ordered(edition: Edition, moved: EditionItem | None = None, *,
+             last: bool = False) -> list[EditionItem]:
+    """Pinned items first, then the others in full, then those in brief, each group by
+    position; `moved` goes to the head of its group, or to its end if `last`."""
+    order = sorted(edition.items, key=lambda i: (_group(i), i.position))
     if moved is None:
-        return pinned + rest
-    return [*pinned, moved, *rest]
+        return order
+    order.remove(moved)
+    group = _group(moved)
+    order.insert(sum(_group(i) < group or (last and _group(i) == group) for i in order),
+                 moved)
+    return order
 
 
 def _renumber(s: Session, edition: Edition, order: list[EditionItem]) -> None:

@@ -35,7 +35,8 @@ def add_articles(app: App, clock: Clock, count: int, list_name: str = "news") ->
         s.add_all(Article(
             source_id=source.id, guid=f"a{i}", link=f"https://example.org/{i}",
             content_hash=f"h{i}", title=f"Harbour story {i}", summary=f"What happened, {i}.",
-            published_at=now - dt.timedelta(minutes=30 + 60 * i)) for i in range(count))
+            published_at=now - dt.timedelta(minutes=30 + 60 * i),
+            first_seen_at=now - dt.timedelta(minutes=30 + 60 * i)) for i in range(count))
         s.commit()
 
 

@@ -75,7 +75,8 @@ def known(world: World, app: App, clock: Clock) -> dict[str, Any]:
         s.add(ListSource(list_id=news.id, source_id=source.id))
         s.add_all(Article(source_id=source.id, guid=f"a{i}", link=f"https://example.org/{i}",
                           content_hash=f"h{i}", title=f"Story {i}", summary="Text.",
-                          published_at=now - dt.timedelta(hours=i + 1)) for i in range(5))
+                          published_at=now - dt.timedelta(hours=i + 1),
+                          first_seen_at=now - dt.timedelta(hours=i + 1)) for i in range(5))
         s.add(Edition(list_id=news.id, kind=EditionKind.DIGEST, number=1,
                       status=EditionStatus.SENT, subject="No. 1",
                       since=now - dt.timedelta(days=9), cutoff=now - dt.timedelta(days=8),

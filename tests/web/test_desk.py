@@ -33,8 +33,10 @@ CAROL, DAVE = "carol@example.com", "dave@example.com"
 
 @pytest.fixture
 def news(app: App, clock: Clock, world: World) -> World:
-    """`world`, and 30 articles for "news" (24 inside the first edition's window)."""
+    """`world`, and 30 articles for "news" (24 inside the first edition's window): a
+    draft tells 16 in full, lists 4 under "also new", and 4 wait among the proposals."""
     add_articles(app, clock, "news", 30)
+    app.settings = app.settings.with_overrides(edition__max_items=16, edition__brief_max=4)
     return world
 
 
@@ -139,6 +141,20 @@ def test_each_button_changes_the_draft_as_the_editor_expects(
     answer = post(editor_client, f"/desk/news/items/{last}/pin", pinned="1")
     assert answer.headers["location"] == f"/desk/news?done=pinned#item-{last}"
     assert (items(app)[0].id, items(app)[0].pinned) == (last, True)
+
+    # One told in full goes to "also new", at the head of it, and comes back.
+    answer = post(editor_client, f"/desk/news/items/{c}/brief", brief="1")
+    assert answer.headers["location"] == f"/desk/news?done=briefed#item-{c}"
+    now = items(app)
+    assert [i.id for i in now].index(c) == sum(not i.brief for i in now)
+    assert next(i for i in now if i.id == c).brief
+    shown = text_of(editor_client.get("/desk/news").text)
+    # The last one (in brief) was pinned, so told in full; b was dropped: it waits
+    # with the four beyond [edition] brief_max.
+    assert "19 articles: 15 in full, 4 in brief; 5 more new articles not in it" in shown
+    assert "Also new, headline and link only (4)" in shown
+    post(editor_client, f"/desk/news/items/{c}/brief", brief="0")
+    assert [i.id for i in items(app) if not i.brief][-1] == c
 
     post(editor_client, f"/desk/news/items/{a}/edit", title="Harbour reopens",
          summary="Boats are back.", note="Our reporter was there.")

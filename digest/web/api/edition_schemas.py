@@ -16,8 +16,10 @@ class ItemOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
-    position: int = Field(description="0 is the top; pinned items lead")
+    position: int = Field(description="0 is the top; pinned items lead, those in brief "
+                                      "come last")
     pinned: bool
+    brief: bool = Field(description="In the compact \"also new\" list: headline and link")
     title: str
     summary: str
     note: str = Field(description="The editor's note shown with the item")
@@ -26,7 +28,8 @@ class ItemOut(BaseModel):
     image_caption: str
     source_title: str
     author: str
-    published_at: dt.datetime
+    published_at: dt.datetime = Field(description="When first seen, if not `dated`")
+    dated: bool = Field(description="false: the feed gave no date; no time is shown")
     article_id: int | None = Field(description="null for a page added by its URL")
 
 
@@ -45,10 +48,15 @@ class EditionSummary(BaseModel):
 
 class EditionOut(EditionSummary):
     intro: str
-    since: dt.datetime = Field(description="Articles published after this were candidates")
+    since: dt.datetime = Field(description="Articles first seen after this were new")
     cutoff: dt.datetime
     recipients: int | None = Field(
         description="How many it would go to if sent now; null once it is sending")
+    full_count: int = Field(description="Items told in full")
+    brief_count: int = Field(description="Items in the \"also new\" list")
+    waiting_count: int = Field(
+        description="New stories in no edition (the proposals): not mailed unless added; "
+                    "0 once it is sending")
     items: list[ItemOut]
 
 
@@ -70,6 +78,8 @@ class ItemPatch(Request):
     summary: str | None = Field(None, max_length=20_000)
     note: str | None = Field(None, max_length=20_000)
     pinned: bool | None = None
+    brief: bool | None = Field(None, description="true: into the \"also new\" list "
+                                                 "(unpins it); false: told in full")
     position: int | None = Field(None, ge=0, le=100_000,
                                  description="Move to this index, within its group")
 
@@ -85,7 +95,8 @@ class Proposal(BaseModel):
     source_title: str
     author: str
     language: str
-    published_at: dt.datetime
+    published_at: dt.datetime = Field(description="When first seen, if not `dated`")
+    dated: bool
 
 
 class ScheduleIn(Request):

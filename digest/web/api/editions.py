@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from digest import curate
+from digest.app import App
 from digest.errors import InvalidInput, NotFound
 from digest.models import Edition, EditionItem, EditionKind
 from digest.web.api.deps import (
@@ -94,14 +95,14 @@ def editions_draft(user: Editor, app: AppDep, name: ListName) -> EditionOut:
             raise ApiError(404, "nothing_to_send", f"list {mlist.name!r} has no open edition "
                            "and no new articles since its last one; nothing to draft")
         s.commit()
-        return edition_out(s, edition, mlist)
+        return edition_out(s, edition, mlist, app)
 
 
 @router.get("/editions/{edition_id}", responses=NOT_FOUND, summary="An edition, its items")
 def editions_show(user: Editor, app: AppDep, edition_id: Id) -> EditionOut:
     with app.sessions() as s:
         edition, mlist = _edition(s, edition_id)
-        return edition_out(s, edition, mlist)
+        return edition_out(s, edition, mlist, app)
 
 
 @router.patch("/editions/{edition_id}", responses=FROZEN, summary="Subject and intro")
@@ -113,17 +114,19 @@ def editions_change(user: Editor, app: AppDep, edition_id: Id,
             intro = edition.intro if body.intro is None else body.intro
             curate.set_intro(s, edition, intro, subject=body.subject)
         s.commit()
-        return edition_out(s, edition, mlist)
+        return edition_out(s, edition, mlist, app)
 
 
 @router.get("/editions/{edition_id}/proposals", responses=NOT_FOUND,
             summary="Articles that could be added")
 def editions_proposals(user: Editor, app: AppDep, edition_id: Id) -> Page[Proposal]:
-    """The list's articles since the edition's window began that are in no edition
-    yet, newest first (at most 200, one page)."""
+    """The stories new to the list since the edition's window began (first seen
+    since, whatever date they claim) that are in no edition yet, newest first (at
+    most 200, one page); a story two sources carry is one proposal naming both."""
     with app.sessions() as s:
         edition, mlist = _edition(s, edition_id)
-        found = curate.proposals(s, edition, mlist, now=app.clock())
+        found = curate.proposals(s, edition, mlist, now=app.clock(),
+                                 rules=app.edition_rules())
     return Page(data=[Proposal.model_validate(p) for p in found], next=None)
 
 
@@ -161,13 +164,16 @@ def items_add(user: Editor, app: AppDep, edition_id: Id, body: ItemAdd) -> ItemO
 def items_change(user: Editor, app: AppDep, edition_id: Id, item_id: Id,
                  body: ItemPatch) -> ItemOut:
     """`title`, `summary` and `note` are plain text. `pinned` items lead the edition;
-    `position` moves the item within its group (pinned or not)."""
+    `brief` puts it in the "also new" list (or back in full); `position` moves the item
+    within its group (pinned, in full, in brief)."""
     with app.sessions() as s:
         edition, _mlist = _edition(s, edition_id)
         item = curate.edit_item(s, edition, item_id, title=body.title, summary=body.summary,
                                 note=body.note)
         if body.pinned is not None:
             curate.pin_item(s, edition, item_id, body.pinned)
+        if body.brief is not None:
+            curate.brief_item(s, edition, item_id, body.brief)
         if body.position is not None:
             curate.move_item(s, edition, item_id, to=body.position)
         s.commit()
@@ -193,7 +199,7 @@ def editions_approve(user: Editor, app: AppDep, edition_id: Id) -> EditionOut:
         edition, mlist = _edition(s, edition_id)
         curate.approve(s, edition)
         s.commit()
-        return edition_out(s, edition, mlist)
+        return edition_out(s, edition, mlist, app)
 
 
 @router.post("/editions/{edition_id}/schedule", responses=RELEASE, summary="Send at a time")
@@ -205,7 +211,7 @@ def editions_schedule(user: Editor, app: AppDep, edition_id: Id,
         edition, mlist = _edition(s, edition_id)
         curate.schedule(s, edition, body.at, now=app.clock())
         s.commit()
-        return edition_out(s, edition, mlist)
+        return edition_out(s, edition, mlist, app)
 
 
 @router.post("/editions/{edition_id}/send", status_code=202, responses=RELEASE,
@@ -282,13 +288,15 @@ def summary(edition: Edition, mlist: MailingList, item_count: int) -> EditionSum
     )
 
 
-def edition_out(s: Session, edition: Edition, mlist: MailingList) -> EditionOut:
+def edition_out(s: Session, edition: Edition, mlist: MailingList, app: App) -> EditionOut:
     s.refresh(edition)  # curate rereads the row it changes: show that one
     items = sorted(edition.items, key=lambda i: i.position)
     editable = edition.status in curate.EDITABLE
+    counts = curate.tally(s, edition, mlist, now=app.clock(), rules=app.edition_rules())
     return EditionOut(
         **summary(edition, mlist, len(items)).model_dump(), intro=edition.intro,
         since=edition.since, cutoff=edition.cutoff,
         recipients=curate.recipients_count(s, mlist) if editable else None,
+        full_count=counts.full, brief_count=counts.brief, waiting_count=counts.waiting,
         items=[ItemOut.model_validate(i) for i in items],
     )

@@ -135,6 +135,16 @@ def pin(list_name: str, item_id: RowId, post: DeskPost, edition: Field = "",
     return act(post, list_name, edition, change)
 
 
+@router.post("/desk/{list_name}/items/{item_id}/brief")
+def brief(list_name: str, item_id: RowId, post: DeskPost, edition: Field = "",
+          brief: Field = "1") -> Response:
+    def change(s: Session, mlist: MailingList, ed: Edition) -> tuple[str, str]:
+        on = brief == "1"
+        curate.brief_item(s, ed, item_id, on)
+        return ("briefed" if on else "in-full"), f"item-{item_id}"
+    return act(post, list_name, edition, change)
+
+
 @router.post("/desk/{list_name}/items/{item_id}/move")
 def move(list_name: str, item_id: RowId, post: DeskPost, edition: Field = "",
          direction: Field = "") -> Response:

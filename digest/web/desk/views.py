@@ -44,6 +44,8 @@ DONE = {
     "pinned": "Pinned: pinned articles lead the edition.",
     "unpinned": "Unpinned.",
     "moved": "Moved.",
+    "briefed": "Moved to \"Also new\": headline and link only.",
+    "in-full": "Told in full.",
     "edited": "Saved.",
     "intro": "Subject and introduction saved.",
     "added": "Added at the end of the edition.",
@@ -87,6 +89,7 @@ class ItemView:
     source_title: str
     age: str
     pinned: bool
+    brief: bool  # in the "also new" list: headline and link
     can_up: bool
     can_down: bool
     by_url: bool  # added by URL, not from a feed
@@ -100,7 +103,7 @@ class ProposalView:
     image_url: str
     source_title: str
     language: str
-    age: str
+    age: str  # "3 h ago"; "undated, found 3 h ago" when the feed gave no date
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -120,7 +123,9 @@ class DraftPage(Page):
     intro: str
     scheduled: str  # local, readable; "" when not scheduled
     schedule_value: str  # for <input type=datetime-local>: the edition's time or the next cron
-    items: list[ItemView]
+    items: list[ItemView]  # told in full, pinned ones first
+    brief_items: list[ItemView]  # the "also new" list
+    tally: str  # "25 articles: 20 in full, 5 in brief; ..." ("" without an edition)
     proposals: list[ProposalView]
     progress: dict[str, int]  # deliveries per status while sending
     last_sent: str
@@ -172,10 +177,11 @@ def draft_page(app: App, s: Session, mlist: MailingList, user: UserView, *,
     edition = curate.current_edition(s, mlist)
     items = _items(edition, now) if edition is not None else []
     editable = edition is not None and edition.status in curate.EDITABLE
+    rules = app.edition_rules()
     proposals = [
         ProposalView(p.article_id, p.title, p.link, p.image_url, p.source_title,
-                     p.language, age(p.published_at, now))
-        for p in curate.proposals(s, edition, mlist, now=now)
+                     p.language, age(p.published_at, now, dated=p.dated))
+        for p in curate.proposals(s, edition, mlist, now=now, rules=rules)
     ] if edition is None or editable else []
     previous = last_sent(s, mlist)
     scheduled = edition.scheduled_for if edition is not None else None
@@ -188,7 +194,10 @@ def draft_page(app: App, s: Session, mlist: MailingList, user: UserView, *,
         intro=edition.intro if edition else "",
         scheduled=local(scheduled, zone) if scheduled else "",
         schedule_value=_schedule_value(mlist, scheduled, now),
-        items=items, proposals=proposals,
+        items=[i for i in items if not i.brief], brief_items=[i for i in items if i.brief],
+        tally=(str(curate.tally(s, edition, mlist, now=now, rules=rules))
+               if edition is not None else ""),
+        proposals=proposals,
         progress=(ledger.status_counts(s, edition.id)
                   if edition is not None and edition.status == EditionStatus.SENDING else {}),
         last_sent=(f"#{previous.number}, {local(previous.sent_at or previous.cutoff, zone)}"
@@ -198,29 +207,36 @@ def draft_page(app: App, s: Session, mlist: MailingList, user: UserView, *,
 
 
 def _items(edition: Edition, now: dt.datetime) -> list[ItemView]:
-    items = list(edition.items)  # ordered by position
-    pinned = sum(i.pinned for i in items)
+    items = list(edition.items)  # ordered by position: pinned, in full, in brief
+    groups = [(not i.pinned) + i.brief for i in items]
     views = []
     for index, i in enumerate(items):
-        first, last = (0, pinned - 1) if i.pinned else (pinned, len(items) - 1)
+        first, last = groups.index(groups[index]), _last(groups, groups[index])
         views.append(ItemView(
             id=i.id, number=index + 1, title=i.title, summary=i.summary, note=i.note,
             link=i.link, image_url=i.image_url, source_title=i.source_title,
-            age=age(i.published_at, now), pinned=i.pinned, can_up=index > first,
-            can_down=index < last, by_url=i.article_id is None))
+            age=age(i.published_at, now, dated=i.dated), pinned=i.pinned, brief=i.brief,
+            can_up=index > first, can_down=index < last, by_url=i.article_id is None))
     return views
 
 
-def age(when: dt.datetime, now: dt.datetime) -> str:
-    """"12 min ago", "3 h ago", "2 days ago"."""
+def _last(groups: list[int], group: int) -> int:
+    return len(groups) - 1 - groups[::-1].index(group)
+
+
+def age(when: dt.datetime, now: dt.datetime, *, dated: bool = True) -> str:
+    """"12 min ago", "3 h ago", "2 days ago"; for an article its feed gave no date
+    (`when` is when it was first seen), "undated, found 3 h ago"."""
     minutes = int((now - when).total_seconds() // 60)
     if minutes < 1:
-        return "just now"
-    if minutes < 60:
-        return f"{minutes} min ago"
-    if minutes < 48 * 60:
-        return f"{minutes // 60} h ago"
-    return f"{minutes // (24 * 60)} days ago"
+        text = "just now"
+    elif minutes < 60:
+        text = f"{minutes} min ago"
+    elif minutes < 48 * 60:
+        text = f"{minutes // 60} h ago"
+    else:
+        text = f"{minutes // (24 * 60)} days ago"
+    return text if dated else f"undated, found {text}"
 
 
 def local(when: dt.datetime, zone: ZoneInfo) -> str:

@@ -1,0 +1,241 @@
+"""Which articles are new to a list, with one story told by several sources as one.
+
+An article is new to a list when the list first saw it after the window began (the
+previous edition's cutoff, or `[edition] window_hours` back for a list's first edition)
+and no edition of the list carried it or its twin, whatever date it claims: feeds
+publish late, fetches run every few minutes and clocks differ, so an article dated
+before the last send but fetched after it is news to the reader all the same.
+
+Two guards keep old news out:
+
+- a dated article is left out when it is dated before the window's `floor` (the window
+  start less `[edition] late_hours`; a first edition has no late arrivals, so its floor
+  is the window start): a source added today would otherwise pour its archive, all
+  first seen now, into the next edition;
+- an undated article found on its source's first fetch (`Article.backlog`) is old news
+  of unknown age and never offered; an undated article seen later is new by the time
+  it was first seen.
+
+Twins: articles whose links are one page (`Article.link_key`: http/https, trailing
+slash and tracking parameters aside) or, from two sources, whose headlines are nearly
+the same (see `same_headline`) are one story. The story is told by the article with a
+picture and the most text (then the one seen first), and names every source. A twin of
+an item already in an edition of the list (one that went out, or the open one) is not
+new: it was carried with that item; nor is a page the list saw before the window
+began, whichever feed brings it again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from difflib import SequenceMatcher
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session, aliased, defer
+
+from digest.gather.links import link_key
+from digest.gather.sources import source_label
+from digest.models import Article, Edition, EditionItem, ListSource, Source
+from subscribers.models import MailingList
+
+#: Headlines shorter than this (after `headline_key`) are never matched by their words
+#: alone: "Podcast", "Daily briefing" or "Weather" from two sources are two stories.
+HEADLINE_MIN_CHARS = 24
+#: How alike two headlines must be (difflib's ratio, 0..1) to be one story.
+HEADLINE_RATIO = 0.9
+#: Longest `source_title` an item can hold (`EditionItem.source_title`).
+SOURCES_MAX = 300
+_NUMBERS = re.compile(r"\d+")
+
+
+@dataclass(frozen=True)
+class Window:
+    """What is new: first seen in (since, until]; if dated, dated at `floor` or later."""
+
+    since: dt.datetime
+    until: dt.datetime
+    floor: dt.datetime
+
+
+def window(since: dt.datetime, until: dt.datetime, *, first: bool,
+           late_hours: int) -> Window:
+    """The window of an edition covering (since, until]. A first edition (no previous
+    one sent) has no late arrivals to catch: its floor is `since`."""
+    floor = since if first else since - dt.timedelta(hours=late_hours)
+    return Window(since, until, floor)
+
+
+@dataclass(frozen=True)
+class Story:
+    """One story: the article that tells it and its twins from elsewhere."""
+
+    article: Article
+    twins: tuple[Article, ...]
+    sources: str  # "Yonhap · The Korea Herald": the teller's source first
+
+    @property
+    def when(self) -> dt.datetime:
+        """When it happened, as far as we know: its date, or when it was first seen if
+        that is earlier (a date in the future is a feed's clock or time zone wrong)."""
+        a = self.article
+        return min(a.published_at, a.first_seen_at)
+
+
+def new_stories(s: Session, mlist: MailingList, w: Window) -> list[Story]:
+    """The stories new to `mlist` in window `w`, newest first; an open edition's items
+    count as carried. Three queries: articles, recent items, source labels."""
+    carried = (select(EditionItem.article_id)
+               .join(Edition, Edition.id == EditionItem.edition_id)
+               .where(Edition.list_id == mlist.id, EditionItem.article_id.is_not(None)))
+    carried_keys = (select(Article.link_key)
+                    .where(Article.id.in_(carried), Article.link_key != ""))
+    # A page the list saw before the window (through any source, under any tracking
+    # tags) is not new, even when another feed brings it again: it went out, or went
+    # out as a twin, or was passed over then.
+    seen = aliased(Article)
+    seen_keys = (select(seen.link_key)
+                 .join(ListSource, ListSource.source_id == seen.source_id)
+                 .where(ListSource.list_id == mlist.id, seen.first_seen_at <= w.since,
+                        seen.link_key != ""))
+    rows = s.execute(
+        select(Article, func.length(Article.content_html))
+        .options(defer(Article.content_html))
+        .join(ListSource, ListSource.source_id == Article.source_id)
+        .where(ListSource.list_id == mlist.id,
+               Article.first_seen_at > w.since, Article.first_seen_at <= w.until,
+               Article.backlog.is_(False),
+               or_(Article.date_from_feed.is_(False), Article.published_at >= w.floor),
+               Article.id.not_in(carried),
+               or_(Article.link_key == "",
+                   Article.link_key.not_in(carried_keys.union(seen_keys))))
+    ).all()
+    if not rows:
+        return []
+    fullness = {a.id: (bool(a.image_url), n or len(a.summary)) for a, n in rows}
+    recent = _recent_items(s, mlist, w)
+    keys = {link_key(link) for _title, link, _source in recent} - {""}
+    headlines = _Headlines((title, source) for title, _link, source in recent)
+    fresh = [a for a, _n in rows
+             if _key(a) not in keys and not headlines.has(a.title, a.source_id)]
+    labels = {src.id: source_label(src) for src in s.scalars(
+        select(Source).join(ListSource, ListSource.source_id == Source.id)
+        .where(ListSource.list_id == mlist.id))}
+    stories = [_story(group, fullness, labels) for group in twins(fresh)]
+    return sorted(stories, key=lambda t: (t.when, t.article.id), reverse=True)
+
+
+def twins(articles: Sequence[Article]) -> list[list[Article]]:
+    """`articles` in groups of one story: same link key, or near-identical headlines
+    from two sources (see `same_headline`)."""
+    parent = list(range(len(articles)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def join(i: int, j: int) -> None:
+        parent[find(i)] = find(j)
+
+    by_key: dict[str, int] = {}
+    for i, a in enumerate(articles):
+        key = _key(a)
+        if key:
+            if key in by_key:
+                join(i, by_key[key])
+            else:
+                by_key[key] = i
+    titled = sorted(((headline_key(a.title), i) for i, a in enumerate(articles)),
+                    key=lambda t: len(t[0]))
+    titled = [(h, i) for h, i in titled if len(h) >= HEADLINE_MIN_CHARS]
+    for n, (h, i) in enumerate(titled):
+        for h2, j in titled[n + 1:]:
+            if 2 * len(h) < HEADLINE_RATIO * (len(h) + len(h2)):
+                break  # sorted by length: every later one is too long to be alike
+            if (articles[i].source_id != articles[j].source_id and find(i) != find(j)
+                    and _alike(h, h2)):
+                join(i, j)
+    groups: dict[int, list[Article]] = {}
+    for i, a in enumerate(articles):
+        groups.setdefault(find(i), []).append(a)
+    return list(groups.values())
+
+
+def headline_key(title: str) -> str:
+    """A headline as compared: Unicode NFKC, casefolded, punctuation and symbols as
+    spaces, whitespace collapsed ("‘Harbour’ reopens —  today" → "harbour reopens today")."""
+    text = unicodedata.normalize("NFKC", title).casefold()
+    kept = "".join(c if unicodedata.category(c)[0] in "LNM" else " " for c in text)
+    return " ".join(kept.split())
+
+
+def same_headline(a: str, b: str) -> bool:
+    """Are these two headlines one story's? Alike after `headline_key`, and long
+    enough to say so (`HEADLINE_MIN_CHARS`)."""
+    ka, kb = headline_key(a), headline_key(b)
+    return min(len(ka), len(kb)) >= HEADLINE_MIN_CHARS and _alike(ka, kb)
+
+
+def _alike(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    if _NUMBERS.findall(a) != _NUMBERS.findall(b):
+        return False  # "..., day 12" and "..., day 13" are two stories
+    m = SequenceMatcher(None, a, b, autojunk=False)
+    return m.real_quick_ratio() >= HEADLINE_RATIO and m.quick_ratio() >= HEADLINE_RATIO \
+        and m.ratio() >= HEADLINE_RATIO
+
+
+class _Headlines:
+    """Headlines already carried and their sources (None: added by URL), for asking
+    whether a new article from another source tells one of them."""
+
+    def __init__(self, carried: Iterable[tuple[str, int | None]]) -> None:
+        self.carried = [(k, source) for k, source in
+                        {(headline_key(t), source) for t, source in carried}
+                        if len(k) >= HEADLINE_MIN_CHARS]
+
+    def has(self, title: str, source_id: int) -> bool:
+        key = headline_key(title)
+        if len(key) < HEADLINE_MIN_CHARS:
+            return False
+        return any(source != source_id and _alike(key, k) for k, source in self.carried)
+
+
+def _key(a: Article) -> str:
+    # Articles stored before link keys were kept have none: work it out.
+    return a.link_key or link_key(a.link)
+
+
+def _recent_items(s: Session, mlist: MailingList,
+                  w: Window) -> list[tuple[str, str, int | None]]:
+    """(headline, link, source) of the items a new article could be a twin of: those
+    of the list's editions cut off after the window's floor (the open one too)."""
+    rows = s.execute(
+        select(EditionItem.title, EditionItem.link, Article.source_id)
+        .join(Edition, Edition.id == EditionItem.edition_id)
+        .outerjoin(Article, Article.id == EditionItem.article_id)
+        .where(Edition.list_id == mlist.id, Edition.cutoff > w.floor))
+    return [(title, link, source) for title, link, source in rows]
+
+
+def _story(group: list[Article], fullness: dict[int, tuple[bool, int]],
+           labels: dict[int, str]) -> Story:
+    """The group's story, told by the article with a picture and the most text, then
+    the one seen first."""
+    teller = max(group, key=lambda a: (*fullness[a.id], -a.first_seen_at.timestamp(), -a.id))
+    others = tuple(a for a in group if a is not teller)
+    names: list[str] = []
+    for a in (teller, *others):
+        name = labels.get(a.source_id, "")
+        if name and name not in names:
+            names.append(name)
+    sources = " · ".join(names)
+    if len(sources) > SOURCES_MAX:
+        sources = sources[: SOURCES_MAX - 1].rstrip(" ·") + "…"
+    return Story(teller, others, sources)

@@ -1,0 +1,335 @@
+"""Every new story reaches the reader once (digest.stories, digest.editions): late
+arrivals go in the next edition, overflow goes in brief, a new source's archive and
+undated first-fetch items stay out, and one story from two feeds is one item.
+
+Feeds are served on loopback and gathered as `digest fetch` does; their shape is the
+RSS 2.0 of the corpus's news feeds (nnw_livemint.xml: title, link, description, author,
+pubDate, guid per item)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from email.utils import format_datetime
+from html import escape
+
+import pytest
+
+from digest import curate
+from digest.app import App
+from digest.editions import EditionRules
+from digest.gather.sources import add_source
+from digest.models import Article, Edition
+from digest.publication import create_list
+from digest.stories import same_headline
+from subscribers.lists import get_list
+from subscribers.members import add_member
+from tests import loopback
+from tests.conftest import Clock
+
+Item = tuple[str, str, dt.datetime | None]  # headline, link, date (None: undated)
+
+
+def rss(title: str, items: list[Item]) -> bytes:
+    """A news feed as the corpus's RSS 2.0 feeds write one."""
+    parts = [f"""<?xml version="1.0" encoding="UTF-8"?>
+<rss version="2.0"><channel><title>{escape(title)}</title>
+<link>https://{title.lower().replace(" ", "")}.example.org/</link>
+<description>News from {escape(title)}</description>"""]
+    for headline, link, date in items:
+        parts.append(f"""<item>
+<title><![CDATA[{headline}]]></title>
+<link><![CDATA[{link}]]></link>
+<description><![CDATA[What happened: {escape(headline)}, told at length.]]></description>
+<author><![CDATA[Kim Min-ji]]></author>
+{f"<pubDate>{format_datetime(date)}</pubDate>" if date else ""}
+<guid isPermaLink="false">{escape(title)}-{escape(link)}</guid>
+</item>""")
+    parts.append("</channel></rss>")
+    return "\n".join(parts).encode()
+
+
+class Feeds:
+    """What the loopback server serves at each path; change it between fetches."""
+
+    def __init__(self) -> None:
+        self.bodies: dict[str, bytes] = {}
+        self.base = ""
+
+    def answer(self, path: str) -> bytes | None:
+        return self.bodies.get(path)
+
+    def set(self, path: str, title: str, items: list[Item]) -> str:
+        self.bodies[path] = rss(title, items)
+        return self.base + path
+
+
+@pytest.fixture
+def feeds() -> Iterator[Feeds]:
+    served = Feeds()
+    with loopback.feed_server(served.answer) as base:
+        served.base = base
+        yield served
+
+
+def make_list(app: App, clock: Clock, *urls: str) -> None:
+    with app.sessions() as s:
+        mlist = create_list(s, "daily", title="Harbour Daily",
+                            from_addr="Harbour Daily <news@news.example.org>",
+                            timezone="Asia/Seoul")
+        for url in urls:
+            add_source(s, url, mlist)
+        add_member(s, mlist, "reader@example.org", confirmed=True, now=clock())
+        s.commit()
+
+
+def fetch(app: App) -> None:
+    with app.sessions() as s:
+        failed = [(r.url, r.error) for r in app.fetch(s) if r.status != "ok"]
+        assert not failed
+
+
+def build(app: App) -> Edition | None:
+    with app.sessions() as s:
+        edition, _created = app.build(s, "daily")
+        s.commit()
+        if edition is not None:
+            _ = list(edition.items)  # loaded before the session closes
+        return edition
+
+
+def headlines(edition: Edition | None, *, brief: bool | None = None) -> list[str]:
+    assert edition is not None
+    return [i.title for i in edition.items if brief is None or i.brief == brief]
+
+
+def send(app: App) -> None:
+    report = app.send("daily")
+    assert report is not None and report.finished
+
+
+def test_an_article_dated_before_the_last_send_but_fetched_after_it_goes_next(
+        app: App, clock: Clock, feeds: Feeds) -> None:
+    sent_at = clock()
+    url = feeds.set("/wire.xml", "Harbour Wire", [
+        ("Ferry timetable changes for the winter season", "https://wire.example.org/1",
+         sent_at - dt.timedelta(hours=3))])
+    make_list(app, clock, url)
+    fetch(app)
+    send(app)  # edition #1, cut off now
+    # The feed publishes late: a story dated half an hour before the send appears in it
+    # only now, at the next fetch a quarter of an hour after the send.
+    clock.advance(minutes=15)
+    feeds.set("/wire.xml", "Harbour Wire", [
+        ("Fishing fleet returns to port after the storm", "https://wire.example.org/2",
+         sent_at - dt.timedelta(minutes=30)),
+        ("Ferry timetable changes for the winter season", "https://wire.example.org/1",
+         sent_at - dt.timedelta(hours=3))])
+    fetch(app)
+    clock.advance(hours=1)
+    second = build(app)
+    assert headlines(second) == ["Fishing fleet returns to port after the storm"]
+    with app.sessions() as s:  # the desk proposed it as well, before the build
+        assert curate.proposals(s, second, get_list(s, "daily"), now=clock(),
+                                rules=app.edition_rules()) == []
+
+
+def test_late_arrivals_are_proposed_on_the_desk(app: App, clock: Clock, feeds: Feeds) -> None:
+    sent_at = clock()
+    url = feeds.set("/wire.xml", "Harbour Wire", [
+        ("Ferry timetable changes for the winter season", "https://wire.example.org/1",
+         sent_at - dt.timedelta(hours=3))])
+    make_list(app, clock, url)
+    fetch(app)
+    send(app)
+    clock.advance(minutes=15)
+    feeds.set("/wire.xml", "Harbour Wire", [
+        ("Fishing fleet returns to port after the storm", "https://wire.example.org/2",
+         sent_at - dt.timedelta(minutes=30))])
+    fetch(app)
+    with app.sessions() as s:
+        [proposal] = curate.proposals(s, None, get_list(s, "daily"), now=clock(),
+                                      rules=app.edition_rules())
+        assert proposal.title == "Fishing fleet returns to port after the storm"
+        assert proposal.dated
+
+
+def test_a_new_sources_archive_does_not_pour_into_the_next_edition(
+        app: App, clock: Clock, feeds: Feeds) -> None:
+    now = clock()
+    url = feeds.set("/wire.xml", "Harbour Wire", [
+        ("Ferry timetable changes for the winter season", "https://wire.example.org/1",
+         now - dt.timedelta(hours=3))])
+    make_list(app, clock, url)
+    fetch(app)
+    send(app)
+    clock.advance(hours=24)
+    # An editor adds a source whose feed keeps two months of stories, all first seen now.
+    archive: list[Item] = [(f"Harbour museum exhibition opens, week {n}",
+                            f"https://museum.example.org/{n}", now - dt.timedelta(days=7 * n))
+                           for n in range(1, 9)]
+    fresh: list[Item] = [("Museum opens a new wing for the ship models",
+                          "https://museum.example.org/new", clock() - dt.timedelta(hours=2)),
+                         ("Museum curator retires after thirty years",  # late: dated before
+                          "https://museum.example.org/late",  # the send, within late_hours
+                          now - dt.timedelta(hours=20))]
+    with app.sessions() as s:
+        add_source(s, feeds.set("/museum.xml", "Museum News", fresh + archive),
+                   get_list(s, "daily"))
+        s.commit()
+    fetch(app)
+    assert headlines(build(app)) == ["Museum opens a new wing for the ship models",
+                                     "Museum curator retires after thirty years"]
+
+
+def test_undated_items_are_new_only_after_the_first_fetch(app: App, clock: Clock) -> None:
+    """Undated entries get `backlog` when found on their source's first fetch (the
+    gatherer decides); the edition takes only those found later, shown undated."""
+    now = clock()
+    with app.sessions() as s:
+        mlist = create_list(s, "daily", title="Daily", from_addr="d@news.example.org")
+        source, _ = add_source(s, "https://example.org/feed.xml", mlist)
+        for n, backlog in ((1, True), (2, True), (3, False)):
+            s.add(Article(source_id=source.id, guid=f"u{n}", link=f"https://example.org/{n}",
+                          content_hash=f"u{n}", title=f"Undated story number {n}",
+                          published_at=now - dt.timedelta(minutes=n),
+                          first_seen_at=now - dt.timedelta(minutes=n),
+                          date_from_feed=False, backlog=backlog))
+        s.commit()
+        edition, _ = app.build(s, "daily")
+        assert edition is not None
+        assert [(i.title, i.dated) for i in edition.items] == [("Undated story number 3", False)]
+
+
+def test_25_new_articles_with_max_items_20_all_reach_the_mail(
+        app: App, clock: Clock, feeds: Feeds) -> None:
+    now = clock()
+    items: list[Item] = [(f"Harbour report number {n}: the quay, the boats and the fish",
+                          f"https://wire.example.org/story/{n}", now - dt.timedelta(minutes=n))
+                         for n in range(1, 26)]
+    make_list(app, clock, feeds.set("/wire.xml", "Harbour Wire", items))
+    fetch(app)
+    edition = build(app)
+    assert app.edition_rules().max_items == 20
+    assert len(headlines(edition, brief=False)) == 20
+    assert len(headlines(edition, brief=True)) == 5
+    with app.sessions() as s:
+        edition = s.get_one(Edition, edition.id) if edition else None
+        assert edition is not None
+        rendered = app.render(edition, get_list(s, "daily"))
+    for headline, link, _date in items:
+        assert headline in rendered.text and link in rendered.text
+        assert escape(headline) in rendered.html and link in rendered.html
+
+
+def test_beyond_brief_max_the_cli_and_the_desk_say_how_many_wait(
+        app: App, clock: Clock, feeds: Feeds) -> None:
+    now = clock()
+    make_list(app, clock, feeds.set("/wire.xml", "Harbour Wire", [
+        (f"Harbour report number {n}: the quay, the boats and the fish",
+         f"https://wire.example.org/story/{n}", now - dt.timedelta(minutes=n))
+        for n in range(1, 9)]))
+    fetch(app)
+    app.settings = app.settings.with_overrides(edition__max_items=3, edition__brief_max=2)
+    edition = build(app)
+    assert len(headlines(edition, brief=False)) == 3 and len(headlines(edition, brief=True)) == 2
+    with app.sessions() as s:
+        edition = s.get_one(Edition, edition.id) if edition else None
+        assert edition is not None
+        counts = curate.tally(s, edition, get_list(s, "daily"), now=clock(),
+                              rules=app.edition_rules())
+    assert (counts.full, counts.brief, counts.waiting, counts.new) == (3, 2, 3, 8)
+    assert str(counts).startswith("5 articles: 3 in full, 2 in brief; 3 more new articles "
+                                  "not in it")
+    # `digest edition build` prints `str(counts)` for the draft (see tests/test_cli.py).
+
+
+def test_one_story_from_two_feeds_is_one_item_naming_both(
+        app: App, clock: Clock, feeds: Feeds) -> None:
+    now = clock()
+    story = "Harbour reopens after the storm, officials say"
+    yonhap = feeds.set("/yonhap.xml", "Yonhap", [
+        (story, "https://news.example.org/harbour?id=7&utm_source=rss&utm_medium=feed",
+         now - dt.timedelta(hours=1)),
+        ("Podcast", "https://yonhap.example.org/podcast/12", now - dt.timedelta(hours=2))])
+    herald = feeds.set("/herald.xml", "The Korea Herald", [
+        (story, "http://news.example.org/harbour?id=7", now - dt.timedelta(minutes=50)),
+        ("Podcast", "https://herald.example.org/podcast/3", now - dt.timedelta(hours=2))])
+    times = feeds.set("/times.xml", "Korea Times", [
+        ("‘Harbour reopens after the storm’, officials say",
+         "https://times.example.org/a/991", now - dt.timedelta(minutes=40))])
+    make_list(app, clock, yonhap, herald, times)
+    fetch(app)
+    edition = build(app)
+    assert edition is not None
+    told = [i for i in edition.items if "harbour" in i.title.lower()]
+    assert len(told) == 1, [i.title for i in edition.items]
+    # Told by the one with the most text (here the Korea Times'), naming all three.
+    assert sorted(told[0].source_title.split(" · ")) == [
+        "Korea Times", "The Korea Herald", "Yonhap"]
+    # Two podcasts of two sources are two stories, whatever their headlines.
+    assert headlines(edition).count("Podcast") == 2
+    send(app)
+    # The twins were carried with the story: not proposed, not in the next edition, even
+    # when another feed brings the page again with other tracking parameters.
+    clock.advance(hours=2)
+    with app.sessions() as s:
+        add_source(s, feeds.set("/wire.xml", "Harbour Wire", [
+            ("What the reopening means for the fishing fleet",
+             "https://news.example.org/harbour/?id=7&fbclid=abc",
+             clock() - dt.timedelta(minutes=5)),
+            ("Fishing fleet returns to port after the storm", "https://wire.example.org/2",
+             clock() - dt.timedelta(minutes=5))]), get_list(s, "daily"))
+        s.commit()
+    fetch(app)
+    with app.sessions() as s:
+        assert [p.title for p in curate.proposals(
+            s, None, get_list(s, "daily"), now=clock(), rules=app.edition_rules())] == [
+            "Fishing fleet returns to port after the storm"]
+    assert headlines(build(app)) == ["Fishing fleet returns to port after the storm"]
+
+
+def test_same_headline_needs_a_long_alike_headline() -> None:
+    assert same_headline("Harbour reopens after the storm, officials say",
+                         "HARBOUR REOPENS AFTER THE STORM — OFFICIALS SAY")
+    assert same_headline("항구 재개장, 폭풍 후 어선들이 돌아왔다고 관계자들이 밝혀",
+                         "항구 재개장… 폭풍 후 어선들이 돌아왔다고 관계자들이 밝혀")
+    assert not same_headline("Daily briefing", "Daily Briefing")
+    assert not same_headline("Live updates: the storm over the harbour, day 12",
+                             "Live updates: the storm over the harbour, day 13")
+    assert not same_headline("Harbour reopens after the storm, officials say",
+                             "Airport closes before the storm, officials say")
+
+
+def test_the_editor_moves_an_item_between_full_and_brief(app: App, clock: Clock,
+                                                          feeds: Feeds) -> None:
+    now = clock()
+    make_list(app, clock, feeds.set("/wire.xml", "Harbour Wire", [
+        (f"Harbour report number {n}: the quay, the boats and the fish",
+         f"https://wire.example.org/story/{n}", now - dt.timedelta(minutes=n))
+        for n in range(1, 6)]))
+    fetch(app)
+    app.settings = app.settings.with_overrides(edition__max_items=3)
+    edition = build(app)
+    assert edition is not None
+    with app.sessions() as s:
+        ed = s.get_one(Edition, edition.id)
+        first, second, third, fourth, fifth = (i.id for i in ed.items)
+        curate.brief_item(s, ed, second, True)  # to the head of the "also new" list
+        curate.brief_item(s, ed, fifth, False)  # to the end of the full ones
+        curate.pin_item(s, ed, fourth, True)  # pinned: told in full, leading
+        s.commit()
+        assert [(i.id, i.pinned, i.brief) for i in ed.items] == [
+            (fourth, True, False), (first, False, False), (third, False, False),
+            (fifth, False, False), (second, False, True)]
+        assert curate.move_item(s, ed, second, to=0) == 4  # stays in its group
+
+
+def test_rules_default_to_the_settings_table() -> None:
+    from digest.config import SETTINGS
+
+    defaults = {(st.section, st.name): st.default for st in SETTINGS}
+    rules = EditionRules()
+    assert rules.late_hours == defaults[("edition", "late_hours")]
+    assert rules.brief_max == defaults[("edition", "brief_max")]
+
