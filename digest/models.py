@@ -177,7 +177,7 @@ class Edition(Base):
                                                   default=EditionStatus.DRAFT)
     subject: Mapped[str] = mapped_column(Text, default="")
     intro: Mapped[str] = mapped_column(Text, default="")
-    # Articles published after `since` and up to `cutoff` were candidates.
+    # Articles first seen after `since` and up to `cutoff` were new (digest.stories).
     since: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     cutoff: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     scheduled_for: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
