@@ -34,6 +34,8 @@ EXPECTED: dict[str, int | None] = {
     "nnw_livemint.xml": 25,
     "nnw_macworld.rss": 30,
     "nnw_medscape.rss": 20,
+    "nnw_atp.rss": 100,  # a podcast, 385 KB
+    "fj_CRE.xml": 30,  # a podcast, 614 KB
     "nnw_scriptingNews.rss": 50,
     "mf_golem_ISO-8859-1.xml": 40,
     "mf_ibash_WINDOWS-1251.xml": 50,
@@ -51,6 +53,8 @@ EXPECTED: dict[str, int | None] = {
     "fp_rss_incomplete_cdata.xml": None,
     "fp_http_high_bit_date.xml": 0,  # a channel without items
     "nnw_DaringFireball.atom": 48,
+    "nnw_DaringFireball.rss": 47,  # Atom, whatever its name says
+    "nnw_yakubin.atom": 12,  # 871 KB: one entry alone is 540 KB of HTML and MathML
     "nnw_qemu.atom": 10,
     "nnw_expertopinionent.atom": 43,
     "feedrs_atom_xml_base.xml": 1,
@@ -188,6 +192,32 @@ def test_dates() -> None:
     assert [e.published is None for e in elastic] == [False, False, True]
     livemint = load("nnw_livemint.xml").entries[0]  # <pubDate><![CDATA[...]]> </pubDate>
     assert livemint.published == datetime(2019, 5, 29, 10, 16, tzinfo=UTC)
+
+
+def test_the_long_podcast_and_misnamed_feeds() -> None:
+    # The four corpus feeds first left out of tests/data/feeds (large or misnamed): each
+    # item with its own date, the newest first, as the feed gives them.
+    cre = load("fj_CRE.xml").entries
+    assert cre[0].title == "CRE207 Planetarien"
+    assert cre[0].published == datetime(2015, 2, 13, 22, 38, 52, tzinfo=UTC)
+    assert cre[-1].published == datetime(2011, 4, 9, 1, 30, tzinfo=UTC)
+    assert cre[0].image_url == "http://meta.metaebene.me/media/cre/cre207-planetarien.jpg"
+    atp = load("nnw_atp.rss").entries
+    assert (atp[0].title, atp[0].link) == ("311: Mutually Assured Destruction",
+                                           "http://atp.fm/episodes/311")
+    assert atp[0].published == datetime(2019, 1, 31, 16, 58, 12, tzinfo=UTC)
+    assert atp[-1].published == datetime(2017, 3, 9, 6, 9, 41, tzinfo=UTC)
+    df = load("nnw_DaringFireball.rss")  # Atom 1.0 in a file named .rss
+    assert df.title == "Daring Fireball" and len({e.guid for e in df.entries}) == 47
+    assert df.entries[0].published == datetime(2016, 2, 27, 21, 59, 47, tzinfo=UTC)
+    assert df.entries[-1].published == datetime(2015, 11, 11, 13, 8, 58, tzinfo=UTC)
+    yakubin = load("nnw_yakubin.atom").entries  # dates at midnight UTC, as written
+    assert yakubin[0].published == datetime(2025, 1, 17, tzinfo=UTC)
+    assert yakubin[-1].published == datetime(2022, 11, 16, tzinfo=UTC)
+    pdf = yakubin[1]  # a link to a PDF, with no text of its own
+    assert pdf.link.endswith(".pdf") and pdf.summary == "" and pdf.content_html == ""
+    for entries in (cre, atp, df.entries, yakubin):
+        assert all(e.published is not None and e.title and e.link for e in entries)
 
 
 def feed_with_date(date: str) -> bytes:
