@@ -22,7 +22,9 @@ an entry of the document is, word for word: another entry cannot be its edit.
 A new article whose guid a stored article of the source already has is stored under
 `<guid>#reused-<12 hex digits>` (see `Article`), derived from its link and text, so the
 unique index on (source, guid) holds and the next fetch, which compares guids by that
-stem, recognises both.
+stem, recognises both. A new article without a guid whose link another guid-less one
+has is stored under `#reused-<12 hex digits>`, for the same reason (the unique index on
+the link of guid-less articles).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class Identity:
     """What the dedup compares of an article, stored or in the feed."""
 
     guid: str
+    link: str  # as stored
     keys: frozenset[str]  # the link's key and anchor; its page's canonical link's key
     text: str  # the text's hash; "" when there is none to tell the article by
 
@@ -63,7 +66,8 @@ def identity(guid: str, link: str, digest_hash: str, key: str = "") -> Identity:
         keys.add(key)
     keys.discard("")
     has_text = digest_hash != NO_TEXT or not (guid or keys)
-    return Identity(guid[:GUID_CHARS], frozenset(keys), digest_hash if has_text else "")
+    return Identity(guid[:GUID_CHARS], link[:GUID_CHARS], frozenset(keys),
+                    digest_hash if has_text else "")
 
 
 def new_entries(entries: Sequence[Entry], hashes: Sequence[str],
@@ -79,9 +83,7 @@ def new_entries(entries: Sequence[Entry], hashes: Sequence[str],
     for entry, digest_hash, me in zip(entries, hashes, mine, strict=True):
         if any(_same(me, k) and (not present or me.text == k.text) for k, present in pool):
             continue
-        guid = me.guid
-        if guid and any(k.guid == guid for k, _ in pool):
-            guid = _reused(me)
+        guid = _reused(me) if any(_one_row(me, k) for k, _ in pool) else me.guid
         pool.append((replace(me, guid=guid), True))
         new.append((entry, digest_hash, guid))
     return new
@@ -104,6 +106,13 @@ def _same(a: Identity, b: Identity) -> bool:
             return not (link is False and text is False)
         return text is True
     return link is True or text is True
+
+
+def _one_row(a: Identity, b: Identity) -> bool:
+    """Would the table take `a` and `b` for one row (Article's unique identity)?"""
+    if a.guid or b.guid:
+        return a.guid == b.guid
+    return bool(a.link) and a.link == b.link
 
 
 def _one_page(a: str, b: str) -> bool:

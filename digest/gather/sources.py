@@ -230,7 +230,7 @@ def store_entries(s: Session, source: Source, feed: Feed, now: dt.datetime,
     hashes = [content_hash(e.title, e.summary) for e in entries]
     stored = _stored(s, source.id, entries, hashes)
     fresh = new_entries(entries, hashes, stored)
-    if fresh:  # one may be an article stored under its page's canonical link's key
+    if fresh and source.full_text:  # one may be stored under its page's canonical link
         fresh = new_entries(entries, hashes, stored + _renamed(s, source.id))
     first = source.last_success_at is None  # recorded after this, on success
     rows = [_article(source, enrich(entry) if enrich else entry, digest_hash, guid, now,

@@ -210,6 +210,30 @@ def test_two_posts_under_one_guid_are_both_kept(app: App, server: Loopback,
     assert _fetch(app, source_id).new == 50
 
 
+def test_posts_told_apart_only_by_their_links_anchors_are_all_kept(
+        app: App, server: Loopback, clock: Clock) -> None:
+    # scripting.com without its guids: each post is an anchor on the day's page, which
+    # is all a reader (and the dedup) has to tell them by.
+    doc = re.sub(rb"\s*<guid>[^<]*</guid>", b"", SCRIPTING)
+    assert b"<guid>" not in doc
+    feed = Feed(server, _without(doc, b"Mon, 26 Jun 2017 19:40:58 GMT"))
+    source_id = _source(app, server)
+    assert _fetch(app, source_id).new == 49
+    # The 19:40 post is up, and the morning post of that day was edited.
+    morning = b"<description>Good morning students and teachers! \xf0\x9f\x8d\x8f</description>"
+    assert morning in doc
+    feed.body = doc.replace(morning, morning.replace(b"teachers!", b"teachers, and parents!"))
+    clock.advance(minutes=15)
+    report = _fetch(app, source_id)
+    assert (report.new, report.seen) == (1, 50)
+    (late,) = [a for a in _articles(app, source_id)
+               if a.link == "http://scripting.com/2017/06/26.html#a030658"]
+    assert late.summary.startswith("This is the human side of Health care")
+    clock.advance(minutes=15)
+    assert _fetch(app, source_id).new == 0
+    assert len(_articles(app, source_id)) == 50
+
+
 def test_a_guid_given_to_another_post_is_another_article(app: App, server: Loopback,
                                                          clock: Clock) -> None:
     day = "Fri, 27 Nov 2026 0{}:00:00 GMT"
