@@ -89,7 +89,8 @@ class Article(Base):
     `guid` is the feed's, except for a post that a feed gave a guid one of the source's
     articles already has (scripting.com's two posts of a minute; a CMS that hands an old
     id to a new story): it is stored as `<guid>#reused-<12 hex digits of its link and
-    text>`, which the dedup reads as that guid. `published_at` is the feed's date, or,
+    text>`, which the dedup reads as that guid; a post without a guid whose link another
+    one has gets `#reused-<...>` alone. `published_at` is the feed's date, or,
     for an undated item (`date_from_feed` false), the time it was first seen: a stand-in
     for sorting, never to be shown as its date.
     """
