@@ -295,7 +295,7 @@ _LABELS: dict[str, dict[str, str]] = {
         "story": "기사 1건",
         "read_more": "기사 전문 보기",
         "editors_note": "편집자 주",
-        "also_new": "새 기사 더 보기",
+        "also_new": "그 밖의 새 기사",
         "photo_credit": "사진: {credit}",
         "why": "{title} 뉴스레터를 구독하셔서 이 메일을 보내드립니다.",
         "sent_to": "이 메일은 {email} 주소로 발송되었습니다.",

@@ -117,7 +117,7 @@ def test_brief_items_in_the_text_part(app: App) -> None:
 
 def test_the_also_new_list_is_in_the_lists_language(app: App) -> None:
     mail = _mail(app, _full_and_brief(), language="ko")
-    assert "새 기사 더 보기" in mail.text and "새 기사 더 보기" in _doc(mail).text_content()
+    assert "그 밖의 새 기사" in mail.text and "그 밖의 새 기사" in _doc(mail).text_content()
     assert "Also new" not in mail.html and "ALSO NEW" not in mail.text
 
 
