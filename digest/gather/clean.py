@@ -8,10 +8,13 @@ allowlist below. nh3 runs last so nothing lxml re-serializes can reopen a hole.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import html as htmllib
 import re
 import unicodedata
+from collections.abc import Collection
+from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 import lxml.html
@@ -46,6 +49,14 @@ DROP_WITH_CONTENT = frozenset({
 LINK_SCHEMES = frozenset({"http", "https", "mailto"})
 WEB_SCHEMES = frozenset({"http", "https"})
 
+# Lines that point away from the article ("Related: <another story>", "SEE MORE: …",
+# "Like this story? Share it…"): a block that is one of these, alone or followed by the
+# headline it points to, is boilerplate; extract also prunes them before trafilatura.
+TEASER_PREFIXES = ("related", "read more", "read also", "also read", "see also",
+                   "see more", "more", "recommended", "don't miss", "listen", "watch",
+                   "like this story", "like this article")
+_TEASER = "|".join(re.escape(p).replace("'", "['’]?") for p in TEASER_PREFIXES)
+
 # Whole-block boilerplate: a block is dropped only when its entire text (whitespace
 # collapsed, surrounding punctuation trimmed, case ignored) matches one of these, so a
 # real paragraph that mentions "comments" or "share" is never touched.
@@ -62,6 +73,9 @@ _BOILERPLATE = re.compile(
     | subscribe\ to\ (?:our|the|my)\ newsletter
     | continue\ reading\b.{0,200}                   # WordPress excerpt link, title after it
     | the\ post\ .+\ appeared\ first\ on\ .+        # WordPress feed footer
+    | (?:to\ read\ this\ article\ in\ full,?\ )?(?:please\ )?click\ here  # IDG's teaser end
+    | (?:""" + _TEASER + r""")(?:\ ?[:?]\ ?.{0,200})?  # teaser, with its headline
+    | \[(?:insight|related|see\ also|more)\](?:\ .{0,200})?  # "[INSIGHT] <headline>"
     | 댓글\ ?없음 | 댓글\ ?쓰기 | 댓글\ ?\d+\ ?개? | 공유하기 | 구독하기
     )$""",
     re.IGNORECASE | re.VERBOSE | re.DOTALL,
@@ -83,6 +97,16 @@ _BAD_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\ufff
 _MARKUP = re.compile(r"<[a-zA-Z/!?]|&(?:#\d+|#x[0-9a-fA-F]+|[a-zA-Z]\w*);")
 _URL_TAB_NL = re.compile("[\t\n\r]")
 _URL_EDGE = "".join(chr(i) for i in range(0x21))  # C0 controls and space (WHATWG)
+# An image source that is one bare word ("x", "null", "undefined"): no file, no path.
+_NO_PATH = re.compile(r"^\s*[\w-]+\s*$")
+_CLASS = "contains(concat(' ', normalize-space(@class), ' '), ' {} ')"
+_CAPTION_BOXES = f".//*[{_CLASS.format('tr-caption-container')} or {_CLASS.format('wp-caption')}]"
+_CAPTION_TEXT = f".//*[{_CLASS.format('tr-caption')} or {_CLASS.format('wp-caption-text')}]"
+# Blocks outside the allowlist, kept as <div> so their text stays apart from the next.
+_BLOCKS_AS_DIV = frozenset({
+    "address", "article", "aside", "center", "details", "dialog", "fieldset", "footer",
+    "header", "hgroup", "main", "nav", "section", "summary",
+})
 
 
 def safe_url(url: str, base: str = "") -> str:
@@ -121,9 +145,7 @@ def sanitize_html(html: str, base_url: str = "") -> str:
         return ""
     drop_boilerplate(root)
     _prepare(root, base_url)
-    markup = htmllib.escape(root.text or "", quote=False) + "".join(
-        str(lxml.html.tostring(child, encoding="unicode")) for child in root
-    )
+    markup = _inner_html(root)
 
     def attribute_filter(tag: str, attr: str, value: str) -> str | None:
         # nh3 does not re-check what this returns against url_schemes: it must be safe.
@@ -145,8 +167,13 @@ def sanitize_html(html: str, base_url: str = "") -> str:
 
 def _prepare(root: lxml.html.HtmlElement, base_url: str) -> None:
     """Resolve URLs and keep what the allowlist would lose for no good reason."""
-    for el in root.iter("h1", "h5", "h6", "img"):
-        if el.tag == "h1":
+    _caption_figures(root)
+    for el in root.iter(*_BLOCKS_AS_DIV, "h1", "h5", "h6", "img"):
+        if el.tag in _BLOCKS_AS_DIV:
+            # nh3 unwraps a tag it does not allow, which would run the text of two
+            # blocks together ("<article>…here</article>encoded" -> "hereencoded").
+            el.tag = "div"
+        elif el.tag == "h1":
             el.tag = "h2"
         elif el.tag in ("h5", "h6"):
             el.tag = "h4"
@@ -156,6 +183,8 @@ def _prepare(root: lxml.html.HtmlElement, base_url: str) -> None:
             lazy = el.get("data-src") or el.get("data-lazy-src") or el.get("data-original")
             if lazy and (not el.get("src") or el.get("src", "").startswith("data:")):
                 el.set("src", lazy)
+            if _NO_PATH.match(el.get("src") or ""):
+                del el.attrib["src"]  # <img src="x">: a probe or a placeholder, no picture
     # Check URLs here too, before lxml serializes them: it percent-encodes href and src,
     # which would hide "java\tscript:" from the check in nh3's attribute filter.
     for el in root.iter():
@@ -168,7 +197,37 @@ def _prepare(root: lxml.html.HtmlElement, base_url: str) -> None:
                     del el.attrib[attr]
     for img in list(root.iter("img")):
         if not img.get("src"):
-            img.drop_tree()  # an image without a usable source shows as a broken icon
+            _drop_inline(img)  # an image without a usable source shows as a broken icon
+
+
+def _caption_figures(root: lxml.html.HtmlElement) -> None:
+    """Blogger's caption tables and WordPress's caption boxes as <figure>/<figcaption>,
+    which the allowlist keeps: their class, the only sign of a caption, is not kept."""
+    for box in root.xpath(_CAPTION_BOXES):
+        img = next(box.iter("img"), None)
+        caption = next(iter(box.xpath(_CAPTION_TEXT)), None)
+        if img is None or caption is None or box.getparent() is None:
+            continue
+        figure = lxml.html.Element("figure")
+        link = img.getparent()
+        figure.append(copy.deepcopy(link if link is not None and link.tag == "a" else img))
+        figure[0].tail = None
+        figcaption = lxml.html.Element("figcaption")
+        figcaption.text = " ".join(caption.text_content().split())
+        figure.append(figcaption)
+        figure.tail = box.tail
+        box.getparent().replace(box, figure)
+
+
+def _drop_inline(el: lxml.html.HtmlElement) -> None:
+    """Remove `el`, and the space before it when punctuation follows ("a picture .")."""
+    if re.match(r"[.,;:!?)]", el.tail or ""):
+        prev = el.getprevious()
+        if prev is not None:
+            prev.tail = (prev.tail or "").rstrip()
+        elif (parent := el.getparent()) is not None:
+            parent.text = (parent.text or "").rstrip()
+    el.drop_tree()
 
 
 def html_to_text(html: str) -> str:
@@ -182,6 +241,7 @@ def _to_text(html: str, keep_boilerplate: bool) -> str:
         return ""
     if not keep_boilerplate:
         drop_boilerplate(root)
+    _caption_figures(root)  # a photo's caption is not text of the story
     return _TextBuilder(keep_boilerplate).build(root)
 
 
@@ -191,30 +251,240 @@ def plain_text(value: str, *, is_html: bool | None = None, multiline: bool = Fal
     With is_html None the field is taken for HTML when it has a tag or an entity in it:
     feeds mislabel their text both ways, and a title must never carry markup.
     """
-    if is_html is None:
-        is_html = bool(_MARKUP.search(value))
-    if not is_html:
-        value = text_to_html(value)
+    value = as_html(value, is_html=is_html)
     if multiline:
         return html_to_text(value)
     # One line (a title, a name) is never boilerplate: a post may be called "Related".
     return " ".join(_to_text(value, keep_boilerplate=True).split())
 
 
-def first_image(html: str) -> tuple[str, str]:
-    """The first real image of (sanitized) HTML and its figure caption, or ("", "")."""
+@dataclass(frozen=True)
+class Image:
+    """A lead image: absolute http(s) URL, its caption and credit, its size when known."""
+
+    url: str = ""
+    caption: str = ""   # plain text, without the credit
+    credit: str = ""    # "[POOL PHOTO]", "Yonhap", "Photo: Jane Doe"
+    width: int | None = None
+    height: int | None = None
+    alt: str = ""
+
+
+NO_IMAGE = Image()
+LEAD_MIN_WIDTH = 300  # narrower images (icons, thumbnails) lead only when nothing else does
+# A credit at the end of a caption: "[POOL PHOTO]", "(Yonhap)", "/ Reuters",
+# "Photo: Jane Doe", "Courtesy of the ministry".
+_CREDIT = re.compile(
+    r"""\s*(?:
+      \[(?P<bracket>[^\[\]]{2,60})\]
+    | \((?P<paren>(?:photo|image|courtesy|credit|yonhap|newsis|news1|reuters|ap|afp|epa
+        |getty|xinhua|kyodo|ani|pti)[^()]{0,50})\)
+    | (?:^|(?<=[.!?]))\s*(?P<label>(?:photos?|photograph|image|credit|courtesy)
+        (?:\ of|\ by)?\s*[:=]?\s+[^.:]{2,60})
+    | \s/\s*(?P<slash>[^/]{2,40})
+    )\s*$""",
+    re.IGNORECASE | re.VERBOSE,
+)
+
+
+def split_credit(caption: str) -> tuple[str, str]:
+    """(caption, credit) of a photo caption that ends with its credit, else (caption, "")."""
+    caption = " ".join(caption.split())
+    match = _CREDIT.search(caption)
+    if match is None:
+        return caption, ""
+    whole = match.group(0).strip()
+    credit = whole if match["bracket"] or match["paren"] else next(
+        g for g in match.groups() if g)
+    return caption[:match.start()].strip(), credit.strip()
+
+
+def as_html(value: str, *, is_html: bool | None = None) -> str:
+    """A feed text field as HTML; with is_html None, HTML when it has a tag or entity."""
+    if is_html is None:
+        is_html = bool(_MARKUP.search(value))
+    return value if is_html else text_to_html(value)
+
+
+def image_url(src: str, base: str = "") -> str:
+    """`src` as a lead image's absolute http(s) URL, or "" when it names no picture
+    (`src="x"` resolved against the page would be a URL, but of nothing)."""
+    return "" if _NO_PATH.match(src) else safe_url(src, base)
+
+
+def first_image(html: str) -> Image:
+    """The lead image of (sanitized) HTML, as `lead_image` chooses it, with its caption."""
     root = _fragment(html)
     if root is None:
-        return "", ""
+        return NO_IMAGE
+    found: list[Image] = []
     for img in root.iter("img"):
-        src = safe_url(img.get("src", ""))
+        src = image_url(img.get("src", ""))
+        width, height = pixels(img.get("width")), pixels(img.get("height"))
         # 1x1 and 0x0 images are tracking pixels (FeedBurner, WordPress stats).
-        if not src or img.get("width") in ("0", "1") or img.get("height") in ("0", "1"):
+        if not src or (width or 2) <= 1 or (height or 2) <= 1:
             continue
-        figure = next((a for a in img.iterancestors("figure")), None)
-        caption = figure.find(".//figcaption") if figure is not None else None
-        return src, plain_text(_outer(caption), is_html=True) if caption is not None else ""
-    return "", ""
+        caption, credit = image_caption(img)
+        found.append(Image(src, caption, credit, width, height, " ".join(
+            (img.get("alt") or "").split())))
+    return lead_image(found)
+
+
+def lead_image(images: list[Image]) -> Image:
+    """The first of `images` known to be at least LEAD_MIN_WIDTH wide (not a 72 px
+    thumbnail or an icon), else the first; never a tracking pixel. NO_IMAGE if none.
+
+    An image of unknown size is not taken for wide: a podcast's 200 px episode art comes
+    before a Flattr badge of no stated size, and the art should lead.
+    """
+    found = [i for i in images if i.url and (i.width or 2) > 1 and (i.height or 2) > 1]
+    wide = [i for i in found if (i.width or 0) >= LEAD_MIN_WIDTH]
+    return (wide or found or [NO_IMAGE])[0]
+
+
+def image_caption(img: lxml.html.HtmlElement) -> tuple[str, str]:
+    """(caption, credit) of an <img> from its <figure>'s <figcaption>, or Blogger's
+    caption table (td.tr-caption), or a caption/credit element right after the image."""
+    figure = next(img.iterancestors("figure"), None)
+    holder = figure.find(".//figcaption") if figure is not None else None
+    credit_el = None
+    if holder is None:
+        table = next((t for t in img.iterancestors("table")
+                      if "tr-caption-container" in (t.get("class") or "")), None)
+        cells = table.xpath(".//td[contains(@class, 'tr-caption')]") if table is not None \
+            else []
+        holder = cells[0] if cells else None
+    if holder is None:  # <div class="photo"><img><span class="caption">…</span></div>
+        for box in [img.getparent(), *(a for a in img.iterancestors())][:3]:
+            if box is None:
+                break
+            captions = box.xpath(".//*[contains(@class, 'caption') or self::figcaption]")
+            credits = box.xpath(".//*[contains(@class, 'credit')]")
+            if captions or credits:
+                holder = captions[0] if captions else None
+                credit_el = credits[0] if credits else None
+                break
+    scope = figure if figure is not None else holder
+    if credit_el is None and scope is not None:
+        credit_el = next(iter(scope.xpath(".//*[contains(@class, 'credit')]")), None)
+    credit = " ".join(credit_el.text_content().split()) if credit_el is not None else ""
+    text = " ".join(holder.text_content().split()) if holder is not None else ""
+    if credit and credit in text:
+        text = text.replace(credit, "").strip()
+    elif not credit:
+        text, credit = split_credit(text)
+    return text, credit
+
+
+def pixels(value: str | None) -> int | None:
+    """A width or height attribute as whole pixels ("640", "640px"), None if not one."""
+    match = re.fullmatch(r"\s*(\d{1,5})(?:\.\d*)?\s*(?:px)?\s*", value or "")
+    return int(match[1]) if match else None
+
+
+def drop_title(html: str, title: str) -> str:
+    """`html` without a leading block, or first line of one, that repeats `title`."""
+    root = _fragment(html)
+    if root is None or (root.text or "").strip() or not _words(title):
+        return html
+    first = next((el for el in root.iter() if el is not root and (
+        (el.text or "").strip() or el.tag in ("br", "img"))), None)
+    if first is None or first.tag in ("br", "img"):
+        return html
+    parent = first.getparent()
+    ends_line = first.tag in _PARAGRAPHS or (not (first.tail or "").strip() and (
+        first.getnext() is None or first.getnext().tag == "br"))
+    if ends_line and same_headline(" ".join(first.itertext()), title):
+        _drop_with_empty_parents(first)
+        if parent is not None and len(parent) and parent[0].tag == "br" and not (
+                parent.text or "").strip():
+            parent[0].drop_tree()  # the line break after an inline headline
+    elif (br := first.find("br")) is not None and same_headline(
+            (first.text or "") + "".join(_outer_text(e) for e in _children_before(br)),
+            title):
+        # "<p>Headline<br>What worries us…</p>": the headline is the paragraph's first line
+        for el in _children_before(br):
+            el.drop_tree()
+        first.text = ""
+        br.drop_tree()
+    else:
+        return html
+    return _inner_html(root)
+
+
+def _drop_with_empty_parents(el: lxml.html.HtmlElement) -> None:
+    """Remove `el`, and the blocks around it that are left with no text and no image
+    (the <p> of a <b>headline</b>, the <table> of a caption cell)."""
+    parent = el.getparent()
+    el.drop_tree()
+    while (parent is not None and parent.getparent() is not None
+           and not "".join(parent.itertext()).strip() and not parent.xpath(".//img")):
+        el, parent = parent, parent.getparent()
+        el.drop_tree()
+
+
+def _inner_html(root: lxml.html.HtmlElement) -> str:
+    """The markup inside `root`, a fragment's parent."""
+    return htmllib.escape(root.text or "", quote=False) + "".join(
+        str(lxml.html.tostring(child, encoding="unicode")) for child in root)
+
+
+def drop_blocks(html: str, texts: Collection[str]) -> str:
+    """`html` without the blocks whose whole text is one of `texts` (words compared, case
+    and punctuation ignored): a photo's caption that an extractor kept as a paragraph."""
+    wanted = {w for t in texts if (w := _words(t))}
+    root = _fragment(html)
+    if root is None or not wanted:
+        return html
+    hits = [el for el in root.iter(*_CAPTION_BLOCKS)
+            if _words(" ".join(el.itertext())) in wanted]
+    if not hits:
+        return html
+    for el in hits:
+        if el.getparent() is not None:
+            _drop_with_empty_parents(el)
+    return _inner_html(root)
+
+
+def same_image(a: str, b: str) -> bool:
+    """True when two image URLs name the same picture, maybe in another rendition
+    (Blogger's /s640/photo.jpg and /w1200-h630/photo.jpg, "?w=150")."""
+    if not a or not b:
+        return False
+    pa, pb = urlsplit(a).path, urlsplit(b).path
+    name = pa.rsplit("/", 1)[-1]
+    return pa == pb or ("." in name and len(name) > 8 and name == pb.rsplit("/", 1)[-1])
+
+
+def same_headline(text: str, title: str) -> bool:
+    """True when `text` is the headline `title`, compared by words (case and punctuation
+    ignored); either may carry the site's name after a separator ("Headline | Site")."""
+    got, want = _words(text), _words(title)
+    return bool(got and want) and (got == want or got == _main_part(title)
+                                   or want == _main_part(text))
+
+
+def _main_part(text: str) -> str:
+    """The words of the longest part of "Headline | Site" or "Site - Headline"."""
+    parts = _TITLE_SEPARATOR.split(text)
+    return _words(max(parts, key=len)) if len(parts) > 1 else ""
+
+
+_CAPTION_BLOCKS = ("p", "div", "td", "th", "li", "figcaption", "blockquote", "dd")
+_TITLE_SEPARATOR = re.compile(r"\s+(?:[|–—·:]|::|-)\s+")
+
+
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"\w+", unicodedata.normalize("NFKC", text).casefold()))
+
+
+def _children_before(marker: lxml.html.HtmlElement) -> list[lxml.html.HtmlElement]:
+    parent = marker.getparent()
+    return [] if parent is None else list(parent)[:parent.index(marker)]
+
+
+def _outer_text(el: lxml.html.HtmlElement) -> str:
+    return " ".join(el.itertext()) + " " + (el.tail or "")
 
 
 def content_hash(title: str, text: str) -> str:
@@ -272,6 +542,9 @@ def _fragment(html: str) -> lxml.html.HtmlElement | None:
         return None
     # Comments and processing instructions go, their tails (real text) stay.
     etree.strip_elements(root, etree.Comment, etree.ProcessingInstruction, with_tail=False)
+    # <embed> is a void element, but libxml2 reads the text after it as its content,
+    # which would then be dropped with it: keep the text, lose the tag.
+    etree.strip_tags(root, "embed")
     return root
 
 
@@ -279,13 +552,16 @@ def _outer(el: lxml.html.HtmlElement) -> str:
     return str(lxml.html.tostring(el, encoding="unicode", with_tail=False))
 
 
-_SKIP_TEXT = DROP_WITH_CONTENT
+# A figure's caption belongs to its image (Entry.image_caption), not to the text.
+_SKIP_TEXT = DROP_WITH_CONTENT | {"figcaption"}
 _BR = "\x0b"  # marks <br> among the text; _fragment removed any \x0b of the input
+_IMG = "\x0c"  # marks an <img>, so "a picture <img>." reads "a picture."
+_IMG_GAP = re.compile(r"\s*\x0c+\s*(?=[.,;:!?)])|\x0c")
 _PARAGRAPHS = frozenset({
     "address", "article", "aside", "blockquote", "caption", "dd", "div", "dl", "dt",
     "figcaption", "figure", "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr",
     "li", "main", "nav", "ol", "p", "pre", "section", "table", "tr", "ul",
-})
+}) | _BLOCKS_AS_DIV
 
 
 class _TextBuilder:
@@ -323,6 +599,7 @@ class _TextBuilder:
         elif tag in ("td", "th"):
             self.pieces.append(" ")
         elif tag == "img":
+            self.pieces.append(_IMG)
             return
         if text:
             self.pieces.append(text)
@@ -334,7 +611,8 @@ class _TextBuilder:
 
     def flush(self) -> None:
         as_item = self.items > 0
-        lines = (" ".join(line.split()) for line in "".join(self.pieces).split(_BR))
+        joined = _IMG_GAP.sub(lambda m: "" if m.group(0) != _IMG else " ", "".join(self.pieces))
+        lines = (" ".join(line.split()) for line in joined.split(_BR))
         text = "\n".join(line for line in lines if line)
         self.pieces = []
         if text and (self.keep_boilerplate or not is_boilerplate(text)):

@@ -17,14 +17,17 @@ that is stored, against the benchmark's articleBody; trafilatura 2.3.1, ~25 ms a
 
 So the body is extracted without images or links; the lead image is the page's og:image
 (or twitter:image), and only a page without one is extracted a second time, with images,
-to find its first picture.
+to find its first picture. The lead image's caption, credit and alt text are read from
+the page's own <img> of that picture; the stored content starts with it as a <figure>.
+A first paragraph that repeats the headline, and the caption where the extractor kept it
+as a paragraph, are left out of the text.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import html as htmllib
 import re
-import string
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -34,7 +37,21 @@ import trafilatura
 from lxml import etree
 
 from digest.errors import FetchError
-from digest.gather.clean import first_image, html_to_text, safe_url, sanitize_html
+from digest.gather.clean import (
+    NO_IMAGE,
+    Image,
+    drop_blocks,
+    drop_title,
+    first_image,
+    html_to_text,
+    image_caption,
+    image_url,
+    is_boilerplate,
+    pixels,
+    safe_url,
+    same_image,
+    sanitize_html,
+)
 from digest.gather.feeds import Entry
 from digest.gather.fetch import FetchResult
 
@@ -49,17 +66,11 @@ _OPTIONS: dict[str, Any] = {
 }
 # A page served as any of these is not an article: it is not handed to trafilatura.
 _NOT_HTML = re.compile(r"^\s*(?:image|audio|video|font)/|^\s*application/(?!xhtml|xml)", re.I)
-# Lines that point away from the article ("Related: <another story>", "Like this story?
-# Share it with a friend!"), which trafilatura keeps as paragraphs: pruned before it runs.
-_TEASER_PREFIXES = ("related:", "read more:", "read also:", "also read:", "see also:",
-                    "more:", "recommended:", "like this story?", "like this article?")
-_TEASERS = (
-    "//*[self::p or self::li or self::h2 or self::h3 or self::h4][string-length(.) < 300]["
-    + " or ".join(
-        f"starts-with(translate(normalize-space(.), '{string.ascii_uppercase}',"
-        f" '{string.ascii_lowercase}'), '{prefix}')" for prefix in _TEASER_PREFIXES)
-    + "]"
-)
+# Short blocks that may be teaser lines ("Related: <another story>", "SEE MORE: …") or
+# other boilerplate (clean.is_boilerplate), which trafilatura keeps as paragraphs: pruned
+# before it runs, as it may run them into the paragraph next to them.
+_SHORT_BLOCKS = ("//*[self::p or self::li or self::h2 or self::h3 or self::h4]"
+                 "[string-length(.) < 300]")
 # Share buttons and logos that trafilatura keeps among an article's images
 # (thespacereview.com's first image is AddThis's "share" button).
 _NOT_PHOTOS = "//img[" + " or ".join(
@@ -76,11 +87,16 @@ class Extracted:
     """The main content of an article page, cleaned like a feed entry's."""
 
     title: str          # plain text, "" if none
-    content_html: str   # sanitized, URLs absolute
-    text: str           # plain, boilerplate removed
+    content_html: str   # sanitized, URLs absolute; the lead image first, as a <figure>
+    text: str           # plain, boilerplate removed, without a repeated headline
     image_url: str      # lead image, absolute http(s) or ""
     image_caption: str
     language: str       # from the page's markup, "" if unknown
+    image_credit: str = ""
+    image_width: int | None = None
+    image_height: int | None = None
+    author: str = ""    # the page's byline
+    canonical: str = ""  # the page's <link rel="canonical">, absolute http(s) or ""
 
 
 def extract_article(html: bytes | str, url: str) -> Extracted | None:
@@ -92,29 +108,88 @@ def extract_article(html: bytes | str, url: str) -> Extracted | None:
         tree = trafilatura.load_html(html)
         if tree is None:
             return None
-        body = trafilatura.extract(tree, url=url or None, prune_xpath=_TEASERS, **_OPTIONS)
-        content_html = sanitize_html(body or "", url)
+        for block in tree.xpath(_SHORT_BLOCKS):
+            if is_boilerplate(block.text_content()) and block.getparent() is not None:
+                block.drop_tree()
+        body = trafilatura.extract(tree, url=url or None, **_OPTIONS)
+        meta = trafilatura.extract_metadata(tree, default_url=url or None, extensive=False)
+        title = " ".join((meta.title or "").split())
+        image = _lead_image(tree, url, meta.image or "")
+        # An extractor keeps a photo's caption as a paragraph of the text.
+        captions = [f"{image.caption} {image.credit}", image.caption] if image.caption else []
+        content_html = sanitize_html(drop_blocks(drop_title(body or "", title), captions), url)
         text = html_to_text(content_html)
         if not text:
             return None
-        meta = trafilatura.extract_metadata(tree, default_url=url or None, extensive=False)
-        image_url, caption = safe_url(meta.image or "", url), ""
-        if not image_url:
-            image_url, caption = _first_image(tree, url)
         return Extracted(
-            title=" ".join((meta.title or "").split()), content_html=content_html, text=text,
-            image_url=image_url, image_caption=caption, language=_language(tree),
+            title=title, content_html=_figure(image) + content_html, text=text,
+            image_url=image.url, image_caption=image.caption, language=_language(tree),
+            image_credit=image.credit, image_width=image.width, image_height=image.height,
+            author=" ".join((meta.author or "").split()), canonical=_canonical(tree, url),
         )
     except _BAD_INPUT:
         return None
 
 
-def _first_image(tree: lxml.html.HtmlElement, url: str) -> tuple[str, str]:
+def _lead_image(tree: lxml.html.HtmlElement, url: str, og_image: str) -> Image:
+    """The page's og:image, else its first photo, with the caption, credit, alt text and
+    size the page gives that picture."""
+    lead = image_url(og_image, url)
+    if lead:
+        width, height = (pixels(_meta(tree, f"og:image:{side}")) for side in ("width", "height"))
+        found = Image(lead, width=width, height=height)
+    else:
+        found = _first_image(tree, url)
+    img = next((el for el in tree.iter("img") if same_image(found.url, _src(el, url))), None)
+    if img is None:
+        return found
+    caption, credit = image_caption(img)
+    exact = _src(img, url) == found.url  # the <img>'s size is of this rendition
+    return Image(found.url, caption or found.caption, credit or found.credit,
+                 found.width or (pixels(img.get("width")) if exact else None),
+                 found.height or (pixels(img.get("height")) if exact else None),
+                 " ".join((img.get("alt") or "").split()))
+
+
+def _first_image(tree: lxml.html.HtmlElement, url: str) -> Image:
     # A second pass, run only for pages without og:image: images change what trafilatura
     # keeps (captions, thumbnail lists), so the text comes from the pass without them.
-    body = trafilatura.extract(tree, url=url or None, prune_xpath=[_TEASERS, _NOT_PHOTOS],
+    body = trafilatura.extract(tree, url=url or None, prune_xpath=_NOT_PHOTOS,
                                **(_OPTIONS | {"include_images": True}))
-    return first_image(sanitize_html(body, url)) if body else ("", "")
+    return first_image(sanitize_html(body, url)) if body else NO_IMAGE
+
+
+def _src(img: lxml.html.HtmlElement, base: str) -> str:
+    src = img.get("src") or ""
+    if not src or src.startswith("data:"):
+        src = img.get("data-src") or img.get("data-lazy-src") or img.get("data-original") or ""
+    return image_url(src, base)
+
+
+def _figure(image: Image) -> str:
+    """The lead image as a sanitized <figure>: its alt text, size, caption and credit."""
+    if not image.url:
+        return ""
+    size = "".join(f' {side}="{value}"' for side, value in (
+        ("width", image.width), ("height", image.height)) if value)
+    caption = " ".join(part for part in (image.caption, image.credit) if part)
+    return sanitize_html(
+        f'<figure><img src="{htmllib.escape(image.url)}" alt="{htmllib.escape(image.alt)}"'
+        f"{size}>" + (f"<figcaption>{htmllib.escape(caption)}</figcaption>" if caption else "")
+        + "</figure>")
+
+
+def _meta(tree: lxml.html.HtmlElement, prop: str) -> str:
+    values = tree.xpath("//meta[@property=$p or @name=$p]/@content", p=prop)
+    return str(values[0]) if values else ""
+
+
+def _canonical(tree: lxml.html.HtmlElement, url: str) -> str:
+    """The page's <link rel="canonical">, absolute http(s), or ""."""
+    for link in tree.iter("link"):
+        if "canonical" in (link.get("rel") or "").lower().split():
+            return safe_url(link.get("href") or "", url)
+    return ""
 
 
 def _language(tree: lxml.html.HtmlElement) -> str:
@@ -131,13 +206,27 @@ def _language(tree: lxml.html.HtmlElement) -> str:
 
 
 def with_full_text(entry: Entry, extracted: Extracted) -> Entry:
-    """`entry` with the page's text and content; its own title, image and language win."""
-    image, caption = entry.image_url, entry.image_caption
-    if not image:
-        image, caption = extracted.image_url, extracted.image_caption
+    """`entry` with the page's text and content; its own title, image and language win.
+
+    The page gives what the feed did not: the photo's caption and credit (of the same
+    picture), the byline, and the canonical link.
+    """
+    image = Image(entry.image_url, entry.image_caption, entry.image_credit,
+                  entry.image_width, entry.image_height)
+    if not image.url:
+        image = Image(extracted.image_url, extracted.image_caption, extracted.image_credit,
+                      extracted.image_width, extracted.image_height)
+    elif not (image.caption or image.credit) and same_image(image.url, extracted.image_url):
+        image = dataclasses.replace(image, caption=extracted.image_caption,
+                                    credit=extracted.image_credit)
+    content_html, text = extracted.content_html, extracted.text
+    if entry.title and (dropped := drop_title(content_html, entry.title)) != content_html:
+        content_html, text = dropped, html_to_text(dropped)  # the feed's headline differs
     return dataclasses.replace(
-        entry, title=entry.title or extracted.title, content_html=extracted.content_html,
-        summary=extracted.text, image_url=image, image_caption=caption,
+        entry, title=entry.title or extracted.title, content_html=content_html,
+        summary=text, image_url=image.url, image_caption=image.caption,
+        image_credit=image.credit, image_width=image.width, image_height=image.height,
+        author=entry.author or extracted.author, canonical=extracted.canonical,
         language=entry.language or extracted.language,
     )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,11 +24,18 @@ from lxml import etree
 from digest.errors import FetchError
 from digest.gather import dates
 from digest.gather.clean import (
+    Image,
+    as_html,
+    drop_title,
     first_image,
     html_to_text,
+    image_url,
+    lead_image,
+    pixels,
     plain_text,
     safe_url,
     sanitize_html,
+    split_credit,
     text_to_html,
 )
 
@@ -43,6 +51,9 @@ _FEED_TYPES = ("application/rss+xml", "application/atom+xml", "application/feed+
 _EMAIL_THEN_NAME = re.compile(r"\S+@\S+\s*\((.+)\)")
 _BARE_EMAIL = re.compile(r"\S+@\S+\.\w+")
 _IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".avif")
+_MRSS = "http://search.yahoo.com/mrss"  # Media RSS, with or without the final slash
+# Where _media_text leaves what it read for _xml_entry: {media URL or "": (caption, credit)}
+_MEDIA_TEXT = "digest_media_text"
 
 
 @dataclass(frozen=True)
@@ -123,6 +134,7 @@ def _parse_xml_feed(body: bytes, url: str, content_type: str, now: datetime) -> 
     dates.localize(raw_entries, dates.feed_zone(info))
     if d.get("version", "").startswith("rss"):
         _fix_nested_titles(raw_entries, body)
+    _media_text(raw_entries, body)
     entries = [
         entry for raw in raw_entries
         if (entry := _xml_entry(raw, url, feed_lang, feed_author, now)) is not None
@@ -145,13 +157,16 @@ def _xml_entry(e: Any, url: str, feed_lang: str, feed_author: str,
     title = _detail_text(e.get("title_detail"), _str(e.get("title")))
     if not (title or link):
         return None  # nothing to show and nothing to click: not an article
-    html, base, lang = _pick_content(e, link or url)
-    content_html = sanitize_html(html, base)
+    media_text: dict[str, tuple[str, str]] = e.get(_MEDIA_TEXT) or {}
+    captions = {" ".join(caption.split()) for caption, _ in media_text.values()}
+    html, base, lang = _pick_content(e, link or url, captions)
+    content_html = sanitize_html(drop_title(html, title), base)
     summary_detail = e.get("summary_detail")
-    summary = _detail_text(summary_detail, multiline=True) if summary_detail else ""
-    image_url, caption = _media_image(e, link or url)
-    if not image_url:
-        image_url, caption = first_image(content_html)
+    summary = ""
+    if summary_detail and not _is_caption(summary_detail, captions):
+        summary = _detail_text(summary_detail, multiline=True, title=title)
+    image = lead_image([*_media_images(e, link or url, media_text),
+                         first_image(content_html)])
     return Entry(
         guid=_str(e.get("id")),
         link=link,
@@ -160,10 +175,80 @@ def _xml_entry(e: Any, url: str, feed_lang: str, feed_author: str,
         published=_not_future(_date(e), now),
         content_html=content_html,
         summary=summary or html_to_text(content_html),
-        image_url=image_url,
-        image_caption=caption,
+        image_url=image.url,
+        image_caption=image.caption,
         language=lang or feed_lang,
+        image_credit=image.credit,
+        image_width=image.width,
+        image_height=image.height,
     )
+
+
+def _media_text(entries: list[Any], body: bytes) -> None:
+    """Give each entry the captions and credits of its Media RSS images, and its story.
+
+    feedparser reads <media:description> as the entry's summary, or as its content when
+    the item's own <description> came first, and an empty one after that empties the
+    summary: a photo caption became the story's blurb, or the story was lost. Here the
+    captions are read by element and kept apart, and an RSS item's own <description>
+    is put back as its summary.
+    """
+    if _MRSS.encode() not in body:
+        return
+    for entry, item in zip(entries, _xml_items(body, len(entries)), strict=True):
+        found = {"": _media_words(item)}
+        for media in item.iter():
+            if _media_tag(media) in ("content", "thumbnail") and media.get("url"):
+                group = media.getparent()
+                found[media.get("url", "").strip()] = _media_words(
+                    media, _media_words(group, found[""]) if group is not item
+                    else found[""])
+        if any(caption or credit for caption, credit in found.values()):
+            entry[_MEDIA_TEXT] = found
+        own = next((c for c in item if isinstance(c.tag, str)
+                    and c.tag in ("description", "{http://purl.org/rss/1.0/}description")), None)
+        story = "".join(own.itertext()).strip() if own is not None else ""
+        if story:
+            detail = entry.get("summary_detail") or {}
+            entry["summary_detail"] = feedparser.FeedParserDict(
+                detail, type="text/html", value=story)
+
+
+def _xml_items(body: bytes, count: int) -> list[Any]:
+    """The document's <item> or <entry> elements, read by lxml, or [] unless there are
+    `count` of them (then they are feedparser's entries, in the same order)."""
+    parser = etree.XMLParser(recover=True, resolve_entities=False, no_network=True)
+    try:
+        root = etree.fromstring(body.lstrip(), parser)
+    except etree.XMLSyntaxError:
+        return []
+    items = list(root.iter("{*}item", "{*}entry")) if root is not None else []
+    return items if len(items) == count else []
+
+
+def _media_words(el: Any, inherited: tuple[str, str] = ("", "")) -> tuple[str, str]:
+    """(caption, credit) from the media:description and media:credit children of `el`."""
+    caption, credit = inherited
+    for child in el:
+        tag = _media_tag(child)
+        text = " ".join("".join(child.itertext()).split())
+        if tag == "description" and text:
+            caption = text
+        elif tag == "credit" and text:
+            credit = text
+    return caption, credit
+
+
+def _media_tag(el: Any) -> str:
+    """The local name of a Media RSS element, "" for any other."""
+    if not isinstance(el.tag, str):
+        return ""
+    name = etree.QName(el)
+    return name.localname if (name.namespace or "").rstrip("/") == _MRSS else ""
+
+
+def _is_caption(detail: Any, captions: Collection[str]) -> bool:
+    return " ".join(_str(detail.get("value")).split()) in captions
 
 
 def _fix_nested_titles(entries: list[Any], body: bytes) -> None:
@@ -175,14 +260,7 @@ def _fix_nested_titles(entries: list[Any], body: bytes) -> None:
     """
     if body.count(b"<title") <= 2 * body.count(b"<item"):
         return  # no nested titles: skip the second parse
-    parser = etree.XMLParser(recover=True, resolve_entities=False, no_network=True)
-    try:
-        root = etree.fromstring(body.lstrip(), parser)
-    except etree.XMLSyntaxError:
-        return
-    items = list(root.iter("{*}item")) if root is not None else []
-    if len(items) != len(entries):
-        return
+    items = _xml_items(body, len(entries))
     for entry, item in zip(entries, items, strict=True):
         own = next((c for c in item
                     if isinstance(c.tag, str) and etree.QName(c).localname == "title"), None)
@@ -194,12 +272,18 @@ def _fix_nested_titles(entries: list[Any], body: bytes) -> None:
             detail["value"] = own.text.strip()
 
 
-def _pick_content(e: Any, fallback_base: str) -> tuple[str, str, str]:
-    """(html, base, language) of the entry's fullest body: HTML content, else summary."""
-    details = [c for c in e.get("content", []) if _str(c.get("value"))]
+def _pick_content(e: Any, fallback_base: str,
+                  captions: Collection[str] = ()) -> tuple[str, str, str]:
+    """(html, base, language) of the entry's fullest body: HTML content, else summary.
+
+    A text that is one of the entry's photo `captions` is not its body.
+    """
+    details = [c for c in e.get("content", [])
+               if _str(c.get("value")) and not _is_caption(c, captions)]
     details.sort(key=lambda c: c.get("type") not in _HTML_TYPES)  # stable: HTML first
-    if e.get("summary_detail") and _str(e["summary_detail"].get("value")):
-        details.append(e["summary_detail"])
+    summary = e.get("summary_detail")
+    if summary and _str(summary.get("value")) and not _is_caption(summary, captions):
+        details.append(summary)
     if not details:
         return "", fallback_base, ""
     c = details[0]
@@ -209,11 +293,16 @@ def _pick_content(e: Any, fallback_base: str) -> tuple[str, str, str]:
         c.get("language"))
 
 
-def _detail_text(detail: Any, fallback: str = "", multiline: bool = False) -> str:
-    """Plain text of a feedparser text construct (title, summary) of any declared type."""
+def _detail_text(detail: Any, fallback: str = "", multiline: bool = False,
+                 title: str = "") -> str:
+    """Plain text of a feedparser text construct (title, summary) of any declared type;
+    with `title`, a first paragraph or line that repeats it is left out."""
     if not detail:
         return plain_text(fallback, multiline=multiline)
     is_html = True if detail.get("type") in _HTML_TYPES else None  # "text" may lie
+    if title:
+        html = as_html(_str(detail.get("value")), is_html=is_html)
+        return html_to_text(drop_title(html, title))
     return plain_text(_str(detail.get("value")), is_html=is_html, multiline=multiline)
 
 
@@ -230,25 +319,40 @@ def _author(e: Any) -> str:
     return "" if _BARE_EMAIL.fullmatch(name) else name
 
 
-def _media_image(e: Any, base: str) -> tuple[str, str]:
-    """Lead image from media:content, media:thumbnail or an image enclosure."""
+def _media_images(e: Any, base: str, media_text: dict[str, tuple[str, str]]) -> list[Image]:
+    """Images of media:content, media:thumbnail and image enclosures, with the caption
+    and credit Media RSS gives them, in that order."""
     credits = [_str(c.get("content")) for c in e.get("media_credit", [])]
-    caption = next((c for c in credits if c), "")
-    for media in e.get("media_content", []):
-        kind = _str(media.get("medium")) or _str(media.get("type"))
+    fallback = media_text.get("", ("", next((c for c in credits if c), "")))
+    candidates = [m for m in e.get("media_content", []) if _is_image(m)]
+    candidates += e.get("media_thumbnail", [])
+    found: list[Image] = []
+    for media in candidates:
         src = _str(media.get("url"))
-        is_image = kind == "image" or kind.startswith("image/") or (
-            not kind and src.lower().split("?")[0].endswith(_IMAGE_EXTENSIONS))
-        if is_image and (found := safe_url(src, base)):
-            return found, caption
-    for thumb in e.get("media_thumbnail", []):
-        if found := safe_url(_str(thumb.get("url")), base):
-            return found, caption
+        if url := image_url(src, base):
+            found.append(_image(url, *media_text.get(src, fallback), width=pixels(
+                _str(media.get("width"))), height=pixels(_str(media.get("height")))))
     for link in e.get("links", []):
         if (link.get("rel") == "enclosure" and _str(link.get("type")).startswith("image/")
-                and (found := safe_url(_str(link.get("href")), base))):
-            return found, caption
-    return "", ""
+                and (url := image_url(_str(link.get("href")), base))):
+            found.append(_image(url, *fallback))
+    return found
+
+
+def _is_image(media: Any) -> bool:
+    kind = _str(media.get("medium")) or _str(media.get("type"))
+    src = _str(media.get("url"))
+    return kind == "image" or kind.startswith("image/") or (
+        not kind and src.lower().split("?")[0].endswith(_IMAGE_EXTENSIONS))
+
+
+def _image(url: str, caption: str, credit: str, *, width: int | None = None,
+           height: int | None = None) -> Image:
+    """An Image whose caption may be HTML and may end with its credit ("… [YONHAP]")."""
+    caption = plain_text(caption)
+    if not credit:
+        caption, credit = split_credit(caption)
+    return Image(url, caption, plain_text(credit), width, height)
 
 
 def _date(e: Any) -> datetime | None:
@@ -346,13 +450,11 @@ def _json_entry(item: dict[str, Any], base: str, feed_lang: str, feed_author: st
     if not (title or link):
         return None
     html = _str(item.get("content_html")) or text_to_html(_str(item.get("content_text")))
-    content_html = sanitize_html(html, link or base)
-    summary = plain_text(_str(item.get("summary")), multiline=True)
-    image_url = safe_url(_str(item.get("image")), link or base) or safe_url(
+    content_html = sanitize_html(drop_title(html, title), link or base)
+    summary = html_to_text(drop_title(as_html(_str(item.get("summary"))), title))
+    lead = image_url(_str(item.get("image")), link or base) or image_url(
         _str(item.get("banner_image")), link or base) or _json_attachment_image(item, base)
-    caption = ""
-    if not image_url:
-        image_url, caption = first_image(content_html)
+    image = Image(lead) if lead else first_image(content_html)  # the feed's choice first
     published = _parse_date(_str(item.get("date_published"))) or _parse_date(
         _str(item.get("date_modified")))
     return Entry(
@@ -360,7 +462,8 @@ def _json_entry(item: dict[str, Any], base: str, feed_lang: str, feed_author: st
         author=_json_author(item) or feed_author,
         published=_not_future(published, now), content_html=content_html,
         summary=summary or html_to_text(content_html),
-        image_url=image_url, image_caption=caption,
+        image_url=image.url, image_caption=image.caption, image_credit=image.credit,
+        image_width=image.width, image_height=image.height,
         language=_str(item.get("language")) or feed_lang,
     )
 
@@ -378,7 +481,7 @@ def _json_attachment_image(item: dict[str, Any], base: str) -> str:
     attachments = item.get("attachments")
     for a in attachments if isinstance(attachments, list) else []:
         if (isinstance(a, dict) and _str(a.get("mime_type")).startswith("image/")
-                and (found := safe_url(_str(a.get("url")), base))):
+                and (found := image_url(_str(a.get("url")), base))):
             return found
     return ""
 

@@ -7,6 +7,7 @@ import re
 import pytest
 
 from digest.gather.clean import (
+    Image,
     content_hash,
     first_image,
     html_to_text,
@@ -14,6 +15,7 @@ from digest.gather.clean import (
     plain_text,
     safe_url,
     sanitize_html,
+    split_credit,
 )
 
 BASE = "https://blog.example.com/2024/05/post/"
@@ -167,10 +169,68 @@ def test_plain_text_guesses_html() -> None:
 def test_first_image_skips_tracking_pixels_and_reads_the_caption() -> None:
     html = sanitize_html(
         '<img src="https://feeds.example/~r/x/~4/abc" width="1" height="1">'
-        "<figure><img src='/lead.jpg' alt=''><figcaption>Photo: <b>Ann</b> Lee</figcaption>"
-        "</figure>", BASE)
-    assert first_image(html) == ("https://blog.example.com/lead.jpg", "Photo: Ann Lee")
-    assert first_image("<p>no image</p>") == ("", "")
+        "<figure><img src='/lead.jpg' alt='A pier'><figcaption>The pier at dawn. Photo: <b>Ann"
+        "</b> Lee</figcaption></figure>", BASE)
+    assert first_image(html) == Image("https://blog.example.com/lead.jpg", "The pier at dawn.",
+                                      "Photo: Ann Lee", alt="A pier")
+    assert first_image("<p>no image</p>") == Image()
+
+
+@pytest.mark.parametrize(("caption", "expected"), [
+    ("The minister on Tuesday. [POOL PHOTO]", ("The minister on Tuesday.", "[POOL PHOTO]")),
+    ("안규백 장관이 답하고 있다. [국회사진기자단]",
+     ("안규백 장관이 답하고 있다.", "[국회사진기자단]")),
+    ("Protesters march in Seoul on Saturday. (Yonhap)",
+     ("Protesters march in Seoul on Saturday.", "(Yonhap)")),
+    ("The pier at dawn. Photograph: Kim Hong-ji/Reuters",
+     ("The pier at dawn.", "Photograph: Kim Hong-ji/Reuters")),
+    ("Courtesy of the ministry", ("", "Courtesy of the ministry")),
+    ("Seoul (the capital) at night.", ("Seoul (the capital) at night.", "")),
+    ("A photo of the pier.", ("A photo of the pier.", "")),
+])
+def test_a_caption_ends_with_its_credit(caption: str, expected: tuple[str, str]) -> None:
+    assert split_credit(caption) == expected
+
+
+@pytest.mark.parametrize(("html", "text"), [
+    # Blocks outside the allowlist are unwrapped by nh3: their text ran together.
+    ("<article>Read the report</article>encoded in the file",
+     "Read the report\n\nencoded in the file"),
+    ("<section><p>One</p></section><section><p>Two</p></section>", "One\n\nTwo"),
+    ("<center>Centred</center>after", "Centred\n\nafter"),
+    # An image that was removed, or is not text, leaves no space before the full stop.
+    ("<p>See a picture <img src='https://img.example/a.jpg'>.</p>", "See a picture."),
+    ("<p>See a picture <img src='x'>.</p>", "See a picture."),
+    # libxml2 puts the text after a (void) <embed> inside it.
+    ("<p>Watch <embed src='https://v.example/a.swf'>the launch</embed> live.</p>",
+     "Watch the launch live."),
+])
+def test_no_joined_words_and_no_leftovers(html: str, text: str) -> None:
+    assert html_to_text(sanitize_html(html, BASE)) == text
+    assert html_to_text(html) == text
+
+
+@pytest.mark.parametrize("teaser", [
+    "<p><strong>SEE MORE:</strong> <a href='/b'>Seoul and Tokyo agree on chips</a></p>",
+    "<p>DON'T MISS</p>", "<h3>DON’T MISS: <a href='/c'>Rents in Seoul</a></h3>",
+    "<p>Listen:</p>", "<p>[INSIGHT] <a href='/d'>Why the won keeps falling</a></p>",
+    "<p>To read this article in full, please <a href='/e'>click here</a></p>",
+])
+def test_teaser_lines_are_boilerplate(teaser: str) -> None:
+    assert html_to_text(REAL + teaser) == "The council met on Tuesday and voted on the new budget."
+
+
+@pytest.mark.parametrize("para", [
+    "<p>Listen to the minister explain the budget, one lawmaker said.</p>",
+    "<p>Don't miss the point: the budget is a choice.</p>",
+    "<p>More than 300 people came to the hearing.</p>",
+    "<p>[INSIGHT] is the name of the paper's weekly column on markets and money, "
+    "which this week looks at the won and why it keeps falling against the dollar, "
+    "and at what the central bank could do about it before the end of the year, "
+    "when the new rules for foreign exchange dealers come into force.</p>",
+])
+def test_sentences_that_mention_teasers_are_kept(para: str) -> None:
+    assert plain_text(para) in html_to_text(REAL + para)
 
 
 @pytest.mark.parametrize(("url", "expected"), [

@@ -240,7 +240,12 @@ def test_future_dates_are_not_trusted() -> None:
 def test_media_images_and_captions() -> None:
     huff = load("fj_HuffPostCanada.xml").entries[0]  # media:content image + media:credit
     assert huff.image_url.startswith("http://o.aolcdn.com/hss/storage/midas/")
-    assert huff.image_caption == "Dakota Collegiate/Twitter"
+    # media:description is the photo's caption and media:credit its credit; the item's
+    # <description> (which feedparser sees after the caption) stays the story.
+    assert huff.image_caption.startswith("About 50 female students at Dakota Collegiate")
+    assert huff.image_credit == "Dakota Collegiate/Twitter"
+    assert huff.summary.startswith("Winnipeg high school student Nusaybah Mohamed")
+    assert "About 50 female" not in huff.summary
     assert all(e.image_url.endswith(".jpg") for e in load("nnw_macworld.rss").entries)
     assert all("bbci.co.uk" in e.image_url for e in load("mf_bbcurdu.xml").entries)
     assert all("ytimg.com" in e.image_url for e in load("fj_youtube_atom.xml").entries)
@@ -382,9 +387,9 @@ def test_hostile_feed_leaves_nothing_active() -> None:
     assert first.author == "Mallory"
     assert 'href="https://good.example/ok"' in first.content_html
     assert "<p>Styled</p>" in first.content_html and "cell" in first.content_html
-    # The item's enclosure, media:content and media:thumbnail are all unusable; the
-    # first image of the content with a usable src (relative "x") is the lead.
-    assert first.image_url == "https://feeds.example.org/x"
+    # The item's enclosure, media:content and media:thumbnail are all unusable, and so
+    # is the content's <img src="x">: resolved, it would be a URL, but of no picture.
+    assert first.image_url == ""
     assert second.image_url == ""
     assert third.image_url == "https://feeds.example.org/pic.jpg"  # javascript: src skipped
 
