@@ -13,8 +13,6 @@ import hashlib
 import html as htmllib
 import re
 import unicodedata
-from collections.abc import Collection
-from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 import lxml.html
@@ -88,7 +86,7 @@ _BOILERPLATE_BLOCKS = frozenset({
 })
 # Inline elements are checked only at the top level ("…</p><a>No comments</a>"): inside
 # a paragraph they are part of a sentence.
-_TOP_INLINE = frozenset({"a", "b", "em", "i", "small", "span", "strong"})
+TOP_INLINE = frozenset({"a", "b", "em", "i", "small", "span", "strong"})
 # "Related posts" and "Share this:" headings are followed by their list of links.
 _HEADING_WITH_LIST = re.compile(r"^(?:related|share)", re.IGNORECASE)
 
@@ -112,6 +110,12 @@ _BLOCKS_AS_DIV = frozenset({
 def safe_url(url: str, base: str = "") -> str:
     """An absolute http(s) URL, resolved against `base`, or "" for anything else."""
     return resolve_url(url, base, WEB_SCHEMES)
+
+
+def image_url(src: str, base: str = "") -> str:
+    """`src` as a lead image's absolute http(s) URL, or "" when it names no picture
+    (`src="x"` resolved against the page would be a URL, but of nothing)."""
+    return "" if _NO_PATH.match(src) else safe_url(src, base)
 
 
 def resolve_url(url: str, base: str, schemes: frozenset[str]) -> str:
@@ -140,12 +144,12 @@ def resolve_url(url: str, base: str, schemes: frozenset[str]) -> str:
 
 def sanitize_html(html: str, base_url: str = "") -> str:
     """Safe HTML from feed HTML: allowlisted tags, absolute http(s) URLs, no boilerplate."""
-    root = _fragment(html)
+    root = fragment(html)
     if root is None:
         return ""
     drop_boilerplate(root)
     _prepare(root, base_url)
-    markup = _inner_html(root)
+    markup = inner_html(root)
 
     def attribute_filter(tag: str, attr: str, value: str) -> str | None:
         # nh3 does not re-check what this returns against url_schemes: it must be safe.
@@ -236,7 +240,7 @@ def html_to_text(html: str) -> str:
 
 
 def _to_text(html: str, keep_boilerplate: bool) -> str:
-    root = _fragment(html)
+    root = fragment(html)
     if root is None:
         return ""
     if not keep_boilerplate:
@@ -258,47 +262,6 @@ def plain_text(value: str, *, is_html: bool | None = None, multiline: bool = Fal
     return " ".join(_to_text(value, keep_boilerplate=True).split())
 
 
-@dataclass(frozen=True)
-class Image:
-    """A lead image: absolute http(s) URL, its caption and credit, its size when known."""
-
-    url: str = ""
-    caption: str = ""   # plain text, without the credit
-    credit: str = ""    # "[POOL PHOTO]", "Yonhap", "Photo: Jane Doe"
-    width: int | None = None
-    height: int | None = None
-    alt: str = ""
-
-
-NO_IMAGE = Image()
-LEAD_MIN_WIDTH = 300  # narrower images (icons, thumbnails) lead only when nothing else does
-# A credit at the end of a caption: "[POOL PHOTO]", "(Yonhap)", "/ Reuters",
-# "Photo: Jane Doe", "Courtesy of the ministry".
-_CREDIT = re.compile(
-    r"""\s*(?:
-      \[(?P<bracket>[^\[\]]{2,60})\]
-    | \((?P<paren>(?:photo|image|courtesy|credit|yonhap|newsis|news1|reuters|ap|afp|epa
-        |getty|xinhua|kyodo|ani|pti)[^()]{0,50})\)
-    | (?:^|(?<=[.!?]))\s*(?P<label>(?:photos?|photograph|image|credit|courtesy)
-        (?:\ of|\ by)?\s*[:=]?\s+[^.:]{2,60})
-    | \s/\s*(?P<slash>[^/]{2,40})
-    )\s*$""",
-    re.IGNORECASE | re.VERBOSE,
-)
-
-
-def split_credit(caption: str) -> tuple[str, str]:
-    """(caption, credit) of a photo caption that ends with its credit, else (caption, "")."""
-    caption = " ".join(caption.split())
-    match = _CREDIT.search(caption)
-    if match is None:
-        return caption, ""
-    whole = match.group(0).strip()
-    credit = whole if match["bracket"] or match["paren"] else next(
-        g for g in match.groups() if g)
-    return caption[:match.start()].strip(), credit.strip()
-
-
 def as_html(value: str, *, is_html: bool | None = None) -> str:
     """A feed text field as HTML; with is_html None, HTML when it has a tag or entity."""
     if is_html is None:
@@ -306,185 +269,10 @@ def as_html(value: str, *, is_html: bool | None = None) -> str:
     return value if is_html else text_to_html(value)
 
 
-def image_url(src: str, base: str = "") -> str:
-    """`src` as a lead image's absolute http(s) URL, or "" when it names no picture
-    (`src="x"` resolved against the page would be a URL, but of nothing)."""
-    return "" if _NO_PATH.match(src) else safe_url(src, base)
-
-
-def first_image(html: str) -> Image:
-    """The lead image of (sanitized) HTML, as `lead_image` chooses it, with its caption."""
-    root = _fragment(html)
-    if root is None:
-        return NO_IMAGE
-    found: list[Image] = []
-    for img in root.iter("img"):
-        src = image_url(img.get("src", ""))
-        width, height = pixels(img.get("width")), pixels(img.get("height"))
-        # 1x1 and 0x0 images are tracking pixels (FeedBurner, WordPress stats).
-        if not src or (width or 2) <= 1 or (height or 2) <= 1:
-            continue
-        caption, credit = image_caption(img)
-        found.append(Image(src, caption, credit, width, height, " ".join(
-            (img.get("alt") or "").split())))
-    return lead_image(found)
-
-
-def lead_image(images: list[Image]) -> Image:
-    """The first of `images` known to be at least LEAD_MIN_WIDTH wide (not a 72 px
-    thumbnail or an icon), else the first; never a tracking pixel. NO_IMAGE if none.
-
-    An image of unknown size is not taken for wide: a podcast's 200 px episode art comes
-    before a Flattr badge of no stated size, and the art should lead.
-    """
-    found = [i for i in images if i.url and (i.width or 2) > 1 and (i.height or 2) > 1]
-    wide = [i for i in found if (i.width or 0) >= LEAD_MIN_WIDTH]
-    return (wide or found or [NO_IMAGE])[0]
-
-
-def image_caption(img: lxml.html.HtmlElement) -> tuple[str, str]:
-    """(caption, credit) of an <img> from its <figure>'s <figcaption>, or Blogger's
-    caption table (td.tr-caption), or a caption/credit element right after the image."""
-    figure = next(img.iterancestors("figure"), None)
-    holder = figure.find(".//figcaption") if figure is not None else None
-    credit_el = None
-    if holder is None:
-        table = next((t for t in img.iterancestors("table")
-                      if "tr-caption-container" in (t.get("class") or "")), None)
-        cells = table.xpath(".//td[contains(@class, 'tr-caption')]") if table is not None \
-            else []
-        holder = cells[0] if cells else None
-    if holder is None:  # <div class="photo"><img><span class="caption">…</span></div>
-        for box in [img.getparent(), *(a for a in img.iterancestors())][:3]:
-            if box is None:
-                break
-            captions = box.xpath(".//*[contains(@class, 'caption') or self::figcaption]")
-            credits = box.xpath(".//*[contains(@class, 'credit')]")
-            if captions or credits:
-                holder = captions[0] if captions else None
-                credit_el = credits[0] if credits else None
-                break
-    scope = figure if figure is not None else holder
-    if credit_el is None and scope is not None:
-        credit_el = next(iter(scope.xpath(".//*[contains(@class, 'credit')]")), None)
-    credit = " ".join(credit_el.text_content().split()) if credit_el is not None else ""
-    text = " ".join(holder.text_content().split()) if holder is not None else ""
-    if credit and credit in text:
-        text = text.replace(credit, "").strip()
-    elif not credit:
-        text, credit = split_credit(text)
-    return text, credit
-
-
-def pixels(value: str | None) -> int | None:
-    """A width or height attribute as whole pixels ("640", "640px"), None if not one."""
-    match = re.fullmatch(r"\s*(\d{1,5})(?:\.\d*)?\s*(?:px)?\s*", value or "")
-    return int(match[1]) if match else None
-
-
-def drop_title(html: str, title: str) -> str:
-    """`html` without a leading block, or first line of one, that repeats `title`."""
-    root = _fragment(html)
-    if root is None or (root.text or "").strip() or not _words(title):
-        return html
-    first = next((el for el in root.iter() if el is not root and (
-        (el.text or "").strip() or el.tag in ("br", "img"))), None)
-    if first is None or first.tag in ("br", "img"):
-        return html
-    parent = first.getparent()
-    ends_line = first.tag in _PARAGRAPHS or (not (first.tail or "").strip() and (
-        first.getnext() is None or first.getnext().tag == "br"))
-    if ends_line and same_headline(" ".join(first.itertext()), title):
-        _drop_with_empty_parents(first)
-        if parent is not None and len(parent) and parent[0].tag == "br" and not (
-                parent.text or "").strip():
-            parent[0].drop_tree()  # the line break after an inline headline
-    elif (br := first.find("br")) is not None and same_headline(
-            (first.text or "") + "".join(_outer_text(e) for e in _children_before(br)),
-            title):
-        # "<p>Headline<br>What worries us…</p>": the headline is the paragraph's first line
-        for el in _children_before(br):
-            el.drop_tree()
-        first.text = ""
-        br.drop_tree()
-    else:
-        return html
-    return _inner_html(root)
-
-
-def _drop_with_empty_parents(el: lxml.html.HtmlElement) -> None:
-    """Remove `el`, and the blocks around it that are left with no text and no image
-    (the <p> of a <b>headline</b>, the <table> of a caption cell)."""
-    parent = el.getparent()
-    el.drop_tree()
-    while (parent is not None and parent.getparent() is not None
-           and not "".join(parent.itertext()).strip() and not parent.xpath(".//img")):
-        el, parent = parent, parent.getparent()
-        el.drop_tree()
-
-
-def _inner_html(root: lxml.html.HtmlElement) -> str:
+def inner_html(root: lxml.html.HtmlElement) -> str:
     """The markup inside `root`, a fragment's parent."""
     return htmllib.escape(root.text or "", quote=False) + "".join(
         str(lxml.html.tostring(child, encoding="unicode")) for child in root)
-
-
-def drop_blocks(html: str, texts: Collection[str]) -> str:
-    """`html` without the blocks whose whole text is one of `texts` (words compared, case
-    and punctuation ignored): a photo's caption that an extractor kept as a paragraph."""
-    wanted = {w for t in texts if (w := _words(t))}
-    root = _fragment(html)
-    if root is None or not wanted:
-        return html
-    hits = [el for el in root.iter(*_CAPTION_BLOCKS)
-            if _words(" ".join(el.itertext())) in wanted]
-    if not hits:
-        return html
-    for el in hits:
-        if el.getparent() is not None:
-            _drop_with_empty_parents(el)
-    return _inner_html(root)
-
-
-def same_image(a: str, b: str) -> bool:
-    """True when two image URLs name the same picture, maybe in another rendition
-    (Blogger's /s640/photo.jpg and /w1200-h630/photo.jpg, "?w=150")."""
-    if not a or not b:
-        return False
-    pa, pb = urlsplit(a).path, urlsplit(b).path
-    name = pa.rsplit("/", 1)[-1]
-    return pa == pb or ("." in name and len(name) > 8 and name == pb.rsplit("/", 1)[-1])
-
-
-def same_headline(text: str, title: str) -> bool:
-    """True when `text` is the headline `title`, compared by words (case and punctuation
-    ignored); either may carry the site's name after a separator ("Headline | Site")."""
-    got, want = _words(text), _words(title)
-    return bool(got and want) and (got == want or got == _main_part(title)
-                                   or want == _main_part(text))
-
-
-def _main_part(text: str) -> str:
-    """The words of the longest part of "Headline | Site" or "Site - Headline"."""
-    parts = _TITLE_SEPARATOR.split(text)
-    return _words(max(parts, key=len)) if len(parts) > 1 else ""
-
-
-_CAPTION_BLOCKS = ("p", "div", "td", "th", "li", "figcaption", "blockquote", "dd")
-_TITLE_SEPARATOR = re.compile(r"\s+(?:[|–—·:]|::|-)\s+")
-
-
-def _words(text: str) -> str:
-    return " ".join(re.findall(r"\w+", unicodedata.normalize("NFKC", text).casefold()))
-
-
-def _children_before(marker: lxml.html.HtmlElement) -> list[lxml.html.HtmlElement]:
-    parent = marker.getparent()
-    return [] if parent is None else list(parent)[:parent.index(marker)]
-
-
-def _outer_text(el: lxml.html.HtmlElement) -> str:
-    return " ".join(el.itertext()) + " " + (el.tail or "")
 
 
 def content_hash(title: str, text: str) -> str:
@@ -503,8 +291,8 @@ def is_boilerplate(text: str) -> bool:
 
 def drop_boilerplate(root: lxml.html.HtmlElement) -> None:
     """Remove the blocks of `root` whose whole text is boilerplate."""
-    for el in list(root.iter(*_BOILERPLATE_BLOCKS, *_TOP_INLINE)):
-        if el.tag in _TOP_INLINE and el.getparent() is not root:
+    for el in list(root.iter(*_BOILERPLATE_BLOCKS, *TOP_INLINE)):
+        if el.tag in TOP_INLINE and el.getparent() is not root:
             continue
         text = _short_text(el)
         if text is None or not is_boilerplate(text):
@@ -529,7 +317,7 @@ def _short_text(el: lxml.html.HtmlElement) -> str | None:
     return "".join(parts)
 
 
-def _fragment(html: str) -> lxml.html.HtmlElement | None:
+def fragment(html: str) -> lxml.html.HtmlElement | None:
     """An HTML fragment parsed under a <div>, or None when there is nothing in it."""
     html = _BAD_CHARS.sub("", html or "")
     if not html.strip():
@@ -548,16 +336,12 @@ def _fragment(html: str) -> lxml.html.HtmlElement | None:
     return root
 
 
-def _outer(el: lxml.html.HtmlElement) -> str:
-    return str(lxml.html.tostring(el, encoding="unicode", with_tail=False))
-
-
 # A figure's caption belongs to its image (Entry.image_caption), not to the text.
 _SKIP_TEXT = DROP_WITH_CONTENT | {"figcaption"}
 _BR = "\x0b"  # marks <br> among the text; _fragment removed any \x0b of the input
 _IMG = "\x0c"  # marks an <img>, so "a picture <img>." reads "a picture."
 _IMG_GAP = re.compile(r"\s*\x0c+\s*(?=[.,;:!?)])|\x0c")
-_PARAGRAPHS = frozenset({
+PARAGRAPHS = frozenset({
     "address", "article", "aside", "blockquote", "caption", "dd", "div", "dl", "dt",
     "figcaption", "figure", "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr",
     "li", "main", "nav", "ol", "p", "pre", "section", "table", "tr", "ul",
@@ -591,7 +375,7 @@ class _TextBuilder:
         return self._join()
 
     def _open(self, tag: str, text: str | None) -> None:
-        if tag in _PARAGRAPHS:
+        if tag in PARAGRAPHS:
             self.flush()
             self.items += tag == "li"
         elif tag == "br":
@@ -605,7 +389,7 @@ class _TextBuilder:
             self.pieces.append(text)
 
     def _close(self, tag: str) -> None:
-        if tag in _PARAGRAPHS:
+        if tag in PARAGRAPHS:
             self.flush()
             self.items -= tag == "li"
 

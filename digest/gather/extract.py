@@ -37,23 +37,11 @@ import trafilatura
 from lxml import etree
 
 from digest.errors import FetchError
-from digest.gather.clean import (
-    NO_IMAGE,
-    Image,
-    drop_blocks,
-    drop_title,
-    first_image,
-    html_to_text,
-    image_caption,
-    image_url,
-    is_boilerplate,
-    pixels,
-    safe_url,
-    same_image,
-    sanitize_html,
-)
+from digest.gather.clean import html_to_text, image_url, is_boilerplate, safe_url, sanitize_html
 from digest.gather.feeds import Entry
 from digest.gather.fetch import FetchResult
+from digest.gather.images import NO_IMAGE, Image, first_image, image_caption, pixels, same_image
+from digest.gather.repeats import drop_blocks, drop_title
 
 _OPTIONS: dict[str, Any] = {
     "output_format": "html",

@@ -24,20 +24,16 @@ from lxml import etree
 from digest.errors import FetchError
 from digest.gather import dates
 from digest.gather.clean import (
-    Image,
     as_html,
-    drop_title,
-    first_image,
     html_to_text,
     image_url,
-    lead_image,
-    pixels,
     plain_text,
     safe_url,
     sanitize_html,
-    split_credit,
     text_to_html,
 )
+from digest.gather.images import Image, first_image, lead_image, pixels, split_credit
+from digest.gather.repeats import drop_title
 
 # A date further ahead than this is a typo or a scheduled post, not a publication time:
 # trusted, it would pin the entry to the top of every "newest" list for months. The

@@ -7,16 +7,14 @@ import re
 import pytest
 
 from digest.gather.clean import (
-    Image,
     content_hash,
-    first_image,
     html_to_text,
     is_boilerplate,
     plain_text,
     safe_url,
     sanitize_html,
-    split_credit,
 )
+from digest.gather.images import Image, first_image, split_credit
 
 BASE = "https://blog.example.com/2024/05/post/"
 REAL = "<p>The council met on Tuesday and voted on the new budget.</p>"
