@@ -10,7 +10,9 @@ that is stored, against the benchmark's articleBody; trafilatura 2.3.1, ~25 ms a
     default (comments kept)                           0.944
     include_comments=False                            0.965
       + favor_precision, include_formatting           0.976
-        + "Related: …" teaser lines pruned (chosen)   0.976  (rt.com, space.com)
+        + "Related: …" teaser lines pruned            0.976  (rt.com, space.com)
+          + repeated headline and caption left out  0.978  (chosen; rt.com, note100yen.com,
+                                                            phys.org, thespacereview.com)
         + include_images                              0.970  captions and thumbnail lists
                                                              of related posts come through
         + include_links                               0.970

@@ -75,19 +75,31 @@ def token_f1(predicted: str, truth: str) -> float:
 
 # --- extract_article -------------------------------------------------------------------
 
-def test_corpus_scores_like_the_measurement() -> None:
-    pages = corpus()
-    assert len(pages) == 44
+def corpus_scores() -> dict[str, float]:
+    """Token F1 of extract_article's text on each corpus page, by domain."""
     scores = {}
-    for page in pages.values():
+    for page in corpus().values():
         extracted = extract_article(page.html(), page.url)
         scores[page.domain] = token_f1(extracted.text if extracted else "", page.truth)
+    return scores
+
+
+# wired.com's article ends halfway through the page for every extractor tried.
+ENDS_HALFWAY = frozenset({"www.wired.com"})
+
+
+def test_corpus_scores_like_the_measurement() -> None:
+    scores = corpus_scores()
+    assert len(scores) == 44
     mean = sum(scores.values()) / len(scores)
-    worst = sorted(scores.items(), key=lambda kv: kv[1])[:3]
-    # 0.976 measured with trafilatura 2.3.1; trafilatura's default would be 0.944 and
-    # keeping comments or images lowers it, which this bound catches.
-    assert mean >= 0.95, (mean, worst)
-    assert worst[0][1] >= 0.6, worst  # wired.com, 0.62: trafilatura stops early there
+    worst = sorted(scores.items(), key=lambda kv: kv[1])[:4]
+    # 0.978 measured with trafilatura 2.3.1 (0.976 before the repeated headline and the
+    # caption were left out); trafilatura's default would be 0.944, and keeping comments
+    # or images lowers it, which these bounds catch.
+    assert mean >= 0.974, (mean, worst)
+    assert all(score >= 0.80 for domain, score in scores.items()
+               if domain not in ENDS_HALFWAY), worst
+    assert scores["www.wired.com"] >= 0.6, worst  # 0.62: trafilatura stops early there
 
 
 def test_korean_page() -> None:

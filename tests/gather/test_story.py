@@ -25,6 +25,7 @@ from digest.publication import create_list
 from tests.conftest import DATA, Clock
 
 from .conftest import Handler, Loopback
+from .test_extract import corpus
 
 PAGES = DATA / "pages"
 MRSS = 'xmlns:media="http://search.yahoo.com/mrss/"'
@@ -267,8 +268,6 @@ def test_canonical_link_of_the_page() -> None:
 
 
 def test_benchmark_pages_do_not_repeat_their_headline() -> None:
-    from tests.gather.test_extract import corpus
-
     for domain in ("phys.org", "www.rt.com", "www.thespacereview.com", "note100yen.com"):
         page = corpus()[domain]
         got = extract_article(page.html(), page.url)
