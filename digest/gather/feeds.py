@@ -192,13 +192,19 @@ def _media_text(entries: list[Any], body: bytes) -> None:
     if _MRSS.encode() not in body:
         return
     for entry, item in zip(entries, _xml_items(body, len(entries)), strict=True):
-        found = {"": _media_words(item)}
+        # A description beside a video (YouTube's media:group) is the video's text, the
+        # story itself: only one beside photos alone is a caption.
+        item_words = _media_words(item) if _about_photos(item) else ("", "")
+        found = {"": item_words}
         for media in item.iter():
-            if _media_tag(media) in ("content", "thumbnail") and media.get("url"):
-                group = media.getparent()
-                found[media.get("url", "").strip()] = _media_words(
-                    media, _media_words(group, found[""]) if group is not item
-                    else found[""])
+            if (_media_tag(media) not in ("content", "thumbnail") or not media.get("url")
+                    or not (_media_tag(media) == "thumbnail" or _is_image(media))):
+                continue
+            group = media.getparent()
+            inherited = item_words
+            if group is not item and group is not None and _about_photos(group):
+                inherited = _media_words(group, item_words)
+            found[media.get("url", "").strip()] = _media_words(media, inherited)
         if any(caption or credit for caption, credit in found.values()):
             entry[_MEDIA_TEXT] = found
         own = next((c for c in item if isinstance(c.tag, str)
@@ -220,6 +226,11 @@ def _xml_items(body: bytes, count: int) -> list[Any]:
         return []
     items = list(root.iter("{*}item", "{*}entry")) if root is not None else []
     return items if len(items) == count else []
+
+
+def _about_photos(el: Any) -> bool:
+    """True when every media:content in `el` is an image."""
+    return not any(_media_tag(c) == "content" and not _is_image(c) for c in el.iter())
 
 
 def _media_words(el: Any, inherited: tuple[str, str] = ("", "")) -> tuple[str, str]:

@@ -59,7 +59,12 @@ def split_credit(caption: str) -> tuple[str, str]:
 
 
 def first_image(html: str) -> Image:
-    """The lead image of (sanitized) HTML, as `lead_image` chooses it, with its caption."""
+    """The lead picture of (sanitized) HTML, with its caption: the first image known to
+    be at least LEAD_MIN_WIDTH wide, else the first; never a tracking pixel.
+
+    An image of unknown size is not taken for wide here: a podcast's 200 px episode art
+    comes before a Flattr badge of no stated size, and the art should lead.
+    """
     root = fragment(html)
     if root is None:
         return NO_IMAGE
@@ -67,25 +72,25 @@ def first_image(html: str) -> Image:
     for img in root.iter("img"):
         src = image_url(img.get("src", ""))
         width, height = pixels(img.get("width")), pixels(img.get("height"))
-        # 1x1 and 0x0 images are tracking pixels (FeedBurner, WordPress stats).
-        if not src or (width or 2) <= 1 or (height or 2) <= 1:
-            continue
-        caption, credit = image_caption(img)
-        found.append(Image(src, caption, credit, width, height, " ".join(
-            (img.get("alt") or "").split())))
-    return lead_image(found)
+        if src and not _pixel(width, height):
+            found.append(Image(src, *image_caption(img), width, height,
+                               " ".join((img.get("alt") or "").split())))
+    wide = [i for i in found if (i.width or 0) >= LEAD_MIN_WIDTH]
+    return (wide or found or [NO_IMAGE])[0]
 
 
 def lead_image(images: list[Image]) -> Image:
-    """The first of `images` known to be at least LEAD_MIN_WIDTH wide (not a 72 px
-    thumbnail or an icon), else the first; never a tracking pixel. NO_IMAGE if none.
-
-    An image of unknown size is not taken for wide: a podcast's 200 px episode art comes
-    before a Flattr badge of no stated size, and the art should lead.
-    """
-    found = [i for i in images if i.url and (i.width or 2) > 1 and (i.height or 2) > 1]
-    wide = [i for i in found if (i.width or 0) >= LEAD_MIN_WIDTH]
+    """The first of `images` (the feed's own, then the content's pick) not known to be
+    narrower than LEAD_MIN_WIDTH (Blogger's 72 px media:thumbnail, the Guardian's 140 px
+    rendition), else the first; never a tracking pixel. NO_IMAGE if none."""
+    found = [i for i in images if i.url and not _pixel(i.width, i.height)]
+    wide = [i for i in found if i.width is None or i.width >= LEAD_MIN_WIDTH]
     return (wide or found or [NO_IMAGE])[0]
+
+
+def _pixel(width: int | None, height: int | None) -> bool:
+    """1x1 and 0x0 images are tracking pixels (FeedBurner, WordPress stats)."""
+    return (width is not None and width <= 1) or (height is not None and height <= 1)
 
 
 def image_caption(img: lxml.html.HtmlElement) -> tuple[str, str]:

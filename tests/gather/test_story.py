@@ -299,3 +299,18 @@ def test_only_real_pictures_lead() -> None:
         "https://img.example/photo.jpg", 800, 600)
     assert (icon.image_url, icon.image_width) == ("https://img.example/wide.jpg", 1024)
     assert (small.image_url, small.image_width) == ("https://img.example/thumb.jpg", 72)
+
+
+def test_a_video_description_is_the_story_and_the_feed_photo_leads() -> None:
+    # YouTube's media:group holds the video, its thumbnail and its description: the
+    # description is the story, not a caption of the thumbnail.
+    youtube = parse_feed((DATA / "feeds" / "fj_youtube_atom.xml").read_bytes(),
+                         "https://www.youtube.com/feeds/videos.xml").entries
+    assert youtube[0].summary.startswith("A question is the most powerful force")
+    assert all(e.summary and not e.image_caption for e in youtube)
+    # Macworld's media:content (no size given) leads, not a 300 px photo further down.
+    macworld = parse_feed((DATA / "feeds" / "nnw_macworld.rss").read_bytes(),
+                          "https://www.macworld.com/index.rss").entries
+    crossing = next(e for e in macworld if e.title.startswith("Animal Crossing"))
+    assert crossing.image_url.endswith("animal-crossing-lead-100742868-large.3x2.jpg")
+    assert not [e for e in macworld if "please click here" in e.summary]
