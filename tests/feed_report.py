@@ -1,0 +1,214 @@
+"""What the real CLI makes of the feed corpus: `.venv/bin/python -m tests.feed_report [DIR]`.
+
+Every feed of DIR (default ../shared/corpora/feeds, else tests/data/feeds) is served on a
+loopback HTTP server; `digest` itself, in its own processes on a temporary SQLite
+database, creates a list, adds each feed as a source, fetches them all and drafts an
+edition. The figures
+are then read from the database: feeds with articles, articles, undated articles and how
+each was handled (backlog: found on the source's first fetch, never offered by itself;
+new: offered), duplicates merged (edition items naming two sources; articles of two
+sources sharing a link key) and every feed's error. It asserts nothing: the figures are
+for the issue's note, and move as gathering and selection change.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote
+
+from sqlalchemy import create_engine, func, select
+from sqlalchemy.orm import Session
+
+from digest.gather.sources import source_label
+from digest.models import Article, Edition, EditionItem, Source
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "feeds"
+FALLBACK = Path(__file__).resolve().parent / "data" / "feeds"
+LIST = "corpus"
+# What a server would say each file is; the parser sniffs the body whatever this says.
+TYPES = {".xml": "application/xml", ".rss": "application/rss+xml",
+         ".atom": "application/atom+xml", ".rdf": "application/rdf+xml",
+         ".json": "application/feed+json"}
+
+
+def feeds_folder(argv: list[str]) -> Path:
+    if argv:
+        return Path(argv[0]).resolve()
+    return CORPUS if CORPUS.is_dir() else FALLBACK
+
+
+def feed_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.name != "MANIFEST.tsv")
+
+
+@contextmanager
+def serving(folder: Path) -> Iterator[str]:
+    """The folder's files on 127.0.0.1, each with the Content-Type of its extension."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path = folder / unquote(self.path.lstrip("/").split("?")[0])
+            if path.parent != folder or not path.is_file():
+                self.send_error(404)
+                return
+            body = path.read_bytes()
+            kind = TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0]
+            self.send_response(200)
+            self.send_header("Content-Type", kind or "application/octet-stream")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def environment(folder: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
+    env.update({
+        "DIGEST_DATABASE_URL": f"sqlite:///{folder}/digest.db",
+        "DIGEST_DATA_DIR": str(folder / "var"),
+        "DIGEST_DELIVERY_BACKEND": "outbox",
+        "DIGEST_DELIVERY_OUTBOX_DIR": str(folder / "outbox"),
+        "DIGEST_PUBLIC_URL": "https://news.example.org",
+        "DIGEST_SECRET_KEY": "s" * 40,
+        # The corpus is years old: an edition reaches back far enough for all of it.
+        "DIGEST_EDITION_WINDOW_HOURS": str(24 * 365 * 30),
+    })
+    return env
+
+
+def digest(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "digest", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600, check=False)
+
+
+def run_cli(files: list[Path], base: str, work: Path) -> tuple[dict[str, str], str]:
+    """Init, a list, every feed added, one fetch, one draft: (add errors by file, draft)."""
+    env = environment(work)
+    for args in (["init"], ["lists", "create", LIST, "--from", "Corpus <c@news.example.org>"]):
+        done = digest(env, work, *args)
+        if done.returncode:
+            sys.exit(f"digest {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
+    refused = {}
+    for path in files:
+        done = digest(env, work, "sources", "add", f"{base}/{path.name}", "--list", LIST)
+        if done.returncode:
+            refused[path.name] = (done.stderr or done.stdout).strip()
+    fetched = digest(env, work, "fetch")
+    if fetched.returncode:
+        print(f"digest fetch ended with {fetched.returncode}:\n{fetched.stderr}")
+    drafted = digest(env, work, "edition", "build", "--list", LIST)
+    # What it says, without the table of items (read from the database below).
+    said = [line for line in (drafted.stdout + drafted.stderr).splitlines()
+            if line.strip() and not any(c in line for c in "┏┃┡│└╇━─")]
+    return refused, " ".join(" ".join(said).split())
+
+
+def report(files: list[Path], work: Path, refused: dict[str, str], drafted: str) -> None:
+    engine = create_engine(f"sqlite:///{work}/digest.db")
+    with Session(engine) as s:
+        sources = {src.id: src for src in s.scalars(select(Source))}
+        name_of = {sid: src.url.rsplit("/", 1)[-1] for sid, src in sources.items()}
+        articles = list(s.scalars(select(Article)))
+        edition = s.scalars(select(Edition).order_by(Edition.id.desc())).first()
+        items = list(edition.items) if edition else []
+        in_edition = {i.article_id for i in items if i.article_id is not None}
+
+        per_feed: dict[int, Counter[str]] = defaultdict(Counter)
+        for a in articles:
+            c = per_feed[a.source_id]
+            c["articles"] += 1
+            if not a.date_from_feed:
+                c["undated"] += 1
+                c["backlog" if a.backlog else "undated, new"] += 1
+                c["undated, in edition"] += a.id in in_edition
+            c["in edition"] += a.id in in_edition
+
+        print(f"Feeds: {folder_name(files)}, {len(files)} files served on loopback\n")
+        print(f"{'feed':44} {'articles':>8} {'undated':>7} {'backlog':>7} {'in ed.':>6}  error")
+        for sid in sorted(sources, key=lambda i: name_of[i]):
+            c, src = per_feed[sid], sources[sid]
+            print(f"{name_of[sid][:44]:44} {c['articles']:8} {c['undated']:7} "
+                  f"{c['backlog']:7} {c['in edition']:6}  {src.last_error}")
+        with_articles = sum(1 for sid in sources if per_feed[sid]["articles"])
+        undated = [a for a in articles if not a.date_from_feed]
+        print()
+        print(f"Feeds with articles: {with_articles} / {len(files)} "
+              f"({len(sources)} added as sources)")
+        print(f"Articles: {len(articles)}")
+        print(f"Undated articles: {len(undated)}: "
+              f"{sum(a.backlog for a in undated)} kept as backlog (first fetch, not offered), "
+              f"{sum(not a.backlog for a in undated)} new; "
+              f"{sum(a.id in in_edition for a in undated)} in the edition, "
+              f"{sum(i.dated is False for i in items)} edition items shown without a date")
+        print(f"Edition: {drafted}")
+        if edition:
+            briefs = sum(bool(i.brief) for i in items)
+            print(f"  #{edition.number}: {len(items)} items, {len(items) - briefs} in full, "
+                  f"{briefs} as headlines")
+        print_duplicates(s, sources, items)
+        errors = {name_of[sid]: src.last_error for sid, src in sources.items()
+                  if src.last_error}
+        print(f"\nFeed errors: {len(errors) + len(refused)}")
+        for name, error in sorted({**refused, **errors}.items()):
+            print(f"  {name}: {error}")
+
+
+def print_duplicates(s: Session, sources: dict[int, Source], items: list[EditionItem]) -> None:
+    """Edition items that name two sources; articles of two sources sharing a link key."""
+    labels = {source_label(src) for src in sources.values() if source_label(src)}
+    # digest.stories names every source of a story, " · " between them.
+    merged = [i for i in items if len(i.source_title.split(" · ")) > 1
+              or sum(label in i.source_title for label in labels) > 1]
+    shared = s.execute(
+        select(Article.link_key, func.count())
+        .where(Article.link_key != "")
+        .group_by(Article.link_key)
+        .having(func.count(func.distinct(Article.source_id)) > 1)
+    ).all()
+    print(f"Duplicates merged: {len(merged)} edition items name two or more sources; "
+          f"{len(shared)} link keys are shared across sources "
+          f"({sum(n for _, n in shared)} articles)")
+    for item in merged[:10]:
+        print(f"  item {item.title[:60]!r}: {item.source_title}")
+    for key, _ in shared[:10]:
+        names = sorted({sources[a.source_id].url.rsplit("/", 1)[-1] for a in s.scalars(
+            select(Article).where(Article.link_key == key))})
+        print(f"  link key {key[:70]}: {', '.join(names)}")
+
+
+def folder_name(files: list[Path]) -> str:
+    return str(files[0].parent) if files else "(none)"
+
+
+def main() -> None:
+    folder = feeds_folder(sys.argv[1:])
+    files = feed_files(folder)
+    with tempfile.TemporaryDirectory(prefix="digest-feed-report-") as tmp, \
+            serving(folder) as base:
+        work = Path(tmp)
+        refused, drafted = run_cli(files, base, work)
+        report(files, work, refused, drafted)
+
+
+if __name__ == "__main__":
+    main()
