@@ -414,6 +414,21 @@ def _truncated(body: bytes) -> bool:
     return False
 
 
+def _why_not_json(body: bytes, exc: Exception) -> str:
+    """What is wrong with JSON that does not parse: cut short, or broken."""
+    if isinstance(exc, json.JSONDecodeError):
+        text = exc.doc
+        try:
+            json.loads(text, strict=False)  # a raw newline in a string is not the fault
+        except json.JSONDecodeError as loose:
+            # Failing where the text ends (or in a string running to it): cut short.
+            if loose.msg.startswith("Unterminated string") or (
+                    loose.pos >= len(text.rstrip())):
+                return ("the document is truncated; the server sent only part of it: it "
+                        "will be tried again at the next fetch")
+    return f"invalid JSON ({exc})"
+
+
 def _discover_feed(body: bytes, url: str) -> str:
     """The first feed an HTML page announces with <link rel="alternate">, or ""."""
     try:
@@ -433,7 +448,7 @@ def _parse_json_feed(body: bytes, url: str, now: datetime) -> Feed:
     try:
         doc = json.loads(body)  # detects UTF-8/16/32 and a BOM by itself
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise _not_a_feed(url, f"invalid JSON ({exc})") from None
+        raise _not_a_feed(url, _why_not_json(body, exc)) from None
     version = _str(doc.get("version")) if isinstance(doc, dict) else ""
     if (not isinstance(doc, dict) or not isinstance(doc.get("items"), list)
             or (version and "jsonfeed.org" not in version)):
