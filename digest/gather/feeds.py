@@ -414,7 +414,7 @@ def _truncated(body: bytes) -> bool:
     return False
 
 
-def _why_not_json(body: bytes, exc: Exception) -> str:
+def _why_not_json(exc: Exception) -> str:
     """What is wrong with JSON that does not parse: cut short, or broken."""
     if isinstance(exc, json.JSONDecodeError):
         text = exc.doc
@@ -448,7 +448,7 @@ def _parse_json_feed(body: bytes, url: str, now: datetime) -> Feed:
     try:
         doc = json.loads(body)  # detects UTF-8/16/32 and a BOM by itself
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise _not_a_feed(url, _why_not_json(body, exc)) from None
+        raise _not_a_feed(url, _why_not_json(exc)) from None
     version = _str(doc.get("version")) if isinstance(doc, dict) else ""
     if (not isinstance(doc, dict) or not isinstance(doc.get("items"), list)
             or (version and "jsonfeed.org" not in version)):
