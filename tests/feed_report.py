@@ -13,16 +13,11 @@ for the issue's note, and move as gathering and selection change.
 
 from __future__ import annotations
 
-import mimetypes
-import os
 import subprocess
 import sys
 import tempfile
-import threading
 from collections import Counter, defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -31,14 +26,12 @@ from sqlalchemy.orm import Session
 
 from digest.gather.sources import source_label
 from digest.models import Article, Edition, EditionItem, Source
+from tests.loopback import feed_server
+from tests.test_serve import environment as serve_environment
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "feeds"
 FALLBACK = Path(__file__).resolve().parent / "data" / "feeds"
 LIST = "corpus"
-# What a server would say each file is; the parser sniffs the body whatever this says.
-TYPES = {".xml": "application/xml", ".rss": "application/rss+xml",
-         ".atom": "application/atom+xml", ".rdf": "application/rdf+xml",
-         ".json": "application/feed+json"}
 
 
 def feeds_folder(argv: list[str]) -> Path:
@@ -51,49 +44,19 @@ def feed_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.name != "MANIFEST.tsv")
 
 
-@contextmanager
-def serving(folder: Path) -> Iterator[str]:
-    """The folder's files on 127.0.0.1, each with the Content-Type of its extension."""
+def serve(folder: Path) -> Callable[[str], bytes | None]:
+    """The answer of a loopback server for the folder's files: a file's bytes, else None."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            path = folder / unquote(self.path.lstrip("/").split("?")[0])
-            if path.parent != folder or not path.is_file():
-                self.send_error(404)
-                return
-            body = path.read_bytes()
-            kind = TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0]
-            self.send_response(200)
-            self.send_header("Content-Type", kind or "application/octet-stream")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def answer(path: str) -> bytes | None:
+        found = folder / unquote(path.lstrip("/").split("?")[0])
+        return found.read_bytes() if found.parent == folder and found.is_file() else None
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    return answer
 
 
-def environment(folder: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
-    env.update({
-        "DIGEST_DATABASE_URL": f"sqlite:///{folder}/digest.db",
-        "DIGEST_DATA_DIR": str(folder / "var"),
-        "DIGEST_DELIVERY_BACKEND": "outbox",
-        "DIGEST_DELIVERY_OUTBOX_DIR": str(folder / "outbox"),
-        "DIGEST_PUBLIC_URL": "https://news.example.org",
-        "DIGEST_SECRET_KEY": "s" * 40,
-        # The corpus is years old: an edition reaches back far enough for all of it.
-        "DIGEST_EDITION_WINDOW_HOURS": str(24 * 365 * 30),
-    })
-    return env
+def environment(work: Path) -> dict[str, str]:
+    # The corpus is years old: an edition reaches back far enough for all of it.
+    return serve_environment(work, DIGEST_EDITION_WINDOW_HOURS=str(24 * 365 * 30))
 
 
 def digest(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -204,7 +167,7 @@ def main() -> None:
     folder = feeds_folder(sys.argv[1:])
     files = feed_files(folder)
     with tempfile.TemporaryDirectory(prefix="digest-feed-report-") as tmp, \
-            serving(folder) as base:
+            feed_server(serve(folder)) as base:
         work = Path(tmp)
         refused, drafted = run_cli(files, base, work)
         report(files, work, refused, drafted)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from tests.conftest import DATA
 from tests.loopback import feed_server
+from tests.test_serve import environment as serve_environment
 
 FEED = (DATA / "flow" / "news.xml").read_bytes()
 # 150 characters of path and query: a real feed URL can be that long (tracking, tokens).
@@ -20,18 +21,7 @@ LONG_PATH = "/feeds/category/harbour-and-shipping/" + "x" * 70 + "/rss.xml?editi
 
 
 def environment(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
-    env.update({
-        "DIGEST_DATABASE_URL": f"sqlite:///{tmp_path}/digest.db",
-        "DIGEST_DATA_DIR": str(tmp_path / "var"),
-        "DIGEST_DELIVERY_BACKEND": "outbox",
-        "DIGEST_DELIVERY_OUTBOX_DIR": str(tmp_path / "outbox"),
-        "DIGEST_PUBLIC_URL": "https://news.example.org",
-        "DIGEST_SECRET_KEY": "s" * 40,
-        "COLUMNS": "80", "LINES": "50", "TERM": "xterm",
-    })
-    env["NO_COLOR"] = "1"
-    return env
+    return serve_environment(tmp_path, COLUMNS="80", LINES="50", TERM="xterm", NO_COLOR="1")
 
 
 def in_terminal(tmp_path: Path, *args: str) -> str:
