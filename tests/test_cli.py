@@ -198,3 +198,23 @@ def test_a_weak_secret_key_is_an_error_that_says_how_to_make_one(  # type: ignor
     assert "secrets.token_urlsafe(48)" in r.output and "Traceback" not in r.output
     monkeypatch.delenv("DIGEST_SECRET_KEY")
     assert "no subscriber" in run("subscribers", "show", "ada@example.org").output  # not added
+
+
+def test_build_names_the_setting_that_left_stories_out(  # type: ignore[no-untyped-def]
+        run, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three new articles, one told in full and one in brief: the third is not in the
+    edition, and the command says how many and which setting to change."""
+    assert run("init").exit_code == 0
+    assert run("lists", "create", "morning", "--title", "Morning", "--from",
+               "m@news.example.org").exit_code == 0
+    assert run("sources", "add", str(DATA / "flow" / "news.xml"), "--list",
+               "morning").exit_code == 0
+    assert run("fetch").exit_code == 0
+    monkeypatch.setenv("DIGEST_EDITION_WINDOW_HOURS", str(24 * 365 * 30))
+    monkeypatch.setenv("DIGEST_EDITION_MAX_ITEMS", "1")
+    monkeypatch.setenv("DIGEST_EDITION_BRIEF_MAX", "1")
+    r = run("edition", "build", "--list", "morning")
+    said = " ".join(r.output.split())
+    assert r.exit_code == 0, r.output
+    assert "2 articles: 1 in full, 1 in brief; 1 more new article" in said, said
+    assert "[edition] brief_max" in said, said

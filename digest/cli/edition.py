@@ -9,7 +9,7 @@ from rich.table import Table
 
 from digest import curate
 from digest.app import App
-from digest.cli.common import add_row, err, out, print_table, progress_bar, with_app
+from digest.cli.common import add_row, err, out, print_table, progress_bar, say, with_app
 from digest.deliver.worker import SendReport
 from digest.editions import open_edition
 from digest.models import Edition
@@ -38,8 +38,8 @@ def edition_build(app: App, list_name: str) -> None:
             return
         counts = curate.tally(s, ed, get_list(s, list_name), now=app.clock(),
                               rules=app.edition_rules())
-        out.print(("Built" if created else "Already open:") +
-                  f" edition #{ed.number} of {list_name}, status {ed.status}: {counts}")
+        say(("Built" if created else "Already open:") +
+            f" edition #{ed.number} of {list_name}, status {ed.status}: {counts}")
         _print_items(ed)
 
 
