@@ -11,6 +11,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
+from digest.app import App
+from digest.gather.sources import SourceReport
+
 Route = Callable[["Handler"], None]
 
 
@@ -117,3 +120,10 @@ def other_server() -> Iterator[Loopback]:
 def http() -> Iterator[requests.Session]:
     with requests.Session() as session:
         yield session
+
+
+def fetch_one(app: App, source_id: int) -> SourceReport:
+    """Fetch one source through the app, as a scheduled fetch does; its report."""
+    with app.sessions() as s:
+        (report,) = app.fetch(s, source_id)
+        return report

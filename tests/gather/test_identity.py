@@ -16,11 +16,11 @@ from sqlalchemy.orm import Session
 from digest.app import App
 from digest.gather.feeds import Entry, parse_feed
 from digest.gather.feeds import Feed as Parsed
-from digest.gather.sources import SourceReport, store_entries
+from digest.gather.sources import store_entries
 from digest.models import Article, Source
 from tests.conftest import DATA, Clock
 
-from .conftest import Handler, Loopback
+from .conftest import Handler, Loopback, fetch_one
 
 FEEDS = DATA / "feeds"
 
@@ -43,12 +43,6 @@ def _source(app: App, server: Loopback) -> int:
         s.add(source)
         s.commit()
         return source.id
-
-
-def _fetch(app: App, source_id: int) -> SourceReport:
-    with app.sessions() as s:
-        (report,) = app.fetch(s, source_id)
-        return report
 
 
 def _articles(app: App, source_id: int) -> list[Article]:
@@ -87,10 +81,10 @@ def test_undated_items_of_the_first_fetch_are_backlog_later_ones_are_news(
     feed = Feed(server)
     feed.status = 503  # a first fetch that fails is no first fetch
     source_id = _source(app, server)
-    assert _fetch(app, source_id).status == "error"
+    assert fetch_one(app, source_id).status == "error"
     feed.status, feed.body = 200, HEISE
     first = clock.advance(minutes=15)
-    assert (_fetch(app, source_id).new) == 60
+    assert (fetch_one(app, source_id).new) == 60
     stored = _articles(app, source_id)
     assert {(a.backlog, a.date_from_feed, a.published_at) for a in stored} == {
         (True, False, first)}
@@ -98,7 +92,7 @@ def test_undated_items_of_the_first_fetch_are_backlog_later_ones_are_news(
     feed.body = HEISE.replace(b"</channel>\n", b"</channel>\n" + HEISE_NEW, 1)
     assert HEISE_NEW in feed.body
     later = clock.advance(minutes=15)
-    assert _fetch(app, source_id).new == 1
+    assert fetch_one(app, source_id).new == 1
     *old, new = _articles(app, source_id)
     assert new.title == "Raspberry Pi 3 Model A+ vorgestellt"
     assert (new.backlog, new.date_from_feed, new.published_at) == (False, False, later)
@@ -124,7 +118,7 @@ def test_a_link_that_gains_tracking_https_or_a_slash_is_the_same_article(
         _item("Fortnite-Macher: Epic Games soll 15 Milliarden Dollar wert sein",
               f"https://{EPIC}", "Epic Games konnte neue Geldgeber überzeugen.")))
     source_id = _source(app, server)
-    assert _fetch(app, source_id).new == 3
+    assert fetch_one(app, source_id).new == 3
     feed.body = _rss(
         _item("OLED-TVs: Vorsichtsmaßnahmen gegen Einbrennen",
               f"https://{OLED}.html?wt_mc=rss.ho.beitrag.atom&utm_source=rss",
@@ -134,7 +128,7 @@ def test_a_link_that_gains_tracking_https_or_a_slash_is_the_same_article(
         _item("Fortnite-Macher: Epic Games soll 15 Milliarden Dollar wert sein",
               f"https://{EPIC}/", "Insgesamt flossen 1,25 Milliarden US-Dollar."))
     clock.advance(minutes=15)
-    report = _fetch(app, source_id)
+    report = fetch_one(app, source_id)
     assert (report.new, report.seen) == (0, 3)
     assert [a.link_key for a in _articles(app, source_id)] == [f"{OLED}.html", f"{IBM}.html",
                                                                 EPIC]
@@ -191,23 +185,23 @@ def test_two_posts_under_one_guid_are_both_kept(app: App, server: Loopback,
     later = (b"Sun, 25 Jun 2017 12:32:31 GMT", b"Sat, 24 Jun 2017 14:52:32 GMT")
     feed = Feed(server, _without(SCRIPTING, *later))
     source_id = _source(app, server)
-    assert _fetch(app, source_id).new == 48  # fetched before the second posts were up
+    assert fetch_one(app, source_id).new == 48  # fetched before the second posts were up
     feed.body = SCRIPTING
     clock.advance(minutes=15)
-    report = _fetch(app, source_id)
+    report = fetch_one(app, source_id)
     assert (report.new, report.seen) == (2, 50)
     stored = _articles(app, source_id)
     twins = [a for a in stored if a.link == "http://scripting.com/2017/06/25.html#a080631"]
     assert [a.summary[:20] for a in twins] == ["Good morning Interne", "In 2015 I wrote that"]
     assert twins[1].guid.startswith("http://scripting.com/2017/06/25.html#a080631#reused-")
     clock.advance(minutes=15)
-    assert _fetch(app, source_id).new == 0
+    assert fetch_one(app, source_id).new == 0
     # A first fetch of the whole document keeps all 50 as well.
     with app.sessions() as s:
         s.execute(delete(Article))
         s.get_one(Source, source_id).last_success_at = None
         s.commit()
-    assert _fetch(app, source_id).new == 50
+    assert fetch_one(app, source_id).new == 50
 
 
 def test_posts_told_apart_only_by_their_links_anchors_are_all_kept(
@@ -218,19 +212,19 @@ def test_posts_told_apart_only_by_their_links_anchors_are_all_kept(
     assert b"<guid>" not in doc
     feed = Feed(server, _without(doc, b"Mon, 26 Jun 2017 19:40:58 GMT"))
     source_id = _source(app, server)
-    assert _fetch(app, source_id).new == 49
+    assert fetch_one(app, source_id).new == 49
     # The 19:40 post is up, and the morning post of that day was edited.
     morning = b"<description>Good morning students and teachers! \xf0\x9f\x8d\x8f</description>"
     assert morning in doc
     feed.body = doc.replace(morning, morning.replace(b"teachers!", b"teachers, and parents!"))
     clock.advance(minutes=15)
-    report = _fetch(app, source_id)
+    report = fetch_one(app, source_id)
     assert (report.new, report.seen) == (1, 50)
     (late,) = [a for a in _articles(app, source_id)
                if a.link == "http://scripting.com/2017/06/26.html#a030658"]
     assert late.summary.startswith("This is the human side of Health care")
     clock.advance(minutes=15)
-    assert _fetch(app, source_id).new == 0
+    assert fetch_one(app, source_id).new == 0
     assert len(_articles(app, source_id)) == 50
 
 
@@ -243,7 +237,7 @@ def test_a_guid_given_to_another_post_is_another_article(app: App, server: Loopb
         _item("Ferry back in service", "https://harbour.example/news/ferry",
               "The ferry sails at six.", guid="story-18", date=day.format(6))))
     source_id = _source(app, server)
-    assert _fetch(app, source_id).new == 2
+    assert fetch_one(app, source_id).new == 2
     # An edited teaser under the same guid and link, and a moved link with the same
     # text, are the same articles.
     feed.body = _rss(
@@ -253,7 +247,7 @@ def test_a_guid_given_to_another_post_is_another_article(app: App, server: Loopb
         _item("Ferry back in service", "https://harbour.example/2026/11/27/ferry",
               "The ferry sails at six.", guid="story-18", date=day.format(6)))
     clock.advance(minutes=15)
-    assert _fetch(app, source_id).new == 0
+    assert fetch_one(app, source_id).new == 0
     # The CMS hands story-17 to a new post: another link, other words.
     festival = _item("Harbour festival this weekend", "https://harbour.example/news/festival",
                      "Boats, music and fish soup.", guid="story-17", date=day.format(7))
@@ -261,19 +255,19 @@ def test_a_guid_given_to_another_post_is_another_article(app: App, server: Loopb
         "Ferry back in service", "https://harbour.example/2026/11/27/ferry",
         "The ferry sails at six.", guid="story-18", date=day.format(6)))
     clock.advance(minutes=15)
-    assert _fetch(app, source_id).new == 1
+    assert fetch_one(app, source_id).new == 1
     stored = {a.title: a for a in _articles(app, source_id)}
     assert sorted(stored) == ["Council approves sea wall", "Ferry back in service",
                               "Harbour festival this weekend"]
     assert stored["Council approves sea wall"].summary == "The council voted 7 to 2."
     assert stored["Harbour festival this weekend"].guid.startswith("story-17#reused-")
     clock.advance(minutes=15)
-    assert _fetch(app, source_id).new == 0
+    assert fetch_one(app, source_id).new == 0
     # The sea wall story back in the feed beside the festival: both are known.
     feed.body = _rss(festival, _item(
         "Council approves sea wall", "https://harbour.example/news/sea-wall",
         "The council voted 7 to 2.", guid="story-17", date=day.format(5)))
-    assert _fetch(app, source_id).new == 0
+    assert fetch_one(app, source_id).new == 0
 
 
 def test_two_posts_with_one_link_and_their_own_guids_are_both_kept(
@@ -282,7 +276,7 @@ def test_two_posts_with_one_link_and_their_own_guids_are_both_kept(
     # week's thank-you post: one link, two guids, two texts.
     Feed(server, (FEEDS / "nnw_DaringFireball.atom").read_bytes())
     source_id = _source(app, server)
-    assert _fetch(app, source_id).new == 48
+    assert fetch_one(app, source_id).new == 48
     titles = [a.title for a in _articles(app, source_id) if a.link == "http://mnml.af/"]
     assert sorted(titles) == ["Mnml – A Mac Client for Medium",
                               "[Sponsor] MNML: A macOS Writing App for Medium.com"]

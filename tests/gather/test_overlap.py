@@ -27,7 +27,7 @@ from digest.gather.sources import SourceReport
 from digest.models import Article, Source
 from tests.conftest import Clock
 
-from .conftest import Handler, Loopback
+from .conftest import Handler, Loopback, fetch_one
 
 STORIES = ("ferry", "festival", "sea-wall")
 
@@ -112,12 +112,6 @@ def _add_source(app: App, server: Loopback, title: str = "Harbour") -> int:
         return source.id
 
 
-def _fetch(app: App, source_id: int) -> SourceReport:
-    with app.sessions() as s:
-        (report,) = app.fetch(s, source_id)
-        return report
-
-
 def _stored(app: App, source_id: int) -> list[str]:
     with app.sessions() as s:
         return sorted(s.scalars(select(Article.guid).where(Article.source_id == source_id)))
@@ -131,9 +125,9 @@ def test_two_fetches_of_one_source_at_once_store_each_article_once(
     gate = Gate(hold=2)
     _serve(server, gate)
     source_id = _add_source(app, server)
-    first = pool.submit(_fetch, app, source_id)
+    first = pool.submit(fetch_one, app, source_id)
     gate.wait_for(1)
-    second: Future[SourceReport] = pool.submit(_fetch, other, source_id)
+    second: Future[SourceReport] = pool.submit(fetch_one, other, source_id)
     # The second fetch either reaches the pages too (and is held with the first, both
     # having read which entries are new) or is refused the source at once; either way,
     # then both may go on.
@@ -158,14 +152,14 @@ def test_a_fetch_that_outlived_its_lease_stores_nothing_twice(
     _serve(server, gate)
     source_id = _add_source(app, server, title)
     started = clock()
-    first = pool.submit(_fetch, app, source_id)
+    first = pool.submit(fetch_one, app, source_id)
     gate.wait_for(1)
     opts = app.fetch_options()
     with app.sessions() as s:
         until = s.get_one(Source, source_id).fetch_lease_until
     assert until == started + lease_length(opts.timeout, opts.max_entries)
     clock.now = until  # it has run out
-    second = _fetch(other, source_id)
+    second = fetch_one(other, source_id)
     assert (second.status, second.new) == ("ok", 3)
     gate.opened.set()
     late = first.result(10)
