@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from email.utils import parseaddr
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -65,6 +66,56 @@ def check_review_policy(policy: str) -> str:
     return policy
 
 
+LAYOUTS = ("hero", "compact")
+POSTAL_ADDRESS_MAX = 300
+ACCENT_RE = re.compile(r"#(?:[0-9a-fA-F]{3}){1,2}")
+LOGO_URL_MAX = 2000  # MailingList.logo_url's column length
+
+
+def check_layout(layout: str) -> str:
+    """One of LAYOUTS."""
+    if layout not in LAYOUTS:
+        raise InvalidInput(f"layout {layout!r} is not one of {', '.join(LAYOUTS)} (hero: the "
+                           "first story large; compact: every story alike)")
+    return layout
+
+
+def check_postal_address(value: str) -> str:
+    """Plain text on one or more lines, each tidied, blank lines dropped."""
+    lines = [" ".join(line.split()) for line in str(value).splitlines()]
+    address = "\n".join(line for line in lines if line)
+    if len(address) > POSTAL_ADDRESS_MAX:
+        raise InvalidInput(f"postal address is {len(address)} characters long; at most "
+                           f"{POSTAL_ADDRESS_MAX} fit (street, town, postcode, country)")
+    return address
+
+
+def check_accent_color(value: str) -> str:
+    """'' (the templates' colour) or #rgb / #rrggbb, back as lowercase #rrggbb."""
+    value = str(value).strip()
+    if not value:
+        return ""
+    if not ACCENT_RE.fullmatch(value):
+        raise InvalidInput(f"accent colour {value!r} is not a colour like #1a73e8 or #c00")
+    if len(value) == 4:
+        value = "#" + "".join(c * 2 for c in value[1:])
+    return value.lower()
+
+
+def check_logo_url(value: str) -> str:
+    """'' (no logo) or an absolute http(s) URL (mail clients fetch it; https preferred)."""
+    value = str(value).strip()
+    if not value:
+        return ""
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.hostname or " " in value:
+        raise InvalidInput(f"logo URL {value!r} is not an absolute https:// (or http://) URL "
+                           "of an image, e.g. https://example.org/logo.png")
+    if len(value) > LOGO_URL_MAX:
+        raise InvalidInput(f"logo URL is longer than {LOGO_URL_MAX} characters")
+    return value
+
+
 def check_editor_emails(value: str) -> str:
     """Comma-separated addresses ("Name <addr>" or "addr"), each checked, back as one
     tidy string of bare addresses."""
@@ -83,10 +134,17 @@ _OWN: lists.Checks = {
     "editor_emails": check_editor_emails,
     # Article links in mail and the archive keep utm_*, fbclid and the like.
     "keep_tracking": lists.flag("keep tracking"),
+    # In every edition's footer: CAN-SPAM and the bulk-sender rules ask for it.
+    "postal_address": check_postal_address,
+    "layout": check_layout,
+    # An "In this edition" table of contents at the top of the mail.
+    "toc": lists.flag("toc"),
+    "accent_color": check_accent_color,
+    "logo_url": check_logo_url,
 }
 _ORDER = ("title", "description", "from_addr", "reply_to", "schedule", "timezone", "mode",
           "language", "double_optin", "local_time", "public", "review_policy", "editor_emails",
-          "keep_tracking")
+          "keep_tracking", "postal_address", "layout", "toc", "accent_color", "logo_url")
 SETTINGS: lists.Checks = dict(sorted(
     {**lists.SETTINGS, **_OWN}.items(),
     key=lambda item: _ORDER.index(item[0]) if item[0] in _ORDER else len(_ORDER),

@@ -69,6 +69,16 @@ class MailingList(Base):
     public: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     # Links in this list's mail keep their utm_* and other tracking parameters.
     keep_tracking: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The sender's postal address, in every edition's footer (CAN-SPAM, bulk-sender rules).
+    postal_address: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # How an edition is laid out: hero (the first story large) | compact (all alike).
+    layout: Mapped[str] = mapped_column(String(16), default="hero", server_default="hero")
+    # An "In this edition" table of contents at the top of the mail.
+    toc: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # A #rrggbb colour for headings and links; '' = the templates' own.
+    accent_color: Mapped[str] = mapped_column(String(16), default="", server_default="")
+    # An absolute http(s) URL of a logo shown above the title; '' = none.
+    logo_url: Mapped[str] = mapped_column(String(2000), default="", server_default="")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     archived_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 

@@ -285,3 +285,25 @@ def test_upgrading_to_0011_gives_stored_articles_their_link_keys(settings: Setti
         assert backlog == {False}
     finally:
         app.close()
+
+
+def test_upgrading_to_0012_gives_lists_the_default_mail_settings(settings: Settings,
+                                                                  clock: Clock) -> None:
+    """0012 adds the list settings of issue 11: a list made before it has no postal address,
+    the hero layout, no table of contents, the templates' colour and no logo."""
+    app = App(settings, clock=clock)
+    try:
+        upgrade(app.engine, "0011")
+        with app.engine.begin() as conn:
+            conn.execute(text("INSERT INTO lists (id, name, title, description, from_addr, "
+                              "reply_to, schedule, timezone, mode, double_optin, language, "
+                              "created_at) VALUES (1, 'news', 'News', '', 'n@example.org', '', "
+                              "'0 7 * * *', 'UTC', 'auto', false, 'en', :now)")
+                         .bindparams(bindparam("now", clock(), UTCDateTime())))
+        upgrade(app.engine)
+        with app.engine.connect() as conn:
+            row = conn.execute(text("SELECT postal_address, layout, toc, accent_color, "
+                                    "logo_url FROM lists")).one()
+        assert tuple(row) in (("", "hero", 0, "", ""), ("", "hero", False, "", ""))
+    finally:
+        app.close()
