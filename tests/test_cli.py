@@ -218,3 +218,38 @@ def test_build_names_the_setting_that_left_stories_out(  # type: ignore[no-untyp
     assert r.exit_code == 0, r.output
     assert "2 articles: 1 in full, 1 in brief; 1 more new article" in said, said
     assert "[edition] brief_max" in said, said
+
+
+def test_mail_settings_of_issue_11_are_list_settings(run) -> None:  # type: ignore[no-untyped-def]
+    """The postal address, layout, table of contents, accent colour and logo: set at
+    create, shown, changed, and bad values refused with what to give instead."""
+    run("init")
+    r = run("lists", "create", "daily", "--from", "D <d@news.example.org>",
+            "--postal-address", "1 Harbour Road\nPortsmouth PO1 2AB, UK", "--layout", "compact",
+            "--toc", "--accent-color", "#C00", "--logo-url", "https://news.example.org/logo.png")
+    assert r.exit_code == 0, r.output
+    assert "Warning" not in r.output
+    shown = run("lists", "show", "daily").output.splitlines()
+    for line in ("  postal address 1 Harbour Road, Portsmouth PO1 2AB, UK",
+                 "  layout        compact", "  toc           on", "  accent color  #cc0000",
+                 "  logo url      https://news.example.org/logo.png"):
+        assert line in shown, shown
+    r = run("lists", "set", "daily", "--layout", "hero", "--no-toc", "--accent-color", "")
+    assert r.output.splitlines() == ["daily layout: compact → hero", "daily toc: on → off",
+                                     "daily accent color: #cc0000 → ''"], r.output
+    for args, expected in (
+        (["--accent-color", "red"], "Error: accent colour 'red' is not a colour like #1a73e8"),
+        (["--logo-url", "logo.png"], "Error: logo URL 'logo.png' is not an absolute https://"),
+        (["--postal-address", "x" * 301], "Error: postal address is 301 characters long"),
+    ):
+        r = run("lists", "set", "daily", *args)
+        assert r.exit_code == 1 and expected in r.output, r.output
+
+
+def test_a_list_without_a_postal_address_is_created_with_a_warning(run) -> None:  # type: ignore[no-untyped-def]
+    run("init")
+    r = run("lists", "create", "daily", "--from", "D <d@news.example.org>")
+    assert r.exit_code == 0, r.output
+    assert "Created list daily" in r.output
+    assert "Warning: list daily has no postal address" in r.output
+    assert "digest lists set daily --postal-address" in r.output

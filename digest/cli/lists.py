@@ -9,8 +9,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from digest.app import App
-from digest.cli.common import print_table, say, when, with_app
-from digest.publication import MODES, POLICIES, create_list, list_overview, update_list
+from digest.cli.common import err, print_table, say, when, with_app
+from digest.publication import LAYOUTS, MODES, POLICIES, create_list, list_overview, update_list
 from subscribers.lists import (
     all_lists,
     archive_list,
@@ -27,8 +27,12 @@ LABELS = {
     "reply_to": "reply-to", "schedule": "schedule", "timezone": "timezone", "mode": "mode",
     "language": "language", "double_optin": "double opt-in", "local_time": "local time",
     "review_policy": "review policy", "editor_emails": "editors", "public": "public",
-    "keep_tracking": "keep tracking",
+    "keep_tracking": "keep tracking", "postal_address": "postal address", "layout": "layout",
+    "toc": "toc", "accent_color": "accent color", "logo_url": "logo url",
 }
+MISSING_ADDRESS = ("Warning: list {name} has no postal address; the law (CAN-SPAM) and "
+                   "Gmail/Yahoo's bulk-sender rules ask for one in every mail. Set it with "
+                   "`digest lists set {name} --postal-address \"Street 1, Town, Country\"`.")
 
 
 @click.group()
@@ -57,6 +61,15 @@ def lists() -> None:
 @click.option("--keep-tracking/--clean-links", default=False, show_default=True,
               help="Whether article links in mail keep their tracking parameters "
                    "(utm_*, fbclid, ...); by default they are dropped.")
+@click.option("--postal-address", default="",
+              help="The sender's postal address, shown in every mail's footer (the law and "
+                   "bulk-sender rules ask for it); several lines allowed.")
+@click.option("--layout", type=click.Choice(LAYOUTS), default="hero", show_default=True,
+              help="hero: the first story large; compact: every story alike.")
+@click.option("--toc/--no-toc", default=False, show_default=True,
+              help='Whether an edition opens with an "In this edition" list of its stories.')
+@click.option("--accent-color", default="", help="Colour of headings and links, e.g. #1a73e8.")
+@click.option("--logo-url", default="", help="https:// URL of a logo shown above the title.")
 @with_app
 def lists_create(app: App, name: str, **settings: Any) -> None:
     """Create a list."""
@@ -65,6 +78,8 @@ def lists_create(app: App, name: str, **settings: Any) -> None:
         s.commit()
         say(f"Created list {mlist.name} ({mlist.title}), sent {mlist.schedule} "
             f"{mlist.timezone}, from {mlist.from_addr}")
+        if not mlist.postal_address:
+            err.print(MISSING_ADDRESS.format(name=mlist.name), markup=False, soft_wrap=True)
 
 
 @lists.command("ls")
@@ -96,15 +111,15 @@ def lists_show(app: App, name: str) -> None:
         overview = list_overview(s, mlist)
         archived = f"  (archived {when(mlist.archived_at)})" if mlist.archived_at else ""
         lines = [f"{mlist.name}{archived}"]
-        lines += [f"  {LABELS[key]:<14}{_shown(getattr(mlist, key))}" for key in LABELS]
+        lines += [f"  {LABELS[key]:<13} {_shown(getattr(mlist, key))}" for key in LABELS]
         members = ", ".join(f"{k} {v}" for k, v in overview.members.items())
         last = f", last sent {when(overview.last_sent_at)}" if overview.editions else ""
         lines += [
-            f"  {'created':<14}{when(mlist.created_at)}",
-            f"  {'members':<14}{members}",
-            f"  {'recipients':<14}{overview.recipients} (confirmed and not suppressed)",
-            f"  {'sources':<14}{overview.sources}",
-            f"  {'editions':<14}{overview.editions}{last}",
+            f"  {'created':<13} {when(mlist.created_at)}",
+            f"  {'members':<13} {members}",
+            f"  {'recipients':<13} {overview.recipients} (confirmed and not suppressed)",
+            f"  {'sources':<13} {overview.sources}",
+            f"  {'editions':<13} {overview.editions}{last}",
         ]
     for line in lines:
         say(line)
@@ -134,6 +149,15 @@ def lists_show(app: App, name: str) -> None:
 @click.option("--keep-tracking/--clean-links", default=None,
               help="Whether article links in mail keep their tracking parameters "
                    "(utm_*, fbclid, ...).")
+@click.option("--postal-address",
+              help="The sender's postal address, shown in every mail's footer.")
+@click.option("--layout", type=click.Choice(LAYOUTS),
+              help="hero: the first story large; compact: every story alike.")
+@click.option("--toc/--no-toc", default=None,
+              help='Whether an edition opens with an "In this edition" list of its stories.')
+@click.option("--accent-color", help='Colour of headings and links, e.g. #1a73e8; "" for '
+                                     "the default.")
+@click.option("--logo-url", help='https:// URL of a logo shown above the title; "" for none.')
 @with_app
 def lists_set(app: App, name: str, **options: Any) -> None:
     """Change a list's settings; only those given change."""
@@ -143,7 +167,8 @@ def lists_set(app: App, name: str, **options: Any) -> None:
             "nothing to change; give at least one of --title, --from, --reply-to, "
             "--schedule, --timezone, --mode, --description, --language, "
             "--double-optin/--single-optin, --local-time/--list-time, --review-policy, "
-            "--editors, --public/--private, --keep-tracking/--clean-links"
+            "--editors, --public/--private, --keep-tracking/--clean-links, "
+            "--postal-address, --layout, --toc/--no-toc, --accent-color, --logo-url"
         )
     with app.sessions() as s:
         mlist = get_list(s, name)
@@ -199,4 +224,6 @@ def _archive_message(mlist: MailingList, undo: bool, changed: bool) -> str:
 def _shown(value: object) -> str:
     if isinstance(value, bool):
         return "on" if value else "off"
+    if isinstance(value, str) and "\n" in value:  # a postal address on several lines
+        return ", ".join(value.splitlines())
     return repr(value) if value == "" else str(value)
