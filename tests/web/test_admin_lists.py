@@ -109,6 +109,42 @@ def test_keep_tracking_is_ticked_on_the_settings_form(admin_client: TestClient, 
     assert 'name="keep_tracking" checked' in admin_client.get("/admin/lists/news").text
 
 
+def test_the_mail_settings_of_issue_11_are_on_the_console(admin_client: TestClient,
+                                                         world: World, app: App) -> None:
+    """The create form asks for the postal address; the settings form shows a warning while
+    there is none and saves it with the layout, contents, accent colour and logo."""
+    assert 'name="postal_address"' in admin_client.get("/admin/lists").text
+    created = _post(admin_client, "/admin/lists", name="weekly", title="Weekly",
+                    from_addr="Weekly <w@example.org>", postal_address="1 Quay St\nBristol",
+                    schedule="0 8 * * mon", timezone="UTC", language="en")
+    assert created.status_code == 303
+    with app.sessions() as s:
+        assert get_list(s, "weekly").postal_address == "1 Quay St\nBristol"
+    form = admin_client.get("/admin/lists/news").text
+    assert "This list has no postal address" in form
+    settings = dict(title="Morning News", from_addr="News <n@example.org>", reply_to="",
+                    schedule="0 7 * * *", timezone="UTC", mode="auto", review_policy="hold",
+                    editor_emails="", language="en", public="on")
+    refused = _post(admin_client, "/admin/lists/news", **settings, layout="grid",
+                    accent_color="blue", logo_url="logo.png", postal_address="2 Pier Rd")
+    assert refused.status_code == 400
+    for message in ("Layout &#39;grid&#39; is not one of hero, compact",
+                    "Accent colour &#39;blue&#39; is not a colour like #1a73e8",
+                    "Logo URL &#39;logo.png&#39; is not an absolute https://"):
+        assert message in refused.text
+    saved = _post(admin_client, "/admin/lists/news", **settings, layout="compact", toc="on",
+                  accent_color="#0a7", logo_url="https://example.org/logo.png",
+                  postal_address="2 Pier Rd\nBrighton BN1")
+    assert saved.status_code == 303
+    with app.sessions() as s:
+        news = get_list(s, "news")
+        assert (news.postal_address, news.layout, news.toc, news.accent_color, news.logo_url) == (
+            "2 Pier Rd\nBrighton BN1", "compact", True, "#00aa77", "https://example.org/logo.png")
+    form = admin_client.get("/admin/lists/news").text
+    assert "This list has no postal address" not in form
+    assert '<option value="compact" selected>' in form and 'name="toc" checked' in form
+
+
 def test_bad_settings_change_nothing_and_come_back_as_typed(
         admin_client: TestClient, world: World, app: App) -> None:
     answer = _post(admin_client, "/admin/lists/news", title="Evening News",

@@ -21,6 +21,7 @@ from digest.errors import InvalidInput
 from digest.gather.sources import source_label
 from digest.models import ListSource, Source
 from digest.publication import (
+    LAYOUTS,
     MODES,
     POLICIES,
     SETTINGS,
@@ -49,10 +50,12 @@ from subscribers.models import MailingList
 router = APIRouter(include_in_schema=False)
 
 TEXT_FIELDS = ("title", "description", "from_addr", "reply_to", "schedule", "timezone",
-               "mode", "review_policy", "editor_emails", "language")
-FLAGS = ("double_optin", "local_time", "public", "keep_tracking")
+               "mode", "review_policy", "editor_emails", "language", "postal_address",
+               "layout", "accent_color", "logo_url")
+FLAGS = ("double_optin", "local_time", "public", "keep_tracking", "toc")
 #: The fields of the short form that creates a list; the rest is on its settings page.
-NEW_FIELDS = ("title", "from_addr", "schedule", "timezone", "language")
+#: The postal address is asked for at once: every mail's footer needs it.
+NEW_FIELDS = ("title", "from_addr", "postal_address", "schedule", "timezone", "language")
 NEW_FLAGS = ("double_optin", "public")
 
 
@@ -97,14 +100,16 @@ class ListPage(AdminPage):
     other_sources: list[SourceLink] = field(default_factory=list)
     modes: tuple[str, ...] = MODES
     policies: tuple[str, ...] = POLICIES
+    layouts: tuple[str, ...] = LAYOUTS
 
 
 @router.get("/admin/lists")
 def lists_page(user: AdminUser, session: Viewer, app: AppDep, pages: PagesDep,
                done: str = "") -> Response:
     with app.sessions() as s:
-        defaults = {"title": "", "from_addr": "", "schedule": "0 7 * * *", "timezone": "UTC",
-                    "language": "en", "double_optin": True, "public": True, "name": ""}
+        defaults = {"title": "", "from_addr": "", "postal_address": "", "schedule": "0 7 * * *",
+                    "timezone": "UTC", "language": "en", "double_optin": True, "public": True,
+                    "name": ""}
         return render(pages, "web/admin/lists.html",
                       _lists_page(s, defaults, {}, notice(done)), session)
 
@@ -208,9 +213,13 @@ def _typed(form: Form, fields: tuple[str, ...], flags: tuple[str, ...]) -> dict[
 
 def _checked(form: Form, fields: tuple[str, ...],
              flags: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, str]]:
-    """The form's values checked by the core, and the core's message per bad field."""
+    """The form's values checked by the core, and the core's message per bad field. A
+    text field the form did not send is left as it is (a page from before it existed);
+    an unticked checkbox is never sent, so it means off."""
     values, errors = {}, {}
     for key, value in _typed(form, fields, flags).items():
+        if key in fields and key not in form.data:
+            continue
         try:
             values[key] = SETTINGS[key](value)
         except InvalidInput as exc:
