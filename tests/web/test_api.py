@@ -60,6 +60,25 @@ def test_a_list_is_refused_with_the_reason(admin_api: TestClient, world: World) 
     assert names == ["news", "sport"]
 
 
+def test_the_mail_settings_of_issue_11_are_in_the_api(admin_api: TestClient,
+                                                      world: World) -> None:
+    news = admin_api.get("/lists/news").json()
+    assert {k: news[k] for k in ("postal_address", "layout", "toc", "accent_color",
+                                 "logo_url")} == {"postal_address": "", "layout": "hero",
+                                                  "toc": False, "accent_color": "",
+                                                  "logo_url": ""}
+    changed = admin_api.patch("/lists/news", json={
+        "postal_address": "1 Quay St\nBristol BS1", "layout": "compact", "toc": True,
+        "accent_color": "#ABC", "logo_url": "https://example.org/logo.png"}).json()
+    assert (changed["postal_address"], changed["layout"], changed["toc"],
+            changed["accent_color"], changed["logo_url"]) == (
+        "1 Quay St\nBristol BS1", "compact", True, "#aabbcc", "https://example.org/logo.png")
+    error = error_of(admin_api.patch("/lists/news", json={"logo_url": "ftp://x/l.png"}), 422,
+                     "invalid_value")
+    assert "logo URL 'ftp://x/l.png' is not an absolute https://" in error["message"]
+    error_of(admin_api.patch("/lists/news", json={"layout": "grid"}), 422, "invalid_request")
+
+
 def test_admins_change_rename_archive_and_restore_a_list(
         admin_api: TestClient, world: World, clock: Clock) -> None:
     changed = admin_api.patch("/lists/news", json={"title": "Evening News", "public": False,

@@ -96,6 +96,13 @@ class ListOut(BaseModel):
     public: bool
     keep_tracking: bool = Field(description="Article links in mail keep utm_*, fbclid and "
                                 "the like; false: they are dropped")
+    postal_address: str = Field(description="In every mail's footer (CAN-SPAM, bulk-sender "
+                                "rules); lines separated by newlines; '' = not set yet")
+    layout: Literal["hero", "compact"] = Field(description="hero: the first story large; "
+                                               "compact: every story alike")
+    toc: bool = Field(description='An edition opens with "In this edition", its stories')
+    accent_color: str = Field(description="#rrggbb of headings and links; '' = the default")
+    logo_url: str = Field(description="https:// URL of a logo above the title; '' = none")
     created_at: dt.datetime
     archived_at: dt.datetime | None
     members: MemberCounts
@@ -124,6 +131,13 @@ class ListSettings(Request):
     language: str | None = Field(None, max_length=16, examples=["en"])
     public: bool | None = None
     keep_tracking: bool | None = None
+    postal_address: str | None = Field(None, max_length=1000,
+                                       examples=["1 Harbour Road\nPortsmouth PO1 2AB, UK"])
+    layout: Literal["hero", "compact"] | None = None
+    toc: bool | None = None
+    accent_color: str | None = Field(None, max_length=16, examples=["#1a73e8"])
+    logo_url: str | None = Field(None, max_length=4000,
+                                 examples=["https://example.org/logo.png"])
 
 
 class ListCreate(ListSettings):
