@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from click.testing import CliRunner
+from fastapi.testclient import TestClient
 
+from digest.app import App
 from digest.cli import main
 from digest.demo.run import PEOPLE
+from digest.web import create_app
 
 
 def _run(*args: str) -> tuple[int, str]:
@@ -60,3 +65,46 @@ def test_demo_will_not_empty_a_folder_it_did_not_make(tmp_path: Path) -> None:
     code, output = _run("demo", "--dir", str(tmp_path))
     assert code == 1 and output.startswith("Error: ") and "not a demo folder" in output
     assert (tmp_path / "precious.txt").exists()
+
+
+def _images(html: str) -> list[str]:
+    return re.findall(r'<img[^>]* src="([^"]+)"', html)
+
+
+def test_demo_mail_shows_photos_that_digest_serve_serves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, app: App
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "demo"
+    code, output = _run("demo", "--dir", str(folder))
+    assert code == 0, output
+    path = sorted((folder / "outbox" / "new").iterdir())[0]
+    msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    html = msg.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    sources = _images(html)
+    assert len(sources) >= 5
+    # The demo runs on the default public_url, where `digest serve` listens by default.
+    assert all(src.startswith("http://localhost:8000/demo/images/") for src in sources)
+    with TestClient(create_app(app)) as client:
+        for src in sources:
+            answer = client.get(urlsplit(src).path)
+            assert answer.status_code == 200, src
+            assert answer.headers["content-type"] == "image/jpeg"
+            assert answer.content[:3] == b"\xff\xd8\xff"  # a JPEG
+        for wrong in ("/demo/images/harbour-times/nothing.jpg",
+                      "/demo/images/..%2Fdemo/ferry-dawn.jpg", "/demo/images/run.py"):
+            assert client.get(wrong).status_code == 404, wrong
+
+
+def test_demo_preview_shows_its_photos_with_no_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "demo"
+    code, output = _run("demo", "--dir", str(folder))
+    assert code == 0, output
+    sources = _images((folder / "preview.html").read_text(encoding="utf-8"))
+    assert len(sources) >= 5
+    for src in sources:  # files beside the preview, which a browser opens offline
+        assert not urlsplit(src).scheme, src
+        assert (folder / src).read_bytes()[:3] == b"\xff\xd8\xff", src

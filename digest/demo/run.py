@@ -16,6 +16,7 @@ from rich.table import Table
 
 from digest.app import App
 from digest.config import defaults
+from digest.demo import IMAGE_HOST, IMAGES, IMAGES_PATH
 from digest.errors import InvalidInput
 from digest.gather.sources import add_source
 from digest.models import Edition
@@ -72,7 +73,7 @@ def _run(app: App, folder: Path, console: Console) -> Path:
             "<digest@news.example.org>", schedule="0 7 * * *", timezone="Asia/Seoul",
             description="Harbour news, city notes and the Seoul daily, each morning.",
         )
-        for feed in sorted(FEEDS.iterdir()):
+        for feed in _feeds(folder, _images_url(app)):
             add_source(s, str(feed), mlist, allow_files=True)
         for email, name, confirmed in PEOPLE:
             add_member(s, mlist, email, name=name, confirmed=confirmed, origin="admin",
@@ -91,13 +92,31 @@ def _run(app: App, folder: Path, console: Console) -> Path:
     return outbox
 
 
+def _images_url(app: App) -> str:
+    """Where `digest serve` serves the sample photos: what the demo's mail shows."""
+    return str(app.settings["public_url"]).rstrip("/") + IMAGES_PATH
+
+
+def _feeds(folder: Path, images_url: str) -> list[Path]:
+    """Copies of the sample feeds in `folder`, their photos at `images_url`."""
+    copies = folder / "feeds"
+    copies.mkdir()
+    for feed in sorted(FEEDS.iterdir()):
+        text = feed.read_text(encoding="utf-8").replace(IMAGE_HOST, images_url)
+        (copies / feed.name).write_text(text, encoding="utf-8")
+    return sorted(copies.iterdir())
+
+
 def _preview(app: App, path: Path, edition_id: int) -> Path:
     with app.sessions() as s:
         edition = s.get_one(Edition, edition_id)
         # Sending stored the rendered edition; the preview fills its slots, no re-render.
         shown = app.preview(edition, s.get_one(MailingList, edition.list_id),
                             email=PEOPLE[0][0], name=PEOPLE[0][1])
-    path.write_text(shown.html, encoding="utf-8")
+    # The mail's photos need `digest serve`; the preview's are files beside it, so that
+    # opening it shows them with no server running.
+    shutil.copytree(IMAGES, path.parent / "images")
+    path.write_text(shown.html.replace(_images_url(app), "images/"), encoding="utf-8")
     return path
 
 
