@@ -1,13 +1,17 @@
 """Personalized messages built in microseconds from an edition rendered once.
 
 `MessageTemplate` does the slow work once per edition: it parses the slot tokens,
-quoted-printable-encodes every line that holds no slot, and serializes every
-constant header and MIME boundary. `build()` then only fills the slots of the few
-lines that hold them, encodes those lines, and joins bytes.
+encodes everything around them, and serializes every constant header and MIME
+boundary. `build()` then only fills the slots, encodes those few bytes, and joins bytes.
+
+Each part goes in whichever transfer encoding is smaller for it: quoted-printable for
+mostly Latin text, base64 for mostly non-Latin text (quoted-printable writes each byte
+of a Hangul syllable as "=EA", nine characters for three bytes; base64 writes four).
 """
 
 from __future__ import annotations
 
+import base64
 import binascii
 import contextlib
 import datetime as dt
@@ -112,10 +116,10 @@ class MessageTemplate:
         if not _DOT_ATOM.fullmatch(list_id):
             raise InvalidInput(f"list id {list_id!r} must look like name.example.org")
 
-        self._text = _QPBody(text, slot_key, html=False)
-        self._html = _QPBody(html, slot_key, html=True)
+        self._text = _body(text, slot_key, html=False)
+        self._html = _body(html, slot_key, html=True)
         # "=" in quoted-printable is always followed by two hex digits or a line break,
-        # so a boundary starting "=_" can never occur inside an encoded body.
+        # and base64 has no "_", so a boundary starting "=_" never occurs inside a body.
         boundary = "=_" + secrets.token_hex(16)
 
         constant = [
@@ -135,12 +139,13 @@ class MessageTemplate:
             "Precedence: bulk",
             f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"',
         ]
-        part = "Content-Type: text/{}; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable"
+        part = "Content-Type: text/{}; charset=utf-8\r\nContent-Transfer-Encoding: {}"
         self._head_end = (
             "\r\n".join(constant)
-            + f"\r\n\r\n--{boundary}\r\n{part.format('plain')}\r\n\r\n"
+            + f"\r\n\r\n--{boundary}\r\n{part.format('plain', self._text.encoding)}\r\n\r\n"
         ).encode("ascii")
-        self._between = f"\r\n--{boundary}\r\n{part.format('html')}\r\n\r\n".encode("ascii")
+        self._between = (f"\r\n--{boundary}\r\n{part.format('html', self._html.encoding)}"
+                         "\r\n\r\n").encode("ascii")
         self._end = f"\r\n--{boundary}--\r\n".encode("ascii")
 
         self._mailto = ""
@@ -187,12 +192,24 @@ class MessageTemplate:
         return f"{self._mailto}%20{quote(token, safe='')}>" if token else f"{self._mailto}>"
 
 
+def _body(source: str, slot_key: str, *, html: bool) -> _QPBody | _Base64Body:
+    """The part in the smaller of its two encodings (measured with the slots unfilled,
+    which are a few dozen bytes of a part of many kilobytes)."""
+    qp = _QPBody(source, slot_key, html=html)
+    if source.isascii():  # quoted-printable is never larger for ASCII
+        return qp
+    b64 = _Base64Body(source, slot_key, html=html)
+    return b64 if b64.size < qp.size else qp
+
+
 class _QPBody:
     """A body part as quoted-printable: lines without slots encoded once, the rest per build.
 
     Quoted-printable state ends at each hard line break, so encoding a part line-group by
     line-group gives a valid encoding of the whole.
     """
+
+    encoding = "quoted-printable"
 
     def __init__(self, source: str, slot_key: str, *, html: bool) -> None:
         self._escape = html
@@ -215,6 +232,7 @@ class _QPBody:
                 self._static.append(_qp("".join(run)))
         if len(runs) % 2 == 0:
             self._static.append(b"")
+        self.size = sum(map(len, self._static))
 
     def encode(self, values: tuple[str, str, str, str]) -> bytes:
         if not self._dynamic:
@@ -228,6 +246,84 @@ class _QPBody:
             out.append(_qp(template.format(*filled)))
         out.append(self._static[-1])
         return b"".join(out)
+
+
+class _Base64Body:
+    """A body part as base64: the text between slots encoded once, the slots per build.
+
+    Base64 turns each 3 bytes into 4 characters, so a stretch of text can be encoded
+    ahead only from a 3-byte boundary, and where that is depends on how long the
+    filled slots before it are. So each stretch is kept encoded for the three ways it
+    can start (0, 1 or 2 bytes left over before it): `build()` encodes the few bytes
+    around each slot and joins the rest. Lines end at each stretch, shorter than 76
+    characters there: decoders ignore line breaks in base64 (RFC 2045, 6.8).
+    """
+
+    encoding = "base64"
+
+    def __init__(self, source: str, slot_key: str, *, html: bool) -> None:
+        self._escape = html
+        parts = slots.pattern(slot_key).split(_crlf(source))
+        self._slots: list[int] = []
+        for name in parts[1::2]:
+            if name not in SLOT_NAMES:
+                raise InvalidInput(
+                    f"unknown slot {name!r} in the template; known: {', '.join(SLOT_NAMES)}"
+                )
+            self._slots.append(SLOT_NAMES.index(name))
+        # For each stretch and each count of bytes left over before it: the bytes that
+        # complete that group, the rest encoded, and the 0-2 bytes it leaves over (None:
+        # too short to complete the group, so all of it is left over).
+        self._stretches: list[list[tuple[bytes, bytes, bytes | None]]] = []
+        for text in parts[0::2]:
+            data = text.encode("utf-8")
+            ways: list[tuple[bytes, bytes, bytes | None]] = []
+            for carry in range(3):
+                need = (3 - carry) % 3
+                if len(data) < need:
+                    ways.append((data, b"", None))
+                    continue
+                rest = data[need:]
+                cut = len(rest) - len(rest) % 3
+                ways.append((data[:need], _b64(rest[:cut]), rest[cut:]))
+            self._stretches.append(ways)
+        whole = len(_crlf(source).encode("utf-8"))
+        self.size = (whole + 2) // 3 * 4 + 2 * ((whole + 56) // 57)
+
+    def encode(self, values: tuple[str, ...]) -> bytes:
+        filled = [_crlf(v) for v in values]
+        if self._escape:
+            filled = [html.escape(v) for v in filled]
+        data = [v.encode("utf-8") for v in filled]
+        out: list[bytes] = []
+        carry = b""
+        for i, ways in enumerate(self._stretches):
+            if i:  # the slot before this stretch
+                chunk = carry + data[self._slots[i - 1]]
+                cut = len(chunk) - len(chunk) % 3
+                out.append(_b64(chunk[:cut]))
+                carry = chunk[cut:]
+            head, encoded, rest = ways[len(carry)]
+            if rest is None:
+                carry += head
+                continue
+            out.append(_b64(carry + head))
+            out.append(encoded)
+            carry = rest
+        out.append(_b64(carry))
+        return b"".join(out)
+
+
+def _b64(data: bytes) -> bytes:
+    """Base64 in lines of at most 76 characters, each ending in CRLF."""
+    if not data:
+        return b""
+    return base64.encodebytes(data).replace(b"\n", b"\r\n")
+
+
+def _crlf(text: str) -> str:
+    """Text with CRLF line breaks, as base64 text parts carry it (RFC 2045's canonical form)."""
+    return _unix_newlines(text).replace("\n", "\r\n")
 
 
 def _format_template(line: str, tokens: re.Pattern[str]) -> str:
