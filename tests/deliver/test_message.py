@@ -286,3 +286,66 @@ def test_building_a_message_leaves_the_global_random_state_alone() -> None:
     first, second = build(), build()
     assert random.getstate() == before
     assert first.message_id != second.message_id  # each attempt still gets its own id
+
+
+# -- the transfer encoding of each part, by size ---------------------------------------------
+
+KOREAN_HTML = (
+    "<p>안녕하세요 __DIGEST_SLOT_name__ 님</p>\n"
+    + "<p>해림시는 수상버스 노선 두 곳을 내년 봄부터 추가로 운행한다고 밝혔다.</p>\n" * 40
+    + "<p>이 메일은 __DIGEST_SLOT_email__ 주소로 발송되었습니다. "
+    "<a href=\"__DIGEST_SLOT_unsubscribe_url__\">구독 취소</a></p>\n"
+).replace("__DIGEST_SLOT_", f"__DIGEST_SLOT_{KEY}_")
+KOREAN_TEXT = (
+    "__DIGEST_SLOT_name__ 님, 좋은 아침입니다.\n\n"
+    + "해림시는 수상버스 노선 두 곳을 내년 봄부터 추가로 운행한다고 밝혔다.\n" * 40
+    + "구독 취소: __DIGEST_SLOT_unsubscribe_url__"
+).replace("__DIGEST_SLOT_", f"__DIGEST_SLOT_{KEY}_")
+
+
+def _encoding(msg: EmailMessage, kind: str) -> str:
+    part = msg.get_body((kind,))
+    assert part is not None
+    return str(part["Content-Transfer-Encoding"])
+
+
+def test_mostly_korean_parts_go_as_base64_and_are_smaller() -> None:
+    """Quoted-printable writes each byte of a Hangul syllable as "=EA" (9 characters for
+    3 bytes): a Korean edition of 110 KB became a 321 KB message. base64 takes 4."""
+    out = build(html=KOREAN_HTML, text=KOREAN_TEXT)
+    msg = parse(out.data)
+    assert _encoding(msg, "html") == _encoding(msg, "plain") == "base64"
+    assert not msg.defects and not any(p.defects for p in msg.iter_parts())
+    _, _, bodies = out.data.partition(b"\r\n\r\n")
+    size = len(KOREAN_HTML.encode()) + len(KOREAN_TEXT.encode())
+    assert len(bodies) < 1.45 * size  # quoted-printable: 2.8 times
+
+
+def test_english_parts_stay_quoted_printable() -> None:
+    msg = parse(build().data)
+    for kind in ("plain", "html"):
+        assert _encoding(msg, kind) == "quoted-printable"
+
+
+@pytest.mark.parametrize("name", ["", "A", "Ab", "Abc", "김", "김철", "김철수",
+                                  'Tom & "Jerry" <b>', "Ünïcode " * 30])
+def test_base64_parts_decode_to_the_filled_text_whatever_the_slots_hold(name: str) -> None:
+    """The text between slots is encoded ahead from a 3-byte boundary that depends on how
+    long the filled slots before it are: every length, escaped or not, decodes exactly."""
+    for addr in ("a@example.com", "ab@example.com", "abc@example.com"):
+        msg = parse(template(html=KOREAN_HTML, text=KOREAN_TEXT)
+                    .build(Recipient(17, addr, name, URL), NOW).data)
+        values = {"name": name, "email": addr, "unsubscribe_url": URL}
+        assert body(msg, "plain") == expected(KOREAN_TEXT, values)
+        escaped = {k: v.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
+                   .replace(">", "&gt;") for k, v in values.items()}
+        assert body(msg, "html") == expected(KOREAN_HTML, escaped)
+
+
+def test_base64_lines_are_short_and_crlf() -> None:
+    data = build(html=KOREAN_HTML, text=KOREAN_TEXT, name="김" * 200).data
+    assert b"\n" not in data.replace(b"\r\n", b"")
+    _, _, rest = data.partition(b"\r\n\r\n")
+    assert rest.isascii()
+    for line in rest.split(b"\r\n"):
+        assert len(line) <= 76
