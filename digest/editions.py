@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from digest.errors import NotReady
 from digest.models import (
@@ -288,6 +288,7 @@ def stored_render(edition: Edition) -> Rendered:
 def render_context(edition: Edition, mlist: MailingList, public_url: str) -> DigestContext:
     """What the templates see for `edition`."""
     tz = ZoneInfo(mlist.timezone or "UTC")
+    languages = _languages(edition)
     items = [
         ItemContext(
             title=i.title, link=mail_link(i.link, mlist.keep_tracking), summary=i.summary,
@@ -295,6 +296,7 @@ def render_context(edition: Edition, mlist: MailingList, public_url: str) -> Dig
             author=i.author, published_at=i.published_at.astimezone(tz), note=i.note,
             image_credit=i.image_credit, image_width=i.image_width,
             image_height=i.image_height, dated=i.dated, brief=i.brief,
+            language=languages.get(i.article_id or 0, ""),
         )
         for i in sorted(edition.items, key=lambda i: i.position)
     ]
@@ -304,4 +306,18 @@ def render_context(edition: Edition, mlist: MailingList, public_url: str) -> Dig
         subject=edition.subject, intro=edition.intro, language=mlist.language or "en",
         items=[i for i in items if not i.brief], also_new=[i for i in items if i.brief],
         public_url=public_url.rstrip("/"), timezone=mlist.timezone or "UTC",
+        layout=mlist.layout, toc=mlist.toc, accent_color=mlist.accent_color,
+        logo_url=mlist.logo_url,
     )
+
+
+def _languages(edition: Edition) -> dict[int, str]:
+    """The language of each item's article (from its feed or page), by article id: an
+    item keeps no language of its own, and a story in another language than the list's
+    is marked as such in mail. Empty for an edition in no session."""
+    s = object_session(edition)
+    ids = [i.article_id for i in edition.items if i.article_id is not None]
+    if s is None or not ids:
+        return {}
+    rows = s.execute(select(Article.id, Article.language).where(Article.id.in_(ids)))
+    return {article_id: language for article_id, language in rows if language}

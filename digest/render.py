@@ -57,6 +57,7 @@ class ItemContext:
     image_height: int | None = None
     dated: bool = True  # False: the feed gave no date, so no time is shown
     brief: bool = False  # in the "also new" list: headline, link and source only
+    language: str = ""  # the story's own language ("ko", "en-gb"), "" when unknown
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,14 @@ class DigestContext:
     timezone: str  # the list's timezone name, for showing times
     # The "also new" list after the stories in full: headline, link and source each.
     also_new: list[ItemContext] = field(default_factory=list)
+    # The list's look (digest lists set): "hero" (each story's photo across the column)
+    # or "compact" (a thumbnail beside each headline after the lead story); an "In this
+    # edition" table of contents; a #rrggbb colour for links and rules ("" = the
+    # templates' own); an http(s) logo above the title ("" = none).
+    layout: str = "hero"
+    toc: bool = False
+    accent_color: str = ""
+    logo_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -158,6 +167,8 @@ def make_environment(templates_dir: str | Path = "") -> jinja2.Environment:
         paragraphs=paragraphs,
         wrap=wrap,
         text_direction=text_direction,
+        preview_text=preview_text,
+        story_language=story_language,
         http_url=http_url,
         image_box=image_box,
         credit_line=credit_line,
@@ -410,6 +421,28 @@ def _wrap_line(line: str, width: int) -> list[str]:
 
 def _columns(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def preview_text(ctx: DigestContext) -> str:
+    """The inbox's preview line, read after the subject, which names the lead story:
+    the intro, else the headlines after the lead, else the lead's blurb; never the
+    subject again. Not truncated: the template does that."""
+    if ctx.intro.strip():
+        return " ".join(ctx.intro.split())
+    rest = [i.title for i in [*ctx.items[1:], *ctx.also_new]]
+    if rest:
+        return " · ".join(rest)
+    if ctx.items and ctx.items[0].summary.strip():
+        return " ".join(ctx.items[0].summary.split())
+    return ctx.list_description
+
+
+def story_language(item: ItemContext, language: str) -> str:
+    """The story's language when it is not `language` (the list's), for its own `lang`
+    attribute, so that screen readers and hyphenation read it right; else ""."""
+    if item.language and _lang(item.language) != _lang(language):
+        return item.language
+    return ""
 
 
 def text_direction(language: str) -> str:
