@@ -26,6 +26,7 @@ from digest.deliver.backends import make_backend, require_chosen
 from digest.deliver.backends.base import Backend, NoEvents
 from digest.deliver.ledger import RetryPolicy
 from digest.deliver.message import Recipient
+from digest.edition_links import EditionLinks
 from digest.editions import (
     EditionRules,
     build_edition,
@@ -93,6 +94,16 @@ class App:
     @cached_property
     def tokens(self) -> Tokens:
         return Tokens(self.settings.signing_key())
+
+    @cached_property
+    def edition_links(self) -> EditionLinks:
+        return EditionLinks(self.settings.signing_key(), self.settings["public_url"])
+
+    def view_url(self, edition: Edition, mlist: MailingList) -> str:
+        """The edition's "view in browser" link (signed for a private list)."""
+        return self.edition_links.url(list_name=mlist.name, list_id=mlist.id,
+                                      public=mlist.public, edition_id=edition.id,
+                                      number=edition.number)
 
     @property
     def http(self) -> requests.Session:
@@ -233,7 +244,8 @@ class App:
         """Render the edition once and queue its deliveries (a no-op once it is sending);
         the sender worker, or `send`, delivers them."""
         return worker.start_sending(s, edition, mlist, self.templates,
-                                    self.settings["public_url"], self.clock())
+                                    self.settings["public_url"], self.clock(),
+                                    view_url=self.view_url(edition, mlist))
 
     def send_now(self, s: Session, edition: Edition, mlist: MailingList) -> int:
         """What the desk's and the API's "send now" do: `start_sending` an edition an
@@ -246,13 +258,15 @@ class App:
                 and edition.rendered_at is not None):
             return stored_render(edition)
         return render_edition(self.templates,
-                              render_context(edition, mlist, self.settings["public_url"]))
+                              render_context(edition, mlist, self.settings["public_url"],
+                                             view_url=self.view_url(edition, mlist)))
 
     def preview(self, edition: Edition, mlist: MailingList, *,
                 email: str = "reader@example.org", name: str = "Reader") -> Preview:
         """The edition as a reader sees it, sample values in the slots."""
         return preview(self.render(edition, mlist), edition.subject,
-                       self.settings["public_url"], email=email, name=name)
+                       self.settings["public_url"], email=email, name=name,
+                       language=mlist.language, title=mlist.title)
 
     def send_test(self, edition: Edition, mlist: MailingList, to_address: str,
                   name: str = "") -> str:

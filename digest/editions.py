@@ -285,8 +285,10 @@ def stored_render(edition: Edition) -> Rendered:
     return Rendered(html=edition.html, text=edition.text, slot_key=edition.slot_key)
 
 
-def render_context(edition: Edition, mlist: MailingList, public_url: str) -> DigestContext:
-    """What the templates see for `edition`."""
+def render_context(edition: Edition, mlist: MailingList, public_url: str, *,
+                   view_url: str = "") -> DigestContext:
+    """What the templates see for `edition`; `view_url` is its page in the archive
+    (`App.view_url`), the footer's "view in browser" link."""
     tz = ZoneInfo(mlist.timezone or "UTC")
     languages = _languages(edition)
     items = [
@@ -308,6 +310,7 @@ def render_context(edition: Edition, mlist: MailingList, public_url: str) -> Dig
         public_url=public_url.rstrip("/"), timezone=mlist.timezone or "UTC",
         layout=mlist.layout, toc=mlist.toc, accent_color=mlist.accent_color,
         logo_url=mlist.logo_url,
+        postal_address=mlist.postal_address, view_url=view_url,
     )
 
 

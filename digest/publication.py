@@ -116,6 +116,17 @@ def check_logo_url(value: str) -> str:
     return value
 
 
+def postal_address_warning(mlist: MailingList) -> str:
+    """'' when the list has a postal address; else what is missing and how to give it.
+    Said when a list is created without one, and when an edition of it starts sending."""
+    if mlist.postal_address:
+        return ""
+    return (f"list {mlist.name} has no postal address; the law (CAN-SPAM) and Gmail/Yahoo's "
+            "bulk-sender rules ask for one in every mail's footer. Set it with `digest lists "
+            f"set {mlist.name} --postal-address \"Street 1, Town, Country\"` or on the "
+            "list's settings page in the console.")
+
+
 def check_editor_emails(value: str) -> str:
     """Comma-separated addresses ("Name <addr>" or "addr"), each checked, back as one
     tidy string of bare addresses."""

@@ -85,6 +85,10 @@ class DigestContext:
     toc: bool = False
     accent_color: str = ""
     logo_url: str = ""
+    # The footer: the sender's postal address (lines joined by "\n"; "" = not set) and
+    # the edition's page in the archive (a signed link for a private list; "" = none).
+    postal_address: str = ""
+    view_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -212,15 +216,18 @@ class Preview:
 
 
 def preview(rendered: Rendered, subject: str, public_url: str, *,
-            email: str = "reader@example.org", name: str = "Reader") -> Preview:
+            email: str = "reader@example.org", name: str = "Reader", language: str = "en",
+            title: str = "") -> Preview:
     """The one preview of an edition (the CLI's file, the desk, the API, the demo).
 
     Its unsubscribe link leads to the "this link does not work" page: a preview must
     not carry a working token that could unsubscribe a real subscriber.
     """
     values = dict.fromkeys(SUBSCRIBER_SLOTS, "")
+    # The preference link leads where the unsubscribe link does: the "does not work" page.
     values.update(unsubscribe_url=preview_unsubscribe_url(public_url), email=email,
-                  name=name)
+                  name=name, manage_url=preview_unsubscribe_url(public_url),
+                  reason=reason(language, title))
     return Preview(html=Slotted(rendered.html, rendered.slot_key).fill(values, html=True),
                    text=Slotted(rendered.text, rendered.slot_key).fill(values, html=False),
                    subject=subject)
@@ -289,9 +296,13 @@ _LABELS: dict[str, dict[str, str]] = {
         "editors_note": "Editor's note",
         "also_new": "Also new",
         "photo_credit": "Photo: {credit}",
-        "why": "You are receiving {title} because you subscribed to it.",
+        "why": "You are subscribed to {title}.",
+        "why_since": "You subscribed to {title} on {date}.",
         "sent_to": "This email was sent to {email}.",
         "unsubscribe": "Unsubscribe",
+        "manage": "Manage preferences",
+        "view_in_browser": "View in browser",
+        "postal_address": "Postal address",
         "confirm_subject": "Confirm your subscription to {title}",
         "confirm_intro": "Please confirm that you want to receive {title}.",
         "confirm_button": "Yes, subscribe me",
@@ -308,9 +319,13 @@ _LABELS: dict[str, dict[str, str]] = {
         "editors_note": "편집자 주",
         "also_new": "그 밖의 새 기사",
         "photo_credit": "사진: {credit}",
-        "why": "{title} 뉴스레터를 구독하셔서 이 메일을 보내드립니다.",
+        "why": "{title} 뉴스레터를 구독 중이셔서 이 메일을 보내드립니다.",
+        "why_since": "{date}에 {title} 뉴스레터를 구독하셔서 이 메일을 보내드립니다.",
         "sent_to": "이 메일은 {email} 주소로 발송되었습니다.",
         "unsubscribe": "구독 취소",
+        "manage": "수신 설정",
+        "view_in_browser": "브라우저에서 보기",
+        "postal_address": "주소",
         "confirm_subject": "{title} 구독을 확인해 주세요",
         "confirm_intro": "{title} 뉴스레터 구독을 원하시는지 확인해 주세요.",
         "confirm_button": "네, 구독하겠습니다",
@@ -324,6 +339,17 @@ _LABELS: dict[str, dict[str, str]] = {
 def labels(language: str) -> Mapping[str, str]:
     """The fixed words of the templates in `language` (English when unknown)."""
     return _LABELS.get(_lang(language), _LABELS["en"])
+
+
+@functools.lru_cache(maxsize=4096)
+def reason(language: str, title: str, subscribed_on: date | None = None) -> str:
+    """Why a reader gets the mail, in the list's language: "You subscribed to <title> on
+    <date>." when the date is known, else "You are subscribed to <title>.". Cached: a
+    list's readers share a few thousand dates at most, and the sender asks per message."""
+    words = labels(language)
+    if subscribed_on is None:
+        return words["why"].format(title=title)
+    return words["why_since"].format(title=title, date=format_date(subscribed_on, language))
 
 
 _EN_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",

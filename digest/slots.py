@@ -21,8 +21,9 @@ import re
 import secrets
 
 PREFIX = "__DIGEST_SLOT_"
-#: Per-subscriber values every message is given.
-NAMES = ("unsubscribe_url", "email", "name", "confirm_url")
+#: Per-subscriber values every message is given: `manage_url` leads to the reader's
+#: preference page, `reason` says why they get the mail ("You subscribed to ... on ...").
+NAMES = ("unsubscribe_url", "email", "name", "confirm_url", "manage_url", "reason")
 
 # Names never start or end with "_" nor hold "__", so the closing "__" is unambiguous.
 _NAME = r"[A-Za-z0-9]+(?:_[A-Za-z0-9]+)*"

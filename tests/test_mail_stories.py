@@ -96,7 +96,7 @@ def test_brief_items_are_a_list_of_headlines_after_the_stories(app: App) -> None
     # After the stories in full, before the footer.
     body = doc.text_content()
     assert body.index("Library opens") < body.index("Also new") < body.index("Council delays")
-    assert body.index("Night buses") < body.index("You are receiving")
+    assert body.index("Night buses") < body.index("This email was sent to")
     assert "4 stories" in doc.xpath("//td[contains(@class, 'dateline')]")[0].text_content()
 
 

@@ -109,6 +109,8 @@ def golden_context() -> DigestContext:
                 published_at=datetime(2026, 11, 27, 8, 0, tzinfo=KST),
             ),
         ],
+        postal_address="The Morning Harbour Ltd\n1 Harbour Road\nPortsmouth PO1 2AB, UK",
+        view_url="https://news.example.org/archive/morning/42",
     )
 
 
@@ -171,7 +173,9 @@ def test_html_shows_what_readers_see(rendered: Rendered) -> None:
     assert "Editor's note" in note and "The route map is in the article." in note
     assert doc.xpath("//a[@href=$href]", href=slots.token("unsubscribe_url", rendered.slot_key))
     assert slots.token("email", rendered.slot_key) in doc.text_content()
-    assert "You are receiving The Morning Harbour because you subscribed" in doc.text_content()
+    # Why they get it and the preference page are each reader's own: slots.
+    assert slots.token("reason", rendered.slot_key) in doc.text_content()
+    assert doc.xpath("//a[@href=$href]", href=slots.token("manage_url", rendered.slot_key))
     intro = [p.text_content() for p in doc.xpath("//p[contains(@class, 'intro')]")]
     assert intro[1] == "Also today: Haerim's water buses & a trove of old photographs."
     assert "{{" not in rendered.html and "{%" not in rendered.html
@@ -251,7 +255,7 @@ def test_override_can_extend_the_builtin_and_replace_a_block(tmp_path: Path) -> 
         "<a href=\"{{ slot('unsubscribe_url') }}\">Stop</a></td></tr>{% endblock %}")
     out = render_edition(make_environment(tmp_path), golden_context())
     assert "Printed on the quay." in out.html
-    assert "You are receiving" not in out.html
+    assert "Manage preferences" not in out.html
     assert "Ferry fares to fall by a fifth from January" in out.html
 
 
@@ -344,7 +348,8 @@ def test_slot_tokens() -> None:
     key = slots.new_key()
     assert slots.token("unsubscribe_url", key) == f"{SLOT_PREFIX}{key}_unsubscribe_url__"
     assert slots.new_key() != key and len(key) == 16
-    assert set(SUBSCRIBER_SLOTS) == {"unsubscribe_url", "email", "name", "confirm_url"}
+    assert set(SUBSCRIBER_SLOTS) == {"unsubscribe_url", "email", "name", "confirm_url",
+                                     "manage_url", "reason"}
     for bad in ("", "a b", "_x", "x_", "a__b", "é", "a-b"):
         with pytest.raises(ValueError):
             slots.token(bad, key)
@@ -355,7 +360,8 @@ def test_slot_tokens() -> None:
 def test_each_render_has_its_own_slot_key(rendered: Rendered) -> None:
     again = render_edition(make_environment(), golden_context())
     assert again.slot_key != rendered.slot_key
-    assert Slotted(again.html, again.slot_key).names == {"unsubscribe_url", "email"}
+    assert Slotted(again.html, again.slot_key).names == {"unsubscribe_url", "email",
+                                                         "manage_url", "reason"}
     assert Slotted(again.html, rendered.slot_key).names == set()  # another render's key
 
 

@@ -13,6 +13,7 @@ from digest.cli.common import add_row, err, out, print_table, progress_bar, say,
 from digest.deliver.worker import SendReport
 from digest.editions import open_edition
 from digest.models import Edition
+from digest.publication import postal_address_warning
 from subscribers.lists import get_list
 
 
@@ -86,6 +87,10 @@ def edition_send(app: App, list_name: str) -> None:
             holder["number"] = ed.number
             err.print(f"Edition #{ed.number}: {pending} deliveries to go "
                       f"via {app.backend.name}")
+            with app.sessions() as s:
+                warning = postal_address_warning(get_list(s, list_name))
+            if warning:
+                err.print(f"Warning: {warning}", markup=False, soft_wrap=True)
 
         report = app.send(list_name, progress=advance, on_start=started)
     if report is None:

@@ -10,7 +10,15 @@ from rich.table import Table
 
 from digest.app import App
 from digest.cli.common import err, print_table, say, when, with_app
-from digest.publication import LAYOUTS, MODES, POLICIES, create_list, list_overview, update_list
+from digest.publication import (
+    LAYOUTS,
+    MODES,
+    POLICIES,
+    create_list,
+    list_overview,
+    postal_address_warning,
+    update_list,
+)
 from subscribers.lists import (
     all_lists,
     archive_list,
@@ -30,9 +38,6 @@ LABELS = {
     "keep_tracking": "keep tracking", "postal_address": "postal address", "layout": "layout",
     "toc": "toc", "accent_color": "accent color", "logo_url": "logo url",
 }
-MISSING_ADDRESS = ("Warning: list {name} has no postal address; the law (CAN-SPAM) and "
-                   "Gmail/Yahoo's bulk-sender rules ask for one in every mail. Set it with "
-                   "`digest lists set {name} --postal-address \"Street 1, Town, Country\"`.")
 
 
 @click.group()
@@ -78,8 +83,8 @@ def lists_create(app: App, name: str, **settings: Any) -> None:
         s.commit()
         say(f"Created list {mlist.name} ({mlist.title}), sent {mlist.schedule} "
             f"{mlist.timezone}, from {mlist.from_addr}")
-        if not mlist.postal_address:
-            err.print(MISSING_ADDRESS.format(name=mlist.name), markup=False, soft_wrap=True)
+        if warning := postal_address_warning(mlist):
+            err.print(f"Warning: {warning}", markup=False, soft_wrap=True)
 
 
 @lists.command("ls")

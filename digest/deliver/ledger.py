@@ -80,6 +80,8 @@ class Claimed:
     email: str
     name: str
     signup: int = 0  # the membership's sign-up number, which a confirm link names
+    # When they joined the list (confirmed, else created): the footer says since when.
+    subscribed_at: dt.datetime | None = None
 
 
 def enqueue(s: Session, edition: Edition, now: dt.datetime,
@@ -198,7 +200,8 @@ def claim(
         return []
     rows = s.execute(
         select(Delivery.id, Delivery.subscriber_id, Subscriber.email, Subscriber.name,
-               func.coalesce(Membership.signup, 0))
+               func.coalesce(Membership.signup, 0),
+               func.coalesce(Membership.confirmed_at, Membership.created_at))
         .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
         .join(Edition, Edition.id == Delivery.edition_id)
         .outerjoin(Membership, and_(Membership.list_id == Edition.list_id,

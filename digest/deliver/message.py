@@ -67,6 +67,8 @@ class Recipient:
     confirm_url: str = ""  # only in double opt-in mails
     # The unsubscribe token again, for the mailto's subject (see `digest inbound`).
     unsubscribe_token: str = ""
+    manage_url: str = ""  # the preference page, with a signed token
+    reason: str = ""  # why they get it: "You subscribed to <list> on <date>."
 
 
 @dataclass(frozen=True)
@@ -173,7 +175,7 @@ class MessageTemplate:
             f"Date: {date}\r\nMessage-ID: {message_id}\r\nTo: {to}\r\n"
             f"List-Unsubscribe: <{url}>{self._mailto_for(r.unsubscribe_token)}\r\n"
         ).encode()
-        values = (url, r.email, r.name, r.confirm_url)
+        values = (url, r.email, r.name, r.confirm_url, r.manage_url, r.reason)
         data = b"".join((
             head,
             self._head_end,
@@ -215,7 +217,7 @@ class _QPBody:
         self._escape = html
         marker, tokens = slots.marker(slot_key), slots.pattern(slot_key)
         self._static: list[bytes] = []  # static[i] is followed by dynamic[i], if any
-        self._dynamic: list[str] = []  # str.format templates; slots are {0} to {3}
+        self._dynamic: list[str] = []  # str.format templates; slots are {0} to {5}
         # Runs of lines alternate: plain (no slot), then with slots, then plain...
         runs: list[list[str]] = [[]]
         lines = _unix_newlines(source).split("\n")
@@ -234,7 +236,7 @@ class _QPBody:
             self._static.append(b"")
         self.size = sum(map(len, self._static))
 
-    def encode(self, values: tuple[str, str, str, str]) -> bytes:
+    def encode(self, values: tuple[str, ...]) -> bytes:
         if not self._dynamic:
             return self._static[0]
         filled = [_unix_newlines(v) if "\r" in v else v for v in values]

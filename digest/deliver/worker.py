@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import parseaddr
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jinja2 import Environment
 from sqlalchemy import Engine, update
@@ -28,7 +29,8 @@ from digest.deliver.outcomes import LedgerEvents, unavailable, when_back
 from digest.editions import keep_rendered, render_context, require_sendable
 from digest.errors import DatabaseUnavailable, InvalidInput
 from digest.models import DeliveryStatus, Edition, EditionKind, EditionStatus
-from digest.render import render_edition
+from digest.publication import postal_address_warning
+from digest.render import reason, render_edition
 from subscribers.models import MailingList, MembershipStatus
 from subscribers.tokens import Tokens
 
@@ -56,7 +58,7 @@ class SendReport:
 
 
 def start_sending(s: Session, edition: Edition, mlist: MailingList, env: Environment,
-                  public_url: str, now: dt.datetime) -> int:
+                  public_url: str, now: dt.datetime, *, view_url: str = "") -> int:
     """Render the edition once and queue a delivery for every current recipient.
 
     Every path that sends (CLI, desk, API, scheduler) starts here, so here the row is
@@ -71,8 +73,11 @@ def start_sending(s: Session, edition: Edition, mlist: MailingList, env: Environ
     if edition.status == EditionStatus.SENDING:
         return 0
     require_sendable(edition, mlist)
-    rendered = render_edition(env, render_context(edition, mlist, public_url))
+    rendered = render_edition(env, render_context(edition, mlist, public_url,
+                                                  view_url=view_url))
     keep_rendered(edition, rendered, now)
+    if warning := postal_address_warning(mlist):  # once per edition: it starts once
+        log.warning("edition %d: %s", edition.id, warning)
     edition.status, edition.send_started_at = EditionStatus.SENDING, now
     s.flush()
     at = None
@@ -119,7 +124,8 @@ def deliver(
         released = (ledger.release_dead(s, edition_id, clock()) if release
                     else {"requeued": 0, "uncertain": 0})
         template = message_template(edition, mlist, opts)
-        links = _Links(tokens, opts.public_url, mlist.id, edition.kind == EditionKind.CONFIRM)
+        links = _Links(tokens, opts.public_url, mlist.id, edition.kind == EditionKind.CONFIRM,
+                       mlist.title, mlist.language, _zone(mlist.timezone))
         # Digests go to confirmed members; confirmation mails to those still pending.
         audience = (MembershipStatus.PENDING if edition.kind == EditionKind.CONFIRM
                     else MembershipStatus.CONFIRMED)
@@ -172,22 +178,37 @@ def _give_back(s: Session, edition_id: int, worker: str, *, patience: float) -> 
 
 @dataclass(frozen=True)
 class _Links:
-    """The signed links of one message: unsubscribe always, confirm for opt-in mail."""
+    """The per-reader values of one message: the signed links (unsubscribe and manage
+    always, confirm for opt-in mail) and why they get it (in a digest's footer)."""
 
     tokens: Tokens
     public_url: str
     list_id: int
     confirm: bool
+    title: str = ""
+    language: str = "en"
+    zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
 
     def recipient(self, c: ledger.Claimed) -> Recipient:
         base = self.public_url.rstrip("/")
         unsubscribe = self.tokens.make("unsubscribe", c.subscriber_id, self.list_id, c.email)
-        confirm = (f"{base}/confirm/"
-                   + self.tokens.make("confirm", c.subscriber_id, self.list_id, c.email,
-                                      signup=c.signup)
-                   if self.confirm else "")
+        if self.confirm:
+            confirm = f"{base}/confirm/" + self.tokens.make(
+                "confirm", c.subscriber_id, self.list_id, c.email, signup=c.signup)
+            return Recipient(c.delivery_id, c.email, c.name, f"{base}/unsubscribe/{unsubscribe}",
+                             confirm, unsubscribe_token=unsubscribe)
+        manage = self.tokens.make("manage", c.subscriber_id, None, c.email)
+        since = c.subscribed_at.astimezone(self.zone).date() if c.subscribed_at else None
         return Recipient(c.delivery_id, c.email, c.name, f"{base}/unsubscribe/{unsubscribe}",
-                         confirm, unsubscribe_token=unsubscribe)
+                         unsubscribe_token=unsubscribe, manage_url=f"{base}/preferences/{manage}",
+                         reason=reason(self.language, self.title, since))
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # checked when set; old rows
+        return ZoneInfo("UTC")
 
 
 def _build(template: MessageTemplate, links: _Links, claimed: list[ledger.Claimed],

@@ -1,9 +1,12 @@
 """The public archive: the public lists, each list's sent editions, each edition "in the
 browser", and an Atom feed of a list's editions. No login.
 
-Only digests that went out (status sent) of public, active lists are shown; anything
+Only digests that went out (status sent) of public, active lists are listed; anything
 else, a private or archived list included, is a plain 404, so the archive does not
-confirm which private lists exist.
+confirm which private lists exist. One exception: an edition's own page, the "view in
+browser" link of its footer, is there from the moment it starts sending (readers get it
+while the rest is still going out), and a private list's edition opens with the key that
+link carries (`digest.edition_links`): that edition only, no login.
 
 An edition's page is the email itself: the HTML rendered once when it was sent, with
 the per-subscriber slots filled with neutral values (no address, no name; the
@@ -28,9 +31,11 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from digest.app import App
+from digest.errors import InvalidInput
 from digest.models import Edition, EditionKind, EditionStatus
 from digest.render import Slotted, format_date, labels, mail_link
 from digest.web.deps import AppDep, PagesDep
+from digest.web.pages import Pages
 from digest.web.public_views import (
     ArchivedList,
     ArchiveIndexPage,
@@ -87,16 +92,46 @@ def archive_feed(list_name: str, app: AppDep) -> Response:
 
 
 @router.api_route("/archive/{list_name}/{number}", methods=["GET", "HEAD"])
-def edition_view(list_name: str, number: str, app: AppDep) -> Response:
-    """The edition as subscribers saw it, slots filled with neutral values."""
+def edition_view(list_name: str, number: str, app: AppDep, pages: PagesDep,
+                 key: str = "") -> Response:
+    """The edition as subscribers saw it, slots filled with neutral values. A private
+    list's edition needs the `key` of its footer link (403 with a page saying so when
+    the key is another edition's or damaged)."""
     with app.sessions() as s:
-        mlist = _public_list(s, list_name)
+        mlist = s.scalar(select(MailingList).where(MailingList.name == list_name))
+        if mlist is None or mlist.archived_at is not None or not (mlist.public or key):
+            raise HTTPException(404)
         edition = s.scalar(select(Edition).where(
-            *_sent(), Edition.list_id == mlist.id, Edition.number == _number(number)))
+            Edition.kind == EditionKind.DIGEST,
+            Edition.status.in_((EditionStatus.SENT, EditionStatus.SENDING)),
+            Edition.list_id == mlist.id, Edition.number == _number(number)))
+        if not mlist.public:
+            refused = _key_refused(app, pages, key, mlist, edition)
+            if refused is not None:
+                return refused
         if edition is None or not edition.html:
             raise HTTPException(404)
         html = fill_neutral(edition, mlist, app)
-    return HTMLResponse(html, headers={**CACHE, "Content-Security-Policy": EDITION_CSP})
+    # A private edition is one reader's link: no shared cache keeps it.
+    cache = CACHE if mlist.public else {"Cache-Control": "private, no-store"}
+    return HTMLResponse(html, headers={**cache, "Content-Security-Policy": EDITION_CSP,
+                                       "Referrer-Policy": "no-referrer"})
+
+
+def _key_refused(app: App, pages: Pages, key: str, mlist: MailingList,
+                 edition: Edition | None) -> Response | None:
+    """None when `key` opens `edition` of the private `mlist`; else the page that says
+    why not, the same whether or not the edition exists (a key names one edition)."""
+    try:
+        opens = edition is not None and app.edition_links.opens(key, mlist.id, edition.id)
+    except InvalidInput as exc:
+        return pages.message(403, "This link does not work", str(exc), private=True)
+    if opens:
+        return None
+    return pages.message(403, "This link does not work",
+                         "this link is for another edition of the newsletter; use the "
+                         "\u201cview in browser\u201d link of the email you want to read",
+                         private=True)
 
 
 @router.api_route("/archive/{list_name}", methods=["GET", "HEAD"])
@@ -131,8 +166,10 @@ def fill_neutral(edition: Edition, mlist: MailingList, app: App) -> str:
     "unsubscribe" leading to the list's subscribe form."""
     slotted = Slotted(edition.html, edition.slot_key)
     language = mlist.language.split("-")[0].lower()
+    subscribe = f"{app.settings['public_url'].rstrip('/')}/subscribe/{mlist.name}"
     neutral = {
-        "unsubscribe_url": f"{app.settings['public_url'].rstrip('/')}/subscribe/{mlist.name}",
+        "unsubscribe_url": subscribe,
+        "manage_url": subscribe,
         "email": NEUTRAL_RECIPIENT.get(language, NEUTRAL_RECIPIENT["en"]),
     }
     return slotted.fill({name: neutral.get(name, "") for name in slotted.names}, html=True)
