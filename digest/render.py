@@ -175,6 +175,8 @@ def make_environment(templates_dir: str | Path = "") -> jinja2.Environment:
         story_language=story_language,
         http_url=http_url,
         image_box=image_box,
+        thumb_box=thumb_box,
+        dark_accent=dark_accent,
         credit_line=credit_line,
     )
     return env
@@ -295,6 +297,7 @@ _LABELS: dict[str, dict[str, str]] = {
         "read_more": "Read the full story",
         "editors_note": "Editor's note",
         "also_new": "Also new",
+        "in_this_edition": "In this edition",
         "photo_credit": "Photo: {credit}",
         "why": "You are subscribed to {title}.",
         "why_since": "You subscribed to {title} on {date}.",
@@ -318,6 +321,7 @@ _LABELS: dict[str, dict[str, str]] = {
         "read_more": "기사 전문 보기",
         "editors_note": "편집자 주",
         "also_new": "그 밖의 새 기사",
+        "in_this_edition": "이번 호 목차",
         "photo_credit": "사진: {credit}",
         "why": "{title} 뉴스레터를 구독 중이셔서 이 메일을 보내드립니다.",
         "why_since": "{date}에 {title} 뉴스레터를 구독하셔서 이 메일을 보내드립니다.",
@@ -451,11 +455,12 @@ def _columns(text: str) -> int:
 
 def preview_text(ctx: DigestContext) -> str:
     """The inbox's preview line, read after the subject, which names the lead story:
-    the intro, else the headlines after the lead, else the lead's blurb; never the
-    subject again. Not truncated: the template does that."""
+    the intro, else the headlines after the lead (those of "also new" when it is the
+    only story told in full), else the lead's blurb; never the subject again. Not
+    truncated: the template does that."""
     if ctx.intro.strip():
         return " ".join(ctx.intro.split())
-    rest = [i.title for i in [*ctx.items[1:], *ctx.also_new]]
+    rest = [i.title for i in ctx.items[1:]] or [i.title for i in ctx.also_new]
     if rest:
         return " · ".join(rest)
     if ctx.items and ctx.items[0].summary.strip():
@@ -514,6 +519,26 @@ def image_box(item: ItemContext) -> ImageBox:
     if width < FULL_WIDTH_MIN:
         return ImageBox(width, height, False)
     return ImageBox(COLUMN_WIDTH, round(height * COLUMN_WIDTH / width) if height else None, True)
+
+
+#: A thumbnail's width in the compact layout, beside its headline (96 px on a phone).
+THUMB_WIDTH = 160
+
+
+def thumb_box(item: ItemContext) -> ImageBox:
+    """The compact layout's thumbnail: THUMB_WIDTH wide (an image's own width when it
+    is narrower), its aspect ratio kept when the image's size is known."""
+    width = item.image_width if item.image_width and item.image_width > 0 else None
+    height = item.image_height if item.image_height and item.image_height > 0 else None
+    shown = min(width, THUMB_WIDTH) if width else THUMB_WIDTH
+    return ImageBox(shown, round(height * shown / width) if width and height else None, False)
+
+
+def dark_accent(color: str) -> str:
+    """A list's accent colour (#rrggbb) lightened halfway to white, so that its links
+    and labels stay legible on the dark-mode background."""
+    rgb = [int(color[i:i + 2], 16) for i in (1, 3, 5)]
+    return "#" + "".join(f"{c + (255 - c) // 2:02x}" for c in rgb)
 
 
 _CREDITED = re.compile(r"(photo|picture|image|credit|사진|©|\(c\))", re.IGNORECASE)

@@ -13,7 +13,7 @@ from digest.cli.common import add_row, err, out, print_table, progress_bar, say,
 from digest.deliver.worker import SendReport
 from digest.editions import open_edition
 from digest.models import Edition
-from digest.publication import postal_address_warning
+from digest.publication import LAYOUTS, postal_address_warning
 from subscribers.lists import get_list
 
 
@@ -57,8 +57,11 @@ def _print_items(ed: Edition) -> None:
 @_option_list
 @click.option("-o", "output", required=True, type=click.Path(dir_okay=False),
               help="HTML file to write.")
+@click.option("--layout", type=click.Choice(LAYOUTS),
+              help="Show the edition in this layout instead of the list's own "
+                   "(`digest lists set --layout` changes the list's).")
 @with_app
-def edition_preview(app: App, list_name: str, output: str) -> None:
+def edition_preview(app: App, list_name: str, output: str, layout: str | None) -> None:
     """Write the open edition as a subscriber will see it (HTML) to a file."""
     with app.sessions() as s:
         mlist = get_list(s, list_name)
@@ -68,7 +71,11 @@ def edition_preview(app: App, list_name: str, output: str) -> None:
         if ed is None:
             raise click.ClickException(f"list {list_name} has no open edition and no new "
                                        "articles; run `digest fetch` first")
-        shown = app.preview(ed, mlist)
+        with s.no_autoflush:  # --layout is for this preview only: never saved
+            if layout:
+                mlist.layout = layout
+            shown = app.preview(ed, mlist)
+            s.expire(mlist)  # the override dropped, unsaved
     path = Path(output)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(shown.html, encoding="utf-8")
