@@ -37,6 +37,7 @@ from digest.editions import (
 )
 from digest.errors import DeliveryError, NotFound
 from digest.gather.sources import FetchOptions, SourceReport, gather
+from digest.mailsize import Fit, fit_edition, require_fits
 from digest.migrations import upgrade
 from digest.models import Edition, EditionStatus, Source
 from digest.render import (
@@ -245,7 +246,8 @@ class App:
         the sender worker, or `send`, delivers them."""
         return worker.start_sending(s, edition, mlist, self.templates,
                                     self.settings["public_url"], self.clock(),
-                                    view_url=self.view_url(edition, mlist))
+                                    view_url=self.view_url(edition, mlist),
+                                    html_max_kb=self.settings["edition.html_max_kb"])
 
     def send_now(self, s: Session, edition: Edition, mlist: MailingList) -> int:
         """What the desk's and the API's "send now" do: `start_sending` an edition an
@@ -260,6 +262,12 @@ class App:
         return render_edition(self.templates,
                               render_context(edition, mlist, self.settings["public_url"],
                                              view_url=self.view_url(edition, mlist)))
+
+    def fit(self, edition: Edition, mlist: MailingList) -> Fit:
+        """Measure the edition's HTML part; a draft over `[edition] html_max_kb` is made
+        to fit (`mailsize.fit_edition`: its items change; the caller commits)."""
+        return fit_edition(edition, lambda: self.render(edition, mlist),
+                           self.settings["edition.html_max_kb"])
 
     def preview(self, edition: Edition, mlist: MailingList, *,
                 email: str = "reader@example.org", name: str = "Reader") -> Preview:
@@ -277,6 +285,7 @@ class App:
         Uses a backend of its own, closed at once: the process's belongs to the sender.
         """
         rendered = self.render(edition, mlist)
+        require_fits(edition, mlist.name, rendered, self.settings["edition.html_max_kb"])
         # A copy never added to a session, so the draft itself stays unrendered.
         copy = Edition(id=edition.id, subject=f"[Test] {edition.subject}")
         keep_rendered(copy, rendered, self.clock())

@@ -72,6 +72,9 @@ SETTINGS: tuple[Setting, ...] = (
             "at most this many hours before the last edition; older ones are a new "
             "source's archive."),
     Setting("edition", "summary_chars", 320, "Longest blurb taken from an article, in characters."),
+    Setting("edition", "html_max_kb", 100,
+            "Largest HTML part an edition may have, in KB: Gmail clips mail above 102 KB, "
+            "hiding the unsubscribe link. Larger drafts are shortened; none is sent."),
     Setting("delivery", "backend", "outbox", "Where mail goes: outbox or smtp."),
     Setting("delivery", "outbox_dir", "var/outbox", "Maildir the outbox backend writes to."),
     Setting("delivery", "batch_size", 200, "Deliveries a worker claims at once."),

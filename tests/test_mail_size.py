@@ -3,8 +3,23 @@ clipped part holds the footer with the unsubscribe link."""
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from digest.app import App
+from digest.cli import main
+from digest.config import Settings
+from digest.models import Edition, EditionItem, EditionStatus
+from digest.publication import create_list
 from digest.render import make_environment, preview, render_edition
+from subscribers.members import add_member
 from tests.size_report import twenty
+
+NOW = dt.datetime(2026, 11, 27, 7, 0, tzinfo=dt.UTC)
 
 
 def _html_kb(language: str, title: int, summary: int, note: int) -> float:
@@ -19,3 +34,71 @@ def test_twenty_stories_with_a_note_on_each_stay_under_80_kb() -> None:
     a photo, a caption, a 320-character blurb (`[edition] summary_chars`) and a
     400-character note each were 99.9 KB when every paragraph named its font."""
     assert _html_kb("en", title=90, summary=320, note=400) < 80
+
+
+# -- the limit: a draft made to fit, a send over it refused ----------------------------------
+
+
+def _longest_items(language: str) -> list[EditionItem]:
+    """20 stories with the longest headline, blurb and note the desk accepts."""
+    ctx = twenty(language)  # TITLE_MAX, SUMMARY_MAX and NOTE_MAX characters each
+    return [
+        EditionItem(position=n, title=i.title, link=i.link, summary=i.summary, note=i.note,
+                    image_url=i.image_url, image_caption=i.image_caption,
+                    image_credit=i.image_credit, image_width=i.image_width,
+                    image_height=i.image_height, source_title=i.source_title,
+                    author=i.author, published_at=i.published_at)
+        for n, i in enumerate(ctx.items)
+    ]
+
+
+@pytest.fixture
+def cli(app: App, settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+        ) -> Callable[..., Result]:
+    """`digest …` on the `app` fixture's database and outbox."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DIGEST_CONFIG", raising=False)
+    for key in ("database.url", "delivery.backend", "delivery.outbox_dir", "public_url",
+                "data_dir"):
+        monkeypatch.setenv("DIGEST_" + key.replace(".", "_").upper(), str(settings[key]))
+
+    def invoke(*args: str) -> Result:
+        return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+    return invoke
+
+
+def _draft(app: App, language: str) -> int:
+    with app.sessions() as s:
+        mlist = create_list(s, "morning", title="The Morning Harbour", language=language,
+                            from_addr="Harbour <news@harbour.example.org>",
+                            timezone="Europe/London")
+        add_member(s, mlist, "ada@example.org", name="Ada", confirmed=True, origin="admin",
+                   now=app.clock())
+        edition = Edition(list_id=mlist.id, number=1, status=EditionStatus.DRAFT,
+                          subject="Twenty stories", since=NOW - dt.timedelta(days=1),
+                          cutoff=NOW, items=_longest_items(language))
+        s.add(edition)
+        s.commit()
+        return edition.id
+
+
+def _outbox(settings: Settings) -> list[Path]:
+    folder = Path(settings["delivery.outbox_dir"]) / "new"
+    return sorted(folder.iterdir()) if folder.is_dir() else []
+
+
+@pytest.mark.parametrize("language", ["en", "ko"])
+def test_an_edition_over_the_limit_is_not_sent_and_the_error_says_what_to_shorten(
+        app: App, settings: Settings, cli: Callable[..., Result], language: str) -> None:
+    edition_id = _draft(app, language)
+    r = cli("edition", "send", "--list", "morning")
+    assert r.exit_code == 1
+    said = " ".join(r.output.split())
+    assert said.startswith("Error: edition #1 of 'morning' is ")
+    assert "over the 100 KB limit ([edition] html_max_kb)" in said
+    assert "Shorten the longest blurbs and notes (stories 1, 2, 3)" in said
+    assert "/desk/morning" in said
+    assert _outbox(settings) == []
+    with app.sessions() as s:
+        assert s.get_one(Edition, edition_id).status == EditionStatus.DRAFT

@@ -28,6 +28,7 @@ from digest.deliver.message import MessageTemplate, Outgoing, Recipient
 from digest.deliver.outcomes import LedgerEvents, unavailable, when_back
 from digest.editions import keep_rendered, render_context, require_sendable
 from digest.errors import DatabaseUnavailable, InvalidInput
+from digest.mailsize import require_fits
 from digest.models import DeliveryStatus, Edition, EditionKind, EditionStatus
 from digest.publication import postal_address_warning
 from digest.render import reason, render_edition
@@ -58,15 +59,17 @@ class SendReport:
 
 
 def start_sending(s: Session, edition: Edition, mlist: MailingList, env: Environment,
-                  public_url: str, now: dt.datetime, *, view_url: str = "") -> int:
+                  public_url: str, now: dt.datetime, *, view_url: str = "",
+                  html_max_kb: float = 100) -> int:
     """Render the edition once and queue a delivery for every current recipient.
 
     Every path that sends (CLI, desk, API, scheduler) starts here, so here the row is
-    locked and reread and `require_sendable` decides whether it may go out: NotReady
-    says why not, with nothing changed. An edition already sending is left as it is,
-    so it is safe to call again. Returns the number of deliveries queued. For a list
-    with local-time delivery, each delivery is due at the list's send time in the
-    subscriber's own time zone.
+    locked and reread and `require_sendable` decides whether it may go out, and
+    `mailsize.require_fits` whether its HTML part is within `html_max_kb` once rendered
+    (`[edition] html_max_kb`): NotReady says why not, with nothing changed. An edition
+    already sending is left as it is, so it is safe to call again. Returns the number
+    of deliveries queued. For a list with local-time delivery, each delivery is due at
+    the list's send time in the subscriber's own time zone.
     """
     # Reread under the lock: an editor may have dropped the last article a moment ago.
     edition = s.get_one(Edition, edition.id, with_for_update=True, populate_existing=True)
@@ -75,6 +78,7 @@ def start_sending(s: Session, edition: Edition, mlist: MailingList, env: Environ
     require_sendable(edition, mlist)
     rendered = render_edition(env, render_context(edition, mlist, public_url,
                                                   view_url=view_url))
+    require_fits(edition, mlist.name, rendered, html_max_kb)
     keep_rendered(edition, rendered, now)
     if warning := postal_address_warning(mlist):  # once per edition: it starts once
         log.warning("edition %d: %s", edition.id, warning)

@@ -416,3 +416,22 @@ def test_every_desk_route_sends_strangers_to_log_in(
     assert client.post("/desk/news/approve", data={"edition": "1"},
                        follow_redirects=False).status_code in (401, 403)
     assert not Path(app.settings["delivery.outbox_dir"], "new").exists()
+
+
+def test_the_preview_shows_the_size_and_a_draft_over_the_limit_is_not_sent(
+        app: App, editor_client: TestClient, news: World) -> None:
+    """Gmail clips mail over 102 KB and hides the unsubscribe link with it: the preview
+    says how large the HTML is, and a draft over [edition] html_max_kb is refused."""
+    start(editor_client)
+    said = text_of(editor_client.get("/desk/news/preview").text)
+    assert re.search(r"HTML: \d+ KB of 100 KB \(Gmail clips mail above 102 KB\)", said), said
+    for item in items(app):  # the longest blurb and note the desk accepts, on each
+        post(editor_client, f"/desk/news/items/{item.id}/edit", title=item.title,
+             summary="A long blurb about the harbour. " * 60, note="An editor's note. " * 100)
+    said = text_of(editor_client.get("/desk/news/preview").text)
+    assert re.search(r"HTML: \d+ KB of 100 KB, over the limit: Gmail would clip it", said), said
+    answer = post(editor_client, "/desk/news/send", recipients="1")
+    assert answer.status_code == 409
+    assert "over the 100 KB limit ([edition] html_max_kb)" in text_of(answer.text)
+    assert "Shorten the longest blurbs and notes (stories 1, 2, 3)" in text_of(answer.text)
+    assert deliveries(app) == 0 and edition_row(app).status == EditionStatus.DRAFT

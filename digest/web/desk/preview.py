@@ -19,6 +19,7 @@ from digest import curate
 from digest.app import App
 from digest.editions import require_sendable
 from digest.errors import InvalidInput, NotFound, NotReady
+from digest.mailsize import kb
 from digest.models import Edition
 from digest.render import Preview
 from digest.users import UserView
@@ -50,6 +51,9 @@ class PreviewPage(Page):
     subject: str
     text: str
     status: str
+    size: str = ""  # the HTML part, "79 KB"
+    limit: str = ""  # [edition] html_max_kb, "100 KB"
+    over: bool = False  # over the limit: it will not be sent as it stands
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,9 +77,12 @@ def preview(list_name: str, user: EditorUser, viewer: Viewer, app: AppDep,
         mlist, edition, shown = _preview(app, list_name, user)
     except NotFound as exc:
         return pages.message(404, "Nothing to preview", str(exc), private=True)
+    size = len(shown.html.encode())
+    limit = int(app.settings["edition.html_max_kb"] * 1024)
     page = PreviewPage(title=f"Preview: {shown.subject}", list_name=mlist.name,
                        list_title=mlist.title, number=edition.number,
-                       subject=shown.subject, text=shown.text, status=edition.status)
+                       subject=shown.subject, text=shown.text, status=edition.status,
+                       size=kb(size), limit=kb(limit), over=size > limit)
     return pages.render("web/desk/preview.html", page, viewer=viewer,
                         headers={"Content-Security-Policy": PREVIEW_PAGE_CSP})
 
