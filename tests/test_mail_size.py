@@ -4,9 +4,14 @@ clipped part holds the footer with the unsubscribe link."""
 from __future__ import annotations
 
 import datetime as dt
+import email
+import email.policy
+import re
 from collections.abc import Callable
+from email.message import EmailMessage
 from pathlib import Path
 
+import lxml.html
 import pytest
 from click.testing import CliRunner, Result
 
@@ -20,6 +25,7 @@ from subscribers.members import add_member
 from tests.size_report import twenty
 
 NOW = dt.datetime(2026, 11, 27, 7, 0, tzinfo=dt.UTC)
+POSTAL = "Harbour News Ltd\n12 North Quay\nHaerim 04524"
 
 
 def _html_kb(language: str, title: int, summary: int, note: int) -> float:
@@ -72,7 +78,7 @@ def _draft(app: App, language: str) -> int:
     with app.sessions() as s:
         mlist = create_list(s, "morning", title="The Morning Harbour", language=language,
                             from_addr="Harbour <news@harbour.example.org>",
-                            timezone="Europe/London")
+                            timezone="Europe/London", postal_address=POSTAL)
         add_member(s, mlist, "ada@example.org", name="Ada", confirmed=True, origin="admin",
                    now=app.clock())
         edition = Edition(list_id=mlist.id, number=1, status=EditionStatus.DRAFT,
@@ -102,3 +108,48 @@ def test_an_edition_over_the_limit_is_not_sent_and_the_error_says_what_to_shorte
     assert _outbox(settings) == []
     with app.sessions() as s:
         assert s.get_one(Edition, edition_id).status == EditionStatus.DRAFT
+
+
+@pytest.mark.parametrize("language", ["en", "ko"])
+def test_preview_makes_the_longest_edition_fit_with_the_footer_inside(
+        app: App, settings: Settings, cli: Callable[..., Result], tmp_path: Path,
+        language: str) -> None:
+    """20 stories with the longest headline, blurb and note the desk accepts: the preview
+    cuts blurbs and notes, then moves stories to "also new", and says so; the mail that
+    goes out is under the limit with its unsubscribe link in it."""
+    edition_id = _draft(app, language)
+    r = cli("edition", "preview", "--list", "morning", "-o", str(tmp_path / "p.html"))
+    assert r.exit_code == 0, r.output
+    said = " ".join(r.output.split())
+    assert re.search(r"HTML was \d+ KB, over the 100 KB limit: shortened \d+ blurb\(s\) and "
+                     r"note\(s\)( and moved \d+ stor(y|ies) to the \"also new\" list)?; "
+                     r"now \d+ KB\.", said), said
+    assert len((tmp_path / "p.html").read_bytes()) <= 100 * 1024
+    with app.sessions() as s:
+        items = s.get_one(Edition, edition_id).items
+        assert all(len(i.summary) <= 1200 and len(i.note) <= 1200 for i in items)
+        assert not items[0].brief  # the lead story stays
+
+    r = cli("edition", "send", "--list", "morning")
+    assert r.exit_code == 0, r.output
+    [path] = _outbox(settings)
+    msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    assert isinstance(msg, EmailMessage)
+    html_part = msg.get_body(("html",))
+    assert html_part is not None
+    html = html_part.get_payload(decode=True)
+    assert isinstance(html, bytes) and len(html) <= 100 * 1024
+    doc = lxml.html.document_fromstring(html)
+    # The footer, whole, inside the part: what Gmail shows before it would clip.
+    unsubscribe = msg["List-Unsubscribe"].split(",")[0].strip("<> ")
+    [link] = doc.xpath("//a[@href=$href]", href=unsubscribe)
+    assert link.text_content() == ("구독 취소" if language == "ko" else "Unsubscribe")
+    [manage] = doc.xpath("//a[contains(@href, '/preferences/')]")
+    assert manage.text_content() == ("수신 설정" if language == "ko" else "Manage preferences")
+    [view] = doc.xpath("//a[contains(@href, '/archive/morning/1')]")
+    assert view.text_content() == ("브라우저에서 보기" if language == "ko" else "View in browser")
+    text = doc.text_content()
+    assert "ada@example.org" in text
+    assert all(line in text for line in POSTAL.split("\n"))
+    last_story = doc.xpath("//h2")[-1].text_content()[:20].encode()
+    assert html.index(b"/preferences/") > html.index(last_story)  # after every story

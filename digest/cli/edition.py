@@ -62,7 +62,9 @@ def _print_items(ed: Edition) -> None:
                    "(`digest lists set --layout` changes the list's).")
 @with_app
 def edition_preview(app: App, list_name: str, output: str, layout: str | None) -> None:
-    """Write the open edition as a subscriber will see it (HTML) to a file."""
+    """Write the open edition as a subscriber will see it (HTML) to a file, and say how
+    large its HTML part is. A draft over [edition] html_max_kb is made to fit first: its
+    longest blurbs and notes cut short, then its last stories moved to "also new"."""
     with app.sessions() as s:
         mlist = get_list(s, list_name)
         ed = open_edition(s, mlist)
@@ -71,6 +73,9 @@ def edition_preview(app: App, list_name: str, output: str, layout: str | None) -
         if ed is None:
             raise click.ClickException(f"list {list_name} has no open edition and no new "
                                        "articles; run `digest fetch` first")
+        fit = app.fit(ed, mlist)
+        if fit.changed:
+            s.commit()
         with s.no_autoflush:  # --layout is for this preview only: never saved
             if layout:
                 mlist.layout = layout
@@ -80,6 +85,11 @@ def edition_preview(app: App, list_name: str, output: str, layout: str | None) -
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(shown.html, encoding="utf-8")
     out.print(f"Preview of edition #{ed.number} written to {path}")
+    out.print(fit.message(), markup=False)
+    if not fit.fits:
+        err.print(f"Warning: edition #{ed.number} is over the limit and will not be sent as "
+                  "it stands; shorten its blurbs and notes or move stories to \"also new\" "
+                  f"on the desk (/desk/{list_name}).", markup=False, soft_wrap=True)
 
 
 @edition.command("send")
