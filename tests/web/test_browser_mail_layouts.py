@@ -99,7 +99,8 @@ CASES = [(layout, width, scheme, photos)
 def test_mail_layout(browser: Browser, tmp_path: Path, layout: str, width: int, scheme: str,
                      photos: bool) -> None:
     ctx = edition(layout)
-    shown = preview(render_edition(make_environment(), ctx), ctx.subject, ctx.public_url)
+    shown = preview(render_edition(make_environment(), ctx), ctx.subject, ctx.public_url,
+                    language=ctx.language, title=ctx.list_title)
     context = browser.new_context(viewport={"width": width, "height": 900},
                                   color_scheme=scheme,  # type: ignore[arg-type]
                                   is_mobile=width < 600, device_scale_factor=1)
