@@ -65,8 +65,12 @@ def test_whole_flow_from_the_command_line(  # type: ignore[no-untyped-def]
     assert r.exit_code == 0 and "항구 축제" in preview.read_text(encoding="utf-8")
     r = run("edition", "send", "--list", "morning")
     assert r.exit_code == 0 and "Edition #1 is sent" in r.output, r.output
+    # The list has no postal address: said once as the edition starts, with the fix.
+    assert r.output.count("Warning: list morning has no postal address") == 1, r.output
+    assert "digest lists set morning --postal-address" in r.output
     r = run("edition", "send", "--list", "morning")
     assert r.exit_code == 0 and "nothing to send" in r.output
+    assert "Warning" not in r.output
     sent = [email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
             for p in (tmp_path / "var" / "outbox" / "new").iterdir()]
     by_rcpt = {m["To"].addresses[0].addr_spec: m for m in sent}

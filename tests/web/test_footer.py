@@ -17,6 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from digest.app import App
+from digest.editions import open_edition
 from digest.publication import create_list, update_list
 from subscribers.lists import get_list
 from subscribers.members import add_member
@@ -163,3 +164,21 @@ def test_korean_footer_and_no_address_warning_once_per_edition(
     links = _footer_links(html)
     assert {"구독 취소", "수신 설정", "브라우저에서 보기"} <= set(links), links
     assert client.get(_path(links["수신 설정"])).status_code == 200
+
+
+def test_an_editions_page_is_there_while_it_is_still_being_sent(
+        client: TestClient, app: App, world: World, clock: Clock) -> None:
+    """Readers follow "view in browser" while the rest of the list is still being mailed
+    (local-time delivery spreads it over a day): the page is there from the start; the
+    list of editions shows it once it is sent."""
+    publish(app, clock, "news", "Ferry timetable changes", send=False)
+    with app.sessions() as s:
+        news = get_list(s, "news")
+        edition = open_edition(s, news)
+        assert edition is not None
+        app.start_sending(s, edition, news)
+        view = app.view_url(edition, news)
+    assert view == "https://news.example.org/archive/news/1"
+    page = client.get(_path(view))
+    assert page.status_code == 200 and "Ferry timetable changes" in page.text
+    assert "/archive/news/1" not in client.get("/archive/news").text
