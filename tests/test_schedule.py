@@ -49,7 +49,8 @@ def make_list(app: App, clock: Clock, name: str = "news", *, schedule: str = "0 
     """A list created now (by the clock) with one source and confirmed members."""
     with app.sessions() as s:
         mlist = create_list(s, name, from_addr=f"News <{name}@news.example.org>",
-                            schedule=schedule, timezone=timezone)
+                            schedule=schedule, timezone=timezone,
+                            postal_address="1 Harbour Road, Portsmouth PO1 2AB")
         mlist.created_at = clock()
         for key, value in settings.items():
             setattr(mlist, key, value)
