@@ -51,6 +51,9 @@ def test_demo_mails_every_confirmed_subscriber_once(
         assert "해림" in text and "Ferry" in text
         assert "No comments" not in text and "Post a Comment" not in text
         assert "댓글 없음" not in text and "공유하기" not in text
+        # The footer a bulk sender needs, in the text part as in the HTML.
+        for line in ("Manage preferences: ", "View in browser: ", "1 Harbour Road"):
+            assert line in text, line
     assert recipients == {p[0] for p in confirmed}
     assert (folder / "preview.html").read_text(encoding="utf-8").count("<img") >= 5
     assert str(folder / "outbox" / "new") in output.replace("\n", "")

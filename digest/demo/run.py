@@ -72,6 +72,7 @@ def _run(app: App, folder: Path, console: Console) -> Path:
             s, LIST, title="The Morning Harbour", from_addr="The Morning Harbour "
             "<digest@news.example.org>", schedule="0 7 * * *", timezone="Asia/Seoul",
             description="Harbour news, city notes and the Seoul daily, each morning.",
+            postal_address="The Morning Harbour\n1 Harbour Road\nPortsmouth PO1 2AB, UK",
         )
         for feed in _feeds(folder, _images_url(app)):
             add_source(s, str(feed), mlist, allow_files=True)
