@@ -106,6 +106,12 @@ def test_connections_answered_413_while_their_body_trickles_are_not_held_busy(
     try:
         while runner.is_alive() and len(flood.clients) < CLIENTS:
             time.sleep(0.1)
+        # The refusals take the server a moment: probe once every client has been
+        # answered and closed (the probe would meet the cap while heads are unread).
+        settle = time.monotonic() + 20
+        while (runner.is_alive() and time.monotonic() < settle
+               and sum(c.closed for c in flood.clients) < CLIENTS):
+            time.sleep(0.1)
         for _ in range(12):  # 6 s with every client connected and trickling
             # Answered, and not 503 for connections held busy; how fast is the slow
             # header test's check (a loaded machine took 2 s once here).
