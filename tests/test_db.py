@@ -247,7 +247,8 @@ def test_upgrading_to_0011_gives_stored_articles_their_link_keys(settings: Setti
                                                                  clock: Clock) -> None:
     """0011 adds articles.link_key and fills it for the articles already stored, so the
     next fetch and the next edition know them by it: an article linked with tracking
-    parameters, over http, with a trailing slash, is one page with its twins."""
+    parameters, over http, with a trailing slash, is one page with its twins. An item
+    already in an edition is dated as its article was."""
     app = App(settings, clock=clock)
     try:
         upgrade(app.engine, "0010")
@@ -276,13 +277,34 @@ def test_upgrading_to_0011_gives_stored_articles_their_link_keys(settings: Setti
                     author="", summary="", content_html="", image_url="", image_caption="",
                     language="", published_at=clock(), date_from_feed=True,
                     first_seen_at=clock()))
+            # An edition that carried the undated one (g3) and a dated one (g1).
+            conn.execute(text("INSERT INTO lists (id, name, title, description, from_addr, "
+                              "reply_to, schedule, timezone, mode, double_optin, language, "
+                              "created_at) VALUES (1, 'news', 'News', '', 'n@example.org', "
+                              "'', '0 7 * * *', 'UTC', 'auto', false, 'en', :now)")
+                         .bindparams(bindparam("now", clock(), UTCDateTime())))
+            conn.execute(text("INSERT INTO editions (id, list_id, kind, number, status, "
+                              "subject, intro, since, cutoff, created_at, html, text) VALUES "
+                              "(1, 1, 'digest', 1, 'sent', 'News', '', :now, :now, :now, "
+                              "'', '')").bindparams(bindparam("now", clock(), UTCDateTime())))
+            conn.execute(text("UPDATE articles SET date_from_feed = false WHERE guid = 'g3'"))
+            for position, guid in enumerate(("g1", "g3")):
+                conn.execute(text(
+                    "INSERT INTO edition_items (edition_id, article_id, position, title, "
+                    "summary, link, image_url, image_caption, source_title, author, "
+                    "published_at, note, pinned) SELECT 1, id, :position, title, '', link, "
+                    "'', '', '', '', published_at, '', false FROM articles WHERE guid = :guid")
+                    .bindparams(position=position, guid=guid))
         upgrade(app.engine)
         with app.sessions() as s:
             keys = dict(s.execute(select(Article.guid, Article.link_key)).all())
             backlog = set(s.scalars(select(Article.backlog)))
+            dated = dict(s.execute(select(EditionItem.title, EditionItem.dated)).all())
         assert keys == {"g1": "www.heise.de/newsticker/meldung/IBM-4205582.html",
                         "g2": "example.org/2026/11/ferry?id=7", "g3": ""}
         assert backlog == {False}
+        # The undated article's item shows no made-up time after the upgrade.
+        assert dated == {"g1": True, "g3": False}
     finally:
         app.close()
 

@@ -12,7 +12,8 @@ Create Date: 2026-12-06 00:00:00
   page gave it.
 - `articles.backlog`: an undated item found on its source's first fetch. It is old news
   of unknown age and is never offered by itself; an editor may still add it.
-- `edition_items.dated`: false when the article gave no date; such an item is shown
+- `edition_items.dated`: false when the article gave no date (items already stored
+  take their article's `date_from_feed`); such an item is shown
   without a time. `edition_items.brief`: the item is in the edition's compact "also
   new" list (headline and link) rather than told in full.
 - `lists.keep_tracking`: links in this list's mail keep their tracking parameters.
@@ -58,6 +59,10 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('keep_tracking', sa.Boolean(), server_default=sa.false(),
                                       nullable=False))
     _fill_link_keys()
+    # An item already in an edition is dated as its article was: an undated one's
+    # stand-in time (when it was first seen) is never shown as its date.
+    op.execute("UPDATE edition_items SET dated = false WHERE article_id IN "
+               "(SELECT id FROM articles WHERE date_from_feed = false)")
 
 
 def _fill_link_keys() -> None:
