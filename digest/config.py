@@ -30,6 +30,9 @@ class Setting:
     name: str
     default: Any
     help: str
+    #: The smallest and largest value a number may take (None: unbounded).
+    low: float | None = None
+    high: float | None = None
 
     @property
     def key(self) -> str:
@@ -62,19 +65,24 @@ SETTINGS: tuple[Setting, ...] = (
             "addresses on any host. Off: only a source's own scheme, host and port may be "
             "on this machine's network (an admin added it)."),
     Setting("edition", "window_hours", 24,
-            "A list's first edition takes articles published this many hours back."),
-    Setting("edition", "max_items", 20, "Most articles told in full in one edition."),
+            "A list's first edition takes articles published this many hours back.",
+            low=1, high=24 * 366 * 100),
+    Setting("edition", "max_items", 20, "Most articles told in full in one edition.",
+            low=1, high=1000),
     Setting("edition", "brief_max", 100,
             "Most further new articles listed by headline under \"Also new\" (0: no limit); "
-            "any beyond stay proposals on the desk and are not mailed."),
+            "any beyond stay proposals on the desk and are not mailed.", low=0,
+            high=10_000),
     Setting("edition", "late_hours", 48,
             "An article first seen since the last edition goes in the next one when dated "
             "at most this many hours before the last edition; older ones are a new "
-            "source's archive."),
-    Setting("edition", "summary_chars", 320, "Longest blurb taken from an article, in characters."),
+            "source's archive.", low=0, high=24 * 366 * 100),
+    Setting("edition", "summary_chars", 320, "Longest blurb taken from an article, in characters.",
+            low=0, high=100_000),
     Setting("edition", "html_max_kb", 100,
             "Largest HTML part an edition may have, in KB: Gmail clips mail above 102 KB, "
-            "hiding the unsubscribe link. Larger drafts are shortened; none is sent."),
+            "hiding the unsubscribe link. Larger drafts are shortened; none is sent.",
+            low=20, high=10_000),
     Setting("delivery", "backend", "outbox", "Where mail goes: outbox or smtp."),
     Setting("delivery", "outbox_dir", "var/outbox", "Maildir the outbox backend writes to."),
     Setting("delivery", "batch_size", 200, "Deliveries a worker claims at once."),
@@ -250,12 +258,24 @@ def _coerce(setting: Setting, value: Any, origin: str) -> Any:
             return bool(value)
         if kind is int and isinstance(value, float):
             raise ValueError(value)
-        return kind(value)
+        number = kind(value)
     except (TypeError, ValueError):
         raise ConfigError(
             f"{setting.key} = {value!r} (from {origin}) is not a valid {kind.__name__}; "
             f"the default is {setting.default!r}"
         ) from None
+    low, high = setting.low, setting.high
+    if (low is not None and number < low) or (high is not None and number > high):
+        raise ConfigError(
+            f"{setting.key} = {value!r} (from {origin}) is out of range: it must be "
+            f"{_bounds(low, high)}; the default is {setting.default!r}")
+    return number
+
+
+def _bounds(low: float | None, high: float | None) -> str:
+    if low is not None and high is not None:
+        return f"from {low:g} to {high:g}"
+    return f"at least {low:g}" if low is not None else f"at most {high:g}"
 
 
 def defaults() -> Settings:

@@ -87,3 +87,22 @@ def test_an_empty_key_file_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"secret\.key is empty") as info:
         load(None, env={"DIGEST_DATA_DIR": str(tmp_path)}).signing_key()
     assert "delete the file" in str(info.value)
+
+
+@pytest.mark.parametrize(("name", "value", "says"), [
+    ("MAX_ITEMS", "0", "from 1 to 1000"),
+    ("MAX_ITEMS", "-3", "from 1 to 1000"),
+    ("BRIEF_MAX", "-1", "from 0 to 10000"),
+    ("LATE_HOURS", "-48", "from 0 to"),
+    ("WINDOW_HOURS", "99999999", "from 1 to"),  # once an OverflowError at build time
+    ("HTML_MAX_KB", "0", "from 20 to"),
+])
+def test_edition_numbers_out_of_range_are_refused_at_start(name: str, value: str,
+                                                           says: str) -> None:
+    """A nonsensical number is refused when the settings load, naming the setting, what
+    it may be and its default, not when an edition is built at 7 in the morning."""
+    with pytest.raises(ConfigError, match=rf"edition\.{name.lower()} = '{value}' \(from "
+                       rf"DIGEST_EDITION_{name}\) is out of range: it must be {says}"):
+        load(None, env={f"DIGEST_EDITION_{name}": value})
+    ok = load(None, env={f"DIGEST_EDITION_{name}": "20"})
+    assert ok[f"edition.{name.lower()}"] == 20
