@@ -139,6 +139,16 @@ def _parse_xml_feed(body: bytes, url: str, content_type: str, now: datetime) -> 
     broken = d.get("bozo") and exc is not None and not isinstance(exc, _HARMLESS_BOZO)
     if not entries and (not d.get("version") or broken):
         raise _not_a_feed(url, _why_not(body, url, exc))
+    if isinstance(exc, SAXParseException) and _cut_in_an_item(body) and _truncated(body):
+        # feedparser's loose pass still gives the items, the last one cut where the
+        # download stopped (a blurb that ends mid-word) and never repaired, as its guid
+        # is then known. Like miniflux, which refuses a document its XML decoder cannot
+        # finish, nothing of it is stored: the items are in the feed again at the next
+        # fetch, whole. (A feed that only lacks its closing </channel></rss>, as some
+        # generators write it, has every item whole and is read.)
+        raise FetchError("truncated: the feed ends in the middle of the document; the "
+                         "server sent only part of it: it will be tried again at the next "
+                         f"fetch ({url})")
     return Feed(
         title=_detail_text(info.get("title_detail"), _str(info.get("title"))),
         site_url=safe_url(_str(info.get("link")), url),
@@ -393,6 +403,17 @@ def _why_not(body: bytes, url: str, exc: object) -> str:
         # Not its line number: feedparser may have rewritten the document's head.
         return f"the XML is broken ({exc.getMessage()})"
     return f"{exc}" if exc else "no feed elements found"
+
+
+_ITEM_OPEN = re.compile(rb"<(?:[\w.-]+:)?(?:item|entry)[\s>]")
+_ITEM_CLOSE = re.compile(rb"</(?:[\w.-]+:)?(?:item|entry)\s*>")
+
+
+def _cut_in_an_item(body: bytes) -> bool:
+    """Whether the document's last <item> or <entry> is opened and never closed."""
+    opened = [m.start() for m in _ITEM_OPEN.finditer(body)]
+    closed = [m.start() for m in _ITEM_CLOSE.finditer(body)]
+    return bool(opened) and (not closed or opened[-1] > closed[-1])
 
 
 def _truncated(body: bytes) -> bool:

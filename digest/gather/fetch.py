@@ -15,6 +15,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
+from http.client import IncompleteRead
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
@@ -193,6 +194,8 @@ def _read_body(resp: requests.Response, url: str, limits: _Limits) -> bytes:
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         if time.monotonic() >= limits.deadline:
             raise limits.timed_out(url) from None
+        if _incomplete(exc):
+            raise _failed(url, _truncation(resp)) from None
         raise _failed(url, f"the connection broke while reading ({_reason(exc)}); it "
                            "will be tried again at the next fetch") from None
     finally:
@@ -200,6 +203,29 @@ def _read_body(resp: requests.Response, url: str, limits: _Limits) -> bytes:
     if time.monotonic() >= limits.deadline:
         raise limits.timed_out(url)  # the watchdog cut the body short
     return bytes(body)
+
+
+def _incomplete(exc: BaseException) -> bool:
+    """Whether urllib3 gave up because the body ended before its announced end (a
+    Content-Length not reached, a chunked answer without its last chunk)."""
+    seen: list[object] = [exc]
+    while seen:
+        found = seen.pop()
+        if isinstance(found, (IncompleteRead, urllib3.exceptions.IncompleteRead)):
+            return True
+        if isinstance(found, BaseException):
+            seen += [*found.args, found.__cause__, found.__context__]
+    return False
+
+
+def _truncation(resp: requests.Response) -> str:
+    """What a body cut short says: how much of it came, of how much when announced."""
+    sent = resp.raw.tell()  # bytes as sent (compressed, when they were), as is the length
+    length = resp.headers.get("Content-Length", "")
+    whole = f" of the {int(length):,} it announced" if length.isdigit() else (
+        ", and never sent the end of its chunked answer")
+    return (f"truncated: the server sent {sent:,} bytes{whole}; it will be tried again at "
+            "the next fetch")
 
 
 def _cut(raw: urllib3.HTTPResponse) -> None:

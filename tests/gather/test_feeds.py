@@ -11,10 +11,17 @@ from urllib.parse import urlsplit
 
 import lxml.html
 import pytest
+from sqlalchemy import select
 
+from digest.app import App
 from digest.errors import FetchError
 from digest.gather.clean import ATTRIBUTES, GENERIC_ATTRIBUTES, TAGS
 from digest.gather.feeds import Entry, Feed, parse_feed
+from digest.gather.sources import add_source
+from digest.models import Article, Source
+from digest.publication import create_list
+
+from .conftest import Loopback, fetch_one
 
 FEEDS = Path(__file__).resolve().parent.parent / "data" / "feeds"
 NOW = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)
@@ -438,6 +445,48 @@ def test_a_feed_cut_mid_way_is_called_truncated() -> None:
     broken = whole.replace(b"</title>", b"</titel>", 1)
     with pytest.raises(FetchError, match=r"the XML is broken \(mismatched tag\)"):
         parse_feed(broken[:3420], "https://connect.biorxiv.org/biorxiv_xml/")
+
+
+def test_a_feed_cut_inside_an_item_is_refused_and_read_whole_next_time(
+        app: App, server: Loopback) -> None:
+    # Daring Fireball's Atom feed, cut in the middle of its third entry's content: the
+    # loose parser still gives three entries, the third with half a blurb.
+    whole = (FEEDS / "nnw_DaringFireball.atom").read_bytes()
+    third = whole.index(b"<entry>", whole.index(b"<entry>", whole.index(b"<entry>") + 1) + 1)
+    start, end = whole.index(b"<content", third), whole.index(b"</content>", third)
+    cut = whole[:(start + end) // 2]
+    body = {"feed": cut}
+    server.route("/feed")(lambda h: h.reply(body["feed"], Content_Type="application/atom+xml"))
+    with app.sessions() as s:
+        mlist = create_list(s, "daily", title="Daily", from_addr="d@news.example.org")
+        source, _ = add_source(s, server.url("/feed"), mlist)
+        s.commit()
+        source_id = source.id
+
+    report = fetch_one(app, source_id)
+    assert report.status == "error"
+    assert report.error == ("truncated: the feed ends in the middle of the document; the "
+                            "server sent only part of it: it will be tried again at the "
+                            f"next fetch ({server.url('/feed')})")
+    with app.sessions() as s:
+        assert s.scalars(select(Article)).all() == []  # not even the two whole entries
+        assert s.get_one(Source, source_id).last_error == report.error
+
+    body["feed"] = whole  # the next fetch gets it all: the third story whole
+    assert fetch_one(app, source_id).status == "ok"
+    expected = parse_feed(whole, server.url("/feed")).entries[2]
+    with app.sessions() as s:
+        stored = s.scalars(select(Article).where(Article.link == expected.link)).one()
+        assert stored.summary == expected.summary
+        assert len(s.scalars(select(Article)).all()) == 48
+
+
+def test_a_feed_without_its_closing_tags_is_read() -> None:
+    # Every item whole, only </channel></rss> missing (tests/data/feeds/
+    # fj_InvalidDateFormat.xml): nothing was cut, so nothing is refused.
+    feed = load("fj_InvalidDateFormat.xml")
+    assert [e.title for e in feed.entries] == ["Item 0 with an invalid date",
+                                               "Item 1 with all valid dates"]
 
 
 def test_the_reason_comes_before_the_url() -> None:

@@ -231,6 +231,37 @@ def test_every_fetch_error_puts_the_reason_before_the_url(
         f"cannot read the file: No such file or directory; check the path ({missing})")
 
 
+def test_a_cut_transfer_says_truncated(server: Loopback, http: requests.Session) -> None:
+    whole = (FEEDS / "nnw_DaringFireball.atom").read_bytes()
+
+    @server.route("/short")
+    def short(h: Handler) -> None:  # announces the whole feed, sends half, hangs up
+        h.send_response(200)
+        h.send_header("Content-Type", "application/atom+xml")
+        h.send_header("Content-Length", str(len(whole)))
+        h.end_headers()
+        h.write_body(whole[:10_000])
+
+    @server.route("/chunks")
+    def chunks(h: Handler) -> None:  # one chunk, then the connection closes: no 0 chunk
+        h.send_response(200)
+        h.send_header("Content-Type", "application/atom+xml")
+        h.send_header("Transfer-Encoding", "chunked")
+        h.end_headers()
+        h.write_body(b"%x\r\n" % 10_000 + whole[:10_000] + b"\r\n")
+
+    with pytest.raises(FetchError) as announced:
+        fetch(http, server.url("/short"))
+    assert str(announced.value) == (
+        f"truncated: the server sent 10,000 bytes of the {len(whole):,} it announced; it "
+        f"will be tried again at the next fetch ({server.url('/short')})")
+    with pytest.raises(FetchError) as chunked:
+        fetch(http, server.url("/chunks"))
+    assert str(chunked.value) == (
+        "truncated: the server sent 10,000 bytes, and never sent the end of its chunked "
+        f"answer; it will be tried again at the next fetch ({server.url('/chunks')})")
+
+
 def test_connection_refused(http: requests.Session) -> None:
     with socket.socket() as sock:  # a port that was free a moment ago and is closed now
         sock.bind(("127.0.0.1", 0))
