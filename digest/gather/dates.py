@@ -1,18 +1,34 @@
 """Publication dates as real feeds write them, where feedparser misreads them.
 
-feedparser reads RFC 822 and W3C dates well, but the corpus of real feeds has shapes it
-gets wrong, silently: "2020/1/10 14:33:00" (a Chinese forum) becomes 1 December 2020,
-"Sat, Dec 16 2023 02:02:33 PM" (NBC New York) loses its PM, "mer, 16 nov 2022 …"
-(Il Messaggero) and "Sat, 16 Dec 2023 14:02:33" (no zone) are not read at all, and a
-Unix timestamp becomes 2015. The handlers here claim exactly those shapes and are
-registered with feedparser (it tries them before its own); every other date is left to
-feedparser. `parse` reads one string the same way, for JSON Feed.
+feedparser reads RFC 822 and W3C dates well, but the corpus of real feeds and an outside
+attack found shapes it gets wrong, silently: "2020/1/10 14:33:00" (a Chinese forum) and
+"2026.12.05 14:30" and "2026년 12월 6일 오후 1:11" (Korean sites) become the 1st of the
+month at midnight, "Sat, Dec 16 2023 02:02:33 PM" (NBC New York) and
+"2026-12-05 12:30:00 AM" lose their AM/PM, "mer, 16 nov 2022 …" (Il Messaggero),
+"Sat, 16 Dec 2023 14:02:33" (no zone) and "12/5/2026 11:25:00 PM" are not read at all, a
+Unix timestamp becomes 2015, and a bare time ("09:15:00 PM") gets the day feedparser runs
+on, so an old story looks published just now. The handlers here claim exactly those
+shapes and are registered with feedparser (it tries them before its own); every other
+date is left to feedparser. `parse` reads one string the same way, for JSON Feed.
+
+A time without a date is no date: the item is undated, never "now".
+
+Day and month before the year ("05/12/2026") are ambiguous when both are 12 or less.
+They are decided, in this order, by: a part over 12 ("25/11/2026" is day first); the
+feed's other dates in the same shape (a feed that writes "25/11/2026" writes day first
+throughout); a 12-hour clock (AM/PM is American: month first); the separator, as PHP's
+strtotime does: slashes are month first (dateutil's default, and JavaScript's), dots and
+dashes day first ("05.12.2026" is German, Russian, Polish...). Then a reading more than a
+day in the future gives way to the other one when that one is not (read on 27 November,
+"12/05/2026" is 12 May, not next week). feedparser itself reads no such dates, and
+rss2email only uses feedparser's readings.
 
 A date without a zone is in the feed's own zone when the feed states one in its own
 dates (an RSS channel's pubDate or lastBuildDate, a feed's updated): NBC New York
 writes its items in local time and its channel in -0500. A feed that states no zone
-gives no better guess than UTC, which is what it is read as. `localize` applies this to
-feedparser's entries; a JSON Feed has no feed-level date, so its zoneless dates are UTC.
+gives no better guess than UTC, which is what it is read as. `settle` applies this, and
+the two rules above that need the feed and the time of reading, to feedparser's
+entries; a JSON Feed has no feed-level date, so its zoneless dates are UTC.
 """
 
 from __future__ import annotations
@@ -20,11 +36,15 @@ from __future__ import annotations
 import email.utils
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import feedparser
+
+# A date further ahead than this is not trusted (feeds.FUTURE_SLACK, which says why); a
+# reading of an ambiguous date this far ahead gives way to the other reading.
+FUTURE_SLACK = timedelta(days=1)
 
 _ENGLISH_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _ENGLISH_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct",
@@ -51,9 +71,20 @@ _ZONE_HOURS = {
 _TIME = r"(?P<h>\d{1,2}):(?P<mi>\d{2})(?::(?P<s>\d{2}))?(?:[.,]\d+)?"
 _AMPM = r"(?P<ampm>[AaPp]\.?[Mm]\.?)"
 _ZONE = r"(?P<zone>[Zz]|[+-]\d{2}:?\d{2}|(?![AaPp]\.?[Mm]\.?\s*$)[A-Za-z]{1,5})"
-# "2020/1/10 14:33:00", "2020/01/10", with or without a zone.
-_SLASHED = re.compile(rf"(?P<y>\d{{4}})/(?P<mo>\d{{1,2}})/(?P<d>\d{{1,2}})"
-                      rf"(?:[ T]+{_TIME}(?:\s*{_AMPM})?)?(?:\s*{_ZONE})?")
+# Year first: "2020/1/10 14:33:00", "2026.12.05. 14:30" (Korean sites end the day with a
+# dot, and the ko-KR locale writes "2026. 12. 5."), "2026-12-05 12:30:00 AM".
+_YEAR_FIRST = (r"(?P<y>\d{4})(?P<ys>[./-])\s?(?P<ym>\d{1,2})(?P=ys)\s?(?P<yd>\d{1,2})"
+               r"(?:(?<=\d)\.(?=\s|$))?")
+# Day and month before the year: "12/5/2026", "05.12.2026", "05-12-2026".
+_YEAR_LAST = r"(?P<a>\d{1,2})(?P<ls>[./-])(?P<b>\d{1,2})(?P=ls)(?P<ly>\d{4})"
+_NUMERIC = re.compile(rf"(?:{_YEAR_FIRST}|{_YEAR_LAST})"
+                      rf"(?:(?:[ T]+|,\s*){_TIME}(?:\s*{_AMPM})?)?(?:\s*{_ZONE})?")
+_TIME_ONLY = re.compile(rf"{_TIME}(?:\s*{_AMPM})?(?:\s*{_ZONE})?")
+# Korean: "2026년 12월 5일 (토) 오후 1:11" is "2026.12.5 1:11 PM"; 오전 is AM, 오후 PM.
+_KOREAN_DATE = re.compile(r"(\d{4})\s*년\s*(\d{1,2})\s*월\s*(\d{1,2})\s*일")
+_KOREAN_WEEKDAY = re.compile(r"\s*\([월화수목금토일]\)")
+_CLOCK = r"\d{1,2}:\d{2}(?::\d{2})?"
+_KOREAN_MERIDIEM = re.compile(rf"(오전|오후)\s*({_CLOCK})|({_CLOCK})\s*(오전|오후)")
 # RFC 822 as written in the wild: any language, month first, 12-hour clock, no zone.
 _WORD = r"[^\W\d_]+"
 _LOOSE_822 = re.compile(
@@ -64,16 +95,17 @@ _EPOCH = re.compile(r"\d{9,10}")  # seconds since 1970: 1973 to 2286
 _ZONE_AT_END = re.compile(rf"\d:\d{{2}}(?::\d{{2}})?(?:[.,]\d+)?\s*(?:{_AMPM})?\s*{_ZONE}\s*$")
 
 
-def parse(value: str) -> datetime | None:
+def parse(value: str, *, now: datetime | None = None) -> datetime | None:
     """One date string as an aware UTC datetime, or None; a date without a zone is UTC.
 
-    The shapes below first, then RFC 3339 (JSON Feed's own) and RFC 822.
+    The shapes below first, then RFC 3339 (JSON Feed's own) and RFC 822. `now` decides
+    between day first and month first as the module's docstring says.
     """
     value = value.strip()
-    if not value:
+    if not value or _TIME_ONLY.fullmatch(_western(value)):
         return None
-    for handler in _HANDLERS:
-        if (parsed := handler(value)) is not None:
+    for parsed in (_numeric(value, now=now), _loose_822(value), _epoch(value)):
+        if parsed is not None:
             return datetime(*parsed[:6], tzinfo=UTC)
     try:
         when = datetime.fromisoformat(value)
@@ -102,21 +134,32 @@ def feed_zone(feed: Any) -> timedelta | None:
     return None
 
 
-def localize(entries: Iterable[Any], zone: timedelta | None) -> None:
-    """Move feedparser's readings of zoneless entry dates into the feed's zone.
+def settle(entries: Sequence[Any], zone: timedelta | None, now: datetime) -> None:
+    """Correct feedparser's readings of entry dates with what only the feed knows.
 
-    feedparser reads a date without a zone as UTC; in a feed that states its zone
-    elsewhere, the date is that zone's local time.
+    A bare time is no date (feedparser dates it today). Day and month before the year
+    are read in the order the feed's other dates show, else by the rules of the
+    module's docstring, with `now` to tell the future. A date without a zone is in the
+    feed's zone (feedparser reads it as UTC).
     """
-    if not zone:
-        return
-    for entry in entries:
-        for key in ("published", "updated", "created"):
-            raw, parsed = dict.get(entry, key), dict.get(entry, f"{key}_parsed")
-            if isinstance(raw, str) and isinstance(parsed, time.struct_time) and (
-                    not has_zone(raw)):
-                moved = datetime(*parsed[:6]) - zone
-                dict.__setitem__(entry, f"{key}_parsed", moved.timetuple())
+    keys = ("published", "updated", "created")
+    raws = [[raw if isinstance(raw := dict.get(e, key), str) else None for key in keys]
+            for e in entries]
+    order = _feed_order(raw for row in raws for raw in row if raw)
+    for entry, row in zip(entries, raws, strict=True):
+        for key, raw in zip(keys, row, strict=True):
+            parsed = dict.get(entry, f"{key}_parsed")
+            if raw is None:
+                continue
+            if _TIME_ONLY.fullmatch(_western(raw.strip())):
+                parsed = None
+            elif (own := _numeric(raw, now=now, day_first=order, zone=zone)) is not None:
+                parsed = own
+            elif zone and isinstance(parsed, time.struct_time) and not has_zone(raw):
+                parsed = (datetime(*parsed[:6]) - zone).timetuple()
+            else:
+                continue
+            dict.__setitem__(entry, f"{key}_parsed", parsed)
 
 
 def _offset(zone: str) -> timedelta | None:
@@ -129,15 +172,19 @@ def _offset(zone: str) -> timedelta | None:
     return None if hours is None else timedelta(hours=hours)
 
 
-def _utc(year: int, month: int, day: int, match: re.Match[str]) -> time.struct_time | None:
-    """The 9-tuple in UTC feedparser wants, from the date and the match's time and zone."""
+def _utc(year: int, month: int, day: int, match: re.Match[str],
+         zone: timedelta | None = None) -> time.struct_time | None:
+    """The 9-tuple in UTC feedparser wants, from the date and the match's time and zone.
+
+    A match without a zone is in `zone`, or UTC.
+    """
     hour, minute = int(match["h"] or 0), int(match["mi"] or 0)
     if ampm := match["ampm"]:
         if not 1 <= hour <= 12:
             return None
         hour = hour % 12 + (12 if ampm[0] in "Pp" else 0)
-    zone = match["zone"]
-    offset = _offset(zone) if zone else timedelta(0)
+    written = match["zone"]
+    offset = _offset(written) if written else zone or timedelta(0)
     if offset is None:
         return None  # a zone name nobody knows: let feedparser try
     try:
@@ -147,11 +194,53 @@ def _utc(year: int, month: int, day: int, match: re.Match[str]) -> time.struct_t
     return (local - offset).timetuple()
 
 
-def _slashed(value: str) -> time.struct_time | None:
-    """'2020/1/10 14:33:00': feedparser reads the 1 as December's 1."""
-    if not (match := _SLASHED.fullmatch(value.strip())):
+def _numeric(value: str, *, now: datetime | None = None, day_first: bool | None = None,
+             zone: timedelta | None = None) -> time.struct_time | None:
+    """'2020/1/10 14:33', '2026년 12월 6일 오후 1:11', '12/5/2026 11:25:00 PM'.
+
+    feedparser reads the first two as the 1st of the month at midnight, the third not at
+    all. ISO 8601 without AM/PM is left to feedparser. `day_first` is what the feed's
+    other dates show; `now` and `zone` as in `settle`.
+    """
+    if not (match := _NUMERIC.fullmatch(_western(value.strip()))):
         return None
-    return _utc(int(match["y"]), int(match["mo"]), int(match["d"]), match)
+    if match["y"]:
+        if match["ys"] == "-" and not match["ampm"]:
+            return None  # ISO 8601: feedparser's
+        return _utc(int(match["y"]), int(match["ym"]), int(match["yd"]), match, zone)
+    a, b, year = int(match["a"]), int(match["b"]), int(match["ly"])
+    decided = True
+    if a > 12 or b > 12:  # the date itself says
+        day_first = a > 12
+    elif day_first is None:  # the feed does not say either
+        day_first, decided = not match["ampm"] and match["ls"] != "/", a == b
+    orders = [(b, a), (a, b)] if day_first else [(a, b), (b, a)]  # (month, day)
+    readings = [reading for month, day in orders[:1 if decided else 2]
+                if (reading := _utc(year, month, day, match, zone)) is not None]
+    if now is not None:  # a reading too far ahead gives way to one that is not
+        readings = [r for r in readings
+                    if datetime(*r[:6], tzinfo=UTC) <= now + FUTURE_SLACK] or readings
+    return readings[0] if readings else None
+
+
+def _feed_order(values: Iterable[str]) -> bool | None:
+    """Whether the feed writes day first ('25/11/2026'), month first, or cannot tell."""
+    seen = set()
+    for value in values:
+        if (match := _NUMERIC.fullmatch(_western(value.strip()))) and match["a"]:
+            a, b = int(match["a"]), int(match["b"])
+            if a > 12 or b > 12:
+                seen.add(a > 12)
+    return seen.pop() if len(seen) == 1 else None
+
+
+def _western(value: str) -> str:
+    """A Korean date written as the numeric shapes: '2026.12.6 1:11 PM'."""
+    if not any("\uac00" <= c <= "\ud7a3" for c in value):  # no Hangul: as it is
+        return value
+    value = _KOREAN_WEEKDAY.sub("", _KOREAN_DATE.sub(r"\1.\2.\3", value))
+    return _KOREAN_MERIDIEM.sub(
+        lambda m: f"{m[2] or m[3]} {'PM' if (m[1] or m[4]) == '오후' else 'AM'}", value)
 
 
 def _loose_822(value: str) -> time.struct_time | None:
@@ -181,6 +270,6 @@ def _month(name: str) -> int | None:
     return _MONTHS.get(name) or _MONTHS.get(name[:4]) or _MONTHS.get(name[:3])
 
 
-_HANDLERS = (_slashed, _loose_822, _epoch)
+_HANDLERS = (_numeric, _loose_822, _epoch)
 for _handler in _HANDLERS:
     feedparser.registerDateHandler(_handler)

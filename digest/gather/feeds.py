@@ -13,7 +13,7 @@ import re
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from xml.sax import SAXParseException
 
@@ -38,7 +38,7 @@ from digest.gather.repeats import drop_title
 # A date further ahead than this is a typo or a scheduled post, not a publication time:
 # trusted, it would pin the entry to the top of every "newest" list for months. The
 # slack covers wrong time zones; the caller falls back to the time it first saw the entry.
-FUTURE_SLACK = timedelta(days=1)
+FUTURE_SLACK = dates.FUTURE_SLACK
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
 # bozo exceptions that say nothing about the document itself.
 _HARMLESS_BOZO = (feedparser.NonXMLContentType, feedparser.CharacterEncodingOverride)
@@ -127,7 +127,7 @@ def _parse_xml_feed(body: bytes, url: str, content_type: str, now: datetime) -> 
     feed_lang = _str(info.get("language"))
     feed_author = _author(info)
     raw_entries = d.get("entries", [])
-    dates.localize(raw_entries, dates.feed_zone(info))
+    dates.settle(raw_entries, dates.feed_zone(info), now)
     if d.get("version", "").startswith("rss"):
         _fix_nested_titles(raw_entries, body)
     _media_text(raw_entries, body)
@@ -498,8 +498,8 @@ def _json_entry(item: dict[str, Any], base: str, feed_lang: str, feed_author: st
     lead = image_url(_str(item.get("image")), link or base) or image_url(
         _str(item.get("banner_image")), link or base) or _json_attachment_image(item, base)
     image = Image(lead) if lead else first_image(content_html)  # the feed's choice first
-    published = _parse_date(_str(item.get("date_published"))) or _parse_date(
-        _str(item.get("date_modified")))
+    published = dates.parse(_str(item.get("date_published")), now=now) or dates.parse(
+        _str(item.get("date_modified")), now=now)
     return Entry(
         guid=_str(item.get("id")), link=link, title=title,
         author=_json_author(item) or feed_author,
@@ -527,11 +527,6 @@ def _json_attachment_image(item: dict[str, Any], base: str) -> str:
                 and (found := image_url(_str(a.get("url")), base))):
             return found
     return ""
-
-
-def _parse_date(value: str) -> datetime | None:
-    """RFC 3339 as the spec says, or RFC 822 and the other shapes `dates` reads."""
-    return dates.parse(value)
 
 
 # --- shared -------------------------------------------------------------------------

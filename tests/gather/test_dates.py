@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from digest.gather.feeds import Entry, parse_feed
+from tests.conftest import Clock
 
 FEEDS = Path(__file__).resolve().parent.parent / "data" / "feeds"
 NOW = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)
@@ -109,3 +110,101 @@ def test_future_dates_in_the_new_shapes_are_still_not_trusted() -> None:
     assert rss("2099/1/10 14:33:00")[0].published is None
     assert rss("Fri, Nov 27 2099 02:00:00 PM")[0].published is None
     assert rss("4102444800")[0].published is None  # 2100-01-01 as a timestamp
+
+
+# -- numeric and Korean dates (the outside attack of issue 10) --------------------------
+
+def feed(*item_dates: str, channel_date: str = "", now: datetime = NOW) -> list[Entry]:
+    """An RSS feed with one item per date, read at `now`."""
+    channel = f"<lastBuildDate>{channel_date}</lastBuildDate>" if channel_date else ""
+    items = "".join(f"<item><title>Story {n}</title><link>https://news.example.org/{n}"
+                    f"</link><pubDate>{date}</pubDate></item>"
+                    for n, date in enumerate(item_dates))
+    body = (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+            f"<title>News</title>{channel}{items}</channel></rss>")
+    return parse_feed(body.encode(), "https://news.example.org/feed", now=now).entries
+
+
+@pytest.mark.parametrize(("written", "meant"), [
+    # Year, month, day with dots, as Korean, Chinese and Japanese sites write them.
+    ("2026.12.05 14:30", datetime(2026, 12, 5, 14, 30)),
+    ("2026.12.05. 14:30:10", datetime(2026, 12, 5, 14, 30, 10)),
+    ("2026.12.5 09:05", datetime(2026, 12, 5, 9, 5)),
+    ("2026.11.30", datetime(2026, 11, 30)),
+    ("2026.12.05 14:30 KST", datetime(2026, 12, 5, 5, 30)),
+    # Korean: year 년, month 월, day 일; 오전 is AM and 오후 PM, before the time.
+    ("2026년 12월 6일 01:11", datetime(2026, 12, 6, 1, 11)),
+    ("2026년 12월 6일 오후 1:11", datetime(2026, 12, 6, 13, 11)),
+    ("2026년 12월 5일 오후 11:11:05", datetime(2026, 12, 5, 23, 11, 5)),
+    ("2026년 12월 6일 오전 12:05:09", datetime(2026, 12, 6, 0, 5, 9)),
+    ("2026년 12월 5일 (토) 오후 3:00", datetime(2026, 12, 5, 15, 0)),
+    ("2026. 12. 5. 오후 3:00:00", datetime(2026, 12, 5, 15, 0)),  # ko-KR toLocaleString
+    # A 12-hour clock after an ISO date: 12 AM is the hour after midnight.
+    ("2026-12-05 12:30:00 AM", datetime(2026, 12, 5, 0, 30)),
+    ("2026-12-05 12:30:00 PM", datetime(2026, 12, 5, 12, 30)),
+    ("2026-12-05T11:30:00 PM", datetime(2026, 12, 5, 23, 30)),
+    ("2026-12-05 01:30 am +0100", datetime(2026, 12, 5, 0, 30)),
+    # Month and day before the year: a part over 12 decides; a 12-hour clock is American.
+    ("12/5/2026 11:25:00 PM", datetime(2026, 12, 5, 23, 25)),
+    ("3/4/2026 11:25:00 AM", datetime(2026, 3, 4, 11, 25)),
+    ("25/11/2026 17:25", datetime(2026, 11, 25, 17, 25)),
+    ("11/25/2026 17:25", datetime(2026, 11, 25, 17, 25)),
+    ("05.12.2026 17:25", datetime(2026, 12, 5, 17, 25)),  # dots: German, Russian, ...
+    ("05-12-2026 17:25", datetime(2026, 12, 5, 17, 25)),  # dashes: Dutch, Indian, ...
+    # Slashes and a 24-hour clock, both parts 12 or less: month first, as dateutil does.
+    ("05/12/2026 17:25", datetime(2026, 5, 12, 17, 25)),
+])
+def test_numeric_and_korean_dates(written: str, meant: datetime, clock: Clock) -> None:
+    (entry,) = feed(written, now=clock.advance(days=9, hours=12))  # 6 December, 18:00
+    assert entry.published == meant.replace(tzinfo=UTC)
+
+
+def test_a_korean_date_without_a_zone_is_in_the_feeds_zone(clock: Clock) -> None:
+    (entry,) = feed("2026년 12월 6일 오후 1:11", channel_date="Sun, 06 Dec 2026 14:00:00 +0900",
+                    now=clock.advance(days=9))
+    assert entry.published == datetime(2026, 12, 6, 4, 11, tzinfo=UTC)
+
+
+def test_the_other_dates_of_the_feed_say_which_comes_first(clock: Clock) -> None:
+    # 25/11 can only be day first, so the same feed's 05/12 is the 5th of December.
+    day_first = feed("25/11/2026 09:00", "05/12/2026 17:25", now=clock.advance(days=9))
+    assert [e.published for e in day_first] == [
+        datetime(2026, 11, 25, 9, 0, tzinfo=UTC), datetime(2026, 12, 5, 17, 25, tzinfo=UTC)]
+    # 11/25 can only be month first: 05/12 stays the 12th of May, even with dots.
+    month_first = feed("11/25/2026 09:00", "05/12/2026 17:25", now=clock())
+    assert [e.published.month for e in month_first if e.published] == [11, 5]
+
+
+def test_a_reading_far_in_the_future_gives_way_to_the_other(clock: Clock) -> None:
+    # Read on 27 November: month first, 12/05 would be next week; day first it is May.
+    (entry,) = feed("12/05/2026 17:25", now=clock())
+    assert entry.published == datetime(2026, 5, 12, 17, 25, tzinfo=UTC)
+    (us,) = feed("12/05/2026 05:25 PM", now=clock())
+    assert us.published == datetime(2026, 5, 12, 17, 25, tzinfo=UTC)
+    # Both readings in the future: no date.
+    (both,) = feed("12/11/2026 17:25", now=datetime(2026, 10, 1, tzinfo=UTC))
+    assert both.published is None
+
+
+@pytest.mark.parametrize("written", ["09:15:00 PM", "21:15", "21:15:00 +0900", "오후 9:15"])
+def test_a_time_without_a_date_is_no_date(written: str, clock: Clock) -> None:
+    # feedparser puts the day it runs in front of the time: "published" right now. Read
+    # long after any day this test runs, so that day is not dropped as a future date.
+    (entry,) = feed(written, now=clock.advance(days=365 * 70))
+    assert entry.published is None
+
+
+def test_json_feed_reads_the_new_shapes_too(clock: Clock) -> None:
+    dated = ["2026.11.20 14:30", "2026년 11월 21일 오후 1:11", "12/05/2026 17:25",
+             "09:15:00 PM"]
+    doc = {"version": "https://jsonfeed.org/version/1.1", "title": "J", "items": [
+        {"id": str(n), "url": f"https://j.example.org/{n}", "title": f"Post {n}",
+         "date_published": date} for n, date in enumerate(dated)]}
+    entries = parse_feed(json.dumps(doc).encode(), "https://j.example.org/feed.json",
+                         now=clock()).entries
+    assert [e.published for e in entries] == [
+        datetime(2026, 11, 20, 14, 30, tzinfo=UTC),
+        datetime(2026, 11, 21, 13, 11, tzinfo=UTC),
+        datetime(2026, 5, 12, 17, 25, tzinfo=UTC),
+        None,
+    ]
