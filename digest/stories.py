@@ -17,8 +17,11 @@ Two guards keep old news out:
   it was first seen.
 
 Twins: articles whose links are one page (`Article.link_key`: http/https, trailing
-slash and tracking parameters aside) or, from two sources, whose headlines are nearly
-the same (see `same_headline`) are one story. The story is told by the article with a
+slash and tracking parameters aside; posts of one page told apart by their anchors,
+scripting.com's day pages, are each a story, and a link without an anchor is one of
+them) or, from two sources, whose headlines are nearly the same (see `same_headline`)
+and whose blurbs say much the same (two towns' "Police investigate after man found
+dead in park" are two stories) are one story. The story is told by the article with a
 picture and the most text (then the one seen first), and names every source. A twin of
 an item already in an edition of the list (one that went out, or the open one) is not
 new: it was carried with that item; nor is a page the list saw before the window
@@ -28,11 +31,13 @@ began, whichever feed brings it again.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
+from urllib.parse import urlsplit
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, aliased, defer
@@ -46,7 +51,16 @@ from subscribers.models import MailingList
 #: alone: "Podcast", "Daily briefing" or "Weather" from two sources are two stories.
 HEADLINE_MIN_CHARS = 24
 #: How alike two headlines must be (difflib's ratio, 0..1) to be one story.
-HEADLINE_RATIO = 0.9
+HEADLINE_RATIO = 0.85
+#: How many of the words below the headline two twins' blurbs must share (of the
+#: shorter's), when each has at least `BLURB_MIN_WORDS` of its own.
+BLURB_SHARED = 0.5
+BLURB_MIN_WORDS = 4
+#: Words two headlines of one story may differ by: "the", "says" for "said". Any other
+#: word is the news ("North" or "South" Korea, "opens" or "closes").
+MINOR_WORDS = frozenset(
+    "a an the of to in on at for with and as by from is are was were be been s its it "
+    "this that these those their his her has have had will would say says said".split())
 #: Longest `source_title` an item can hold (`EditionItem.source_title`).
 SOURCES_MAX = 300
 _NUMBERS = re.compile(r"\d+")
@@ -110,17 +124,25 @@ def new_stories(s: Session, mlist: MailingList, w: Window) -> list[Story]:
                Article.backlog.is_(False),
                or_(Article.date_from_feed.is_(False), Article.published_at >= w.floor),
                Article.id.not_in(carried),
-               or_(Article.link_key == "",
+               # A post told by its anchor is checked below, against the anchors
+               # carried and seen of its page.
+               or_(Article.link_key == "", Article.link.contains("#"),
                    Article.link_key.not_in(carried_keys.union(seen_keys))))
     ).all()
     if not rows:
         return []
     fullness = {a.id: (bool(a.image_url), n or len(a.summary)) for a, n in rows}
     recent = _recent_items(s, mlist, w)
-    keys = {link_key(link) for _title, link, _source in recent} - {""}
-    headlines = _Headlines((title, source) for title, _link, source in recent)
+    pages = _Pages(link for _title, _summary, link, _source in recent)
+    anchored = {_key(a) for a, _n in rows if _page(a)[1]} - {""}
+    if anchored:
+        pages.add_all(s.scalars(
+            select(seen.link).join(ListSource, ListSource.source_id == seen.source_id)
+            .where(ListSource.list_id == mlist.id, seen.link_key.in_(anchored),
+                   or_(seen.id.in_(carried), seen.first_seen_at <= w.since))))
+    headlines = _Headlines((title, summary, source) for title, summary, _link, source in recent)
     fresh = [a for a, _n in rows
-             if _key(a) not in keys and not headlines.has(a.title, a.source_id)]
+             if not pages.has(*_page(a)) and not headlines.has(a)]
     labels = {src.id: source_label(src) for src in s.scalars(
         select(Source).join(ListSource, ListSource.source_id == Source.id)
         .where(ListSource.list_id == mlist.id))}
@@ -142,14 +164,18 @@ def twins(articles: Sequence[Article]) -> list[list[Article]]:
     def join(i: int, j: int) -> None:
         parent[find(i)] = find(j)
 
-    by_key: dict[str, int] = {}
+    # One page: the same key and anchor; or the same key, and no two anchors on it (a
+    # link without an anchor is then the one post on that page).
+    by_page: dict[str, dict[str, list[int]]] = {}
     for i, a in enumerate(articles):
-        key = _key(a)
+        key, anchor = _page(a)
         if key:
-            if key in by_key:
-                join(i, by_key[key])
-            else:
-                by_key[key] = i
+            by_page.setdefault(key, {}).setdefault(anchor, []).append(i)
+    for anchors in by_page.values():
+        told_apart = len(anchors.keys() - {""}) > 1
+        for group in (anchors.values() if told_apart else [sum(anchors.values(), [])]):
+            for i in group[1:]:
+                join(i, group[0])
     titled = sorted(((headline_key(a.title), i) for i, a in enumerate(articles)),
                     key=lambda t: len(t[0]))
     titled = [(h, i) for h, i in titled if len(h) >= HEADLINE_MIN_CHARS]
@@ -157,8 +183,9 @@ def twins(articles: Sequence[Article]) -> list[list[Article]]:
         for h2, j in titled[n + 1:]:
             if 2 * len(h) < HEADLINE_RATIO * (len(h) + len(h2)):
                 break  # sorted by length: every later one is too long to be alike
-            if (articles[i].source_id != articles[j].source_id and find(i) != find(j)
-                    and _alike(h, h2)):
+            a, b = articles[i], articles[j]
+            if (a.source_id != b.source_id and find(i) != find(j) and _alike(h, h2)
+                    and _told_alike(h, a.summary, b.summary)):
                 join(i, j)
     groups: dict[int, list[Article]] = {}
     for i, a in enumerate(articles):
@@ -175,36 +202,90 @@ def headline_key(title: str) -> str:
 
 
 def same_headline(a: str, b: str) -> bool:
-    """Are these two headlines one story's? Alike after `headline_key`, and long
-    enough to say so (`HEADLINE_MIN_CHARS`)."""
+    """Could these two headlines be one story's? Alike after `headline_key`, apart only
+    by minor words or endings, and long enough to say so (`HEADLINE_MIN_CHARS`)."""
     ka, kb = headline_key(a), headline_key(b)
     return min(len(ka), len(kb)) >= HEADLINE_MIN_CHARS and _alike(ka, kb)
 
 
 def _alike(a: str, b: str) -> bool:
+    """Two headline keys of one story: alike letter by letter, the same numbers, and
+    apart only by minor words or a word's ending (`MINOR_WORDS`)."""
     if a == b:
         return True
     if _NUMBERS.findall(a) != _NUMBERS.findall(b):
         return False  # "..., day 12" and "..., day 13" are two stories
     m = SequenceMatcher(None, a, b, autojunk=False)
-    return m.real_quick_ratio() >= HEADLINE_RATIO and m.quick_ratio() >= HEADLINE_RATIO \
-        and m.ratio() >= HEADLINE_RATIO
+    return (m.real_quick_ratio() >= HEADLINE_RATIO and m.quick_ratio() >= HEADLINE_RATIO
+            and m.ratio() >= HEADLINE_RATIO and _same_words(a.split(), b.split()))
+
+
+def _same_words(a: list[str], b: list[str]) -> bool:
+    only_a = set(a) - set(b) - MINOR_WORDS
+    only_b = set(b) - set(a) - MINOR_WORDS
+    for word in sorted(only_a):
+        other = next((w for w in sorted(only_b) if _one_word(word, w)), None)
+        if other is None:
+            return False
+        only_b.discard(other)
+    return not only_b
+
+
+def _one_word(a: str, b: str) -> bool:
+    """One word with two endings: "reopens" and "reopened", "어선들이" and "어선들은"."""
+    stem = len(os.path.commonprefix([a, b]))
+    return stem >= (4 if a.isascii() else 2) and len(a) - stem <= 3 and len(b) - stem <= 3
+
+
+def _told_alike(headline: str, a: str, b: str) -> bool:
+    """Do two blurbs under one headline tell one story? They share half the words of
+    their own (the headline's and minor words aside), or one has too few to tell."""
+    drop = set(headline.split()) | MINOR_WORDS
+    wa = {w for w in headline_key(a).split()[:80] if w not in drop}
+    wb = {w for w in headline_key(b).split()[:80] if w not in drop}
+    if min(len(wa), len(wb)) < BLURB_MIN_WORDS:
+        return True
+    return len(wa & wb) >= BLURB_SHARED * min(len(wa), len(wb))
 
 
 class _Headlines:
-    """Headlines already carried and their sources (None: added by URL), for asking
-    whether a new article from another source tells one of them."""
+    """Headlines already carried, their blurbs and their sources (None: added by URL),
+    for asking whether a new article from another source tells one of them."""
 
-    def __init__(self, carried: Iterable[tuple[str, int | None]]) -> None:
-        self.carried = [(k, source) for k, source in
-                        {(headline_key(t), source) for t, source in carried}
+    def __init__(self, carried: Iterable[tuple[str, str, int | None]]) -> None:
+        self.carried = [(k, summary, source) for k, summary, source in
+                        {(headline_key(t), summary, source) for t, summary, source in carried}
                         if len(k) >= HEADLINE_MIN_CHARS]
 
-    def has(self, title: str, source_id: int) -> bool:
-        key = headline_key(title)
+    def has(self, a: Article) -> bool:
+        key = headline_key(a.title)
         if len(key) < HEADLINE_MIN_CHARS:
             return False
-        return any(source != source_id and _alike(key, k) for k, source in self.carried)
+        return any(source != a.source_id and _alike(key, k)
+                   and _told_alike(key, a.summary, summary)
+                   for k, summary, source in self.carried)
+
+
+class _Pages:
+    """The pages (link keys) and their anchors already carried or seen, for asking
+    whether an article is one of them: the same page and anchor, or either without
+    an anchor (a post of scripting.com's day page is not its next post)."""
+
+    def __init__(self, links: Iterable[str]) -> None:
+        self.anchors: dict[str, set[str]] = {}
+        self.add_all(links)
+
+    def add_all(self, links: Iterable[str]) -> None:
+        for link in links:
+            key = link_key(link)
+            if key:
+                self.anchors.setdefault(key, set()).add(urlsplit(link).fragment)
+
+    def has(self, key: str, anchor: str) -> bool:
+        anchors = self.anchors.get(key)
+        if not key or anchors is None:
+            return False
+        return not anchor or anchor in anchors or "" in anchors
 
 
 def _key(a: Article) -> str:
@@ -212,16 +293,22 @@ def _key(a: Article) -> str:
     return a.link_key or link_key(a.link)
 
 
+def _page(a: Article) -> tuple[str, str]:
+    """The article's page (link key) and anchor ("" for none)."""
+    key = _key(a)
+    return key, urlsplit(a.link).fragment if key else ""
+
+
 def _recent_items(s: Session, mlist: MailingList,
-                  w: Window) -> list[tuple[str, str, int | None]]:
-    """(headline, link, source) of the items a new article could be a twin of: those
-    of the list's editions cut off after the window's floor (the open one too)."""
+                  w: Window) -> list[tuple[str, str, str, int | None]]:
+    """(headline, blurb, link, source) of the items a new article could be a twin of:
+    those of the list's editions cut off after the window's floor (the open one too)."""
     rows = s.execute(
-        select(EditionItem.title, EditionItem.link, Article.source_id)
+        select(EditionItem.title, EditionItem.summary, EditionItem.link, Article.source_id)
         .join(Edition, Edition.id == EditionItem.edition_id)
         .outerjoin(Article, Article.id == EditionItem.article_id)
         .where(Edition.list_id == mlist.id, Edition.cutoff > w.floor))
-    return [(title, link, source) for title, link, source in rows]
+    return [(title, summary, link, source) for title, summary, link, source in rows]
 
 
 def _story(group: list[Article], fullness: dict[int, tuple[bool, int]],

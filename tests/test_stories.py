@@ -28,19 +28,22 @@ from tests import loopback
 from tests.conftest import Clock
 
 Item = tuple[str, str, dt.datetime | None]  # headline, link, date (None: undated)
+Told = tuple[str, str, dt.datetime | None, str]  # ... and the story's own blurb
 
 
-def rss(title: str, items: list[Item]) -> bytes:
-    """A news feed as the corpus's RSS 2.0 feeds write one."""
+def rss(title: str, items: list[Item] | list[Told]) -> bytes:
+    """A news feed as the corpus's RSS 2.0 feeds write one; an item without a blurb of
+    its own gets one made of its headline."""
     parts = [f"""<?xml version="1.0" encoding="UTF-8"?>
 <rss version="2.0"><channel><title>{escape(title)}</title>
 <link>https://{title.lower().replace(" ", "")}.example.org/</link>
 <description>News from {escape(title)}</description>"""]
-    for headline, link, date in items:
+    for headline, link, date, *blurb in items:
+        told = blurb[0] if blurb else f"What happened: {escape(headline)}, told at length."
         parts.append(f"""<item>
 <title><![CDATA[{headline}]]></title>
 <link><![CDATA[{link}]]></link>
-<description><![CDATA[What happened: {escape(headline)}, told at length.]]></description>
+<description><![CDATA[{told}]]></description>
 <author><![CDATA[Kim Min-ji]]></author>
 {f"<pubDate>{format_datetime(date)}</pubDate>" if date else ""}
 <guid isPermaLink="false">{escape(title)}-{escape(link)}</guid>
@@ -59,7 +62,7 @@ class Feeds:
     def answer(self, path: str) -> bytes | None:
         return self.bodies.get(path)
 
-    def set(self, path: str, title: str, items: list[Item]) -> str:
+    def set(self, path: str, title: str, items: list[Item] | list[Told]) -> str:
         self.bodies[path] = rss(title, items)
         return self.base + path
 
@@ -299,6 +302,75 @@ def test_same_headline_needs_a_long_alike_headline() -> None:
                              "Live updates: the storm over the harbour, day 13")
     assert not same_headline("Harbour reopens after the storm, officials say",
                              "Airport closes before the storm, officials say")
+
+
+def test_one_word_that_changes_the_news_keeps_two_headlines_apart() -> None:
+    """Headlines a word apart are two stories when that word is the news: which Korea,
+    open or close, rise or fall. A word like "the", or "reopens" for "reopened", is not."""
+    for a, b in [("North Korea fires a ballistic missile into the East Sea",
+                  "South Korea fires a ballistic missile into the East Sea"),
+                 ("Seoul's stock market opens higher on chip exports",
+                  "Seoul's stock market closes higher on chip exports"),
+                 ("Harbour fees rise for fishing boats from next month",
+                  "Harbour fees fall for fishing boats from next month"),
+                 ("Police arrest suspect in the harbour warehouse fire",
+                  "Police release suspect in the harbour warehouse fire"),
+                 ("Heavy snow expected across the east coast this morning",
+                  "Heavy snow expected across the west coast this evening")]:
+        assert not same_headline(a, b), (a, b)
+    assert same_headline("Harbour reopens after the storm, officials say",
+                         "Harbour reopened after storm, officials said")
+
+
+def test_one_headline_over_two_towns_stories_is_two_items(
+        app: App, clock: Clock, feeds: Feeds) -> None:
+    """Two local papers' "Police investigate after man found dead in park" are two
+    stories (other links, other words below the headline); the same wire story in two
+    papers, under one headline and much the same words, is one."""
+    now = clock()
+    headline = "Police investigate after man found dead in park"
+    wire = "Harbour reopens after the storm, officials say"
+    make_list(app, clock, feeds.set("/north.xml", "Northport Gazette", [
+        (headline, "https://northport.example.org/news/park-death", now - dt.timedelta(hours=1),
+         "Officers in Northport were called to Lincoln Park at dawn on Saturday, where a "
+         "jogger had found the body of a man in his sixties near the boating lake."),
+        (wire, "https://northport.example.org/news/harbour", now - dt.timedelta(hours=2),
+         "Officials said on Monday that the harbour reopened after three days, as the "
+         "fishing boats returned to their moorings.")]),
+        feeds.set("/south.xml", "Southbay Courier", [
+        (headline, "https://southbay.example.org/local/riverside", now - dt.timedelta(hours=1),
+         "Southbay detectives are treating as unexplained the death of a 31-year-old "
+         "woman's brother, whose body was found in Riverside Park late on Friday."),
+        (wire, "https://southbay.example.org/local/harbour-reopens", now - dt.timedelta(hours=2),
+         "The harbour reopened on Monday, officials said, after a three-day closure; the "
+         "fishing boats returned to their moorings.")]))
+    fetch(app)
+    told = headlines(build(app))
+    assert told.count(headline) == 2, told
+    assert told.count(wire) == 1, told
+
+
+def test_posts_of_one_day_page_told_apart_by_anchors_each_go_out(
+        app: App, clock: Clock, feeds: Feeds) -> None:
+    """scripting.com posts a day's short posts as anchors of one day page: each is a
+    story of its own, in this edition and after it (one post that went out does not
+    hide the next ones on the page); a link to the page itself is one of them."""
+    page = "http://scripting.com/2026/11/27.html"
+    now = clock()
+    posts: list[Item] = [(f"Post number {n} of the day about the open web and its feeds",
+                          f"{page}#a0{n}", now - dt.timedelta(minutes=10 * n))
+                         for n in range(1, 4)]
+    url = feeds.set("/scripting.xml", "Scripting News", posts)
+    make_list(app, clock, url)
+    fetch(app)
+    assert sorted(headlines(build(app))) == sorted(h for h, _l, _d in posts)
+    send(app)
+    clock.advance(hours=2)
+    later: list[Item] = [("A fourth post, later in the day, on podcasts and their feeds",
+                          f"{page}#a04", clock() - dt.timedelta(minutes=5)), *posts]
+    feeds.set("/scripting.xml", "Scripting News", later)
+    fetch(app)
+    assert headlines(build(app)) == ["A fourth post, later in the day, on podcasts and their feeds"]
 
 
 def test_the_editor_moves_an_item_between_full_and_brief(app: App, clock: Clock,
