@@ -31,7 +31,6 @@ began, whichever feed brings it again.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -58,9 +57,11 @@ BLURB_SHARED = 0.5
 BLURB_MIN_WORDS = 4
 #: Words two headlines of one story may differ by: "the", "says" for "said". Any other
 #: word is the news ("North" or "South" Korea, "opens" or "closes").
-MINOR_WORDS = frozenset(
-    "a an the of to in on at for with and as by from is are was were be been s its it "
-    "this that these those their his her has have had will would say says said".split())
+MINOR_WORDS = frozenset((
+    "a", "an", "the", "of", "to", "in", "on", "at", "for", "with", "and", "as", "by", "from",
+    "is", "are", "was", "were", "be", "been", "s", "its", "it", "this", "that", "these",
+    "those", "their", "his", "her", "has", "have", "had", "will", "would", "say", "says",
+    "said"))
 #: Longest `source_title` an item can hold (`EditionItem.source_title`).
 SOURCES_MAX = 300
 _NUMBERS = re.compile(r"\d+")
@@ -173,7 +174,9 @@ def twins(articles: Sequence[Article]) -> list[list[Article]]:
             by_page.setdefault(key, {}).setdefault(anchor, []).append(i)
     for anchors in by_page.values():
         told_apart = len(anchors.keys() - {""}) > 1
-        for group in (anchors.values() if told_apart else [sum(anchors.values(), [])]):
+        groups = (list(anchors.values()) if told_apart
+                  else [[i for group in anchors.values() for i in group]])
+        for group in groups:
             for i in group[1:]:
                 join(i, group[0])
     titled = sorted(((headline_key(a.title), i) for i, a in enumerate(articles)),
@@ -233,7 +236,8 @@ def _same_words(a: list[str], b: list[str]) -> bool:
 
 def _one_word(a: str, b: str) -> bool:
     """One word with two endings: "reopens" and "reopened", "어선들이" and "어선들은"."""
-    stem = len(os.path.commonprefix([a, b]))
+    stem = next((n for n, (x, y) in enumerate(zip(a, b, strict=False)) if x != y),
+                min(len(a), len(b)))
     return stem >= (4 if a.isascii() else 2) and len(a) - stem <= 3 and len(b) - stem <= 3
 
 
