@@ -174,9 +174,9 @@ def twins(articles: Sequence[Article]) -> list[list[Article]]:
             by_page.setdefault(key, {}).setdefault(anchor, []).append(i)
     for anchors in by_page.values():
         told_apart = len(anchors.keys() - {""}) > 1
-        groups = (list(anchors.values()) if told_apart
-                  else [[i for group in anchors.values() for i in group]])
-        for group in groups:
+        pages = (list(anchors.values()) if told_apart
+                 else [[i for group in anchors.values() for i in group]])
+        for group in pages:
             for i in group[1:]:
                 join(i, group[0])
     titled = sorted(((headline_key(a.title), i) for i, a in enumerate(articles)),

@@ -9,7 +9,7 @@ pubDate, guid per item)."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from email.utils import format_datetime
 from html import escape
 
@@ -31,7 +31,7 @@ Item = tuple[str, str, dt.datetime | None]  # headline, link, date (None: undate
 Told = tuple[str, str, dt.datetime | None, str]  # ... and the story's own blurb
 
 
-def rss(title: str, items: list[Item] | list[Told]) -> bytes:
+def rss(title: str, items: Sequence[Item | Told]) -> bytes:
     """A news feed as the corpus's RSS 2.0 feeds write one; an item without a blurb of
     its own gets one made of its headline."""
     parts = [f"""<?xml version="1.0" encoding="UTF-8"?>
@@ -62,7 +62,7 @@ class Feeds:
     def answer(self, path: str) -> bytes | None:
         return self.bodies.get(path)
 
-    def set(self, path: str, title: str, items: list[Item] | list[Told]) -> str:
+    def set(self, path: str, title: str, items: Sequence[Item | Told]) -> str:
         self.bodies[path] = rss(title, items)
         return self.base + path
 
