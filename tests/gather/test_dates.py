@@ -11,9 +11,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
+from digest.app import App
 from digest.gather.feeds import Entry, parse_feed
+from digest.models import Article, Source
 from tests.conftest import Clock
+
+from .conftest import Loopback, fetch_one
 
 FEEDS = Path(__file__).resolve().parent.parent / "data" / "feeds"
 NOW = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)
@@ -208,3 +213,34 @@ def test_json_feed_reads_the_new_shapes_too(clock: Clock) -> None:
         datetime(2026, 5, 12, 17, 25, tzinfo=UTC),
         None,
     ]
+
+
+def test_stored_articles_keep_the_dates_the_feed_wrote(app: App, server: Loopback,
+                                                      clock: Clock) -> None:
+    # A Korean news site: dates in Korean and with dots, in the channel's +0900, and one
+    # item that gives only a time. Fetched on 27 November 2026, 06:00 UTC (15:00 in Seoul).
+    items = [("반도체 수출 역대 최대", "2026년 11월 27일 오후 1:11"),
+             ("서울 첫눈 관측", "2026.11.26 14:30"),
+             ("오늘의 날씨", "09:15:00 PM")]
+    body = ('<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+            "<title>연합뉴스</title><link>https://news.example.kr/</link><language>ko</language>"
+            "<lastBuildDate>Fri, 27 Nov 2026 15:00:00 +0900</lastBuildDate>"
+            + "".join(f"<item><title>{title}</title><link>https://news.example.kr/{n}</link>"
+                      f"<pubDate>{date}</pubDate></item>"
+                      for n, (title, date) in enumerate(items))
+            + "</channel></rss>").encode()
+    server.route("/rss.xml")(lambda h: h.reply(body, 200, Content_Type="application/rss+xml"))
+    with app.sessions() as s:
+        source = Source(url=server.url("/rss.xml"))
+        s.add(source)
+        s.commit()
+        source_id = source.id
+    assert fetch_one(app, source_id).new == 3
+    with app.sessions() as s:
+        stored = {a.title: (a.date_from_feed, a.published_at)
+                  for a in s.scalars(select(Article).where(Article.source_id == source_id))}
+    assert stored == {
+        "반도체 수출 역대 최대": (True, datetime(2026, 11, 27, 4, 11, tzinfo=UTC)),
+        "서울 첫눈 관측": (True, datetime(2026, 11, 26, 5, 30, tzinfo=UTC)),
+        "오늘의 날씨": (False, clock()),  # undated: the time it was first seen stands in
+    }
