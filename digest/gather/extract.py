@@ -18,9 +18,13 @@ that is stored, against the benchmark's articleBody; trafilatura 2.3.1, ~25 ms a
         + include_links                               0.970
 
 So the body is extracted without images or links; the lead image is the page's og:image
-(or twitter:image), and only a page without one is extracted a second time, with images,
-to find its first picture. The lead image's caption, credit and alt text are read from
-the page's own <img> of that picture; the stored content starts with it as a <figure>.
+(or twitter:image) when the page shows that picture. A page without one, or whose
+og:image is a social crop it never shows while a caption is on the page, is extracted a
+second time, with images, to find the article's first picture: captioned, it leads (4 of
+the 44 pages: Quanta's "_1200_Social.jpg" gives way to its captioned lede photo). The lead
+image's caption, credit and alt text are read from the page's own <img> of that picture;
+the stored content starts with it as a <figure>. The byline is the page's own (its
+"byline" element) when trafilatura's author starts it, else trafilatura's names.
 A first paragraph that repeats the headline, and the caption where the extractor kept it
 as a paragraph, are left out of the text.
 """
@@ -42,7 +46,15 @@ from digest.errors import FetchError
 from digest.gather.clean import html_to_text, image_url, is_boilerplate, safe_url, sanitize_html
 from digest.gather.feeds import Entry
 from digest.gather.fetch import FetchResult
-from digest.gather.images import NO_IMAGE, Image, first_image, image_caption, pixels, same_image
+from digest.gather.images import (
+    LEAD_MIN_WIDTH,
+    NO_IMAGE,
+    Image,
+    first_image,
+    image_caption,
+    pixels,
+    same_image,
+)
 from digest.gather.repeats import drop_blocks, drop_title
 
 _OPTIONS: dict[str, Any] = {
@@ -66,6 +78,12 @@ _SHORT_BLOCKS = ("//*[self::p or self::li or self::h2 or self::h3 or self::h4]"
 _NOT_PHOTOS = "//img[" + " or ".join(
     f"contains(@src, '{word}')" for word in (
         "share", "button", "/icons/", "logo", "avatar", "badge", "spacer", "addthis")) + "]"
+# What images.image_caption reads a caption or credit from.
+_CAPTIONS = ("(//figcaption | //*[contains(@class, 'caption') or contains(@class, 'credit')])"
+             "[1]")
+_BYLINES = "//body//*[contains(translate(@class, 'BYLINE', 'byline'), 'byline')]"
+_BY = re.compile(r"^by\b:?\s*", re.IGNORECASE)
+_MORE_NAMES = re.compile(r"\s*(?:,|;|\||and\b|&|-|–|—)\s*\w")
 _LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*$")
 # What trafilatura and lxml raise on input they cannot make a tree of. (Deep nesting
 # cannot recurse out of bounds: lxml stops a tree at 256 levels.)
@@ -115,22 +133,31 @@ def extract_article(html: bytes | str, url: str) -> Extracted | None:
             title=title, content_html=_figure(image) + content_html, text=text,
             image_url=image.url, image_caption=image.caption, language=_language(tree),
             image_credit=image.credit, image_width=image.width, image_height=image.height,
-            author=" ".join((meta.author or "").split()), canonical=_canonical(tree, url),
+            author=_byline(tree, meta.author or ""), canonical=_canonical(tree, url),
         )
     except _BAD_INPUT:
         return None
 
 
 def _lead_image(tree: lxml.html.HtmlElement, url: str, og_image: str) -> Image:
-    """The page's og:image, else its first photo, with the caption, credit, alt text and
-    size the page gives that picture."""
+    """The page's lead picture, with the caption, credit, alt text and size the page
+    gives it: its og:image when the page shows that picture, else the article's first
+    photo when the page captions it (og:image is then a social crop, 1200x630, that no
+    reader of the page sees, and the photo's caption and credit belong to the photo),
+    else og:image, else the article's first photo."""
     lead = image_url(og_image, url)
+    found = NO_IMAGE
     if lead:
         width, height = (pixels(_meta(tree, f"og:image:{side}")) for side in ("width", "height"))
         found = Image(lead, width=width, height=height)
-    else:
-        found = _first_image(tree, url)
-    img = next((el for el in tree.iter("img") if same_image(found.url, _src(el, url))), None)
+    img = _page_img(tree, url, found.url)
+    # The second pass costs a third of a page's time: only when a caption may be found.
+    if img is None and (not found.url or tree.xpath(_CAPTIONS)):
+        photo = _first_image(tree, url)
+        shown = _page_img(tree, url, photo.url)
+        if not found.url or (shown is not None and any(image_caption(shown))
+                             and (photo.width or LEAD_MIN_WIDTH) >= LEAD_MIN_WIDTH):
+            found, img = photo, shown
     if img is None:
         return found
     caption, credit = image_caption(img)
@@ -139,6 +166,14 @@ def _lead_image(tree: lxml.html.HtmlElement, url: str, og_image: str) -> Image:
                  found.width or (pixels(img.get("width")) if exact else None),
                  found.height or (pixels(img.get("height")) if exact else None),
                  " ".join((img.get("alt") or "").split()))
+
+
+def _page_img(tree: lxml.html.HtmlElement, url: str,
+              image: str) -> lxml.html.HtmlElement | None:
+    """The page's first <img> of the picture `image` (in any rendition), or None."""
+    if not image:
+        return None
+    return next((el for el in tree.iter("img") if same_image(image, _src(el, url))), None)
 
 
 def _first_image(tree: lxml.html.HtmlElement, url: str) -> Image:
@@ -172,6 +207,35 @@ def _figure(image: Image) -> str:
 def _meta(tree: lxml.html.HtmlElement, prop: str) -> str:
     values = tree.xpath("//meta[@property=$p or @name=$p]/@content", p=prop)
     return str(values[0]) if values else ""
+
+
+def _byline(tree: lxml.html.HtmlElement, authors: str) -> str:
+    """The byline as the page writes it, without its "By".
+
+    trafilatura gives the <meta name="author"> when there is one ("Maria Gomez" of "By
+    Maria Gomez, City Hall reporter"), and splits a byline it reads at its commas into
+    names joined by "; " ("Maria Gomez; City Hall reporter"). The page's own byline
+    (an element with "byline" in its class) is taken instead when it starts with the
+    first of those names and goes on only with more names or a title: no date, no
+    "@handle", no "5 min read".
+    """
+    names = [" ".join(name.split()) for name in authors.split(";") if name.strip()]
+    if not names:
+        return ""
+    for el in tree.xpath(_BYLINES):
+        text = _BY.sub("", " ".join(" ".join(el.itertext()).split()), count=1)
+        rest = text.removeprefix(names[0])
+        if (rest != text and len(text) <= 120 and not re.search(r"\d", text)
+                and (not rest or _MORE_NAMES.match(rest))):
+            return text
+    if len(names) > 1:  # the names as the page wrote them, one after another
+        words = [r"\s+".join(map(re.escape, name.split())) for name in names]
+        body = tree.find(".//body")
+        match = re.search(r"\s*(?:,|;|\band\b|&|\|)\s*".join(words), " ".join(" ".join(
+            (body if body is not None else tree).itertext()).split()))
+        if match:  # pieces of text were joined with a space: "Gomez</a>, City"
+            return re.sub(r"\s+(?=[,;])", "", match.group(0))
+    return "; ".join(names)
 
 
 def _canonical(tree: lxml.html.HtmlElement, url: str) -> str:

@@ -10,6 +10,7 @@ and post page (tests/data/pages, see its README).
 from __future__ import annotations
 
 import email.utils
+import re
 from collections.abc import Callable
 
 from sqlalchemy import select
@@ -265,6 +266,84 @@ def test_canonical_link_of_the_page() -> None:
                            b"-is-not-defense.html' rel='canonical'",
                            b"href='javascript:alert(1)' rel='canonical'")
     assert enrich(hostile).canonical == ""
+
+
+NEWS_PAGE = "/politics/2026/12/04/council-passes-budget/"
+
+
+def test_the_captioned_photo_leads_over_a_social_crop(
+        app: App, server: Loopback, clock: Clock) -> None:
+    # A newspaper's page (tests/data/pages/newspaper-council-budget.html): og:image is a
+    # 1200x630 crop made for social cards, the article shows the 800 px photo in a
+    # <figure> with its caption, credit and alt text, and the byline has a title.
+    page = (PAGES / "newspaper-council-budget.html").read_bytes()
+    server.route(NEWS_PAGE)(_page(page))
+    feed = _rss(server.base, f"""<item><title>Council passes budget after marathon session
+</title><link>{{base}}{NEWS_PAGE}</link><pubDate>{{when}}</pubDate><description>The city
+council approved a budget.</description></item>""", email.utils.format_datetime(clock()))
+    stored = _fetch(app, server, feed, full_text=True)
+
+    story = stored[NEWS_PAGE]
+    assert story.image_url == ("https://cdn.harbourdaily.example.com/photos/2026/12/04/"
+                               "council-vote-800.jpg")
+    assert (story.image_width, story.image_height) == (800, 533)
+    assert story.image_caption == ("Council members vote on the budget at City Hall on "
+                                   "Thursday night.")
+    assert story.image_credit == "[POOL PHOTO]"
+    assert story.content_html.startswith(
+        '<figure><img src="https://cdn.harbourdaily.example.com/photos/2026/12/04/'
+        'council-vote-800.jpg" alt="Council members raise their hands to vote" width="800" '
+        'height="533"><figcaption>Council members vote on the budget at City Hall on '
+        "Thursday night. [POOL PHOTO]</figcaption></figure>")
+    assert story.author == "Maria Gomez, City Hall reporter"  # as the page writes it
+    assert "[POOL PHOTO]" not in story.summary
+    assert story.summary.startswith("The city council approved a 1.2 billion budget")
+    assert story.summary.endswith("The mayor is expected to sign the budget on Monday.")
+
+    # No photo in the article: the page's og:image leads, with its declared size.
+    bare = extract_article(re.sub(rb"<figure.*?</figure>", b"", page, flags=re.S),
+                           server.url(NEWS_PAGE))
+    assert bare is not None
+    assert bare.image_url == ("https://cdn.harbourdaily.example.com/social/2026/12/04/"
+                              "council-vote_1200x630_social.jpg")
+    assert (bare.image_width, bare.image_height, bare.image_caption) == (1200, 630, "")
+
+
+def test_benchmark_pages_lead_with_their_captioned_photo() -> None:
+    # Real pages whose og:image is a picture the page never shows (Quanta's
+    # "_1200_Social.jpg", The Sun's composite): the article's own photo leads, with the
+    # page's caption, credit and alt text.
+    expected = {
+        "www.quantamagazine.org": ("Tongue-Lungs_2880x1620_Lede.jpg",
+                                   "Cells with taste receptors sometimes develop", ""),
+        "www.thesun.co.uk": ("NINTCHDBPICT000540033229.jpg",
+                             "Beijing Chaoyang Hospital in Beijing", "Credit: EPA"),
+    }
+    for domain, (name, caption, credit) in expected.items():
+        page = corpus()[domain]
+        got = extract_article(page.html(), page.url)
+        assert got is not None
+        assert got.image_url.endswith(name), (domain, got.image_url)
+        assert got.image_caption.startswith(caption) and got.image_credit == credit, domain
+        assert caption not in got.text, domain  # the caption is the photo's, not the text's
+    # A page whose og:image is its photo keeps it (9to5mac.com, no caption on the page).
+    mac = corpus()["9to5mac.com"]
+    got = extract_article(mac.html(), mac.url)
+    assert got is not None and got.image_url.endswith("12-inch-macbook-2017.jpg?resize=1024,512")
+
+
+def test_the_byline_as_the_page_writes_it() -> None:
+    # trafilatura reads these bylines as lists of names: "Jill Disis; CNN Business".
+    for domain, byline in (
+            ("www.cnn.com", "Jill Disis, CNN Business"),
+            ("hosted.ap.org", "LISA MASCARO, MARY CLARE JALONICK and ERIC TUCKER "
+                              "Associated Press"),
+            ("slate.com", "Isaac Butler"),
+            ("www.theverge.com", "Chaim Gartenberg"),  # not "Chaim Gartenberg@cgartenberg"
+            ("www.vox.com", "Umair Irfan")):  # not "Umair Irfan Updated Nov 13, 2019"
+        page = corpus()[domain]
+        got = extract_article(page.html(), page.url)
+        assert got is not None and got.author == byline, (domain, got and got.author)
 
 
 def test_benchmark_pages_do_not_repeat_their_headline() -> None:
