@@ -1,34 +1,46 @@
-"""Which of a feed's entries are articles its source already has, and the guid a new one
-is stored under.
+"""Which of a feed's entries are articles its source already has, which of those were
+edited, and the guid a new one is stored under.
 
-Three things tell an article: its guid, its link (by `links.link_key`, so tracking
-parameters, http or https and a trailing slash make no difference; the anchor counts)
-and its text (the hash of the feed's title and summary). Feeds get each of them wrong
-somewhere, so no one of them decides alone; an entry is an article already known when:
+Four things tell an article: its guid, its link (by `links.link_key`, so tracking
+parameters, http or https and a trailing slash make no difference; the anchor counts),
+its text (the hash of the feed's title and summary) and the date the feed gives it.
+Feeds get each of them wrong somewhere, so no one of them decides alone; an entry can
+be an article already known when:
 
-- the guid is the same, unless the link and the text both changed: an edited post and a
-  post whose link moved stay one article, but a feed that hands an old guid to a new
-  post (another link, other words) has written a new article;
+- the guid is the same, unless the link, the text and the date all changed: an edited
+  post (new words), a post whose link moved, and a post whose headline and slug an
+  editor fixed at once (same date) stay one article, but a feed that hands an old guid
+  to a new post (another link, other words, another date) has written a new article.
+  An undated post has no date to hold it: a new link and new words under its guid are
+  a new post;
 - the guids differ but the text is the same (a feed that changed how it writes guids);
   a different guid with the same link and other words is another post (Daring
   Fireball thanking this week's sponsor at the address it linked months before);
 - without a guid on either side: the link is the same, else the text.
 
-Two entries of one document are both there at once, so neither is an edit of the
-other: they are one article only when their text is the same too (scripting.com lists
-two posts of a day under one guid and link). The same holds for a stored article that
-an entry of the document is, word for word: another entry cannot be its edit.
+Each stored article is at most one entry of a document, and each entry at most one
+article: both are there at once, so no two entries are edits of one article (a feed
+that reuses one guid and link for two posts, as scripting.com does for two posts of a
+minute, edits one and adds the other in one fetch). The pairs are taken best first:
+the same text, then the same guid, headline, link and date, date, link, then the
+nearer date, then the feed's order. An entry left over is a new article, unless it
+repeats another entry of the document word for word (a feed that lists a post twice).
+A paired entry whose text or link changed is an edit
+(`Edit`): the stored article takes its words, and keeps its guid, its first-seen time
+and its date, so an article that went out is not news again.
 
 A new article whose guid a stored article of the source already has is stored under
 `<guid>#reused-<12 hex digits>` (see `Article`), derived from its link and text, so the
 unique index on (source, guid) holds and the next fetch, which compares guids by that
 stem, recognises both. A new article without a guid whose link another guid-less one
 has is stored under `#reused-<12 hex digits>`, for the same reason (the unique index on
-the link of guid-less articles).
+the link of guid-less articles). An edit that would give a guid-less article the link
+(or, without links, the text) another one has keeps its old link and hash.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
 from collections.abc import Sequence
@@ -44,6 +56,7 @@ _REUSED = "#reused-"
 _REUSED_TAIL = re.compile(re.escape(_REUSED) + r"[0-9a-f]{12}\Z")
 _STEM_CHARS = GUID_CHARS - len(_REUSED) - 12
 NO_TEXT = content_hash("", "")
+_FAR = float("inf")  # how far apart two dates are when one is unknown
 
 
 @dataclass(frozen=True)
@@ -54,39 +67,104 @@ class Identity:
     link: str  # as stored
     keys: frozenset[str]  # the link's key and anchor; its page's canonical link's key
     text: str  # the text's hash; "" when there is none to tell the article by
+    title: str = ""  # the headline's hash; "" without one
+    published: dt.datetime | None = None  # the feed's date; None when it gave none
+    row: int = 0  # the stored article's id; 0 for an entry
 
 
-def identity(guid: str, link: str, digest_hash: str, key: str = "") -> Identity:
+@dataclass(frozen=True)
+class Edit:
+    """A stored article (`row`) that an entry of the feed is, with other words or
+    another link. `moves`: its link and hash may become the entry's (false when another
+    guid-less article of the source has them)."""
+
+    entry: Entry
+    digest_hash: str
+    row: int
+    moves: bool
+
+
+@dataclass(frozen=True)
+class Matches:
+    """What a feed's entries are: new articles (entry, its text's hash, the guid to
+    store it under), in the feed's order, and edits of stored ones."""
+
+    new: list[tuple[Entry, str, str]]
+    edits: list[Edit]
+
+
+def identity(guid: str, link: str, digest_hash: str, key: str = "", *, title: str = "",
+             published: dt.datetime | None = None, row: int = 0) -> Identity:
     """An article's identity from its guid, its link and its text's hash; `key`: the
     stored `Article.link_key`, its page's canonical link's when that is not the link's.
     An article without text is told by guid and link; with neither, the hash of nothing
-    is all it has, as it is its identity in the table."""
+    is all it has, as it is its identity in the table. `title` and `published` (None
+    when undated) tell apart entries that could each be one stored article (`row`)."""
     keys = {_anchored_key(link)}
     if key and key != link_key(link):
         keys.add(key)
     keys.discard("")
     has_text = digest_hash != NO_TEXT or not (guid or keys)
     return Identity(guid[:GUID_CHARS], link[:GUID_CHARS], frozenset(keys),
-                    digest_hash if has_text else "")
+                    digest_hash if has_text else "",
+                    content_hash(title, "") if title.strip() else "", published, row)
 
 
-def new_entries(entries: Sequence[Entry], hashes: Sequence[str],
-                stored: Sequence[Identity]) -> list[tuple[Entry, str, str]]:
-    """The entries that are no stored article nor an earlier entry, in order, each with
-    its text's hash and the guid to store it under."""
-    mine = [identity(e.guid, e.link, h) for e, h in zip(entries, hashes, strict=True)]
-    # (identity, present): present when an entry of this document is that article with
-    # the same text, so no other entry can be an edit of it.
-    pool = [(k, any(m.text and m.text == k.text and _same(m, k) for m in mine))
-            for k in stored]
+def match_entries(entries: Sequence[Entry], hashes: Sequence[str],
+                  stored: Sequence[Identity]) -> Matches:
+    """Pair the entries with the stored articles they are (each with at most one, best
+    match first), and say which of the others are new and under which guid."""
+    mine = [identity(e.guid, e.link, h, title=e.title, published=e.published)
+            for e, h in zip(entries, hashes, strict=True)]
+    paired = _pair(mine, stored)
+    pool = list(stored)  # as the table will hold them, for `_one_row`
+    edits = []
+    for i, j in sorted(paired.items()):
+        me, k = mine[i], stored[j]
+        if me.text == k.text and me.keys <= k.keys:
+            continue  # the article as stored
+        moved = replace(k, link=me.link, keys=me.keys, text=me.text)
+        moves = not any(_one_row(moved, other) for n, other in enumerate(pool) if n != j)
+        if moves:
+            pool[j] = moved
+        edits.append(Edit(entries[i], hashes[i], k.row, moves))
     new = []
-    for entry, digest_hash, me in zip(entries, hashes, mine, strict=True):
-        if any(_same(me, k) and (not present or me.text == k.text) for k, present in pool):
+    for i, (entry, digest_hash, me) in enumerate(zip(entries, hashes, mine, strict=True)):
+        if i in paired or any(me.text and other.text == me.text and _same(me, other)
+                              for n, other in enumerate(mine) if n < i or n in paired):
             continue
-        guid = _reused(me) if any(_one_row(me, k) for k, _ in pool) else me.guid
-        pool.append((replace(me, guid=guid), True))
+        guid = _reused(me) if any(_one_row(me, k) for k in pool) else me.guid
+        pool.append(replace(me, guid=guid))
         new.append((entry, digest_hash, guid))
-    return new
+    return Matches(new, edits)
+
+
+def _pair(mine: Sequence[Identity], stored: Sequence[Identity]) -> dict[int, int]:
+    """Entry index -> stored index, each side used once, the likest pairs first."""
+    candidates = sorted(
+        ((_likeness(me, k), i, j) for i, me in enumerate(mine)
+         for j, k in enumerate(stored) if _same(me, k)),
+        key=lambda c: (c[0], -c[1], -c[2]), reverse=True)
+    paired: dict[int, int] = {}
+    taken: set[int] = set()
+    for _score, i, j in candidates:
+        if i not in paired and j not in taken:
+            paired[i] = j
+            taken.add(j)
+    return paired
+
+
+def _likeness(a: Identity, b: Identity) -> tuple[float, ...]:
+    """How alike an entry and a stored article are, compared as a tuple: the same text,
+    guid, headline, link and date, date, link; then the nearer date."""
+    text = bool(a.text) and a.text == b.text
+    guid = bool(a.guid) and _stem(a.guid) == _stem(b.guid)
+    title = bool(a.title) and a.title == b.title
+    date = a.published is not None and a.published == b.published
+    link = _linked(a, b) is True
+    far = (abs((a.published - b.published).total_seconds())
+           if a.published is not None and b.published is not None else _FAR)
+    return (text, guid, title, link and date, date, link, -far)
 
 
 def _anchored_key(link: str) -> str:
@@ -99,20 +177,29 @@ def _anchored_key(link: str) -> str:
 
 
 def _same(a: Identity, b: Identity) -> bool:
+    """Could `a` and `b` be one post? (Which one of several it is, `_pair` decides.)"""
     text = a.text == b.text if a.text and b.text else None
-    link = any(_one_page(x, y) for x in a.keys for y in b.keys) if a.keys and b.keys else None
+    link = _linked(a, b)
     if a.guid and b.guid:
         if _stem(a.guid) == _stem(b.guid):
-            return not (link is False and text is False)
+            dated = a.published is not None and a.published == b.published
+            return dated or not (link is False and text is False)
         return text is True
     return link is True or text is True
+
+
+def _linked(a: Identity, b: Identity) -> bool | None:
+    """Do they link to one page? None when one has no link."""
+    return any(_one_page(x, y) for x in a.keys for y in b.keys) if a.keys and b.keys else None
 
 
 def _one_row(a: Identity, b: Identity) -> bool:
     """Would the table take `a` and `b` for one row (Article's unique identity)?"""
     if a.guid or b.guid:
         return a.guid == b.guid
-    return bool(a.link) and a.link == b.link
+    if a.link or b.link:
+        return a.link == b.link
+    return a.text == b.text
 
 
 def _one_page(a: str, b: str) -> bool:

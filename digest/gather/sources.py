@@ -1,9 +1,11 @@
-"""Sources in the database: adding them, fetching each, storing new articles, health.
+"""Sources in the database: adding them, fetching each, storing new and edited
+articles, health.
 
 One source's failure is recorded on it (last error, consecutive failures) and the
 others go on; nothing a feed sends can stop a run. For a full-text source, the page of
-each new entry is fetched too; a page that fails only keeps the feed's own text. A
-source that another fetch holds (its lease, digest.gather.lease) is skipped.
+each new or edited entry is fetched too; a page that fails only keeps the feed's own
+text (an edited article, the page's text it had). A source that another fetch holds
+(its lease, digest.gather.lease) is skipped.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from sqlalchemy import CursorResult, Row, or_, select
+from sqlalchemy import CursorResult, Row, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -28,7 +30,7 @@ from digest.gather.extract import PageEnricher
 from digest.gather.feeds import Entry, Feed, parse_feed
 from digest.gather.fetch import fetch
 from digest.gather.guard import Reach
-from digest.gather.identity import GUID_CHARS, Identity, identity, new_entries
+from digest.gather.identity import GUID_CHARS, Edit, Identity, identity, match_entries
 from digest.gather.lease import lease_length, new_owner, release_lease, take_lease
 from digest.gather.links import link_key
 from digest.models import Article, ListSource, Source
@@ -215,11 +217,15 @@ def _record_failure(s: Session, source: Source, error: str, now: dt.datetime,
 def store_entries(s: Session, source: Source, feed: Feed, now: dt.datetime,
                   max_entries: int,
                   enrich: Callable[[Entry], Entry] | None = None) -> tuple[int, int]:
-    """Insert the feed's new entries; returns (new, seen).
+    """Insert the feed's new entries and store the edits of known ones; returns (new,
+    seen).
 
-    Which entries are new, and under which guid, digest.gather.identity says, against
-    the source's stored articles and the document's earlier entries. `enrich` (a
-    full-text source's page fetcher) sees new entries only, and the hash stays the
+    Which entries are new, and under which guid, and which are edits of which stored
+    article, digest.gather.identity says, against the source's stored articles and the
+    document's other entries. An edited article takes the entry's words and link and
+    keeps its guid, date and first-seen time (digest.stories offers an article by when
+    it was first seen: one that went out is not news again). `enrich` (a full-text
+    source's page fetcher) sees new and edited entries only, and the hash stays the
     feed's, so the next fetch recognizes them. An entry that another fetch stored
     meanwhile is not stored again (Article's identity is unique) and is not counted.
     Undated entries of the source's first successful fetch are its backlog (Article).
@@ -229,17 +235,23 @@ def store_entries(s: Session, source: Source, feed: Feed, now: dt.datetime,
     entries = entries[:max_entries]
     hashes = [content_hash(e.title, e.summary) for e in entries]
     stored = _stored(s, source.id, entries, hashes)
-    fresh = new_entries(entries, hashes, stored)
-    if fresh and source.full_text:  # one may be stored under its page's canonical link
-        fresh = new_entries(entries, hashes, stored + _renamed(s, source.id))
+    found = match_entries(entries, hashes, stored)
+    if found.new and source.full_text:  # one may be stored under its page's canonical link
+        known = {k.row for k in stored}
+        found = match_entries(entries, hashes,
+                              stored + [k for k in _renamed(s, source.id) if k.row not in known])
     first = source.last_success_at is None  # recorded after this, on success
-    rows = [_article(source, enrich(entry) if enrich else entry, digest_hash, guid, now,
-                     first)
-            for entry, digest_hash, guid in fresh]
+    rows_new = [_article(source, enrich(entry) if enrich else entry, digest_hash, guid, now,
+                         first)
+                for entry, digest_hash, guid in found.new]
+    edits = [_edited(edit, enrich) for edit in found.edits]
     # Every write waits for the pages: the first would hold SQLite's write lock (on
     # PostgreSQL, the source's row) for as long as they take, stalling other writers.
     _name_source(source, feed)
-    return _insert(s, rows), len(entries)
+    for row, values in edits:
+        s.execute(update(Article).where(Article.id == row).values(values),
+                  execution_options={"synchronize_session": False})
+    return _insert(s, rows_new), len(entries)
 
 
 def _name_source(source: Source, feed: Feed) -> None:
@@ -264,6 +276,18 @@ def _insert(s: Session, rows: list[dict[str, Any]]) -> int:
     return new
 
 
+def _edited(edit: Edit, enrich: Callable[[Entry], Entry] | None) -> tuple[int, dict[str, Any]]:
+    """An edited article's row and new values: its entry's words (and link and hash,
+    when they may move), never its guid, date, first-seen time or backlog mark. A
+    full-text article whose page gives nothing this time (the enricher hands the entry
+    back as it was) keeps the page's words it has and takes the feed's headline."""
+    e = enrich(edit.entry) if enrich else edit.entry
+    values = {"title": e.title} if enrich and e is edit.entry else _told(e)
+    if edit.moves:
+        values.update(_where(e), content_hash=edit.digest_hash)
+    return edit.row, values
+
+
 def _stored(s: Session, source_id: int, entries: list[Entry],
             hashes: list[str]) -> list[Identity]:
     """The source's articles that share a guid, a link, a link's key or a text with an
@@ -272,7 +296,7 @@ def _stored(s: Session, source_id: int, entries: list[Entry],
     links = [e.link for e in entries if e.link]
     keys = [key for key in map(link_key, links) if key]
     rows = s.execute(
-        select(Article.guid, Article.link, Article.link_key, Article.content_hash).where(
+        select(*_IDENTITY).where(
             Article.source_id == source_id,
             or_(Article.guid.in_(guids), Article.link.in_(links),
                 Article.link_key.in_(keys), Article.content_hash.in_(hashes)),
@@ -287,31 +311,48 @@ def _renamed(s: Session, source_id: int) -> list[Identity]:
     may have gained or lost tracking parameters) nor its key. A row whose link does not
     contain its key is one (or has its query in another order: compared, no harm)."""
     rows = s.execute(
-        select(Article.guid, Article.link, Article.link_key, Article.content_hash).where(
+        select(*_IDENTITY).where(
             Article.source_id == source_id, Article.link_key != "",
             ~Article.link.contains(Article.link_key)))
     return _identities(rows)
 
 
-def _identities(rows: Iterable[Row[str, str, str, str]]) -> list[Identity]:
+_IDENTITY = (Article.id, Article.guid, Article.link, Article.link_key, Article.content_hash,
+             Article.title, Article.published_at, Article.date_from_feed)
+
+
+def _identities(rows: Iterable[Row[int, str, str, str, str, str, dt.datetime, bool]],
+                ) -> list[Identity]:
     # A row's key is its page's canonical link's when the page named one: the feed's
     # own link, all the next fetch has, is recognised by its own key.
-    return [identity(guid, link, digest_hash, key) for guid, link, key, digest_hash in rows]
+    return [identity(guid, link, digest_hash, key, title=title,
+                     published=published if dated else None, row=row)
+            for row, guid, link, key, digest_hash, title, published, dated in rows]
 
 
 def _article(source: Source, e: Entry, digest_hash: str, guid: str, now: dt.datetime,
              first_fetch: bool) -> dict[str, Any]:
     undated = e.published is None
     return dict(
-        source_id=source.id, guid=guid, link=e.link[:2000],
-        link_key=link_key(e.canonical or e.link)[:2000], content_hash=digest_hash,
+        source_id=source.id, guid=guid, content_hash=digest_hash, **_where(e), **_told(e),
+        # Undated: the first-seen time stands in, never shown as the article's date.
+        published_at=e.published or now, date_from_feed=not undated,
+        first_seen_at=now, backlog=undated and first_fetch,
+    )
+
+
+def _where(e: Entry) -> dict[str, Any]:
+    """An article's link and the key every link to its page shares."""
+    return dict(link=e.link[:2000], link_key=link_key(e.canonical or e.link)[:2000])
+
+
+def _told(e: Entry) -> dict[str, Any]:
+    """What an article says: the columns an edit of it changes besides its link."""
+    return dict(
         title=e.title, author=e.author[:300], summary=e.summary, content_html=e.content_html,
         image_url=e.image_url[:2000], image_caption=e.image_caption,
         image_credit=e.image_credit, image_width=e.image_width, image_height=e.image_height,
         language=e.language[:16],
-        # Undated: the first-seen time stands in, never shown as the article's date.
-        published_at=e.published or now, date_from_feed=not undated,
-        first_seen_at=now, backlog=undated and first_fetch,
     )
 
 

@@ -7,8 +7,12 @@ the stories are real feeds of the corpus (tests/data/feeds) or shaped on them.
 from __future__ import annotations
 
 import dataclasses
+import email
+import email.policy
 import re
 from collections.abc import Callable
+from email.message import EmailMessage
+from pathlib import Path
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -16,8 +20,10 @@ from sqlalchemy.orm import Session
 from digest.app import App
 from digest.gather.feeds import Entry, parse_feed
 from digest.gather.feeds import Feed as Parsed
-from digest.gather.sources import store_entries
+from digest.gather.sources import add_source, store_entries
 from digest.models import Article, Source
+from digest.publication import create_list
+from subscribers.members import add_member
 from tests.conftest import DATA, Clock
 
 from .conftest import Handler, Loopback, fetch_one
@@ -259,7 +265,10 @@ def test_a_guid_given_to_another_post_is_another_article(app: App, server: Loopb
     stored = {a.title: a for a in _articles(app, source_id)}
     assert sorted(stored) == ["Council approves sea wall", "Ferry back in service",
                               "Harbour festival this weekend"]
-    assert stored["Council approves sea wall"].summary == "The council voted 7 to 2."
+    # The edit of the second fetch was stored; the festival did not overwrite it.
+    assert stored["Council approves sea wall"].summary == \
+        "The council voted 7 to 2; work starts in May."
+    assert stored["Ferry back in service"].link == "https://harbour.example/2026/11/27/ferry"
     assert stored["Harbour festival this weekend"].guid.startswith("story-17#reused-")
     clock.advance(minutes=15)
     assert fetch_one(app, source_id).new == 0
@@ -268,6 +277,10 @@ def test_a_guid_given_to_another_post_is_another_article(app: App, server: Loopb
         "Council approves sea wall", "https://harbour.example/news/sea-wall",
         "The council voted 7 to 2.", guid="story-17", date=day.format(5)))
     assert fetch_one(app, source_id).new == 0
+    stored = {a.title: a for a in _articles(app, source_id)}
+    assert len(stored) == 3
+    assert stored["Council approves sea wall"].summary == "The council voted 7 to 2."
+    assert stored["Harbour festival this weekend"].summary == "Boats, music and fish soup."
 
 
 def test_two_posts_with_one_link_and_their_own_guids_are_both_kept(
@@ -280,3 +293,151 @@ def test_two_posts_with_one_link_and_their_own_guids_are_both_kept(
     titles = [a.title for a in _articles(app, source_id) if a.link == "http://mnml.af/"]
     assert sorted(titles) == ["Mnml – A Mac Client for Medium",
                               "[Sponsor] MNML: A macOS Writing App for Medium.com"]
+
+
+def test_a_post_edited_beside_a_new_one_under_its_guid_and_link_is_updated(
+        app: App, server: Loopback, clock: Clock) -> None:
+    # scripting.com gives two posts of a minute one guid and link. Here the morning
+    # post is edited in the same fetch that brings the Dropbox post under its guid.
+    later = b"Sun, 25 Jun 2017 12:32:31 GMT"
+    morning = b"<description>Good morning Internet guzzlers! \xf0\x9f\x8d\xba</description>"
+    assert morning in SCRIPTING
+    feed = Feed(server, _without(SCRIPTING, later))
+    source_id = _source(app, server)
+    assert fetch_one(app, source_id).new == 49
+    feed.body = SCRIPTING.replace(morning, morning.replace(b"guzzlers!",
+                                                           b"guzzlers, and a good week!"))
+    clock.advance(minutes=15)
+    report = fetch_one(app, source_id)
+    assert (report.new, report.seen) == (1, 50)
+    stored = _articles(app, source_id)
+    twins = [a for a in stored if a.link == "http://scripting.com/2017/06/25.html#a080631"]
+    assert [a.summary[:38] for a in twins] == ["Good morning Internet guzzlers, and a ",
+                                               "In 2015 I wrote that Dropbox could be "]
+    assert twins[1].guid.startswith("http://scripting.com/2017/06/25.html#a080631#reused-")
+    assert len(stored) == 50
+    clock.advance(minutes=15)
+    assert fetch_one(app, source_id).new == 0
+    assert [(a.id, a.summary) for a in _articles(app, source_id)] == [
+        (a.id, a.summary) for a in stored]
+
+
+def test_an_edited_headline_and_body_beside_a_new_post_under_one_guid_and_link(
+        app: App, server: Loopback, clock: Clock) -> None:
+    # A CMS that links its posts by id hands story-17 and its link to the festival
+    # post, and the sea wall story gets a new headline and teaser in the same fetch.
+    link = "https://harbour.example/news?id=17"
+    day = "Fri, 27 Nov 2026 0{}:00:00 GMT"
+    feed = Feed(server, _rss(_item("Council approves sea wall", link,
+                                   "The council voted 7 to 2.", guid="story-17",
+                                   date=day.format(5))))
+    source_id = _source(app, server)
+    assert fetch_one(app, source_id).new == 1
+    feed.body = _rss(
+        _item("Harbour festival this weekend", link, "Boats, music and fish soup.",
+              guid="story-17", date=day.format(7)),
+        _item("Council approves sea wall, work starts in May", link,
+              "The council voted 7 to 2; the wall is built by autumn.", guid="story-17",
+              date=day.format(5)))
+    clock.advance(minutes=15)
+    assert fetch_one(app, source_id).new == 1
+    stored = _articles(app, source_id)
+    assert [(a.title, a.summary) for a in stored] == [
+        ("Council approves sea wall, work starts in May",
+         "The council voted 7 to 2; the wall is built by autumn."),
+        ("Harbour festival this weekend", "Boats, music and fish soup.")]
+    assert stored[0].guid == "story-17" and stored[1].guid.startswith("story-17#reused-")
+    clock.advance(minutes=15)
+    assert fetch_one(app, source_id).new == 0
+    assert len(_articles(app, source_id)) == 2
+
+
+def test_a_headline_and_slug_fixed_under_the_same_guid_and_date_is_the_same_post(
+        app: App, server: Loopback, clock: Clock) -> None:
+    # WordPress: the guid is the post's ?p= address; the slug follows the headline, so
+    # an editor fixing a typo in the headline changes the link as well.
+    date = "Fri, 27 Nov 2026 05:00:00 +0000"
+    feed = Feed(server, _rss(_item(
+        "Ferry bakc in service", "https://harbour.example/2026/11/27/ferry-bakc-in-service/",
+        "The ferry sails at six.", guid="https://harbour.example/?p=4711", date=date)))
+    source_id = _source(app, server)
+    assert fetch_one(app, source_id).new == 1
+    feed.body = _rss(_item(
+        "Ferry back in service", "https://harbour.example/2026/11/27/ferry-back-in-service/",
+        "The ferry sails at six.", guid="https://harbour.example/?p=4711", date=date))
+    clock.advance(minutes=15)
+    assert fetch_one(app, source_id).new == 0
+    (article,) = _articles(app, source_id)
+    assert (article.title, article.link, article.guid) == (
+        "Ferry back in service", "https://harbour.example/2026/11/27/ferry-back-in-service/",
+        "https://harbour.example/?p=4711")
+    assert article.link_key == "harbour.example/2026/11/27/ferry-back-in-service"
+    # The same guid on another day, with another link and other words, is another post.
+    feed.body = _rss(_item(
+        "Night buses return", "https://harbour.example/2026/11/28/night-buses/",
+        "Three lines run again.", guid="https://harbour.example/?p=4711",
+        date="Sat, 28 Nov 2026 05:00:00 +0000"))
+    clock.advance(minutes=15)
+    assert fetch_one(app, source_id).new == 1
+    assert [a.title for a in _articles(app, source_id)] == ["Ferry back in service",
+                                                            "Night buses return"]
+
+
+# -- edits and editions -----------------------------------------------------------------
+
+def _mail_text(app: App) -> list[str]:
+    """The text part of each mail in the outbox, oldest first."""
+    folder = Path(app.settings["delivery.outbox_dir"]) / "new"
+    mails = [email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
+             for p in sorted(folder.iterdir(), key=lambda p: p.stat().st_mtime_ns)]
+    return [m.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+            for m in mails if isinstance(m, EmailMessage)]
+
+
+def _headlines(app: App) -> list[str] | None:
+    """The headlines of the next edition, built as `digest edition build` does."""
+    with app.sessions() as s:
+        edition, _created = app.build(s, "harbour")
+        s.commit()
+        return None if edition is None else [i.title for i in edition.items]
+
+
+def test_an_edit_goes_out_as_edited_and_an_edited_article_that_went_out_stays_out(
+        app: App, server: Loopback, clock: Clock) -> None:
+    link = "https://harbour.example/2026/11/27/ferry-bakc-in-service/"
+    ferry = ("Ferry bakc in service", link, "The ferry sails at six.")
+    date = "Fri, 27 Nov 2026 05:00:00 +0000"
+    feed = Feed(server, _rss(_item(*ferry, guid="https://harbour.example/?p=4711",
+                                   date=date)))
+    with app.sessions() as s:
+        mlist = create_list(s, "harbour", title="Harbour Daily",
+                            from_addr="Harbour Daily <news@harbour.example>",
+                            timezone="Europe/London", postal_address="1 Quay St, Harbour")
+        add_source(s, server.url("/feed.xml"), mlist)
+        add_member(s, mlist, "reader@example.org", confirmed=True, now=clock())
+        s.commit()
+    assert fetch_one(app, 1).new == 1
+    # The editor fixes the headline's typo before the digest goes out: the fix goes.
+    link = link.replace("bakc", "back")
+    fixed = ("Ferry back in service", link, "The ferry sails at six, and at seven.")
+    feed.body = _rss(_item(*fixed, guid="https://harbour.example/?p=4711", date=date))
+    clock.advance(minutes=15)
+    assert fetch_one(app, 1).new == 0
+    assert _headlines(app) == ["Ferry back in service"]
+    report = app.send("harbour")
+    assert report is not None and report.finished
+    (text,) = _mail_text(app)
+    assert "Ferry back in service" in text and "bakc" not in text
+    assert "The ferry sails at six, and at seven." in text
+    # Edited again after it went out, beside a new post: only the new post is news.
+    clock.advance(hours=1)
+    feed.body = _rss(
+        _item("Ferry back in service after repairs", link, "The ferry sails at six.",
+              guid="https://harbour.example/?p=4711", date=date),
+        _item("Night buses return", "https://harbour.example/2026/11/27/night-buses/",
+              "Three lines run again.", guid="https://harbour.example/?p=4712",
+              date="Fri, 27 Nov 2026 06:30:00 +0000"))
+    assert fetch_one(app, 1).new == 1
+    assert _headlines(app) == ["Night buses return"]
+    assert [a.title for a in _articles(app, 1)] == ["Ferry back in service after repairs",
+                                                    "Night buses return"]
