@@ -54,6 +54,10 @@ TEASER_PREFIXES = ("related", "read more", "read also", "also read", "see also",
                    "see more", "more", "recommended", "don't miss", "listen", "watch",
                    "like this story", "like this article")
 _TEASER = "|".join(re.escape(p).replace("'", "['’]?") for p in TEASER_PREFIXES)
+# The labels of share buttons, which sites put in a row ("Share on Facebook Tweet Share
+# this:"): a block of two or more of them and nothing else is boilerplate.
+_SHARE = (r"share\ (?:on|via|to)\ [\w.-]+|share(?:\ this)?|tweet|e-?mail|print|pin\ it"
+          r"|copy\ link|facebook|twitter|linkedin|reddit|whatsapp|telegram|pinterest")
 
 # Whole-block boilerplate: a block is dropped only when its entire text (whitespace
 # collapsed, surrounding punctuation trimmed, case ignored) matches one of these, so a
@@ -67,7 +71,8 @@ _BOILERPLATE = re.compile(
         |pinterest|tumblr|mastodon|bluesky|threads|pocket|e-?mail|kakao\w*|naver|band)
     | click\ to\ (?:share\ on\ \w+|print|email\ (?:a\ link\ to\ a\ friend|this))
         (?:\ \(opens\ in\ new\ window\))?          # Jetpack sharing buttons
-    | related(?:\ (?:posts|articles|stories))?
+    | related(?:\ (?:posts|articles|stories|coverage|content|reading|links|news))?
+    | (?:""" + _SHARE + r""")(?:[\ :|,·•/]+(?:""" + _SHARE + r"""))+  # a row of share buttons
     | subscribe\ to\ (?:our|the|my)\ newsletter
     | continue\ reading\b.{0,200}                   # WordPress excerpt link, title after it
     | the\ post\ .+\ appeared\ first\ on\ .+        # WordPress feed footer
@@ -314,8 +319,15 @@ def drop_boilerplate(root: lxml.html.HtmlElement) -> None:
         if (el.tag[0] == "h" and _HEADING_WITH_LIST.match(text.strip())
                 and nxt is not None and nxt.tag in ("ul", "ol")):
             nxt.drop_tree()
-        if el.getparent() is not None:
+        box = el.getparent()
+        if box is not None:
             el.drop_tree()  # keeps the tail text, which belongs to the parent
+        # A box that held only this ("Related coverage" and its list in an <aside>)
+        # would stay behind as an empty <div>.
+        if (box is not None and box is not root and box.tag in _BOILERPLATE_BLOCKS
+                and len(box) == 0 and not (box.text or "").strip()
+                and box.getparent() is not None):
+            box.drop_tree()
 
 
 def _short_text(el: lxml.html.HtmlElement) -> str | None:

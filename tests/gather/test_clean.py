@@ -38,6 +38,13 @@ REAL = "<p>The council met on Tuesday and voted on the new budget.</p>"
     "<div><a href='#c'>댓글 쓰기</a></div>",
     "<p>공유하기</p>",
     "<p><b>구독하기</b></p>",
+    # A row of share buttons, as the attack's feed item and WordPress share bars send it.
+    "<div class='share'><a href='https://facebook.com/share'>Share on Facebook</a> "
+    "<a href='https://twitter.com/intent'>Tweet</a> Share this:</div>",
+    "<p><a href='#'>Facebook</a> | <a href='#'>Twitter</a> | <a href='#'>Email</a></p>",
+    # A newspaper's "Related coverage" box, its heading and its list of links.
+    "<aside class='related-box'><h4>Related coverage</h4><ul><li><a href='/a'>What is in "
+    "the budget</a></li><li><a href='/b'>Transit fares to stay flat</a></li></ul></aside>",
 ])
 def test_boilerplate_blocks_are_removed(block: str) -> None:
     html = REAL + block
@@ -52,6 +59,9 @@ def test_boilerplate_blocks_are_removed(block: str) -> None:
     "<p>He answered <a href='https://x.example/'>No comments</a> and left the room.</p>",
     "<p>Related posts on this blog cover the earlier votes in detail.</p>",
     "<p>이 기사를 친구에게 공유하기 전에 끝까지 읽어 주세요.</p>",
+    "<p>We share this view: print the ballot, email it, tweet it.</p>",
+    "<p>Email</p>", "<p>Print</p>",  # one word alone may be a heading of the story
+    "<p>Related coverage of the vote ran on page three.</p>",
     "<p>댓글 없음이라는 표시는 아직 아무도 의견을 남기지 않았다는 뜻이다.</p>",
 ])
 def test_real_paragraphs_mentioning_comments_or_sharing_are_kept(para: str) -> None:
