@@ -79,12 +79,14 @@ class Article(Base):
     """One gathered article, sanitized. Deduplicated per source by guid, link and text.
 
     Which entry of a feed is which stored article, digest.gather.identity decides from
-    all three (a guid with a new link and new words is a new post; links compare by
-    `link_key`). Its identity in the table is its guid, else its link, else its text's
-    hash; the three partial unique indexes hold it, so a fetch racing another fetch of
-    the source cannot store an entry twice: its INSERT finds the row there and does
-    nothing. (The plain indexes serve the dedup's lookups, which match any row's link,
-    key or hash.)
+    all three and the date (a guid with a new link, new words and another date is a new
+    post; links compare by `link_key`); an entry that is a stored article with other
+    words or another link is an edit of it, which changes its words and link but keeps
+    its guid, date and `first_seen_at`. Its identity in the table is its guid, else its
+    link, else its text's hash; the three partial unique indexes hold it, so a fetch
+    racing another fetch of the source cannot store an entry twice: its INSERT finds the
+    row there and does nothing. (The plain indexes serve the dedup's lookups, which
+    match any row's link, key or hash.)
 
     `guid` is the feed's, except for a post that a feed gave a guid one of the source's
     articles already has (scripting.com's two posts of a minute; a CMS that hands an old
