@@ -441,3 +441,37 @@ def test_an_edit_goes_out_as_edited_and_an_edited_article_that_went_out_stays_ou
     assert _headlines(app) == ["Night buses return"]
     assert [a.title for a in _articles(app, 1)] == ["Ferry back in service after repairs",
                                                     "Night buses return"]
+
+
+def test_an_edit_of_a_full_text_article_whose_page_fails_keeps_the_pages_text(
+        app: App, clock: Clock) -> None:
+    # The page enricher hands an entry back as the feed gave it when its page fails.
+    def feed(title: str) -> list[Entry]:
+        doc = _rss(_item(title, "https://harbour.example/2026/11/27/ferry/",
+                         "The ferry sails.", guid="https://harbour.example/?p=4711",
+                         date="Fri, 27 Nov 2026 05:00:00 GMT"))
+        return parse_feed(doc, "https://harbour.example/feed/", now=clock()).entries
+
+    def page(words: str) -> Callable[[Entry], Entry]:
+        return lambda e: dataclasses.replace(e, summary=words, content_html=f"<p>{words}</p>")
+
+    def failed(entry: Entry) -> Entry:
+        return entry
+
+    with app.sessions() as s:
+        source = Source(url="https://harbour.example/feed/", full_text=True)
+        s.add(source)
+        s.flush()
+        assert _store(s, source, feed("Ferry bakc in service"), clock,
+                      page("The ferry sails at six from the north quay.")) == 1
+        assert _store(s, source, feed("Ferry back in service"), clock, failed) == 0
+        (article,) = s.scalars(select(Article))
+        s.refresh(article)
+        assert (article.title, article.summary) == (
+            "Ferry back in service", "The ferry sails at six from the north quay.")
+        assert _store(s, source, feed("Ferry back in service at last"), clock,
+                      page("The ferry sails at six and at seven.")) == 0
+        s.refresh(article)
+        assert (article.title, article.summary, article.content_html) == (
+            "Ferry back in service at last", "The ferry sails at six and at seven.",
+            "<p>The ferry sails at six and at seven.</p>")
