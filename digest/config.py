@@ -71,8 +71,7 @@ SETTINGS: tuple[Setting, ...] = (
             low=1, high=1000),
     Setting("edition", "brief_max", 100,
             "Most further new articles listed by headline under \"Also new\" (0: no limit); "
-            "any beyond stay proposals on the desk and are not mailed.", low=0,
-            high=10_000),
+            "any beyond are held over for the next edition.", low=0, high=10_000),
     Setting("edition", "late_hours", 48,
             "An article first seen since the last edition goes in the next one when dated "
             "at most this many hours before the last edition; older ones are a new "

@@ -22,6 +22,8 @@ from digest.models import (
     EditionItem,
     EditionKind,
     EditionStatus,
+    ListSource,
+    Source,
 )
 from digest.render import DigestContext, ItemContext, Rendered, mail_link
 from digest.stories import Story, Window, new_stories, window
@@ -95,8 +97,26 @@ def last_sent(s: Session, mlist: MailingList) -> Edition | None:
 def edition_window(s: Session, mlist: MailingList, since: dt.datetime, until: dt.datetime,
                    rules: EditionRules) -> Window:
     """The window of the list's next edition covering (since, until]: with
-    `[edition] late_hours` of late arrivals when an edition went out before."""
-    return window(since, until, first=last_sent(s, mlist) is None, late_hours=rules.late_hours)
+    `[edition] late_hours` of late arrivals when an edition went out before, and the
+    stories it held over (`Edition.held`)."""
+    previous = last_sent(s, mlist)
+    return window(since, until, first=previous is None, late_hours=rules.late_hours,
+                  held=frozenset(previous.held or ()) if previous else frozenset())
+
+
+def fetches_begun(s: Session, mlist: MailingList, now: dt.datetime) -> dt.datetime:
+    """Where an edition built at `now` ends: `now`, or just before the earliest fetch
+    of the list's sources still running began. Such a fetch stores its articles as
+    first seen when it began, after this edition is built: the next one takes them."""
+    begun = s.scalar(
+        select(Source.fetch_lease_from)
+        .join(ListSource, ListSource.source_id == Source.id)
+        .where(ListSource.list_id == mlist.id, Source.fetch_lease_from.is_not(None),
+               Source.fetch_lease_until > now)
+        .order_by(Source.fetch_lease_from).limit(1))
+    if begun is None or begun > now:
+        return now
+    return begun - dt.timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -106,7 +126,7 @@ class Selection:
 
     full: list[Story]
     brief: list[Story]
-    left_out: list[Story]
+    left_out: list[Story]  # held over for the next edition (`Edition.held`)
 
     @property
     def total(self) -> int:
@@ -199,13 +219,17 @@ def _draft(s: Session, mlist: MailingList, now: dt.datetime, rules: EditionRules
            scheduled_for: dt.datetime | None) -> Edition | None:
     """A new draft of the stories new since the last edition that went out (see
     `digest.stories`), None if none: the first `max_items` in full, the next
-    `brief_max` in brief."""
+    `brief_max` in brief, any beyond held over for the next edition. It ends at `now`,
+    or before a fetch still running began (`fetches_begun`)."""
     edition = new_draft(s, mlist, now, rules, scheduled_for=scheduled_for)
+    edition.cutoff = fetches_begun(s, mlist, now)
     chosen = select_stories(
-        new_stories(s, mlist, edition_window(s, mlist, edition.since, now, rules)), rules)
+        new_stories(s, mlist, edition_window(s, mlist, edition.since, edition.cutoff, rules)),
+        rules)
     if not chosen.full:
         return None
     edition.subject = default_subject(mlist, chosen.full[0].article.title)
+    edition.held = [story.article.id for story in chosen.left_out]
     edition.items = [
         item_from_story(story, i, rules.summary_chars, brief=i >= len(chosen.full))
         for i, story in enumerate(chosen.full + chosen.brief)

@@ -7,6 +7,7 @@ import datetime as dt
 from enum import StrEnum
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     ForeignKey,
     Index,
@@ -49,6 +50,8 @@ class Source(Base):
     # they may; free when the time is None or past.
     fetch_lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     fetch_lease_owner: Mapped[str] = mapped_column(String(200), default="")
+    # When the fetch holding the lease began: an edition built meanwhile ends before it.
+    fetch_lease_from: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # Every fetch and every failed one, ever: /metrics' counters (digest.metrics).
     fetches: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     fetch_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
@@ -194,6 +197,9 @@ class Edition(Base):
     rendered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     send_started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The articles it had no room for (beyond max_items and brief_max), by id: held
+    # over, the next edition takes them (digest.stories).
+    held: Mapped[list[int]] = mapped_column(JSON, default=list, server_default="[]")
 
     items: Mapped[list[EditionItem]] = relationship(
         back_populates="edition", order_by="EditionItem.position", cascade="all, delete-orphan"

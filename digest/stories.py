@@ -6,6 +6,9 @@ and no edition of the list carried it or its twin, whatever date it claims: feed
 publish late, fetches run every few minutes and clocks differ, so an article dated
 before the last send but fetched after it is news to the reader all the same.
 
+Stories an edition had no room for (beyond `[edition] max_items` and `brief_max`) are
+held over (`Edition.held`): the next edition takes them, whenever they were first seen.
+
 Two guards keep old news out:
 
 - a dated article is left out when it is dated before the window's `floor` (the window
@@ -38,7 +41,7 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 from urllib.parse import urlsplit
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, aliased, defer
 
 from digest.gather.links import link_key
@@ -69,19 +72,21 @@ _NUMBERS = re.compile(r"\d+")
 
 @dataclass(frozen=True)
 class Window:
-    """What is new: first seen in (since, until]; if dated, dated at `floor` or later."""
+    """What is new: first seen in (since, until]; if dated, dated at `floor` or later;
+    and the articles the previous edition `held` over, had it no room for them."""
 
     since: dt.datetime
     until: dt.datetime
     floor: dt.datetime
+    held: frozenset[int] = frozenset()
 
 
 def window(since: dt.datetime, until: dt.datetime, *, first: bool,
-           late_hours: int) -> Window:
+           late_hours: int, held: frozenset[int] = frozenset()) -> Window:
     """The window of an edition covering (since, until]. A first edition (no previous
     one sent) has no late arrivals to catch: its floor is `since`."""
     floor = since if first else since - dt.timedelta(hours=late_hours)
-    return Window(since, until, floor)
+    return Window(since, until, floor, held)
 
 
 @dataclass(frozen=True)
@@ -115,15 +120,17 @@ def new_stories(s: Session, mlist: MailingList, w: Window) -> list[Story]:
     seen_keys = (select(seen.link_key)
                  .join(ListSource, ListSource.source_id == seen.source_id)
                  .where(ListSource.list_id == mlist.id, seen.first_seen_at <= w.since,
-                        seen.link_key != ""))
+                        seen.link_key != "", seen.id.not_in(sorted(w.held))))
     rows = s.execute(
         select(Article, func.length(Article.content_html))
         .options(defer(Article.content_html))
         .join(ListSource, ListSource.source_id == Article.source_id)
         .where(ListSource.list_id == mlist.id,
-               Article.first_seen_at > w.since, Article.first_seen_at <= w.until,
-               Article.backlog.is_(False),
-               or_(Article.date_from_feed.is_(False), Article.published_at >= w.floor),
+               or_(and_(Article.first_seen_at > w.since, Article.first_seen_at <= w.until,
+                        Article.backlog.is_(False),
+                        or_(Article.date_from_feed.is_(False),
+                            Article.published_at >= w.floor)),
+                   Article.id.in_(sorted(w.held))),
                Article.id.not_in(carried),
                # A post told by its anchor is checked below, against the anchors
                # carried and seen of its page.
@@ -140,7 +147,8 @@ def new_stories(s: Session, mlist: MailingList, w: Window) -> list[Story]:
         pages.add_all(s.scalars(
             select(seen.link).join(ListSource, ListSource.source_id == seen.source_id)
             .where(ListSource.list_id == mlist.id, seen.link_key.in_(anchored),
-                   or_(seen.id.in_(carried), seen.first_seen_at <= w.since))))
+                   or_(seen.id.in_(carried), and_(seen.first_seen_at <= w.since,
+                                                  seen.id.not_in(sorted(w.held)))))))
     headlines = _Headlines((title, summary, source) for title, summary, _link, source in recent)
     fresh = [a for a, _n in rows
              if not pages.has(*_page(a)) and not headlines.has(a)]

@@ -220,8 +220,34 @@ def test_build_names_the_setting_that_left_stories_out(  # type: ignore[no-untyp
     r = run("edition", "build", "--list", "morning")
     said = " ".join(r.output.split())
     assert r.exit_code == 0, r.output
-    assert "2 articles: 1 in full, 1 in brief; 1 more new article" in said, said
-    assert "[edition] brief_max" in said, said
+    assert ("2 articles: 1 in full, 1 in brief; 1 more new article held over for the "
+            "next edition ([edition] brief_max)") in said, said
+
+
+def test_send_in_one_step_says_what_it_held_over(  # type: ignore[no-untyped-def]
+        run, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`digest edition send` builds and sends at once: it says how many stories went in
+    full and in brief and how many wait for the next edition, which then has them."""
+    assert run("init").exit_code == 0
+    assert run("lists", "create", "morning", "--title", "Morning", "--from",
+               "m@news.example.org", "--postal-address", "1 Harbour Road, Busan").exit_code == 0
+    assert run("subscribers", "add", "reader@example.org", "--list", "morning",
+               "--confirmed").exit_code == 0
+    assert run("sources", "add", str(DATA / "flow" / "news.xml"), "--list",
+               "morning").exit_code == 0
+    assert run("fetch").exit_code == 0
+    monkeypatch.setenv("DIGEST_EDITION_WINDOW_HOURS", str(24 * 365 * 30))
+    monkeypatch.setenv("DIGEST_EDITION_MAX_ITEMS", "1")
+    monkeypatch.setenv("DIGEST_EDITION_BRIEF_MAX", "1")
+    r = run("edition", "send", "--list", "morning")
+    said = " ".join(r.output.split())
+    assert r.exit_code == 0, r.output
+    assert ("2 articles: 1 in full, 1 in brief; 1 more new article held over for the "
+            "next edition") in said, said
+    r = run("edition", "build", "--list", "morning")
+    said = " ".join(r.output.split())
+    assert r.exit_code == 0, r.output
+    assert "1 article: 1 in full, 0 in brief" in said, said
 
 
 def test_mail_settings_of_issue_11_are_list_settings(run) -> None:  # type: ignore[no-untyped-def]

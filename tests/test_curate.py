@@ -117,6 +117,10 @@ def test_a_draft_and_its_proposals_share_no_article(app: App, clock: Clock) -> N
         [left] = curate.proposals(s, edition, mlist, now=clock(), rules=app.edition_rules())
         assert left.title == before[-1].title
         assert left.source_title == "항구 신문" and left.image_url.startswith("https://")
+        # Dropped by the editor: not held over, and the count says it will not go.
+        assert str(curate.tally(s, edition, mlist, now=clock(), rules=app.edition_rules())
+                   ) == ("23 articles: 20 in full, 3 in brief; 1 new article left out: "
+                         "proposed on the desk, not mailed unless added")
         assert curate.draft_for(s, mlist, now=clock(), rules=app.edition_rules()) == edition
 
 

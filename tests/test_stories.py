@@ -9,6 +9,7 @@ pubDate, guid per item)."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Iterator, Sequence
 from email.utils import format_datetime
 from html import escape
@@ -58,8 +59,15 @@ class Feeds:
     def __init__(self) -> None:
         self.bodies: dict[str, bytes] = {}
         self.base = ""
+        # Set `held` and the server answers only once it is set again: a slow feed.
+        self.held: threading.Event | None = None
+        self.asked = threading.Event()
 
     def answer(self, path: str) -> bytes | None:
+        held = self.held
+        if held is not None:
+            self.asked.set()
+            held.wait(20)
         return self.bodies.get(path)
 
     def set(self, path: str, title: str, items: Sequence[Item | Told]) -> str:
@@ -135,6 +143,36 @@ def test_an_article_dated_before_the_last_send_but_fetched_after_it_goes_next(
     with app.sessions() as s:  # the desk proposed it as well, before the build
         assert curate.proposals(s, second, get_list(s, "daily"), now=clock(),
                                 rules=app.edition_rules()) == []
+
+
+def test_articles_a_fetch_stores_after_an_edition_was_built_go_in_the_next(
+        app: App, clock: Clock, feeds: Feeds) -> None:
+    """A fetch that began before an edition was built and stored its articles after it
+    (a slow feed, a fetch run by the scheduler while an editor sends) loses none of
+    them: the edition leaves them to the next one."""
+    now = clock()
+    first = ("Harbour reopens after the storm, officials say",
+             "https://wire.example.org/1", now - dt.timedelta(minutes=30))
+    make_list(app, clock, feeds.set("/wire.xml", "Harbour Wire", [first]))
+    fetch(app)
+    clock.advance(minutes=15)
+    second = ("Fishing fleet returns to port as the harbour reopens",
+              "https://wire.example.org/2", clock() - dt.timedelta(minutes=5))
+    feeds.set("/wire.xml", "Harbour Wire", [second, first])
+    feeds.held = threading.Event()
+    slow = threading.Thread(target=fetch, args=(app,))
+    slow.start()  # takes the source's lease, asks the feed, waits for it
+    try:
+        assert feeds.asked.wait(10)
+        clock.advance(minutes=1)
+        assert headlines(build(app)) == [first[0]]
+        send(app)
+    finally:
+        feeds.held.set()
+        slow.join(30)
+    feeds.held = None
+    clock.advance(hours=1)
+    assert headlines(build(app)) == [second[0]]
 
 
 def test_late_arrivals_are_proposed_on_the_desk(app: App, clock: Clock, feeds: Feeds) -> None:
@@ -241,10 +279,29 @@ def test_beyond_brief_max_the_cli_and_the_desk_say_how_many_wait(
         assert edition is not None
         counts = curate.tally(s, edition, get_list(s, "daily"), now=clock(),
                               rules=app.edition_rules())
-    assert (counts.full, counts.brief, counts.waiting, counts.new) == (3, 2, 3, 8)
-    assert str(counts).startswith("5 articles: 3 in full, 2 in brief; 3 more new articles "
-                                  "not in it")
+    assert (counts.full, counts.brief, counts.held, counts.waiting, counts.new) == (
+        3, 2, 3, 0, 8)
+    assert str(counts) == ("5 articles: 3 in full, 2 in brief; 3 more new articles held "
+                           "over for the next edition ([edition] brief_max)")
     # `digest edition build` prints `str(counts)` for the draft (see tests/test_cli.py).
+
+
+def test_stories_beyond_brief_max_go_in_the_next_edition(
+        app: App, clock: Clock, feeds: Feeds) -> None:
+    """Eight new stories with max_items 3 and brief_max 2: five go now, the three left
+    over go in the next edition, which says so; none is lost."""
+    now = clock()
+    items: list[Item] = [(f"Harbour report number {n}: the quay, the boats and the fish",
+                          f"https://wire.example.org/story/{n}", now - dt.timedelta(minutes=n))
+                         for n in range(1, 9)]
+    make_list(app, clock, feeds.set("/wire.xml", "Harbour Wire", items))
+    fetch(app)
+    app.settings = app.settings.with_overrides(edition__max_items=3, edition__brief_max=2)
+    first = headlines(build(app))
+    assert first == [h for h, _l, _d in items[:5]]
+    send(app)
+    clock.advance(hours=24)
+    assert headlines(build(app)) == [h for h, _l, _d in items[5:]]
 
 
 def test_one_story_from_two_feeds_is_one_item_naming_both(

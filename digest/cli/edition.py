@@ -102,10 +102,14 @@ def edition_send(app: App, list_name: str) -> None:
 
         def started(ed: Edition, pending: int) -> None:
             holder["number"] = ed.number
+            with app.sessions() as s:
+                mlist = get_list(s, list_name)
+                counts = curate.tally(s, s.get_one(Edition, ed.id), mlist, now=app.clock(),
+                                      rules=app.edition_rules())
+                warning = postal_address_warning(mlist)
+            err.print(f"Edition #{ed.number}: {counts}", markup=False, soft_wrap=True)
             err.print(f"Edition #{ed.number}: {pending} deliveries to go "
                       f"via {app.backend.name}")
-            with app.sessions() as s:
-                warning = postal_address_warning(get_list(s, list_name))
             if warning:
                 err.print(f"Warning: {warning}", markup=False, soft_wrap=True)
 

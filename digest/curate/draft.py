@@ -113,30 +113,46 @@ class Tally:
 
     full: int  # items told in full
     brief: int  # items in the "also new" list
-    waiting: int  # new stories in no edition: proposals, not mailed unless added
+    held: int = 0  # no room for them ([edition] brief_max): the next edition takes them
+    waiting: int = 0  # new stories the editor left out: proposals, not mailed unless added
+    later: int = 0  # first seen after it was built: the next edition takes them
 
     @property
     def new(self) -> int:
-        return self.full + self.brief + self.waiting
+        return self.full + self.brief + self.held + self.waiting + self.later
 
     def __str__(self) -> str:
         text = (f"{_n(self.full + self.brief, 'article')}: {self.full} in full, "
                 f"{self.brief} in brief")
+        if self.held:
+            text += (f"; {_n(self.held, 'more new article')} held over for the next "
+                     "edition ([edition] brief_max)")
         if self.waiting:
-            text += (f"; {_n(self.waiting, 'more new article')} not in it "
-                     "([edition] brief_max, or dropped): proposed on the desk, not mailed "
-                     "unless added")
+            text += (f"; {_n(self.waiting, 'new article')} left out: proposed on the desk, "
+                     "not mailed unless added")
+        if self.later:
+            text += f"; {_n(self.later, 'article')} new since it was built, for the next edition"
         return text
 
 
 def tally(s: Session, edition: Edition, mlist: MailingList, *, now: dt.datetime,
           rules: EditionRules) -> Tally:
-    """How many of `edition`'s items are in full and in brief, and how many new
-    stories wait outside it (only while it can change: 0 once it is sending)."""
+    """How many of `edition`'s items are in full and in brief, how many stories it holds
+    over, and (only while it can change) how many new stories are outside it: left out
+    by the editor, or first seen after it was built."""
     brief = sum(i.brief for i in edition.items)
-    waiting = (len(new_stories_for(s, edition, mlist, now, rules))
-               if edition.status in EDITABLE else 0)
-    return Tally(len(edition.items) - brief, brief, waiting)
+    inside = {i.article_id for i in edition.items}
+    held = set(edition.held or ()) - inside
+    waiting = later = 0
+    if edition.status in EDITABLE:
+        for story in new_stories_for(s, edition, mlist, now, rules):
+            if story.article.id in held:
+                continue
+            if story.article.first_seen_at > edition.cutoff:
+                later += 1
+            else:
+                waiting += 1
+    return Tally(len(edition.items) - brief, brief, len(held), waiting, later)
 
 
 def _n(count: int, noun: str) -> str:

@@ -1,5 +1,9 @@
 """The fetch lease: one fetch of a source at a time, across threads, processes and hosts.
 
+The lease also says when its fetch began (`fetch_lease_from`, the time every article
+the fetch stores is first seen at): an edition built meanwhile ends just before it
+(`digest.editions.fetches_begun`), so nothing the fetch stores falls between editions.
+
 Whoever fetches a source — the scheduler's round, the console's "Fetch now", `digest
 fetch` — does it through `fetch_source`, which first takes the source's lease: one
 conditional UPDATE of its row, so of two fetchers exactly one gets it, whatever they
@@ -47,7 +51,8 @@ def take_lease(s: Session, source_id: int, owner: str, now: dt.datetime,
         update(Source)
         .where(Source.id == source_id,
                or_(Source.fetch_lease_until.is_(None), Source.fetch_lease_until <= now))
-        .values(fetch_lease_until=now + length, fetch_lease_owner=owner),
+        .values(fetch_lease_until=now + length, fetch_lease_owner=owner,
+                fetch_lease_from=now),
         execution_options={"synchronize_session": False},
     )
     s.commit()
@@ -60,6 +65,6 @@ def release_lease(s: Session, source_id: int, owner: str) -> None:
     s.execute(
         update(Source)
         .where(Source.id == source_id, Source.fetch_lease_owner == owner)
-        .values(fetch_lease_until=None, fetch_lease_owner=""),
+        .values(fetch_lease_until=None, fetch_lease_owner="", fetch_lease_from=None),
         execution_options={"synchronize_session": False},
     )

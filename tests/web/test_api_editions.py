@@ -66,6 +66,26 @@ def test_the_draft_is_made_once_from_the_new_articles(
     assert [(e["id"], e["item_count"]) for e in listed["data"]] == [(edition["id"], 3)]
 
 
+def test_the_draft_counts_what_it_held_over_and_what_came_later(
+        editor_api: TestClient, world: World, app: App, clock: Clock) -> None:
+    """Six new stories, 2 in full and 2 in brief: the other 2 are held for the next
+    edition; one first seen after the draft was built is counted as the next one's."""
+    app.settings = app.settings.with_overrides(edition__max_items=2, edition__brief_max=2)
+    add_articles(app, clock, 6)
+    edition = draft(editor_api)
+    assert (edition["full_count"], edition["brief_count"], edition["held_count"],
+            edition["waiting_count"], edition["later_count"]) == (2, 2, 2, 0, 0)
+    clock.advance(minutes=10)
+    with app.sessions() as s:
+        source = s.scalars(select(Source)).one()
+        s.add(Article(source_id=source.id, guid="late", link="https://example.org/late",
+                      content_hash="late", title="A late harbour story", summary="Later.",
+                      published_at=clock(), first_seen_at=clock()))
+        s.commit()
+    again = editor_api.get(f"/editions/{edition['id']}").json()
+    assert (again["held_count"], again["waiting_count"], again["later_count"]) == (2, 0, 1)
+
+
 def test_no_new_articles_is_a_404_that_says_so(editor_api: TestClient, world: World) -> None:
     error = error_of(editor_api.get("/lists/sport/draft"), 404, "nothing_to_send")
     assert error["message"] == ("list 'sport' has no open edition and no new articles since "

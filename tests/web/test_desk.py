@@ -149,9 +149,11 @@ def test_each_button_changes_the_draft_as_the_editor_expects(
     assert [i.id for i in now].index(c) == sum(not i.brief for i in now)
     assert next(i for i in now if i.id == c).brief
     shown = text_of(editor_client.get("/desk/news").text)
-    # The last one (in brief) was pinned, so told in full; b was dropped: it waits
-    # with the four beyond [edition] brief_max.
-    assert "19 articles: 15 in full, 4 in brief; 5 more new articles not in it" in shown
+    # The last one (in brief) was pinned, so told in full; b was dropped: it waits on
+    # the desk, while the four beyond [edition] brief_max are held for the next edition.
+    assert ("19 articles: 15 in full, 4 in brief; 4 more new articles held over for the "
+            "next edition ([edition] brief_max); 1 new article left out: proposed on the "
+            "desk, not mailed unless added") in shown
     assert "Also new, headline and link only (4)" in shown
     post(editor_client, f"/desk/news/items/{c}/brief", brief="0")
     assert [i.id for i in items(app) if not i.brief][-1] == c

@@ -54,8 +54,14 @@ class EditionOut(EditionSummary):
         description="How many it would go to if sent now; null once it is sending")
     full_count: int = Field(description="Items told in full")
     brief_count: int = Field(description="Items in the \"also new\" list")
+    held_count: int = Field(
+        description="New stories it had no room for ([edition] brief_max): held over, the "
+                    "next edition takes them")
     waiting_count: int = Field(
-        description="New stories in no edition (the proposals): not mailed unless added; "
+        description="New stories left out of it (proposals the editor dropped or passed "
+                    "over): not mailed unless added; 0 once it is sending")
+    later_count: int = Field(
+        description="Stories first seen after it was built: the next edition takes them; "
                     "0 once it is sending")
     items: list[ItemOut]
 

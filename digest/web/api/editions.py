@@ -297,6 +297,7 @@ def edition_out(s: Session, edition: Edition, mlist: MailingList, app: App) -> E
         **summary(edition, mlist, len(items)).model_dump(), intro=edition.intro,
         since=edition.since, cutoff=edition.cutoff,
         recipients=curate.recipients_count(s, mlist) if editable else None,
-        full_count=counts.full, brief_count=counts.brief, waiting_count=counts.waiting,
+        full_count=counts.full, brief_count=counts.brief, held_count=counts.held,
+        waiting_count=counts.waiting, later_count=counts.later,
         items=[ItemOut.model_validate(i) for i in items],
     )
