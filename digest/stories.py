@@ -26,9 +26,9 @@ them) or, from two sources, whose headlines are nearly the same (see `same_headl
 and whose blurbs say much the same (two towns' "Police investigate after man found
 dead in park" are two stories) are one story. The story is told by the article with a
 picture and the most text (then the one seen first), and names every source. A twin of
-an item already in an edition of the list (one that went out, or the open one) is not
-new: it was carried with that item; nor is a page the list saw before the window
-began, whichever feed brings it again.
+an item already in an edition of the list (one that went out, or the open one; not a
+cancelled one) is not new: it was carried with that item; nor is a page the list saw
+before the window began, whichever feed brings it again.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from sqlalchemy.orm import Session, aliased, defer
 
 from digest.gather.links import link_key
 from digest.gather.sources import source_label
-from digest.models import Article, Edition, EditionItem, ListSource, Source
+from digest.models import Article, Edition, EditionItem, EditionStatus, ListSource, Source
 from subscribers.models import MailingList
 
 #: Headlines shorter than this (after `headline_key`) are never matched by their words
@@ -110,7 +110,8 @@ def new_stories(s: Session, mlist: MailingList, w: Window) -> list[Story]:
     count as carried. Three queries: articles, recent items, source labels."""
     carried = (select(EditionItem.article_id)
                .join(Edition, Edition.id == EditionItem.edition_id)
-               .where(Edition.list_id == mlist.id, EditionItem.article_id.is_not(None)))
+               .where(Edition.list_id == mlist.id, EditionItem.article_id.is_not(None),
+                      Edition.status != EditionStatus.CANCELLED))
     carried_keys = (select(Article.link_key)
                     .where(Article.id.in_(carried), Article.link_key != ""))
     # A page the list saw before the window (through any source, under any tracking
@@ -319,7 +320,8 @@ def _recent_items(s: Session, mlist: MailingList,
         select(EditionItem.title, EditionItem.summary, EditionItem.link, Article.source_id)
         .join(Edition, Edition.id == EditionItem.edition_id)
         .outerjoin(Article, Article.id == EditionItem.article_id)
-        .where(Edition.list_id == mlist.id, Edition.cutoff > w.floor))
+        .where(Edition.list_id == mlist.id, Edition.cutoff > w.floor,
+               Edition.status != EditionStatus.CANCELLED))
     return [(title, summary, link, source) for title, summary, link, source in rows]
 
 

@@ -20,7 +20,7 @@ from digest import curate
 from digest.app import App
 from digest.editions import EditionRules
 from digest.gather.sources import add_source
-from digest.models import Article, Edition
+from digest.models import Article, Edition, EditionStatus
 from digest.publication import create_list
 from digest.stories import same_headline
 from subscribers.lists import get_list
@@ -302,6 +302,26 @@ def test_stories_beyond_brief_max_go_in_the_next_edition(
     send(app)
     clock.advance(hours=24)
     assert headlines(build(app)) == [h for h, _l, _d in items[5:]]
+
+
+def test_the_stories_of_a_cancelled_edition_go_in_the_next_one(
+        app: App, clock: Clock, feeds: Feeds) -> None:
+    """An edition cancelled before it went out carried nothing to the readers: its
+    stories are new all the same, and the next edition has them."""
+    now = clock()
+    items: list[Item] = [("Harbour reopens after the storm, officials say",
+                          "https://wire.example.org/1", now - dt.timedelta(minutes=20)),
+                         ("Fishing fleet returns to port as the harbour reopens",
+                          "https://wire.example.org/2", now - dt.timedelta(minutes=10))]
+    make_list(app, clock, feeds.set("/wire.xml", "Harbour Wire", items))
+    fetch(app)
+    cancelled = build(app)
+    assert cancelled is not None
+    with app.sessions() as s:
+        s.get_one(Edition, cancelled.id).status = EditionStatus.CANCELLED
+        s.commit()
+    clock.advance(minutes=5)
+    assert sorted(headlines(build(app))) == sorted(h for h, _l, _d in items)
 
 
 def test_one_story_from_two_feeds_is_one_item_naming_both(
