@@ -157,7 +157,9 @@ def new_stories(s: Session, mlist: MailingList, w: Window) -> list[Story]:
         select(Source).join(ListSource, ListSource.source_id == Source.id)
         .where(ListSource.list_id == mlist.id))}
     stories = [_story(group, fullness, labels) for group in twins(fresh)]
-    return sorted(stories, key=lambda t: (t.when, t.article.id), reverse=True)
+    # Newest first; stories of one moment (undated ones found in one fetch) in the
+    # order their feed lists them, which is the order they were stored in.
+    return sorted(stories, key=lambda t: (t.when, -t.article.id), reverse=True)
 
 
 def twins(articles: Sequence[Article]) -> list[list[Article]]:

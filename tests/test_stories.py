@@ -242,6 +242,24 @@ def test_undated_items_are_new_only_after_the_first_fetch(app: App, clock: Clock
         assert [(i.title, i.dated) for i in edition.items] == [("Undated story number 3", False)]
 
 
+def test_undated_items_found_together_keep_the_feeds_order(
+        app: App, clock: Clock, feeds: Feeds) -> None:
+    """Three undated items a feed adds at once (newest at the top, as feeds list them)
+    go out in the feed's order, not upside down."""
+    now = clock()
+    dated: Item = ("Harbour reopens after the storm, officials say",
+                   "https://wire.example.org/0", now - dt.timedelta(hours=1))
+    make_list(app, clock, feeds.set("/wire.xml", "Harbour Wire", [dated]))
+    fetch(app)
+    clock.advance(minutes=15)
+    added: list[Item] = [(f"Undated notice number {n} from the harbour master's office",
+                          f"https://wire.example.org/notice/{n}", None) for n in (3, 2, 1)]
+    feeds.set("/wire.xml", "Harbour Wire", [*added, dated])
+    fetch(app)
+    told = headlines(build(app))
+    assert told[:3] == [h for h, _l, _d in added], told
+
+
 def test_25_new_articles_with_max_items_20_all_reach_the_mail(
         app: App, clock: Clock, feeds: Feeds) -> None:
     now = clock()
