@@ -231,3 +231,16 @@ def test_a_list_that_keeps_tracking_gets_links_whole(app: App) -> None:
     mail = _mail(app, [_item(0, "Hijabi dolls", link=TAGGED)], keep_tracking=True)
     assert _links(mail) == {TAGGED}
     assert f"    {TAGGED}\n" in mail.text
+
+
+def test_links_in_mail_have_a_lower_case_host_and_no_tracking_fragment(app: App) -> None:
+    items = [_item(0, "Hijabi dolls", link="https://WWW.HuffingtonPost.ca/2017/09/25/"
+                   "hijabi-dolls_a_23222373/#utm_source=rss&utm_medium=feed"),
+             _item(1, "Also hijabi dolls", brief=True,
+                   link="http://scripting.com/2017/06/26.html?hijabi#a080605")]
+    mail = _mail(app, items)
+    assert _links(mail) == {
+        "https://www.huffingtonpost.ca/2017/09/25/hijabi-dolls_a_23222373/",
+        "http://scripting.com/2017/06/26.html?hijabi#a080605"}
+    assert "utm_" not in mail.html + mail.text
+    assert "    https://www.huffingtonpost.ca/2017/09/25/hijabi-dolls_a_23222373/\n" in mail.text

@@ -2,14 +2,15 @@
 
 Feeds tag their links for analytics (`utm_source`, `fbclid`, Mailchimp's `mc_cid`, ...);
 the same story reaches a list through two feeds with different tags, or once over http
-and once over https, or with and without a trailing slash. `clean_link` drops the
-tracking parameters and nothing else; `link_key` is what two links to one page share.
+and once over https, or with and without a trailing slash. `clean_link` lower-cases the
+host and drops the tracking parameters (of the query or the fragment) and nothing else;
+`link_key` is what two links to one page share.
 """
 
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit, urlunsplit
 
 # Query parameters that only say who sent the click. Exact names, plus any utm_*.
 TRACKING = frozenset({
@@ -32,7 +33,11 @@ def is_tracking(name: str) -> bool:
 
 
 def clean_link(url: str) -> str:
-    """`url` without its tracking parameters; the rest (order, fragment) as it was.
+    """`url` as a reader should get it: the host in lower case, without tracking
+    parameters in the query or the fragment (`#utm_source=rss`, as some feeds tag their
+    links), and without a fragment that held nothing else. The rest (scheme, path,
+    the order and spelling of the other parameters, a real anchor such as `#section-2`
+    or Google Books' `#v=onepage&q&f=false`) stays as the feed wrote it.
 
     A URL that is not http(s) or cannot be read is returned as it is.
     """
@@ -40,13 +45,26 @@ def clean_link(url: str) -> str:
         parts = urlsplit(url)
     except ValueError:
         return url
-    if parts.scheme.lower() not in _DEFAULT_PORTS or not parts.query:
+    if parts.scheme.lower() not in _DEFAULT_PORTS:
         return url
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
-    kept = [(k, v) for k, v in pairs if not is_tracking(k)]
-    if len(kept) == len(pairs):
-        return url  # nothing to drop: keep the query exactly as the feed wrote it
-    return urlunsplit(parts._replace(query=urlencode(kept, doseq=True)))
+    user, at, host = parts.netloc.rpartition("@")
+    query, fragment = _untracked(parts.query), _untracked(parts.fragment)
+    cleaned = parts._replace(netloc=user + at + host.lower(), query=query, fragment=fragment)
+    return url if cleaned == parts else urlunsplit(cleaned)
+
+
+def _untracked(params: str) -> str:
+    """A query or fragment ("a=1&utm_source=rss") without its tracking parameters.
+
+    Split by hand rather than parsed and re-encoded: the parameters kept are kept as
+    written (`%20` stays `%20`, a blank `q` stays `q`), and a fragment that is no list
+    of parameters (`#section-2`, `#a123`, `#!/inbox`) has no tracking name in it.
+    """
+    if not params:
+        return params
+    pieces = params.split("&")
+    kept = [p for p in pieces if not is_tracking(unquote_plus(p.partition("=")[0]))]
+    return params if len(kept) == len(pieces) else "&".join(kept)
 
 
 def link_key(url: str) -> str:
