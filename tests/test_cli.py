@@ -283,3 +283,25 @@ def test_a_list_without_a_postal_address_is_created_with_a_warning(run) -> None:
     assert "Created list daily" in r.output
     assert "Warning: list daily has no postal address" in r.output
     assert "digest lists set daily --postal-address" in r.output
+
+
+def test_fetch_says_which_new_articles_are_undated_backlog(  # type: ignore[no-untyped-def]
+        run, tmp_path: Path) -> None:
+    """A new source's undated items are old news of unknown age, never offered: `digest
+    fetch` says so, so "3 new articles" then "No new articles" is no surprise."""
+    items = "".join(f"<item><title>Harbour notice {n}</title><link>https://harbour.example"
+                    f".org/notice/{n}</link><description>Notice {n}.</description></item>"
+                    for n in range(3))
+    feed = tmp_path / "notices.xml"
+    feed.write_text(f"<?xml version='1.0'?><rss version='2.0'><channel><title>Notices"
+                    f"</title><link>https://harbour.example.org/</link>{items}</channel></rss>")
+    assert run("init").exit_code == 0
+    assert run("lists", "create", "morning", "--title", "Morning", "--from",
+               "m@news.example.org").exit_code == 0
+    assert run("sources", "add", str(feed), "--list", "morning").exit_code == 0
+    r = run("fetch")
+    said = " ".join(r.output.split())
+    assert r.exit_code == 0, r.output
+    assert "3 new articles from 1 sources (3 undated on a first fetch: not offered)" in said, said
+    r = run("edition", "build", "--list", "morning")
+    assert "No new articles for morning" in r.output, r.output

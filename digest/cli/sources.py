@@ -84,8 +84,11 @@ def print_fetch_summary(reports: list[SourceReport]) -> None:
     errors = sum(r.status == "error" for r in reports)
     busy = sum(r.status == BUSY for r in reports)
     new = sum(r.new for r in reports)
+    backlog = sum(r.backlog for r in reports)
+    undated = f" ({backlog} undated on a first fetch: not offered)" if backlog else ""
     skipped = f", {busy} skipped: being fetched elsewhere" if busy else ""
-    out.print(f"{new} new articles from {len(reports)} sources, {errors} failed{skipped}.")
+    out.print(f"{new} new articles from {len(reports)} sources{undated}, {errors} failed"
+              f"{skipped}.")
     kept = sum(r.pages_failed for r in reports)
     if kept:
         out.print(f"{kept} article pages could not be read; those articles keep the "

@@ -63,6 +63,7 @@ class SourceReport:
     seen: int = 0
     error: str = ""
     pages_failed: int = 0  # full-text sources: new entries that kept the feed's text
+    backlog: int = 0  # of the new: undated on the source's first fetch, never offered
     page_error: str = ""  # why the first article page that could not be fetched was not
 
     @property
@@ -71,10 +72,16 @@ class SourceReport:
         article pages could not be read (a page the fetcher refused says which setting)."""
         if self.status == BUSY:
             return "being fetched elsewhere"
-        if self.error or not self.page_error:
+        if self.error:
             return self.error
-        return (f"{self.pages_failed} article pages kept the feed's text; the first could "
-                f"not be fetched: {self.page_error}")
+        notes = []
+        if self.backlog:
+            notes.append(f"{self.backlog} undated on this first fetch: old news of unknown "
+                         "age, not offered (an editor can add them)")
+        if self.page_error:
+            notes.append(f"{self.pages_failed} article pages kept the feed's text; the "
+                         f"first could not be fetched: {self.page_error}")
+        return "; ".join(notes)
 
 
 def normalize_source_url(url: str, allow_files: bool) -> str:
@@ -168,10 +175,10 @@ def _fetch(s: Session, http: requests.Session, source: Source, opts: FetchOption
         return SourceReport(source.id, source.url, "not_modified")
     feed = parse_feed(result.body, result.url, result.content_type, now=now)
     enrich = _page_enricher(http, opts, _reach(source, opts)) if source.full_text else None
-    new, seen = store_entries(s, source, feed, now, opts.max_entries, enrich)
+    new, seen, backlog = store_entries(s, source, feed, now, opts.max_entries, enrich)
     source.etag, source.last_modified = result.etag, result.last_modified
     _record_success(source, now)
-    return SourceReport(source.id, source.url, "ok", new=new, seen=seen,
+    return SourceReport(source.id, source.url, "ok", new=new, seen=seen, backlog=backlog,
                         pages_failed=enrich.failed if enrich else 0,
                         page_error=enrich.first_error if enrich else "")
 
@@ -216,9 +223,9 @@ def _record_failure(s: Session, source: Source, error: str, now: dt.datetime,
 
 def store_entries(s: Session, source: Source, feed: Feed, now: dt.datetime,
                   max_entries: int,
-                  enrich: Callable[[Entry], Entry] | None = None) -> tuple[int, int]:
+                  enrich: Callable[[Entry], Entry] | None = None) -> tuple[int, int, int]:
     """Insert the feed's new entries and store the edits of known ones; returns (new,
-    seen).
+    seen, backlog: how many of the new are undated ones of a first fetch).
 
     Which entries are new, and under which guid, and which are edits of which stored
     article, digest.gather.identity says, against the source's stored articles and the
@@ -251,7 +258,8 @@ def store_entries(s: Session, source: Source, feed: Feed, now: dt.datetime,
     for row, values in edits:
         s.execute(update(Article).where(Article.id == row).values(values),
                   execution_options={"synchronize_session": False})
-    return _insert(s, rows_new), len(entries)
+    new = _insert(s, rows_new)
+    return new, len(entries), min(new, sum(row["backlog"] for row in rows_new))
 
 
 def _name_source(source: Source, feed: Feed) -> None:

@@ -166,8 +166,8 @@ def test_an_article_stored_under_its_pages_canonical_link_is_known_by_the_feeds_
 
 def _store(s: Session, source: Source, entries: list[Entry], clock: Clock,
            enrich: Callable[[Entry], Entry]) -> int:
-    new, _seen = store_entries(s, source, Parsed("Harbour", "", "en", entries), clock(), 200,
-                               enrich)
+    new, _seen, _backlog = store_entries(s, source, Parsed("Harbour", "", "en", entries),
+                                         clock(), 200, enrich)
     source.last_success_at = clock()
     s.flush()
     return new
