@@ -11,11 +11,12 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, object_session
 
 from digest.errors import NotReady
+from digest.gather.links import link_key
 from digest.models import (
     Article,
     Edition,
@@ -53,6 +54,25 @@ def open_edition(s: Session, mlist: MailingList) -> Edition | None:
         .order_by(Edition.number.desc())
         .limit(1)
     )
+
+
+def lock_edition(s: Session, edition_id: int) -> Edition:
+    """The edition reread, with its row held for this transaction: the one lock that an
+    editor's change (`curate.editable`) and the start of a send (`start_sending`) both
+    take before they read it, so that one waits for the other to commit.
+
+    The lock is a write to the row (an UPDATE that changes nothing), not SELECT … FOR
+    UPDATE, which SQLite ignores: on SQLite the write takes the database's write lock
+    (waiting up to `[database] timeout` for it), on PostgreSQL the row's lock, and on
+    both the reread then sees what the other side committed. Everything the session
+    read before is expired (after a flush, so nothing written is lost): it may be stale.
+    """
+    s.flush()
+    s.execute(update(Edition).where(Edition.id == edition_id)
+              .values(status=Edition.status),
+              execution_options={"synchronize_session": False})
+    s.expire_all()
+    return s.get_one(Edition, edition_id)
 
 
 #: Why an edition in each other status cannot start going out.
@@ -262,10 +282,26 @@ def next_since(s: Session, mlist: MailingList, now: dt.datetime,
 
 def item_from_story(story: Story, position: int, chars: int, *,
                     brief: bool = False) -> EditionItem:
-    """An edition item told by the story's article, naming all its sources."""
+    """An edition item told by the story's article, naming all its sources, and linking
+    to its page over https when a twin links to the same page so (`secure_link`)."""
     item = item_from_article(story.article, position, story.sources, chars)
+    item.link = secure_link(story)
     item.brief = brief
     return item
+
+
+def secure_link(story: Story) -> str:
+    """The teller's link, or a twin's link to the same page (`link_key`) over https when
+    the teller's is plain http: a reader should not be sent over http to a page its
+    site serves over https."""
+    link = story.article.link
+    if not link.lower().startswith("http://"):
+        return link
+    key = link_key(link)
+    if not key:
+        return link
+    return next((t.link for t in story.twins
+                 if t.link.lower().startswith("https://") and link_key(t.link) == key), link)
 
 
 def item_from_article(a: Article, position: int, source_title: str, chars: int) -> EditionItem:

@@ -14,9 +14,14 @@ import lxml.html
 from lxml.html import HtmlElement
 
 from digest.app import App
+from digest.gather.sources import add_source
 from digest.models import Edition, EditionItem, EditionStatus
 from digest.publication import create_list
 from digest.render import Preview
+from subscribers.lists import get_list
+from tests import loopback
+from tests.conftest import Clock
+from tests.test_stories import rss
 
 NOW = dt.datetime(2026, 11, 27, 7, 0, tzinfo=dt.UTC)
 # A real feed's link shape (huffingtonpost.ca tags every link with utm_campaign).
@@ -244,3 +249,38 @@ def test_links_in_mail_have_a_lower_case_host_and_no_tracking_fragment(app: App)
         "http://scripting.com/2017/06/26.html?hijabi#a080605"}
     assert "utm_" not in mail.html + mail.text
     assert "    https://www.huffingtonpost.ca/2017/09/25/hijabi-dolls_a_23222373/\n" in mail.text
+
+
+def test_a_page_reached_over_http_and_https_is_linked_over_https(
+        app: App, clock: Clock) -> None:
+    # The Herald's feed links over http and tells the story at length, so its article
+    # tells it; Yonhap's links to the same page over https.
+    now, headline = clock(), "Harbour reopens after the storm, officials say"
+    long = "The harbour reopened on Friday after a week of storms. " * 6
+    bodies = {
+        "/herald.xml": rss("The Korea Herald", [
+            (headline, "http://news.example.org/harbour/7", now - dt.timedelta(hours=1),
+             long)]),
+        "/yonhap.xml": rss("Yonhap", [
+            (headline, "https://news.example.org/harbour/7?utm_source=rss",
+             now - dt.timedelta(minutes=50), "The harbour reopened.")]),
+    }
+    with loopback.feed_server(bodies.get) as base:
+        with app.sessions() as s:
+            create_list(s, "morning", title="The Morning Harbour",
+                        from_addr="Harbour <news@harbour.example.org>")
+            for path in bodies:
+                add_source(s, base + path, get_list(s, "morning"))
+            s.commit()
+        with app.sessions() as s:
+            assert all(r.status == "ok" for r in app.fetch(s))
+    with app.sessions() as s:
+        edition, _created = app.build(s, "morning")
+        assert edition is not None
+        mail = app.preview(edition, get_list(s, "morning"))
+    doc = _doc(mail)
+    assert [h.text_content() for h in doc.xpath("//h2")] == [headline]
+    assert "a week of storms" in mail.text  # told by the Herald
+    assert set(doc.xpath("//a[contains(@href, 'harbour/7')]/@href")) == {
+        "https://news.example.org/harbour/7"}
+    assert "http://news.example.org" not in mail.html + mail.text
