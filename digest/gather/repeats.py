@@ -19,8 +19,16 @@ from digest.gather.clean import PARAGRAPHS, fragment, inner_html
 def drop_title(html: str, title: str) -> str:
     """`html` without a leading block, or first line of one, that repeats `title`."""
     root = fragment(html)
-    if root is None or (root.text or "").strip() or not _words(title):
+    if root is None or not _words(title):
         return html
+    if (root.text or "").strip():
+        # Text before any tag: a plain-text description whose first line or sentence
+        # is the headline ("Headline\nBody", "Headline. Body", "Headline - Body").
+        rest = _after_title(root.text or "", title)
+        if rest is None:
+            return html
+        root.text = rest
+        return inner_html(root)
     first = next((el for el in root.iter() if el is not root and (
         (el.text or "").strip() or el.tag in ("br", "img"))), None)
     if first is None or first.tag in ("br", "img"):
@@ -44,6 +52,20 @@ def drop_title(html: str, title: str) -> str:
     else:
         return html
     return inner_html(root)
+
+
+def _after_title(text: str, title: str) -> str | None:
+    """`text` after a first line or sentence that is `title` (by words, case aside), or
+    None: "Budget talks resume" under the title "Budget" is a sentence, kept."""
+    words = re.findall(r"\w+", unicodedata.normalize("NFKC", title))
+    if not words:
+        return None
+    head = re.match(r"\W*" + r"\W+".join(map(re.escape, words))
+                    + r"[^\w\n]*?(?:\n|[.!?:。]\s|\s[-–—|]\s)\s*",
+                    unicodedata.normalize("NFKC", text), re.IGNORECASE)
+    if head is None or not text[head.end():].strip():
+        return None
+    return unicodedata.normalize("NFKC", text)[head.end():]
 
 
 def _drop_with_empty_parents(el: lxml.html.HtmlElement) -> None:

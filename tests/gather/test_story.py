@@ -182,6 +182,24 @@ talks resume on Monday, officials said.</p>]]></description></item>""")
     assert third.summary == "Budget talks resume on Monday, officials said."
 
 
+def test_a_plain_text_description_that_starts_with_the_headline_is_not_repeated() -> None:
+    """Plain-text descriptions put the headline on their first line or as their first
+    sentence; under the headline the reader already sees, the blurb starts after it. A
+    description that is only the headline, or starts with the title's words as a
+    sentence of its own, is kept."""
+    title = "Harbour reopens after the storm, officials say"
+    body = "Boats returned to the quay on Monday after three days."
+    feed = _rss("https://desk.example.com", "".join(
+        f"<item><title>{t}</title><link>{{base}}/p/{n}</link><description>{d}</description>"
+        "</item>" for n, (t, d) in enumerate([
+            (title, f"{title}\n{body}"), (title, f"{title}. {body}"),
+            (title, f"{title.upper()} – {body}"), (title, f"{title}."),
+            ("Budget", "Budget talks resume on Monday, officials said.")])))
+    got = [e.summary for e in parse_feed(feed, "https://desk.example.com/feed").entries]
+    assert got == [body, body, body, f"{title}.",
+                   "Budget talks resume on Monday, officials said."]
+
+
 # --- 3. and 7. a newspaper page: photo with caption and credit, no repeated headline ---
 
 PAGE_URLS = {
