@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, object_session
 
 from digest.errors import NotReady
+from digest.gather.images import image_alt
 from digest.gather.links import link_key
 from digest.models import (
     Article,
@@ -350,7 +351,7 @@ def render_context(edition: Edition, mlist: MailingList, public_url: str, *,
     """What the templates see for `edition`; `view_url` is its page in the archive
     (`App.view_url`), the footer's "view in browser" link."""
     tz = ZoneInfo(mlist.timezone or "UTC")
-    languages = _languages(edition)
+    languages, alts = _languages(edition), _image_alts(edition)
     items = [
         ItemContext(
             title=i.title, link=mail_link(i.link, mlist.keep_tracking), summary=i.summary,
@@ -359,6 +360,7 @@ def render_context(edition: Edition, mlist: MailingList, public_url: str, *,
             image_credit=i.image_credit, image_width=i.image_width,
             image_height=i.image_height, dated=i.dated, brief=i.brief,
             language=languages.get(i.article_id or 0, ""),
+            image_alt=alts.get(i.article_id or 0, ""),
         )
         for i in sorted(edition.items, key=lambda i: i.position)
     ]
@@ -384,3 +386,18 @@ def _languages(edition: Edition) -> dict[int, str]:
         return {}
     rows = s.execute(select(Article.id, Article.language).where(Article.id.in_(ids)))
     return {article_id: language for article_id, language in rows if language}
+
+
+def _image_alts(edition: Edition) -> dict[int, str]:
+    """The alt text that the feed or page gave each item's lead image, by article id,
+    read from its article's content (an item keeps no alt text of its own). Items
+    without an image, or whose article gave none, are not in it."""
+    s = object_session(edition)
+    pictured = {i.article_id: i.image_url for i in edition.items
+                if i.article_id is not None and i.image_url}
+    if s is None or not pictured:
+        return {}
+    rows = s.execute(select(Article.id, Article.content_html)
+                     .where(Article.id.in_(pictured)))
+    alts = {article_id: image_alt(html, pictured[article_id]) for article_id, html in rows}
+    return {article_id: alt for article_id, alt in alts.items() if alt}

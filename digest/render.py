@@ -58,6 +58,7 @@ class ItemContext:
     dated: bool = True  # False: the feed gave no date, so no time is shown
     brief: bool = False  # in the "also new" list: headline, link and source only
     language: str = ""  # the story's own language ("ko", "en-gb"), "" when unknown
+    image_alt: str = ""  # the alt text the feed or page gave the image; else the headline
 
 
 @dataclass(frozen=True)

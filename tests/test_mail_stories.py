@@ -257,19 +257,30 @@ def test_a_page_reached_over_http_and_https_is_linked_over_https(
     # tells it; Yonhap's links to the same page over https.
     now, headline = clock(), "Harbour reopens after the storm, officials say"
     long = "The harbour reopened on Friday after a week of storms. " * 6
-    bodies = {
+    mail = _gathered_mail(app, {
         "/herald.xml": rss("The Korea Herald", [
             (headline, "http://news.example.org/harbour/7", now - dt.timedelta(hours=1),
              long)]),
         "/yonhap.xml": rss("Yonhap", [
             (headline, "https://news.example.org/harbour/7?utm_source=rss",
              now - dt.timedelta(minutes=50), "The harbour reopened.")]),
-    }
-    with loopback.feed_server(bodies.get) as base:
+    })
+    doc = _doc(mail)
+    assert [h.text_content() for h in doc.xpath("//h2")] == [headline]
+    assert "a week of storms" in mail.text  # told by the Herald
+    assert set(doc.xpath("//a[contains(@href, 'harbour/7')]/@href")) == {
+        "https://news.example.org/harbour/7"}
+    assert "http://news.example.org" not in mail.html + mail.text
+
+
+def _gathered_mail(app: App, feeds: dict[str, bytes]) -> Preview:
+    """The mail of the first edition of a list that reads `feeds` (path: RSS body),
+    served on loopback and gathered as `digest fetch` does."""
+    with loopback.feed_server(feeds.get) as base:
         with app.sessions() as s:
             create_list(s, "morning", title="The Morning Harbour",
                         from_addr="Harbour <news@harbour.example.org>")
-            for path in bodies:
+            for path in feeds:
                 add_source(s, base + path, get_list(s, "morning"))
             s.commit()
         with app.sessions() as s:
@@ -277,10 +288,25 @@ def test_a_page_reached_over_http_and_https_is_linked_over_https(
     with app.sessions() as s:
         edition, _created = app.build(s, "morning")
         assert edition is not None
-        mail = app.preview(edition, get_list(s, "morning"))
-    doc = _doc(mail)
-    assert [h.text_content() for h in doc.xpath("//h2")] == [headline]
-    assert "a week of storms" in mail.text  # told by the Herald
-    assert set(doc.xpath("//a[contains(@href, 'harbour/7')]/@href")) == {
-        "https://news.example.org/harbour/7"}
-    assert "http://news.example.org" not in mail.html + mail.text
+        return app.preview(edition, get_list(s, "morning"))
+
+
+def test_a_lead_image_keeps_the_alt_text_its_feed_gave_it(app: App, clock: Clock) -> None:
+    # As the corpus's Korean news feeds write a photo (demo seoul-daily.xml): its own
+    # alt text, its size, its caption; the second story's image has a file name for alt.
+    now = clock()
+    told = ('<figure><img src="https://images.harbour.example/water-bus.jpg" '
+            'alt="The water bus moored at the central pier" width="1200" height="800">'
+            '<figcaption>The water bus at the central pier on Friday.</figcaption></figure>'
+            '<p>The water bus runs again from Monday, the city said.</p>')
+    bare = ('<p><img src="https://images.harbour.example/IMG_2041.jpg" alt="IMG_2041.jpg" '
+            'width="1200" height="675"></p><p>The library opens its photo archive.</p>')
+    mail = _gathered_mail(app, {"/daily.xml": rss("Seoul Daily", [
+        ("Water bus returns on Monday", "https://daily.example.org/1",
+         now - dt.timedelta(hours=1), told),
+        ("Library opens its photo archive", "https://daily.example.org/2",
+         now - dt.timedelta(hours=2), bare)])})
+    alts = {img.get("src").rsplit("/", 1)[1]: img.get("alt")
+            for img in _doc(mail).xpath("//img[contains(@src, 'harbour.example')]")}
+    assert alts == {"water-bus.jpg": "The water bus moored at the central pier",
+                    "IMG_2041.jpg": "Library opens its photo archive"}

@@ -3,7 +3,8 @@
 A feed or page names many images: tracking pixels, icons, 72 px thumbnails, share
 buttons, the photo. `lead_image` picks the one to show; `image_caption` reads its caption
 and credit where sites put them (<figcaption>, Blogger's caption table, an element with
-"caption" or "credit" in its class), and `split_credit` the credit that ends a caption.
+"caption" or "credit" in its class), `split_credit` the credit that ends a caption, and
+`image_alt` the alt text an article's content gives the picture.
 """
 
 from __future__ import annotations
@@ -141,3 +142,20 @@ def same_image(a: str, b: str) -> bool:
     pa, pb = urlsplit(a).path, urlsplit(b).path
     name = pa.rsplit("/", 1)[-1]
     return pa == pb or ("." in name and len(name) > 8 and name == pb.rsplit("/", 1)[-1])
+
+
+# An alt text that is only the image's file name ("IMG_2041.jpg"), which CMSs fill in.
+_FILE_NAME = re.compile(r"\S+\.(?:jpe?g|png|gif|webp|avif)", re.IGNORECASE)
+
+
+def image_alt(html: str, url: str) -> str:
+    """The alt text that the feed or page gave the image `url` where `html` (an
+    article's sanitized content) shows it; "" when it gave none or only a file name."""
+    root = fragment(html) if url else None
+    if root is None:
+        return ""
+    for img in root.iter("img"):
+        if same_image(image_url(img.get("src", "")), url):
+            alt = " ".join((img.get("alt") or "").split())
+            return "" if _FILE_NAME.fullmatch(alt) else alt
+    return ""
