@@ -508,15 +508,18 @@ class ImageBox:
     width: int
     height: int | None  # None when the image's own size is unknown
     full: bool  # spans the column (on a phone too); else kept at its own width
+    # Size unknown: drawn at its own width, at most the column's (CSS `width: auto`), so
+    # a 120 px picture is not stretched to 600; Outlook reads only `width` (the column's).
+    fit: bool = False
 
 
 def image_box(item: ItemContext) -> ImageBox:
-    """The lead image fitted to the column, its aspect ratio kept; the column's width
-    and no height when the feed did not say how large the image is."""
+    """The lead image fitted to the column, its aspect ratio kept; when the feed did not
+    say how large the image is, the column's width for Outlook and no height (`fit`)."""
     width = item.image_width if item.image_width and item.image_width > 0 else None
     height = item.image_height if item.image_height and item.image_height > 0 else None
     if width is None:
-        return ImageBox(COLUMN_WIDTH, None, True)
+        return ImageBox(COLUMN_WIDTH, None, True, fit=True)
     if width < FULL_WIDTH_MIN:
         return ImageBox(width, height, False)
     return ImageBox(COLUMN_WIDTH, round(height * COLUMN_WIDTH / width) if height else None, True)

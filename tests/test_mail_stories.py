@@ -204,7 +204,16 @@ def test_image_size_is_scaled_to_the_column(app: App) -> None:
     doc = _doc(_mail(app, items))
     wide, unknown, small = doc.xpath("//img[contains(@src, 'images.harbour.example')]")
     assert (wide.get("width"), wide.get("height")) == ("600", "338")  # 1200×675 kept 16:9
+    # Unknown size: the column's width for Outlook, which reads no CSS width on images
+    # (caniemail: css-width, css-max-width); every other client draws it at its own
+    # width, at most the column's: a 120 px picture is not stretched to 600.
     assert (unknown.get("width"), unknown.get("height")) == ("600", None)
+    assert _style(unknown)["width"] == "auto" and _style(unknown)["max-width"] == "100%"
+    styles = "\n".join(s.text or "" for s in doc.xpath("//style"))
+    phone = styles[styles.index("max-width: 620px"):styles.index("prefers-color-scheme")]
+    assert "lead-img-fit" in unknown.get("class").split()  # on a phone too:
+    assert phone.index(".lead-img { width: 100% !important;") < phone.index(
+        ".lead-img-fit { width: auto !important; }")
     # Narrower than 300 px: its own size, never stretched to the column.
     assert (small.get("width"), small.get("height")) == ("240", "180")
     assert _style(small)["width"] == "240px" and _style(small)["max-width"] == "100%"

@@ -160,7 +160,7 @@ def test_html_shows_what_readers_see(rendered: Rendered) -> None:
     assert " ".join(caption.text_content().split()) == (
         "The 6:40 sailing leaves North Quay. Photo: Mira Okafor / Harbour Times")
     assert caption.xpath("span[@class='credit']/text()") == ["Photo: Mira Okafor / Harbour Times"]
-    imgs = doc.xpath("//img[@class='lead-img']")
+    imgs = doc.xpath("//img[contains(concat(' ', @class, ' '), ' lead-img ')]")
     assert [i.get("src") for i in imgs] == [ctx.items[0].image_url, ctx.items[2].image_url]
     for img in imgs:
         assert img.get("width") == "600" and img.get("border") == "0"
