@@ -223,7 +223,8 @@ def test_an_edition_being_sent_refuses_every_change(app: App, clock: Clock) -> N
         lambda s, ed: app.send_now(s, ed, get_list(s, "news")),
     ]
     for change in changes:
-        with app.sessions() as s, pytest.raises(InvalidInput, match="#1 is being sent and can"):
+        with app.sessions() as s, pytest.raises(
+                InvalidInput, match="#1 is already being sent; nothing changed"):
             change(s, s.get_one(Edition, edition.id))
     assert titles(app, edition.id)[0] == TITLES[0].format(i=0)
 

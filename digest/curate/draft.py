@@ -15,6 +15,7 @@ from digest.editions import (
     edition_window,
     item_from_article,
     item_from_story,
+    lock_edition,
     new_draft,
     next_since,
     open_edition,
@@ -284,13 +285,17 @@ def set_intro(s: Session, edition: Edition, intro: str, subject: str | None = No
 
 
 def editable(s: Session, edition: Edition) -> Edition:
-    """The edition reread and locked (FOR UPDATE on PostgreSQL), if it may still change."""
-    edition = s.get_one(Edition, edition.id, with_for_update=True, populate_existing=True)
+    """The edition locked and reread (`editions.lock_edition`, as `start_sending` locks
+    it), if it may still change; InvalidInput if it is being sent or went out. Held to
+    the commit, the lock makes a send that starts meanwhile wait for this change and
+    mail it; a change that comes while a send starts waits, and is refused here."""
+    edition = lock_edition(s, edition.id)
     if edition.status not in EDITABLE:
-        state = ("is being sent" if edition.status == EditionStatus.SENDING
-                 else f"is {edition.status}")
-        raise InvalidInput(f"edition #{edition.number} {state} and can no longer be changed; "
-                           "the next edition is drafted once it has gone out")
+        state = {EditionStatus.SENDING: "is already being sent",
+                 EditionStatus.SENT: "was sent already"}.get(
+                     edition.status, f"is {edition.status}")
+        raise InvalidInput(f"edition #{edition.number} {state}; nothing changed. The next "
+                           "edition is drafted once it has gone out")
     return edition
 
 

@@ -26,7 +26,7 @@ from digest.deliver import ledger
 from digest.deliver.backends.base import Backend, SendResult
 from digest.deliver.message import MessageTemplate, Outgoing, Recipient
 from digest.deliver.outcomes import LedgerEvents, unavailable, when_back
-from digest.editions import keep_rendered, render_context, require_sendable
+from digest.editions import keep_rendered, lock_edition, render_context, require_sendable
 from digest.errors import DatabaseUnavailable, InvalidInput
 from digest.mailsize import require_fits
 from digest.models import DeliveryStatus, Edition, EditionKind, EditionStatus
@@ -64,15 +64,17 @@ def start_sending(s: Session, edition: Edition, mlist: MailingList, env: Environ
     """Render the edition once and queue a delivery for every current recipient.
 
     Every path that sends (CLI, desk, API, scheduler) starts here, so here the row is
-    locked and reread and `require_sendable` decides whether it may go out, and
+    locked and reread (`editions.lock_edition`, the lock every change by an editor
+    takes too) and `require_sendable` decides whether it may go out, and
     `mailsize.require_fits` whether its HTML part is within `html_max_kb` once rendered
     (`[edition] html_max_kb`): NotReady says why not, with nothing changed. An edition
     already sending is left as it is, so it is safe to call again. Returns the number
     of deliveries queued. For a list with local-time delivery, each delivery is due at
     the list's send time in the subscriber's own time zone.
     """
-    # Reread under the lock: an editor may have dropped the last article a moment ago.
-    edition = s.get_one(Edition, edition.id, with_for_update=True, populate_existing=True)
+    # Locked before it is read, and held through the render to the commit: an editor's
+    # change either committed before (and is rendered) or waits and is refused.
+    edition = lock_edition(s, edition.id)
     if edition.status == EditionStatus.SENDING:
         return 0
     require_sendable(edition, mlist)

@@ -247,7 +247,7 @@ def test_send_queues_the_recipients_and_freezes_the_edition(
                     editor_api.post(f"/editions/{eid}/send"),
                     editor_api.post(f"/editions/{eid}/approve")):
         error = error_of(refused, 422, "invalid_value")
-        assert "edition #1 is being sent and can no longer be changed" in error["message"]
+        assert "edition #1 is already being sent; nothing changed" in error["message"]
 
     app.deliver(eid)  # what the sender worker does
     assert sent_to(app) == [ALICE]

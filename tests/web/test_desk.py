@@ -208,7 +208,7 @@ def test_a_sending_edition_refuses_edits_with_a_clear_page(
                          ("/desk/news/approve", {})]:
         answer = post(editor_client, path, **fields)
         assert answer.status_code == 409, path
-        assert "Edition #1 is being sent and can no longer be changed" in answer.text
+        assert "Edition #1 is already being sent; nothing changed" in answer.text
         assert "Being sent" in answer.text and 'action="/desk/news/intro"' not in answer.text
     assert items(app)[0].title == item.title and len(items(app)) == 20
     assert edition_row(app).subject != "Too late"
