@@ -4,8 +4,10 @@ The web desk and the JSON API both call these. Functions taking a Session flush 
 leave the commit to the caller, so one request is one transaction; preview, a test to
 yourself and "send now" are the `App`'s (they need its templates and backend). Only an
 edition that is a draft or approved can change; one sending or sent raises InvalidInput,
-and so does an edition the scheduler starts sending while an editor works on it (the
-row is reread and locked for each change, as the scheduler locks it before it sends).
+and so does an edition the scheduler starts sending while an editor works on it: each
+change first locks the edition (`digest.editions.lock_edition`, a write to its row:
+SQLite's write lock, PostgreSQL's row lock) and rereads it, as `start_sending` does, so
+a change either lands before the render and goes out, or waits and is refused.
 
     draft.py    finding the edition, the proposed articles, changing items and intro
     pages.py    adding an article by URL: fetched, extracted and sanitized

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import re
 
 from fastapi.testclient import TestClient
+from httpx2 import Response
 from sqlalchemy import func, select
 
 from digest.app import App
@@ -16,6 +18,7 @@ from subscribers.lists import get_list
 from subscribers.suppress import suppress
 from tests.conftest import DATA, Clock
 from tests.loopback import feed_server
+from tests.test_edit_send_race import GRACE, Hold, Side
 from tests.web.api_support import *  # noqa: F403
 from tests.web.api_support import error_of, mail_in, sent_to, walk_pages
 from tests.web.conftest import ALICE, World
@@ -256,6 +259,35 @@ def test_send_queues_the_recipients_and_freezes_the_edition(
     [row] = stats["data"]
     assert (row["edition_id"], row["recipients"], row["sent"], row["failed"]) == (eid, 1, 1, 0)
     assert row["subject"] == "Morning News: Harbour story 0"
+
+
+def test_a_change_while_the_send_starts_is_refused_and_not_stored(
+        editor_api: TestClient, world: World, app: App, clock: Clock) -> None:
+    """A script changes the subject while the scheduler's send is rendering: the
+    request waits for the start, then answers 422 saying nothing changed; the mail and
+    the stored edition keep the subject that went out."""
+    add_articles(app, clock, 2)
+    eid = draft(editor_api)["id"]
+    hold = Hold(app.engine, "UPDATE editions", has="html")
+    send = Side(lambda: app.send("news"))
+    hold.thread = send.thread
+    send.start()
+    assert hold.reached.wait(30)
+    patch = Side(lambda: editor_api.patch(f"/editions/{eid}", json={"subject": "Too late"}))
+    patch.start()
+    patch.done_within(GRACE)
+    hold.release()
+    assert send.done_within(30) and patch.done_within(30)
+    hold.close()
+
+    assert send.error is None and patch.error is None, (send.error, patch.error)
+    assert [m["Subject"] for m in mail_in(app)] == ["Morning News: Harbour story 0"]
+    assert editor_api.get(f"/editions/{eid}").json()["subject"] == (
+        "Morning News: Harbour story 0")
+    assert isinstance(patch.result, Response)
+    error = error_of(patch.result, 422, "invalid_value")
+    assert re.match(r"edition #1 (is already being sent|was sent already); nothing changed",
+                    error["message"]), error
 
 
 def test_an_empty_edition_is_not_sent(editor_api: TestClient, world: World, app: App,
