@@ -27,7 +27,7 @@ from digest.models import (
     ListSource,
     Source,
 )
-from digest.render import DigestContext, ItemContext, Rendered, mail_link
+from digest.render import HEADLINE_MAX, DigestContext, ItemContext, Rendered, mail_link
 from digest.stories import Story, Window, new_stories, window
 from subscribers.lists import require_active
 from subscribers.models import MailingList
@@ -354,7 +354,8 @@ def render_context(edition: Edition, mlist: MailingList, public_url: str, *,
     languages, alts = _languages(edition), _image_alts(edition)
     items = [
         ItemContext(
-            title=i.title, link=mail_link(i.link, mlist.keep_tracking), summary=i.summary,
+            title=shorten(i.title, HEADLINE_MAX), link=mail_link(i.link, mlist.keep_tracking),
+            summary=i.summary,
             image_url=i.image_url, image_caption=i.image_caption, source_title=i.source_title,
             author=i.author, published_at=i.published_at.astimezone(tz), note=i.note,
             image_credit=i.image_credit, image_width=i.image_width,

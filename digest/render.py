@@ -39,6 +39,11 @@ SLOT_PREFIX = slots.PREFIX
 SUBSCRIBER_SLOTS = slots.NAMES
 
 
+#: The longest headline mail shows, in characters; a longer one (a feed that put its
+#: whole post in <title>) is cut at a word with "…": the story's link has the rest.
+HEADLINE_MAX = 300
+
+
 @dataclass(frozen=True)
 class ItemContext:
     """One article as the templates see it; every text is plain text, never HTML."""

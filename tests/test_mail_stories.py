@@ -319,3 +319,18 @@ def test_a_lead_image_keeps_the_alt_text_its_feed_gave_it(app: App, clock: Clock
             for img in _doc(mail).xpath("//img[contains(@src, 'harbour.example')]")}
     assert alts == {"water-bus.jpg": "The water bus moored at the central pier",
                     "IMG_2041.jpg": "Library opens its photo archive"}
+
+
+def test_a_huge_headline_is_cut_in_both_parts(app: App) -> None:
+    # A feed that put a whole post, 100 KB of it, in <title>.
+    huge = "Harbour wall " + "and the council said more about it " * 3000
+    mail = _mail(app, [_item(0, huge), _item(1, huge, brief=True)])
+    doc = _doc(mail)
+    shown = [h.text_content() for h in doc.xpath("//h2")] + [
+        a.text_content() for a in doc.xpath("//a[contains(@class, 'also-link')]")]
+    assert len(shown) == 2
+    for headline in shown:
+        assert headline.startswith("Harbour wall and the council said")
+        assert headline.endswith("…") and len(headline) <= 300
+    assert len(mail.html) < 30_000 and len(mail.text) < 10_000
+    assert "Harbour wall and the council said more" in mail.text
