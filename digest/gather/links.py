@@ -87,3 +87,13 @@ def link_key(url: str) -> str:
                    if not is_tracking(k))
     key = host + path
     return f"{key}?{urlencode(query)}" if query else key
+
+
+#: The longest link kept whole (Article.link's and image_url's column length).
+LINK_MAX = 2000
+
+
+def whole_link(url: str) -> str:
+    """`url`, or "" when it is longer than LINK_MAX. Never cut: a cut URL is a broken
+    link in mail, worse than none, and would not match the feed's link next time."""
+    return url if len(url) <= LINK_MAX else ""

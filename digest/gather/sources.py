@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import logging
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,7 +33,7 @@ from digest.gather.fetch import fetch
 from digest.gather.guard import Reach
 from digest.gather.identity import GUID_CHARS, Edit, Identity, identity, match_entries
 from digest.gather.lease import lease_length, new_owner, release_lease, take_lease
-from digest.gather.links import link_key
+from digest.gather.links import LINK_MAX, link_key, whole_link
 from digest.models import Article, ListSource, Source
 from subscribers.models import MailingList
 
@@ -51,6 +52,7 @@ class FetchOptions:
 
 
 Clock = Callable[[], dt.datetime]
+log = logging.getLogger(__name__)
 BUSY = "busy"  # another fetch holds the source's lease: skipped, nothing recorded
 
 
@@ -239,7 +241,7 @@ def store_entries(s: Session, source: Source, feed: Feed, now: dt.datetime,
     """
     # Feeds list entries in any order; keep the newest when there are too many.
     entries = sorted(feed.entries, key=lambda e: e.published or now, reverse=True)
-    entries = entries[:max_entries]
+    entries = [_whole_link(source, e) for e in entries[:max_entries]]
     hashes = [content_hash(e.title, e.summary) for e in entries]
     stored = _stored(s, source.id, entries, hashes)
     found = match_entries(entries, hashes, stored)
@@ -349,6 +351,16 @@ def _article(source: Source, e: Entry, digest_hash: str, guid: str, now: dt.date
     )
 
 
+def _whole_link(source: Source, e: Entry) -> Entry:
+    """`e`, without its link when that is too long to store whole (`whole_link`): the
+    story is kept and told without a link, and the next fetch knows it again."""
+    if whole_link(e.link) == e.link:
+        return e
+    log.warning("%s: the link of %r is %d characters long, more than %d: told without "
+                "its link", source.url, e.title[:80], len(e.link), LINK_MAX)
+    return replace(e, link="")
+
+
 def _where(e: Entry) -> dict[str, Any]:
     """An article's link and the key every link to its page shares."""
     return dict(link=e.link[:2000], link_key=link_key(e.canonical or e.link)[:2000])
@@ -358,7 +370,7 @@ def _told(e: Entry) -> dict[str, Any]:
     """What an article says: the columns an edit of it changes besides its link."""
     return dict(
         title=e.title, author=e.author[:300], summary=e.summary, content_html=e.content_html,
-        image_url=e.image_url[:2000], image_caption=e.image_caption,
+        image_url=whole_link(e.image_url), image_caption=e.image_caption,
         image_credit=e.image_credit, image_width=e.image_width, image_height=e.image_height,
         language=e.language[:16],
     )
