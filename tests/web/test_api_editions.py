@@ -321,3 +321,27 @@ def test_pages_of_editions_and_stats_hold_each_once(
     numbers, pages = walk_pages(editor_api, "/lists/news/stats", limit=2)
     assert [n["number"] for n in numbers] == [7, 6, 5, 4, 3, 2, 1] and pages == 4
     assert editor_api.get("/lists/sport/stats").json() == {"data": [], "next": None}
+
+
+def test_an_item_cannot_be_pinned_and_put_in_brief_at_once(
+        editor_api: TestClient, world: World, app: App, clock: Clock) -> None:
+    add_articles(app, clock, 3)
+    edition = draft(editor_api)
+    eid, before = edition["id"], titles(editor_api, edition["id"])
+    item = edition["items"][2]["id"]
+    error = error_of(editor_api.patch(f"/editions/{eid}/items/{item}",
+                                      json={"pinned": True, "brief": True, "note": "Ours"}),
+                     422, "invalid_request")
+    assert "cannot be pinned and in brief at once" in error["message"]
+    assert "told in full at the top" in error["message"]
+    # Nothing changed: not pinned, not in brief, no note, in its place.
+    [shown] = [i for i in editor_api.get(f"/editions/{eid}").json()["items"] if i["id"] == item]
+    assert (shown["pinned"], shown["brief"], shown["note"]) == (False, False, "")
+    assert titles(editor_api, eid) == before
+    # Each alone does what the desk's buttons do; pinned: false with brief: true is no
+    # contradiction.
+    pinned = editor_api.patch(f"/editions/{eid}/items/{item}", json={"pinned": True}).json()
+    assert (pinned["pinned"], pinned["brief"], pinned["position"]) == (True, False, 0)
+    briefed = editor_api.patch(f"/editions/{eid}/items/{item}",
+                               json={"pinned": False, "brief": True}).json()
+    assert (briefed["pinned"], briefed["brief"]) == (False, True)

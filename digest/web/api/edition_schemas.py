@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from digest.models import EditionStatus
 from digest.web.api.schemas import Request
@@ -83,11 +83,23 @@ class ItemPatch(Request):
     title: str | None = Field(None, max_length=5000)
     summary: str | None = Field(None, max_length=20_000)
     note: str | None = Field(None, max_length=20_000)
-    pinned: bool | None = None
+    pinned: bool | None = Field(None, description="true: leads the edition, told in full "
+                                                  "(out of brief); not with brief: true")
     brief: bool | None = Field(None, description="true: into the \"also new\" list "
                                                  "(unpins it); false: told in full")
     position: int | None = Field(None, ge=0, le=100_000,
                                  description="Move to this index, within its group")
+
+    @model_validator(mode="after")
+    def _pinned_or_brief(self) -> ItemPatch:
+        # The desk's buttons: pinning tells an item in full, putting it in brief unpins
+        # it. Both at once asks for a pinned item in the "also new" list: refused, not
+        # resolved by the order the fields happen to be applied in.
+        if self.pinned and self.brief:
+            raise ValueError("an item cannot be pinned and in brief at once: a pinned item "
+                             "is told in full at the top; send \"pinned\": true or "
+                             "\"brief\": true, not both")
+        return self
 
 
 class Proposal(BaseModel):
