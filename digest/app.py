@@ -30,6 +30,7 @@ from digest.edition_links import EditionLinks
 from digest.editions import (
     EditionRules,
     build_edition,
+    build_scheduled,
     keep_rendered,
     open_edition,
     render_context,
@@ -203,11 +204,24 @@ class App:
                       sources, progress)
 
     def build(self, s: Session, list_name: str) -> tuple[Edition | None, bool]:
-        """Draft the next edition of a list (or return the open one)."""
+        """Draft the next edition of a list (or return the open one); a new draft is
+        made to fit `[edition] html_max_kb` (`fit`), so that it can go out as built."""
         mlist = get_list(s, list_name)
         edition, created = build_edition(s, mlist, now=self.clock(), rules=self.edition_rules())
+        if edition is not None and created:
+            self.fit(edition, mlist)
         s.commit()
         return edition, created
+
+    def build_scheduled(self, s: Session, mlist: MailingList,
+                        scheduled_for: dt.datetime) -> Edition | None:
+        """The list's edition for `scheduled_for` (`editions.build_scheduled`), a draft
+        made to fit `[edition] html_max_kb`. Commits."""
+        edition = build_scheduled(s, mlist, scheduled_for=scheduled_for, now=self.clock(),
+                                  rules=self.edition_rules())
+        if edition is not None and self.fit(edition, mlist).changed:
+            s.commit()
+        return edition
 
     def send(self, list_name: str, *, progress: Callable[[int], None] | None = None,
              on_start: Callable[[Edition, int], None] | None = None,

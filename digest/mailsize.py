@@ -3,7 +3,8 @@
 Gmail clips an HTML part over about 102 KB behind "View entire message", and what it
 clips holds the footer with the unsubscribe link. So every edition is measured as it
 is rendered; `fit_edition` makes a draft fit (blurbs and notes shortened first, then
-the last stories moved to the "also new" list, as headlines), and `require_fits`
+the last stories moved to the "also new" list, as headlines, then the last of those
+held over for the next edition), and `require_fits`
 refuses to send one that does not: the one rule, asked wherever sending starts
 (`deliver.worker.start_sending`, whoever calls it, and a test send).
 """
@@ -22,6 +23,8 @@ from digest.render import SUBSCRIBER_SLOTS, Rendered, Slotted
 SLOT_BYTES = 300
 #: Blurbs and notes are cut to these lengths in turn, until the edition fits.
 SHORTEN_TO = (1200, 800, 500, 320)
+#: About the most HTML one "also new" headline takes (its link, twice, and its row).
+BRIEF_BYTES = 600
 
 
 def html_bytes(rendered: Rendered) -> int:
@@ -44,6 +47,7 @@ class Fit:
     limit: int
     shortened: int = 0  # blurbs and notes cut short
     moved: int = 0  # stories moved to the "also new" list
+    held: int = 0  # stories of the "also new" list held over for the next edition
 
     @property
     def fits(self) -> bool:
@@ -51,7 +55,7 @@ class Fit:
 
     @property
     def changed(self) -> bool:
-        return bool(self.shortened or self.moved)
+        return bool(self.shortened or self.moved or self.held)
 
     def message(self) -> str:
         """One sentence for the CLI and the desk."""
@@ -63,6 +67,9 @@ class Fit:
         if self.moved:
             stories = "story" if self.moved == 1 else "stories"
             done.append(f"moved {self.moved} {stories} to the \"also new\" list")
+        if self.held:
+            stories = "story" if self.held == 1 else "stories"
+            done.append(f"held {self.held} {stories} over for the next edition")
         return (f"HTML was {kb(self.before)}, over the {kb(self.limit)} limit: "
                 f"{' and '.join(done)}; now {kb(self.after)}.")
 
@@ -71,7 +78,8 @@ def fit_edition(edition: Edition, render: Callable[[], Rendered], limit_kb: floa
     """Make a draft's HTML part fit in `limit_kb`: cut the longest blurbs and notes
     (at a word, with "…") to 1200, 800, 500 and then 320 characters, rendering after
     each step, then move the last stories told in full to the "also new" list, keeping
-    the first. Changes the edition's items in place (the caller commits); an edition
+    the first, then hold the last of that list over for the next edition
+    (`Edition.held`). Changes the edition's items in place (the caller commits); an edition
     that is not a draft is measured, never changed. `render` renders it as it stands."""
     limit = int(limit_kb * 1024)
     before = size = html_bytes(render())
@@ -93,7 +101,19 @@ def fit_edition(edition: Edition, render: Callable[[], Rendered], limit_kb: floa
             full.pop().brief = True
         moved += count
         size = html_bytes(render())
-    return Fit(before, size, limit, len(cut), moved)
+    # Still over with one story in full: the "also new" list is too long for one mail.
+    # Its last stories (of those gathered, not added by URL) wait for the next edition.
+    brief = [(i, i.article_id) for i in sorted(edition.items, key=lambda i: i.position)
+             if i.brief and i.article_id is not None]
+    held = 0
+    while size > limit and brief:
+        for _ in range(min(len(brief), max(1, (size - limit) // BRIEF_BYTES))):
+            item, article_id = brief.pop()
+            edition.held = [*(edition.held or ()), article_id]
+            edition.items.remove(item)
+            held += 1
+        size = html_bytes(render())
+    return Fit(before, size, limit, len(cut), moved, held)
 
 
 def _shorten(items: list[EditionItem], cap: int, cut: set[tuple[int, str]]) -> bool:

@@ -32,7 +32,6 @@ from digest import imports, review
 from digest.cron import Due, due_editions, list_trigger, next_runs
 from digest.db import make_engine, utcnow
 from digest.deliver.backends import make_backend
-from digest.editions import build_scheduled
 from digest.errors import InvalidInput, NotReady
 from digest.gather.sources import BUSY, SourceReport, gather
 from digest.models import Edition, EditionKind, EditionStatus, Source
@@ -156,8 +155,7 @@ def run_edition_job(app: App, list_name: str, scheduled_for: dt.datetime) -> str
             mark_done(s, mlist.id, scheduled_for)
             s.commit()
             return MISSED
-        edition = build_scheduled(s, mlist, scheduled_for=scheduled_for, now=now,
-                                  rules=app.edition_rules())
+        edition = app.build_scheduled(s, mlist, scheduled_for)
         outcome = EMPTY if edition is None else _release(app, s, mlist, edition)
         first = mark_done(s, mlist.id, scheduled_for)
         s.commit()
@@ -230,8 +228,7 @@ def draft_reviews(app: App) -> list[Edition]:
                 continue  # logged by the edition job
             if not upcoming or upcoming[0] - lead > now:
                 continue
-            edition = build_scheduled(s, mlist, scheduled_for=upcoming[0], now=now,
-                                      rules=app.edition_rules())
+            edition = app.build_scheduled(s, mlist, upcoming[0])
             if edition is not None:
                 drafts.append(edition)
     return drafts

@@ -83,6 +83,16 @@ def run_cli(files: list[Path], base: str, work: Path) -> tuple[dict[str, str], s
     # What it says, without the table of items (read from the database below).
     said = [line for line in (drafted.stdout + drafted.stderr).splitlines()
             if line.strip() and not any(c in line for c in "┏┃┡│└╇━─")]
+    # Then send it, and the editions after it, until no story is left: every story
+    # once, none lost (what is held over goes next).
+    digest(env, work, "subscribers", "add", "reader@example.org", "--list", LIST,
+           "--confirmed")
+    for _edition in range(50):
+        sent = digest(env, work, "edition", "send", "--list", LIST)
+        if sent.returncode:
+            print(f"digest edition send ended with {sent.returncode}:\n{sent.stderr[-2000:]}")
+        if sent.returncode or "No new articles" in sent.stdout:
+            break
     return refused, " ".join(" ".join(said).split())
 
 
@@ -92,9 +102,12 @@ def report(files: list[Path], work: Path, refused: dict[str, str], drafted: str)
         sources = {src.id: src for src in s.scalars(select(Source))}
         name_of = {sid: src.url.rsplit("/", 1)[-1] for sid, src in sources.items()}
         articles = list(s.scalars(select(Article)))
-        edition = s.scalars(select(Edition).order_by(Edition.id.desc())).first()
+        editions = list(s.scalars(select(Edition).where(Edition.number > 0)
+                                  .order_by(Edition.number)))
+        edition = editions[0] if editions else None
         items = list(edition.items) if edition else []
         in_edition = {i.article_id for i in items if i.article_id is not None}
+        all_items = [i for e in editions for i in e.items]
 
         per_feed: dict[int, Counter[str]] = defaultdict(Counter)
         for a in articles:
@@ -128,12 +141,35 @@ def report(files: list[Path], work: Path, refused: dict[str, str], drafted: str)
             briefs = sum(bool(i.brief) for i in items)
             print(f"  #{edition.number}: {len(items)} items, {len(items) - briefs} in full, "
                   f"{briefs} as headlines")
-        print_duplicates(s, sources, items)
+        print_sent(s, editions, articles, all_items)
+        print_duplicates(s, sources, all_items)
         errors = {name_of[sid]: src.last_error for sid, src in sources.items()
                   if src.last_error}
         print(f"\nFeed errors: {len(errors) + len(refused)}")
         for name, error in sorted({**refused, **errors}.items()):
             print(f"  {name}: {error}")
+
+
+def print_sent(s: Session, editions: list[Edition], articles: list[Article],
+               items: list[EditionItem]) -> None:
+    """Every edition sent until none was left: the stories in them, any story in two,
+    and any article neither mailed nor the twin of one mailed nor backlog (lost)."""
+    sent = [e for e in editions if e.status == "sent"]
+    mailed = {i.article_id for i in items}
+    keys = Counter(f"{a.link_key}#{a.link.partition('#')[2]}" for a in articles
+                   if a.id in mailed and a.link_key)
+    twice = [k for k, n in keys.items() if n > 1]
+    by_key = {a.link_key for a in articles if a.id in mailed and a.link_key}
+    left = [a for a in articles if a.id not in mailed and not a.backlog]
+    twins = [a for a in left if a.link_key in by_key]
+    print(f"Sent until none was left: {len(sent)} editions, {len(items)} items "
+          f"({sum(not i.brief for i in items)} in full, {sum(bool(i.brief) for i in items)} "
+          f"as headlines); {len(twice)} pages mailed twice; of the {len(left)} articles "
+          f"not mailed and not backlog, {len(twins)} are twins of a mailed page and "
+          f"{len(left) - len(twins)} are neither (same-headline twins, or a new source's "
+          "archive older than late_hours)")
+    for a in [a for a in left if a not in twins][:10]:
+        print(f"  not mailed: {a.title[:70]!r} ({a.link[:80]})")
 
 
 def print_duplicates(s: Session, sources: dict[int, Source], items: list[EditionItem]) -> None:

@@ -342,6 +342,40 @@ def test_the_stories_of_a_cancelled_edition_go_in_the_next_one(
     assert sorted(headlines(build(app))) == sorted(h for h, _l, _d in items)
 
 
+@pytest.mark.parametrize("brief_max", [100, 0])
+def test_an_edition_too_large_to_mail_is_made_to_fit_when_built_and_loses_nothing(
+        app: App, clock: Clock, feeds: Feeds, brief_max: int) -> None:
+    """200 new stories with long headlines, links and blurbs: the edition built (as the
+    one-step send and the scheduler build it) fits [edition] html_max_kb, so it goes out
+    rather than being refused; what did not fit is held over, and every story reaches
+    the reader over the editions that follow. With brief_max 0 (no limit) the "also
+    new" list itself is too long for one mail: its last stories are held over."""
+    app.settings = app.settings.with_overrides(edition__brief_max=brief_max)
+    now = clock()
+    items: list[Told] = [
+        (f"Harbour report number {n}: the quay, the boats, the fish market and the new "
+         f"ferry timetable explained",
+         f"https://wire.example.org/2026/11/27/harbour/report-number-{n}-the-quay-the-boats-"
+         f"the-fish-market-and-the-ferry?ref=section-front",
+         now - dt.timedelta(minutes=n),
+         "Boats returned to the quay on Monday after three days of storm. " * 10)
+        for n in range(1, 201)]
+    make_list(app, clock, feeds.set("/wire.xml", "Harbour Wire", items))
+    fetch(app)
+    mailed: list[str] = []
+    for _edition in range(5):
+        edition = build(app)
+        if edition is None:
+            break
+        with app.sessions() as s:
+            fit = app.fit(s.get_one(Edition, edition.id), get_list(s, "daily"))
+        assert fit.fits and not fit.changed, fit.message()  # made to fit when built
+        send(app)
+        mailed += headlines(edition)
+        clock.advance(hours=24)
+    assert sorted(mailed) == sorted(h for h, _l, _d, _b in items)
+
+
 def test_one_story_from_two_feeds_is_one_item_naming_both(
         app: App, clock: Clock, feeds: Feeds) -> None:
     now = clock()
