@@ -86,6 +86,22 @@ class Side:
         return not self.thread.is_alive()
 
 
+def race(engine: Engine, first: Side, at: tuple[str, str], second: Side) -> bool:
+    """Run `first` until it is about to execute the statement `at` (its start, and a
+    word it holds), then `second`, given GRACE seconds; then let `first` go on, and
+    wait for both. Whether `second` finished while `first` was held."""
+    hold = Hold(engine, *at)
+    hold.thread = first.thread
+    first.start()
+    assert hold.reached.wait(30), f"{at[0]} never ran"
+    second.start()
+    second_first = second.done_within(GRACE)
+    hold.release()
+    assert first.done_within(30) and second.done_within(30)
+    hold.close()
+    return second_first
+
+
 def change(app: App, edition_id: int, do: Callable[[Session, Edition], object]) -> None:
     """An editor's change as the desk and the API make it: the edition read, changed
     through `digest.curate`, committed."""
@@ -124,18 +140,10 @@ def test_an_edit_that_read_the_edition_before_a_send_began_goes_out(
     first_id = _item_ids(app, edition.id)[0]
     corrected = "Harbour reopens after the storm: corrected headline"
 
-    hold = Hold(app.engine, "UPDATE edition_items")
     edit = Side(lambda: change(app, edition.id, lambda s, ed: curate.edit_item(
         s, ed, first_id, title=corrected)))
-    hold.thread = edit.thread
-    edit.start()
-    assert hold.reached.wait(30)
     send = Side(lambda: app.send("news"))
-    send.start()
-    send_finished_first = send.done_within(GRACE)
-    hold.release()
-    assert edit.done_within(30) and send.done_within(30)
-    hold.close()
+    send_finished_first = race(app.engine, edit, ("UPDATE edition_items", ""), send)
 
     assert edit.error is None and send.error is None, (edit.error, send.error)
     status, headlines, html = stored(app, edition.id)
@@ -156,18 +164,10 @@ def test_an_edit_made_while_the_send_renders_is_refused(app: App, clock: Clock) 
     _status, before, _html = stored(app, edition.id)
     first_id = _item_ids(app, edition.id)[0]
 
-    hold = Hold(app.engine, "UPDATE editions", has="html")
     send = Side(lambda: app.send("news"))
-    hold.thread = send.thread
-    send.start()
-    assert hold.reached.wait(30)
     drop = Side(lambda: change(app, edition.id,
                                lambda s, ed: curate.drop_item(s, ed, first_id)))
-    drop.start()
-    drop_finished_first = drop.done_within(GRACE)
-    hold.release()
-    assert send.done_within(30) and drop.done_within(30)
-    hold.close()
+    drop_finished_first = race(app.engine, send, ("UPDATE editions", "html"), drop)
 
     assert send.error is None, send.error
     status, headlines, html = stored(app, edition.id)
@@ -214,18 +214,9 @@ def test_an_edit_held_open_makes_the_send_now_button_wait(
             s.commit()
             return queued
 
-    hold = Hold(app.engine, "UPDATE editions SET subject" if what == "intro"
-                else "INSERT INTO edition_items")
-    editing = Side(lambda: change(app, edition.id, edit))
-    hold.thread = editing.thread
-    editing.start()
-    assert hold.reached.wait(30)
-    send = Side(press_send)
-    send.start()
-    send_finished_first = send.done_within(GRACE)
-    hold.release()
-    assert editing.done_within(30) and send.done_within(30)
-    hold.close()
+    editing, send = Side(lambda: change(app, edition.id, edit)), Side(press_send)
+    at = ("UPDATE editions", "subject") if what == "intro" else ("INSERT INTO edition_items", "")
+    send_finished_first = race(app.engine, editing, at, send)
 
     assert editing.error is None and send.error is None, (editing.error, send.error)
     assert send.result == 3

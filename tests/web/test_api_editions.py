@@ -18,7 +18,7 @@ from subscribers.lists import get_list
 from subscribers.suppress import suppress
 from tests.conftest import DATA, Clock
 from tests.loopback import feed_server
-from tests.test_edit_send_race import GRACE, Hold, Side
+from tests.test_edit_send_race import Side, race
 from tests.web.api_support import *  # noqa: F403
 from tests.web.api_support import error_of, mail_in, sent_to, walk_pages
 from tests.web.conftest import ALICE, World
@@ -263,22 +263,14 @@ def test_send_queues_the_recipients_and_freezes_the_edition(
 
 def test_a_change_while_the_send_starts_is_refused_and_not_stored(
         editor_api: TestClient, world: World, app: App, clock: Clock) -> None:
-    """A script changes the subject while the scheduler's send is rendering: the
+    """A script changes the subject while `digest edition send` is rendering: the
     request waits for the start, then answers 422 saying nothing changed; the mail and
     the stored edition keep the subject that went out."""
     add_articles(app, clock, 2)
     eid = draft(editor_api)["id"]
-    hold = Hold(app.engine, "UPDATE editions", has="html")
     send = Side(lambda: app.send("news"))
-    hold.thread = send.thread
-    send.start()
-    assert hold.reached.wait(30)
     patch = Side(lambda: editor_api.patch(f"/editions/{eid}", json={"subject": "Too late"}))
-    patch.start()
-    patch.done_within(GRACE)
-    hold.release()
-    assert send.done_within(30) and patch.done_within(30)
-    hold.close()
+    race(app.engine, send, ("UPDATE editions", "html"), patch)
 
     assert send.error is None and patch.error is None, (send.error, patch.error)
     assert [m["Subject"] for m in mail_in(app)] == ["Morning News: Harbour story 0"]
