@@ -3,8 +3,8 @@
 Gmail clips an HTML part over about 102 KB behind "View entire message", and what it
 clips holds the footer with the unsubscribe link. So every edition is measured as it
 is rendered; `fit_edition` makes a draft fit (blurbs and notes shortened first, then
-the last stories moved to the "also new" list, as headlines, then the last of those
-held over for the next edition), and `require_fits`
+the last "also new" headlines held over for the next edition, then the last stories
+told in full moved to the "also new" list), and `require_fits`
 refuses to send one that does not: the one rule, asked wherever sending starts
 (`deliver.worker.start_sending`, whoever calls it, and a test send).
 """
@@ -48,6 +48,7 @@ class Fit:
     shortened: int = 0  # blurbs and notes cut short
     moved: int = 0  # stories moved to the "also new" list
     held: int = 0  # stories of the "also new" list held over for the next edition
+    best: int = 0  # could not fit, nothing changed: the size fitting would have reached
 
     @property
     def fits(self) -> bool:
@@ -59,6 +60,10 @@ class Fit:
 
     def message(self) -> str:
         """One sentence for the CLI and the desk."""
+        if self.best:
+            return (f"HTML is {kb(self.after)}, over the {kb(self.limit)} limit, and cannot be "
+                    f"made to fit ({kb(self.best)} at best, with blurbs and notes cut short "
+                    "and stories moved to \"also new\" or held over): nothing was changed.")
         if not self.changed:
             return f"HTML {kb(self.after)} of {kb(self.limit)} (Gmail clips above 102 KB)."
         done = []
@@ -77,22 +82,25 @@ class Fit:
 def fit_edition(edition: Edition, render: Callable[[], Rendered], limit_kb: float) -> Fit:
     """Make a draft's HTML part fit in `limit_kb`: cut the longest blurbs and notes
     (at a word, with "…") to 1200, 800, 500 and then 320 characters, rendering after
-    each step, then move the last stories told in full to the "also new" list, keeping
-    the first, then hold the last of that list over for the next edition
-    (`Edition.held`). Changes the edition's items in place (the caller commits); an edition
-    that is not a draft is measured, never changed. `render` renders it as it stands."""
+    each step; then hold the last stories of the "also new" list over for the next
+    edition (`Edition.held`: they are not lost, and the stories told in full stay so);
+    then move the last stories told in full to "also new", keeping the first, and hold
+    those over too if need be. Changes the edition's items in place (the caller
+    commits); an edition that is not a draft is measured, never changed. `render`
+    renders it as it stands."""
     limit = int(limit_kb * 1024)
     before = size = html_bytes(render())
     if size <= limit or edition.status != EditionStatus.DRAFT:
         return Fit(before, size, limit)
     full = [i for i in sorted(edition.items, key=lambda i: i.position) if not i.brief]
     cut: set[tuple[int, str]] = set()  # (position, "summary" or "note"), each once
-    moved = 0
     for cap in SHORTEN_TO:
         if _shorten(full, cap, cut):
             size = html_bytes(render())
             if size <= limit:
-                return Fit(before, size, limit, len(cut), moved)
+                return Fit(before, size, limit, len(cut))
+    size, held = _hold_over(edition, render, size, limit)
+    moved = 0
     while size > limit and len(full) > 1:
         # size / len(full) is more than a story takes (the masthead and footer are in
         # it), so this never moves more stories than the excess needs.
@@ -101,8 +109,15 @@ def fit_edition(edition: Edition, render: Callable[[], Rendered], limit_kb: floa
             full.pop().brief = True
         moved += count
         size = html_bytes(render())
-    # Still over with one story in full: the "also new" list is too long for one mail.
-    # Its last stories (of those gathered, not added by URL) wait for the next edition.
+    size, more = _hold_over(edition, render, size, limit)
+    return Fit(before, size, limit, len(cut), moved, held + more)
+
+
+def _hold_over(edition: Edition, render: Callable[[], Rendered], size: int,
+               limit: int) -> tuple[int, int]:
+    """Hold the last "also new" stories (of those gathered; one added by URL has no
+    article to hold) over for the next edition until the edition fits: (its size, how
+    many were held)."""
     brief = [(i, i.article_id) for i in sorted(edition.items, key=lambda i: i.position)
              if i.brief and i.article_id is not None]
     held = 0
@@ -113,7 +128,7 @@ def fit_edition(edition: Edition, render: Callable[[], Rendered], limit_kb: floa
             edition.items.remove(item)
             held += 1
         size = html_bytes(render())
-    return Fit(before, size, limit, len(cut), moved, held)
+    return size, held
 
 
 def _shorten(items: list[EditionItem], cap: int, cut: set[tuple[int, str]]) -> bool:

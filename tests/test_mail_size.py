@@ -122,7 +122,8 @@ def test_preview_makes_the_longest_edition_fit_with_the_footer_inside(
     assert r.exit_code == 0, r.output
     said = " ".join(r.output.split())
     assert re.search(r"HTML was \d+ KB, over the 100 KB limit: shortened \d+ blurb\(s\) and "
-                     r"note\(s\)( and moved \d+ stor(y|ies) to the \"also new\" list)?; "
+                     r"note\(s\)( and moved \d+ stor(y|ies) to the \"also new\" list)?"
+                     r"( and held \d+ stor(y|ies) over for the next edition)?; "
                      r"now \d+ KB\.", said), said
     assert len((tmp_path / "p.html").read_bytes()) <= 100 * 1024
     with app.sessions() as s:
@@ -153,3 +154,24 @@ def test_preview_makes_the_longest_edition_fit_with_the_footer_inside(
     assert all(line in text for line in POSTAL.split("\n"))
     last_story = doc.xpath("//h2")[-1].text_content()[:20].encode()
     assert html.index(b"/preferences/") > html.index(last_story)  # after every story
+
+
+def test_a_preview_that_cannot_make_the_draft_fit_changes_nothing(
+        app: App, cli: Callable[..., Result], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a limit no 20-story edition can meet (30 KB), the preview does not leave the
+    editors' draft cut short for nothing: it says what the best would be and that
+    nothing changed, and the send is refused as before."""
+    edition_id = _draft(app, "en")
+    with app.sessions() as s:
+        words = [(i.summary, i.note, i.brief) for i in s.get_one(Edition, edition_id).items]
+    monkeypatch.setenv("DIGEST_EDITION_HTML_MAX_KB", "30")
+    r = cli("edition", "preview", "--list", "morning", "-o", str(tmp_path / "p.html"))
+    assert r.exit_code == 0, r.output
+    said = " ".join(r.output.split())
+    assert re.search(r"HTML is \d+ KB, over the 30 KB limit, and cannot be made to fit "
+                     r"\(\d+ KB at best, with blurbs and notes cut short and stories moved "
+                     r"to \"also new\" or held over\): nothing was changed\.", said), said
+    with app.sessions() as s:
+        assert [(i.summary, i.note, i.brief)
+                for i in s.get_one(Edition, edition_id).items] == words

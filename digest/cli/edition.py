@@ -12,6 +12,7 @@ from digest.app import App
 from digest.cli.common import add_row, err, out, print_table, progress_bar, say, with_app
 from digest.deliver.worker import SendReport
 from digest.editions import open_edition
+from digest.mailsize import Fit
 from digest.models import Edition
 from digest.publication import LAYOUTS, postal_address_warning
 from subscribers.lists import get_list
@@ -74,7 +75,12 @@ def edition_preview(app: App, list_name: str, output: str, layout: str | None) -
             raise click.ClickException(f"list {list_name} has no open edition and no new "
                                        "articles; run `digest fetch` first")
         fit = app.fit(ed, mlist)
-        if fit.changed:
+        if fit.changed and not fit.fits:
+            # The editors' words are not cut for nothing: the draft stays as it was.
+            s.rollback()
+            ed, mlist = s.get_one(Edition, ed.id), get_list(s, list_name)
+            fit = Fit(fit.before, fit.before, fit.limit, best=fit.after)
+        elif fit.changed:
             s.commit()
         with s.no_autoflush:  # --layout is for this preview only: never saved
             if layout:
