@@ -277,6 +277,13 @@ class App:
                               render_context(edition, mlist, self.settings["public_url"],
                                              view_url=self.view_url(edition, mlist)))
 
+    def require_fits(self, edition: Edition, mlist: MailingList) -> None:
+        """NotReady, saying what to shorten, if the edition's HTML part is over `[edition]
+        html_max_kb`: asked where an edition is cleared to go (approve, schedule), so an
+        edition that could never be sent is not approved to go out unattended."""
+        require_fits(edition, mlist.name, self.render(edition, mlist),
+                     self.settings["edition.html_max_kb"])
+
     def fit(self, edition: Edition, mlist: MailingList) -> Fit:
         """Measure the edition's HTML part; a draft over `[edition] html_max_kb` is made
         to fit (`mailsize.fit_edition`: its items change; the caller commits)."""
@@ -320,7 +327,9 @@ class App:
         """Approve a review-mode list's waiting draft: (edition, changed). Through
         `curate.approve`, as the desk and the API do: one set of rules."""
         with self.sessions() as s:
-            edition = review.awaiting_approval(s, get_list(s, list_name))
+            mlist = get_list(s, list_name)
+            edition = review.awaiting_approval(s, mlist)
+            self.require_fits(edition, mlist)
             changed = curate.approve(s, edition)
             s.commit()
             return edition, changed

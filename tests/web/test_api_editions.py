@@ -202,6 +202,27 @@ def test_approve_and_schedule(editor_api: TestClient, world: World, app: App,
     assert error["details"][0]["field"] == "at"  # a time without a zone is ambiguous
 
 
+def test_an_edition_too_large_to_send_is_not_approved_or_scheduled(
+        editor_api: TestClient, world: World, app: App, clock: Clock) -> None:
+    """Notes an editor wrote after the draft was built take it over [edition]
+    html_max_kb: approving or scheduling it (to go out unattended) is refused with what
+    to shorten, rather than accepted and then failing at the scheduled time."""
+    app.settings = app.settings.with_overrides(edition__html_max_kb=20)
+    add_articles(app, clock, 6)
+    edition = draft(editor_api)
+    eid = edition["id"]
+    for item in edition["items"]:
+        answer = editor_api.patch(f"/editions/{eid}/items/{item['id']}",
+                                  json={"note": "A long note from the desk. " * 70})
+        assert answer.status_code == 200, answer.text
+    error = error_of(editor_api.post(f"/editions/{eid}/approve"), 409, "not_ready")
+    assert "over the 20 KB limit ([edition] html_max_kb)" in error["message"]
+    error = error_of(editor_api.post(f"/editions/{eid}/schedule",
+                                     json={"at": "2026-11-28T09:30:00+09:00"}), 409, "not_ready")
+    assert "Shorten the longest blurbs and notes" in error["message"]
+    assert editor_api.get(f"/editions/{eid}").json()["status"] == "draft"
+
+
 def test_a_test_mail_goes_to_the_editor_only(editor_api: TestClient, world: World,
                                              app: App, clock: Clock,
                                              users: dict[str, str]) -> None:

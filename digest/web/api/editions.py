@@ -56,7 +56,8 @@ NOT_FOUND = refusals(e404="No such edition (or item)")
 FROZEN = refusals(e404="No such edition (or item)",
                   e422="A value is refused, or the edition is sending or sent")
 #: What lets an edition go: it must be fit to go out.
-RELEASE = refusals(e404="No such edition", e409="The edition may not go out: no articles",
+RELEASE = refusals(e404="No such edition", e409="The edition may not go out: no articles, or "
+                   "its HTML is over [edition] html_max_kb",
                    e422="A value is refused, or the edition is sending or sent")
 
 
@@ -197,6 +198,7 @@ def editions_approve(user: Editor, app: AppDep, edition_id: Id) -> EditionOut:
     It can still be changed."""
     with app.sessions() as s:
         edition, mlist = _edition(s, edition_id)
+        app.require_fits(edition, mlist)
         curate.approve(s, edition)
         s.commit()
         return edition_out(s, edition, mlist, app)
@@ -209,6 +211,8 @@ def editions_schedule(user: Editor, app: AppDep, edition_id: Id,
     time away again."""
     with app.sessions() as s:
         edition, mlist = _edition(s, edition_id)
+        if body.at is not None:
+            app.require_fits(edition, mlist)
         curate.schedule(s, edition, body.at, now=app.clock())
         s.commit()
         return edition_out(s, edition, mlist, app)

@@ -227,6 +227,7 @@ def intro(list_name: str, post: DeskPost, edition: Field = "", subject: Field = 
 @router.post("/desk/{list_name}/approve")
 def approve(list_name: str, post: DeskPost, edition: Field = "") -> Response:
     def change(s: Session, mlist: MailingList, ed: Edition) -> tuple[str, str]:
+        post.app.require_fits(ed, mlist)
         curate.approve(s, ed)
         return "approved", "release"
     return act(post, list_name, edition, change)
@@ -239,6 +240,7 @@ def schedule(list_name: str, post: DeskPost, edition: Field = "", when: Field = 
         if clear:
             curate.schedule(s, ed, None, now=post.app.clock())
             return "unscheduled", "release"
+        post.app.require_fits(ed, mlist)
         curate.schedule(s, ed, parse_local(when, mlist), now=post.app.clock())
         return "scheduled", "release"
     return act(post, list_name, edition, change)
