@@ -11,6 +11,7 @@ refuses to send one that does not: the one rule, asked wherever sending starts
 
 from __future__ import annotations
 
+import binascii
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -28,9 +29,19 @@ BRIEF_BYTES = 600
 
 
 def html_bytes(rendered: Rendered) -> int:
-    """Bytes of the HTML part a reader's mail client receives (before transfer encoding)."""
+    """Bytes of the HTML part as it goes out: transfer-encoded, in the smaller of
+    quoted-printable and base64, as `deliver.message` picks. Gmail's clipping point is
+    reported to move with the encoding (Spam Resource measured it in 2022; Leanplum
+    counts the encoded message), so the encoded size is the one that must fit: a
+    Korean part of 97 KB goes out as about 130 KB of base64."""
     values = dict.fromkeys(SUBSCRIBER_SLOTS, "x" * SLOT_BYTES)
-    return len(Slotted(rendered.html, rendered.slot_key).fill(values, html=True).encode())
+    data = Slotted(rendered.html, rendered.slot_key).fill(values, html=True).encode()
+    quoted = len(binascii.b2a_qp(data.replace(b"\n", b"\r\n")))
+    if data.isascii():
+        return quoted
+    # 76-character lines of base64, each ending CRLF.
+    encoded = (len(data) + 2) // 3 * 4
+    return min(quoted, encoded + 2 * -(-encoded // 76))
 
 
 def kb(size: int) -> str:

@@ -175,3 +175,29 @@ def test_a_preview_that_cannot_make_the_draft_fit_changes_nothing(
     with app.sessions() as s:
         assert [(i.summary, i.note, i.brief)
                 for i in s.get_one(Edition, edition_id).items] == words
+
+
+def test_the_html_part_is_measured_as_it_goes_out_encoded(
+        app: App, settings: Settings, cli: Callable[..., Result], tmp_path: Path) -> None:
+    """A Korean edition of 20 stories with 320-character blurbs and 100-character notes
+    is about 97 KB of HTML, but base64 makes it about 130 KB on the wire, where Gmail
+    measures: the draft is made to fit as encoded, and the part that goes out is."""
+    edition_id = _draft(app, "ko")
+    ctx = twenty("ko", title=90, summary=320, note=100)
+    with app.sessions() as s:
+        for item, told in zip(s.get_one(Edition, edition_id).items, ctx.items, strict=True):
+            item.title, item.summary, item.note = told.title, told.summary, told.note
+        s.commit()
+    assert _html_kb("ko", title=90, summary=320, note=100) < 100  # decoded, it fits
+    r = cli("edition", "preview", "--list", "morning", "-o", str(tmp_path / "p.html"))
+    assert r.exit_code == 0, r.output
+    assert "over the 100 KB limit" in " ".join(r.output.split()), r.output
+    r = cli("edition", "send", "--list", "morning")
+    assert r.exit_code == 0, r.output
+    [path] = _outbox(settings)
+    msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    assert isinstance(msg, EmailMessage)
+    html_part = msg.get_body(("html",))
+    assert html_part is not None and html_part["Content-Transfer-Encoding"] == "base64"
+    wire = html_part.get_payload(decode=False)
+    assert isinstance(wire, str) and len(wire.encode()) <= 100 * 1024
