@@ -175,9 +175,10 @@ def print_sent(s: Session, editions: list[Edition], articles: list[Article],
 def print_duplicates(s: Session, sources: dict[int, Source], items: list[EditionItem]) -> None:
     """Edition items that name two sources; articles of two sources sharing a link key."""
     labels = {source_label(src) for src in sources.values() if source_label(src)}
-    # digest.stories names every source of a story, " · " between them.
-    merged = [i for i in items if len(i.source_title.split(" · ")) > 1
-              or sum(label in i.source_title for label in labels) > 1]
+    # digest.stories names every source of a story, " · " between them (a source's own
+    # title may hold " · " too: then it is one name).
+    merged = [i for i in items if i.source_title not in labels
+              and len(i.source_title.split(" · ")) > 1]
     shared = s.execute(
         select(Article.link_key, func.count())
         .where(Article.link_key != "")

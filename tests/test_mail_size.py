@@ -89,6 +89,18 @@ def _draft(app: App, language: str) -> int:
         return edition.id
 
 
+def _sent(cli: Callable[..., Result], settings: Settings) -> tuple[EmailMessage, EmailMessage]:
+    """`digest edition send` the draft to its one reader: the message and its HTML part."""
+    r = cli("edition", "send", "--list", "morning")
+    assert r.exit_code == 0, r.output
+    [path] = _outbox(settings)
+    msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    assert isinstance(msg, EmailMessage)
+    html_part = msg.get_body(("html",))
+    assert isinstance(html_part, EmailMessage)
+    return msg, html_part
+
+
 def _outbox(settings: Settings) -> list[Path]:
     folder = Path(settings["delivery.outbox_dir"]) / "new"
     return sorted(folder.iterdir()) if folder.is_dir() else []
@@ -131,13 +143,7 @@ def test_preview_makes_the_longest_edition_fit_with_the_footer_inside(
         assert all(len(i.summary) <= 1200 and len(i.note) <= 1200 for i in items)
         assert not items[0].brief  # the lead story stays
 
-    r = cli("edition", "send", "--list", "morning")
-    assert r.exit_code == 0, r.output
-    [path] = _outbox(settings)
-    msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-    assert isinstance(msg, EmailMessage)
-    html_part = msg.get_body(("html",))
-    assert html_part is not None
+    msg, html_part = _sent(cli, settings)
     html = html_part.get_payload(decode=True)
     assert isinstance(html, bytes) and len(html) <= 100 * 1024
     doc = lxml.html.document_fromstring(html)
@@ -192,12 +198,7 @@ def test_the_html_part_is_measured_as_it_goes_out_encoded(
     r = cli("edition", "preview", "--list", "morning", "-o", str(tmp_path / "p.html"))
     assert r.exit_code == 0, r.output
     assert "over the 100 KB limit" in " ".join(r.output.split()), r.output
-    r = cli("edition", "send", "--list", "morning")
-    assert r.exit_code == 0, r.output
-    [path] = _outbox(settings)
-    msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-    assert isinstance(msg, EmailMessage)
-    html_part = msg.get_body(("html",))
-    assert html_part is not None and html_part["Content-Transfer-Encoding"] == "base64"
+    _msg, html_part = _sent(cli, settings)
+    assert html_part["Content-Transfer-Encoding"] == "base64"
     wire = html_part.get_payload(decode=False)
     assert isinstance(wire, str) and len(wire.encode()) <= 100 * 1024
