@@ -9,15 +9,21 @@ while the rest is still going out), and a private list's edition opens with the 
 link carries (`digest.edition_links`): that edition only, no login.
 
 An edition's page is the email itself: the HTML rendered once when it was sent, with
-the per-subscriber slots filled with neutral values (no address, no name; the
-unsubscribe link goes to the list's subscribe form). It is served as its own document
-with a Content-Security-Policy of its own: inline styles (email HTML has nothing else)
-and https images, still no scripts, and sandboxed, so even markup that slipped through
-a feed runs in an origin of its own, away from the editors' session cookie.
+the per-subscriber slots filled with neutral values (no address, no name) and what only a
+reader's copy needs taken out: the reason line, and the links to unsubscribe, to manage
+preferences and to view in the browser (in the browser there is no reader; they led to
+the sign-up form, or nowhere for a private list). A public list's page offers "Subscribe"
+in their place. It is served as its own document with a Content-Security-Policy of its
+own: inline styles (email HTML has nothing else) and images over https or plain http (a
+feed's photo or a list's logo may be http, and mail clients show those too; a page served
+over https still has the browser block them as mixed content), still no scripts, and
+sandboxed, so even markup that slipped through a feed runs in an origin of its own, away
+from the editors' session cookie.
 """
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import math
 import zoneinfo
@@ -25,8 +31,10 @@ from html import escape
 from urllib.parse import urlsplit
 from xml.etree import ElementTree as ET
 
+import lxml.html
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import HTMLResponse, Response
+from lxml.html import HtmlElement
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session, selectinload
 
@@ -55,12 +63,17 @@ XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 # Archive pages change when an edition goes out; a few minutes of caching is harmless.
 CACHE = {"Cache-Control": "public, max-age=300"}
 EDITION_CSP = (
-    "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; "
+    "default-src 'none'; style-src 'unsafe-inline'; img-src https: http: data:; "
     "font-src https: data:; form-action 'none'; frame-ancestors 'none'; base-uri 'none'; "
     "sandbox allow-popups allow-popups-to-escape-sandbox"
 )
 # "This email was sent to {email}." in the archive copy.
 NEUTRAL_RECIPIENT = {"en": "you", "ko": "구독자"}
+# What a public list's archive copy links to in place of the reader's links.
+SUBSCRIBE = {"en": "Subscribe", "ko": "구독하기"}
+# The slots of a reader's own links, and the value that marks them in the archive copy.
+READER_LINKS = ("unsubscribe_url", "manage_url")
+READER_MARK = "about:blank#digest-reader-"
 
 
 @router.api_route("/archive", methods=["GET", "HEAD"])
@@ -162,17 +175,69 @@ def archive_list(list_name: str, app: AppDep, pages: PagesDep, page: str = "1") 
 
 
 def fill_neutral(edition: Edition, mlist: MailingList, app: App) -> str:
-    """Edition HTML with its slots filled for anyone to see: no address, no name, and
-    "unsubscribe" leading to the list's subscribe form."""
+    """Edition HTML with its slots filled for anyone to see: no address, no name, no
+    reason line and no per-reader links (`browser_footer`)."""
     slotted = Slotted(edition.html, edition.slot_key)
     language = mlist.language.split("-")[0].lower()
-    subscribe = f"{app.settings['public_url'].rstrip('/')}/subscribe/{mlist.name}"
-    neutral = {
-        "unsubscribe_url": subscribe,
-        "manage_url": subscribe,
-        "email": NEUTRAL_RECIPIENT.get(language, NEUTRAL_RECIPIENT["en"]),
-    }
-    return slotted.fill({name: neutral.get(name, "") for name in slotted.names}, html=True)
+    neutral = {name: READER_MARK + name for name in (*READER_LINKS, "reason")}
+    neutral["email"] = NEUTRAL_RECIPIENT.get(language, NEUTRAL_RECIPIENT["en"])
+    html = slotted.fill({name: neutral.get(name, "") for name in slotted.names}, html=True)
+    public_url = app.settings["public_url"].rstrip("/")
+    subscribe = (f"{public_url}/subscribe/{mlist.name}",
+                 SUBSCRIBE.get(language, SUBSCRIBE["en"])) if mlist.public else None
+    return browser_footer(html, app.view_url(edition, mlist), subscribe)
+
+
+def browser_footer(html: str, view_url: str, subscribe: tuple[str, str] | None) -> str:
+    """`html` (slots filled with READER_MARK values) without the reader's reason line and
+    links, nor the "view in browser" link to `view_url`, the page itself. A line of links
+    that loses some is rebuilt from those left, with its separator; `subscribe`
+    ((url, label), for a public list) takes the reader links' place, styled as they were.
+    Parsed, not cut by pattern, so it holds for a templates_dir's own footer too."""
+    doc = lxml.html.document_fromstring(html)
+    for para in list(doc.iter("p")):
+        if para.text_content().strip() == READER_MARK + "reason":
+            para.drop_tree()
+    page = urlsplit(view_url)._replace(query="", fragment="")
+    lines: dict[HtmlElement, list[HtmlElement]] = {}
+    for link in doc.xpath("//a[@href]"):
+        href = link.get("href", "")
+        if href.startswith(READER_MARK) or (
+                view_url and urlsplit(href)._replace(query="", fragment="") == page):
+            lines.setdefault(link.getparent(), []).append(link)
+    for line, gone in lines.items():
+        _rebuild(line, gone, subscribe)
+    return str(lxml.html.tostring(doc, encoding="unicode", doctype="<!DOCTYPE html>"))
+
+
+def _rebuild(line: HtmlElement, gone: list[HtmlElement],
+             subscribe: tuple[str, str] | None) -> None:
+    """`line` without the links `gone`: its links alone, joined by its separator, when
+    it holds nothing else; else the links dropped where they stand."""
+    links = [child for child in line if child.tag == "a"]
+    if len(links) != len(line) or (line.text or "").strip():
+        for link in gone:
+            link.drop_tree()
+        return
+    separator = next((a.tail for a in links if a.tail and a.tail.strip()), " \u00b7 ")
+    kept = [a for a in links if a not in gone]
+    reader = [a for a in gone if a.get("href", "").startswith(READER_MARK)]
+    if subscribe and reader:
+        offer = copy.deepcopy(reader[0])
+        offer.set("href", subscribe[0])
+        offer.text, offer.tail = subscribe[1], None
+        for child in list(offer):
+            offer.remove(child)
+        kept.insert(0, offer)
+    if not kept:
+        line.drop_tree()
+        return
+    for child in list(line):
+        line.remove(child)
+    line.text = None
+    for n, link in enumerate(kept):
+        link.tail = separator if n < len(kept) - 1 else None
+        line.append(link)
 
 
 def atom_feed(mlist: MailingList, editions: list[Edition], public_url: str) -> bytes:

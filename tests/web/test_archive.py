@@ -119,7 +119,7 @@ def test_edition_in_the_browser_has_no_slots_and_no_personal_data(
     assert "https://news.example.org/subscribe/news" in doc.xpath("//a/@href")
     assert "This email was sent to you." in r.text
     csp = r.headers["Content-Security-Policy"]
-    assert "style-src 'unsafe-inline'" in csp and "img-src https: data:" in csp
+    assert "style-src 'unsafe-inline'" in csp and "img-src https: http: data:" in csp
     assert "script" not in csp and "default-src 'none'" in csp and "sandbox" in csp
     # The Korean edition's neutral recipient is in Korean too.
     r = client.get("/archive/sport/1")
@@ -264,3 +264,29 @@ def test_archive_links_lose_tracking_and_undated_items_show_no_time(
     assert metas == ["HuffPost Canada · 7:20 AM", "Journal"]
     # The feed's "also new" list: headline, link and source, no blurb.
     assert "<h3>Also new</h3>" in html and "Not in the list." not in html
+
+
+def test_the_browser_copy_shows_http_images_as_the_mail_does(
+        client: TestClient, app: App, world: World, clock: Clock) -> None:
+    """A feed's photo and a list's logo over plain http show in mail clients; the
+    browser copy's Content-Security-Policy lets them show there too."""
+    photo = "http://www.harbourtimes.example/images/2026/ferry-dawn.jpg"
+    logo = "http://www.harbourtimes.example/logo.png"
+    with app.sessions() as s:
+        update_list(s, get_list(s, "news"), logo_url=logo)
+        source, _ = add_source(s, "https://news.example.org/feed.xml", get_list(s, "news"))
+        s.add(Article(source_id=source.id, guid="p1", link="https://example.org/p1",
+                      content_hash="p1", title="Ferry at dawn", summary="The first ferry.",
+                      image_url=photo, image_width=1200, image_height=800,
+                      published_at=clock() - dt.timedelta(hours=1), first_seen_at=clock()))
+        s.commit()
+    report = app.send("news")
+    assert report is not None and report.finished
+    page = client.get("/archive/news/1")
+    assert page.status_code == 200
+    images = lxml.html.fromstring(page.text).xpath("//img/@src")
+    assert photo in images and logo in images
+    img_src = next(part.split()[1:] for part in
+                   page.headers["Content-Security-Policy"].split(";")
+                   if part.split()[0] == "img-src")
+    assert "http:" in img_src and "https:" in img_src

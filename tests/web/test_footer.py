@@ -182,3 +182,33 @@ def test_an_editions_page_is_there_while_it_is_still_being_sent(
     page = client.get(_path(view))
     assert page.status_code == 200 and "Ferry timetable changes" in page.text
     assert "/archive/news/1" not in client.get("/archive/news").text
+
+
+def _reader_words(page: lxml.html.HtmlElement) -> list[str]:
+    return [a.text_content().strip() for a in page.xpath("//a")
+            if a.text_content().strip() in ("Unsubscribe", "Manage preferences")]
+
+
+def test_the_archive_copy_has_no_reader_links_nor_an_empty_reason(
+        client: TestClient, app: App, sent: None) -> None:
+    """In the browser there is no reader: no Unsubscribe or Manage preferences (they led
+    to the sign-up form, or a 404 for a private list), and no empty line where the
+    reader's reason was; a public list's page offers Subscribe instead."""
+    views = {name: _footer_links(_mail_of(app, name, ALICE)[1])["View in browser"]
+             for name in ("news", "staff")}
+    for name, view in views.items():
+        page = client.get(_path(view))
+        assert page.status_code == 200
+        doc = lxml.html.document_fromstring(page.text)
+        assert _reader_words(doc) == [], name
+        footers = doc.xpath("//p[contains(@class, 'footer')]")
+        assert footers and all(p.text_content().strip() for p in footers), name
+        hrefs = [a.get("href") for a in doc.xpath("//a")]
+        assert not any("/subscribe/" in h and name == "staff" for h in hrefs)
+        # "View in browser" in the browser would lead to the page itself.
+        assert "View in browser" not in doc.text_content(), name
+        assert "Portsmouth" in doc.text_content() or "Hull" in doc.text_content()
+    news = lxml.html.document_fromstring(client.get(_path(views["news"])).text)
+    subscribe = news.xpath("//a[normalize-space(.)='Subscribe']/@href")
+    assert subscribe == ["https://news.example.org/subscribe/news"]
+    assert client.get(_path(subscribe[0])).status_code == 200
