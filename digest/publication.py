@@ -75,8 +75,9 @@ LOGO_URL_MAX = 2000  # MailingList.logo_url's column length
 def check_layout(layout: str) -> str:
     """One of LAYOUTS."""
     if layout not in LAYOUTS:
-        raise InvalidInput(f"layout {layout!r} is not one of {', '.join(LAYOUTS)} (hero: the "
-                           "first story large; compact: every story alike)")
+        raise InvalidInput(f"layout {layout!r} is not one of {', '.join(LAYOUTS)} (hero: "
+                           "every story with its photo across the column; compact: the lead "
+                           "story large, the rest with a thumbnail beside the headline)")
     return layout
 
 

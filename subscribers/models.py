@@ -71,7 +71,8 @@ class MailingList(Base):
     keep_tracking: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # The sender's postal address, in every edition's footer (CAN-SPAM, bulk-sender rules).
     postal_address: Mapped[str] = mapped_column(Text, default="", server_default="")
-    # How an edition is laid out: hero (the first story large) | compact (all alike).
+    # How an edition is laid out: hero (every story's photo across the column) |
+    # compact (the lead story large, a thumbnail beside each headline after it).
     layout: Mapped[str] = mapped_column(String(16), default="hero", server_default="hero")
     # An "In this edition" table of contents at the top of the mail.
     toc: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

@@ -70,7 +70,8 @@ def lists() -> None:
               help="The sender's postal address, shown in every mail's footer (the law and "
                    "bulk-sender rules ask for it); several lines allowed.")
 @click.option("--layout", type=click.Choice(LAYOUTS), default="hero", show_default=True,
-              help="hero: the first story large; compact: every story alike.")
+              help="hero: every story with its photo across the column; compact: the "
+                   "lead story large, the rest with a thumbnail beside the headline.")
 @click.option("--toc/--no-toc", default=False, show_default=True,
               help='Whether an edition opens with an "In this edition" list of its stories.')
 @click.option("--accent-color", default="", help="Colour of headings and links, e.g. #1a73e8.")
@@ -157,7 +158,8 @@ def lists_show(app: App, name: str) -> None:
 @click.option("--postal-address",
               help="The sender's postal address, shown in every mail's footer.")
 @click.option("--layout", type=click.Choice(LAYOUTS),
-              help="hero: the first story large; compact: every story alike.")
+              help="hero: every story with its photo across the column; compact: the "
+                   "lead story large, the rest with a thumbnail beside the headline.")
 @click.option("--toc/--no-toc", default=None,
               help='Whether an edition opens with an "In this edition" list of its stories.')
 @click.option("--accent-color", help='Colour of headings and links, e.g. #1a73e8; "" for '

@@ -98,8 +98,9 @@ class ListOut(BaseModel):
                                 "the like; false: they are dropped")
     postal_address: str = Field(description="In every mail's footer (CAN-SPAM, bulk-sender "
                                 "rules); lines separated by newlines; '' = not set yet")
-    layout: Literal["hero", "compact"] = Field(description="hero: the first story large; "
-                                               "compact: every story alike")
+    layout: Literal["hero", "compact"] = Field(description="hero: every story's photo across "
+                                               "the column; compact: the lead story large, "
+                                               "a thumbnail beside each headline after it")
     toc: bool = Field(description='An edition opens with "In this edition", its stories')
     accent_color: str = Field(description="#rrggbb of headings and links; '' = the default")
     logo_url: str = Field(description="https:// URL of a logo above the title; '' = none")
