@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 from dataclasses import dataclass
 from email.utils import parseaddr
 from typing import Any
@@ -68,6 +69,9 @@ def check_review_policy(policy: str) -> str:
 
 LAYOUTS = ("hero", "compact")
 POSTAL_ADDRESS_MAX = 300
+# Name, street, district, town and postcode, country: what any country's address needs.
+POSTAL_ADDRESS_LINES = 6
+JOINERS = frozenset("\u200c\u200d")  # zero-width non-joiner and joiner
 ACCENT_RE = re.compile(r"#(?:[0-9a-fA-F]{3}){1,2}")
 LOGO_URL_MAX = 2000  # MailingList.logo_url's column length
 
@@ -82,13 +86,38 @@ def check_layout(layout: str) -> str:
 
 
 def check_postal_address(value: str) -> str:
-    """Plain text on one or more lines, each tidied, blank lines dropped."""
+    """Plain text on at most POSTAL_ADDRESS_LINES lines, each tidied, blank lines
+    dropped; no control, direction-control or invisible characters (`_hidden_character`)."""
     lines = [" ".join(line.split()) for line in str(value).splitlines()]
-    address = "\n".join(line for line in lines if line)
+    kept = [line for line in lines if line]
+    for number, line in enumerate(kept, 1):
+        if hidden := _hidden_character(line):
+            raise InvalidInput(
+                f"postal address line {number} holds {hidden}, an invisible character "
+                "that can hide or reorder what the line shows; type the address as plain "
+                "text")
+    if len(kept) > POSTAL_ADDRESS_LINES:
+        raise InvalidInput(f"postal address has {len(kept)} lines; at most "
+                           f"{POSTAL_ADDRESS_LINES} fit (name, street, town, postcode, "
+                           "country): put more on one line, separated by commas")
+    address = "\n".join(kept)
     if len(address) > POSTAL_ADDRESS_MAX:
         raise InvalidInput(f"postal address is {len(address)} characters long; at most "
                            f"{POSTAL_ADDRESS_MAX} fit (street, town, postcode, country)")
     return address
+
+
+def _hidden_character(text: str) -> str:
+    """'' when `text` is plain; else the first control or format character in it, as
+    "U+202E (RIGHT-TO-LEFT OVERRIDE)". Format characters (Unicode category Cf) are the
+    direction controls (U+202A-202E, U+2066-2069, U+200E/F) and the invisible ones
+    (U+200B, U+2060, U+FEFF, U+00AD); the joiners U+200C/D stay allowed, as Persian and
+    Indic spelling needs them and they move no text."""
+    for char in text:
+        if unicodedata.category(char)[0] == "C" and char not in JOINERS:
+            name = unicodedata.name(char, "a control character")
+            return f"U+{ord(char):04X} ({name})"
+    return ""
 
 
 def check_accent_color(value: str) -> str:

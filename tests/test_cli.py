@@ -276,6 +276,40 @@ def test_mail_settings_of_issue_11_are_list_settings(run) -> None:  # type: igno
         assert r.exit_code == 1 and expected in r.output, r.output
 
 
+def test_a_postal_address_is_a_few_lines_of_plain_text(run) -> None:  # type: ignore[no-untyped-def]
+    """An address is at most six lines and holds no invisible character that hides or
+    reorders what the footer shows (a right-to-left override turns "Road 12" into "21
+    daoR"); each refusal says what to give instead and changes nothing."""
+    run("init")
+    address = "Morning News Ltd\n1 Harbour Road\nPortsmouth PO1 2AB, UK"
+    assert run("lists", "create", "daily", "--from", "D <d@news.example.org>",
+               "--postal-address", address).exit_code == 0
+    for value, expected in (
+        ("\n".join("x" * 50), "Error: postal address has 50 lines; at most 6 fit"),
+        ("1 Harbour \u202eRoad 12", "Error: postal address line 1 holds U+202E "
+                                    "(RIGHT-TO-LEFT OVERRIDE), an invisible character"),
+        ("Ltd\n1 Har\u200bbour Road", "line 2 holds U+200B (ZERO WIDTH SPACE)"),
+        ("1 Harbour Road\u2066, Portsmouth", "U+2066 (LEFT-TO-RIGHT ISOLATE)"),
+        ("1 Harbour Road\x07", "U+0007 (a control character)"),
+    ):
+        r = run("lists", "set", "daily", "--postal-address", value)
+        assert r.exit_code == 1 and expected in r.output, r.output
+        assert "type the address as plain text" in r.output or "lines" in r.output
+        r = run("lists", "create", "other", "--from", "O <o@news.example.org>",
+                "--postal-address", value)
+        assert r.exit_code == 1 and expected in r.output, r.output
+    shown = run("lists", "show", "daily").output
+    assert "Morning News Ltd, 1 Harbour Road, Portsmouth PO1 2AB, UK" in shown
+    assert "other" not in run("lists", "ls").output
+    # Six lines, and a Persian address with its zero-width non-joiner, are fine.
+    six = "\n".join(["Morning News Ltd", "Unit 4", "1 Harbour Road", "Old Town",
+                     "Portsmouth PO1 2AB", "UK"])
+    assert run("lists", "set", "daily", "--postal-address", six).exit_code == 0
+    persian = "خیابان می\u200cرداماد، تهران"
+    r = run("lists", "set", "daily", "--postal-address", persian)
+    assert r.exit_code == 0, r.output
+
+
 def test_a_list_without_a_postal_address_is_created_with_a_warning(run) -> None:  # type: ignore[no-untyped-def]
     run("init")
     r = run("lists", "create", "daily", "--from", "D <d@news.example.org>")

@@ -68,14 +68,16 @@ def lists() -> None:
                    "(utm_*, fbclid, ...); by default they are dropped.")
 @click.option("--postal-address", default="",
               help="The sender's postal address, shown in every mail's footer (the law and "
-                   "bulk-sender rules ask for it); several lines allowed.")
+                   "bulk-sender rules ask for it); up to 6 lines of plain text.")
 @click.option("--layout", type=click.Choice(LAYOUTS), default="hero", show_default=True,
               help="hero: every story with its photo across the column; compact: the "
                    "lead story large, the rest with a thumbnail beside the headline.")
 @click.option("--toc/--no-toc", default=False, show_default=True,
               help='Whether an edition opens with an "In this edition" list of its stories.')
 @click.option("--accent-color", default="", help="Colour of headings and links, e.g. #1a73e8.")
-@click.option("--logo-url", default="", help="https:// URL of a logo shown above the title.")
+@click.option("--logo-url", default="",
+              help="https:// URL of a logo shown above the title (http:// works in mail, "
+                   "but an https archive page may block it).")
 @with_app
 def lists_create(app: App, name: str, **settings: Any) -> None:
     """Create a list."""
@@ -156,7 +158,8 @@ def lists_show(app: App, name: str) -> None:
               help="Whether article links in mail keep their tracking parameters "
                    "(utm_*, fbclid, ...).")
 @click.option("--postal-address",
-              help="The sender's postal address, shown in every mail's footer.")
+              help="The sender's postal address, shown in every mail's footer; up to 6 "
+                   "lines of plain text.")
 @click.option("--layout", type=click.Choice(LAYOUTS),
               help="hero: every story with its photo across the column; compact: the "
                    "lead story large, the rest with a thumbnail beside the headline.")
@@ -164,7 +167,9 @@ def lists_show(app: App, name: str) -> None:
               help='Whether an edition opens with an "In this edition" list of its stories.')
 @click.option("--accent-color", help='Colour of headings and links, e.g. #1a73e8; "" for '
                                      "the default.")
-@click.option("--logo-url", help='https:// URL of a logo shown above the title; "" for none.')
+@click.option("--logo-url", help='https:// URL of a logo shown above the title (http:// '
+                                 "works in mail, but an https archive page may block it); "
+                                 '"" for none.')
 @with_app
 def lists_set(app: App, name: str, **options: Any) -> None:
     """Change a list's settings; only those given change."""
