@@ -4,18 +4,29 @@ from __future__ import annotations
 
 import email
 import email.policy
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import lxml.html
 import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from digest.app import App
 from digest.cli import main
-from digest.demo.run import PEOPLE
+from digest.demo.run import PEOPLE, demo_settings
 from digest.web import create_app
+from subscribers.lists import get_list
+from subscribers.members import member_counts
+from tests.test_serve import free_port
 
 
 def _run(*args: str) -> tuple[int, str]:
@@ -111,3 +122,76 @@ def test_demo_preview_shows_its_photos_with_no_server(
     for src in sources:  # files beside the preview, which a browser opens offline
         assert not urlsplit(src).scheme, src
         assert (folder / src).read_bytes()[:3] == b"\xff\xd8\xff", src
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            return int(answer.status), answer.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, ""
+    except OSError:
+        return 0, ""
+
+
+def _footer(path: Path) -> tuple[dict[str, str], list[str]]:
+    """The footer links and the image sources of a demo mail's HTML part."""
+    msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    html = msg.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    doc = lxml.html.document_fromstring(html)
+    links = {a.text_content().strip(): a.get("href")
+             for a in doc.xpath("//a[@class='footer-link']")}
+    return links, _images(html)
+
+
+@pytest.mark.slow  # a real server, as a new user starts it
+def test_demo_serve_makes_every_link_of_its_mail_work(tmp_path: Path) -> None:
+    """What the README tells a new user: `digest demo --serve`, then open a demo mail
+    and follow its links. Each answers (not the 404 and 400s of `make serve`, which
+    reads another database with another key), also those of a mail from an earlier
+    run, as the demo keeps its key; and nothing a link shows changes anyone."""
+    port = free_port()
+    folder = tmp_path / "demo"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
+    command = [sys.executable, "-m", "digest", "demo", "--dir", str(folder),
+               "--port", str(port)]
+    first = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    earlier = tmp_path / "earlier.eml"
+    earlier.write_bytes(sorted((folder / "outbox" / "new").iterdir())[0].read_bytes())
+    log = tmp_path / "serve.log"
+    with log.open("wb") as sink:
+        proc = subprocess.Popen([*command, "--serve"], cwd=tmp_path, env=env, stdout=sink,
+                                stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while _get(f"http://localhost:{port}/healthz")[0] != 200:
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        assert f"Serving the demo at http://localhost:{port}" in log.read_text()
+        mails = sorted((folder / "outbox" / "new").iterdir())
+        for mail in (mails[0], earlier):
+            links, images = _footer(mail)
+            view = links["View in browser"]
+            assert view == f"http://localhost:{port}/archive/daily/1"
+            status, page = _get(view)
+            assert status == 200 and "The Morning Harbour" in page, mail
+            status, page = _get(links["Unsubscribe"])
+            assert status == 200 and "Unsubscribe" in page, mail
+            status, page = _get(links["Manage preferences"])
+            assert status == 200 and "Your email preferences" in page, mail
+            assert images and all(_get(src)[0] == 200 for src in images), mail
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    # Following the links changed nobody: four confirmed readers still.
+    app = App(demo_settings(folder, port))
+    try:
+        with app.sessions() as s:
+            assert member_counts(s, get_list(s, "daily"))["confirmed"] == 4
+    finally:
+        app.close()

@@ -17,7 +17,7 @@ from digest.cli.edition import edition
 from digest.cli.inbound import inbound
 from digest.cli.lists import lists
 from digest.cli.review import approve
-from digest.cli.serve import serve
+from digest.cli.serve import run_site, serve
 from digest.cli.sources import fetch, sources
 from digest.cli.status import status
 from digest.cli.subscribers import subscribers
@@ -51,14 +51,32 @@ def init(app: App) -> None:
 @main.command()
 @click.option("--dir", "demo_dir", default="var/demo", show_default=True,
               type=click.Path(file_okay=False), help="Where the demo keeps its data.")
-def demo(demo_dir: str) -> None:
+@click.option("--serve", is_flag=True,
+              help="Then serve the demo's site until Ctrl-C, so the links and photos of "
+                   "its mail work (View in browser, Unsubscribe, Manage preferences).")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True,
+              help="The port of the demo's site, which its mail links to.")
+def demo(demo_dir: str, serve: bool, port: int) -> None:
     """Run the whole flow on bundled sample feeds, into a local outbox.
 
-    Starts afresh in --dir each time and leaves your own database alone.
+    Starts afresh in --dir each time and leaves your own database alone. With --serve,
+    serves the demo's own site at http://localhost:PORT afterwards (web app and a
+    sender, no scheduler), which its mail's links and photos need.
     """
-    from digest.demo.run import run_demo
+    from digest.demo.run import demo_settings, run_demo
 
-    run_demo(Path(demo_dir), out)
+    folder = Path(demo_dir)
+    run_demo(folder, out, port)
+    if not serve:
+        say("Its links and photos need the demo's site: `digest demo --serve`.")
+        return
+    app = App(demo_settings(folder, port))
+    try:
+        say(f"Serving the demo at {app.settings['public_url']} until Ctrl-C: its mail's "
+            "links and photos work while it runs.")
+        run_site(app, app.settings["web.host"], port, schedule=False)
+    finally:
+        app.close()
 
 
 for command in (lists, sources, fetch, subscribers, edition, suppress_group, serve, status,

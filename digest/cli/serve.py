@@ -25,6 +25,13 @@ def serve(app: App, host: str | None, port: int | None) -> None:
 
     Run one per database; add sending capacity with `digest worker` processes.
     """
+    run_site(app, host or app.settings["web.host"],
+             app.settings["web.port"] if port is None else port)
+
+
+def run_site(app: App, host: str, port: int, *, schedule: bool = True) -> None:
+    """The web app, a sender and (with `schedule`) the scheduler, until SIGTERM or
+    Ctrl-C: `digest serve`, and `digest demo --serve` without the scheduler."""
     # Here, not at the top: FastAPI takes a third of a second to import, which every
     # other command would pay.
     from digest.logs import configure_from
@@ -42,20 +49,22 @@ def serve(app: App, host: str | None, port: int | None) -> None:
     # Every line through one handler that takes the tokens out of the app's token
     # routes, in [logging] format at [logging] level.
     configure_from(app.settings, token_routes=token_routes(web))
-    server = web_server(web, app.settings, host=host or app.settings["web.host"],
-                        port=app.settings["web.port"] if port is None else port)
-    scheduler = Scheduler(app)
-    web.state.metrics.watch(scheduler.aps)  # /metrics counts the scheduler's runs
+    server = web_server(web, app.settings, host=host, port=port)
+    scheduler = Scheduler(app) if schedule else None
+    if scheduler is not None:
+        web.state.metrics.watch(scheduler.aps)  # /metrics counts the scheduler's runs
     # uvicorn takes SIGTERM/SIGINT while it runs, finishes open requests, then hands the
     # signal on to this handler, which sets `stop` for the rest.
     with stop_on_signals(stop):
         try:
-            scheduler.start()
+            if scheduler is not None:
+                scheduler.start()
             sender.start()
             if not stop.is_set():  # a signal may have come while starting
                 server.run()
         finally:
             stop.set()  # also when uvicorn stopped on its own (port taken)
-            scheduler.shutdown()  # lets a running job finish
+            if scheduler is not None:
+                scheduler.shutdown()  # lets a running job finish
             sender.join()  # the worker finishes the messages in flight
     log.info("digest serve stopped")

@@ -2,7 +2,12 @@
 
 It runs the same App methods as the real commands, on the built-in defaults (SQLite,
 outbox), in a folder of its own that it empties first, so it can be run again and
-never touches the user's database.
+never touches the user's database. The folder's signing key (secret.key) is kept, so
+the links in mail of an earlier run still work.
+
+The mail's links (view in browser, unsubscribe, manage preferences) and photos lead to
+`public_url`, http://localhost:PORT: `digest demo --serve` then serves that site from
+the demo's own database and key (`demo_settings`), so every link of its mail works.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from digest.app import App
-from digest.config import defaults
+from digest.config import Settings, defaults
 from digest.demo import IMAGE_HOST, IMAGES, IMAGES_PATH
 from digest.errors import InvalidInput
 from digest.gather.sources import add_source
@@ -37,18 +42,27 @@ PEOPLE = [
     ("left@example.net", "Lee Left", True),
 ]
 LEAVER = "left@example.net"
+# Where `digest serve` listens by default: the demo's links and photos point there.
+PORT = 8000
+KEY = "secret.key"  # Settings.signing_key's file in data_dir
 
 
-def run_demo(folder: Path, console: Console) -> Path:
-    """Run init → list → sources → subscribers → fetch → send; returns the outbox path."""
-    _fresh(folder)
-    settings = defaults().with_overrides(
+def demo_settings(folder: Path, port: int = PORT) -> Settings:
+    """The demo's settings: the built-in defaults, its database, key and outbox in
+    `folder`, its site on http://localhost:`port`. Both the run and its site use these."""
+    return defaults().with_overrides(
         data_dir=str(folder), database__url=f"sqlite:///{folder}/digest.db",
         delivery__backend="outbox", delivery__outbox_dir=str(folder / "outbox"),
+        public_url=f"http://localhost:{port}", web__port=port,
         # The sample articles carry fixed dates; reach back far enough to take them all.
         edition__window_hours=24 * 365 * 30,
     )
-    app = App(settings)
+
+
+def run_demo(folder: Path, console: Console, port: int = PORT) -> Path:
+    """Run init → list → sources → subscribers → fetch → send; returns the outbox path."""
+    _fresh(folder)
+    app = App(demo_settings(folder, port))
     try:
         return _run(app, folder, console)
     finally:
@@ -56,13 +70,21 @@ def run_demo(folder: Path, console: Console) -> Path:
 
 
 def _fresh(folder: Path) -> None:
+    """An empty demo folder, but for the signing key of an earlier run."""
+    key: bytes | None = None
     if folder.exists():
         if not (folder / MARKER).exists():
             raise InvalidInput(f"{folder} exists and is not a demo folder; pass --dir with "
                                "a new or earlier demo folder")
+        if (folder / KEY).is_file():
+            key = (folder / KEY).read_bytes()
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    (folder / MARKER).write_text("made by `digest demo`; emptied on each run\n")
+    (folder / MARKER).write_text("made by `digest demo`; emptied on each run but for "
+                                 f"{KEY}\n")
+    if key is not None:
+        (folder / KEY).write_bytes(key)
+        (folder / KEY).chmod(0o600)
 
 
 def _run(app: App, folder: Path, console: Console) -> Path:
