@@ -65,8 +65,11 @@ def test_whole_flow_from_the_command_line(  # type: ignore[no-untyped-def]
     assert r.exit_code == 0 and "항구 축제" in preview.read_text(encoding="utf-8")
     r = run("edition", "send", "--list", "morning")
     assert r.exit_code == 0 and "Edition #1 is sent" in r.output, r.output
-    # The list has no postal address: said once as the edition starts, with the fix.
-    assert r.output.count("Warning: list morning has no postal address") == 1, r.output
+    # The list has no postal address: said once as the edition starts, with the fix,
+    # naming the edition by its number (#1; its row id is 2, after the confirmations').
+    assert r.output.count("has no postal address") == 1, r.output
+    [warning] = [line for line in r.output.splitlines() if "no postal address" in line]
+    assert "edition #1 of morning: list morning has no postal address" in warning, warning
     assert "digest lists set morning --postal-address" in r.output
     r = run("edition", "send", "--list", "morning")
     assert r.exit_code == 0 and "nothing to send" in r.output

@@ -14,7 +14,7 @@ from digest.deliver.worker import SendReport
 from digest.editions import open_edition
 from digest.mailsize import Fit
 from digest.models import Edition
-from digest.publication import LAYOUTS, postal_address_warning
+from digest.publication import LAYOUTS
 from subscribers.lists import get_list
 
 
@@ -112,12 +112,9 @@ def edition_send(app: App, list_name: str) -> None:
                 mlist = get_list(s, list_name)
                 counts = curate.tally(s, s.get_one(Edition, ed.id), mlist, now=app.clock(),
                                       rules=app.edition_rules())
-                warning = postal_address_warning(mlist)
             err.print(f"Edition #{ed.number}: {counts}", markup=False, soft_wrap=True)
             err.print(f"Edition #{ed.number}: {pending} deliveries to go "
                       f"via {app.backend.name}")
-            if warning:
-                err.print(f"Warning: {warning}", markup=False, soft_wrap=True)
 
         report = app.send(list_name, progress=advance, on_start=started)
     if report is None:

@@ -82,8 +82,10 @@ def start_sending(s: Session, edition: Edition, mlist: MailingList, env: Environ
                                                   view_url=view_url))
     require_fits(edition, mlist.name, rendered, html_max_kb)
     keep_rendered(edition, rendered, now)
-    if warning := postal_address_warning(mlist):  # once per edition: it starts once
-        log.warning("edition %d: %s", edition.id, warning)
+    # Once per edition (it starts once), and only here: the log is all the scheduler and
+    # `digest serve` have, and the CLI shows it on stderr. By number, as users know it.
+    if warning := postal_address_warning(mlist):
+        log.warning("edition #%d of %s: %s", edition.number, mlist.name, warning)
     edition.status, edition.send_started_at = EditionStatus.SENDING, now
     s.flush()
     at = None
