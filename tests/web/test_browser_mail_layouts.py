@@ -132,10 +132,13 @@ def _check(page: Page, layout: str, width: int, scheme: str, photos: bool) -> No
     assert len(photos_shown) == 4
     for img in photos_shown:
         assert img["loaded"] == photos, img
-        # Blocked, a photo keeps its place (its width and height attributes) and shows
-        # its headline as alt text on the placeholder colour.
-        assert img["height"] > 40 and img["alt"], img
+        # Blocked, a photo keeps its place (its width and height attributes) on the
+        # placeholder colour, with its alt text; a thumbnail's is "", as its headline
+        # is beside it (read once, not twice).
+        assert img["height"] > 40 and bool(img["alt"]) == (img["cls"] != "thumb"), img
         assert img["background"] != "rgba(0, 0, 0, 0)", img
+    for logo in (i for i in images if i["cls"] == "logo"):  # the title is below it
+        assert logo["alt"] == "" and logo["background"] != "rgba(0, 0, 0, 0)", logo
     thumbs = [i for i in images if i["cls"] == "thumb"]
     if layout == "compact":
         assert len(thumbs) == 3  # every story after the lead that has a photo
