@@ -388,6 +388,67 @@ def test_send_now_reaches_every_confirmed_reader_once(app: App, clock: Clock) ->
     assert TITLES[1].format(i=1) in body and TITLES[0].format(i=0) not in body
 
 
+def test_the_subject_follows_the_lead_until_an_editor_writes_one(
+        app: App, clock: Clock) -> None:
+    """The subject digest wrote names the lead headline: it follows the lead when the
+    editor edits its headline or drops, moves, pins or briefs another story to the top,
+    and is mailed so; one the editor wrote is never changed."""
+    seed(app, clock, 5, members=1)
+    edition = draft(app, clock)
+    lead = "Harbour Times: " + TITLES[0].format(i=0)
+
+    def subject_after(change: Callable[[Session, Edition, list[int]], object]) -> str:
+        with app.sessions() as s:
+            ed = s.get_one(Edition, edition.id)
+            change(s, ed, [i.id for i in ed.items])
+            s.commit()
+            return s.get_one(Edition, edition.id).subject
+
+    with app.sessions() as s:
+        assert s.get_one(Edition, edition.id).subject == lead
+    assert subject_after(lambda s, ed, ids: curate.edit_item(
+        s, ed, ids[0], title="Ferries run again")) == "Harbour Times: Ferries run again"
+    assert subject_after(lambda s, ed, ids: curate.drop_item(s, ed, ids[0])) == (
+        "Harbour Times: " + TITLES[1].format(i=1))
+    assert subject_after(lambda s, ed, ids: curate.move_item(s, ed, ids[0], to=1)) == (
+        "Harbour Times: " + TITLES[0].format(i=2))
+    assert subject_after(lambda s, ed, ids: curate.pin_item(s, ed, ids[3], True)) == (
+        "Harbour Times: " + TITLES[0].format(i=4))
+    assert subject_after(lambda s, ed, ids: curate.brief_item(s, ed, ids[0], True)) == (
+        "Harbour Times: " + TITLES[0].format(i=2))
+    # The desk's form posts the subject shown with every intro: still digest's own.
+    assert subject_after(lambda s, ed, ids: curate.set_intro(
+        s, ed, "Calm seas.", subject=ed.subject)) == "Harbour Times: " + TITLES[0].format(i=2)
+    assert subject_after(lambda s, ed, ids: curate.edit_item(
+        s, ed, ids[0], title="Boats are back")) == "Harbour Times: Boats are back"
+    # An editor's own subject stays, whatever leads.
+    assert subject_after(lambda s, ed, ids: curate.set_intro(
+        s, ed, "", subject="Storm week")) == "Storm week"
+    assert subject_after(lambda s, ed, ids: curate.drop_item(s, ed, ids[0])) == "Storm week"
+    assert subject_after(lambda s, ed, ids: curate.edit_item(
+        s, ed, ids[0], title="Nets mended")) == "Storm week"
+    with app.sessions() as s:
+        app.send_now(s, s.get_one(Edition, edition.id), get_list(s, "news"))
+    app.deliver(edition.id)
+    assert [m["Subject"] for m in outbox(app)] == ["Storm week"]
+
+
+def test_a_subject_follows_a_lead_edited_before_it_is_mailed(app: App, clock: Clock) -> None:
+    """What a reader gets: the subject names the headline the mail leads with."""
+    seed(app, clock, 3, members=1)
+    edition = draft(app, clock)
+    with app.sessions() as s:
+        ed = s.get_one(Edition, edition.id)
+        curate.drop_item(s, ed, ed.items[0].id)
+        curate.edit_item(s, ed, ed.items[0].id, title="Ferries run again")
+        s.commit()
+        app.send_now(s, ed, get_list(s, "news"))
+    app.deliver(edition.id)
+    [mail] = outbox(app)
+    assert mail["Subject"] == "Harbour Times: Ferries run again"
+    assert "Ferries run again" in mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+
+
 def _page(extra: bytes = b"") -> bytes:
     """A real article page (BBC, from the extraction benchmark) with hostile markup added."""
     html = gzip.decompress(ARTICLE_PAGE.read_bytes())

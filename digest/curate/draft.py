@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -12,6 +14,7 @@ from sqlalchemy.orm import Session
 from digest.editions import (
     EditionRules,
     build_edition,
+    default_subject,
     edition_window,
     item_from_article,
     item_from_story,
@@ -172,99 +175,99 @@ def _proposal(story: Story) -> Proposal:
 def add_article(s: Session, edition: Edition, article_id: int, *,
                 rules: EditionRules) -> EditionItem:
     """Append article `article_id` (one of the list's proposals) to the edition."""
-    edition = editable(s, edition)
-    article = s.get(Article, article_id)
-    feeds_list = article is not None and s.get(
-        ListSource, (edition.list_id, article.source_id)) is not None
-    if article is None or not feeds_list:
-        raise NotFound(f"article {article_id} is not one of this list's articles; "
-                       "pick one from the proposals")
-    where = s.scalar(select(Edition.number).join(EditionItem).where(
-        Edition.list_id == edition.list_id, EditionItem.article_id == article_id))
-    if where is not None:
-        raise InvalidInput(f"{article.title!r} is already in edition #{where}")
-    mlist = s.get_one(MailingList, edition.list_id)
-    until = max(edition.cutoff, article.first_seen_at)
-    story = next((t for t in new_stories_for(s, edition, mlist, until, rules)
-                  if t.article.id == article_id), None)
-    if story is not None:  # as proposed: naming every source that has it
-        item = item_from_story(story, next_position(edition), rules.summary_chars)
-    else:
-        item = item_from_article(article, next_position(edition),
-                                 source_label(s.get_one(Source, article.source_id)),
-                                 rules.summary_chars)
-    edition.items.append(item)
-    s.flush()
-    return item
+    with changing(s, edition) as edition:
+        article = s.get(Article, article_id)
+        feeds_list = article is not None and s.get(
+            ListSource, (edition.list_id, article.source_id)) is not None
+        if article is None or not feeds_list:
+            raise NotFound(f"article {article_id} is not one of this list's articles; "
+                           "pick one from the proposals")
+        where = s.scalar(select(Edition.number).join(EditionItem).where(
+            Edition.list_id == edition.list_id, EditionItem.article_id == article_id))
+        if where is not None:
+            raise InvalidInput(f"{article.title!r} is already in edition #{where}")
+        mlist = s.get_one(MailingList, edition.list_id)
+        until = max(edition.cutoff, article.first_seen_at)
+        story = next((t for t in new_stories_for(s, edition, mlist, until, rules)
+                      if t.article.id == article_id), None)
+        if story is not None:  # as proposed: naming every source that has it
+            item = item_from_story(story, next_position(edition), rules.summary_chars)
+        else:
+            item = item_from_article(article, next_position(edition),
+                                     source_label(s.get_one(Source, article.source_id)),
+                                     rules.summary_chars)
+        edition.items.append(item)
+        s.flush()
+        return item
 
 
 def drop_item(s: Session, edition: Edition, item_id: int) -> EditionItem:
     """Take an item out of the edition; its article becomes a proposal again."""
-    edition = editable(s, edition)
-    item = _item(edition, item_id)
-    edition.items.remove(item)  # deleted first: another item may need its position
-    s.flush()
-    _renumber(s, edition, _ordered(edition))
-    return item
+    with changing(s, edition) as edition:
+        item = _item(edition, item_id)
+        edition.items.remove(item)  # deleted first: another item may need its position
+        s.flush()
+        _renumber(s, edition, _ordered(edition))
+        return item
 
 
 def pin_item(s: Session, edition: Edition, item_id: int, pinned: bool) -> EditionItem:
     """Pin an item (it moves to the end of the pinned items, which lead the edition, and
     is told in full) or unpin it (it moves to the head of the others in full)."""
-    edition = editable(s, edition)
-    item = _item(edition, item_id)
-    item.pinned = pinned
-    if pinned:
-        item.brief = False
-    _renumber(s, edition, _ordered(edition, moved=item, last=pinned))
-    return item
+    with changing(s, edition) as edition:
+        item = _item(edition, item_id)
+        item.pinned = pinned
+        if pinned:
+            item.brief = False
+        _renumber(s, edition, _ordered(edition, moved=item, last=pinned))
+        return item
 
 
 def brief_item(s: Session, edition: Edition, item_id: int, brief: bool) -> EditionItem:
     """Put an item in the compact "also new" list (headline and link; it moves to the
     head of that list) or tell it in full (it moves to the end of the full items). A
     pinned item is told in full: putting it in brief unpins it."""
-    edition = editable(s, edition)
-    item = _item(edition, item_id)
-    item.brief = brief
-    if brief:
-        item.pinned = False
-    _renumber(s, edition, _ordered(edition, moved=item, last=not brief))
-    return item
+    with changing(s, edition) as edition:
+        item = _item(edition, item_id)
+        item.brief = brief
+        if brief:
+            item.pinned = False
+        _renumber(s, edition, _ordered(edition, moved=item, last=not brief))
+        return item
 
 
 def move_item(s: Session, edition: Edition, item_id: int, *, to: int) -> int:
     """Move an item to index `to` (0 is the top), kept inside its group: pinned items,
     then the others in full, then those in brief. Returns the index it ended at."""
-    edition = editable(s, edition)
-    item = _item(edition, item_id)
-    order = _ordered(edition)
-    order.remove(item)
-    group = _group(item)
-    low = sum(_group(i) < group for i in order)
-    high = low + sum(_group(i) == group for i in order)
-    index = min(max(to, low), high)
-    order.insert(index, item)
-    _renumber(s, edition, order)
-    return index
+    with changing(s, edition) as edition:
+        item = _item(edition, item_id)
+        order = _ordered(edition)
+        order.remove(item)
+        group = _group(item)
+        low = sum(_group(i) < group for i in order)
+        high = low + sum(_group(i) == group for i in order)
+        index = min(max(to, low), high)
+        order.insert(index, item)
+        _renumber(s, edition, order)
+        return index
 
 
 def edit_item(s: Session, edition: Edition, item_id: int, *, title: str | None = None,
               summary: str | None = None, note: str | None = None) -> EditionItem:
     """Change an item's headline, blurb or editor's note (plain text; None keeps it)."""
-    edition = editable(s, edition)
-    item = _item(edition, item_id)
-    if title is not None:
-        title = clean_text(title, TITLE_MAX, "the headline", one_line=True)
-        if not title:
-            raise InvalidInput("the headline cannot be empty; drop the article instead")
-        item.title = title
-    if summary is not None:
-        item.summary = clean_text(summary, SUMMARY_MAX, "the blurb")
-    if note is not None:
-        item.note = clean_text(note, NOTE_MAX, "the note")
-    s.flush()
-    return item
+    with changing(s, edition) as edition:
+        item = _item(edition, item_id)
+        if title is not None:
+            title = clean_text(title, TITLE_MAX, "the headline", one_line=True)
+            if not title:
+                raise InvalidInput("the headline cannot be empty; drop the article instead")
+            item.title = title
+        if summary is not None:
+            item.summary = clean_text(summary, SUMMARY_MAX, "the blurb")
+        if note is not None:
+            item.note = clean_text(note, NOTE_MAX, "the note")
+        s.flush()
+        return item
 
 
 def set_intro(s: Session, edition: Edition, intro: str, subject: str | None = None) -> None:
@@ -297,6 +300,34 @@ def editable(s: Session, edition: Edition) -> Edition:
         raise InvalidInput(f"edition #{edition.number} {state}; nothing changed. The next "
                            "edition is drafted once it has gone out")
     return edition
+
+
+@contextmanager
+def changing(s: Session, edition: Edition) -> Iterator[Edition]:
+    """The edition made `editable`, for a change to its items; after the change, a
+    subject digest wrote ("<list title>: <lead headline>", `editions.default_subject`)
+    follows the lead story when the change gave it another headline (edited) or made
+    another story lead (dropped, moved, pinned, told in brief), so the subject never
+    names a headline that is no longer in the mail. A subject an editor wrote is kept:
+    it is one that is not the default for the lead as it was."""
+    edition = editable(s, edition)
+    before = _lead_title(edition)
+    yield edition
+    after = _lead_title(edition)
+    if after is None or after == before:
+        return
+    mlist = s.get_one(MailingList, edition.list_id)
+    # An empty draft (an editor's first article to come) has no subject yet.
+    ours = default_subject(mlist, before) if before is not None else ""
+    if edition.subject in ("", ours):
+        edition.subject = default_subject(mlist, after)
+        s.flush()
+
+
+def _lead_title(edition: Edition) -> str | None:
+    """The headline of the story the edition leads with (None when it has none)."""
+    order = _ordered(edition)
+    return order[0].title if order else None
 
 
 def next_position(edition: Edition) -> int:

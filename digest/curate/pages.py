@@ -26,12 +26,12 @@ from sqlalchemy.orm import Session
 from digest.curate.draft import (
     SUMMARY_MAX,
     TITLE_MAX,
+    changing,
     draft_for,
-    editable,
     empty_draft,
     next_position,
 )
-from digest.editions import EditionRules, default_subject, shorten
+from digest.editions import EditionRules, shorten
 from digest.errors import InvalidInput
 from digest.gather.clean import safe_url
 from digest.gather.extract import extract_article
@@ -99,19 +99,19 @@ def add_page(s: Session, edition: Edition, page: FetchedPage, *, now: dt.datetim
              rules: EditionRules) -> EditionItem:
     """Append a page from `fetch_page` to the edition, as an item without an article.
     Its time is `now`: a page tells its publication date unreliably."""
-    edition = editable(s, edition)
-    if any(i.link == page.url for i in edition.items):
-        raise InvalidInput(f"{page.url} is already in this edition")
-    item = EditionItem(
-        article_id=None, position=next_position(edition),
-        title=shorten(page.title or page.site or page.url, TITLE_MAX), link=page.url,
-        summary=shorten(page.text, rules.summary_chars), image_url=page.image_url,
-        image_caption=shorten(page.image_caption, SUMMARY_MAX), source_title=page.site[:300],
-        published_at=now,
-    )
-    edition.items.append(item)
-    s.flush()
-    return item
+    with changing(s, edition) as edition:  # the first item of an empty draft leads
+        if any(i.link == page.url for i in edition.items):
+            raise InvalidInput(f"{page.url} is already in this edition")
+        item = EditionItem(
+            article_id=None, position=next_position(edition),
+            title=shorten(page.title or page.site or page.url, TITLE_MAX), link=page.url,
+            summary=shorten(page.text, rules.summary_chars), image_url=page.image_url,
+            image_caption=shorten(page.image_caption, SUMMARY_MAX),
+            source_title=page.site[:300], published_at=now,
+        )
+        edition.items.append(item)
+        s.flush()
+        return item
 
 
 def start_with_page(s: Session, mlist: MailingList, page: FetchedPage, *,
@@ -119,7 +119,5 @@ def start_with_page(s: Session, mlist: MailingList, page: FetchedPage, *,
     """Add the page to the list's open edition; when there is none, to a new draft
     (of the new articles, or of just this page when there are none)."""
     edition = draft_for(s, mlist, now=now, rules=rules) or empty_draft(s, mlist, now, rules)
-    item = add_page(s, edition, page, now=now, rules=rules)
-    if not edition.subject:
-        edition.subject = default_subject(mlist, item.title)
+    item = add_page(s, edition, page, now=now, rules=rules)  # gives an empty draft its subject
     return edition, item
