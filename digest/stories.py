@@ -117,11 +117,15 @@ def new_stories(s: Session, mlist: MailingList, w: Window) -> list[Story]:
     # A page the list saw before the window (through any source, under any tracking
     # tags) is not new, even when another feed brings it again: it went out, or went
     # out as a twin, or was passed over then.
+    # A story held over was seen before the window too, and so were its twins: its
+    # page is not "seen" for it.
+    held = sorted(w.held)
+    held_keys = select(Article.link_key).where(Article.id.in_(held), Article.link_key != "")
     seen = aliased(Article)
     seen_keys = (select(seen.link_key)
                  .join(ListSource, ListSource.source_id == seen.source_id)
                  .where(ListSource.list_id == mlist.id, seen.first_seen_at <= w.since,
-                        seen.link_key != "", seen.id.not_in(sorted(w.held))))
+                        seen.link_key != "", seen.link_key.not_in(held_keys)))
     rows = s.execute(
         select(Article, func.length(Article.content_html))
         .options(defer(Article.content_html))
@@ -131,7 +135,7 @@ def new_stories(s: Session, mlist: MailingList, w: Window) -> list[Story]:
                         Article.backlog.is_(False),
                         or_(Article.date_from_feed.is_(False),
                             Article.published_at >= w.floor)),
-                   Article.id.in_(sorted(w.held))),
+                   Article.id.in_(held)),
                Article.id.not_in(carried),
                # A post told by its anchor is checked below, against the anchors
                # carried and seen of its page.
@@ -149,7 +153,7 @@ def new_stories(s: Session, mlist: MailingList, w: Window) -> list[Story]:
             select(seen.link).join(ListSource, ListSource.source_id == seen.source_id)
             .where(ListSource.list_id == mlist.id, seen.link_key.in_(anchored),
                    or_(seen.id.in_(carried), and_(seen.first_seen_at <= w.since,
-                                                  seen.id.not_in(sorted(w.held)))))))
+                                                  seen.link_key.not_in(held_keys))))))
     headlines = _Headlines((title, summary, source) for title, summary, _link, source in recent)
     fresh = [a for a, _n in rows
              if not pages.has(*_page(a)) and not headlines.has(a)]

@@ -342,6 +342,26 @@ def test_the_stories_of_a_cancelled_edition_go_in_the_next_one(
     assert sorted(headlines(build(app))) == sorted(h for h, _l, _d in items)
 
 
+def test_a_story_held_over_goes_next_though_another_feed_has_it_too(
+        app: App, clock: Clock, feeds: Feeds) -> None:
+    """A story held over (no room) that a second feed also brings (Daring Fireball's
+    Atom and JSON feeds) goes in the next edition: its twin, seen with it, does not
+    make its page "seen before" and keep it out for ever."""
+    now = clock()
+    stories: list[Item] = [(f"Harbour report number {n}: the quay, the boats and the fish",
+                            f"https://wire.example.org/story/{n}", now - dt.timedelta(minutes=n))
+                           for n in range(1, 4)]
+    twin = (stories[2][0], stories[2][1] + "?utm_source=json", stories[2][2])
+    make_list(app, clock, feeds.set("/wire.xml", "Harbour Wire", stories),
+              feeds.set("/wire.json.xml", "Harbour Wire JSON", [twin]))
+    fetch(app)
+    app.settings = app.settings.with_overrides(edition__max_items=1, edition__brief_max=1)
+    assert headlines(build(app)) == [stories[0][0], stories[1][0]]
+    send(app)
+    clock.advance(hours=24)
+    assert headlines(build(app)) == [stories[2][0]]
+
+
 @pytest.mark.parametrize("brief_max", [100, 0])
 def test_an_edition_too_large_to_mail_is_made_to_fit_when_built_and_loses_nothing(
         app: App, clock: Clock, feeds: Feeds, brief_max: int) -> None:
