@@ -415,8 +415,9 @@ def test_every_desk_route_sends_strangers_to_log_in(
                  "/desk/news/send"):
         answer = client.get(path, follow_redirects=False)
         assert answer.status_code == 303 and answer.headers["location"].startswith("/login")
-    assert client.post("/desk/news/approve", data={"edition": "1"},
-                       follow_redirects=False).status_code in (401, 403)
+    for path in ("/desk/news/approve", "/desk/news/fit"):
+        assert client.post(path, data={"edition": "1"},
+                           follow_redirects=False).status_code in (401, 403)
     assert not Path(app.settings["delivery.outbox_dir"], "new").exists()
 
 
@@ -437,3 +438,73 @@ def test_the_preview_shows_the_size_and_a_draft_over_the_limit_is_not_sent(
     assert "over the 100 KB limit ([edition] html_max_kb)" in text_of(answer.text)
     assert "Shorten the longest blurbs and notes (stories 1, 2, 3)" in text_of(answer.text)
     assert deliveries(app) == 0 and edition_row(app).status == EditionStatus.DRAFT
+
+
+def _overfill(app: App, client: TestClient) -> None:
+    """The longest blurb and note the desk accepts on every item: well over 100 KB."""
+    for item in items(app):
+        post(client, f"/desk/news/items/{item.id}/edit", title=item.title,
+             summary="A long blurb about the harbour. " * 60, note="An editor's note. " * 100)
+
+
+def _size(page: str) -> int:
+    """The KB the page says the HTML part is."""
+    found = re.search(r"HTML: (\d+) KB of 100 KB", text_of(page))
+    assert found, text_of(page)
+    return int(found[1])
+
+
+def test_the_desk_shows_the_size_and_makes_a_draft_fit(
+        app: App, editor_client: TestClient, news: World) -> None:
+    """The desk and the send confirmation say how large the HTML part is, as sending
+    measures it (the preview says the same); over [edition] html_max_kb they warn, the
+    confirmation has no send button, and "Make it fit" shortens the draft and says how."""
+    start(editor_client)
+    desk = editor_client.get("/desk/news").text
+    assert re.search(r"HTML: \d+ KB of 100 KB \(Gmail clips mail above 102 KB\)",
+                     text_of(desk)), text_of(desk)
+    assert "Make it fit" not in desk
+    assert _size(desk) == _size(editor_client.get("/desk/news/preview").text)
+    _overfill(app, editor_client)
+    desk = editor_client.get("/desk/news").text
+    assert _size(desk) > 100 and "over the limit: Gmail would clip it" in text_of(desk)
+    assert 'action="/desk/news/fit"' in desk and "Make it fit" in desk
+    assert _size(desk) == _size(editor_client.get("/desk/news/preview").text)
+    confirm = editor_client.get("/desk/news/send")
+    assert confirm.status_code == 409 and _size(confirm.text) == _size(desk)
+    assert "cannot be sent as it stands" in text_of(confirm.text)
+    assert "Send to 1 subscriber" not in confirm.text and 'action="/desk/news/fit"' in confirm.text
+    answer = post(editor_client, "/desk/news/fit")
+    assert answer.status_code == 200, text_of(answer.text)
+    said = text_of(answer.text)
+    assert re.search(r"HTML was \d+ KB, over the 100 KB limit: shortened \d+ blurb\(s\) and "
+                     r"note\(s\).*; now \d+ KB\.", said), said
+    assert _size(answer.text) <= 100 and "Make it fit" not in answer.text
+    assert any(i.summary.endswith("…") for i in items(app))  # stored, not only shown
+    assert _size(editor_client.get("/desk/news").text) == _size(answer.text)
+    confirm = editor_client.get("/desk/news/send")
+    assert confirm.status_code == 200 and "Send to 1 subscriber" in confirm.text
+    assert post(editor_client, "/desk/news/send", recipients="1").status_code == 303
+    assert deliveries(app) == 1
+
+
+def test_a_draft_that_cannot_fit_is_left_as_it_was(
+        app: App, editor_client: TestClient, news: World) -> None:
+    """Fitting that cannot reach the limit cuts nobody's words: the draft stays as the
+    editors left it, and the desk says the best it could reach."""
+    start(editor_client)
+    _overfill(app, editor_client)
+    # An introduction is never cut by fitting: a long Korean one alone is near 20 KB.
+    post(editor_client, "/desk/news/intro", subject="항구 소식", intro="항구 소식과 날씨 " * 500)
+    app.settings = app.settings.with_overrides(edition__html_max_kb=20)
+    before = [(i.id, i.title, i.summary, i.note, i.brief) for i in items(app)]
+    held = edition_row(app).held
+    answer = post(editor_client, "/desk/news/fit")
+    assert answer.status_code == 409
+    said = text_of(answer.text)
+    assert re.search(r"over the 20 KB limit, and cannot be made to fit \(\d+ KB at best", said)
+    assert "nothing was changed" in said
+    assert [(i.id, i.title, i.summary, i.note, i.brief) for i in items(app)] == before
+    assert edition_row(app).held == held  # nothing more held over for the next edition
+    # A page that showed another edition changes nothing either.
+    assert post(editor_client, "/desk/news/fit", edition=7).status_code == 409

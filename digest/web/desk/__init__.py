@@ -5,15 +5,15 @@ draft. The router is assembled here; the routes are in one module per part.
                  GET  /desk/{list}       the draft: items, intro, proposals, add by URL
                  POST /desk/{list}/draft start the next edition from the new articles
     actions.py   the buttons: POST /desk/{list}/items/{id}/drop, pin, move, edit, and
-                 POST /desk/{list}/add, add-url, intro, approve, schedule, test
+                 POST /desk/{list}/add, add-url, intro, approve, schedule, test, fit
     preview.py   GET  /desk/{list}/preview   the email at desktop and phone width
                  GET  /desk/{list}/send      "This edition goes to N subscribers", then POST
     views.py     what the desk's templates are given, and rendering a desk page
 
 Plain forms, no scripts: each button posts a small form with the session's CSRF token
 and is answered with a redirect (303) back to the desk, `?done=<what>` and an anchor at
-the item; a refusal shows the desk again with the reason. The domain work is
-`digest.curate`'s.
+the item; a refusal shows the desk again with the reason ("Make it fit" shows the
+desk at once, saying what it did). The domain work is `digest.curate`'s.
 """
 
 from __future__ import annotations

@@ -27,7 +27,8 @@ from digest.errors import (
     NotFound,
     NotReady,
 )
-from digest.models import Edition
+from digest.mailsize import Fit, kb
+from digest.models import Edition, EditionStatus
 from digest.users import UserView
 from digest.web.auth import CsrfForm, EditorUser, Viewer
 from digest.web.deps import AppDep, PagesDep, RowId
@@ -244,6 +245,49 @@ def schedule(list_name: str, post: DeskPost, edition: Field = "", when: Field = 
         curate.schedule(s, ed, parse_local(when, mlist), now=post.app.clock())
         return "scheduled", "release"
     return act(post, list_name, edition, change)
+
+
+@router.post("/desk/{list_name}/fit")
+def fit(list_name: str, post: DeskPost, edition: Field = "") -> Response:
+    """"Make it fit": a draft over `[edition] html_max_kb` made to fit (`App.fit`: blurbs
+    and notes cut short, then stories moved to "also new" or held over), and the desk
+    shown again saying what was done (`Fit.message`). One that cannot be made to fit is
+    left as it was, as `digest edition preview` leaves it. Safe to post again."""
+    app = post.app
+    with app.sessions() as s:
+        try:
+            mlist = get_list(s, list_name)
+        except NotFound as exc:
+            return list_not_found(post.pages, exc)
+        current = curate.current_edition(s, mlist)
+        if current is None or str(current.number) != edition.strip():
+            return render_draft(app, post.pages, post.viewer, post.user, list_name,
+                                status=409, error=_stale(edition, current))
+        try:
+            ed = curate.editable(s, current)  # locked, as every change is
+        except InvalidInput as exc:
+            s.rollback()
+            return render_draft(app, post.pages, post.viewer, post.user, list_name,
+                                status=409, error=sentence(str(exc)))
+        number, status = ed.number, ed.status
+        result = app.fit(ed, mlist)
+        if result.changed and not result.fits:
+            s.rollback()  # the editors' words are not cut for nothing
+            result = Fit(result.before, result.before, result.limit, best=result.after)
+        else:
+            s.commit()
+    if not result.fits and status != EditionStatus.DRAFT:
+        return render_draft(app, post.pages, post.viewer, post.user, list_name, status=409,
+                            size=result.after, error=(
+                                f"Edition #{number} is {status} and is not changed by "
+                                f"fitting: its HTML is {kb(result.after)}, over the "
+                                f"{kb(result.limit)} limit. Shorten its blurbs and notes, "
+                                "or move stories to \"Also new\", by hand"))
+    if not result.fits:
+        return render_draft(app, post.pages, post.viewer, post.user, list_name, status=409,
+                            size=result.after, error=result.message())
+    return render_draft(app, post.pages, post.viewer, post.user, list_name,
+                        size=result.after, notice=result.message())
 
 
 @router.post("/desk/{list_name}/test")

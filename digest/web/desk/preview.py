@@ -14,19 +14,28 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
 
 from digest import curate
 from digest.app import App
 from digest.editions import require_sendable
 from digest.errors import InvalidInput, NotFound, NotReady
-from digest.mailsize import kb
-from digest.models import Edition
-from digest.render import Preview
+from digest.mailsize import html_bytes, kb
+from digest.models import Edition, EditionStatus
+from digest.render import Preview, Rendered
+from digest.render import preview as preview_of
 from digest.users import UserView
 from digest.web.auth import EditorUser, Viewer
 from digest.web.deps import AppDep, PagesDep
 from digest.web.desk.actions import DeskPost
-from digest.web.desk.views import DESK_CSP, list_not_found, render, render_draft
+from digest.web.desk.views import (
+    DESK_CSP,
+    list_not_found,
+    mail_size,
+    render,
+    render_draft,
+    size_limit,
+)
 from digest.web.pages import Page, sentence
 from subscribers.lists import get_list
 from subscribers.models import MailingList
@@ -51,7 +60,7 @@ class PreviewPage(Page):
     subject: str
     text: str
     status: str
-    size: str = ""  # the HTML part, "79 KB"
+    size: str = ""  # the HTML part as it goes out (`mailsize.html_bytes`), "79 KB"
     limit: str = ""  # [edition] html_max_kb, "100 KB"
     over: bool = False  # over the limit: it will not be sent as it stands
 
@@ -67,18 +76,34 @@ class SendPage(Page):
     subject: str
     articles: int
     recipients: int
+    size: str  # the HTML part as it goes out (`mailsize.html_bytes`), "79 KB"
+    limit: str  # [edition] html_max_kb, "100 KB"
+    over: bool  # over the limit: no send button, it would be refused
+    fit: bool  # a draft: the "Make it fit" button is offered
     error: str = ""
+
+
+def send_page(app: App, s: Session, mlist: MailingList, edition: Edition, *,
+              error: str = "") -> SendPage:
+    """The confirmation for `edition`: its readers counted, its HTML measured (one
+    render)."""
+    size, limit = mail_size(app, edition, mlist), size_limit(app)
+    return SendPage(title=f"Send {mlist.title} #{edition.number}?", list_name=mlist.name,
+                    list_title=mlist.title, list_language=mlist.language,
+                    number=edition.number, subject=edition.subject,
+                    articles=len(edition.items), recipients=curate.recipients_count(s, mlist),
+                    size=kb(size), limit=kb(limit), over=size > limit,
+                    fit=edition.status == EditionStatus.DRAFT, error=error)
 
 
 @router.get("/desk/{list_name}/preview")
 def preview(list_name: str, user: EditorUser, viewer: Viewer, app: AppDep,
             pages: PagesDep) -> Response:
     try:
-        mlist, edition, shown = _preview(app, list_name, user)
+        mlist, edition, rendered, shown = _preview(app, list_name, user)
     except NotFound as exc:
         return pages.message(404, "Nothing to preview", str(exc), private=True)
-    size = len(shown.html.encode())
-    limit = int(app.settings["edition.html_max_kb"] * 1024)
+    size, limit = html_bytes(rendered), size_limit(app)  # as the desk and sending measure
     page = PreviewPage(title=f"Preview: {shown.subject}", list_name=mlist.name,
                        list_title=mlist.title, number=edition.number,
                        subject=shown.subject, text=shown.text, status=edition.status,
@@ -90,7 +115,7 @@ def preview(list_name: str, user: EditorUser, viewer: Viewer, app: AppDep,
 @router.get("/desk/{list_name}/preview.html")
 def preview_email(list_name: str, user: EditorUser, app: AppDep, pages: PagesDep) -> Response:
     try:
-        _mlist, _edition, shown = _preview(app, list_name, user)
+        _mlist, _edition, _rendered, shown = _preview(app, list_name, user)
     except NotFound as exc:
         return pages.message(404, "Nothing to preview", str(exc), private=True)
     return HTMLResponse(shown.html, headers={
@@ -115,12 +140,9 @@ def confirm_send(list_name: str, user: EditorUser, viewer: Viewer, app: AppDep,
         except NotReady as exc:
             return render_draft(app, pages, viewer, user, list_name, status=409,
                                 error=sentence(str(exc)))
-        page = SendPage(title=f"Send {mlist.title} #{edition.number}?", list_name=mlist.name,
-                        list_title=mlist.title, list_language=mlist.language,
-                        number=edition.number, subject=edition.subject,
-                        articles=len(edition.items),
-                        recipients=curate.recipients_count(s, mlist))
-    return render(pages, viewer, "web/desk/send.html", page)
+        page = send_page(app, s, mlist, edition)
+    # Over the limit: the page says so and has no send button (sending would refuse it).
+    return render(pages, viewer, "web/desk/send.html", page, status=409 if page.over else 200)
 
 
 @router.post("/desk/{list_name}/send")
@@ -141,13 +163,9 @@ def send(list_name: str, post: DeskPost, edition: Annotated[str, Form()] = "",
                                 "longer the one waiting; nothing was sent. Check it again.")
         count = curate.recipients_count(s, mlist)
         if str(count) != recipients.strip():
-            page = SendPage(title=f"Send {mlist.title} #{current.number}?",
-                            list_name=mlist.name, list_title=mlist.title,
-                            list_language=mlist.language, number=current.number,
-                            subject=current.subject, articles=len(current.items),
-                            recipients=count,
-                            error=f"The number of subscribers changed to {count} since "
-                                  "the page was shown. Nothing was sent; confirm again.")
+            page = send_page(app, s, mlist, current,
+                             error=f"The number of subscribers changed to {count} since "
+                                   "the page was shown. Nothing was sent; confirm again.")
             return render(post.pages, post.viewer, "web/desk/send.html", page, status=409)
         try:
             app.send_now(s, current, mlist)  # commits
@@ -159,11 +177,15 @@ def send(list_name: str, post: DeskPost, edition: Annotated[str, Form()] = "",
 
 
 def _preview(app: App, list_name: str,
-             user: UserView) -> tuple[MailingList, Edition, Preview]:
-    """The list's current edition rendered for `user`; NotFound when there is none."""
+             user: UserView) -> tuple[MailingList, Edition, Rendered, Preview]:
+    """The list's current edition rendered (once) and filled in for `user`, as
+    `App.preview` does; NotFound when there is none."""
     with app.sessions() as s:
         mlist = get_list(s, list_name)
         edition = curate.current_edition(s, mlist)
         if edition is None:
             raise NotFound(f"{mlist.title} has no edition in the works; start one on the desk")
-        return mlist, edition, app.preview(edition, mlist, email=user.email, name=user.name)
+        rendered = app.render(edition, mlist)
+        return mlist, edition, rendered, preview_of(
+            rendered, edition.subject, app.settings["public_url"], email=user.email,
+            name=user.name, language=mlist.language, title=mlist.title)
