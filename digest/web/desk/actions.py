@@ -42,8 +42,20 @@ from subscribers.models import MailingList
 router = APIRouter(include_in_schema=False)
 
 Field = Annotated[str, Form()]  # every field optional: a missing one is refused in words
-#: (what `?done=` says, the anchor to go back to)
-Change = Callable[[Session, MailingList, Edition], tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A change whose outcome the desk shows at once, in words no fixed `?done=` message
+    has ("Make it fit": its sizes); with an error, the change is rolled back."""
+
+    notice: str = ""
+    error: str = ""
+    size: int | None = None  # the HTML part as measured by the change, not rendered again
+
+
+#: (what `?done=` says, the anchor to go back to), or what to show at once
+Change = Callable[[Session, MailingList, Edition], tuple[str, str] | Shown]
 
 
 @dataclass(frozen=True)
@@ -66,7 +78,8 @@ DeskPost = Annotated[Post, Depends(_post)]
 
 def act(post: DeskPost, list_name: str, shown: str, change: Change) -> Response:
     """Run `change` on the list's current edition if it is the one the page showed
-    (`shown`, its number), commit, and go back to the desk; or show why not."""
+    (`shown`, its number), commit, and go back to the desk; or show why not. A change
+    that answers `Shown` is committed (rolled back with an error) and the desk shown."""
     app = post.app
     with app.sessions() as s:
         try:
@@ -78,9 +91,17 @@ def act(post: DeskPost, list_name: str, shown: str, change: Change) -> Response:
             status, error = 409, _stale(shown, edition)
         else:
             try:
-                done, anchor = change(s, mlist, edition)
+                done = change(s, mlist, edition)
+                if isinstance(done, Shown):
+                    if done.error:
+                        s.rollback()
+                    else:
+                        s.commit()
+                    return render_draft(app, post.pages, post.viewer, post.user, list_name,
+                                        status=409 if done.error else 200, size=done.size,
+                                        notice=done.notice, error=done.error)
                 s.commit()
-                return RedirectResponse(f"/desk/{mlist.name}?done={done}#{anchor}",
+                return RedirectResponse(f"/desk/{mlist.name}?done={done[0]}#{done[1]}",
                                         status_code=303)
             except DigestError as exc:
                 s.rollback()
@@ -253,41 +274,20 @@ def fit(list_name: str, post: DeskPost, edition: Field = "") -> Response:
     and notes cut short, then stories moved to "also new" or held over), and the desk
     shown again saying what was done (`Fit.message`). One that cannot be made to fit is
     left as it was, as `digest edition preview` leaves it. Safe to post again."""
-    app = post.app
-    with app.sessions() as s:
-        try:
-            mlist = get_list(s, list_name)
-        except NotFound as exc:
-            return list_not_found(post.pages, exc)
-        current = curate.current_edition(s, mlist)
-        if current is None or str(current.number) != edition.strip():
-            return render_draft(app, post.pages, post.viewer, post.user, list_name,
-                                status=409, error=_stale(edition, current))
-        try:
-            ed = curate.editable(s, current)  # locked, as every change is
-        except InvalidInput as exc:
-            s.rollback()
-            return render_draft(app, post.pages, post.viewer, post.user, list_name,
-                                status=409, error=sentence(str(exc)))
-        number, status = ed.number, ed.status
-        result = app.fit(ed, mlist)
-        if result.changed and not result.fits:
-            s.rollback()  # the editors' words are not cut for nothing
-            result = Fit(result.before, result.before, result.limit, best=result.after)
-        else:
-            s.commit()
-    if not result.fits and status != EditionStatus.DRAFT:
-        return render_draft(app, post.pages, post.viewer, post.user, list_name, status=409,
-                            size=result.after, error=(
-                                f"Edition #{number} is {status} and is not changed by "
-                                f"fitting: its HTML is {kb(result.after)}, over the "
-                                f"{kb(result.limit)} limit. Shorten its blurbs and notes, "
-                                "or move stories to \"Also new\", by hand"))
-    if not result.fits:
-        return render_draft(app, post.pages, post.viewer, post.user, list_name, status=409,
-                            size=result.after, error=result.message())
-    return render_draft(app, post.pages, post.viewer, post.user, list_name,
-                        size=result.after, notice=result.message())
+    def change(s: Session, mlist: MailingList, ed: Edition) -> Shown:
+        ed = curate.editable(s, ed)  # locked, as every change is
+        result = post.app.fit(ed, mlist)
+        if result.fits:
+            return Shown(notice=result.message(), size=result.after)
+        if ed.status != EditionStatus.DRAFT:
+            return Shown(size=result.after, error=(
+                f"Edition #{ed.number} is {ed.status} and is not changed by fitting: its "
+                f"HTML is {kb(result.after)}, over the {kb(result.limit)} limit. Shorten "
+                "its blurbs and notes, or move stories to \"Also new\", by hand"))
+        # Rolled back by `act`: the editors' words are not cut for nothing.
+        return Shown(size=result.before, error=Fit(result.before, result.before,
+                                                   result.limit, best=result.after).message())
+    return act(post, list_name, edition, change)
 
 
 @router.post("/desk/{list_name}/test")
