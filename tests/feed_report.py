@@ -25,6 +25,7 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
 from digest.gather.sources import source_label
+from digest.stories import same_headline
 from digest.models import Article, Edition, EditionItem, Source
 from tests.loopback import feed_server
 from tests.test_serve import environment as serve_environment
@@ -162,13 +163,17 @@ def print_sent(s: Session, editions: list[Edition], articles: list[Article],
     by_key = {a.link_key for a in articles if a.id in mailed and a.link_key}
     left = [a for a in articles if a.id not in mailed and not a.backlog]
     twins = [a for a in left if a.link_key in by_key]
+    told = [(a.title, a.source_id) for a in articles if a.id in mailed]
+    alike = [a for a in left if a not in twins and any(
+        source != a.source_id and same_headline(a.title, title) for title, source in told)]
+    lost = [a for a in left if a not in twins and a not in alike]
     print(f"Sent until none was left: {len(sent)} editions, {len(items)} items "
           f"({sum(not i.brief for i in items)} in full, {sum(bool(i.brief) for i in items)} "
           f"as headlines); {len(twice)} pages mailed twice; of the {len(left)} articles "
-          f"not mailed and not backlog, {len(twins)} are twins of a mailed page and "
-          f"{len(left) - len(twins)} are neither (same-headline twins, or a new source's "
-          "archive older than late_hours)")
-    for a in [a for a in left if a not in twins][:10]:
+          f"not mailed and not backlog, {len(twins)} are twins of a mailed page, "
+          f"{len(alike)} told under the same headline by another source, and {len(lost)} "
+          "neither")
+    for a in lost[:10]:
         print(f"  not mailed: {a.title[:70]!r} ({a.link[:80]})")
 
 
