@@ -19,16 +19,20 @@ Two guards keep old news out:
   of unknown age and never offered; an undated article seen later is new by the time
   it was first seen.
 
-Twins: articles whose links are one page (`Article.link_key`: http/https, trailing
-slash and tracking parameters aside; posts of one page told apart by their anchors,
-scripting.com's day pages, are each a story, and a link without an anchor is one of
-them) or, from two sources, whose headlines are nearly the same (see `same_headline`)
+Twins: articles of two sources whose links are one page (`Article.link_key`:
+http/https, trailing slash and tracking parameters aside; posts of one page told apart
+by their anchors, scripting.com's day pages, are each a story, and a link without an
+anchor is one of them) or whose headlines are nearly the same (see `same_headline`)
 and whose blurbs say much the same (two towns' "Police investigate after man found
-dead in park" are two stories) are one story. The story is told by the article with a
-picture and the most text (then the one seen first), and names every source. A twin of
-an item already in an edition of the list (one that went out, or the open one; not a
-cancelled one) is not new: it was carried with that item; nor is a page the list saw
-before the window began, whichever feed brings it again.
+dead in park" are two stories) are one story. Two articles of one source are two posts
+whatever their links (a council's feed links every notice to one news page): its
+identity at store (`digest.gather.identity`) told them apart.
+
+The story is told by the article with a picture and the most text (then the one seen
+first), and names every source. A twin of an item already in an edition of the list
+(one that went out, or the open one; not a cancelled one) is not new: it was carried
+with that item; nor is a page another source of the list brought before the window
+began.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 from urllib.parse import urlsplit
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.orm import Session, aliased, defer
 
 from digest.gather.links import link_key
@@ -112,20 +116,22 @@ def new_stories(s: Session, mlist: MailingList, w: Window) -> list[Story]:
                .join(Edition, Edition.id == EditionItem.edition_id)
                .where(Edition.list_id == mlist.id, EditionItem.article_id.is_not(None),
                       Edition.status != EditionStatus.CANCELLED))
-    carried_keys = (select(Article.link_key)
-                    .where(Article.id.in_(carried), Article.link_key != ""))
-    # A page the list saw before the window (through any source, under any tracking
-    # tags) is not new, even when another feed brings it again: it went out, or went
-    # out as a twin, or was passed over then.
+    # A page another source of the list brought before the window, or that went out
+    # (under any tracking tags), is not new when this one brings it: it went out, or
+    # went out as a twin, or was passed over then. (Two articles of one source at one
+    # link are two posts: its identity at store told them apart, digest.gather.identity.)
     # A story held over was seen before the window too, and so were its twins: its
     # page is not "seen" for it.
     held = sorted(w.held)
     held_keys = select(Article.link_key).where(Article.id.in_(held), Article.link_key != "")
+    list_sources = select(ListSource.source_id).where(ListSource.list_id == mlist.id)
     seen = aliased(Article)
-    seen_keys = (select(seen.link_key)
-                 .join(ListSource, ListSource.source_id == seen.source_id)
-                 .where(ListSource.list_id == mlist.id, seen.first_seen_at <= w.since,
-                        seen.link_key != "", seen.link_key.not_in(held_keys)))
+    taken = (seen.link_key != "",
+             or_(seen.id.in_(carried),
+                 and_(seen.source_id.in_(list_sources), seen.first_seen_at <= w.since,
+                      seen.link_key.not_in(held_keys))))
+    page_taken = exists().where(seen.link_key == Article.link_key,
+                                seen.source_id != Article.source_id, *taken)
     rows = s.execute(
         select(Article, func.length(Article.content_html))
         .options(defer(Article.content_html))
@@ -139,24 +145,20 @@ def new_stories(s: Session, mlist: MailingList, w: Window) -> list[Story]:
                Article.id.not_in(carried),
                # A post told by its anchor is checked below, against the anchors
                # carried and seen of its page.
-               or_(Article.link_key == "", Article.link.contains("#"),
-                   Article.link_key.not_in(carried_keys.union(seen_keys))))
+               or_(Article.link_key == "", Article.link.contains("#"), ~page_taken))
     ).all()
     if not rows:
         return []
     fullness = {a.id: (bool(a.image_url), n or len(a.summary)) for a, n in rows}
     recent = _recent_items(s, mlist, w)
-    pages = _Pages(link for _title, _summary, link, _source in recent)
+    pages = _Pages((link, source) for _title, _summary, link, source in recent)
     anchored = {_key(a) for a, _n in rows if _page(a)[1]} - {""}
     if anchored:
-        pages.add_all(s.scalars(
-            select(seen.link).join(ListSource, ListSource.source_id == seen.source_id)
-            .where(ListSource.list_id == mlist.id, seen.link_key.in_(anchored),
-                   or_(seen.id.in_(carried), and_(seen.first_seen_at <= w.since,
-                                                  seen.link_key.not_in(held_keys))))))
+        pages.add_all((link, source) for link, source in s.execute(
+            select(seen.link, seen.source_id).where(seen.link_key.in_(anchored), *taken)))
     headlines = _Headlines((title, summary, source) for title, summary, _link, source in recent)
     fresh = [a for a, _n in rows
-             if not pages.has(*_page(a)) and not headlines.has(a)]
+             if not pages.has(*_page(a), a.source_id) and not headlines.has(a)]
     labels = {src.id: source_label(src) for src in s.scalars(
         select(Source).join(ListSource, ListSource.source_id == Source.id)
         .where(ListSource.list_id == mlist.id))}
@@ -180,20 +182,21 @@ def twins(articles: Sequence[Article]) -> list[list[Article]]:
     def join(i: int, j: int) -> None:
         parent[find(i)] = find(j)
 
-    # One page: the same key and anchor; or the same key, and no two anchors on it (a
-    # link without an anchor is then the one post on that page).
-    by_page: dict[str, dict[str, list[int]]] = {}
+    # One page from two sources: the same key, and the same anchor or either without
+    # one. (Within one source, its identity at store tells posts apart.)
+    by_key: dict[str, list[int]] = {}
     for i, a in enumerate(articles):
-        key, anchor = _page(a)
+        key = _key(a)
         if key:
-            by_page.setdefault(key, {}).setdefault(anchor, []).append(i)
-    for anchors in by_page.values():
-        told_apart = len(anchors.keys() - {""}) > 1
-        pages = (list(anchors.values()) if told_apart
-                 else [[i for group in anchors.values() for i in group]])
-        for group in pages:
-            for i in group[1:]:
-                join(i, group[0])
+            by_key.setdefault(key, []).append(i)
+    for group in by_key.values():
+        for n, i in enumerate(group):
+            for j in group[n + 1:]:
+                a, b = articles[i], articles[j]
+                anchor_a, anchor_b = _page(a)[1], _page(b)[1]
+                if a.source_id != b.source_id and (
+                        anchor_a == anchor_b or not anchor_a or not anchor_b):
+                    join(i, j)
     titled = sorted(((headline_key(a.title), i) for i, a in enumerate(articles)),
                     key=lambda t: len(t[0]))
     titled = [(h, i) for h, i in titled if len(h) >= HEADLINE_MIN_CHARS]
@@ -286,25 +289,24 @@ class _Headlines:
 
 
 class _Pages:
-    """The pages (link keys) and their anchors already carried or seen, for asking
-    whether an article is one of them: the same page and anchor, or either without
-    an anchor (a post of scripting.com's day page is not its next post)."""
+    """The pages (link keys) and their anchors already carried or seen, and through
+    which source (None: added by URL), for asking whether an article of another source
+    is one of them: the same page and anchor, or either without an anchor (a post of
+    scripting.com's day page is not its next post)."""
 
-    def __init__(self, links: Iterable[str]) -> None:
-        self.anchors: dict[str, set[str]] = {}
+    def __init__(self, links: Iterable[tuple[str, int | None]]) -> None:
+        self.anchors: dict[str, set[tuple[str, int | None]]] = {}
         self.add_all(links)
 
-    def add_all(self, links: Iterable[str]) -> None:
-        for link in links:
+    def add_all(self, links: Iterable[tuple[str, int | None]]) -> None:
+        for link, source in links:
             key = link_key(link)
             if key:
-                self.anchors.setdefault(key, set()).add(urlsplit(link).fragment)
+                self.anchors.setdefault(key, set()).add((urlsplit(link).fragment, source))
 
-    def has(self, key: str, anchor: str) -> bool:
-        anchors = self.anchors.get(key)
-        if not key or anchors is None:
-            return False
-        return not anchor or anchor in anchors or "" in anchors
+    def has(self, key: str, anchor: str, source_id: int) -> bool:
+        return any(source != source_id and (not anchor or not theirs or anchor == theirs)
+                   for theirs, source in self.anchors.get(key, ()) if key)
 
 
 def _key(a: Article) -> str:

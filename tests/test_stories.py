@@ -342,6 +342,32 @@ def test_the_stories_of_a_cancelled_edition_go_in_the_next_one(
     assert sorted(headlines(build(app))) == sorted(h for h, _l, _d in items)
 
 
+def test_posts_of_one_feed_that_all_link_to_one_page_are_each_a_story(
+        app: App, clock: Clock, feeds: Feeds) -> None:
+    """A council's feed links every notice to its news page: three notices (their own
+    guids, headlines and words) are three stories, and a fourth at the same link after
+    they went out is news too. Only another source's post at that page is a twin."""
+    page = "https://city.example.gov/news.aspx"
+    now = clock()
+    notices: list[Told] = [
+        ("Road closure on Main Street", page, now - dt.timedelta(minutes=30),
+         "Main Street closes between 1st and 3rd Avenue for resurfacing."),
+        ("Library opens new branch", page, now - dt.timedelta(minutes=20),
+         "The new branch on Harbour Road opens on Saturday with a reading hour."),
+        ("Water main repair notice", page, now - dt.timedelta(minutes=10),
+         "Residents of the east quarter may see low pressure until Friday.")]
+    make_list(app, clock, feeds.set("/city.xml", "City Hall", notices))
+    fetch(app)
+    assert sorted(headlines(build(app))) == sorted(n[0] for n in notices)
+    send(app)
+    clock.advance(hours=24)
+    later: Told = ("Council meeting moved to Thursday", page, clock() - dt.timedelta(hours=1),
+                   "The council's December meeting moves to Thursday at 7 pm.")
+    feeds.set("/city.xml", "City Hall", [later, *notices])
+    fetch(app)
+    assert headlines(build(app)) == [later[0]]
+
+
 def test_a_story_held_over_goes_next_though_another_feed_has_it_too(
         app: App, clock: Clock, feeds: Feeds) -> None:
     """A story held over (no room) that a second feed also brings (Daring Fireball's
