@@ -99,13 +99,22 @@ def _looks_like_json(body: bytes) -> bool:
 
 
 def _not_a_feed(url: str, reason: str) -> FetchError:
-    """The error for a document that is no feed: the reason first, the URL last.
+    """The error for a document that is no feed, or a feed cut short: the reason first,
+    the URL last.
 
     A reason that carries its own advice (after a semicolon) keeps it; any other is
     told to check the URL.
     """
+    if reason == _CUT_SHORT:  # a feed after all, only not all of it: say that first
+        return FetchError(f"truncated: {reason} ({url})")
     advice = "" if ";" in reason else "; check the URL"
     return FetchError(f"not an RSS, Atom or JSON feed: {reason}{advice} ({url})")
+
+
+# Why a feed cut short by its server is not read, in the words of the fetcher's own
+# "truncated: …" (fetch.py): the reason first, the URL last.
+_CUT_SHORT = ("the feed ends in the middle of the document; the server sent only part of "
+              "it: it will be tried again at the next fetch")
 
 
 # --- RSS and Atom -------------------------------------------------------------------
@@ -146,9 +155,7 @@ def _parse_xml_feed(body: bytes, url: str, content_type: str, now: datetime) -> 
         # finish, nothing of it is stored: the items are in the feed again at the next
         # fetch, whole. (A feed that only lacks its closing </channel></rss>, as some
         # generators write it, has every item whole and is read.)
-        raise FetchError("truncated: the feed ends in the middle of the document; the "
-                         "server sent only part of it: it will be tried again at the next "
-                         f"fetch ({url})")
+        raise _not_a_feed(url, _CUT_SHORT)
     return Feed(
         title=_detail_text(info.get("title_detail"), _str(info.get("title"))),
         site_url=safe_url(_str(info.get("link")), url),
@@ -395,8 +402,7 @@ def _why_not(body: bytes, url: str, exc: object) -> str:
             return f"it is an HTML page; the page names its feed at {found}, add that instead"
         return "it is an HTML page"
     if _truncated(body):
-        return ("the document is truncated; the server sent only part of it: it will be "
-                "tried again at the next fetch")
+        return _CUT_SHORT
     if not head.lstrip(b"\xef\xbb\xbf").startswith(b"<"):
         return "it is neither XML nor JSON"
     if isinstance(exc, SAXParseException):
@@ -445,8 +451,7 @@ def _why_not_json(exc: Exception) -> str:
             # Failing where the text ends (or in a string running to it): cut short.
             if loose.msg.startswith("Unterminated string") or (
                     loose.pos >= len(text.rstrip())):
-                return ("the document is truncated; the server sent only part of it: it "
-                        "will be tried again at the next fetch")
+                return _CUT_SHORT
     return f"invalid JSON ({exc})"
 
 

@@ -292,8 +292,7 @@ def test_malformed_xml_end_to_end(server: Loopback, http: requests.Session) -> N
     broken = b"<?xml version='1.0'?><rss version='2.0'><channel><title>x</title><item><title><![CD"
     server.route("/broken")(lambda h: h.reply(broken, Content_Type="application/rss+xml"))
     result = fetch(http, server.url("/broken"))
-    with pytest.raises(FetchError, match="not an RSS, Atom or JSON feed: the document is "
-                                         "truncated"):
+    with pytest.raises(FetchError, match=r"^truncated: the feed ends in the middle"):
         parse_feed(result.body, result.url, result.content_type)
 
 
