@@ -11,7 +11,14 @@ on, so an old story looks published just now. The handlers here claim exactly th
 shapes and are registered with feedparser (it tries them before its own); every other
 date is left to feedparser. `parse` reads one string the same way, for JSON Feed.
 
-A time without a date is no date: the item is undated, never "now".
+A time without a date is no date: the item is undated, never "now". Nor is a date that
+cannot be one ("2020-13-45", which feedparser moves on to 2021-01-01), or a date before
+1990 (`EARLIEST`): feeds write the Unix epoch ("Thu, 01 Jan 1970 00:00:00 +0000", in any
+zone), 0001-01-01, 1900-01-01 or DOS's 1980-01-01 when they know no date, and nothing was
+published on the web before 1991; archives of the 1990s keep their dates. Read as 1970,
+such an item was dropped from editions as old.
+
+A date without a time ("Jan 10, 2020", "2026.11.30") is that day at 00:00.
 
 Day and month before the year ("05/12/2026") are ambiguous when both are 12 or less.
 They are decided, in this order, by: a part over 12 ("25/11/2026" is day first); the
@@ -45,6 +52,8 @@ import feedparser
 # A date further ahead than this is not trusted (feeds.FUTURE_SLACK, which says why); a
 # reading of an ambiguous date this far ahead gives way to the other reading.
 FUTURE_SLACK = timedelta(days=1)
+# The earliest date taken as a publication date; before it, a placeholder (the docstring).
+EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
 
 _ENGLISH_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _ENGLISH_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct",
@@ -85,12 +94,17 @@ _KOREAN_DATE = re.compile(r"(\d{4})\s*년\s*(\d{1,2})\s*월\s*(\d{1,2})\s*일")
 _KOREAN_WEEKDAY = re.compile(r"\s*\([월화수목금토일]\)")
 _CLOCK = r"\d{1,2}:\d{2}(?::\d{2})?"
 _KOREAN_MERIDIEM = re.compile(rf"(오전|오후)\s*({_CLOCK})|({_CLOCK})\s*(오전|오후)")
-# RFC 822 as written in the wild: any language, month first, 12-hour clock, no zone.
+# RFC 822 as written in the wild: any language, month first, 12-hour clock, no zone,
+# no time ("Jan 10, 2020").
 _WORD = r"[^\W\d_]+"
 _LOOSE_822 = re.compile(
     rf"(?:(?P<wd>{_WORD})\.?,?\s+)?"
     rf"(?:(?P<d1>\d{{1,2}})\.?\s+(?P<m1>{_WORD})\.?|(?P<m2>{_WORD})\.?\s+(?P<d2>\d{{1,2}}),?)"
-    rf"\s+(?P<y>\d{{4}}),?\s+{_TIME}(?:\s*{_AMPM})?(?:\s+{_ZONE})?")
+    rf"\s+(?P<y>\d{{4}})(?:,?\s+{_TIME}(?:\s*{_AMPM})?(?:\s+{_ZONE})?)?")
+# A year written as "0001": email.utils takes it for 2001, as it does "01".
+_YEAR_ZERO = re.compile(r"(?<![\d:+-])0\d{3}(?!\d)")  # not a zone: "-0700"
+# An ISO 8601 date at the start, checked for a month and day that exist.
+_ISO_DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})(?!\d)")
 _EPOCH = re.compile(r"\d{9,10}")  # seconds since 1970: 1973 to 2286
 _ZONE_AT_END = re.compile(rf"\d:\d{{2}}(?::\d{{2}})?(?:[.,]\d+)?\s*(?:{_AMPM})?\s*{_ZONE}\s*$")
 
@@ -102,11 +116,11 @@ def parse(value: str, *, now: datetime | None = None) -> datetime | None:
     between day first and month first as the module's docstring says.
     """
     value = value.strip()
-    if not value or _TIME_ONLY.fullmatch(_western(value)):
+    if not value or _TIME_ONLY.fullmatch(_western(value)) or _YEAR_ZERO.search(value):
         return None
     for parsed in (_numeric(value, now=now), _loose_822(value), _epoch(value)):
         if parsed is not None:
-            return datetime(*parsed[:6], tzinfo=UTC)
+            return _dated(datetime(*parsed[:6], tzinfo=UTC))
     try:
         when = datetime.fromisoformat(value)
     except ValueError:
@@ -114,7 +128,19 @@ def parse(value: str, *, now: datetime | None = None) -> datetime | None:
             when = email.utils.parsedate_to_datetime(value)
         except (TypeError, ValueError, IndexError):
             return None
-    return when.replace(tzinfo=when.tzinfo or UTC).astimezone(UTC)
+    try:
+        return _dated(when.replace(tzinfo=when.tzinfo or UTC).astimezone(UTC))
+    except OverflowError:  # 0001-01-01 in a zone east of UTC
+        return None
+
+
+def is_placeholder(when: datetime) -> bool:
+    """Whether a reading is too early to be a publication date (the docstring's EARLIEST)."""
+    return when < EARLIEST
+
+
+def _dated(when: datetime) -> datetime | None:
+    return None if is_placeholder(when) else when
 
 
 def has_zone(value: str) -> bool:
@@ -151,7 +177,7 @@ def settle(entries: Sequence[Any], zone: timedelta | None, now: datetime) -> Non
             parsed = dict.get(entry, f"{key}_parsed")
             if raw is None:
                 continue
-            if _TIME_ONLY.fullmatch(_western(raw.strip())):
+            if _TIME_ONLY.fullmatch(_western(raw.strip())) or _impossible(raw):
                 parsed = None
             elif (own := _numeric(raw, now=now, day_first=order, zone=zone)) is not None:
                 parsed = own
@@ -205,8 +231,9 @@ def _numeric(value: str, *, now: datetime | None = None, day_first: bool | None 
     if not (match := _NUMERIC.fullmatch(_western(value.strip()))):
         return None
     if match["y"]:
-        if match["ys"] == "-" and not match["ampm"]:
-            return None  # ISO 8601: feedparser's
+        named_zone = bool(match["zone"]) and match["zone"][0] not in "+-Zz"
+        if match["ys"] == "-" and not match["ampm"] and not named_zone:
+            return None  # ISO 8601: feedparser's (it reads "KST" as UTC, or not at all)
         return _utc(int(match["y"]), int(match["ym"]), int(match["yd"]), match, zone)
     a, b, year = int(match["a"]), int(match["b"]), int(match["ly"])
     decided = True
@@ -221,6 +248,18 @@ def _numeric(value: str, *, now: datetime | None = None, day_first: bool | None 
         readings = [r for r in readings
                     if datetime(*r[:6], tzinfo=UTC) <= now + FUTURE_SLACK] or readings
     return readings[0] if readings else None
+
+
+def _impossible(value: str) -> bool:
+    """'2020-13-45': an ISO date whose month or day does not exist (feedparser carries
+    the excess over: 2021-01-01)."""
+    if not (match := _ISO_DATE.match(value.strip())):
+        return False
+    try:
+        datetime(int(match[1]), int(match[2]), int(match[3]))
+    except ValueError:
+        return True
+    return False
 
 
 def _feed_order(values: Iterable[str]) -> bool | None:

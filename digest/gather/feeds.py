@@ -380,14 +380,17 @@ def _image(url: str, caption: str, credit: str, *, width: int | None = None,
 
 
 def _date(e: Any) -> datetime | None:
-    """The entry's date (feedparser's reading, with `dates`' handlers), aware UTC."""
+    """The entry's date (feedparser's reading, with `dates`' handlers), aware UTC; a
+    placeholder (the Unix epoch, 0001-01-01) is no date, and the next one is tried."""
     for key in ("published_parsed", "updated_parsed", "created_parsed"):
         parsed = dict.get(e, key)  # not e.get: see the note in _parse_xml_feed
         if isinstance(parsed, time.struct_time):
             try:
-                return datetime(*parsed[:6], tzinfo=UTC)
+                when = datetime(*parsed[:6], tzinfo=UTC)
             except ValueError:
                 continue
+            if not dates.is_placeholder(when):
+                return when
     return None
 
 

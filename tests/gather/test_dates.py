@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from digest.app import App
+from digest.gather import dates
 from digest.gather.feeds import Entry, parse_feed
 from digest.models import Article, Source
 from tests.conftest import Clock
@@ -244,3 +245,69 @@ def test_stored_articles_keep_the_dates_the_feed_wrote(app: App, server: Loopbac
         "서울 첫눈 관측": (True, datetime(2026, 11, 26, 5, 30, tzinfo=UTC)),
         "오늘의 날씨": (False, clock()),  # undated: the time it was first seen stands in
     }
+
+
+# -- placeholders and impossible dates (the outside attack of issue 10) -----------------
+
+@pytest.mark.parametrize("written", [
+    "Thu, 01 Jan 1970 00:00:00 +0000",  # the Unix epoch: "no date" in many CMSs
+    "1970-01-01T00:00:00Z",
+    "Wed, 31 Dec 1969 19:00:00 -0500",  # the same instant, written in New York
+    "0001-01-01T00:00:00Z",  # .NET's DateTime.MinValue
+    "Mon, 01 Jan 0001 00:00:00 +0000",
+    "1900-01-01T00:00:00",
+    "2020-13-45",  # no such month or day (feedparser: 1 January 2021)
+    "2020-02-30T10:00:00Z",
+])
+def test_a_placeholder_or_impossible_date_is_no_date(written: str) -> None:
+    # Read as 1970, the item was dropped from the edition as archive; read as 2021, it
+    # was dated wrong. Undated, it is new when first seen.
+    (entry,) = rss(written)
+    assert entry.published is None
+    doc = {"version": "https://jsonfeed.org/version/1.1", "title": "J", "items": [
+        {"id": "1", "url": "https://j.example.org/1", "title": "Post",
+         "date_published": written}]}
+    (item,) = parse_feed(json.dumps(doc).encode(), "https://j.example.org/feed.json",
+                         now=NOW).entries
+    assert item.published is None
+
+
+def test_a_placeholder_gives_way_to_the_entrys_other_date() -> None:
+    body = ('<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
+            "<title>News</title><entry><title>A story</title>"
+            '<link href="https://news.example.org/a"/><id>urn:a</id>'
+            "<published>1970-01-01T00:00:00Z</published>"
+            "<updated>2026-11-20T08:00:00Z</updated></entry></feed>")
+    (entry,) = parse_feed(body.encode(), "https://news.example.org/feed", now=NOW).entries
+    assert entry.published == datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+
+
+def test_archives_of_the_nineties_keep_their_dates() -> None:
+    (entry,) = rss("Sat, 10 Jan 1998 10:00:00 GMT")
+    assert entry.published == datetime(1998, 1, 10, 10, 0, tzinfo=UTC)
+    (early,) = rss("1993-04-30T12:00:00Z")  # the web was made public that day
+    assert early.published == datetime(1993, 4, 30, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("written", "meant"), [
+    # A zone name after an ISO date is read as it is after an RFC 822 one.
+    ("2020-01-10T14:33:00 KST", datetime(2020, 1, 10, 5, 33)),
+    ("2020-01-10 14:33:00 KST", datetime(2020, 1, 10, 5, 33)),  # feedparser: midnight
+    ("2020-01-10T14:33:00 CET", datetime(2020, 1, 10, 13, 33)),
+    # A month's short name, and a date without a time: that day at 00:00.
+    ("Jan 10, 2020", datetime(2020, 1, 10)),
+    ("January 10, 2020", datetime(2020, 1, 10)),
+    ("Sept. 3, 2020", datetime(2020, 9, 3)),
+    ("Jan 10, 2020 2:33 pm", datetime(2020, 1, 10, 14, 33)),
+    ("January 10, 2020 2:33 pm", datetime(2020, 1, 10, 14, 33)),
+])
+def test_zone_names_after_iso_dates_and_short_month_names(written: str,
+                                                          meant: datetime) -> None:
+    (entry,) = rss(written)
+    assert entry.published == meant.replace(tzinfo=UTC)
+    assert dates.parse(written, now=NOW) == meant.replace(tzinfo=UTC)  # JSON Feed's
+
+
+def test_a_date_without_a_time_is_that_day_in_the_feeds_zone() -> None:
+    (entry,) = rss("Jan 10, 2020", channel_date="Fri, 10 Jan 2020 15:00:00 +0900")
+    assert entry.published == datetime(2020, 1, 9, 15, 0, tzinfo=UTC)
