@@ -154,11 +154,22 @@ class Selection:
         return len(self.full) + len(self.brief) + len(self.left_out)
 
 
-def select_stories(stories: list[Story], rules: EditionRules) -> Selection:
-    """`stories` (newest first) cut into full, brief and left out by `rules`."""
-    brief_end = rules.max_items + rules.brief_max if rules.brief_max else len(stories)
-    return Selection(stories[: rules.max_items], stories[rules.max_items:brief_end],
-                     stories[brief_end:])
+def select_stories(stories: list[Story], rules: EditionRules,
+                   held: frozenset[int] = frozenset()) -> Selection:
+    """`stories` (newest first) cut into full, brief and left out by `rules`. Stories
+    the last edition `held` over lead the "also new" list, then the newest others, so
+    a run of full editions cannot hold them over for ever: what waits again is the
+    day's own overflow, at the end of the list, where fitting the mail
+    (`mailsize.fit_edition`) holds stories over from too."""
+    owed = [n for n, t in enumerate(stories) if t.article.id in held]
+    fresh = [n for n, t in enumerate(stories) if t.article.id not in held]
+    full = set((fresh + owed)[: rules.max_items])
+    rest = [n for n in owed + fresh if n not in full]  # owed first
+    brief = rest if not rules.brief_max else rest[: rules.brief_max]
+    chosen = full | set(brief)
+    return Selection([t for n, t in enumerate(stories) if n in full],
+                     [stories[n] for n in brief],
+                     [t for n, t in enumerate(stories) if n not in chosen])
 
 
 def build_edition(
@@ -244,9 +255,8 @@ def _draft(s: Session, mlist: MailingList, now: dt.datetime, rules: EditionRules
     or before a fetch still running began (`fetches_begun`)."""
     edition = new_draft(s, mlist, now, rules, scheduled_for=scheduled_for)
     edition.cutoff = fetches_begun(s, mlist, now)
-    chosen = select_stories(
-        new_stories(s, mlist, edition_window(s, mlist, edition.since, edition.cutoff, rules)),
-        rules)
+    w = edition_window(s, mlist, edition.since, edition.cutoff, rules)
+    chosen = select_stories(new_stories(s, mlist, w), rules, w.held)
     if not chosen.full:
         return None
     edition.subject = default_subject(mlist, chosen.full[0].article.title)

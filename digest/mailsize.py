@@ -24,8 +24,6 @@ from digest.render import SUBSCRIBER_SLOTS, Rendered, Slotted
 SLOT_BYTES = 300
 #: Blurbs and notes are cut to these lengths in turn, until the edition fits.
 SHORTEN_TO = (1200, 800, 500, 320)
-#: About the most HTML one "also new" headline takes (its link, twice, and its row).
-BRIEF_BYTES = 600
 
 
 def html_bytes(rendered: Rendered) -> int:
@@ -132,13 +130,16 @@ def _hold_over(edition: Edition, render: Callable[[], Rendered], size: int,
     brief = [(i, i.article_id) for i in sorted(edition.items, key=lambda i: i.position)
              if i.brief and i.article_id is not None]
     held = 0
+    each = 0  # what one takes, measured on the first (a long link takes kilobytes)
     while size > limit and brief:
-        for _ in range(min(len(brief), max(1, (size - limit) // BRIEF_BYTES))):
+        count = min(len(brief), -(-(size - limit) // each)) if each else 1
+        for _ in range(count):
             item, article_id = brief.pop()
             edition.held = [*(edition.held or ()), article_id]
             edition.items.remove(item)
-            held += 1
-        size = html_bytes(render())
+        held += count
+        before, size = size, html_bytes(render())
+        each = max(1, (before - size) // count)
     return size, held
 
 

@@ -25,8 +25,8 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
 from digest.gather.sources import source_label
-from digest.stories import same_headline
 from digest.models import Article, Edition, EditionItem, Source
+from digest.stories import same_headline
 from tests.loopback import feed_server
 from tests.test_serve import environment as serve_environment
 

@@ -224,7 +224,7 @@ def test_build_names_the_setting_that_left_stories_out(  # type: ignore[no-untyp
     said = " ".join(r.output.split())
     assert r.exit_code == 0, r.output
     assert ("2 articles: 1 in full, 1 in brief; 1 more new article held over for the "
-            "next edition ([edition] brief_max)") in said, said
+            "next edition (no room: [edition] brief_max, html_max_kb)") in said, said
 
 
 def test_send_in_one_step_says_what_it_held_over(  # type: ignore[no-untyped-def]

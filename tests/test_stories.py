@@ -300,7 +300,8 @@ def test_beyond_brief_max_the_cli_and_the_desk_say_how_many_wait(
     assert (counts.full, counts.brief, counts.held, counts.waiting, counts.new) == (
         3, 2, 3, 0, 8)
     assert str(counts) == ("5 articles: 3 in full, 2 in brief; 3 more new articles held "
-                           "over for the next edition ([edition] brief_max)")
+                           "over for the next edition (no room: [edition] brief_max, "
+                           "html_max_kb)")
     # `digest edition build` prints `str(counts)` for the draft (see tests/test_cli.py).
 
 
@@ -366,6 +367,54 @@ def test_posts_of_one_feed_that_all_link_to_one_page_are_each_a_story(
     feeds.set("/city.xml", "City Hall", [later, *notices])
     fetch(app)
     assert headlines(build(app)) == [later[0]]
+
+
+def test_stories_held_over_go_next_though_more_news_keeps_coming(
+        app: App, clock: Clock, feeds: Feeds) -> None:
+    """30 new stories a day with room for 20 (5 in full, 15 in brief): the 10 held over
+    from the first edition lead the second one's "also new" list, ahead of the day's
+    own overflow, instead of being held again behind newer news every day."""
+    app.settings = app.settings.with_overrides(edition__max_items=5, edition__brief_max=15)
+
+    def day(first: int) -> list[Item]:
+        return [(f"Harbour report number {n}: the quay, the boats and the fish",
+                 f"https://wire.example.org/story/{n}",
+                 clock() - dt.timedelta(minutes=n - first + 1)) for n in range(first, first + 30)]
+
+    monday = day(0)
+    make_list(app, clock, feeds.set("/wire.xml", "Harbour Wire", monday))
+    fetch(app)
+    first = headlines(build(app))
+    assert first == [h for h, _l, _d in monday[:20]]
+    send(app)
+    clock.advance(hours=24)
+    tuesday = day(100)
+    feeds.set("/wire.xml", "Harbour Wire", tuesday + monday)
+    fetch(app)
+    second = build(app)
+    assert headlines(second, brief=False) == [h for h, _l, _d in tuesday[:5]]
+    assert headlines(second, brief=True) == [h for h, _l, _d in monday[20:] + tuesday[5:10]]
+
+
+def test_fitting_an_edition_of_long_links_keeps_as_many_stories_as_fit(
+        app: App, clock: Clock, feeds: Feeds) -> None:
+    """150 stories whose links are 1,500 characters long (tracking-laden feeds write
+    such links): fitting the mail holds over only what does not fit, so the edition is
+    close to the limit, not one story in 5 KB with 100 held."""
+    now = clock()
+    items: list[Item] = [(f"Harbour report number {n}: the quay, the boats and the fish",
+                          f"https://wire.example.org/story/{n}?q=" + "x" * 1500,
+                          now - dt.timedelta(minutes=n)) for n in range(1, 151)]
+    make_list(app, clock, feeds.set("/wire.xml", "Harbour Wire", items))
+    fetch(app)
+    # One in full: the "also new" list of 100 headlines is what must give way.
+    app.settings = app.settings.with_overrides(edition__max_items=1)
+    edition = build(app)
+    assert edition is not None
+    with app.sessions() as s:
+        fit = app.fit(s.get_one(Edition, edition.id), get_list(s, "daily"))
+    assert fit.fits and fit.after > 0.8 * fit.limit, fit
+    assert len(headlines(edition)) >= 20, len(headlines(edition))
 
 
 def test_a_story_held_over_goes_next_though_another_feed_has_it_too(

@@ -130,7 +130,7 @@ class Tally:
                 f"{self.brief} in brief")
         if self.held:
             text += (f"; {_n(self.held, 'more new article')} held over for the next "
-                     "edition ([edition] brief_max)")
+                     "edition (no room: [edition] brief_max, html_max_kb)")
         if self.waiting:
             text += (f"; {_n(self.waiting, 'new article')} left out: proposed on the desk, "
                      "not mailed unless added")

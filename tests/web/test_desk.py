@@ -152,7 +152,8 @@ def test_each_button_changes_the_draft_as_the_editor_expects(
     # The last one (in brief) was pinned, so told in full; b was dropped: it waits on
     # the desk, while the four beyond [edition] brief_max are held for the next edition.
     assert ("19 articles: 15 in full, 4 in brief; 4 more new articles held over for the "
-            "next edition ([edition] brief_max); 1 new article left out: proposed on the "
+            "next edition (no room: [edition] brief_max, html_max_kb); 1 new article left "
+            "out: proposed on the "
             "desk, not mailed unless added") in shown
     assert "Also new, headline and link only (4)" in shown
     post(editor_client, f"/desk/news/items/{c}/brief", brief="0")
