@@ -1,21 +1,28 @@
 """Which of a feed's entries are articles its source already has, which of those were
 edited, and the guid a new one is stored under.
 
-Four things tell an article: its guid, its link (by `links.link_key`, so tracking
+Five things tell an article: its guid, its link (by `links.link_key`, so tracking
 parameters, http or https and a trailing slash make no difference; the anchor counts),
-its text (the hash of the feed's title and summary) and the date the feed gives it.
-Feeds get each of them wrong somewhere, so no one of them decides alone; an entry can
-be an article already known when:
+its headline and its blurb (the feed's title and summary; together, hashed, its text),
+and the date the feed gives it. Feeds get each of them wrong somewhere, so no one of
+them decides alone; an entry can be an article already known when:
 
-- the guid is the same, unless the link, the text and the date all changed: an edited
-  post (new words), a post whose link moved, and a post whose headline and slug an
-  editor fixed at once (same date) stay one article, but a feed that hands an old guid
-  to a new post (another link, other words, another date) has written a new article.
-  An undated post has no date to hold it: a new link and new words under its guid are
-  a new post;
-- the guids differ but the text is the same (a feed that changed how it writes guids);
-  a different guid with the same link and other words is another post (Daring
-  Fireball thanking this week's sponsor at the address it linked months before);
+- the guid is the same, and the headline is alike, or the blurb is alike, or the link
+  is the same: an edited post (new words), a post whose link moved, and a post whose
+  headline and slug an editor fixed at once ("Minister resigns over expenses" at
+  /minister-resigns, then "... scandal, says sorry" at /minister-resigns-over-...)
+  stay one article, whatever date the feed gives them now (a CMS often bumps the date
+  of an edited post). Only when each of the three that both sides have differs has
+  the feed handed an old guid to a new post; with none of them on both sides, the guid
+  is all there is, and it holds. "Alike" (`_alike`): the same after case, punctuation
+  and spacing are set aside, or one the start of the other, or difflib's ratio at
+  least `ALIKE_RATIO`;
+- the guids differ but the text is the same and the link is not another one (the
+  same, or missing on a side): a feed that changed how it writes guids. A new guid
+  and a new link are a new post whatever the words: a podcast's "The Daily Update",
+  "Weather" or "Today's crossword" says the same every day. A different guid with the
+  same link and other words is another post too (Daring Fireball thanking this week's
+  sponsor at the address it linked months before);
 - without a guid on either side: the link is the same, else the text.
 
 Each stored article is at most one entry of a document, and each entry at most one
@@ -43,8 +50,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from difflib import SequenceMatcher
 from urllib.parse import urlsplit
 
 from digest.gather.clean import content_hash
@@ -57,6 +66,12 @@ _REUSED_TAIL = re.compile(re.escape(_REUSED) + r"[0-9a-f]{12}\Z")
 _STEM_CHARS = GUID_CHARS - len(_REUSED) - 12
 NO_TEXT = content_hash("", "")
 _FAR = float("inf")  # how far apart two dates are when one is unknown
+#: How alike (difflib's ratio, 0..1) two headlines or blurbs under one guid must be to
+#: tell one post: "Ferry bakc in service" and "Ferry back in service" are (0.95).
+ALIKE_RATIO = 0.8
+#: How much of a blurb is compared (after `_words`): enough to tell two posts apart,
+#: and a stored full-text article's summary is its whole page.
+BLURB_CHARS = 600
 
 
 @dataclass(frozen=True)
@@ -67,7 +82,8 @@ class Identity:
     link: str  # as stored
     keys: frozenset[str]  # the link's key and anchor; its page's canonical link's key
     text: str  # the text's hash; "" when there is none to tell the article by
-    title: str = ""  # the headline's hash; "" without one
+    title: str = ""  # the headline as compared (`_words`); "" without one
+    blurb: str = ""  # the blurb's start as compared (`_words`); "" without one
     published: dt.datetime | None = None  # the feed's date; None when it gave none
     row: int = 0  # the stored article's id; 0 for an entry
 
@@ -94,27 +110,30 @@ class Matches:
 
 
 def identity(guid: str, link: str, digest_hash: str, key: str = "", *, title: str = "",
-             published: dt.datetime | None = None, row: int = 0) -> Identity:
+             summary: str = "", published: dt.datetime | None = None,
+             row: int = 0) -> Identity:
     """An article's identity from its guid, its link and its text's hash; `key`: the
     stored `Article.link_key`, its page's canonical link's when that is not the link's.
     An article without text is told by guid and link; with neither, the hash of nothing
-    is all it has, as it is its identity in the table. `title` and `published` (None
-    when undated) tell apart entries that could each be one stored article (`row`)."""
+    is all it has, as it is its identity in the table. `title` and `summary` tell
+    whether a post under an old guid is that post; they and `published` (None when
+    undated) tell apart entries that could each be one stored article (`row`)."""
     keys = {_anchored_key(link)}
     if key and key != link_key(link):
         keys.add(key)
     keys.discard("")
     has_text = digest_hash != NO_TEXT or not (guid or keys)
     return Identity(guid[:GUID_CHARS], link[:GUID_CHARS], frozenset(keys),
-                    digest_hash if has_text else "",
-                    content_hash(title, "") if title.strip() else "", published, row)
+                    digest_hash if has_text else "", _words(title),
+                    _words(summary[:BLURB_CHARS * 2])[:BLURB_CHARS], published, row)
 
 
 def match_entries(entries: Sequence[Entry], hashes: Sequence[str],
                   stored: Sequence[Identity]) -> Matches:
     """Pair the entries with the stored articles they are (each with at most one, best
     match first), and say which of the others are new and under which guid."""
-    mine = [identity(e.guid, e.link, h, title=e.title, published=e.published)
+    mine = [identity(e.guid, e.link, h, title=e.title, summary=e.summary,
+                     published=e.published)
             for e, h in zip(entries, hashes, strict=True)]
     paired = _pair(mine, stored)
     pool = list(stored)  # as the table will hold them, for `_one_row`
@@ -182,10 +201,32 @@ def _same(a: Identity, b: Identity) -> bool:
     link = _linked(a, b)
     if a.guid and b.guid:
         if _stem(a.guid) == _stem(b.guid):
-            dated = a.published is not None and a.published == b.published
-            return dated or not (link is False and text is False)
-        return text is True
+            told = (link, _alike(a.title, b.title), _alike(a.blurb, b.blurb))
+            return True in told or False not in told
+        return text is True and link is not False
     return link is True or text is True
+
+
+def _alike(a: str, b: str) -> bool | None:
+    """Do two headlines (or blurbs), as `_words` gives them, say one post's? None when
+    one is empty. The same, one the start of the other (a headline a word longer, a
+    blurb a sentence longer), or alike letter by letter (a typo fixed)."""
+    if not a or not b:
+        return None
+    short, long = sorted((a, b), key=len)
+    if long.startswith(short):
+        return True
+    m = SequenceMatcher(None, a, b, autojunk=False)
+    return (m.real_quick_ratio() >= ALIKE_RATIO and m.quick_ratio() >= ALIKE_RATIO
+            and m.ratio() >= ALIKE_RATIO)
+
+
+def _words(text: str) -> str:
+    """Text as compared: Unicode NFKC, casefolded, punctuation and symbols as spaces,
+    whitespace collapsed ("‘Ferry’ back — today" → "ferry back today")."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    kept = "".join(c if unicodedata.category(c)[0] in "LNM" else " " for c in folded)
+    return " ".join(kept.split())
 
 
 def _linked(a: Identity, b: Identity) -> bool | None:

@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from sqlalchemy import CursorResult, Row, or_, select, update
+from sqlalchemy import CursorResult, Row, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -31,7 +31,14 @@ from digest.gather.extract import PageEnricher
 from digest.gather.feeds import Entry, Feed, parse_feed
 from digest.gather.fetch import fetch
 from digest.gather.guard import Reach
-from digest.gather.identity import GUID_CHARS, Edit, Identity, identity, match_entries
+from digest.gather.identity import (
+    BLURB_CHARS,
+    GUID_CHARS,
+    Edit,
+    Identity,
+    identity,
+    match_entries,
+)
 from digest.gather.lease import lease_length, new_owner, release_lease, take_lease
 from digest.gather.links import LINK_MAX, link_key, whole_link
 from digest.models import Article, ListSource, Source
@@ -327,17 +334,20 @@ def _renamed(s: Session, source_id: int) -> list[Identity]:
     return _identities(rows)
 
 
+# The summary's start only: identity compares no more of it (a full-text article's is
+# its whole page).
 _IDENTITY = (Article.id, Article.guid, Article.link, Article.link_key, Article.content_hash,
-             Article.title, Article.published_at, Article.date_from_feed)
+             Article.title, func.substr(Article.summary, 1, 2 * BLURB_CHARS),
+             Article.published_at, Article.date_from_feed)
 
 
-def _identities(rows: Iterable[Row[int, str, str, str, str, str, dt.datetime, bool]],
+def _identities(rows: Iterable[Row[int, str, str, str, str, str, str, dt.datetime, bool]],
                 ) -> list[Identity]:
     # A row's key is its page's canonical link's when the page named one: the feed's
     # own link, all the next fetch has, is recognised by its own key.
-    return [identity(guid, link, digest_hash, key, title=title,
+    return [identity(guid, link, digest_hash, key, title=title, summary=summary,
                      published=published if dated else None, row=row)
-            for row, guid, link, key, digest_hash, title, published, dated in rows]
+            for row, guid, link, key, digest_hash, title, summary, published, dated in rows]
 
 
 def _article(source: Source, e: Entry, digest_hash: str, guid: str, now: dt.datetime,

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
 
+import pytest
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
@@ -402,13 +403,8 @@ def _headlines(app: App) -> list[str] | None:
         return None if edition is None else [i.title for i in edition.items]
 
 
-def test_an_edit_goes_out_as_edited_and_an_edited_article_that_went_out_stays_out(
-        app: App, server: Loopback, clock: Clock) -> None:
-    link = "https://harbour.example/2026/11/27/ferry-bakc-in-service/"
-    ferry = ("Ferry bakc in service", link, "The ferry sails at six.")
-    date = "Fri, 27 Nov 2026 05:00:00 +0000"
-    feed = Feed(server, _rss(_item(*ferry, guid="https://harbour.example/?p=4711",
-                                   date=date)))
+def _harbour_list(app: App, server: Loopback, clock: Clock) -> None:
+    """The list "harbour", its one source this server's feed, and a reader."""
     with app.sessions() as s:
         mlist = create_list(s, "harbour", title="Harbour Daily",
                             from_addr="Harbour Daily <news@harbour.example>",
@@ -416,6 +412,16 @@ def test_an_edit_goes_out_as_edited_and_an_edited_article_that_went_out_stays_ou
         add_source(s, server.url("/feed.xml"), mlist)
         add_member(s, mlist, "reader@example.org", confirmed=True, now=clock())
         s.commit()
+
+
+def test_an_edit_goes_out_as_edited_and_an_edited_article_that_went_out_stays_out(
+        app: App, server: Loopback, clock: Clock) -> None:
+    link = "https://harbour.example/2026/11/27/ferry-bakc-in-service/"
+    ferry = ("Ferry bakc in service", link, "The ferry sails at six.")
+    date = "Fri, 27 Nov 2026 05:00:00 +0000"
+    feed = Feed(server, _rss(_item(*ferry, guid="https://harbour.example/?p=4711",
+                                   date=date)))
+    _harbour_list(app, server, clock)
     assert fetch_one(app, 1).new == 1
     # The editor fixes the headline's typo before the digest goes out: the fix goes.
     link = link.replace("bakc", "back")
@@ -475,3 +481,79 @@ def test_an_edit_of_a_full_text_article_whose_page_fails_keeps_the_pages_text(
         assert (article.title, article.summary, article.content_html) == (
             "Ferry back in service at last", "The ferry sails at six and at seven.",
             "<p>The ferry sails at six and at seven.</p>")
+
+
+# -- one guid, one post; a new guid and a new link, a new post --------------------------
+
+def _episode(n: int, title: str, blurb: str, *, guid: str = "") -> str:
+    # Shaped on a podcast feed (atp.fm): one item a day, each with its own guid and link.
+    return _item(title, f"https://radio.example/ep/{n}", blurb, guid=guid or f"pod{n}",
+                 date=f"{['Fri', 'Sat', 'Sun', 'Mon'][n - 1]}, {26 + n} Nov 2026 05:00:00 GMT")
+
+
+@pytest.mark.parametrize(("title", "blurb"), [
+    ("The Daily Update", "Your daily news podcast. Subscribe for more."),
+    ("Weather", ""),
+    ("Today&#39;s crossword", "A new puzzle every day. Solve it online or in print."),
+])
+def test_a_recurring_headline_under_a_new_guid_and_link_is_news(
+        app: App, server: Loopback, clock: Clock, title: str, blurb: str) -> None:
+    # The same headline and blurb every day: only the guid and the link tell the
+    # episodes apart, and each is a new post.
+    feed = Feed(server, _rss(_episode(1, title, blurb)))
+    _harbour_list(app, server, clock)
+    assert fetch_one(app, 1).new == 1
+    report = app.send("harbour")
+    assert report is not None and report.finished
+    # The next day, the new episode above yesterday's.
+    clock.advance(days=1)
+    feed.body = _rss(_episode(2, title, blurb), _episode(1, title, blurb))
+    assert fetch_one(app, 1).new == 1
+    with app.sessions() as s:
+        edition, _created = app.build(s, "harbour")
+        s.commit()
+        assert edition is not None
+        assert [i.link for i in edition.items] == ["https://radio.example/ep/2"]
+    # A feed that lists only its latest episode.
+    clock.advance(days=1)
+    feed.body = _rss(_episode(3, title, blurb))
+    assert fetch_one(app, 1).new == 1
+    # The feed changes how it writes its guids: same links and words, known posts.
+    clock.advance(days=1)
+    feed.body = _rss(*(_episode(n, title, blurb, guid=f"https://radio.example/ep/{n}")
+                       for n in (3, 2, 1)))
+    assert fetch_one(app, 1).new == 0
+    assert [a.link for a in _articles(app, 1)] == [
+        f"https://radio.example/ep/{n}" for n in (1, 2, 3)]
+
+
+def test_a_headline_and_slug_fixed_under_the_same_guid_and_redated_is_not_sent_again(
+        app: App, server: Loopback, clock: Clock) -> None:
+    # The CMS bumps an entry's date when it is edited; the guid stays.
+    site = "https://harbour.example"
+    weekend = "Around the harbour: a market, a regatta and a talk at the museum."
+    feed = Feed(server, _rss(
+        _item("Minister resigns over expenses", f"{site}/minister-resigns",
+              "The harbour minister stood down on Thursday.", guid="p1",
+              date="Fri, 27 Nov 2026 05:00:00 GMT"),
+        _item("Ten things to do this weekend", f"{site}/ten-things", weekend, guid="p2",
+              date="Fri, 27 Nov 2026 05:30:00 GMT")))
+    _harbour_list(app, server, clock)
+    assert fetch_one(app, 1).new == 2
+    report = app.send("harbour")
+    assert report is not None and report.finished
+    clock.advance(hours=3)
+    feed.body = _rss(
+        _item("Minister resigns over expenses scandal, says sorry",
+              f"{site}/minister-resigns-over-expenses-scandal",
+              "The harbour minister stood down on Thursday.", guid="p1",
+              date="Fri, 27 Nov 2026 08:40:00 GMT"),
+        _item("Ten things to do this weekend", f"{site}/ten-things-to-do-this-weekend",
+              weekend + " And the ferry runs late on Saturday.", guid="p2",
+              date="Fri, 27 Nov 2026 08:45:00 GMT"))
+    assert fetch_one(app, 1).new == 0
+    assert _headlines(app) is None  # nothing new to mail
+    assert sorted((a.title, a.link) for a in _articles(app, 1)) == [
+        ("Minister resigns over expenses scandal, says sorry",
+         f"{site}/minister-resigns-over-expenses-scandal"),
+        ("Ten things to do this weekend", f"{site}/ten-things-to-do-this-weekend")]
