@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit, urlunsplit
 
-# Query parameters that only say who sent the click. Exact names, plus any utm_*.
+# Query parameters that only say who sent the click: exact names (lower case, as
+# `is_tracking` compares them), plus the prefixes below.
 TRACKING = frozenset({
     "fbclid", "gclid", "gclsrc", "dclid", "gbraid", "wbraid", "msclkid", "yclid",
     "twclid", "ttclid", "li_fat_id", "igshid", "mc_cid", "mc_eid", "_ga", "_gl",
@@ -20,14 +21,25 @@ TRACKING = frozenset({
     "oly_anon_id", "oly_enc_id", "vero_conv", "vero_id", "wickedid", "rb_clickid",
     "s_cid", "ncid", "sr_share", "cmpid", "ito", "at_medium", "at_campaign",
     "wt_mc", "wt_zmc",  # Webtrekk (Mapp): heise.de tags each feed's links ("rss.ho.beitrag.rdf")
+    "xtor",  # AT Internet: Le Monde's "#xtor=RSS-3208"
+    "cmp",  # the Guardian's and the BBC's campaign tag ("CMP=share_btn_tw")
+    "smid",  # the New York Times' share tag ("smid=tw-nytimes")
+    "__twitter_impression",  # Twitter's link cards
+    "guccounter", "guce_referrer", "guce_referrer_sig",  # Yahoo's consent redirect
+    "s_kwcid",  # Adobe Analytics' ad keyword
+    # Internal campaign and Alibaba's position tags: common enough, and none of the
+    # corpus's links uses either name for what a page shows (surveyed, issue 10).
+    "icid", "spm",
 })
-_TRACKING_PREFIXES = ("utm_", "pk_", "mtm_", "ga_")
+# Prefixes: Google's utm_, Matomo's pk_ and mtm_, Webtrends' WT. ("WT.mc_id"), comScore's
+# ns_ ("ns_campaign", "ns_mchannel").
+_TRACKING_PREFIXES = ("utm_", "pk_", "mtm_", "ga_", "wt.", "ns_")
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 _SLASHES = re.compile(r"/+$")
 
 
 def is_tracking(name: str) -> bool:
-    """True for a query parameter that only tags the click (utm_*, fbclid, mc_cid, ...)."""
+    """True for a query parameter that only tags the click (utm_*, fbclid, WT.mc_id, ...)."""
     name = name.lower()
     return name in TRACKING or name.startswith(_TRACKING_PREFIXES)
 

@@ -111,3 +111,32 @@ def test_a_link_too_long_to_store_is_dropped_and_the_story_kept(
     assert [h.text_content() for h in doc.xpath("//h2[not(a)]")] == [
         "Ferry fares to fall by a fifth"]
     assert "news.example.org/rd" not in mail.html + mail.text
+
+
+# -- tracking tags an outside attack found kept (issue 10) -------------------------------
+
+@pytest.mark.parametrize(("tagged", "clean"), [
+    ("https://www.lemonde.fr/planete/article/2026/11/27/cop.html#xtor=RSS-3208",
+     "https://www.lemonde.fr/planete/article/2026/11/27/cop.html"),
+    ("https://www.theguardian.com/world/2026/nov/27/ferry?CMP=share_btn_tw",
+     "https://www.theguardian.com/world/2026/nov/27/ferry"),
+    ("https://www.nytimes.com/2026/11/27/us/ferry.html?smid=tw-nytimes&smtyp=cur",
+     "https://www.nytimes.com/2026/11/27/us/ferry.html?smtyp=cur"),
+    ("https://example.org/a?id=7&WT.mc_id=rss&WT.tsrc=email", "https://example.org/a?id=7"),
+    ("https://www.bbc.co.uk/news/uk-1?ns_campaign=bbc&ns_mchannel=social&ns_source=tw",
+     "https://www.bbc.co.uk/news/uk-1"),
+    ("https://example.org/a?__twitter_impression=true", "https://example.org/a"),
+    ("https://news.yahoo.com/ferry.html?guccounter=1&guce_referrer=aHR0&guce_referrer_sig=Q",
+     "https://news.yahoo.com/ferry.html"),
+    ("https://example.org/a?s_kwcid=AL!1&page=2", "https://example.org/a?page=2"),
+    ("https://example.org/a?icid=hp_top&spm=a2c4g.11186623", "https://example.org/a"),
+])
+def test_more_tracking_tags_are_dropped_from_mail_links(tagged: str, clean: str) -> None:
+    assert clean_link(tagged) == clean
+    # Two feeds' links to the page, one tagged, are one story.
+    assert link_key(tagged) == link_key(clean)
+
+
+def test_names_that_only_begin_like_a_tracking_tag_are_kept() -> None:
+    kept = "https://example.org/search?ns=0&wt=2&cmpx=1&spmode=a&icids=4"
+    assert clean_link(kept) == kept
