@@ -207,19 +207,24 @@ def test_a_weak_secret_key_is_an_error_that_says_how_to_make_one(  # type: ignor
     assert "no subscriber" in run("subscribers", "show", "ada@example.org").output  # not added
 
 
-def test_build_names_the_setting_that_left_stories_out(  # type: ignore[no-untyped-def]
-        run, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Three new articles, one told in full and one in brief: the third is not in the
-    edition, and the command says how many and which setting to change."""
+def _three_news_room_for_two(run, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """A list fed the flow's three articles, with room for one in full and one in brief."""
     assert run("init").exit_code == 0
     assert run("lists", "create", "morning", "--title", "Morning", "--from",
-               "m@news.example.org").exit_code == 0
+               "m@news.example.org", "--postal-address", "1 Harbour Road, Busan").exit_code == 0
     assert run("sources", "add", str(DATA / "flow" / "news.xml"), "--list",
                "morning").exit_code == 0
     assert run("fetch").exit_code == 0
     monkeypatch.setenv("DIGEST_EDITION_WINDOW_HOURS", str(24 * 365 * 30))
     monkeypatch.setenv("DIGEST_EDITION_MAX_ITEMS", "1")
     monkeypatch.setenv("DIGEST_EDITION_BRIEF_MAX", "1")
+
+
+def test_build_names_the_setting_that_left_stories_out(  # type: ignore[no-untyped-def]
+        run, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three new articles, one told in full and one in brief: the third is not in the
+    edition, and the command says how many and which setting to change."""
+    _three_news_room_for_two(run, monkeypatch)
     r = run("edition", "build", "--list", "morning")
     said = " ".join(r.output.split())
     assert r.exit_code == 0, r.output
@@ -231,17 +236,9 @@ def test_send_in_one_step_says_what_it_held_over(  # type: ignore[no-untyped-def
         run, monkeypatch: pytest.MonkeyPatch) -> None:
     """`digest edition send` builds and sends at once: it says how many stories went in
     full and in brief and how many wait for the next edition, which then has them."""
-    assert run("init").exit_code == 0
-    assert run("lists", "create", "morning", "--title", "Morning", "--from",
-               "m@news.example.org", "--postal-address", "1 Harbour Road, Busan").exit_code == 0
+    _three_news_room_for_two(run, monkeypatch)
     assert run("subscribers", "add", "reader@example.org", "--list", "morning",
                "--confirmed").exit_code == 0
-    assert run("sources", "add", str(DATA / "flow" / "news.xml"), "--list",
-               "morning").exit_code == 0
-    assert run("fetch").exit_code == 0
-    monkeypatch.setenv("DIGEST_EDITION_WINDOW_HOURS", str(24 * 365 * 30))
-    monkeypatch.setenv("DIGEST_EDITION_MAX_ITEMS", "1")
-    monkeypatch.setenv("DIGEST_EDITION_BRIEF_MAX", "1")
     r = run("edition", "send", "--list", "morning")
     said = " ".join(r.output.split())
     assert r.exit_code == 0, r.output
