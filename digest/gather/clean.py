@@ -97,6 +97,13 @@ _HEADING_WITH_LIST = re.compile(r"^(?:related|share)", re.IGNORECASE)
 
 # Controls and non-characters lxml refuses ("All strings must be XML compatible").
 _BAD_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
+# What would turn the text around or colour a terminal, not add a word: the bidi
+# embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069: "\u202egnp.exe"
+# reads as "exe.png") and whole ANSI escape sequences (ESC [ 31 m), which would leave
+# "[31m" behind once the ESC alone is dropped. The marks U+200E/U+200F that right-to-left
+# text needs are kept.
+_STEERING = re.compile("\x1b\\[[0-?]*[ -/]*[@-~]|\x1b\\][^\x07\x1b]*(?:\x07|\x1b\\\\)?"
+                       "|[\u202a-\u202e\u2066-\u2069]")
 _MARKUP = re.compile(r"<[a-zA-Z/!?]|&(?:#\d+|#x[0-9a-fA-F]+|[a-zA-Z]\w*);")
 _URL_TAB_NL = re.compile("[\t\n\r]")
 _URL_EDGE = "".join(chr(i) for i in range(0x21))  # C0 controls and space (WHATWG)
@@ -154,7 +161,7 @@ def sanitize_html(html: str, base_url: str = "") -> str:
         return ""
     drop_boilerplate(root)
     _prepare(root, base_url)
-    markup = inner_html(root)
+    markup = _STEERING.sub("", inner_html(root))  # entities read: see _to_text
 
     def attribute_filter(tag: str, attr: str, value: str) -> str | None:
         # nh3 does not re-check what this returns against url_schemes: it must be safe.
@@ -264,7 +271,8 @@ def _to_text(html: str, keep_boilerplate: bool) -> str:
     if not keep_boilerplate:
         drop_boilerplate(root)
     _caption_figures(root)  # a photo's caption is not text of the story
-    return _TextBuilder(keep_boilerplate).build(root)
+    # Again once entities are read: "&#x202E;" is an override too.
+    return _STEERING.sub("", _TextBuilder(keep_boilerplate).build(root))
 
 
 def plain_text(value: str, *, is_html: bool | None = None, multiline: bool = False) -> str:
@@ -344,7 +352,7 @@ def _short_text(el: lxml.html.HtmlElement) -> str | None:
 
 def fragment(html: str) -> lxml.html.HtmlElement | None:
     """An HTML fragment parsed under a <div>, or None when there is nothing in it."""
-    html = _BAD_CHARS.sub("", html or "")
+    html = _BAD_CHARS.sub("", _STEERING.sub("", html or ""))
     if not html.strip():
         return None
     # lxml refuses str input that carries an XML encoding declaration.

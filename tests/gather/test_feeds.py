@@ -503,3 +503,24 @@ def test_the_reason_comes_before_the_url() -> None:
     assert str(info.value) == (
         "not an RSS, Atom or JSON feed: it is an HTML page; the page names its feed at "
         f"https://example.org/feed.xml, add that instead ({url})")
+
+
+# -- characters that steer the text, not words (the outside attack of issue 10) ---------
+
+def test_direction_overrides_and_terminal_escapes_are_dropped_from_feed_text() -> None:
+    # U+202E turns "gnp.exe" into "exe.png" on screen; an ANSI colour code kept "[31m"
+    # once its ESC was dropped. Raw, and as character references in HTML.
+    body = ('<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+            "<title>News</title><item>"
+            "<title>Invoice \u202egnp.exe \x1b[31mURGENT\x1b[0m \u2067now\u2069</title>"
+            "<link>https://news.example.org/a</link>"
+            "<author>desk@news.example.org (Ann \u202dLee\u202c)</author>"
+            "<description>&lt;p&gt;Open &amp;#x202E;the \x1b[1mfile\x1b[0m. "
+            "\u05e9\u05dc\u05d5\u05dd\u200f ok&lt;/p&gt;</description>"
+            "</item></channel></rss>")
+    (entry,) = parse_feed(body.encode(), "https://news.example.org/feed", now=NOW).entries
+    assert entry.title == "Invoice gnp.exe URGENT now"
+    assert entry.author == "Ann Lee"
+    # The right-to-left mark Hebrew text needs stays.
+    assert entry.summary == "Open the file. \u05e9\u05dc\u05d5\u05dd\u200f ok"
+    assert entry.content_html == "<p>Open the file. \u05e9\u05dc\u05d5\u05dd\u200f ok</p>"
