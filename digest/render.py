@@ -550,15 +550,20 @@ def dark_accent(color: str) -> str:
     return "#" + "".join(f"{c + (255 - c) // 2:02x}" for c in rgb)
 
 
-_CREDITED = re.compile(r"(photo|picture|image|credit|사진|©|\(c\))", re.IGNORECASE)
+# A credit that says what it is: it begins with the word ("Picture: …", "(Photo: John
+# Roe)"), has "photo" or "credit" in it ("AP Photo/Evan Vucci", "[POOL PHOTO]"), or a ©.
+_CREDITED = re.compile(r"[\[(]?\s*(?:photo|picture|image|credit|사진|\(c\))"
+                       r"|.*(?:\b(?:photo|photograph|credit)\b|사진|©)", re.IGNORECASE)
+_BRACKETED = re.compile(r"\[[^\]]*\]|\([^)]*\)")  # "[YONHAP]", "(Reuters)"
 
 
 def credit_line(item: ItemContext, language: str = "en") -> str:
     """ "Photo: Reuters" for the image's credit, in `language`; "" when there is none or
-    the caption names it already. A credit that says what it is ("© AP") stays as it is."""
+    the caption names it already. A credit that says what it is ("© AP", "AP Photo/Evan
+    Vucci"), or is in brackets as the feed set it apart ("[YONHAP]"), stays as it is."""
     credit = " ".join(item.image_credit.split())
     if not credit or credit.casefold() in item.image_caption.casefold():
         return ""
-    if _CREDITED.match(credit):
+    if _CREDITED.match(credit) or _BRACKETED.fullmatch(credit):
         return credit
     return labels(language)["photo_credit"].format(credit=credit)

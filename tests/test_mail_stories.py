@@ -11,6 +11,7 @@ import datetime as dt
 from typing import Any
 
 import lxml.html
+import pytest
 from lxml.html import HtmlElement
 
 from digest.app import App
@@ -191,6 +192,23 @@ def test_a_credit_the_caption_already_names_is_not_repeated(app: App) -> None:
                    image_credit="Mira Okafor")]
     [caption] = _doc(_mail(app, items)).xpath("//td[contains(@class, 'caption')]")
     assert caption.text_content().strip() == "North Quay at dawn. Photo: Mira Okafor"
+
+
+@pytest.mark.parametrize(("written", "shown"), [
+    ("(Photo: John Roe)", "(Photo: John Roe)"),  # a figcaption's "… (Photo: John Roe)"
+    ("[POOL PHOTO]", "[POOL PHOTO]"),
+    ("[YONHAP]", "[YONHAP]"),  # set apart by the feed already
+    ("AP Photo/Evan Vucci", "AP Photo/Evan Vucci"),  # AP's own form
+    ("Credit: Mira Okafor", "Credit: Mira Okafor"),
+    ("사진=연합뉴스", "사진=연합뉴스"),
+    ("Getty Images", "Photo: Getty Images"),  # names an agency, not what it is
+])
+def test_a_credit_that_says_what_it_is_gets_no_second_label(app: App, written: str,
+                                                             shown: str) -> None:
+    items = [_item(0, "Ferry fares to fall", image_url="https://images.harbour.example/f.jpg",
+                   image_caption="North Quay at dawn.", image_credit=written)]
+    [caption] = _doc(_mail(app, items)).xpath("//td[contains(@class, 'caption')]")
+    assert caption.text_content().strip() == f"North Quay at dawn. {shown}"
 
 
 def test_image_size_is_scaled_to_the_column(app: App) -> None:
