@@ -168,6 +168,20 @@ def new_stories(s: Session, mlist: MailingList, w: Window) -> list[Story]:
     return sorted(stories, key=lambda t: (t.when, -t.article.id), reverse=True)
 
 
+def archived(s: Session, mlist: MailingList, w: Window) -> int:
+    """How many articles first seen in window `w` are left out as old news: dated
+    before its floor (a new source's archive), and not carried."""
+    carried = (select(EditionItem.article_id)
+               .join(Edition, Edition.id == EditionItem.edition_id)
+               .where(Edition.list_id == mlist.id, EditionItem.article_id.is_not(None)))
+    return s.scalar(
+        select(func.count()).select_from(Article)
+        .join(ListSource, ListSource.source_id == Article.source_id)
+        .where(ListSource.list_id == mlist.id, Article.first_seen_at > w.since,
+               Article.first_seen_at <= w.until, Article.date_from_feed.is_(True),
+               Article.published_at < w.floor, Article.id.not_in(carried))) or 0
+
+
 def twins(articles: Sequence[Article]) -> list[list[Article]]:
     """`articles` in groups of one story: same link key, or near-identical headlines
     from two sources (see `same_headline`)."""

@@ -219,8 +219,17 @@ def test_a_new_sources_archive_does_not_pour_into_the_next_edition(
                    get_list(s, "daily"))
         s.commit()
     fetch(app)
-    assert headlines(build(app)) == ["Museum opens a new wing for the ship models",
-                                     "Museum curator retires after thirty years"]
+    edition = build(app)
+    assert edition is not None
+    assert headlines(edition) == ["Museum opens a new wing for the ship models",
+                                  "Museum curator retires after thirty years"]
+    # The archive is left out, and the count says so (the CLI and the desk show it).
+    with app.sessions() as s:
+        counts = curate.tally(s, s.get_one(Edition, edition.id), get_list(s, "daily"),
+                              now=clock(), rules=app.edition_rules())
+    assert str(counts).endswith("; 8 articles dated more than [edition] late_hours before "
+                                "the last edition left out as old news (a new source's "
+                                "archive)"), str(counts)
 
 
 def test_undated_items_are_new_only_after_the_first_fetch(app: App, clock: Clock) -> None:

@@ -34,7 +34,7 @@ from digest.models import (
     ListSource,
     Source,
 )
-from digest.stories import Story, new_stories
+from digest.stories import Story, archived, new_stories
 from subscribers.lists import require_active
 from subscribers.models import MailingList
 
@@ -120,6 +120,7 @@ class Tally:
     held: int = 0  # no room for them ([edition] brief_max): the next edition takes them
     waiting: int = 0  # new stories the editor left out: proposals, not mailed unless added
     later: int = 0  # first seen after it was built: the next edition takes them
+    old: int = 0  # first seen for it but dated before [edition] late_hours: old news
 
     @property
     def new(self) -> int:
@@ -136,14 +137,17 @@ class Tally:
                      "not mailed unless added")
         if self.later:
             text += f"; {_n(self.later, 'article')} new since it was built, for the next edition"
+        if self.old:
+            text += (f"; {_n(self.old, 'article')} dated more than [edition] late_hours "
+                     "before the last edition left out as old news (a new source's archive)")
         return text
 
 
 def tally(s: Session, edition: Edition, mlist: MailingList, *, now: dt.datetime,
           rules: EditionRules) -> Tally:
     """How many of `edition`'s items are in full and in brief, how many stories it holds
-    over, and (only while it can change) how many new stories are outside it: left out
-    by the editor, or first seen after it was built."""
+    over, how many it left out as old news, and (only while it can change) how many new
+    stories are outside it: left out by the editor, or first seen after it was built."""
     brief = sum(i.brief for i in edition.items)
     inside = {i.article_id for i in edition.items}
     held = set(edition.held or ()) - inside
@@ -156,7 +160,8 @@ def tally(s: Session, edition: Edition, mlist: MailingList, *, now: dt.datetime,
                 later += 1
             else:
                 waiting += 1
-    return Tally(len(edition.items) - brief, brief, len(held), waiting, later)
+    old = archived(s, mlist, edition_window(s, mlist, edition.since, edition.cutoff, rules))
+    return Tally(len(edition.items) - brief, brief, len(held), waiting, later, old)
 
 
 def _n(count: int, noun: str) -> str:
