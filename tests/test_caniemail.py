@@ -56,9 +56,12 @@ FALLBACKS: dict[str, str] = {
     "css-opacity": "the preheader is hidden in Outlook by mso-hide: all",
     "css-max-height": "the preheader is hidden in Outlook by mso-hide: all",
     "css-overflow": "the preheader is hidden in Outlook by mso-hide: all",
-    # Only an unbroken word longer than a line needs it (a bare URL in a blurb): the
-    # column's width is fixed by table attributes, so at worst that one cell scrolls.
-    "css-overflow-wrap": "the column width is fixed by attributes; a long URL may overflow",
+    # Only an unbroken word longer than a line needs it (a bare URL in a blurb): Gmail
+    # breaks such words itself (a <wbr> every 30 characters); Outlook for Windows keeps
+    # the 600 px column fixed by table attributes, so at worst that one cell scrolls.
+    "css-overflow-wrap": "Gmail breaks long words itself; Outlook keeps the 600 px column",
+    # overflow-wrap's old name, for clients that do not know its value "anywhere".
+    "css-word-wrap": "the same as css-overflow-wrap, for clients without 'anywhere'",
     # Only Outlook.com's dark-mode rules ([data-ogsc], in a <style> of their own, so
     # that Gmail's dropping them costs nothing else) select by attribute.
     "css-selector-attribute": "only Outlook.com's dark-mode rules, in a block of their own",

@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING
 import pytest
 
 from digest.demo import IMAGES
+from digest.editions import shorten
 from digest.render import (
+    HEADLINE_MAX,
     DigestContext,
     ItemContext,
     make_environment,
@@ -156,3 +158,36 @@ def _check(page: Page, layout: str, width: int, scheme: str, photos: bool) -> No
     page.get_by_role("link", name=re.compile("Library opens its archive")).first.click()
     page.wait_for_function("window.scrollY > 300")
 
+
+
+LONG_URL = ("https://micro.example.social/@harbourwatch/statuses/11348234902349823490/"
+            "photos/2026-11-27-the-ferry-at-dawn-from-north-quay-seen-through-the-fog-"
+            "over-the-storm-barrier?ref=feed&lang=en-GB&size=original")
+
+
+@pytest.mark.parametrize("layout", ["hero", "compact"])
+def test_unbroken_words_wrap_on_a_phone(browser: Browser, layout: str) -> None:
+    # A feed put 5,000 letters without a space in <title> (mail cuts it to 300), and a
+    # microblog post's 190-character permalink stands in its blurb and caption: at
+    # 375 px nothing scrolls sideways, in a mail of Korean text too.
+    assert len(LONG_URL) > 180
+    ctx = edition(layout)
+    long = [replace(ctx.items[0], title=shorten("Ferry" + "x" * 5000, HEADLINE_MAX)),
+            replace(ctx.items[1], summary=f"Seen at dawn: {LONG_URL}",
+                    image_caption=LONG_URL, image_credit=LONG_URL),
+            replace(ctx.items[2], title=shorten("해림시" + "수" * 400, HEADLINE_MAX)),
+            replace(ctx.items[3], title=LONG_URL)]
+    ctx = replace(ctx, items=long + list(ctx.items[4:]))
+    shown = preview(render_edition(make_environment(), ctx), ctx.subject, ctx.public_url,
+                    language=ctx.language, title=ctx.list_title)
+    for width in (375, 400):
+        context = browser.new_context(viewport={"width": width, "height": 900},
+                                      is_mobile=True, device_scale_factor=1)
+        page = context.new_page()
+        try:
+            _serve(page, shown.html, photos=True)
+            SHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=SHOTS / f"{layout}-{width}-unbroken.png")
+            assert page.evaluate("document.scrollingElement.scrollWidth") <= width
+        finally:
+            context.close()
