@@ -315,11 +315,22 @@ def secure_link(story: Story) -> str:
                  if t.link.lower().startswith("https://") and link_key(t.link) == key), link)
 
 
+#: An untitled article's headline is the first words of its text, about this long.
+UNTITLED_HEADLINE = 80
+
+
 def item_from_article(a: Article, position: int, source_title: str, chars: int) -> EditionItem:
-    """An edition item copied from an article."""
+    """An edition item copied from an article.
+
+    An untitled one (a microblog post) is headed by the first words of its text, cut at
+    a word with "…", and by its link only when it has no text at all: a 190-character
+    permalink made a poor headline. A text the headline holds whole is not told twice.
+    """
+    title = a.title or shorten(a.summary, UNTITLED_HEADLINE) or a.link
+    told = not a.title and title == " ".join(a.summary.split())
     return EditionItem(
-        article_id=a.id, position=position, title=a.title or a.link,
-        summary=shorten(a.summary, chars), link=a.link, image_url=a.image_url,
+        article_id=a.id, position=position, title=title,
+        summary="" if told else shorten(a.summary, chars), link=a.link, image_url=a.image_url,
         image_caption=a.image_caption, image_credit=a.image_credit,
         image_width=a.image_width, image_height=a.image_height, source_title=source_title,
         author=a.author, published_at=a.published_at, dated=a.date_from_feed,

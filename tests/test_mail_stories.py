@@ -8,6 +8,7 @@ subscriber would get (`App.preview`: the HTML and the text part), as a reader ch
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 import lxml.html
@@ -352,3 +353,40 @@ def test_a_huge_headline_is_cut_in_both_parts(app: App) -> None:
         assert headline.endswith("…") and len(headline) <= 300
     assert len(mail.html) < 30_000 and len(mail.text) < 10_000
     assert "Harbour wall and the council said more" in mail.text
+
+
+# -- an item without a title --------------------------------------------------------------
+
+PERMALINK = ("https://micro.example.social/@harbourwatch/statuses/1134823490234982345/"
+             "2026-11-27-the-ferry-at-dawn-from-north-quay-seen-through-the-fog-over-the-"
+             "storm-barrier-and-the-lighthouse?lang=en-GB")
+
+
+def test_an_untitled_post_is_headed_by_its_first_words(app: App, clock: Clock) -> None:
+    # A microblog's JSON Feed, as jsonfeed.org's microblog example writes it: no title,
+    # the post in content_text; one post is a photo alone, with no text at all.
+    assert len(PERMALINK) == 190
+    now = clock()
+    post = ("The 6:40 ferry left North Quay in thick fog this morning, its horn sounding "
+            "every minute until it cleared the storm barrier. Worth getting up for.")
+    items = [
+        {"id": "1", "url": PERMALINK, "content_text": post,
+         "date_published": (now - dt.timedelta(hours=1)).isoformat()},
+        {"id": "2", "url": PERMALINK + "&n=2", "content_text": "Fog again. Lovely.",
+         "date_published": (now - dt.timedelta(hours=2)).isoformat()},
+        {"id": "3", "url": PERMALINK + "&n=3",
+         "date_published": (now - dt.timedelta(hours=3)).isoformat()},
+    ]
+    feed = {"version": "https://jsonfeed.org/version/1.1", "title": "Harbour Watch",
+            "home_page_url": "https://micro.example.social/@harbourwatch", "items": items}
+    mail = _gathered_mail(app, {"/feed.json": json.dumps(feed).encode()})
+    doc = _doc(mail)
+    headlines = [h.text_content() for h in doc.xpath("//h2")]
+    assert headlines == [
+        "The 6:40 ferry left North Quay in thick fog this morning, its horn sounding…",
+        "Fog again. Lovely.",
+        PERMALINK + "&n=3",  # no text at all: its link is all there is to show
+    ]
+    assert "The 6:40 ferry left North Quay in thick fog this morning" in mail.text
+    summaries = [p.text_content() for p in doc.xpath("//p[contains(@class, 'summary')]")]
+    assert summaries == [post]  # the short post is told once, in its headline
