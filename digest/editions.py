@@ -259,7 +259,7 @@ def _draft(s: Session, mlist: MailingList, now: dt.datetime, rules: EditionRules
     chosen = select_stories(new_stories(s, mlist, w), rules, w.held)
     if not chosen.full:
         return None
-    edition.subject = default_subject(mlist, chosen.full[0].article.title)
+    edition.subject = default_subject(mlist, headline(chosen.full[0].article))
     edition.held = [story.article.id for story in chosen.left_out]
     edition.items = [
         item_from_story(story, i, rules.summary_chars, brief=i >= len(chosen.full))
@@ -319,6 +319,12 @@ def secure_link(story: Story) -> str:
 UNTITLED_HEADLINE = 80
 
 
+def headline(a: Article) -> str:
+    """The article's headline; an untitled one's (a microblog post) is the first words
+    of its text, cut at a word with "…", or its link when it has no text at all."""
+    return a.title or shorten(a.summary, UNTITLED_HEADLINE) or a.link
+
+
 def item_from_article(a: Article, position: int, source_title: str, chars: int) -> EditionItem:
     """An edition item copied from an article.
 
@@ -326,7 +332,7 @@ def item_from_article(a: Article, position: int, source_title: str, chars: int) 
     a word with "…", and by its link only when it has no text at all: a 190-character
     permalink made a poor headline. A text the headline holds whole is not told twice.
     """
-    title = a.title or shorten(a.summary, UNTITLED_HEADLINE) or a.link
+    title = headline(a)
     told = not a.title and title == " ".join(a.summary.split())
     return EditionItem(
         article_id=a.id, position=position, title=title,

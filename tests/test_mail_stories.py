@@ -390,3 +390,6 @@ def test_an_untitled_post_is_headed_by_its_first_words(app: App, clock: Clock) -
     assert "The 6:40 ferry left North Quay in thick fog this morning" in mail.text
     summaries = [p.text_content() for p in doc.xpath("//p[contains(@class, 'summary')]")]
     assert summaries == [post]  # the short post is told once, in its headline
+    # The subject names the lead by the same headline, not by nothing.
+    assert mail.subject == ("The Morning Harbour: The 6:40 ferry left North Quay in thick fog "
+                            "this morning, its horn sounding…")

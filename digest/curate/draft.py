@@ -16,6 +16,7 @@ from digest.editions import (
     build_edition,
     default_subject,
     edition_window,
+    headline,
     item_from_article,
     item_from_story,
     lock_edition,
@@ -170,7 +171,7 @@ def _n(count: int, noun: str) -> str:
 
 def _proposal(story: Story) -> Proposal:
     a = story.article
-    return Proposal(a.id, a.title or a.link, a.link, a.summary[:400], a.image_url,
+    return Proposal(a.id, headline(a), a.link, a.summary[:400], a.image_url,
                     story.sources, a.author, a.language, story.when, a.date_from_feed)
 
 
