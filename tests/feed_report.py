@@ -157,9 +157,14 @@ def print_sent(s: Session, editions: list[Edition], articles: list[Article],
     and any article neither mailed nor the twin of one mailed nor backlog (lost)."""
     sent = [e for e in editions if e.status == "sent"]
     mailed = {i.article_id for i in items}
-    keys = Counter(f"{a.link_key}#{a.link.partition('#')[2]}" for a in articles
-                   if a.id in mailed and a.link_key)
-    twice = [k for k, n in keys.items() if n > 1]
+    # A page mailed by two sources is a story told twice; one source's two posts at one
+    # link (a sponsor post and the post it links to) are two stories.
+    sources_of: dict[str, set[int]] = defaultdict(set)
+    for a in articles:
+        if a.id in mailed and a.link_key:
+            sources_of[f"{a.link_key}#{a.link.partition('#')[2]}"].add(a.source_id)
+    twice = [k for k, ids in sources_of.items() if len(ids) > 1]
+    same = sum(1 for a in articles if a.id in mailed and a.link_key) - len(sources_of)
     by_key = {a.link_key for a in articles if a.id in mailed and a.link_key}
     left = [a for a in articles if a.id not in mailed and not a.backlog]
     twins = [a for a in left if a.link_key in by_key]
@@ -169,12 +174,15 @@ def print_sent(s: Session, editions: list[Edition], articles: list[Article],
     lost = [a for a in left if a not in twins and a not in alike]
     print(f"Sent until none was left: {len(sent)} editions, {len(items)} items "
           f"({sum(not i.brief for i in items)} in full, {sum(bool(i.brief) for i in items)} "
-          f"as headlines); {len(twice)} pages mailed twice; of the {len(left)} articles "
+          f"as headlines); {len(twice)} pages mailed by two sources ({same} more posts "
+          f"of one source at a page it linked before); of the {len(left)} articles "
           f"not mailed and not backlog, {len(twins)} are twins of a mailed page, "
           f"{len(alike)} told under the same headline by another source, and {len(lost)} "
           "neither")
     for a in lost[:10]:
         print(f"  not mailed: {a.title[:70]!r} ({a.link[:80]})")
+    for key in twice[:10]:
+        print(f"  mailed by two sources: {key[:80]}")
 
 
 def print_duplicates(s: Session, sources: dict[int, Source], items: list[EditionItem]) -> None:
