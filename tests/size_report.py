@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import tempfile
+from dataclasses import replace
 from email import message_from_bytes, policy
 from pathlib import Path
 
@@ -87,10 +88,12 @@ def main() -> None:
     env = make_environment()
     cases: list[tuple[str, bytes]] = [("demo edition", demo_message())]
     for language in ("en", "ko"):
-        longest = render_edition(env, twenty(language))
-        cases.append((f"20 items, longest, {language}", message_bytes(longest)))
-        typical = render_edition(env, twenty(language, title=90, summary=320, note=400))
-        cases.append((f"20 items, 320/400, {language}", message_bytes(typical)))
+        for layout in ("hero", "compact"):
+            longest = render_edition(env, replace(twenty(language), layout=layout))
+            cases.append((f"20 items, longest, {language}, {layout}", message_bytes(longest)))
+            typical = render_edition(env, replace(
+                twenty(language, title=90, summary=320, note=400), layout=layout))
+            cases.append((f"20 items, 320/400, {language}, {layout}", message_bytes(typical)))
     for name, data in cases:
         html, size = html_part(data), len(data) / 1024
         console.print(f"{name:30} HTML {len(html) / 1024:7.1f} KB   message {size:7.1f} KB")
