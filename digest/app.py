@@ -32,6 +32,7 @@ from digest.editions import (
     build_edition,
     build_scheduled,
     keep_rendered,
+    last_sent,
     open_edition,
     render_context,
     stored_render,
@@ -287,8 +288,11 @@ class App:
     def fit(self, edition: Edition, mlist: MailingList) -> Fit:
         """Measure the edition's HTML part; a draft over `[edition] html_max_kb` is made
         to fit (`mailsize.fit_edition`: its items change; the caller commits)."""
+        with self.sessions() as s:
+            previous = last_sent(s, mlist)
+            owed = set(previous.held or ()) if previous else set()
         return fit_edition(edition, lambda: self.render(edition, mlist),
-                           self.settings["edition.html_max_kb"])
+                           self.settings["edition.html_max_kb"], owed)
 
     def preview(self, edition: Edition, mlist: MailingList, *,
                 email: str = "reader@example.org", name: str = "Reader") -> Preview:

@@ -12,7 +12,7 @@ refuses to send one that does not: the one rule, asked wherever sending starts
 from __future__ import annotations
 
 import binascii
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from digest.errors import NotReady
@@ -88,7 +88,8 @@ class Fit:
                 f"{' and '.join(done)}; now {kb(self.after)}.")
 
 
-def fit_edition(edition: Edition, render: Callable[[], Rendered], limit_kb: float) -> Fit:
+def fit_edition(edition: Edition, render: Callable[[], Rendered], limit_kb: float,
+                owed: Collection[int] = ()) -> Fit:
     """Make a draft's HTML part fit in `limit_kb`: cut the longest blurbs and notes
     (at a word, with "…") to 1200, 800, 500 and then 320 characters, rendering after
     each step; then hold the last stories of the "also new" list over for the next
@@ -96,7 +97,8 @@ def fit_edition(edition: Edition, render: Callable[[], Rendered], limit_kb: floa
     then move the last stories told in full to "also new", keeping the first, and hold
     those over too if need be. Changes the edition's items in place (the caller
     commits); an edition that is not a draft is measured, never changed. `render`
-    renders it as it stands."""
+    renders it as it stands. Stories `owed` (held over by the last edition, by article
+    id) are held again only when nothing else is left to hold: newer news waits first."""
     limit = int(limit_kb * 1024)
     before = size = html_bytes(render())
     if size <= limit or edition.status != EditionStatus.DRAFT:
@@ -108,7 +110,7 @@ def fit_edition(edition: Edition, render: Callable[[], Rendered], limit_kb: floa
             size = html_bytes(render())
             if size <= limit:
                 return Fit(before, size, limit, len(cut))
-    size, held = _hold_over(edition, render, size, limit)
+    size, held = _hold_over(edition, render, size, limit, keep=owed)
     moved = 0
     while size > limit and len(full) > 1:
         # size / len(full) is more than a story takes (the masthead and footer are in
@@ -118,17 +120,18 @@ def fit_edition(edition: Edition, render: Callable[[], Rendered], limit_kb: floa
             full.pop().brief = True
         moved += count
         size = html_bytes(render())
-    size, more = _hold_over(edition, render, size, limit)
-    return Fit(before, size, limit, len(cut), moved, held + more)
+    size, more = _hold_over(edition, render, size, limit, keep=owed)
+    size, last = _hold_over(edition, render, size, limit, keep=())
+    return Fit(before, size, limit, len(cut), moved, held + more + last)
 
 
 def _hold_over(edition: Edition, render: Callable[[], Rendered], size: int,
-               limit: int) -> tuple[int, int]:
-    """Hold the last "also new" stories (of those gathered; one added by URL has no
-    article to hold) over for the next edition until the edition fits: (its size, how
-    many were held)."""
+               limit: int, *, keep: Collection[int]) -> tuple[int, int]:
+    """Hold the last "also new" stories (of those gathered, but those in `keep`; one
+    added by URL has no article to hold) over for the next edition until the edition
+    fits: (its size, how many were held)."""
     brief = [(i, i.article_id) for i in sorted(edition.items, key=lambda i: i.position)
-             if i.brief and i.article_id is not None]
+             if i.brief and i.article_id is not None and i.article_id not in keep]
     held = 0
     each = 0  # what one takes, measured on the first (a long link takes kilobytes)
     while size > limit and brief:
