@@ -129,7 +129,31 @@ def check_accent_color(value: str) -> str:
         raise InvalidInput(f"accent colour {value!r} is not a colour like #1a73e8 or #c00")
     if len(value) == 4:
         value = "#" + "".join(c * 2 for c in value[1:])
+    contrast = _contrast(value, PAPER)
+    if contrast < ACCENT_CONTRAST_MIN:
+        raise InvalidInput(
+            f"accent colour {value!r} is too light on the mail's white paper (contrast "
+            f"{contrast:.1f}:1; its links and labels need at least {ACCENT_CONTRAST_MIN:g}:1 "
+            "to be read): pick a darker one, e.g. #1a73e8 or #9b2226")
     return value.lower()
+
+
+#: The mail's paper (templates/email/_styles.css, `.paper`), which accent colours are
+#: read against; WCAG 2's 3:1, its least contrast for large or bold text.
+PAPER = "#fffdf9"
+ACCENT_CONTRAST_MIN = 3.0
+
+
+def _contrast(a: str, b: str) -> float:
+    """WCAG 2's contrast ratio of two #rrggbb colours (1 to 21)."""
+    def luminance(color: str) -> float:
+        def channel(c: int) -> float:
+            v = c / 255
+            return v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4
+        r, g, b = (channel(int(color[i:i + 2], 16)) for i in (1, 3, 5))
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+    high, low = sorted((luminance(a), luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
 
 
 def check_logo_url(value: str) -> str:

@@ -269,6 +269,11 @@ def test_mail_settings_of_issue_11_are_list_settings(run) -> None:  # type: igno
                                      "daily accent color: #cc0000 → ''"], r.output
     for args, expected in (
         (["--accent-color", "red"], "Error: accent colour 'red' is not a colour like #1a73e8"),
+        # Links and labels in the accent would not be read on the mail's white paper.
+        (["--accent-color", "#fff"], "Error: accent colour '#ffffff' is too light on the "
+                                     "mail's white paper (contrast 1.0:1"),
+        (["--accent-color", "#ffcc00"], "contrast 1.5:1; its links and labels need at least "
+                                        "3:1 to be read"),
         (["--logo-url", "logo.png"], "Error: logo URL 'logo.png' is not an absolute https://"),
         (["--postal-address", "x" * 301], "Error: postal address is 301 characters long"),
     ):

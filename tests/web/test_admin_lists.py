@@ -133,13 +133,13 @@ def test_the_mail_settings_of_issue_11_are_on_the_console(admin_client: TestClie
                     "Logo URL &#39;logo.png&#39; is not an absolute https://"):
         assert message in refused.text
     saved = _post(admin_client, "/admin/lists/news", **settings, layout="compact", toc="on",
-                  accent_color="#0a7", logo_url="https://example.org/logo.png",
+                  accent_color="#075", logo_url="https://example.org/logo.png",
                   postal_address="2 Pier Rd\nBrighton BN1")
     assert saved.status_code == 303
     with app.sessions() as s:
         news = get_list(s, "news")
         assert (news.postal_address, news.layout, news.toc, news.accent_color, news.logo_url) == (
-            "2 Pier Rd\nBrighton BN1", "compact", True, "#00aa77", "https://example.org/logo.png")
+            "2 Pier Rd\nBrighton BN1", "compact", True, "#007755", "https://example.org/logo.png")
     form = admin_client.get("/admin/lists/news").text
     assert "This list has no postal address" not in form
     assert '<option value="compact" selected>' in form and 'name="toc" checked' in form

@@ -69,10 +69,10 @@ def test_the_mail_settings_of_issue_11_are_in_the_api(admin_api: TestClient,
                                                   "logo_url": ""}
     changed = admin_api.patch("/lists/news", json={
         "postal_address": "1 Quay St\nBristol BS1", "layout": "compact", "toc": True,
-        "accent_color": "#ABC", "logo_url": "https://example.org/logo.png"}).json()
+        "accent_color": "#A52", "logo_url": "https://example.org/logo.png"}).json()
     assert (changed["postal_address"], changed["layout"], changed["toc"],
             changed["accent_color"], changed["logo_url"]) == (
-        "1 Quay St\nBristol BS1", "compact", True, "#aabbcc", "https://example.org/logo.png")
+        "1 Quay St\nBristol BS1", "compact", True, "#aa5522", "https://example.org/logo.png")
     error = error_of(admin_api.patch("/lists/news", json={"logo_url": "ftp://x/l.png"}), 422,
                      "invalid_value")
     assert "logo URL 'ftp://x/l.png' is not an absolute https://" in error["message"]
