@@ -72,7 +72,8 @@ class Fit:
         if self.best:
             return (f"HTML is {kb(self.after)}, over the {kb(self.limit)} limit, and cannot be "
                     f"made to fit ({kb(self.best)} at best, with blurbs and notes cut short "
-                    "and stories moved to \"also new\" or held over): nothing was changed.")
+                    "and stories moved to \"also new\" or held over): nothing was changed. "
+                    "Drop stories on the desk, or raise [edition] html_max_kb.")
         if not self.changed:
             return f"HTML {kb(self.after)} of {kb(self.limit)} (Gmail clips above 102 KB)."
         done = []
@@ -104,6 +105,7 @@ def fit_edition(edition: Edition, render: Callable[[], Rendered], limit_kb: floa
     if size <= limit or edition.status != EditionStatus.DRAFT:
         return Fit(before, size, limit)
     full = [i for i in sorted(edition.items, key=lambda i: i.position) if not i.brief]
+    words = {id(i): (i.summary, i.note) for i in full}  # given back to stories moved
     cut: set[tuple[int, str]] = set()  # (position, "summary" or "note"), each once
     for cap in SHORTEN_TO:
         if _shorten(full, cap, cut):
@@ -117,7 +119,12 @@ def fit_edition(edition: Edition, render: Callable[[], Rendered], limit_kb: floa
         # it), so this never moves more stories than the excess needs.
         count = min(len(full) - 1, max(1, (size - limit) * len(full) // size))
         for _ in range(count):
-            full.pop().brief = True
+            item = full.pop()
+            # In "also new" a story shows no blurb or note: it keeps them whole, should
+            # an editor tell it in full again.
+            item.brief = True
+            item.summary, item.note = words[id(item)]
+            cut -= {(item.position, "summary"), (item.position, "note")}
         moved += count
         size = html_bytes(render())
     size, more = _hold_over(edition, render, size, limit, keep=owed)

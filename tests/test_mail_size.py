@@ -18,6 +18,7 @@ from click.testing import CliRunner, Result
 from digest.app import App
 from digest.cli import main
 from digest.config import Settings
+from digest.curate.draft import NOTE_MAX, SUMMARY_MAX
 from digest.models import Edition, EditionItem, EditionStatus
 from digest.publication import create_list
 from digest.render import make_environment, preview, render_edition
@@ -140,7 +141,12 @@ def test_preview_makes_the_longest_edition_fit_with_the_footer_inside(
     assert len((tmp_path / "p.html").read_bytes()) <= 100 * 1024
     with app.sessions() as s:
         items = s.get_one(Edition, edition_id).items
-        assert all(len(i.summary) <= 1200 and len(i.note) <= 1200 for i in items)
+        assert all(len(i.summary) <= 1200 and len(i.note) <= 1200
+                   for i in items if not i.brief)
+        # A story moved to "also new" shows no blurb or note there, and keeps them whole
+        # should an editor tell it in full again.
+        assert all(len(i.summary) == SUMMARY_MAX and len(i.note) == NOTE_MAX
+                   for i in items if i.brief)
         assert not items[0].brief  # the lead story stays
 
     msg, html_part = _sent(cli, settings)
@@ -177,7 +183,8 @@ def test_a_preview_that_cannot_make_the_draft_fit_changes_nothing(
     said = " ".join(r.output.split())
     assert re.search(r"HTML is \d+ KB, over the 30 KB limit, and cannot be made to fit "
                      r"\(\d+ KB at best, with blurbs and notes cut short and stories moved "
-                     r"to \"also new\" or held over\): nothing was changed\.", said), said
+                     r"to \"also new\" or held over\): nothing was changed\. Drop stories on the "
+                     r"desk, or raise \[edition\] html_max_kb\.", said), said
     with app.sessions() as s:
         assert [(i.summary, i.note, i.brief)
                 for i in s.get_one(Edition, edition_id).items] == words
