@@ -223,6 +223,26 @@ def test_an_edition_too_large_to_send_is_not_approved_or_scheduled(
     assert editor_api.get(f"/editions/{eid}").json()["status"] == "draft"
 
 
+def test_the_openapi_limits_are_the_servers(editor_api: TestClient, world: World, app: App,
+                                           clock: Clock) -> None:
+    """A script that keeps to the published schema is not refused for length: each
+    limit there is the one the server holds the text to (a 4,999-character headline
+    passed the schema and was refused: "keep it to 300")."""
+    schema = editor_api.get("/openapi.json").json()["components"]["schemas"]
+    item, edition = schema["ItemPatch"]["properties"], schema["EditionPatch"]["properties"]
+    limits = {name: next(v["maxLength"] for v in field["anyOf"] if "maxLength" in v)
+              for name, field in [*item.items(), *edition.items()]
+              if name in ("title", "summary", "note", "subject", "intro")}
+    assert limits == {"title": 300, "summary": 2000, "note": 2000, "subject": 200,
+                      "intro": 5000}
+    add_articles(app, clock, 1)
+    edition_id = draft(editor_api)["id"]
+    item_id = editor_api.get(f"/editions/{edition_id}").json()["items"][0]["id"]
+    answer = editor_api.patch(f"/editions/{edition_id}/items/{item_id}",
+                              json={"title": "H" * 300, "note": "N" * 2000})
+    assert answer.status_code == 200, answer.text
+
+
 def test_a_test_mail_goes_to_the_editor_only(editor_api: TestClient, world: World,
                                              app: App, clock: Clock,
                                              users: dict[str, str]) -> None:

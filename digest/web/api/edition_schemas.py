@@ -6,6 +6,7 @@ import datetime as dt
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from digest.curate.draft import INTRO_MAX, NOTE_MAX, SUBJECT_MAX, SUMMARY_MAX, TITLE_MAX
 from digest.models import EditionStatus
 from digest.web.api.schemas import Request
 
@@ -67,8 +68,8 @@ class EditionOut(EditionSummary):
 
 
 class EditionPatch(Request):
-    subject: str | None = Field(None, max_length=1000)
-    intro: str | None = Field(None, max_length=20_000,
+    subject: str | None = Field(None, max_length=SUBJECT_MAX)
+    intro: str | None = Field(None, max_length=INTRO_MAX,
                               description="Plain text; paragraphs at blank lines")
 
 
@@ -80,9 +81,9 @@ class ItemAdd(Request):
 
 
 class ItemPatch(Request):
-    title: str | None = Field(None, max_length=5000)
-    summary: str | None = Field(None, max_length=20_000)
-    note: str | None = Field(None, max_length=20_000)
+    title: str | None = Field(None, max_length=TITLE_MAX)
+    summary: str | None = Field(None, max_length=SUMMARY_MAX)
+    note: str | None = Field(None, max_length=NOTE_MAX)
     pinned: bool | None = Field(None, description="true: leads the edition, told in full "
                                                   "(out of brief); not with brief: true")
     brief: bool | None = Field(None, description="true: into the \"also new\" list "
