@@ -16,7 +16,7 @@ from functools import cached_property
 import requests
 from jinja2 import Environment
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, object_session, sessionmaker
 
 from digest import __version__, curate, review
 from digest.config import Settings
@@ -288,9 +288,10 @@ class App:
     def fit(self, edition: Edition, mlist: MailingList) -> Fit:
         """Measure the edition's HTML part; a draft over `[edition] html_max_kb` is made
         to fit (`mailsize.fit_edition`: its items change; the caller commits)."""
-        with self.sessions() as s:
-            previous = last_sent(s, mlist)
-            owed = set(previous.held or ()) if previous else set()
+        # The edition's own session: the caller may hold the write lock (a build).
+        s = object_session(edition)
+        previous = last_sent(s, mlist) if s is not None else None
+        owed = set(previous.held or ()) if previous else set()
         return fit_edition(edition, lambda: self.render(edition, mlist),
                            self.settings["edition.html_max_kb"], owed)
 

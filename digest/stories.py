@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 from urllib.parse import urlsplit
 
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import Select, and_, exists, func, or_, select
 from sqlalchemy.orm import Session, aliased, defer
 
 from digest.gather.links import link_key
@@ -112,10 +112,7 @@ class Story:
 def new_stories(s: Session, mlist: MailingList, w: Window) -> list[Story]:
     """The stories new to `mlist` in window `w`, newest first; an open edition's items
     count as carried. Three queries: articles, recent items, source labels."""
-    carried = (select(EditionItem.article_id)
-               .join(Edition, Edition.id == EditionItem.edition_id)
-               .where(Edition.list_id == mlist.id, EditionItem.article_id.is_not(None),
-                      Edition.status != EditionStatus.CANCELLED))
+    carried = _carried(mlist)
     # A page another source of the list brought before the window, or that went out
     # (under any tracking tags), is not new when this one brings it: it went out, or
     # went out as a twin, or was passed over then. (Two articles of one source at one
@@ -171,15 +168,22 @@ def new_stories(s: Session, mlist: MailingList, w: Window) -> list[Story]:
 def archived(s: Session, mlist: MailingList, w: Window) -> int:
     """How many articles first seen in window `w` are left out as old news: dated
     before its floor (a new source's archive), and not carried."""
-    carried = (select(EditionItem.article_id)
-               .join(Edition, Edition.id == EditionItem.edition_id)
-               .where(Edition.list_id == mlist.id, EditionItem.article_id.is_not(None)))
+    carried = _carried(mlist)
     return s.scalar(
         select(func.count()).select_from(Article)
         .join(ListSource, ListSource.source_id == Article.source_id)
         .where(ListSource.list_id == mlist.id, Article.first_seen_at > w.since,
                Article.first_seen_at <= w.until, Article.date_from_feed.is_(True),
                Article.published_at < w.floor, Article.id.not_in(carried))) or 0
+
+
+def _carried(mlist: MailingList) -> Select[int | None]:
+    """The articles an edition of the list carries (one that went out, or the open one;
+    not a cancelled one), as a subquery."""
+    return (select(EditionItem.article_id)
+            .join(Edition, Edition.id == EditionItem.edition_id)
+            .where(Edition.list_id == mlist.id, EditionItem.article_id.is_not(None),
+                   Edition.status != EditionStatus.CANCELLED))
 
 
 def twins(articles: Sequence[Article]) -> list[list[Article]]:

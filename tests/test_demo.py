@@ -34,13 +34,20 @@ def _run(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def test_demo_mails_every_confirmed_subscriber_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, str]:
+    """`digest demo` run in `tmp_path`, as `make demo` runs it: the folder it filled,
+    and what it said."""
     monkeypatch.chdir(tmp_path)
     folder = tmp_path / "demo"
     code, output = _run("demo", "--dir", str(folder))
     assert code == 0, output
+    return folder, output
+
+
+def test_demo_mails_every_confirmed_subscriber_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder, output = _demo(tmp_path, monkeypatch)
     messages = sorted((folder / "outbox" / "new").iterdir())
     confirmed = [p for p in PEOPLE if p[2] and p[0] != "left@example.net"]
     assert len(messages) == len(confirmed) == 4
@@ -88,10 +95,7 @@ def _images(html: str) -> list[str]:
 def test_demo_mail_shows_photos_that_digest_serve_serves(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, app: App
 ) -> None:
-    monkeypatch.chdir(tmp_path)
-    folder = tmp_path / "demo"
-    code, output = _run("demo", "--dir", str(folder))
-    assert code == 0, output
+    folder, _output = _demo(tmp_path, monkeypatch)
     path = sorted((folder / "outbox" / "new").iterdir())[0]
     msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
     html = msg.get_body(("html",)).get_content()  # type: ignore[union-attr]
@@ -113,10 +117,7 @@ def test_demo_mail_shows_photos_that_digest_serve_serves(
 def test_demo_preview_shows_its_photos_with_no_server(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.chdir(tmp_path)
-    folder = tmp_path / "demo"
-    code, output = _run("demo", "--dir", str(folder))
-    assert code == 0, output
+    folder, _output = _demo(tmp_path, monkeypatch)
     sources = _images((folder / "preview.html").read_text(encoding="utf-8"))
     assert len(sources) >= 5
     for src in sources:  # files beside the preview, which a browser opens offline
