@@ -112,8 +112,11 @@ class LedgerEvents:
         if self._lease and self._edition_id is not None and time.monotonic() >= self._renew_at:
             self._renew(now)
         if result.status == "sent":
-            self._record(result.delivery_id, status=DeliveryStatus.DELIVERED,
-                         sent_at=now, last_error="")
+            values: dict[str, object] = {"status": DeliveryStatus.DELIVERED, "sent_at": now,
+                                         "last_error": ""}
+            if result.provider_id:
+                values["message_id"] = result.provider_id
+            self._record(result.delivery_id, **values)
             self.counts[DeliveryStatus.DELIVERED] += 1
         elif result.status == "failed":
             self._record(result.delivery_id, status=DeliveryStatus.FAILED,

@@ -34,6 +34,10 @@ class SendResult:
     delivery_id: int
     status: Status
     detail: str  # the server's reply, like "550 5.1.1 no such user"; "" on success
+    # The id an HTTP provider gave the message (SES's MessageId, Postmark's MessageID...),
+    # which its bounce and complaint notices name: recorded as the delivery's message_id.
+    # "" keeps our own Message-ID, which SMTP servers and the outbox leave as it is.
+    provider_id: str = ""
 
 
 class SendEvents(Protocol):
