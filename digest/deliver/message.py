@@ -71,6 +71,10 @@ class Recipient:
     reason: str = ""  # why they get it: "You subscribed to <list> on <date>."
 
 
+# BCP 47 in its common shapes: "en", "ko", "en-GB", "zh-Hant-TW".
+_LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,8}(?:-[A-Za-z0-9]{1,8})*")
+
+
 @dataclass(frozen=True)
 class Outgoing:
     """A message ready for a backend: envelope and the bytes to send."""
@@ -103,6 +107,7 @@ class MessageTemplate:
         unsubscribe_mailto: str = "",
         edition_key: str,
         slot_key: str,
+        language: str = "",
     ) -> None:
         from_name, sender = parseaddr(from_addr)
         sender = _ascii_address(sender, "from address")
@@ -134,6 +139,13 @@ class MessageTemplate:
             constant.append(f"Reply-To: {_mailbox(reply_name, reply_addr)}")
         constant += [
             "MIME-Version: 1.0",
+        ]
+        if language:
+            if not _LANGUAGE_TAG.fullmatch(language):
+                raise InvalidInput(f"language {language!r} is not a language tag like en or ko")
+            # RFC 3282: mail clients choose a spell checker or offer a translation by it.
+            constant.append(f"Content-Language: {language}")
+        constant += [
             f"List-Id: {_phrase(list_name)} <{list_id}>" if list_name else f"List-Id: <{list_id}>",
             # One-click unsubscribe (RFC 8058), required by Gmail and Yahoo for bulk senders.
             "List-Unsubscribe-Post: List-Unsubscribe=One-Click",

@@ -104,7 +104,7 @@ def message_template(edition: Edition, mlist: MailingList, opts: SendOptions) ->
         from_addr=mlist.from_addr, reply_to=mlist.reply_to,
         list_id=f"{mlist.name}.{domain}", list_name=mlist.title,
         unsubscribe_mailto=opts.unsubscribe_mailto, edition_key=f"e{edition.id}",
-        slot_key=edition.slot_key,
+        slot_key=edition.slot_key, language=mlist.language or "en",
     )
 
 

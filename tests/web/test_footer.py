@@ -165,6 +165,13 @@ def test_korean_footer_and_no_address_warning_once_per_edition(
     links = _footer_links(html)
     assert {"구독 취소", "수신 설정", "브라우저에서 보기"} <= set(links), links
     assert client.get(_path(links["수신 설정"])).status_code == 200
+    # The message says its language (RFC 3282), as the HTML part's lang does: a mail
+    # client picks its spell checker, translation offer and reader voice by it.
+    languages = {str(m["Content-Language"]) for m in _outbox(app)
+                 if "<sport." in str(m["List-Id"])}
+    assert languages == {"ko"}
+    assert {str(m["Content-Language"]) for m in _outbox(app)
+            if "<news." in str(m["List-Id"])} <= {"en"}
 
 
 def test_an_editions_page_is_there_while_it_is_still_being_sent(
