@@ -20,7 +20,7 @@ import html
 import random
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import format_datetime, parseaddr
 from urllib.parse import quote
 
@@ -84,6 +84,11 @@ class Outgoing:
     recipient: str  # envelope RCPT TO (bare address)
     message_id: str  # "<...@domain>"
     data: bytes  # the whole RFC 5322 message, CRLF line endings
+    # What an HTTP API that takes one body for many readers needs (SendGrid's
+    # substitutions): the template this was built from and the reader's slot values, in
+    # SLOT_NAMES order. Empty for messages built elsewhere.
+    template: MessageTemplate | None = field(default=None, repr=False, compare=False)
+    values: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
 
 class MessageTemplate:
@@ -123,6 +128,8 @@ class MessageTemplate:
         if not _DOT_ATOM.fullmatch(list_id):
             raise InvalidInput(f"list id {list_id!r} must look like name.example.org")
 
+        # The sources as rendered, slot tokens in place, for the API backends.
+        self.text, self.html, self.slot_key = text, html, slot_key
         self._text = _body(text, slot_key, html=False)
         self._html = _body(html, slot_key, html=True)
         # "=" in quoted-printable is always followed by two hex digits or a line break,
@@ -196,7 +203,7 @@ class MessageTemplate:
             self._html.encode(values),
             self._end,
         ))
-        return Outgoing(r.delivery_id, self.sender, rcpt, message_id, data)
+        return Outgoing(r.delivery_id, self.sender, rcpt, message_id, data, self, values)
 
     def _mailto_for(self, token: str) -> str:
         if not self._mailto:
