@@ -324,6 +324,22 @@ def test_a_list_without_a_postal_address_is_created_with_a_warning(run) -> None:
     assert "digest lists set daily --postal-address" in r.output
 
 
+@pytest.mark.parametrize("blank", ["", "\n\n\n", "   "])
+def test_clearing_a_postal_address_warns_as_creating_without_one(  # type: ignore[no-untyped-def]
+        run, blank: str) -> None:
+    """Blank lines are no address: the footer loses it, so say so as `create` does."""
+    run("init")
+    assert run("lists", "create", "daily", "--from", "D <d@news.example.org>",
+               "--postal-address", "1 Harbour Road, Portsmouth").exit_code == 0
+    r = run("lists", "set", "daily", "--postal-address", blank)
+    assert r.exit_code == 0, r.output
+    assert "postal address: 1 Harbour Road, Portsmouth → " in r.output
+    assert "Warning: list daily has no postal address" in r.output
+    assert "digest lists set daily --postal-address" in r.output
+    # Changing something else on a list without an address does not nag each time.
+    assert "Warning" not in run("lists", "set", "daily", "--title", "Daily").output
+
+
 def test_fetch_says_which_new_articles_are_undated_backlog(  # type: ignore[no-untyped-def]
         run, tmp_path: Path) -> None:
     """A new source's undated items are old news of unknown age, never offered: `digest
