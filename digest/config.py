@@ -98,6 +98,12 @@ SETTINGS: tuple[Setting, ...] = (
             "while it has nothing to send."),
     Setting("delivery", "heartbeat_timeout", 60.0,
             "/healthz fails when no sender has had a heartbeat for this many seconds."),
+    Setting("delivery", "soft_bounce_limit", 3,
+            "Soft bounces in a row (a reader's latest mails all bounced temporarily) after "
+            "which the address is suppressed as bounced; 0: never.", low=0, high=100),
+    Setting("delivery", "return_path", "",
+            "VERP envelope sender for SMTP and the outbox, with {token} naming each delivery, "
+            "e.g. bounces+{token}@news.example.org; empty: the list's from address."),
     Setting("smtp", "host", "localhost", "SMTP server (relay or provider)."),
     Setting("smtp", "port", 587, "SMTP port: 587 for starttls, 465 for tls, 25 for none."),
     Setting("smtp", "tls", "starttls", "starttls, tls or none."),

@@ -1,5 +1,6 @@
-"""Tables owned by the publisher: sources, articles, editions, their items, deliveries, and
-the web app's users, API tokens, login sessions and login failures."""
+"""Tables owned by the publisher: sources, articles, editions, their items, deliveries, the
+feedback notices seen, and the web app's users, API tokens, login sessions and login
+failures."""
 
 from __future__ import annotations
 
@@ -273,9 +274,15 @@ class Delivery(Base):
     next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     claimed_by: Mapped[str] = mapped_column(String(200), default="")
     lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    message_id: Mapped[str] = mapped_column(String(300), default="")
+    # Our "<...@domain>" Message-ID, or the id an API provider gave the message: bounce
+    # and complaint notices name it (indexed for digest.feedback's lookups).
+    message_id: Mapped[str] = mapped_column(String(300), default="", index=True)
     last_error: Mapped[str] = mapped_column(Text, default="")
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # What came back (digest.feedback): "" | hard_bounce | soft_bounce | complaint, and
+    # when the provider says it happened.
+    feedback: Mapped[str] = mapped_column(String(16), default="", server_default="")
+    feedback_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 # User roles, weakest first: an admin can do everything an editor can.
@@ -374,3 +381,17 @@ class SenderBeat(Base):
     failed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     deferred: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     uncertain: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class FeedbackNotice(Base):
+    """A provider's notice already taken in (a webhook's event id, a DSN's Message-ID):
+    `digest.feedback.first_sight` refuses a replay. Rows older than
+    `digest.feedback.NOTICES_KEPT` are pruned as new ones come."""
+
+    __tablename__ = "feedback_notices"
+    __table_args__ = (UniqueConstraint("provider", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    key: Mapped[str] = mapped_column(String(300))
+    seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
