@@ -38,6 +38,10 @@ class SendResult:
     # which its bounce and complaint notices name: recorded as the delivery's message_id.
     # "" keeps our own Message-ID, which SMTP servers and the outbox leave as it is.
     provider_id: str = ""
+    # "hard_bounce" when the provider refuses the address for good before sending
+    # (Postmark's inactive recipients, ErrorCode 406): the worker records it as that
+    # notice (digest.feedback), which suppresses the address. "" otherwise.
+    feedback: str = ""
 
 
 class SendEvents(Protocol):
