@@ -67,13 +67,14 @@ EDITION_CSP = (
     "font-src https: data:; form-action 'none'; frame-ancestors 'none'; base-uri 'none'; "
     "sandbox allow-popups allow-popups-to-escape-sandbox"
 )
-# "This email was sent to {email}." in the archive copy.
-NEUTRAL_RECIPIENT = {"en": "you", "ko": "구독자"}
 # What a public list's archive copy links to in place of the reader's links.
 SUBSCRIBE = {"en": "Subscribe", "ko": "구독하기"}
 # The slots of a reader's own links, and the value that marks them in the archive copy.
 READER_LINKS = ("unsubscribe_url", "manage_url")
 READER_MARK = "about:blank#digest-reader-"
+# The slots whose whole line is the reader's own ("You subscribed on...", "This email was
+# sent to ..."): the archive copy leaves those lines out, since the page was sent to nobody.
+READER_LINES = ("reason", "email")
 
 
 @router.api_route("/archive", methods=["GET", "HEAD"])
@@ -179,8 +180,7 @@ def fill_neutral(edition: Edition, mlist: MailingList, app: App) -> str:
     reason line and no per-reader links (`browser_footer`)."""
     slotted = Slotted(edition.html, edition.slot_key)
     language = mlist.language.split("-")[0].lower()
-    neutral = {name: READER_MARK + name for name in (*READER_LINKS, "reason")}
-    neutral["email"] = NEUTRAL_RECIPIENT.get(language, NEUTRAL_RECIPIENT["en"])
+    neutral = {name: READER_MARK + name for name in (*READER_LINKS, *READER_LINES)}
     html = slotted.fill({name: neutral.get(name, "") for name in slotted.names}, html=True)
     public_url = app.settings["public_url"].rstrip("/")
     subscribe = (f"{public_url}/subscribe/{mlist.name}",
@@ -189,14 +189,15 @@ def fill_neutral(edition: Edition, mlist: MailingList, app: App) -> str:
 
 
 def browser_footer(html: str, view_url: str, subscribe: tuple[str, str] | None) -> str:
-    """`html` (slots filled with READER_MARK values) without the reader's reason line and
-    links, nor the "view in browser" link to `view_url`, the page itself. A line of links
-    that loses some is rebuilt from those left, with its separator; `subscribe`
-    ((url, label), for a public list) takes the reader links' place, styled as they were.
+    """`html` (slots filled with READER_MARK values) without the reader's own lines (why
+    they get it, the address it was sent to) and links, nor the "view in browser" link to
+    `view_url`, the page itself. A line of links that loses some is rebuilt from those
+    left, with its separator; `subscribe` ((url, label), for a public list) takes the
+    reader links' place, styled as they were.
     Parsed, not cut by pattern, so it holds for a templates_dir's own footer too."""
     doc = lxml.html.document_fromstring(html)
     for para in list(doc.iter("p")):
-        if para.text_content().strip() == READER_MARK + "reason":
+        if any(READER_MARK + name in para.text_content() for name in READER_LINES):
             para.drop_tree()
     page = urlsplit(view_url)._replace(query="", fragment="")
     lines: dict[HtmlElement, list[HtmlElement]] = {}

@@ -117,14 +117,17 @@ def test_edition_in_the_browser_has_no_slots_and_no_personal_data(
     doc = lxml.html.fromstring(r.text)
     assert not doc.xpath("//script")
     assert "https://news.example.org/subscribe/news" in doc.xpath("//a/@href")
-    assert "This email was sent to you." in r.text
+    # The page is not an email sent to whoever reads it: no "sent to" line at all (it
+    # said "This email was sent to you." to anyone on the web).
+    assert "was sent to" not in r.text and "This email" not in r.text
+    assert "You subscribed" not in r.text
     csp = r.headers["Content-Security-Policy"]
     assert "style-src 'unsafe-inline'" in csp and "img-src https: http: data:" in csp
     assert "script" not in csp and "default-src 'none'" in csp and "sandbox" in csp
     # The Korean edition's neutral recipient is in Korean too.
     r = client.get("/archive/sport/1")
     assert "서울 마라톤 개최" in r.text and "__DIGEST_SLOT_" not in r.text
-    assert "구독자" in r.text
+    assert "발송되었습니다" not in r.text and "구독자" not in r.text
 
 
 def test_atom_feed_parses_and_holds_the_sent_editions(
