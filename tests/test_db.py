@@ -15,6 +15,7 @@ from sqlalchemy import (
     bindparam,
     column,
     insert,
+    inspect,
     select,
     table,
     text,
@@ -327,5 +328,48 @@ def test_upgrading_to_0012_gives_lists_the_default_mail_settings(settings: Setti
             row = conn.execute(text("SELECT postal_address, layout, toc, accent_color, "
                                     "logo_url FROM lists")).one()
         assert tuple(row) in (("", "hero", 0, "", ""), ("", "hero", False, "", ""))
+    finally:
+        app.close()
+
+
+def test_upgrading_to_0014_keeps_deliveries_and_finds_them_by_message_id(
+        settings: Settings, clock: Clock) -> None:
+    """0014 adds what came back for each delivery (none, for those sent before), an index
+    on the Message-ID notices are matched by, and the notices seen, one per key."""
+    app = App(settings, clock=clock)
+    try:
+        upgrade(app.engine, "0013")
+        rows = [
+            "lists (id, name, title, description, from_addr, reply_to, schedule, timezone, "
+            "mode, double_optin, language, created_at) VALUES (1, 'news', '', '', "
+            "'n@example.org', '', '', 'UTC', 'auto', false, 'en', :now)",
+            "subscribers (id, email, email_hash, domain, name, timezone, attributes, tags, "
+            "created_at, updated_at) VALUES (1, 'ann@example.org', 'h', 'example.org', '', "
+            "'', '{}', '[]', :now, :now)",
+            "editions (id, list_id, kind, number, status, subject, intro, since, cutoff, "
+            "created_at, html, text) VALUES (1, 1, 'digest', 1, 'sent', '', '', :now, :now, "
+            ":now, '', '')",
+            "deliveries (id, edition_id, subscriber_id, status, attempts, next_attempt_at, "
+            "claimed_by, message_id, last_error, sent_at) VALUES (7, 1, 1, 'sent', 1, :now, "
+            "'', '<1.7@news.example.org>', '', :now)",
+        ]
+        with app.engine.begin() as conn:
+            for values in rows:
+                conn.execute(text(f"INSERT INTO {values}")
+                             .bindparams(bindparam("now", clock(), UTCDateTime())))
+        upgrade(app.engine)
+        with app.engine.connect() as conn:
+            row = conn.execute(text("SELECT id, feedback, feedback_at FROM deliveries "
+                                    "WHERE message_id = '<1.7@news.example.org>'")).one()
+            indexes = {ix["name"] for ix in inspect(conn).get_indexes("deliveries")}
+        assert tuple(row) == (7, "", None)
+        assert "ix_deliveries_message_id" in indexes
+        insert_notice = text("INSERT INTO feedback_notices (provider, key, seen_at) "
+                             "VALUES ('ses', 'n-1', :now)").bindparams(
+                                 bindparam("now", clock(), UTCDateTime()))
+        with app.engine.begin() as conn:
+            conn.execute(insert_notice)
+        with pytest.raises(IntegrityError), app.engine.begin() as conn:
+            conn.execute(insert_notice)
     finally:
         app.close()
