@@ -111,6 +111,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("smtp", "connections", 4, "Connections used in parallel."),
     Setting("smtp", "rate_limit", 0.0, "Most messages per second over all connections; 0: none."),
     Setting("smtp", "timeout", 30.0, "Seconds to wait for the server before a temporary failure."),
+    Setting("sendgrid", "webhook_public_key", "",
+            "The public key SendGrid shows when Signed Event Webhook is on (base64, as shown); "
+            "/webhooks/sendgrid verifies every request with it; empty: that webhook answers "
+            "503."),
+    Setting("webhooks", "max_age_seconds", 600,
+            "A webhook signed longer ago than this (SendGrid's signature time) is refused as "
+            "stale; so is any notice dated this far in the future.", low=30, high=86_400),
+    Setting("webhooks", "retried_max_age_hours", 24,
+            "Mailgun's signature time and Postmark's bounce time, which the providers' "
+            "retries keep (Mailgun retries for 8 hours, Postmark for about 10): a notice "
+            "older than this is refused as stale.", low=1, high=144),
     Setting("schedule", "fetch_minutes", 15.0,
             "Minutes between fetches of every source, jittered; failing sources wait longer."),
     Setting("schedule", "grace_hours", 6,
@@ -162,6 +173,11 @@ SECRETS: dict[str, str] = {
     "DIGEST_SMTP_PASSWORD": "Password for [smtp] username.",
     "DIGEST_METRICS_TOKEN": "Bearer token that lets a scraper read /metrics from any "
                             "address; unset: only [metrics] allow.",
+    "DIGEST_POSTMARK_WEBHOOK_PASSWORD": "The basic-auth password in the URL of Postmark's "
+                                        "webhook (/webhooks/postmark); unset: it answers 503.",
+    "DIGEST_MAILGUN_WEBHOOK_SIGNING_KEY": "Mailgun's HTTP webhook signing key, which "
+                                          "/webhooks/mailgun checks every request with; "
+                                          "unset: it answers 503.",
 }
 
 _BY_KEY = {s.key: s for s in SETTINGS}

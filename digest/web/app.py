@@ -2,8 +2,9 @@
 
 `create_app` is the one place routers are mounted. The public pages (`mail_links`,
 `subscribe`, `archive`) and the site's own routes (`site`: the stylesheet, /healthz)
-need no login; the editor's desk, the admin console and the JSON API come as routers of
-their own, added here, each with its own authentication dependency.
+need no login; nor do the mail providers' webhooks (`webhooks`), which verify each
+request the provider's way. The editor's desk, the admin console and the JSON API come
+as routers of their own, added here, each with its own authentication dependency.
 """
 
 from __future__ import annotations
@@ -28,7 +29,17 @@ from digest.app import App
 from digest.db import UNAVAILABLE, reason
 from digest.deadline import DEADLINE, Deadline, bound_waits
 from digest.metrics import Metrics
-from digest.web import admin, archive, auth, desk, mail_links, metrics, site, subscribe
+from digest.web import (
+    admin,
+    archive,
+    auth,
+    desk,
+    mail_links,
+    metrics,
+    site,
+    subscribe,
+    webhooks,
+)
 from digest.web.api import mount_api
 from digest.web.forms import BUSY_RETRY_AFTER
 from digest.web.pages import Pages
@@ -95,6 +106,7 @@ def create_app(app: App, checks: Sequence[Callable[[], str | None]] = ()) -> Fas
     web.include_router(auth.router)
     web.include_router(desk.router)
     web.include_router(admin.router)
+    web.include_router(webhooks.router)
     mount_api(web, app)
     return web
 
