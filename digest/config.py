@@ -111,6 +111,31 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("smtp", "connections", 4, "Connections used in parallel."),
     Setting("smtp", "rate_limit", 0.0, "Most messages per second over all connections; 0: none."),
     Setting("smtp", "timeout", 30.0, "Seconds to wait for the server before a temporary failure."),
+    Setting("ses", "region", "",
+            "AWS region of the SES account and its verified domain, e.g. eu-west-1; empty: "
+            "AWS_REGION or the AWS profile's. Credentials come the standard AWS way "
+            "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, an instance role)."),
+    Setting("ses", "endpoint_url", "", "SES API endpoint; empty: AWS's own for the region."),
+    Setting("ses", "configuration_set", "",
+            "SES configuration set named on every message (its event destination sends "
+            "bounces and complaints to /webhooks/ses); empty: none."),
+    Setting("ses", "concurrency", 8, "SendEmail calls in flight at once.", low=1, high=100),
+    Setting("ses", "rate_limit", 0.0,
+            "Most messages per second; 0: the account's maximum send rate, which is used "
+            "anyway when lower."),
+    Setting("ses", "timeout", 30.0,
+            "Seconds to wait for SES; after the request is out, no answer leaves its "
+            "message uncertain."),
+    Setting("ses", "topic_arns", "",
+            "SNS topics (ARNs, comma-separated) whose notices /webhooks/ses accepts; "
+            "empty: it answers 503."),
+    Setting("ses", "notice_max_age_minutes", 60,
+            "An SNS notice whose Timestamp is older than this is refused as stale (SNS "
+            "retries keep the first Timestamp).", low=1, high=10_080),
+    Setting("ses", "sns_cert_hosts", "",
+            "For tests and private setups only: further host[:port]s, comma-separated, that "
+            "SNS signing certificates may be fetched from (over HTTPS), beside "
+            "sns.<region>.amazonaws.com."),
     Setting("sendgrid", "webhook_public_key", "",
             "The public key SendGrid shows when Signed Event Webhook is on (base64, as shown); "
             "/webhooks/sendgrid verifies every request with it; empty: that webhook answers "

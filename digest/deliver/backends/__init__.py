@@ -25,7 +25,7 @@ __all__ = [
     "require_chosen",
 ]
 
-BACKENDS = ("outbox", "smtp")
+BACKENDS = ("outbox", "smtp", "ses")
 
 
 def make_backend(settings: Settings) -> Backend:
@@ -35,6 +35,12 @@ def make_backend(settings: Settings) -> Backend:
         return OutboxBackend(settings.path("delivery.outbox_dir"))
     if choice == "smtp":
         return SmtpBackend.from_settings(settings)
+    if choice == "ses":
+        # Imported here: boto3 takes a third of a second to import, which every other
+        # command would pay.
+        from digest.deliver.backends.ses import SesBackend
+
+        return SesBackend.from_settings(settings)
     raise ConfigError(
         f"[delivery] backend = {choice!r} is not known; choose one of {', '.join(BACKENDS)}"
     )
