@@ -22,7 +22,6 @@ import hmac
 import json
 import logging
 from collections.abc import Iterator
-from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,57 +32,20 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from digest.app import App
-from digest.gather.sources import add_source
-from digest.models import Delivery
-from digest.publication import create_list
-from subscribers.members import add_member
+from digest.models import Delivery, Edition
+from digest.stats import stats_of_edition
 from subscribers.models import Subscriber
 from subscribers.suppress import suppressions
 from tests.conftest import Clock
+from tests.test_feedback import Newsroom
 
 PEOPLE = ["ana@example.org", "ben@example.org", "cy@example.org", "di@example.org"]
 POSTMARK_PASSWORD = "pm-hook-4f1c0a"
 MAILGUN_KEY = "key-mailgun-webhook-0b7e"
 
 
-class Mailing:
-    """The list `daily` with PEOPLE, fed by a feed file; `publish` sends an edition
-    through the app's outbox backend."""
-
-    def __init__(self, app: App, clock: Clock, folder: Path) -> None:
-        self.app, self.clock = app, clock
-        self.feed = folder / "feed.xml"
-        self.items: list[str] = []
-        with app.sessions() as s:
-            mlist = create_list(s, "daily", title="Daily", from_addr="Daily <d@example.org>")
-            self.write()
-            add_source(s, str(self.feed), mlist, allow_files=True)
-            for email in PEOPLE:
-                add_member(s, mlist, email, confirmed=True, now=clock())
-            s.commit()
-
-    def write(self) -> None:
-        self.feed.write_text('<?xml version="1.0"?><rss version="2.0"><channel><title>W'
-                             "</title>" + "".join(self.items) + "</channel></rss>")
-
-    def publish(self, title: str) -> int:
-        when = format_datetime(self.clock() - dt.timedelta(minutes=5))
-        self.items.append(f"<item><title>{title}</title><guid>{title}</guid>"
-                          f"<link>https://example.org/{len(self.items)}</link>"
-                          f"<pubDate>{when}</pubDate></item>")
-        self.write()
-        with self.app.sessions() as s:
-            self.app.fetch(s, allow_files=True)
-        report = self.app.send("daily")
-        assert report is not None and report.finished
-        return report.edition_id
-
-    def delivery(self, email: str, edition_id: int) -> Delivery | None:
-        with self.app.sessions() as s:
-            return s.scalars(select(Delivery).join(Subscriber, Subscriber.id ==
-                                                   Delivery.subscriber_id)
-                             .where(Subscriber.email == email,
-                                    Delivery.edition_id == edition_id)).one_or_none()
+class Mailing(Newsroom):
+    """The list `daily` with PEOPLE; `publish` sends an edition through the outbox."""
 
     def suppressed(self) -> dict[str, tuple[str, str]]:
         """address -> (reason, detail) of every suppression, as `digest suppress ls`."""
@@ -98,8 +60,11 @@ class Mailing:
 
 
 @pytest.fixture
-def mailing(app: App, clock: Clock, tmp_path: Path) -> Mailing:
-    return Mailing(app, clock, tmp_path)
+def mailing(app: App, clock: Clock, tmp_path: Path) -> Iterator[Mailing]:
+    room = Mailing(app, clock, tmp_path)
+    room.join(*PEOPLE)
+    yield room
+    room.close()
 
 
 @pytest.fixture
@@ -200,16 +165,18 @@ def mailgun_failed(delivery: Delivery, email: str, at: dt.datetime, severity: st
 def test_postmark_hard_bounce_suppresses_and_the_next_edition_skips_the_reader(
         mailing: Mailing, sent: int, signing_key: object, client: TestClient,
         clock: Clock) -> None:
-    ana = mailing.delivery(PEOPLE[0], sent)
-    assert ana is not None
+    ana = mailing.delivery(sent, PEOPLE[0])
     clock.advance(minutes=20)
     answer = postmark(client, postmark_bounce(ana, PEOPLE[0], clock() - dt.timedelta(minutes=3)))
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"outcome": "suppressed"}
     reason, detail = mailing.suppressed()[PEOPLE[0]]
-    assert reason == "hard_bounce" and detail.startswith("postmark 2026-11-27 06:17:00 UTC")
+    assert reason == "hard_bounce" and detail.startswith("postmark 2026-11-27 07:17:00 UTC")
     assert "HardBounce" in detail and "550 5.1.1" in detail
-    assert mailing.delivery(PEOPLE[0], sent).feedback == "hard_bounce"  # type: ignore[union-attr]
+    assert mailing.delivery(sent, PEOPLE[0]).feedback == "hard_bounce"
+    with mailing.app.sessions() as s:  # the console's stats for the edition
+        stats = stats_of_edition(s, s.get_one(Edition, sent))
+        assert stats is not None and (stats.bounced, stats.complained) == (1, 0)
 
     clock.advance(hours=24)
     second = mailing.publish("Harbour news")
@@ -219,8 +186,7 @@ def test_postmark_hard_bounce_suppresses_and_the_next_edition_skips_the_reader(
 def test_postmark_complaint_and_soft_bounce(mailing: Mailing, sent: int,
                                             signing_key: object, client: TestClient,
                                             clock: Clock) -> None:
-    ben, cy = mailing.delivery(PEOPLE[1], sent), mailing.delivery(PEOPLE[2], sent)
-    assert ben is not None and cy is not None
+    ben, cy = mailing.delivery(sent, PEOPLE[1]), mailing.delivery(sent, PEOPLE[2])
     complaint = {**postmark_bounce(ben, PEOPLE[1], clock(), ident=11), "RecordType":
                  "SpamComplaint", "Type": "SpamComplaint", "TypeCode": 100001}
     assert postmark(client, complaint).json() == {"outcome": "suppressed"}
@@ -229,7 +195,7 @@ def test_postmark_complaint_and_soft_bounce(mailing: Mailing, sent: int,
     assert postmark(client, soft).json() == {"outcome": "counted"}
     assert mailing.suppressed().keys() == {PEOPLE[1]}
     assert mailing.suppressed()[PEOPLE[1]][0] == "complaint"
-    assert mailing.delivery(PEOPLE[2], sent).feedback == "soft_bounce"  # type: ignore[union-attr]
+    assert mailing.delivery(sent, PEOPLE[2]).feedback == "soft_bounce"
     # An auto-responder says nothing about the address: taken in, nothing changed.
     reply = postmark_bounce(cy, PEOPLE[2], clock(), ident=13, bounce_type="AutoResponder",
                             inactive=False)
@@ -240,8 +206,7 @@ def test_postmark_complaint_and_soft_bounce(mailing: Mailing, sent: int,
 def test_postmark_refuses_missing_and_wrong_passwords_replays_and_stale_bounces(
         mailing: Mailing, sent: int, signing_key: object, client: TestClient, clock: Clock,
         caplog: pytest.LogCaptureFixture) -> None:
-    ana = mailing.delivery(PEOPLE[0], sent)
-    assert ana is not None
+    ana = mailing.delivery(sent, PEOPLE[0])
     bounce = postmark_bounce(ana, PEOPLE[0], clock())
     caplog.set_level(logging.INFO, "digest.web.webhooks")
 
@@ -264,8 +229,7 @@ def test_postmark_refuses_missing_and_wrong_passwords_replays_and_stale_bounces(
 def test_postmark_without_a_password_configured_takes_nothing(
         mailing: Mailing, sent: int, client: TestClient, clock: Clock,
         caplog: pytest.LogCaptureFixture) -> None:
-    ana = mailing.delivery(PEOPLE[0], sent)
-    assert ana is not None
+    ana = mailing.delivery(sent, PEOPLE[0])
     answer = postmark(client, postmark_bounce(ana, PEOPLE[0], clock()), password="")
     assert answer.status_code == 503
     assert "DIGEST_POSTMARK_WEBHOOK_PASSWORD" in caplog.text
@@ -287,8 +251,7 @@ def test_malformed_bodies_get_a_short_reason(signing_key: object, client: TestCl
 def test_sendgrid_batch_bounce_complaint_soft_and_a_bad_event(
         mailing: Mailing, sent: int, signing_key: ec.EllipticCurvePrivateKey,
         client: TestClient, clock: Clock) -> None:
-    ana, ben, cy, di = (mailing.delivery(p, sent) for p in PEOPLE)
-    assert ana and ben and cy and di
+    ana, ben, cy, di = (mailing.delivery(sent, p) for p in PEOPLE)
     now = clock()
     events = [
         sendgrid_event("processed", PEOPLE[3], di, now, "ev-0"),
@@ -307,7 +270,7 @@ def test_sendgrid_batch_bounce_complaint_soft_and_a_bad_event(
     assert {k: v[0] for k, v in suppressed.items()} == {PEOPLE[0]: "hard_bounce",
                                                        PEOPLE[1]: "complaint"}
     assert "550 5.1.1 user unknown" in suppressed[PEOPLE[0]][1]
-    assert mailing.delivery(PEOPLE[2], sent).feedback == "soft_bounce"  # type: ignore[union-attr]
+    assert mailing.delivery(sent, PEOPLE[2]).feedback == "soft_bounce"
 
     # The same batch again, newly signed: every event seen before, so a replay.
     clock.advance(minutes=1)
@@ -317,15 +280,15 @@ def test_sendgrid_batch_bounce_complaint_soft_and_a_bad_event(
     fresh = [*events, sendgrid_event("dropped", PEOPLE[3], di, clock(), "ev-4",
                                      reason="Bounced Address")]
     mixed = sendgrid(client, signing_key, fresh, clock())
-    assert mixed.json()["outcomes"] == {"replay": 4, "suppressed": 1, "malformed": 1}
+    assert mixed.json()["outcomes"] == {"replay": 3, "ignored": 1, "suppressed": 1,
+                                        "malformed": 1}
     assert mailing.suppressed()[PEOPLE[3]][0] == "hard_bounce"
 
 
 def test_sendgrid_refuses_wrong_signatures_and_stale_ones(
         mailing: Mailing, sent: int, signing_key: ec.EllipticCurvePrivateKey,
         client: TestClient, clock: Clock) -> None:
-    ana = mailing.delivery(PEOPLE[0], sent)
-    assert ana is not None
+    ana = mailing.delivery(sent, PEOPLE[0])
     events = [sendgrid_event("bounce", PEOPLE[0], ana, clock(), "ev-9", type="bounce")]
     other = ec.generate_private_key(ec.SECP256R1())
     wrong = sendgrid(client, other, events, clock())
@@ -353,8 +316,7 @@ def test_sendgrid_refuses_wrong_signatures_and_stale_ones(
 
 def test_sendgrid_without_a_usable_key_takes_nothing(
         app: App, mailing: Mailing, sent: int, client: TestClient, clock: Clock) -> None:
-    ana = mailing.delivery(PEOPLE[0], sent)
-    assert ana is not None
+    ana = mailing.delivery(sent, PEOPLE[0])
     key = ec.generate_private_key(ec.SECP256R1())
     events = [sendgrid_event("bounce", PEOPLE[0], ana, clock(), "ev-1", type="bounce")]
     assert sendgrid(client, key, events, clock()).status_code == 503
@@ -370,8 +332,8 @@ def test_sendgrid_without_a_usable_key_takes_nothing(
 def test_mailgun_permanent_failure_by_message_id_and_temporary_by_variable(
         mailing: Mailing, sent: int, signing_key: object, client: TestClient,
         clock: Clock) -> None:
-    ana, cy = mailing.delivery(PEOPLE[0], sent), mailing.delivery(PEOPLE[2], sent)
-    assert ana is not None and cy is not None and ana.message_id.startswith("<")
+    ana, cy = mailing.delivery(sent, PEOPLE[0]), mailing.delivery(sent, PEOPLE[2])
+    assert ana.message_id.startswith("<")
     # No user variable: found by the Message-ID Mailgun reports (ours, passed through).
     hard = mailgun_body(mailgun_failed(ana, PEOPLE[0], clock(), "permanent", with_id=False),
                         clock(), "tok-1")
@@ -391,8 +353,7 @@ def test_mailgun_permanent_failure_by_message_id_and_temporary_by_variable(
 def test_mailgun_refuses_with_406_so_it_does_not_retry(
         mailing: Mailing, sent: int, signing_key: object, client: TestClient,
         clock: Clock) -> None:
-    ana = mailing.delivery(PEOPLE[0], sent)
-    assert ana is not None
+    ana = mailing.delivery(sent, PEOPLE[0])
     event = mailgun_failed(ana, PEOPLE[0], clock(), "permanent")
     wrong = client.post("/webhooks/mailgun", json=mailgun_body(event, clock(), "t1", key="nope"))
     assert wrong.status_code == 406 and "bad signature" in wrong.json()["error"]
@@ -412,8 +373,7 @@ def test_mailgun_refuses_with_406_so_it_does_not_retry(
 def test_a_signed_notice_for_an_unknown_delivery_is_accepted_as_unmatched(
         mailing: Mailing, sent: int, signing_key: object, client: TestClient,
         clock: Clock) -> None:
-    ana = mailing.delivery(PEOPLE[0], sent)
-    assert ana is not None
+    ana = mailing.delivery(sent, PEOPLE[0])
     event = mailgun_failed(ana, "stranger@example.net", clock(), "permanent")
     event["user-variables"] = {"delivery_id": "999999"}
     event["message"]["headers"]["message-id"] = "nothing-of-ours@example.net"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from digest.web.webhooks import mailgun, postmark, sendgrid
+from digest.web.webhooks import mailgun, postmark, sendgrid, ses
 
 #: The largest request taken: a SendGrid batch is well under 1 MB, and a Postmark bounce
 #: that carries the bounced message's content (Content) may be a few hundred KB.
@@ -23,4 +23,4 @@ router = APIRouter(prefix="/webhooks", include_in_schema=False, max_body_size=MA
 router.include_router(postmark.router)
 router.include_router(sendgrid.router)
 router.include_router(mailgun.router)
-# Amazon SES (SNS notifications): its module's router is included here, like the others.
+router.include_router(ses.router)  # Amazon SES, by SNS notifications

@@ -6,7 +6,8 @@ A verified request becomes a list of `Notice`s. Each carries the key that names 
 the provider (Postmark's bounce ID, SendGrid's sg_event_id, Mailgun's token), which
 `feedback.first_sight` remembers against replays, and the `Feedback` to record, or
 None for an event that is no bounce or complaint (a delivery, an open): such events are
-answered 200 and only remembered, so a provider does not send them again.
+answered 200 ("ignored") and not remembered, so that a provider does not send them again
+and the replay table does not grow by a row for every mail delivered.
 """
 
 from __future__ import annotations
@@ -123,15 +124,23 @@ async def take_in(app: App, provider: str, notices: list[Notice], *,
     return dict(counts)
 
 
+def is_replay(counts: dict[str, int]) -> bool:
+    """Whether a request's notices were all taken in before (events that change
+    nothing aside): refused, so that a replayed request is told apart in the log."""
+    return bool(counts.get(REPLAY)) and not any(counts.get(o) for o in feedback.OUTCOMES)
+
+
 def _record_all(app: App, s: Session, provider: str, notices: list[Notice]) -> list[str]:
     now = app.clock()
     limit = app.settings["delivery.soft_bounce_limit"]
     outcomes = []
     for notice in notices:
-        if not feedback.first_sight(s, provider, notice.key, now):
-            outcomes.append(REPLAY)
-        elif notice.feedback is None:
+        # Events that change nothing are not remembered: a provider sends one for every
+        # delivery and open, and taking one in twice does no harm.
+        if notice.feedback is None:
             outcomes.append(IGNORED)
+        elif not feedback.first_sight(s, provider, notice.key, now):
+            outcomes.append(REPLAY)
         else:
             outcomes.append(feedback.record(s, notice.feedback, soft_limit=limit, now=now))
     return outcomes

@@ -36,11 +36,11 @@ from digest.app import App
 from digest.feedback import Feedback, Kind
 from digest.web.deps import AppDep
 from digest.web.webhooks.intake import (
-    REPLAY,
     Notice,
     Refusal,
     check_time,
     delivery_id,
+    is_replay,
     read_json,
     refused,
     take_in,
@@ -63,7 +63,7 @@ async def mailgun(request: Request, app: AppDep) -> Response:
             refusal.status = REJECT
         return refused(PROVIDER, request, refusal)
     counts = await take_in(app, PROVIDER, [notice])
-    if counts.get(REPLAY):
+    if is_replay(counts):
         return refused(PROVIDER, request, Refusal(REJECT, "replay: this signature's token "
                                                           "was taken in before"))
     [outcome] = counts

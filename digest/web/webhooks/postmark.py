@@ -36,11 +36,11 @@ from digest.app import App
 from digest.feedback import Feedback, Kind
 from digest.web.deps import AppDep
 from digest.web.webhooks.intake import (
-    REPLAY,
     Notice,
     Refusal,
     check_time,
     delivery_id,
+    is_replay,
     iso_time,
     read_json,
     refused,
@@ -66,7 +66,7 @@ async def postmark(request: Request, app: AppDep) -> Response:
     except Refusal as refusal:
         return refused(PROVIDER, request, refusal)
     counts = await take_in(app, PROVIDER, [notice])
-    if counts.get(REPLAY):
+    if is_replay(counts):
         return refused(PROVIDER, request, Refusal(409, f"replay: notice {notice.key} was "
                                                        "taken in before"))
     [outcome] = counts
@@ -101,9 +101,7 @@ def _notice(data: Any, app: App) -> Notice:
         return _subscription_change(data, app)
     if not isinstance(record_type, str):
         raise Refusal(400, "RecordType is missing")
-    # Delivery, Open, Click: not ours to act on; remembered by their MessageID.
-    return Notice(f"{record_type}:{data.get('MessageID', '')}:{data.get('Recipient', '')}",
-                  None)
+    return Notice("", None)  # Delivery, Open, Click: not ours to act on
 
 
 def _bounce(data: dict[str, Any], app: App) -> Notice:

@@ -10,8 +10,9 @@ body is read as JSON. Without the key the endpoint answers 503 and logs what to 
 (https://www.twilio.com/docs/sendgrid/for-developers/tracking-events/getting-started-event-webhook-security-features)
 
 A request signed more than `[webhooks] max_age_seconds` ago (or that far ahead) is
-stale. Each event is remembered by its `sg_event_id`: an event seen before is skipped,
-and a request whose events were all seen before is refused as a replay (409).
+stale. Each bounce or complaint is remembered by its `sg_event_id`: one seen before is
+skipped, and a request whose bounces and complaints were all seen before is refused as
+a replay (409).
 
 Events: `bounce` with type "bounce" is a hard bounce, with type "blocked" a soft one;
 `spamreport` is a complaint; `dropped` for a "Bounced Address" or "Invalid" is a hard
@@ -42,11 +43,11 @@ from digest.app import App
 from digest.feedback import Feedback, Kind
 from digest.web.deps import AppDep
 from digest.web.webhooks.intake import (
-    REPLAY,
     Notice,
     Refusal,
     check_time,
     delivery_id,
+    is_replay,
     read_json,
     refused,
     take_in,
@@ -88,9 +89,9 @@ async def sendgrid(request: Request, app: AppDep) -> Response:
         return refused(PROVIDER, request, Refusal(400, f"none of the {len(events)} events "
                                                        "could be read"))
     counts = await take_in(app, PROVIDER, notices, skipped=skipped)
-    if counts.get(REPLAY) == len(notices):
-        return refused(PROVIDER, request, Refusal(409, f"replay: all {len(notices)} events "
-                                                       "were taken in before"))
+    if is_replay(counts):
+        return refused(PROVIDER, request, Refusal(409, "replay: every bounce and complaint "
+                                                       "of the batch was taken in before"))
     return JSONResponse({"outcomes": counts})
 
 
