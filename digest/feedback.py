@@ -39,7 +39,7 @@ import logging
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -115,6 +115,14 @@ def first_sight(s: Session, provider: str, key: str, now: dt.datetime) -> bool:
                  .on_conflict_do_nothing(index_elements=["provider", "key"])
                  .returning(FeedbackNotice.id))
     return s.execute(statement).first() is not None
+
+
+def feedback_counts(s: Session, edition_id: int) -> dict[str, int]:
+    """An edition's deliveries per feedback kind, only kinds that have any."""
+    rows = s.execute(select(Delivery.feedback, func.count())
+                     .where(Delivery.edition_id == edition_id, Delivery.feedback != "")
+                     .group_by(Delivery.feedback))
+    return {kind: n for kind, n in rows}
 
 
 def _delivery(s: Session, fb: Feedback) -> tuple[Delivery, str] | None:

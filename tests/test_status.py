@@ -75,9 +75,9 @@ def test_status_shows_schedule_sources_and_editions(
     failing = row(out, "Sources", str(ids["weekly"]))
     assert failing[3:] == ["3", "2026-11-27 07:00 UTC", "HTTP 500 from the server"]
     assert row(out, "Sources", str(ids["morning"]))[4] == "next round"
-    # list, #, status, scheduled, sent, failed, pending, other
+    # list, #, status, scheduled, sent, failed, pending, other, bounced, soft, complaints
     assert row(out, "Editions", "morning") == [
-        "morning", "1", "sending", "2026-11-27 22:00 UTC", "0", "1", "2", "0"]
+        "morning", "1", "sending", "2026-11-27 22:00 UTC", "0", "1", "2", "0", "0", "0", "0"]
 
 
 def test_status_of_an_empty_database(

@@ -12,6 +12,7 @@ import click
 from digest import __version__
 from digest.app import App
 from digest.cli.backup import backup
+from digest.cli.bounces import bounces
 from digest.cli.common import DigestGroup, out, say, with_new_app
 from digest.cli.edition import edition
 from digest.cli.inbound import inbound
@@ -80,6 +81,6 @@ def demo(demo_dir: str, serve: bool, port: int) -> None:
 
 
 for command in (lists, sources, fetch, subscribers, edition, suppress_group, serve, status,
-                worker, inbound, users, backup):
+                worker, inbound, users, backup, bounces):
     main.add_command(command)
 edition.add_command(approve)

@@ -20,6 +20,7 @@ from digest.cron import list_trigger, next_runs
 from digest.deliver.ledger import PENDING_STATUSES, status_counts
 from digest.editions import recent_editions
 from digest.errors import InvalidInput
+from digest.feedback import feedback_counts
 from digest.gather.sources import source_label
 from digest.models import DeliveryStatus, Source
 from digest.publication import REVIEW
@@ -94,13 +95,18 @@ def _runs(mlist: MailingList, now: dt.datetime) -> list[str] | str:
 
 
 def _counts(s: Session, edition_id: int) -> dict[str, int]:
-    """An edition's deliveries: sent, failed, pending and other (skipped, uncertain)."""
+    """An edition's deliveries: sent, failed, pending and other (skipped, uncertain);
+    and of those, the ones a bounce or complaint came back for (digest.feedback)."""
     counts = status_counts(s, edition_id)
     pending = sum(counts.get(k, 0) for k in PENDING_STATUSES)
     sent = counts.get(DeliveryStatus.DELIVERED, 0)
     failed = counts.get(DeliveryStatus.FAILED, 0)
+    feedback = feedback_counts(s, edition_id)
     return {"sent": sent, "failed": failed, "pending": pending,
-            "other": sum(counts.values()) - pending - sent - failed}
+            "other": sum(counts.values()) - pending - sent - failed,
+            "bounced": feedback.get("hard_bounce", 0),
+            "soft_bounced": feedback.get("soft_bounce", 0),
+            "complained": feedback.get("complaint", 0)}
 
 
 def _schedule(lists: list[MailingList], now: dt.datetime) -> Table:
@@ -128,12 +134,14 @@ def _sources(s: Session) -> Table:
 
 
 def _editions(s: Session, lists: list[MailingList], per_list: int) -> Table:
-    table = Table("list", "#", "status", "scheduled", "sent", "failed", "pending", "other")
+    table = Table("list", "#", "status", "scheduled", "sent", "failed", "pending", "other",
+                  "bounced", "soft", "complaints")
     for mlist in lists:
         for ed in recent_editions(s, mlist, per_list):
             c = _counts(s, ed.id)
             add_row(table, mlist.name, str(ed.number), ed.status, when(ed.scheduled_for),
-                    str(c["sent"]), str(c["failed"]), str(c["pending"]), str(c["other"]))
+                    str(c["sent"]), str(c["failed"]), str(c["pending"]), str(c["other"]),
+                    str(c["bounced"]), str(c["soft_bounced"]), str(c["complained"]))
     return table
 
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from digest.deliver.backends.base import Backend, NoEvents, RateLimiter, SendEvents, SendResult
 from digest.deliver.backends.outbox import OutboxBackend
 from digest.deliver.backends.smtp import SmtpBackend
+from digest.deliver.verp import ReturnPath
 from digest.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -32,7 +33,8 @@ def make_backend(settings: Settings) -> Backend:
     """The backend chosen by `[delivery] backend`."""
     choice = settings["delivery.backend"]
     if choice == "outbox":
-        return OutboxBackend(settings.path("delivery.outbox_dir"))
+        return OutboxBackend(settings.path("delivery.outbox_dir"),
+                             ReturnPath.from_settings(settings))
     if choice == "smtp":
         return SmtpBackend.from_settings(settings)
     if choice == "ses":

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from digest.deliver.backends.base import ClaimLost, SendEvents, SendResult
 from digest.deliver.message import Outgoing
+from digest.deliver.verp import ReturnPath
 from digest.errors import DeliveryError
 from digest.files import PRIVATE, private_folder
 
@@ -40,8 +41,10 @@ class OutboxBackend:
 
     name = "outbox"
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, return_path: ReturnPath | None = None) -> None:
         self.path = Path(path)
+        # VERP: each file starts with the Return-Path its delivery would have had.
+        self.return_path = return_path
         try:
             for sub in ("tmp", "new", "cur"):
                 private_folder(self.path / sub)
@@ -66,6 +69,9 @@ class OutboxBackend:
             tmp = self.path / "tmp" / name
             try:
                 with open(tmp, "xb", opener=_private) as f:
+                    if self.return_path is not None:
+                        sender = self.return_path.address(msg.delivery_id)
+                        f.write(f"Return-Path: <{sender}>\r\n".encode("ascii"))
                     f.write(msg.data)
                 events.handing_over(msg)
                 os.rename(tmp, self.path / "new" / name)

@@ -38,6 +38,7 @@ from digest.deliver.backends.smtpclient import (
     reply_text,
 )
 from digest.deliver.message import Outgoing
+from digest.deliver.verp import ReturnPath
 from digest.errors import ConfigError, DeliveryError
 
 if TYPE_CHECKING:
@@ -82,6 +83,7 @@ class SmtpBackend:
         ssl_context: ssl.SSLContext | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None] | None] = asyncio.sleep,
+        return_path: ReturnPath | None = None,
     ) -> None:
         if tls not in TLS_MODES:
             raise ConfigError(f"[smtp] tls = {tls!r}; choose one of {', '.join(TLS_MODES)}")
@@ -93,6 +95,8 @@ class SmtpBackend:
         self.username, self._password = username, password
         self.timeout = timeout
         self._local_hostname = local_hostname
+        # VERP: each message's MAIL FROM names its delivery (None: the list's from address).
+        self.return_path = return_path
         self.ssl_context = ssl_context or ssl.create_default_context()
         # The limiter keeps the shared schedule; its "sleep" only notes the pause, which
         # _pace() then awaits, so one connection's wait does not stop the others.
@@ -120,6 +124,7 @@ class SmtpBackend:
             connections=settings["smtp.connections"],
             rate_limit=settings["smtp.rate_limit"],
             timeout=settings["smtp.timeout"],
+            return_path=ReturnPath.from_settings(settings),
         )
 
     @property
@@ -312,7 +317,9 @@ class _Lane:
                 options = " SMTPUTF8"
                 if "8bitmime" in conn.extensions:
                     options += " BODY=8BITMIME"
-            code, reply = await conn.command(f"MAIL FROM:<{msg.sender}>{options}")
+            sender = self.b.return_path.address(msg.delivery_id) if self.b.return_path \
+                else msg.sender
+            code, reply = await conn.command(f"MAIL FROM:<{sender}>{options}")
             if code != 250:
                 return await self._refused(conn, code, reply, in_transaction=True)
             stage = "RCPT TO"

@@ -1,0 +1,239 @@
+"""Bounce messages (DSNs) read into `digest.feedback.Feedback` notices, for `digest bounces
+process`.
+
+Which recipient failed, and whether for good, is flufl.bounce's job: it knows RFC 3464
+DSNs and the older shapes of Postfix, Exim, qmail, Exchange, Gmail and a dozen others
+(its `all_failures` gives the temporary and the permanent set; a permanent failure is a
+hard bounce, a temporary one, a delay warning or a 4.x.x status, a soft bounce).
+
+Which delivery it is about comes from us, not from the bounce:
+
+1. the VERP address it was sent to (`[delivery] return_path`): the token in an envelope
+   or header recipient (Delivered-To, X-Original-To, Envelope-To, To, or the address
+   given with `--recipient`), checked with the signing key;
+2. else the original Message-ID quoted in the returned message (a message/rfc822 or
+   text/rfc822-headers part, or a "Message-ID:" line in the text), which
+   `Delivery.message_id` holds.
+
+A message in which flufl.bounce finds no failed recipient (an auto-reply, a bounce
+shape it does not know, a broken MIME structure) is "unparsable".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import email.message
+import email.utils
+import hashlib
+import logging
+import mailbox
+import os
+import re
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from flufl.bounce import all_failures
+from sqlalchemy.orm import Session
+
+from digest.deliver.verp import ReturnPath
+from digest.errors import InvalidInput
+from digest.feedback import OUTCOMES, Feedback, record
+from digest.files import PRIVATE, private_folder
+
+log = logging.getLogger(__name__)
+
+# Where the address a bounce was delivered to shows, most trustworthy first.
+_RECIPIENT_HEADERS = ("Delivered-To", "X-Original-To", "Envelope-To", "To")
+_MESSAGE_ID = re.compile(r"^\s*Message-ID:\s*(<[^>\s]+>)", re.IGNORECASE | re.MULTILINE)
+_STATUS = re.compile(r"^\s*Status:\s*([245]\.\d{1,3}\.\d{1,3})", re.IGNORECASE | re.MULTILINE)
+_DIAGNOSTIC = re.compile(r"^\s*Diagnostic-Code:\s*(.+(?:\n[ \t]+.+)*)",
+                         re.IGNORECASE | re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What a bounce message says: a notice, or why there is none ("unparsable")."""
+
+    feedback: Feedback | None
+    problem: str = ""
+
+
+def read_bounce(raw: bytes, return_path: ReturnPath | None, *, now: dt.datetime,
+                recipient: str = "") -> Reading:
+    """The notice one bounce message makes. `recipient`: the address the MTA delivered
+    it to, when known apart from the headers (a pipe's ${original_recipient})."""
+    try:
+        msg = email.message_from_bytes(raw)
+        temporary, permanent = all_failures(msg)
+    except Exception as exc:  # a message flufl.bounce cannot read is one bad input
+        return Reading(None, f"unreadable: {type(exc).__name__}: {exc}"[:200])
+    failed = sorted(_text(a) for a in permanent) or sorted(_text(a) for a in temporary)
+    if not failed:
+        return Reading(None, "no failed recipient found (not a bounce?)")
+    text = _all_text(msg)
+    delivery_id = _verp_delivery(msg, return_path, recipient)
+    message_id = "" if delivery_id is not None else _original_message_id(msg, text)
+    status = _STATUS.search(text)
+    diagnostic = _DIAGNOSTIC.search(text)
+    detail = " ".join(filter(None, (status.group(1) if status else "",
+                                    " ".join(diagnostic.group(1).split()) if diagnostic
+                                    else "")))
+    return Reading(Feedback(
+        provider="dsn", kind="hard_bounce" if permanent else "soft_bounce",
+        email=failed[0], at=_date(msg, now), message_id=message_id,
+        delivery_id=delivery_id, detail=detail[:300],
+    ))
+
+
+def _text(address: bytes | str) -> str:
+    return address.decode("utf-8", "replace") if isinstance(address, bytes) else address
+
+
+def _verp_delivery(msg: email.message.Message, return_path: ReturnPath | None,
+                   recipient: str) -> int | None:
+    if return_path is None:
+        return None
+    candidates = [recipient] if recipient else []
+    for name in _RECIPIENT_HEADERS:
+        for value in msg.get_all(name, []):
+            candidates += [addr for _, addr in email.utils.getaddresses([str(value)])]
+    for address in candidates:
+        found = return_path.delivery_of(address)
+        if found is not None:
+            return found
+    return None
+
+
+def _original_message_id(msg: email.message.Message, text: str) -> str:
+    """The Message-ID of the message that bounced: the returned part's header, else a
+    quoted header line that is not the bounce's own."""
+    for part in msg.walk():
+        kind = part.get_content_type()
+        if kind == "message/rfc822" and part.is_multipart():
+            inner = part.get_payload(0)
+            if isinstance(inner, email.message.Message) and inner.get("Message-ID"):
+                return str(inner["Message-ID"]).strip()
+        if kind == "text/rfc822-headers":
+            found = _MESSAGE_ID.search(_decoded(part))
+            if found:
+                return found.group(1)
+    own = str(msg.get("Message-ID", "")).strip().lower()
+    for found in _MESSAGE_ID.finditer(text):
+        if found.group(1).lower() != own:
+            return found.group(1)
+    return ""
+
+
+def _all_text(msg: email.message.Message) -> str:
+    """The text of every non-multipart part, the returned message's headers included."""
+    parts = []
+    for part in msg.walk():
+        if part.get_content_type() == "message/delivery-status":
+            # Its payload is a list of header blocks (per message, then per recipient).
+            blocks = part.get_payload()
+            if isinstance(blocks, list):
+                parts += ["".join(f"{k}: {v}\n" for k, v in block.items())
+                          for block in blocks if isinstance(block, email.message.Message)]
+                continue
+        if part.is_multipart():
+            if part.get_content_type() == "message/rfc822" and part is not msg:
+                inner = part.get_payload(0)
+                if isinstance(inner, email.message.Message):
+                    parts.append("".join(f"{k}: {v}\n" for k, v in inner.items()))
+            continue
+        parts.append(_decoded(part))
+    return "\n".join(parts)
+
+
+def _decoded(part: email.message.Message) -> str:
+    payload = part.get_payload(decode=True)
+    if isinstance(payload, bytes):
+        return payload.decode(part.get_content_charset() or "utf-8", "replace")
+    body = part.get_payload()
+    if isinstance(body, list):  # message/delivery-status: header blocks as messages
+        return "\n".join(str(block) for block in body)
+    return str(body)
+
+
+def _date(msg: email.message.Message, now: dt.datetime) -> dt.datetime:
+    """The bounce's Date, in UTC; `now` when it has none that makes sense."""
+    try:
+        when = email.utils.parsedate_to_datetime(str(msg.get("Date", "")))
+    except (TypeError, ValueError, IndexError):
+        return now
+    if when is None or when.tzinfo is None or when > now + dt.timedelta(days=1):
+        return now
+    return when.astimezone(dt.UTC)
+
+
+@dataclass
+class Tally:
+    """What a run of `process` did: notices by outcome, and the messages kept aside."""
+
+    counts: dict[str, int]
+    kept: list[str]
+
+
+def process(sessions: Callable[[], Session], messages: Iterable[tuple[str, bytes]], *,
+            return_path: ReturnPath | None, soft_limit: int, now: dt.datetime,
+            keep_dir: Path, recipient: str = "") -> Tally:
+    """Record each bounce (one commit each, so a crash loses nothing done); copy those
+    unmatched or unparsable into `keep_dir`/<outcome>/, named by their content's hash,
+    so a second run keeps no second copy. Never raises for one bad message."""
+    tally = Tally(dict.fromkeys((*OUTCOMES, "unparsable"), 0), [])
+    for name, raw in messages:
+        reading = read_bounce(raw, return_path, now=now, recipient=recipient)
+        if reading.feedback is None:
+            outcome = "unparsable"
+            log.info("bounce %s: %s", name, reading.problem)
+        else:
+            with sessions() as s:
+                outcome = record(s, reading.feedback, soft_limit=soft_limit, now=now)
+                s.commit()
+        tally.counts[outcome] += 1
+        if outcome in ("unmatched", "unparsable"):
+            tally.kept.append(str(_keep(keep_dir / outcome, raw)))
+    return tally
+
+
+def _keep(folder: Path, raw: bytes) -> Path:
+    private_folder(folder)
+    path = folder / f"{hashlib.sha256(raw).hexdigest()[:24]}.eml"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE)
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+    return path
+
+
+def messages_at(path: str) -> Iterator[tuple[str, bytes]]:
+    """(name, bytes) of each message: `-` one on standard input, a Maildir's new/ and
+    cur/, an mbox file, or a file holding one message. InvalidInput for anything else."""
+    if path == "-":
+        yield "stdin", sys.stdin.buffer.read()
+        return
+    where = Path(path)
+    if where.is_dir():
+        if not (where / "new").is_dir() or not (where / "cur").is_dir():
+            raise InvalidInput(f"{where} is a folder but not a Maildir (no new/ and cur/)")
+        for sub in ("new", "cur"):
+            for file in sorted((where / sub).iterdir()):
+                if file.is_file():
+                    yield f"{sub}/{file.name}", file.read_bytes()
+        return
+    if not where.is_file():
+        raise InvalidInput(f"{where} does not exist: give a Maildir, an mbox file or -")
+    with where.open("rb") as f:
+        first = f.read(5)
+    if first != b"From ":
+        yield where.name, where.read_bytes()
+        return
+    box = mailbox.mbox(where, create=False)
+    try:
+        for key, message in box.iteritems():
+            yield f"{where.name}#{key}", message.as_bytes()
+    finally:
+        box.close()
