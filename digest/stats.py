@@ -8,7 +8,9 @@ The definitions (also in docs/web.md, "The admin console"):
 - sent, failed: deliveries with status "sent" and "failed". The rest are waiting,
   being sent, uncertain (a sender died mid-handover) or skipped.
 - bounced, complained: suppressions with reason "hard_bounce" or "complaint" of the
-  edition's recipients, recorded in the edition's window.
+  edition's recipients, recorded in the edition's window: those `digest.feedback`
+  records from webhooks and DSNs (soft bounces in a row included, as "hard_bounce") and
+  those an admin typed in.
 - unsubscribed: memberships of the list that became unsubscribed in the window, however
   they left (link, one-click, mail, preferences, an admin, forget).
 
