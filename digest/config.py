@@ -82,7 +82,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Largest HTML part an edition may have, in KB: Gmail clips mail above 102 KB, "
             "hiding the unsubscribe link. Larger drafts are shortened; none is sent.",
             low=20, high=10_000),
-    Setting("delivery", "backend", "outbox", "Where mail goes: outbox or smtp."),
+    Setting("delivery", "backend", "outbox",
+            "Where mail goes: outbox, smtp, or an email API: ses, postmark, sendgrid, mailgun."),
     Setting("delivery", "outbox_dir", "var/outbox", "Maildir the outbox backend writes to."),
     Setting("delivery", "batch_size", 200, "Deliveries a worker claims at once."),
     Setting("delivery", "lease_seconds", 300,
@@ -136,6 +137,28 @@ SETTINGS: tuple[Setting, ...] = (
             "For tests and private setups only: further host[:port]s, comma-separated, that "
             "SNS signing certificates may be fetched from (over HTTPS), beside "
             "sns.<region>.amazonaws.com."),
+    Setting("postmark", "api_url", "https://api.postmarkapp.com",
+            "Postmark's API; the Server token comes from DIGEST_POSTMARK_TOKEN."),
+    Setting("postmark", "message_stream", "broadcast",
+            "The message stream newsletters go out on (a Broadcast stream's id)."),
+    Setting("postmark", "rate_limit", 0.0, "Most messages per second; 0: none."),
+    Setting("postmark", "timeout", 60.0,
+            "Seconds to wait for an answer; after the request is out, no answer leaves its "
+            "messages uncertain."),
+    Setting("mailgun", "api_url", "https://api.mailgun.net",
+            "Mailgun's API: https://api.eu.mailgun.net for a domain in the EU region; the key "
+            "comes from DIGEST_MAILGUN_API_KEY."),
+    Setting("mailgun", "domain", "", "The sending domain in Mailgun, e.g. mg.example.org."),
+    Setting("mailgun", "rate_limit", 0.0, "Most messages per second; 0: none."),
+    Setting("mailgun", "timeout", 30.0,
+            "Seconds to wait for an answer; after the request is out, no answer leaves its "
+            "message uncertain."),
+    Setting("sendgrid", "api_url", "https://api.sendgrid.com",
+            "SendGrid's API; the key (Mail Send permission) comes from DIGEST_SENDGRID_API_KEY."),
+    Setting("sendgrid", "rate_limit", 0.0, "Most messages per second; 0: none."),
+    Setting("sendgrid", "timeout", 60.0,
+            "Seconds to wait for an answer; after the request is out, no answer leaves its "
+            "messages uncertain."),
     Setting("sendgrid", "webhook_public_key", "",
             "The public key SendGrid shows when Signed Event Webhook is on (base64, as shown); "
             "/webhooks/sendgrid verifies every request with it; empty: that webhook answers "
@@ -198,6 +221,11 @@ SECRETS: dict[str, str] = {
     "DIGEST_SMTP_PASSWORD": "Password for [smtp] username.",
     "DIGEST_METRICS_TOKEN": "Bearer token that lets a scraper read /metrics from any "
                             "address; unset: only [metrics] allow.",
+    "DIGEST_POSTMARK_TOKEN": "Postmark Server token, for [delivery] backend = \"postmark\".",
+    "DIGEST_SENDGRID_API_KEY": "SendGrid API key with Mail Send permission, for [delivery] "
+                               "backend = \"sendgrid\".",
+    "DIGEST_MAILGUN_API_KEY": "Mailgun API key (a domain sending key will do), for "
+                              "[delivery] backend = \"mailgun\".",
     "DIGEST_POSTMARK_WEBHOOK_PASSWORD": "The basic-auth password in the URL of Postmark's "
                                         "webhook (/webhooks/postmark); unset: it answers 503.",
     "DIGEST_MAILGUN_WEBHOOK_SIGNING_KEY": "Mailgun's HTTP webhook signing key, which "

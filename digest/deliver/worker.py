@@ -22,6 +22,7 @@ from sqlalchemy import Engine, update
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from digest import feedback
 from digest.deliver import ledger
 from digest.deliver.backends.base import Backend, SendResult
 from digest.deliver.message import MessageTemplate, Outgoing, Recipient
@@ -147,7 +148,8 @@ def deliver(
                 wanted = ledger.skip_unwanted(s, mlist.id, claimed, audience)
                 batch = _build(template, links, wanted, events, clock())
                 if batch:
-                    backend.send(batch, events, stop=stop)
+                    results = backend.send(batch, events, stop=stop)
+                    _refused_for_good(s, backend.name, batch, results, clock())
                 if progress:
                     progress(len(claimed))
         except (OperationalError, InterfaceError) as exc:  # a restart, a network cut
@@ -229,6 +231,23 @@ def _build(template: MessageTemplate, links: _Links, claimed: list[ledger.Claime
         except InvalidInput as exc:
             events.done(SendResult(c.delivery_id, "failed", str(exc)))
     return batch
+
+
+def _refused_for_good(s: Session, provider: str, batch: list[Outgoing],
+                      results: list[SendResult], now: dt.datetime) -> None:
+    """A provider's refusal of an address it holds inactive (Postmark's ErrorCode 406)
+    is recorded as the notice it stands for, which suppresses the address."""
+    refused = [r for r in results if r.feedback in feedback.KINDS]
+    if not refused:
+        return
+    emails = {m.delivery_id: m.recipient for m in batch}
+    for r in refused:
+        kind = next(k for k in feedback.KINDS if k == r.feedback)
+        feedback.record(s, feedback.Feedback(provider, kind, emails.get(r.delivery_id, ""),
+                                             now, delivery_id=r.delivery_id,
+                                             detail=r.detail[:200]),
+                        soft_limit=0, now=now)
+    s.commit()
 
 
 def _finish(s: Session, edition: Edition, released: dict[str, int],

@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from digest.deliver.backends.base import Backend, NoEvents, RateLimiter, SendEvents, SendResult
+from digest.deliver.backends.mailgun import MailgunBackend
 from digest.deliver.backends.outbox import OutboxBackend
+from digest.deliver.backends.postmark import PostmarkBackend
+from digest.deliver.backends.sendgrid import SendGridBackend
 from digest.deliver.backends.smtp import SmtpBackend
 from digest.deliver.verp import ReturnPath
 from digest.errors import ConfigError
@@ -16,17 +19,20 @@ if TYPE_CHECKING:
 __all__ = [
     "BACKENDS",
     "Backend",
+    "MailgunBackend",
     "NoEvents",
     "OutboxBackend",
+    "PostmarkBackend",
     "RateLimiter",
     "SendEvents",
+    "SendGridBackend",
     "SendResult",
     "SmtpBackend",
     "make_backend",
     "require_chosen",
 ]
 
-BACKENDS = ("outbox", "smtp", "ses")
+BACKENDS = ("outbox", "smtp", "ses", "postmark", "sendgrid", "mailgun")
 
 
 def make_backend(settings: Settings) -> Backend:
@@ -43,6 +49,12 @@ def make_backend(settings: Settings) -> Backend:
         from digest.deliver.backends.ses import SesBackend
 
         return SesBackend.from_settings(settings)
+    if choice == "postmark":
+        return PostmarkBackend.from_settings(settings)
+    if choice == "sendgrid":
+        return SendGridBackend.from_settings(settings)
+    if choice == "mailgun":
+        return MailgunBackend.from_settings(settings)
     raise ConfigError(
         f"[delivery] backend = {choice!r} is not known; choose one of {', '.join(BACKENDS)}"
     )
