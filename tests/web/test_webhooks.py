@@ -389,3 +389,26 @@ def test_webhooks_need_no_session_and_stay_off_the_console(
     assert client.get("/webhooks/mailgun").status_code == 405
     big = client.post("/webhooks/sendgrid", content=b"[" + b" " * (5 * 1024 * 1024) + b"]")
     assert big.status_code == 413
+
+
+def test_postmark_broadcast_suppression_and_deactivating_soft_bounce(
+        mailing: Mailing, sent: int, signing_key: object, client: TestClient,
+        clock: Clock) -> None:
+    """A broadcast stream reports Postmark's own suppressions as a SubscriptionChange
+    (https://postmarkapp.com/developer/webhooks/subscription-change-webhook); a bounce
+    of any type after which Postmark deactivated the address (Inactive) suppresses."""
+    ana, ben = mailing.delivery(sent, PEOPLE[0]), mailing.delivery(sent, PEOPLE[1])
+    change = {"RecordType": "SubscriptionChange", "MessageID": "a4909a96-73d3-4c1c-8b0c",
+              "ServerID": 23, "MessageStream": "broadcast", "ChangedAt": clock().isoformat(),
+              "Recipient": PEOPLE[0], "Origin": "Recipient", "SuppressSending": True,
+              "SuppressionReason": "SpamComplaint", "Tag": "",
+              "Metadata": {"delivery_id": str(ana.id)}}
+    assert postmark(client, change).json() == {"outcome": "suppressed"}
+    reactivated = {**change, "Recipient": PEOPLE[2], "SuppressSending": False,
+                   "SuppressionReason": None}
+    assert postmark(client, reactivated).json() == {"outcome": "ignored"}
+    soft = postmark_bounce(ben, PEOPLE[1], clock(), ident=21, bounce_type="SoftBounce",
+                           inactive=True)
+    assert postmark(client, soft).json() == {"outcome": "suppressed"}
+    assert {k: v[0] for k, v in mailing.suppressed().items()} == {PEOPLE[0]: "complaint",
+                                                                 PEOPLE[1]: "hard_bounce"}
