@@ -28,7 +28,7 @@ import boto3
 import pytest
 import requests
 from botocore.config import Config
-from moto.core import DEFAULT_ACCOUNT_ID
+from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.server import ThreadedMotoServer
 from moto.ses.models import ses_backends
 from sqlalchemy import select
