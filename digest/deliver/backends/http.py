@@ -46,9 +46,11 @@ log = logging.getLogger(__name__)
 
 #: Longest wait for one retry, whatever a header asks: past it the messages are deferred.
 MAX_WAIT = 300.0
-#: Headers of our messages that API fields carry instead (or the provider writes).
+#: Headers of our messages that API fields carry instead, or the provider writes: a
+#: DKIM signature over our MIME would not hold for the message the provider builds (it
+#: signs with its own key, or the domain's key it was given).
 _FIELDS = frozenset({"from", "to", "subject", "reply-to", "date", "mime-version",
-                     "content-type", "content-transfer-encoding"})
+                     "content-type", "content-transfer-encoding", "dkim-signature"})
 
 
 @dataclass(frozen=True)
