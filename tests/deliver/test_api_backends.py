@@ -5,10 +5,12 @@ provider received."""
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from email import message_from_bytes, policy
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
@@ -218,6 +220,23 @@ def test_sendgrid_retries_429_and_500_honouring_retry_after_and_reset(
     assert len(fake.calls) == 4 and len(fake.delivered) == 3
     # Retry-After: 7 s; then until the reset time (30 s on); then backoff after the 500.
     assert sleeps == [7.0, 30.0, 4.0]
+
+
+@pytest.mark.parametrize("kind", ["postmark", "mailgun"])
+def test_429_without_retry_after_backs_off_and_an_http_date_is_honoured(
+    app: App, fakes: Callable[[FakeApi], Any], clock: Clock, tmp_path: Path, kind: str
+) -> None:
+    fake = fakes(_fake(kind))
+    later = format_datetime(clock() + dt.timedelta(seconds=12), usegmt=True)
+    fake.trouble(Answer(429, b""), Answer(503, b"", {"Retry-After": later}))
+    edition_id = _prepare(app, tmp_path, 2)
+    sleeps = Sleeps()
+    _send(app, _backend(kind, fake.url, clock, sleep=sleeps), clock)
+
+    assert set(_statuses(app, edition_id).values()) == {"sent"}
+    assert sleeps == [1.0, 12.0]  # backoff after the bare 429; the date after the 503
+    handed = Counter(d for call in fake.calls for d in _deliveries_in(kind, call))
+    assert len(handed) == 2
 
 
 def test_sendgrid_persistent_500_leaves_messages_queued_with_an_error(

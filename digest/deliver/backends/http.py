@@ -279,10 +279,18 @@ def _backoff(attempt: int) -> float:
     return float(min(2 ** attempt, 60))
 
 
+#: Failures that come before a byte of the request is written: connecting (with its
+#: timeout, the proxy and the TLS handshake) or a URL that cannot be used.
+_NEVER_WRITTEN = (requests.ConnectTimeout, requests.exceptions.SSLError,
+                  requests.exceptions.ProxyError, requests.exceptions.InvalidURL,
+                  requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema,
+                  requests.exceptions.InvalidHeader)
+
+
 def _before_sending(exc: BaseException) -> bool:
     """Whether the failure came before any byte of the request was written: no
     connection (refused, unreachable, unresolvable, or timed out while connecting)."""
-    if isinstance(exc, requests.ConnectTimeout):
+    if isinstance(exc, _NEVER_WRITTEN):
         return True
     seen: BaseException | None = exc
     while seen is not None:
