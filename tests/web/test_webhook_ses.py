@@ -32,17 +32,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 from fastapi.testclient import TestClient
-from sqlalchemy import select
 
 from digest.app import App
-from digest.models import Delivery
 from digest.web import create_app
-from subscribers.models import Subscriber
-from subscribers.suppress import suppressions
 from tests.conftest import Clock
-from tests.test_feedback import Newsroom
+from tests.web.test_webhooks import PEOPLE, Mailing
 
-PEOPLE = ["ana@example.org", "ben@example.org", "cy@example.org", "di@example.org"]
 TOPIC = "arn:aws:sns:us-east-1:123456789012:digest-feedback"
 ANA, BEN, CY, DI = PEOPLE
 
@@ -148,21 +143,6 @@ def hook(app: App, clock: Clock, cert_host: CertHost) -> Iterator[TestClient]:
     with TestClient(create_app(web_app)) as client:
         yield client
     web_app.close()
-
-
-class Mailing(Newsroom):
-    """The list `daily` with PEOPLE; `publish` sends an edition through the outbox."""
-
-    def suppressed(self) -> dict[str, tuple[str, str]]:
-        """address -> (reason, detail) of every suppression, as `digest suppress ls`."""
-        with self.app.sessions() as s:
-            return {email or "?": (row.reason, row.detail) for row, email in suppressions(s)}
-
-    def recipients(self, edition_id: int) -> set[str]:
-        with self.app.sessions() as s:
-            return set(s.scalars(select(Subscriber.email).join(
-                Delivery, Delivery.subscriber_id == Subscriber.id)
-                .where(Delivery.edition_id == edition_id)))
 
 
 @pytest.fixture
