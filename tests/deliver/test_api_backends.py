@@ -29,6 +29,7 @@ from digest.models import Delivery
 from subscribers.models import Subscriber
 from subscribers.suppress import is_suppressed_address
 from tests.conftest import Clock
+from tests.deliver.conftest import EventLog, make_messages
 from tests.deliver.test_send import _addresses, _prepare, _statuses
 from tests.fakes import CLOSE, HANG, Answer, Call, FakeApi, closed_port, form_fields, json_answer
 from tests.fakes.mailgun import DOMAIN, FakeMailgun
@@ -250,6 +251,21 @@ def test_sendgrid_persistent_500_leaves_messages_queued_with_an_error(
         _send(app, _backend("sendgrid", fake.url, clock, sleep=sleeps), clock)
     assert sleeps == [1.0, 2.0, 4.0]
     assert all(v.startswith("queued") for v in _statuses(app, edition_id).values())
+
+
+def test_sendgrid_400_naming_one_reader_fails_that_reader_and_defers_the_call(
+    fakes: Callable[[FakeApi], Any], clock: Clock
+) -> None:
+    """SendGrid refuses a whole call for one bad personalization (here an address given
+    twice): that reader fails, the others were not sent and are deferred, not lost."""
+    fake: FakeSendGrid = fakes(FakeSendGrid(verified=("news@example.org",)))
+    batch = make_messages(3, addresses=["a@example.com", "b@example.com", "a@example.com"])
+    events = EventLog()
+    results = _backend("sendgrid", fake.url, clock).send(batch, events)
+    events.check()
+    assert [r.status for r in results] == ["deferred", "deferred", "failed"]
+    assert "unique" in results[2].detail
+    assert fake.delivered == []
 
 
 @pytest.mark.parametrize(("key", "verified", "expected"), [
