@@ -138,10 +138,12 @@ def deliver(
         # Digests go to confirmed members; confirmation mails to those still pending.
         audience = (MembershipStatus.PENDING if edition.kind == EditionKind.CONFIRM
                     else MembershipStatus.CONFIRMED)
+        # An API backend takes up to max_batch messages a call (SendGrid 1,000): claim a
+        # full call's worth, or a smaller batch_size would multiply the calls.
+        size = max(opts.batch_size, getattr(backend, "max_batch", 1))
         try:
             while not (stop and stop.is_set()) and not (give_way and give_way.is_set()):
-                claimed = ledger.claim(s, edition_id, worker, opts.batch_size, clock(),
-                                       opts.lease_seconds)
+                claimed = ledger.claim(s, edition_id, worker, size, clock(), opts.lease_seconds)
                 if not claimed:
                     break
                 total += len(claimed)

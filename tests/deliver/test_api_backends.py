@@ -183,7 +183,7 @@ def test_sendgrid_10000_readers_take_10_calls_each_with_their_own_links(
     fake: FakeSendGrid = fakes(_fake("sendgrid"))
     edition_id = _prepare(app, tmp_path, 10_000)
     started = time.perf_counter()
-    _send(app, _backend("sendgrid", fake.url, clock), clock, delivery__batch_size=1000)
+    _send(app, _backend("sendgrid", fake.url, clock), clock)  # [delivery] batch_size 200
     print(f"sendgrid: 10,000 readers in {time.perf_counter() - started:.2f} s, "
           f"{len(fake.calls)} calls of {len(fake.calls[0].body) // 1000} KB")
 
