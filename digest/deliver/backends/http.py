@@ -167,7 +167,7 @@ class ApiBackend:
                 break
             for _ in chunk:
                 self.limiter.wait()
-            request = self._request(chunk)
+            request = self._request(chunk)  # before the handover: keep that gap short
             kept = []
             for msg in chunk:
                 try:
@@ -180,40 +180,37 @@ class ApiBackend:
                 continue
             if len(kept) < len(chunk):
                 request = self._request(kept)
-            try:
-                reply = self._exchange(request)
-                if reply.status_code == 429 or reply.status_code >= 500:
-                    raise DeliveryError(
-                        f"{self.name} answered {_describe(reply)} {self.tries} times in a row: "
-                        "it is in trouble or limiting us. Nothing was lost: the messages "
-                        "stay queued and are sent again later"
-                    )
-                outcomes = self._outcomes(kept, reply)
-            except _NotSent as exc:
-                for msg in kept:
-                    settle(msg, Outcome("deferred", f"not sent: {exc}"))
-                raise DeliveryError(
-                    f"cannot reach {self.name} at {self.api_url}: {exc}. Nothing was lost: "
-                    f"the messages stay queued; check [{self.section}] api_url and the "
-                    "network, then run again (a worker tries again by itself)"
-                ) from None
-            except _NoAnswer as exc:
-                for msg in kept:
-                    settle(msg, Outcome("uncertain", f"{exc} (the provider may have "
-                                                     "accepted the message)"))
-                continue
-            except DeliveryError as exc:
-                for msg in kept:
-                    settle(msg, Outcome("deferred", str(exc)))
-                raise
-            except Fatal as exc:
-                for msg in kept:
-                    settle(msg, exc.outcomes.get(msg.delivery_id)
-                           or Outcome("deferred", f"not sent: {exc}"))
-                raise DeliveryError(str(exc)) from None
+            outcomes, error = self._call(kept, request)
             for msg, outcome in zip(kept, outcomes, strict=True):
                 settle(msg, outcome)
+            if error is not None:
+                raise error
         return results
+
+    def _call(self, kept: Sequence[Outgoing],
+              request: Request) -> tuple[list[Outcome], DeliveryError | None]:
+        """What became of each message of one call, and the error that stops the run."""
+        try:
+            reply = self._exchange(request)
+        except _NotSent as exc:
+            return [Outcome("deferred", f"not sent: {exc}")] * len(kept), DeliveryError(
+                f"cannot reach {self.name} at {self.api_url}: {exc}. Nothing was lost: the "
+                f"messages stay queued; check [{self.section}] api_url and the network, "
+                "then run again (a worker tries again by itself)")
+        except _NoAnswer as exc:
+            detail = f"{exc} (the provider may have accepted the message)"
+            return [Outcome("uncertain", detail)] * len(kept), None
+        if reply.status_code == 429 or reply.status_code >= 500:
+            error = DeliveryError(
+                f"{self.name} answered {_describe(reply)} {self.tries} times in a row: it "
+                "is in trouble or limiting us. Nothing was lost: the messages stay queued "
+                "and are sent again later")
+            return [Outcome("deferred", str(error))] * len(kept), error
+        try:
+            return self._outcomes(kept, reply), None
+        except Fatal as exc:
+            return ([exc.outcomes.get(m.delivery_id) or Outcome("deferred", f"not sent: {exc}")
+                     for m in kept], DeliveryError(str(exc)))
 
     def close(self) -> None:
         self.http.close()
