@@ -24,8 +24,9 @@ from digest.db import make_engine, session_factory, utcnow
 from digest.deliver import confirm, ledger, outcomes, worker
 from digest.deliver.backends import make_backend, require_chosen
 from digest.deliver.backends.base import Backend, NoEvents
+from digest.deliver.dkim import DkimSigner
 from digest.deliver.ledger import RetryPolicy
-from digest.deliver.message import Recipient
+from digest.deliver.message import Recipient, feedback_id
 from digest.edition_links import EditionLinks
 from digest.editions import (
     EditionRules,
@@ -134,9 +135,18 @@ class App:
         """What a sender checks before it starts (`digest worker`, `digest serve`,
         `digest edition send`): a backend and public_url chosen, and the folders it
         writes writable (the outbox if it sends there; the imports folder too with
-        `imports`)."""
+        `imports`), and the DKIM key and Feedback-ID sender usable, so a bad one is one
+        error now and not a failure per message."""
         self.check_mail()
         require_writable(self.settings, send=True, imports=imports)
+        if sender := self.settings["delivery.feedback_id_sender"]:
+            feedback_id("e1", "list", sender)
+        _ = self.dkim
+
+    @cached_property
+    def dkim(self) -> DkimSigner | None:
+        """The `[dkim]` signer, its key read once (ConfigError if it is unusable)."""
+        return DkimSigner.from_settings(self.settings)
 
     def reset_backend(self) -> None:
         """Close the backend (a failure may have left it broken); the next use of
@@ -188,6 +198,7 @@ class App:
             lease_seconds=g["delivery.lease_seconds"],
             unsubscribe_mailto=g["delivery.unsubscribe_mailto"],
             policy=RetryPolicy(g["delivery.max_attempts"], g["delivery.retry_seconds"]),
+            feedback_sender=g["delivery.feedback_id_sender"], dkim=self.dkim,
         )
 
     # -- operations ------------------------------------------------------------------

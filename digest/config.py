@@ -105,6 +105,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("delivery", "return_path", "",
             "VERP envelope sender for SMTP and the outbox, with {token} naming each delivery, "
             "e.g. bounces+{token}@news.example.org; empty: the list's from address."),
+    Setting("delivery", "feedback_id_sender", "",
+            "The sender id ending each message's Feedback-ID header "
+            "(<edition>:<list>:digest:<sender id>, Gmail's feedback loop); 5-15 letters, "
+            "digits, . or -, the same for good; empty: the list's from domain."),
     Setting("smtp", "host", "localhost", "SMTP server (relay or provider)."),
     Setting("smtp", "port", 587, "SMTP port: 587 for starttls, 465 for tls, 25 for none."),
     Setting("smtp", "tls", "starttls", "starttls, tls or none."),
@@ -153,6 +157,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("mailgun", "timeout", 30.0,
             "Seconds to wait for an answer; after the request is out, no answer leaves its "
             "message uncertain."),
+    Setting("dkim", "domain", "",
+            "Sign SMTP and outbox mail with DKIM as this domain (d=), normally the from "
+            "address's; empty: no signature (a relay or provider may sign instead)."),
+    Setting("dkim", "selector", "digest",
+            "DKIM selector (s=): the key is published at <selector>._domainkey.<domain>."),
+    Setting("dkim", "private_key_file", "",
+            "PEM file of the RSA private key (2048 bits: openssl genrsa); `digest check-dns` "
+            "prints the DNS record for its public key."),
     Setting("sendgrid", "api_url", "https://api.sendgrid.com",
             "SendGrid's API; the key (Mail Send permission) comes from DIGEST_SENDGRID_API_KEY."),
     Setting("sendgrid", "rate_limit", 0.0, "Most messages per second; 0: none."),

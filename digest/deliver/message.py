@@ -7,6 +7,9 @@ boundary. `build()` then only fills the slots, encodes those few bytes, and join
 Each part goes in whichever transfer encoding is smaller for it: quoted-printable for
 mostly Latin text, base64 for mostly non-Latin text (quoted-printable writes each byte
 of a Hangul syllable as "=EA", nine characters for three bytes; base64 writes four).
+
+Every message carries a Feedback-ID (Gmail's feedback loop: `feedback_id`) and, with a
+`DkimSigner`, a DKIM signature whose constant parts are canonicalized once per edition.
 """
 
 from __future__ import annotations
@@ -22,12 +25,17 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from email.utils import format_datetime, parseaddr
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import idna  # a dependency of requests: IDNA 2008 with UTS 46 mapping, unlike the stdlib codec
 
 from digest import slots
-from digest.errors import InvalidInput
+from digest.deliver.dkim import relaxed_body, relaxed_header
+from digest.errors import ConfigError, InvalidInput
+
+if TYPE_CHECKING:
+    from digest.deliver.dkim import DkimSigner
 
 #: Its own generator, so that sending (in digest serve's thread) never moves the global
 #: `random` state under code that seeds it (hypothesis, in the API schema test).
@@ -54,6 +62,12 @@ _FOLD = 78
 # disagree, so avoid it for the names most people have.
 _ONE_WORD_BYTES = 45
 _NAME_CHARS = 100
+# What each field of a Feedback-ID may hold: the colon separates them.
+_FEEDBACK_FIELD = re.compile(r"[A-Za-z0-9._-]+")
+_NOT_FEEDBACK = re.compile(r"[^A-Za-z0-9._-]+")
+# A body piece's canonical form is the whole's only if no run of spaces or CRLF
+# crosses its edges: it ends a line, or neither side of the edge is white space.
+_WSP_OR_CR = b" \t\r"
 
 
 @dataclass(frozen=True)
@@ -113,6 +127,8 @@ class MessageTemplate:
         edition_key: str,
         slot_key: str,
         language: str = "",
+        feedback_id: str = "",
+        dkim: DkimSigner | None = None,
     ) -> None:
         from_name, sender = parseaddr(from_addr)
         sender = _ascii_address(sender, "from address")
@@ -152,6 +168,12 @@ class MessageTemplate:
                 raise InvalidInput(f"language {language!r} is not a language tag like en or ko")
             # RFC 3282: mail clients choose a spell checker or offer a translation by it.
             constant.append(f"Content-Language: {language}")
+        if feedback_id:
+            if _CONTROLS.search(feedback_id) or len(feedback_id) > 200:
+                raise InvalidInput(f"Feedback-ID {feedback_id[:50]!r} cannot go into a header")
+            constant.append(f"Feedback-ID: {feedback_id}")
+        #: For the API backends, which pass our headers on as fields.
+        self.feedback_id = feedback_id
         constant += [
             f"List-Id: {_phrase(list_name)} <{list_id}>" if list_name else f"List-Id: <{list_id}>",
             # One-click unsubscribe (RFC 8058), required by Gmail and Yahoo for bulk senders.
@@ -161,10 +183,8 @@ class MessageTemplate:
             f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"',
         ]
         part = "Content-Type: text/{}; charset=utf-8\r\nContent-Transfer-Encoding: {}"
-        self._head_end = (
-            "\r\n".join(constant)
-            + f"\r\n\r\n--{boundary}\r\n{part.format('plain', self._text.encoding)}\r\n\r\n"
-        ).encode("ascii")
+        body_start = f"--{boundary}\r\n{part.format('plain', self._text.encoding)}\r\n\r\n"
+        self._head_end = ("\r\n".join(constant) + "\r\n\r\n" + body_start).encode("ascii")
         self._between = (f"\r\n--{boundary}\r\n{part.format('html', self._html.encoding)}"
                          "\r\n\r\n").encode("ascii")
         self._end = f"\r\n--{boundary}--\r\n".encode("ascii")
@@ -176,6 +196,16 @@ class MessageTemplate:
             # whom and which list without trusting the (forgeable) From of the reply.
             self._mailto = f",\r\n <mailto:{quote(addr, safe='@+')}?subject=unsubscribe"
         self._date: tuple[dt.datetime | None, str] = (None, "")
+        self._dkim = dkim
+        if dkim is not None:
+            # The signed fields that are the same in every message, canonical once.
+            self._dkim_fields = {
+                name.lower(): relaxed_header(name, value)
+                for name, _, value in (line.partition(": ") for line in constant)
+            }
+            self._dkim_start = body_start.encode("ascii")
+            self._dkim_between = relaxed_body(self._between)
+            self._dkim_end = relaxed_body(self._end)
 
     def build(self, r: Recipient, now: dt.datetime) -> Outgoing:
         """The message for one recipient. Raises InvalidInput for an unusable address or URL."""
@@ -190,19 +220,29 @@ class MessageTemplate:
         nonce = _NONCES.getrandbits(32)  # tells retries apart; needs no secrecy
         message_id = f"{self._mid_prefix}{r.delivery_id}.{nonce:08x}{self._mid_suffix}"
         to = f"{_phrase(r.name)} <{rcpt}>" if r.name.strip() else rcpt
+        unsubscribe = f"<{url}>{self._mailto_for(r.unsubscribe_token)}"
         head = (
             f"Date: {date}\r\nMessage-ID: {message_id}\r\nTo: {to}\r\n"
-            f"List-Unsubscribe: <{url}>{self._mailto_for(r.unsubscribe_token)}\r\n"
+            f"List-Unsubscribe: {unsubscribe}\r\n"
         ).encode()
         values = (url, r.email, r.name, r.confirm_url, r.manage_url, r.reason)
-        data = b"".join((
-            head,
-            self._head_end,
-            self._text.encode(values),
-            self._between,
-            self._html.encode(values),
-            self._end,
-        ))
+        pieces: list[tuple[bytes, bytes]] | None = None
+        if self._dkim is not None:
+            pieces = [(self._dkim_start, self._dkim_start)]
+        text = self._text.encode(values, pieces)
+        if pieces is not None:
+            pieces.append((self._between, self._dkim_between))
+        html_part = self._html.encode(values, pieces)
+        data = b"".join((head, self._head_end, text, self._between, html_part, self._end))
+        if self._dkim is not None and pieces is not None:
+            pieces.append((self._end, self._dkim_end))
+            fields = self._dkim_fields | {
+                "date": relaxed_header("Date", date),
+                "message-id": relaxed_header("Message-ID", message_id),
+                "to": relaxed_header("To", to),
+                "list-unsubscribe": relaxed_header("List-Unsubscribe", unsubscribe),
+            }
+            data = self._dkim.sign(fields, self._dkim.body_hash(_canonical(pieces)), now) + data
         return Outgoing(r.delivery_id, self.sender, rcpt, message_id, data, self, values)
 
     def _mailto_for(self, token: str) -> str:
@@ -211,6 +251,37 @@ class MessageTemplate:
         if _BAD_IN_HEADER.search(token) or len(token) > 500:
             raise InvalidInput(f"unsubscribe token {token[:50]!r} cannot go into a header")
         return f"{self._mailto}%20{quote(token, safe='')}>" if token else f"{self._mailto}>"
+
+
+def feedback_id(edition_key: str, list_name: str, sender_id: str) -> str:
+    """The Feedback-ID header's value: `<edition>:<list>:digest:<sender id>` (Gmail's
+    feedback loop reports spam rates per field, right to left). Raises ConfigError for a
+    sender id that is not 1-64 letters, digits, `.`, `_` or `-` (`[delivery]
+    feedback_id_sender`); other characters of a list name become "-"."""
+    if not _FEEDBACK_FIELD.fullmatch(sender_id) or len(sender_id) > 64:
+        raise ConfigError(
+            f"[delivery] feedback_id_sender {sender_id!r} may hold only letters, digits, "
+            ". _ and -, 5 to 15 of them (Gmail's advice), like news-example"
+        )
+    name = _NOT_FEEDBACK.sub("-", list_name).strip("-") or "list"
+    return f"{edition_key}:{name}:digest:{sender_id}"
+
+
+def _canonical(pieces: list[tuple[bytes, bytes]]) -> list[bytes]:
+    """The body's relaxed canonical form from its pieces' (raw, canonical) pairs.
+
+    Relaxed body canonicalization works within lines, so the pieces' forms joined are the
+    whole's when every edge between two pieces ends a line, or has no space, tab or CR
+    on either side. Otherwise (a filled slot ending in a space at the end of a part) the
+    whole body is canonicalized again, more slowly but the same."""
+    before = b"\n"
+    for raw, _ in pieces:
+        if not raw:
+            continue
+        if before != b"\n" and (before in _WSP_OR_CR or raw[:1] in b" \t"):
+            return [relaxed_body(b"".join(raw for raw, _ in pieces))]
+        before = raw[-1:]
+    return [canonical for _, canonical in pieces]
 
 
 def _body(source: str, slot_key: str, *, html: bool) -> _QPBody | _Base64Body:
@@ -254,18 +325,30 @@ class _QPBody:
         if len(runs) % 2 == 0:
             self._static.append(b"")
         self.size = sum(map(len, self._static))
+        self._canonical: list[bytes] | None = None  # the static runs' DKIM form, when signing
 
-    def encode(self, values: tuple[str, ...]) -> bytes:
+    def encode(self, values: tuple[str, ...],
+               pieces: list[tuple[bytes, bytes]] | None = None) -> bytes:
+        """The part's body; with `pieces`, each piece and its relaxed DKIM form added."""
+        if pieces is not None and self._canonical is None:
+            self._canonical = [relaxed_body(static) for static in self._static]
+        canonical = self._canonical or []
         if not self._dynamic:
+            if pieces is not None:
+                pieces.append((self._static[0], canonical[0]))
             return self._static[0]
         filled = [_unix_newlines(v) if "\r" in v else v for v in values]
         if self._escape:
             filled = [html.escape(v) for v in filled]
         out: list[bytes] = []
-        for static, template in zip(self._static, self._dynamic, strict=False):
-            out.append(static)
-            out.append(_qp(template.format(*filled)))
+        for i, template in enumerate(self._dynamic):
+            line = _qp(template.format(*filled))
+            out += (self._static[i], line)
+            if pieces is not None:
+                pieces += ((self._static[i], canonical[i]), (line, relaxed_body(line)))
         out.append(self._static[-1])
+        if pieces is not None:
+            pieces.append((self._static[-1], canonical[-1]))
         return b"".join(out)
 
 
@@ -311,7 +394,10 @@ class _Base64Body:
         whole = len(_crlf(source).encode("utf-8"))
         self.size = (whole + 2) // 3 * 4 + 2 * ((whole + 56) // 57)
 
-    def encode(self, values: tuple[str, ...]) -> bytes:
+    def encode(self, values: tuple[str, ...],
+               pieces: list[tuple[bytes, bytes]] | None = None) -> bytes:
+        """The part's body; with `pieces`, added as one piece: base64 lines hold no
+        white space, so they are their own relaxed DKIM form."""
         filled = [_crlf(v) for v in values]
         if self._escape:
             filled = [html.escape(v) for v in filled]
@@ -332,7 +418,10 @@ class _Base64Body:
             out.append(encoded)
             carry = rest
         out.append(_b64(carry))
-        return b"".join(out)
+        body = b"".join(out)
+        if pieces is not None:
+            pieces.append((body, body))
+        return body
 
 
 def _b64(data: bytes) -> bytes:

@@ -25,7 +25,8 @@ from sqlalchemy.orm import Session
 from digest import feedback
 from digest.deliver import ledger
 from digest.deliver.backends.base import Backend, SendResult
-from digest.deliver.message import MessageTemplate, Outgoing, Recipient
+from digest.deliver.dkim import DkimSigner
+from digest.deliver.message import MessageTemplate, Outgoing, Recipient, feedback_id
 from digest.deliver.outcomes import LedgerEvents, unavailable, when_back
 from digest.editions import keep_rendered, lock_edition, render_context, require_sendable
 from digest.errors import DatabaseUnavailable, InvalidInput
@@ -47,6 +48,10 @@ class SendOptions:
     lease_seconds: int = 300
     unsubscribe_mailto: str = ""
     policy: ledger.RetryPolicy = field(default_factory=ledger.RetryPolicy)
+    #: The Feedback-ID's last field (`[delivery] feedback_id_sender`); "": the from domain.
+    feedback_sender: str = ""
+    #: Signs SMTP and outbox mail (`[dkim]`); None: unsigned.
+    dkim: DkimSigner | None = None
 
 
 @dataclass
@@ -106,6 +111,8 @@ def message_template(edition: Edition, mlist: MailingList, opts: SendOptions) ->
         list_id=f"{mlist.name}.{domain}", list_name=mlist.title,
         unsubscribe_mailto=opts.unsubscribe_mailto, edition_key=f"e{edition.id}",
         slot_key=edition.slot_key, language=mlist.language or "en",
+        feedback_id=feedback_id(f"e{edition.id}", mlist.name, opts.feedback_sender or domain),
+        dkim=opts.dkim,
     )
 
 
