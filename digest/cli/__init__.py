@@ -14,6 +14,7 @@ from digest.app import App
 from digest.cli.backup import backup
 from digest.cli.bounces import bounces
 from digest.cli.common import DigestGroup, out, say, with_new_app
+from digest.cli.dns import check_dns
 from digest.cli.edition import edition
 from digest.cli.inbound import inbound
 from digest.cli.lists import lists
@@ -81,6 +82,6 @@ def demo(demo_dir: str, serve: bool, port: int) -> None:
 
 
 for command in (lists, sources, fetch, subscribers, edition, suppress_group, serve, status,
-                worker, inbound, users, backup, bounces):
+                worker, inbound, users, backup, bounces, check_dns):
     main.add_command(command)
 edition.add_command(approve)
