@@ -136,6 +136,7 @@ def test_postmark_sends_each_reader_the_message_with_our_headers(
         links.check(to, headers["List-Unsubscribe"], m["TextBody"], m["HtmlBody"])
         assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         assert headers["List-Id"].endswith(">") and headers["Message-ID"].startswith("<")
+        assert headers["Feedback-ID"].endswith(":daily:digest:news.example.org")
         # Postmark's id is the delivery's message id, and Metadata names the delivery.
         assert ids[int(m["Metadata"]["delivery_id"])] == m["MessageID"]
 
@@ -198,6 +199,7 @@ def test_sendgrid_10000_readers_take_10_calls_each_with_their_own_links(
     sample = fake.delivered[0]
     assert sample["headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert "List-Id" in sample["headers"] and sample["subject"]
+    assert sample["headers"]["Feedback-ID"].endswith(":daily:digest:news.example.org")
     assert "__DIGEST_SLOT" not in sample["text"] + sample["html"]
 
 
@@ -302,6 +304,7 @@ def test_mailgun_gets_our_mime_message_unchanged(
         (to,) = got["to"]
         assert msg["To"].addresses[0].addr_spec == to
         assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert msg["Feedback-ID"].endswith(":daily:digest:news.example.org")
         text = msg.get_body(("plain",))
         page = msg.get_body(("html",))
         assert text is not None and page is not None
