@@ -6,7 +6,8 @@
 Steps: parsing the test feeds, extracting the full text of the 44 article pages
 (tests/data/articles; mean and minimum token F1 against the benchmark's text and the
 worst pages), rendering an edition (Jinja2 + premailer, once per
-edition), building one message (per subscriber), the editor's desk page of a draft with
+edition), building one message (per subscriber; with and without a DKIM signature, in
+the same run), the editor's desk page of a draft with
 200 proposed articles (GET through the whole web app, logged in; the target is 200 ms),
 and `digest edition send` to a loopback SMTP server for N subscribers, run as the real
 command in a subprocess, and importing a CSV of a million rows twice
@@ -123,20 +124,41 @@ def bench_render() -> None:
                   for i in range(n)]
     # A Korean edition's parts go as base64 (smaller than quoted-printable for Hangul).
     korean = render_edition(env, size_report.twenty("ko", title=90, summary=320, note=400))
+    signer = _dkim_signer()
     for what, edition in (("English", rendered), ("Korean, notes", korean)):
-        template = MessageTemplate(
-            html=edition.html, text=edition.text, subject="The Morning Harbour: bench",
-            from_addr="Harbour <news@news.example.org>", list_id="daily.news.example.org",
-            list_name="The Morning Harbour", edition_key="e1", slot_key=edition.slot_key)
+        unsigned = 0.0
+        for dkim in (None, signer):  # the same readers, with and without a signature
+            template = MessageTemplate(
+                html=edition.html, text=edition.text, subject="The Morning Harbour: bench",
+                from_addr="Harbour <news@news.example.org>", list_id="daily.news.example.org",
+                list_name="The Morning Harbour", edition_key="e1", slot_key=edition.slot_key,
+                feedback_id="e1:daily:digest:news.example.org", dkim=dkim)
 
-        def build_all(template: MessageTemplate = template) -> None:
-            for r in recipients:
-                template.build(r, now)
+            def build_all(template: MessageTemplate = template) -> None:
+                for r in recipients:
+                    template.build(r, now)
 
-        seconds = timed(build_all, 3)
-        size = len(template.build(recipients[0], now).data)
-        results.append((f"build message (per subscriber), {what}", f"{size / 1024:.0f} KB each",
-                        f"{seconds / n * 1e6:.1f} µs ({n / seconds:,.0f}/s)"))
+            seconds = timed(build_all, 3)
+            size = len(template.build(recipients[0], now).data)
+            label = f"build message (per subscriber), {what}"
+            if dkim is None:
+                unsigned = seconds
+                results.append((label, f"{size / 1024:.0f} KB each",
+                                f"{seconds / n * 1e6:.1f} µs ({n / seconds:,.0f}/s)"))
+            else:
+                results.append((f"{label}, DKIM-signed", "rsa-sha256, 2048 bits",
+                                f"{seconds / n * 1e6:.1f} µs ({n / seconds:,.0f}/s), "
+                                f"{seconds / unsigned:.1f}× unsigned"))
+
+
+def _dkim_signer():  # type: ignore[no-untyped-def]
+    """A DKIM signer with a fresh 2048-bit key, as `[dkim]` would load one."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from digest.deliver.dkim import DkimSigner
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return DkimSigner("news.example.org", "digest", key)
 
 
 DESK_TARGET_MS = 200
@@ -239,7 +261,8 @@ def wait_port(port: int) -> None:
     raise SystemExit(f"the SMTP sink on port {port} did not start")
 
 
-def bench_send(subscribers: int, sink_kind: str) -> None:
+def bench_send(subscribers: int, sink_kind: str, *, dkim: bool = False) -> None:
+    """The real `digest edition send`; with `dkim`, every message signed ([dkim])."""
     from digest.app import App
     from digest.config import defaults
     from digest.gather.sources import add_source
@@ -273,6 +296,15 @@ def bench_send(subscribers: int, sink_kind: str) -> None:
                "DIGEST_DATA_DIR": str(folder), "DIGEST_EDITION_WINDOW_HOURS": "262800",
                "DIGEST_DELIVERY_BACKEND": "smtp", "DIGEST_SMTP_HOST": "127.0.0.1",
                "DIGEST_SMTP_PORT": str(port), "DIGEST_SMTP_TLS": "none"}
+        if dkim:
+            from cryptography.hazmat.primitives import serialization
+
+            key = folder / "dkim.pem"
+            key.write_bytes(_dkim_signer()._key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption()))
+            env.update(DIGEST_DKIM_DOMAIN="news.example.org",
+                       DIGEST_DKIM_PRIVATE_KEY_FILE=str(key))
         t0 = time.perf_counter()
         done = subprocess.run([sys.executable, "-m", "digest", "edition", "send", "--list",
                                "daily"], env=env, cwd=folder, capture_output=True, text=True)
@@ -283,7 +315,8 @@ def bench_send(subscribers: int, sink_kind: str) -> None:
     if done.returncode != 0 or "is sent" not in done.stdout:
         raise SystemExit(f"send failed:\n{done.stdout}\n{done.stderr}")
     results.append(("import + fetch (setup)", f"{subscribers:,} subscribers", f"{imported:.1f} s"))
-    results.append(("digest edition send → " + sink_name, f"{subscribers:,} subscribers",
+    signed = ", DKIM-signed" if dkim else ""
+    results.append((f"digest edition send → {sink_name}{signed}", f"{subscribers:,} subscribers",
                     f"{seconds:.1f} s, {subscribers / seconds:,.0f} messages/s "
                     "(whole command: start-up, render, enqueue, send)"))
     shutil.rmtree(folder)
@@ -303,6 +336,7 @@ def main() -> None:
     bench_render()
     bench_desk()
     bench_send(args.subscribers, args.sink)
+    bench_send(args.subscribers, args.sink, dkim=True)
     if args.import_rows:
         from tests.bench_import import bench_import
 
