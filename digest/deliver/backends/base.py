@@ -6,9 +6,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from digest.deliver.message import Outgoing
+
+if TYPE_CHECKING:
+    from digest.config import Settings
 
 Status = Literal["sent", "deferred", "failed", "uncertain"]
 
@@ -89,6 +92,14 @@ class NoEvents:
 
     def done(self, result: SendResult) -> None:
         pass
+
+
+def rate_limit(settings: Settings, section: str) -> float:
+    """Messages per second for the backend of `section`: the lower of `[delivery]
+    rate_limit` and the backend's own `rate_limit`, where 0 means none."""
+    limits = [rate for rate in (settings["delivery.rate_limit"], settings[f"{section}.rate_limit"])
+              if rate > 0]
+    return min(limits, default=0.0)
 
 
 class RateLimiter:

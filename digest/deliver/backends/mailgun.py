@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
+from digest.deliver.backends.base import rate_limit
 from digest.deliver.backends.http import ApiBackend, Fatal, Outcome, Request, api_key
 from digest.deliver.message import Outgoing
 from digest.errors import ConfigError
@@ -55,7 +56,7 @@ class MailgunBackend(ApiBackend):
         key = api_key(settings.secret("DIGEST_MAILGUN_API_KEY"), "DIGEST_MAILGUN_API_KEY",
                       "mailgun")
         return cls(settings["mailgun.api_url"], settings["mailgun.domain"], key,
-                   rate_limit=settings["mailgun.rate_limit"],
+                   rate_limit=rate_limit(settings, "mailgun"),
                    timeout=settings["mailgun.timeout"], **options)
 
     def _request(self, chunk: Sequence[Outgoing]) -> Request:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
+from digest.deliver.backends.base import rate_limit
 from digest.deliver.backends.http import (
     ApiBackend,
     Fatal,
@@ -76,7 +77,7 @@ class PostmarkBackend(ApiBackend):
                         "postmark")
         return cls(settings["postmark.api_url"], token,
                    message_stream=settings["postmark.message_stream"],
-                   rate_limit=settings["postmark.rate_limit"],
+                   rate_limit=rate_limit(settings, "postmark"),
                    timeout=settings["postmark.timeout"], **options)
 
     def _chunks(self, batch: Sequence[Outgoing]) -> Iterator[list[Outgoing]]:

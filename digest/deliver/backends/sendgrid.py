@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from digest import slots
+from digest.deliver.backends.base import rate_limit
 from digest.deliver.backends.http import (
     ApiBackend,
     Fatal,
@@ -63,7 +64,7 @@ class SendGridBackend(ApiBackend):
     def from_settings(cls, settings: Settings, **options: Any) -> SendGridBackend:
         key = api_key(settings.secret("DIGEST_SENDGRID_API_KEY"), "DIGEST_SENDGRID_API_KEY",
                       "sendgrid")
-        return cls(settings["sendgrid.api_url"], key, rate_limit=settings["sendgrid.rate_limit"],
+        return cls(settings["sendgrid.api_url"], key, rate_limit=rate_limit(settings, "sendgrid"),
                    timeout=settings["sendgrid.timeout"], **options)
 
     def _chunks(self, batch: Sequence[Outgoing]) -> Iterator[list[Outgoing]]:

@@ -48,7 +48,14 @@ from botocore.exceptions import (
     ParamValidationError,
 )
 
-from digest.deliver.backends.base import ClaimLost, RateLimiter, SendEvents, SendResult, Status
+from digest.deliver.backends.base import (
+    ClaimLost,
+    RateLimiter,
+    SendEvents,
+    SendResult,
+    Status,
+    rate_limit,
+)
 from digest.deliver.message import Outgoing
 from digest.errors import ConfigError, DatabaseUnavailable, DeliveryError
 
@@ -152,7 +159,7 @@ class SesBackend:
                 "your sending domain is verified), or AWS_REGION in the environment"
             ) from None
         return cls(client, quota_client, configuration_set=settings["ses.configuration_set"],
-                   concurrency=concurrency, rate_limit=settings["ses.rate_limit"])
+                   concurrency=concurrency, rate_limit=rate_limit(settings, "ses"))
 
     @property
     def where(self) -> str:

@@ -29,7 +29,14 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from digest.deliver.backends.base import ClaimLost, RateLimiter, SendEvents, SendResult, Status
+from digest.deliver.backends.base import (
+    ClaimLost,
+    RateLimiter,
+    SendEvents,
+    SendResult,
+    Status,
+    rate_limit,
+)
 from digest.deliver.backends.smtpclient import (
     ReplyError,
     SmtpConnection,
@@ -122,7 +129,7 @@ class SmtpBackend:
             username=username,
             password=password,
             connections=settings["smtp.connections"],
-            rate_limit=settings["smtp.rate_limit"],
+            rate_limit=rate_limit(settings, "smtp"),
             timeout=settings["smtp.timeout"],
             return_path=ReturnPath.from_settings(settings),
         )
