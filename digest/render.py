@@ -347,8 +347,9 @@ _LABELS: dict[str, dict[str, str]] = {
 
 
 def labels(language: str) -> Mapping[str, str]:
-    """The fixed words of the templates in `language` (English when unknown)."""
-    return _LABELS.get(_lang(language), _LABELS["en"])
+    """The fixed words of the templates in `language` (English when unknown). The pages
+    a mail's links open have theirs in `digest.web.words`, for the same languages."""
+    return _LABELS.get(base_language(language), _LABELS["en"])
 
 
 @functools.lru_cache(maxsize=4096)
@@ -369,13 +370,14 @@ _KO_DAYS = ("월요일", "화요일", "수요일", "목요일", "금요일", "�
 _RTL = frozenset({"ar", "fa", "he", "ur", "yi", "ps", "sd", "ug", "dv"})
 
 
-def _lang(language: str) -> str:
+def base_language(language: str) -> str:
+    """ "ko" for "ko-KR", "ko_kr" or "KO": the key of a language's words."""
     return language.replace("_", "-").split("-")[0].lower()
 
 
 def format_date(value: date, language: str = "en", weekday: bool = False) -> str:
     """"27 November 2026" or "2026년 11월 27일"; not strftime, which follows the locale."""
-    if _lang(language) == "ko":
+    if base_language(language) == "ko":
         text = f"{value.year}년 {value.month}월 {value.day}일"
         return f"{text} {_KO_DAYS[value.weekday()]}" if weekday else text
     text = f"{value.day} {_EN_MONTHS[value.month - 1]} {value.year}"
@@ -393,7 +395,7 @@ def local_time(value: datetime, ctx: DigestContext) -> str:
     local = (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(zone)
     hour12 = local.hour % 12 or 12
     same_day = local.date() == ctx.edition_date
-    if _lang(ctx.language) == "ko":
+    if base_language(ctx.language) == "ko":
         clock = f"{'오전' if local.hour < 12 else '오후'} {hour12}:{local.minute:02d}"
         return clock if same_day else f"{local.month}월 {local.day}일 {clock}"
     clock = f"{hour12}:{local.minute:02d} {'AM' if local.hour < 12 else 'PM'}"
@@ -477,14 +479,14 @@ def preview_text(ctx: DigestContext) -> str:
 def story_language(item: ItemContext, language: str) -> str:
     """The story's language when it is not `language` (the list's), for its own `lang`
     attribute, so that screen readers and hyphenation read it right; else ""."""
-    if item.language and _lang(item.language) != _lang(language):
+    if item.language and base_language(item.language) != base_language(language):
         return item.language
     return ""
 
 
 def text_direction(language: str) -> str:
     """ "rtl" for right-to-left languages, else "ltr"."""
-    return "rtl" if _lang(language) in _RTL else "ltr"
+    return "rtl" if base_language(language) in _RTL else "ltr"
 
 
 def http_url(url: str) -> str:

@@ -5,12 +5,17 @@ The signed token in the URL is the only credential. It names one subscriber (che
 against the stored address by `members.verify_owner`) and one list, so whatever a link
 does, it does to that membership and nothing else; a damaged, foreign or wrong-purpose
 token is refused with a page that says what to do and nothing about why inside.
+
+Every page here speaks the list's language (`digest.web.words`), as the mail the link
+came from did; a refusal does too when the link can still be read, else English.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from email.utils import parseaddr
+from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
@@ -23,13 +28,15 @@ from digest.app import App
 from digest.errors import InvalidInput
 from digest.web.deps import AppDep, PagesDep
 from digest.web.forms import in_transaction, read_body
-from digest.web.pages import Pages, mask_email
+from digest.web.pages import Pages, mask_email, sentence
 from digest.web.public_views import (
     ConfirmedPage,
     ConfirmPage,
     LeftPage,
+    LinkRefusedPage,
     UnsubscribeManagePage,
 )
+from digest.web.words import page_language, refusal, words
 from subscribers.members import (
     check_confirmable,
     confirm,
@@ -37,7 +44,7 @@ from subscribers.members import (
     unsubscribe,
     unsubscribe_all,
 )
-from subscribers.models import Membership, MembershipStatus
+from subscribers.models import MailingList, Membership, MembershipStatus
 from subscribers.tokens import MAX_AGE, TokenData
 
 router = APIRouter(include_in_schema=False)
@@ -67,13 +74,15 @@ def unsubscribe_page(token: str, app: AppDep, pages: PagesDep) -> Response:
         try:
             membership = token_membership(s, _read(app, token, "unsubscribe"))
         except InvalidInput as exc:
-            return _refused(pages, exc, mailto=_unsubscribe_mailto(app))
-        subscriber = membership.subscriber
+            return refused_link(app, pages, exc, token, "unsubscribe",
+                            mailto=_unsubscribe_mailto(app))
+        subscriber, mlist = membership.subscriber, membership.mailing_list
         page = UnsubscribeManagePage(
-            title=f"Unsubscribe from {membership.mailing_list.title}",
+            title=words(mlist.language)["unsubscribe_title"].format(title=mlist.title),
             subscribed=membership.status != MembershipStatus.UNSUBSCRIBED,
+            # The list's id lets the preference page speak the list's language.
             manage_url="/preferences/"
-            + app.tokens.make("manage", subscriber.id, None, subscriber.email),
+            + app.tokens.make("manage", subscriber.id, mlist.id, subscriber.email),
             **_who(membership),
         )
     return pages.render("web/unsubscribe.html", page, private=True)
@@ -94,13 +103,14 @@ async def unsubscribe_post(token: str, request: Request, app: AppDep,
     try:
         data = _read(app, token, "unsubscribe")
     except InvalidInput as exc:
-        return _refused(pages, exc, mailto=_unsubscribe_mailto(app))
+        return refused_link(app, pages, exc, token, "unsubscribe",
+                        mailto=_unsubscribe_mailto(app))
     fields = await _form_fields(request)
     if fields.get("scope") == SCOPE_ALL:
         scope = SCOPE_ALL
     elif fields.get(ONE_CLICK_FIELD, "").strip().lower() == ONE_CLICK_VALUE.lower():
         scope = SCOPE_LIST
-    else:
+    else:  # English: a mail provider's malformed POST, not a reader's button
         return pages.message(
             400, "Nothing was changed",
             "this address unsubscribes with a POST whose body is List-Unsubscribe=One-Click "
@@ -111,19 +121,22 @@ async def unsubscribe_post(token: str, request: Request, app: AppDep,
         page = await run_in_threadpool(in_transaction, app,
                                        lambda s: _leave(s, data, scope, reason, app.clock()))
     except InvalidInput as exc:
-        return _refused(pages, exc, mailto=_unsubscribe_mailto(app))
+        return refused_link(app, pages, exc, token, "unsubscribe",
+                        mailto=_unsubscribe_mailto(app))
     return pages.render("web/unsubscribed.html", page, private=True)
 
 
 def _leave(s: Session, data: TokenData, scope: str, reason: str, now: dt.datetime) -> LeftPage:
     membership = token_membership(s, data)
+    mlist = membership.mailing_list
+    said = words(mlist.language)
     if scope == SCOPE_ALL:
         changed = unsubscribe_all(s, membership.subscriber.email, now=now,
                                   detail=reason).changed
-        title = "You will get no more mail from us"
+        title = said["left_all_heading"]
     else:
         changed = unsubscribe(s, membership, now=now, reason=reason)
-        title = f"Unsubscribed from {membership.mailing_list.title}"
+        title = said["left_title"].format(title=mlist.title)
     # The requester's IP is not kept: leaving needs no proof of consent, and the
     # membership records only when and how (`reason`).
     return LeftPage(title=title, scope=scope, already=not changed, **_who(membership))
@@ -143,14 +156,16 @@ def confirm_page(token: str, app: AppDep, pages: PagesDep) -> Response:
     with app.sessions() as s:
         try:
             membership = token_membership(s, data)
+            mlist = membership.mailing_list
             if membership.status == MembershipStatus.CONFIRMED:
-                page = ConfirmedPage(title=f"Subscribed to {membership.mailing_list.title}",
-                                     already=True, **_who(membership))
+                page = ConfirmedPage(
+                    title=words(mlist.language)["confirmed_title"].format(title=mlist.title),
+                    already=True, **_who(membership))
                 return pages.render("web/confirmed.html", page, private=True)
             check_confirmable(membership, data)
         except InvalidInput as exc:
-            return _refused(pages, exc)
-        ask = ConfirmPage(title=f"Confirm your subscription to {membership.mailing_list.title}",
+            return refused_link(app, pages, exc, token, "confirm")
+        ask = ConfirmPage(title=words(mlist.language)["confirm_title"].format(title=mlist.title),
                           **_who(membership))
     return pages.render("web/confirm.html", ask, private=True)
 
@@ -171,13 +186,15 @@ def confirm_post(token: str, request: Request, app: AppDep, pages: PagesDep) -> 
     def work(s: Session) -> ConfirmedPage:
         membership = token_membership(s, data)
         changed = confirm(s, membership, now=app.clock(), ip=ip, link=data)
-        return ConfirmedPage(title=f"Subscribed to {membership.mailing_list.title}",
-                             already=not changed, **_who(membership))
+        mlist = membership.mailing_list
+        return ConfirmedPage(
+            title=words(mlist.language)["confirmed_title"].format(title=mlist.title),
+            already=not changed, **_who(membership))
 
     try:
         page = in_transaction(app, work)
     except InvalidInput as exc:
-        return _refused(pages, exc)
+        return refused_link(app, pages, exc, token, "confirm")
     return pages.render("web/confirmed.html", page, private=True)
 
 
@@ -188,13 +205,13 @@ def _confirm_token(app: App, pages: Pages, token: str) -> TokenData | Response:
         return _read(app, token, "confirm")
     except InvalidInput as exc:
         if not _expired(app, token, "confirm"):
-            return _refused(pages, exc)
+            return refused_link(app, pages, exc, token, "confirm")
+    said, lang = _link_words(app, token, "confirm")
     days = int((MAX_AGE["confirm"] or 0) // 86400)
-    return pages.message(
-        410, "This link has expired",
-        f"confirmation links work for {days} days. Sign up again where you did the "
-        "first time and we will email you a new link; until you confirm, you get "
-        "no mail from this list", private=True)
+    page = LinkRefusedPage(title=said["expired_heading"], lang=lang,
+                           heading=said["expired_heading"],
+                           message=said["expired_confirm"].format(days=days), words=said)
+    return pages.render("web/link_refused.html", page, status=410, private=True)
 
 
 # -- plumbing --------------------------------------------------------------------------
@@ -209,19 +226,46 @@ def _read(app: App, token: str, purpose: str) -> TokenData:
 
 def _expired(app: App, token: str, purpose: str) -> bool:
     """Whether a refused token is good but old: it reads without the age limit."""
+    return _unaged(app, token, purpose) is not None
+
+
+def _unaged(app: App, token: str, purpose: str) -> TokenData | None:
+    """What a token says, read without its age limit; None when it cannot be read."""
     if len(token) > MAX_TOKEN:
-        return False
+        return None
     try:
-        app.tokens.read(token, purpose)
+        return app.tokens.read(token, purpose)
     except InvalidInput:
-        return False
-    return True
+        return None
 
 
-def _refused(pages: Pages, exc: InvalidInput, *, mailto: str = "") -> Response:
-    # The core's messages name no ids and no cause inside the token; they say what to do.
-    return pages.message(400, "This link does not work", str(exc), private=True,
-                         mailto=mailto)
+def _link_words(app: App, token: str, purpose: str) -> tuple[Mapping[str, str], str]:
+    """The words and `lang` of a page about a link that was refused: its list's when
+    the link still names one that exists (signed by us, so it came in that list's mail),
+    else English."""
+    data = _unaged(app, token, purpose)
+    language = "en"
+    if data is not None and data.list_id is not None:
+        with app.sessions() as s:
+            mlist = s.get(MailingList, data.list_id)
+            language = mlist.language if mlist is not None else "en"
+    lang = page_language(language)
+    return words(lang), lang
+
+
+def refused_link(app: App, pages: Pages, exc: InvalidInput, token: str, purpose: str, *,
+             mailto: str = "", after: str = "") -> Response:
+    """The page of a refused link, in its list's language when it can be told. The
+    core's messages name no ids and no cause inside the token; they say what to do.
+    `after` is a key of `words` said after the message."""
+    said, lang = _link_words(app, token, purpose)
+    message = sentence(refusal(lang, str(exc)))
+    if after:
+        message = f"{message} {said[after]}"
+    page = LinkRefusedPage(title=said["refused_heading"], lang=lang,
+                           heading=said["refused_heading"], message=message,
+                           mailto=mailto, words=said)
+    return pages.render("web/link_refused.html", page, status=400, private=True)
 
 
 def _unsubscribe_mailto(app: App) -> str:
@@ -230,10 +274,13 @@ def _unsubscribe_mailto(app: App) -> str:
     return parseaddr(app.settings["delivery.unsubscribe_mailto"])[1]
 
 
-def _who(membership: Membership) -> dict[str, str]:
+def _who(membership: Membership) -> dict[str, Any]:
+    """The fields every page about one membership has: who, which list, and the list's
+    language for the page's words and `lang`."""
     mlist = membership.mailing_list
     return {"email": mask_email(membership.subscriber.email), "list_title": mlist.title,
-            "list_language": mlist.language}
+            "list_language": mlist.language, "lang": page_language(mlist.language),
+            "words": words(mlist.language)}
 
 
 async def _form_fields(request: Request) -> dict[str, str]:

@@ -4,14 +4,17 @@ lead to (unsubscribe, confirm; `mail_links`), the subscribe form and the prefere
 
 Each template in templates/web/ named below gets one of these as `page` (see
 docs/web.md). List titles, descriptions and subjects are in the list's own `language`;
-the templates mark them with it, as the other public pages do.
+the templates mark them with it, as the other public pages do. The pages a mail's links
+open also speak its language: their `words` (`digest.web.words`) and `lang` are the
+list's, or for the preference page the person's (docs/templates.md).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from digest.web.pages import Page
+from digest.web.pages import MessagePage, Page
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -21,6 +24,7 @@ class MembershipPage(Page):
     email: str  # masked: a***@example.org
     list_title: str
     list_language: str  # the list's own language, for its title
+    words: Mapping[str, str]  # the page's fixed words, in `lang`
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,6 +52,15 @@ class ConfirmedPage(MembershipPage):
     """web/confirmed.html: a subscription confirmed, now or earlier (`already`)."""
 
     already: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class LinkRefusedPage(MessagePage):
+    """web/link_refused.html: a link from mail that does not work, in the language of
+    its list when the link can still be read (English when it cannot); `mailto` as for
+    MessagePage, offered in `words`."""
+
+    words: Mapping[str, str]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,6 +118,7 @@ class PreferencesPage(Page):
     email: str
     lists: list[PreferenceChoice]
     suppressed: bool
+    words: Mapping[str, str]  # the page's fixed words, in `lang`
     notice: str = ""
 
 

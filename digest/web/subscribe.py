@@ -45,7 +45,7 @@ from digest.deliver.confirm import queue_confirmation
 from digest.errors import InvalidInput
 from digest.web.deps import AppDep, PagesDep
 from digest.web.forms import in_transaction, read_body
-from digest.web.mail_links import MAX_TOKEN
+from digest.web.mail_links import MAX_TOKEN, refused_link
 from digest.web.pages import Pages, mask_email, sentence
 from digest.web.public_views import (
     ListChoice,
@@ -55,6 +55,7 @@ from digest.web.public_views import (
     SubscribePage,
 )
 from digest.web.throttle import Throttle, client_key, retry_after_header
+from digest.web.words import page_language, shared_language, words
 from subscribers.addresses import normalize
 from subscribers.lists import all_lists
 from subscribers.members import (
@@ -67,7 +68,7 @@ from subscribers.members import (
     verify_owner,
 )
 from subscribers.models import MailingList, Membership, MembershipStatus, Subscriber
-from subscribers.tokens import MAX_AGE, ClockSigner
+from subscribers.tokens import MAX_AGE, ClockSigner, TokenData
 
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
@@ -235,10 +236,10 @@ def preferences_page(token: str, app: AppDep, pages: PagesDep) -> Response:
     """The person's lists with their current choices. Changes nothing."""
     with app.sessions() as s:
         try:
-            subscriber = _owner(s, app, token)
+            data, subscriber = _owner(s, app, token)
         except InvalidInput as exc:
-            return _refused(pages, exc)
-        page = _preferences(s, subscriber)
+            return _refused(app, pages, exc, token)
+        page = _preferences(s, data, subscriber)
     return pages.render("web/preferences.html", page, private=True)
 
 
@@ -256,24 +257,36 @@ async def preferences_post(token: str, request: Request, app: AppDep,
     ip, now = client_ip(request), app.clock()
 
     def work(s: Session) -> PreferencesPage:
-        subscriber = _owner(s, app, token)
+        data, subscriber = _owner(s, app, token)
         if leave_all:
             unsubscribe_all(s, subscriber.email, now=now, detail=REASON_PREFERENCES)
-            return _preferences(s, subscriber, notice="You will get no more mail from us.")
+            return _preferences(s, data, subscriber, notice="left_all_notice")
         _save(s, subscriber, wanted, ip, now)
-        return _preferences(s, subscriber, notice="Your choices are saved.")
+        return _preferences(s, data, subscriber, notice="saved")
 
     try:
         page = await run_in_threadpool(in_transaction, app, work)
     except InvalidInput as exc:
-        return _refused(pages, exc)
+        return _refused(app, pages, exc, token)
     return pages.render("web/preferences.html", page, private=True)
 
 
-def _owner(s: Session, app: App, token: str) -> Subscriber:
+def _owner(s: Session, app: App, token: str) -> tuple[TokenData, Subscriber]:
     if len(token) > MAX_TOKEN:
         raise InvalidInput("this link is not valid; copy the whole link from the email")
-    return verify_owner(s, app.tokens.read(token, "manage", MAX_AGE["manage"]))
+    data = app.tokens.read(token, "manage", MAX_AGE["manage"])
+    return data, verify_owner(s, data)
+
+
+def _language(s: Session, data: TokenData, subscriber: Subscriber) -> str:
+    """The preference page's language: that of the list whose mail held the link (its
+    manage token names it; links mailed before it did name none), else the one all the
+    person's lists share, else English."""
+    mlist = s.get(MailingList, data.list_id) if data.list_id is not None else None
+    if mlist is not None:
+        return page_language(mlist.language)
+    on = [m for m in subscriber.memberships if m.status != MembershipStatus.UNSUBSCRIBED]
+    return shared_language(m.mailing_list.language for m in on or subscriber.memberships)
 
 
 def _choices(s: Session, subscriber: Subscriber) -> list[tuple[MailingList, Membership | None]]:
@@ -286,16 +299,21 @@ def _choices(s: Session, subscriber: Subscriber) -> list[tuple[MailingList, Memb
     return sorted(shown, key=lambda pair: (pair[0].title.casefold(), pair[0].name))
 
 
-def _preferences(s: Session, subscriber: Subscriber, *, notice: str = "") -> PreferencesPage:
+def _preferences(s: Session, data: TokenData, subscriber: Subscriber, *,
+                 notice: str = "") -> PreferencesPage:
+    """The page; `notice` a key of its words ("" for none)."""
     lists = [
         PreferenceChoice(**vars(choice(mlist)),
                          subscribed=ms is not None and ms.status != MembershipStatus.UNSUBSCRIBED,
                          pending=ms is not None and ms.status == MembershipStatus.PENDING)
         for mlist, ms in _choices(s, subscriber)
     ]
-    return PreferencesPage(title="Your email preferences", email=mask_email(subscriber.email),
-                           lists=lists, suppressed=is_suppressed(s, subscriber.email),
-                           notice=notice)
+    lang = _language(s, data, subscriber)
+    said = words(lang)
+    return PreferencesPage(title=said["preferences_title"], lang=lang, words=said,
+                           email=mask_email(subscriber.email), lists=lists,
+                           suppressed=is_suppressed(s, subscriber.email),
+                           notice=said[notice] if notice else "")
 
 
 def _save(s: Session, subscriber: Subscriber, wanted: set[str], ip: str,
@@ -314,11 +332,8 @@ def _save(s: Session, subscriber: Subscriber, wanted: set[str], ip: str,
                        ip=ip, now=now)
 
 
-def _refused(pages: Pages, exc: InvalidInput) -> Response:
-    return pages.message(
-        400, "This link does not work",
-        f"{sentence(str(exc))} The unsubscribe link at the bottom of every email from us "
-        "leads to a page with a fresh link to your preferences", private=True)
+def _refused(app: App, pages: Pages, exc: InvalidInput, token: str) -> Response:
+    return refused_link(app, pages, exc, token, "manage", after="refused_preferences")
 
 
 # -- guards: form token, throttle ------------------------------------------------------

@@ -158,10 +158,11 @@ def test_suppressed_address_cannot_join(client: TestClient, app: App, world: Wor
 def test_the_unsubscribe_page_leads_to_the_preferences(
         client: TestClient, world: World) -> None:
     r = client.get("/unsubscribe/" + world.token("unsubscribe", ALICE, "sport"))
-    [link] = lxml.html.fromstring(r.text).xpath(
-        '//a[text()="Change your preferences instead"]/@href')
+    # sport is Korean: the link says so in Korean, and the page it opens does too.
+    [link] = lxml.html.fromstring(r.text).xpath('//a[text()="수신 설정"]/@href')
     assert link.startswith("/preferences/")
     r = client.get(link)
+    assert '<html lang="ko">' in r.text and "<h1>메일 수신 설정</h1>" in r.text
     assert r.status_code == 200 and ticked(r) == ["news", "sport"]
     save(client, link, "sport")
     assert world.status(ALICE, "news") == "unsubscribed"

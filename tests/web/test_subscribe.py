@@ -144,9 +144,13 @@ def test_new_address_gets_one_mail_whose_link_confirms(
     assert len(outbox(app)) == 1
     assert "스포츠 소식" in str(mail["Subject"])
     [link] = re.findall(r"https://news\.example\.org(/confirm/\S+)", text_of(mail))
-    assert "Confirm your subscription" in client.get(link).text
+    # sport is Korean: so are the pages its confirmation link opens (issue 11).
+    page = client.get(link).text
+    assert '<html lang="ko">' in page and "<title>스포츠 소식 구독 확인</title>" in page
+    assert ">구독 확인</button>" in page and "Confirm" not in page
     r = client.post(link)
-    assert r.status_code == 200 and "Subscription confirmed" in r.text
+    assert r.status_code == 200 and "<h1>구독이 확인되었습니다</h1>" in r.text
+    assert '<html lang="ko">' in r.text and "Subscription confirmed" not in r.text
     world.ids[CAROL] = carol.id
     assert world.status(CAROL, "sport") == "confirmed"
 
