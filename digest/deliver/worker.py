@@ -216,7 +216,8 @@ class _Links:
                 "confirm", c.subscriber_id, self.list_id, c.email, signup=c.signup)
             return Recipient(c.delivery_id, c.email, c.name, f"{base}/unsubscribe/{unsubscribe}",
                              confirm, unsubscribe_token=unsubscribe)
-        manage = self.tokens.make("manage", c.subscriber_id, None, c.email)
+        # The list's id lets the preference page speak the list's language (issue 11).
+        manage = self.tokens.make("manage", c.subscriber_id, self.list_id, c.email)
         since = c.subscribed_at.astimezone(self.zone).date() if c.subscribed_at else None
         return Recipient(c.delivery_id, c.email, c.name, f"{base}/unsubscribe/{unsubscribe}",
                          unsubscribe_token=unsubscribe, manage_url=f"{base}/preferences/{manage}",
