@@ -18,6 +18,7 @@ import datetime as dt
 import http.server
 import ipaddress
 import json
+import logging
 import ssl
 import threading
 import uuid
@@ -351,3 +352,15 @@ def test_without_topics_configured_nothing_is_taken(
                                            "https://sns.us-east-1.amazonaws.com/x.pem"))
     assert answer.status_code == 503 and "[ses] topic_arns" in answer.json()["error"]
     assert mailing.suppressed() == {}
+
+
+def test_an_unsigned_body_nested_too_deep_is_a_400_without_a_traceback(
+    hook: TestClient, caplog: pytest.LogCaptureFixture, cert_host: CertHost,
+) -> None:
+    caplog.set_level(logging.INFO, "digest.web.webhooks")
+    answer = hook.post("/webhooks/ses", content=b"[" * 100_000 + b"]" * 100_000,
+                       headers={"Content-Type": "text/plain; charset=UTF-8"})
+    assert answer.status_code == 400 and "nested too deep" in answer.json()["error"]
+    refusals = [r for r in caplog.records if "refused" in r.getMessage()]
+    assert len(refusals) == 1 and not refusals[0].exc_info
+    assert cert_host.paths == []

@@ -412,3 +412,28 @@ def test_postmark_broadcast_suppression_and_deactivating_soft_bounce(
     assert postmark(client, soft).json() == {"outcome": "suppressed"}
     assert {k: v[0] for k, v in mailing.suppressed().items()} == {PEOPLE[0]: "complaint",
                                                                  PEOPLE[1]: "hard_bounce"}
+
+
+DEEP = b"[" * 100_000 + b"]" * 100_000  # nested past any parser's depth
+
+
+@pytest.mark.parametrize(("body", "why"), [
+    (DEEP, "nested too deep"),
+    (b'{"a": ' + b"9" * 5000 + b"}", "not JSON"),  # an integer longer than Python reads
+    (b"\xff\xfe{}", "not JSON"),
+])
+def test_a_body_too_deep_or_unreadable_is_a_4xx_with_one_line_for_every_webhook(
+        signing_key: ec.EllipticCurvePrivateKey, client: TestClient, clock: Clock,
+        caplog: pytest.LogCaptureFixture, body: bytes, why: str) -> None:
+    caplog.set_level(logging.INFO, "digest.web.webhooks")
+    answers = {
+        "mailgun": client.post("/webhooks/mailgun", content=body),
+        "postmark": client.post("/webhooks/postmark", content=body,
+                                auth=("postmark", POSTMARK_PASSWORD)),
+        "sendgrid": sendgrid(client, signing_key, None, clock(), body=body),
+    }
+    assert {k: a.status_code for k, a in answers.items()} == {
+        "mailgun": 406, "postmark": 400, "sendgrid": 400}
+    assert all(why in a.json()["error"] for a in answers.values())
+    refusals = [r for r in caplog.records if "refused" in r.getMessage()]
+    assert len(refusals) == 3 and not any(r.exc_info for r in refusals)

@@ -63,12 +63,15 @@ def refused(provider: str, request: Request, refusal: Refusal) -> Response:
                         headers={"Cache-Control": "no-store", **refusal.headers})
 
 
-def read_json(body: bytes) -> Any:
-    """The request's JSON, or a 400 refusal saying why not."""
+def read_json(body: bytes | str) -> Any:
+    """The request's JSON, or a 400 refusal saying why not: malformed, not UTF-8, nested
+    too deep for the parser (RecursionError, `[[[...`), or a number too long to read."""
     try:
         return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise Refusal(400, f"the body is not JSON ({exc})") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, a huge integer
+        raise Refusal(400, f"the body is not JSON ({str(exc)[:120]})") from None
+    except RecursionError:
+        raise Refusal(400, "the body is not JSON we take: nested too deep") from None
 
 
 def check_time(at: dt.datetime, now: dt.datetime, *, max_age: dt.timedelta,

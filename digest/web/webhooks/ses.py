@@ -35,7 +35,6 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import json
 import logging
 import re
 import threading
@@ -244,8 +243,8 @@ def _notices(message: dict[str, str]) -> list[Notice]:
     first keyed by the SNS MessageId (what a replay repeats)."""
     key = message["MessageId"]
     try:
-        event = json.loads(message["Message"])
-    except json.JSONDecodeError:
+        event = read_json(message["Message"])
+    except Refusal:
         # SES's first message to a new topic is plain text ("Successfully validated...").
         return [Notice(key, None)]
     if not isinstance(event, dict):
