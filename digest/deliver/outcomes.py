@@ -16,7 +16,7 @@ import datetime as dt
 import logging
 import select as os_select
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, Update, select, update
@@ -107,6 +107,28 @@ class LedgerEvents:
         finally:
             self._keep(self._writer.take_lost())
 
+    def taken_back(self, msgs: Sequence[Outgoing]) -> None:
+        """The provider took none of `msgs`: their rows are this worker's claims again
+        (one statement, guarded by claimed_by), so a kill or a stop during the wait that
+        follows leaves nothing `sending`. Kept for later if the database is away."""
+        ids = [m.delivery_id for m in msgs]
+        self._settle()  # the last handover's COMMIT is read first
+        for delivery_id in ids:  # a handover whose commit was lost: nothing went out
+            self._unwritten.pop(delivery_id, None)
+        if not self._unwritten:
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(update(Delivery)
+                                 .where(Delivery.id.in_(ids),
+                                        Delivery.claimed_by == self.worker,
+                                        Delivery.status == DeliveryStatus.HANDING_OVER)
+                                 .values(status=DeliveryStatus.CLAIMED))
+                return
+            except SQLAlchemyError as exc:
+                log.warning("could not give back %d deliveries the provider did not take; "
+                            "kept for later: %s", len(ids), unavailable(exc))
+        self._keep({delivery_id: {"status": DeliveryStatus.CLAIMED} for delivery_id in ids})
+
     def done(self, result: SendResult) -> None:
         now = self.clock()
         if self._lease and self._edition_id is not None and time.monotonic() >= self._renew_at:
@@ -193,7 +215,8 @@ class LedgerEvents:
                 attempts = conn.scalar(
                     select(Delivery.attempts).where(Delivery.id == result.delivery_id)
                 ) or 0
-                status, values = self._retry(attempts + 1, result.detail, now)
+                status, values = self._retry(attempts + 1, result.detail, now,
+                                             result.retry_at)
                 conn.execute(
                     update(Delivery)
                     .where(Delivery.id == result.delivery_id,
@@ -207,13 +230,14 @@ class LedgerEvents:
     def _defer_later(self, result: SendResult, now: dt.datetime) -> DeliveryStatus:
         """The database is away: queue the row again when it answers, this attempt
         uncounted (the count is in the database)."""
-        status, values = self._retry(1, result.detail, now)
+        status, values = self._retry(1, result.detail, now, result.retry_at)
         del values["attempts"]
         self._keep({result.delivery_id: values})
         return status
 
-    def _retry(self, attempts: int, detail: str,
-               now: dt.datetime) -> tuple[DeliveryStatus, dict[str, object]]:
+    def _retry(self, attempts: int, detail: str, now: dt.datetime,
+               retry_at: dt.datetime | None = None) -> tuple[DeliveryStatus, dict[str, object]]:
+        """The row's next values; `retry_at`, the provider's time, when later than ours."""
         if attempts >= self.policy.max_attempts:
             return DeliveryStatus.FAILED, {
                 "status": DeliveryStatus.FAILED, "attempts": attempts,
@@ -222,7 +246,8 @@ class LedgerEvents:
         return DeliveryStatus.QUEUED, {
             "status": DeliveryStatus.QUEUED, "attempts": attempts, "claimed_by": "",
             "lease_until": None, "last_error": detail,
-            "next_attempt_at": self.policy.next_attempt(attempts, now),
+            "next_attempt_at": max(self.policy.next_attempt(attempts, now),
+                                   retry_at or now),
         }
 
 

@@ -16,7 +16,7 @@ import shutil
 import ssl
 import subprocess
 import threading
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,16 +68,20 @@ class EventLog:
             self.calls.append(("done", result.delivery_id))
             self.results.append(result)
 
+    def taken_back(self, msgs: Sequence[Outgoing]) -> None:
+        with self.lock:
+            self.calls.extend(("taken_back", m.delivery_id) for m in msgs)
+
     def check(self) -> None:
-        """done() once per message; a sent one was handed over once, before done()."""
+        """done() once per message; a sent one was handed over once more than it was
+        taken back, the last handover before done()."""
         done = [i for kind, i in self.calls if kind == "done"]
         assert len(done) == len(set(done))
         for result in self.results:
-            key = ("handing_over", result.delivery_id)
-            over = [n for n, call in enumerate(self.calls) if call == key]
+            mine = [kind for kind, i in self.calls if i == result.delivery_id]
             if result.status == "sent":
-                assert len(over) == 1
-                assert over[0] < self.calls.index(("done", result.delivery_id))
+                assert mine.count("handing_over") == mine.count("taken_back") + 1
+                assert mine[-2:] == ["handing_over", "done"]
 
 
 @dataclass(frozen=True)

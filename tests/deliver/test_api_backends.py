@@ -4,8 +4,10 @@ provider received."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -72,11 +74,11 @@ def _backend(kind: str, url: str, clock: Clock, **options: Any) -> ApiBackend:
     return MailgunBackend(url, DOMAIN, key or MAILGUN_KEY, **common)
 
 
-def _fake(kind: str, **options: Any) -> FakeApi:
+def _fake(kind: str, sender: str = SENDER, **options: Any) -> FakeApi:
     if kind == "postmark":
-        return FakePostmark(senders=(SENDER,), **options)
+        return FakePostmark(senders=(sender,), **options)
     if kind == "sendgrid":
-        return FakeSendGrid(verified=(SENDER,), **options)
+        return FakeSendGrid(verified=(sender,), **options)
     return FakeMailgun(**options)
 
 
@@ -442,3 +444,150 @@ def test_make_backend_reads_each_providers_settings_and_secret(settings: Setting
             make_backend(settings.with_overrides(delivery__backend=kind, mailgun__domain="x"))
     with pytest.raises(ConfigError, match=r"\[mailgun\] domain"):
         make_backend(with_env.with_overrides(delivery__backend="mailgun"))
+
+
+# -- what an answer means for the ledger (the attack of issue 12) ---------------------------
+
+@pytest.mark.parametrize(("answer", "mangle", "uncertain"), [
+    (Answer(200, b"<html>OK</html>"), None, 4),  # not JSON
+    (json_answer(200, {"Message": "OK"}), None, 4),  # JSON, not a list
+    (None, lambda results: results[:2], 2),  # two results missing
+    (None, lambda results: results + results[:1], 0),  # one result too many
+])
+def test_a_postmark_200_that_does_not_settle_every_message_leaves_them_uncertain(
+    app: App, fakes: Callable[[FakeApi], Any], clock: Clock, tmp_path: Path,
+    answer: Answer | None, mangle: Callable[[list[Any]], Any] | None, uncertain: int,
+) -> None:
+    """A 200 means Postmark took the batch: a message its answer does not settle is
+    uncertain, never queued again, so the next run does not mail that reader twice."""
+    fake: FakePostmark = fakes(FakePostmark(senders=(SENDER,), mangle=mangle))
+    if answer is not None:
+        fake.trouble(answer)
+    edition_id = _prepare(app, tmp_path, 4)
+    backend = _backend("postmark", fake.url, clock)
+    if uncertain:
+        with pytest.raises(DeliveryError, match=f"{uncertain} of its 4 messages are marked "
+                                                "uncertain"):
+            _send(app, backend, clock)
+    else:
+        _send(app, backend, clock)
+    clock.advance(days=1)
+    _send(app, backend, clock)
+
+    status = Counter(s.split()[0] for s in _statuses(app, edition_id).values())
+    assert status == +Counter({"uncertain": uncertain, "sent": 4 - uncertain})
+    handed = Counter(d for call in fake.calls for d in _deliveries_in("postmark", call))
+    assert len(handed) == 4 and set(handed.values()) == {1}, "a reader was mailed twice"
+
+
+def test_postmark_results_are_matched_by_address_not_position(
+    app: App, fakes: Callable[[FakeApi], Any], clock: Clock, tmp_path: Path
+) -> None:
+    people = _addresses(4)
+    fake: FakePostmark = fakes(FakePostmark(senders=(SENDER,), inactive=(people[1],),
+                                            mangle=lambda results: results[::-1]))
+    edition_id = _prepare(app, tmp_path, 4)
+    _send(app, _backend("postmark", fake.url, clock), clock)
+
+    status = _statuses(app, edition_id)
+    assert status[people[1]].startswith("failed Postmark ErrorCode 406")
+    assert [status[p] for p in people if p != people[1]] == ["sent"] * 3
+    with app.sessions() as s:
+        assert [p for p in people if is_suppressed_address(s, p)] == [people[1]]
+    ids = _message_ids(app, edition_id)
+    for m in fake.accepted:
+        assert ids[int(m["Metadata"]["delivery_id"])] == m["MessageID"]
+
+
+@pytest.mark.parametrize("kind", ["postmark", "sendgrid", "mailgun"])
+def test_a_2xx_without_the_usual_body_never_queues_the_call_again(
+    app: App, fakes: Callable[[FakeApi], Any], clock: Clock, tmp_path: Path, kind: str
+) -> None:
+    """Any 2xx took the call: its messages are sent or uncertain, never queued."""
+    fake = fakes(_fake(kind))
+    fake.trouble(*[Answer(201, b"")] * 3)
+    edition_id = _prepare(app, tmp_path, 3)
+    with contextlib.suppress(DeliveryError):
+        _send(app, _backend(kind, fake.url, clock), clock)
+    assert not [v for v in _statuses(app, edition_id).values() if v.startswith("queued")]
+
+
+def _rows(app: App, edition_id: int) -> Counter[str]:
+    with app.sessions() as s:
+        return Counter(s.scalars(select(Delivery.status).where(
+            Delivery.edition_id == edition_id)).all())
+
+
+@pytest.mark.parametrize("kind", ["postmark", "sendgrid", "mailgun"])
+@pytest.mark.parametrize("status", [429, 503])
+def test_while_waiting_to_retry_no_row_is_sending_and_stop_gives_the_batch_back(
+    app: App, fakes: Callable[[FakeApi], Any], clock: Clock, tmp_path: Path,
+    kind: str, status: int,
+) -> None:
+    """The provider took none of the call: during the wait its rows are the worker's
+    claims (a kill then leaves nothing uncertain), and a stop (SIGTERM) ends the wait
+    and gives the batch back to the queue."""
+    fake = fakes(_fake(kind))
+    fake.trouble(Answer(status, b"", {"Retry-After": "60"}))
+    edition_id = _prepare(app, tmp_path, 3)
+    stop = threading.Event()
+    during: list[Counter[str]] = []
+
+    def sleep(seconds: float) -> None:
+        during.append(_rows(app, edition_id))
+        stop.set()
+
+    sender = App(app.settings, clock=clock, backend=_backend(kind, fake.url, clock, sleep=sleep))
+    try:
+        sender.send("daily", stop=stop)
+    finally:
+        sender.close()
+    assert during and "sending" not in during[0] and during[0]["claimed"] >= 1
+    assert _rows(app, edition_id) == {"queued": 3}
+    assert len(fake.calls) == 1  # no second try after the stop
+
+
+@pytest.mark.parametrize("kind", ["postmark", "sendgrid", "mailgun"])
+def test_after_a_429_the_batch_is_handed_over_again_and_sent_once(
+    fakes: Callable[[FakeApi], Any], clock: Clock, kind: str
+) -> None:
+    fake = fakes(_fake(kind, sender="news@example.org"))
+    fake.trouble(Answer(429, b"", {"Retry-After": "5"}))
+    batch = make_messages(1 if kind == "mailgun" else 2)
+    events = EventLog()
+    sleeps = Sleeps()
+    results = _backend(kind, fake.url, clock, sleep=sleeps).send(batch, events)
+    events.check()
+    assert [r.status for r in results] == ["sent"] * len(batch)
+    assert sleeps == [5.0]
+    first = batch[0].delivery_id
+    assert [k for k, i in events.calls if i == first] == [
+        "handing_over", "taken_back", "handing_over", "done"]
+
+
+@pytest.mark.parametrize(("kind", "trouble", "said"), [
+    ("postmark", {"Retry-After": "999999"}, r"wait 12 days \(Retry-After: 999999\)"),
+    ("mailgun", {"Retry-After": "999999"}, r"wait 12 days \(Retry-After: 999999\)"),
+    ("sendgrid", {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "RESET"},
+     r"wait 116 days \(X-RateLimit-Reset: \d+\)"),
+])
+def test_a_wait_longer_than_max_wait_queues_the_batch_for_then_and_says_so(
+    app: App, fakes: Callable[[FakeApi], Any], clock: Clock, tmp_path: Path,
+    kind: str, trouble: dict[str, str], said: str,
+) -> None:
+    fake = fakes(_fake(kind))
+    asked = 999_999 if "Retry-After" in trouble else 10_000_000
+    headers = {k: v.replace("RESET", str(int(clock().timestamp()) + asked))
+               for k, v in trouble.items()}
+    fake.trouble(Answer(429, b"", headers))
+    edition_id = _prepare(app, tmp_path, 2)
+    sleeps = Sleeps()
+    with pytest.raises(DeliveryError, match=said + ".* queued again for"):
+        _send(app, _backend(kind, fake.url, clock, sleep=sleeps), clock)
+    assert sleeps == []  # no hanging
+    assert _rows(app, edition_id) == {"queued": 2}
+    with app.sessions() as s:
+        due = s.scalars(select(Delivery.next_attempt_at).where(
+            Delivery.edition_id == edition_id, Delivery.attempts > 0)).all()
+    assert due and all(abs((d.replace(tzinfo=dt.UTC) - clock()).total_seconds() - asked) < 2
+                       for d in due)

@@ -147,6 +147,9 @@ class StopAfter:
                 if outer.count == 0:
                     outer.stop.set()
 
+            def taken_back(self, msgs: Sequence[Outgoing]) -> None:
+                events.taken_back(msgs)
+
         return self.inner.send(batch, Counting(), stop)
 
     def close(self) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from tests.fakes import Answer, Call, FakeApi, json_answer
@@ -26,8 +27,12 @@ TOKEN = "server-token-0f8d"
 
 class FakePostmark(FakeApi):
     def __init__(self, *, token: str = TOKEN, senders: tuple[str, ...] = (),
-                 inactive: tuple[str, ...] = (), pending_approval: bool = False) -> None:
+                 inactive: tuple[str, ...] = (), pending_approval: bool = False,
+                 mangle: Callable[[list[Any]], Any] | None = None) -> None:
         super().__init__()
+        # What a broken Postmark (or a proxy in front of it) does to the results of a
+        # batch it accepted whole: reorder, drop or add results.
+        self.mangle = mangle
         self.token = token
         self.senders = {s.lower() for s in senders}
         self.inactive = {a.lower() for a in inactive}
@@ -50,7 +55,8 @@ class FakePostmark(FakeApi):
         if len(messages) > 500:
             return json_answer(422, {"ErrorCode": 410, "Message": "Too many batch messages. "
                                      "The maximum is 500."})
-        return json_answer(200, [self._one(m) for m in messages])
+        results = [self._one(m) for m in messages]
+        return json_answer(200, self.mangle(results) if self.mangle else results)
 
     def _one(self, m: dict[str, Any]) -> dict[str, Any]:
         to = str(m.get("To", ""))

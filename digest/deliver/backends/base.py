@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -45,6 +46,8 @@ class SendResult:
     # (Postmark's inactive recipients, ErrorCode 406): the worker records it as that
     # notice (digest.feedback), which suppresses the address. "" otherwise.
     feedback: str = ""
+    # deferred: not before this time, the provider's own word (a long Retry-After).
+    retry_at: dt.datetime | None = None
 
 
 class SendEvents(Protocol):
@@ -64,6 +67,12 @@ class SendEvents(Protocol):
 
     def done(self, result: SendResult) -> None:
         """As soon as one message's outcome is known; once per message."""
+
+    def taken_back(self, msgs: Sequence[Outgoing]) -> None:
+        """The provider answered that it took none of `msgs` (429, 5xx, a connection
+        never opened), which were handed over: they are the sender's claims again, not
+        `sending`, until handing_over() is called for them before the next try (or they
+        are given back to the queue, or settled by done())."""
 
 
 class Backend(Protocol):
@@ -91,6 +100,9 @@ class NoEvents:
         pass
 
     def done(self, result: SendResult) -> None:
+        pass
+
+    def taken_back(self, msgs: Sequence[Outgoing]) -> None:
         pass
 
 

@@ -10,13 +10,21 @@ before the request is written, and then:
 - the request was written and the answer never came (a read timeout, the connection
   closed or reset): the provider may have queued them, so they are `uncertain` and never
   sent again, as after a hard kill, which leaves their rows `sending` (then `uncertain`);
-- an answer came: the provider says what became of each (`_outcomes`).
+- an answer came: the provider says what became of each (`_outcomes`). A 2xx means it
+  took the call: a message its answer does not clearly settle (a malformed body, a
+  result missing) is `uncertain`, never queued again.
 
-429 and 5xx answers are retried in the same call, waiting as `Retry-After` (seconds or an
-HTTP date) says, else until the `X-RateLimit-Reset` time when the remaining count is 0,
-else 1, 2, 4... seconds; after `tries` answers like that the messages are deferred and
-the run stops with an Error (the provider is in trouble; nothing is lost). An answer
-saying the key, the sender or the account is wrong stops the run the same way.
+429 and 5xx answers (and a connection that could not be opened) are retried in the same
+call, waiting as `Retry-After` (seconds or an HTTP date) says, else until the
+`X-RateLimit-Reset` time when the remaining count is 0, else 1, 2, 4... seconds. Such an
+answer took none of the messages, so before the wait they are given back (`taken_back`:
+the worker's claims again, not `sending`, so a kill during the wait leaves nothing
+uncertain and SIGTERM gives them back to the queue), and handed over again right before
+the next try. A wait longer than MAX_WAIT is not made: the messages are queued again for
+the time asked and the run stops with an Error saying so. After `tries` answers like
+that the messages are deferred and the run stops with an Error (the provider is in
+trouble; nothing is lost). An answer saying the key, the sender or the account is wrong
+stops the run the same way.
 """
 
 from __future__ import annotations
@@ -44,8 +52,10 @@ from digest.errors import ConfigError, DeliveryError
 
 log = logging.getLogger(__name__)
 
-#: Longest wait for one retry, whatever a header asks: past it the messages are deferred.
-MAX_WAIT = 300.0
+#: Longest wait in a run, a third of the default lease: a provider asking for more
+#: (Retry-After, X-RateLimit-Reset) gets the call's messages queued again for the time
+#: it asked, and the run stops saying so; waiting longer would hang the sender silently.
+MAX_WAIT = 100.0
 #: Headers of our messages that API fields carry instead, or the provider writes: a
 #: DKIM signature over our MIME would not hold for the message the provider builds (it
 #: signs with its own key, or the domain's key it was given).
@@ -61,6 +71,7 @@ class Outcome:
     detail: str = ""
     provider_id: str = ""
     feedback: str = ""  # "hard_bounce": the provider refuses the address for good
+    retry_at: dt.datetime | None = None  # deferred: not before this time (the provider's)
 
 
 class Fatal(Exception):
@@ -98,7 +109,8 @@ class ApiBackend:
     requests.Session (one kept-alive connection pool) belongs to it.
 
     rate_limit: most messages per second (0: none); `sleep` and `monotonic` drive the
-    waits, `wall` reads the time for rate-limit reset headers (tests pass their clock).
+    waits (tests pass their own; by default a retry's wait is `stop.wait`, which SIGTERM
+    cuts short), `wall` reads the time for rate-limit reset headers (tests pass their clock).
     """
 
     name = "api"
@@ -114,7 +126,7 @@ class ApiBackend:
         timeout: float = 30.0,
         tries: int = 4,
         session: requests.Session | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
@@ -127,7 +139,7 @@ class ApiBackend:
         self.timeout = timeout
         self.tries = max(1, tries)
         self.http = session or requests.Session()
-        self.limiter = RateLimiter(rate_limit, clock=monotonic, sleep=sleep)
+        self.limiter = RateLimiter(rate_limit, clock=monotonic, sleep=sleep or time.sleep)
         self._sleep = sleep
         self._wall = wall
         self._not_before = 0.0  # wall time the provider's rate-limit headers ask us to wait for
@@ -152,13 +164,15 @@ class ApiBackend:
     def send(self, batch: Sequence[Outgoing], events: SendEvents,
              stop: threading.Event | None = None) -> list[SendResult]:
         """Send `batch` in chunks of at most max_batch; done() once per message attempted.
-        Raises DeliveryError when the provider cannot be reached or refuses the key,
-        sender or account, after settling the call's messages (deferred)."""
+        Raises DeliveryError when the provider cannot be reached, refuses the key, sender
+        or account, or asks for a longer wait than MAX_WAIT, after settling the call's
+        messages. Once `stop` is set (even during a wait), no call starts: the messages
+        left are the worker's claims, given back to the queue."""
         results: list[SendResult] = []
 
         def settle(msg: Outgoing, outcome: Outcome) -> None:
             result = SendResult(msg.delivery_id, outcome.status, outcome.detail,
-                                outcome.provider_id, outcome.feedback)
+                                outcome.provider_id, outcome.feedback, outcome.retry_at)
             results.append(result)
             events.done(result)
 
@@ -167,9 +181,31 @@ class ApiBackend:
                 break
             for _ in chunk:
                 self.limiter.wait()
-            request = self._request(chunk)  # before the handover: keep that gap short
+            error = self._call(chunk, events, settle, stop)
+            if error is not None:
+                raise error
+        return results
+
+    def _call(self, chunk: Sequence[Outgoing], events: SendEvents,
+              settle: Callable[[Outgoing, Outcome], None],
+              stop: threading.Event | None) -> DeliveryError | None:
+        """One call of `chunk`, tried again while the provider answers 429 or 5xx or
+        cannot be reached; settles each message handed over and returns the error that
+        stops the run. A message is `sending` only while a request is out: an answer that
+        took none of them gives them back (taken_back) before any wait, and they are
+        handed over again right before the next try. A stop during a wait leaves them
+        unsettled, the worker's claims."""
+        pending = list(chunk)
+        asked: tuple[float, str] = (0.0, "")  # the wait the last answer asked for, and why
+        for attempt in range(self.tries):
+            wait, why = self._wait(asked)
+            if wait > MAX_WAIT:
+                return self._put_off(pending, settle, wait, why)
+            if wait > 0 and not self._pause(wait, stop):
+                return None
+            request = self._request(pending)  # before the handover: keep that gap short
             kept = []
-            for msg in chunk:
+            for msg in pending:
                 try:
                     events.handing_over(msg)
                 except ClaimLost as exc:
@@ -177,73 +213,114 @@ class ApiBackend:
                 else:
                     kept.append(msg)
             if not kept:
-                continue
-            if len(kept) < len(chunk):
-                request = self._request(kept)
-            outcomes, error = self._call(kept, request)
-            for msg, outcome in zip(kept, outcomes, strict=True):
-                settle(msg, outcome)
-            if error is not None:
-                raise error
-        return results
+                return None
+            if len(kept) < len(pending):
+                pending, request = kept, self._request(kept)
+            last = attempt + 1 == self.tries
+            try:
+                reply = self._post(request)
+            except _NotSent as exc:
+                events.taken_back(pending)
+                if not last:
+                    asked = (_backoff(attempt), f"{exc}; backing off")
+                    continue
+                for msg in pending:
+                    settle(msg, Outcome("deferred", f"not sent: {exc}"))
+                return DeliveryError(
+                    f"cannot reach {self.name} at {self.api_url}: {exc}. Nothing was lost: "
+                    f"the messages stay queued; check [{self.section}] api_url and the "
+                    "network, then run again (a worker tries again by itself)")
+            except _NoAnswer as exc:
+                for msg in pending:
+                    settle(msg, Outcome("uncertain",
+                                        f"{exc} (the provider may have accepted the message)"))
+                return None
+            if reply.status_code != 429 and reply.status_code < 500:
+                return self._settle_answer(pending, reply, settle)
+            events.taken_back(pending)  # the provider took none of them
+            if last:
+                error = DeliveryError(
+                    f"{self.name} answered {_describe(reply)} {self.tries} times in a row: "
+                    "it is in trouble or limiting us. Nothing was lost: the messages stay "
+                    "queued and are sent again later")
+                for msg in pending:
+                    settle(msg, Outcome("deferred", str(error)))
+                return error
+            asked = self._retry_after(reply, attempt)
+            log.info("%s answered %s; trying again in %.1f s", self.name, _describe(reply),
+                     self._wait(asked)[0])
+        raise AssertionError("unreachable")  # pragma: no cover
 
-    def _call(self, kept: Sequence[Outgoing],
-              request: Request) -> tuple[list[Outcome], DeliveryError | None]:
-        """What became of each message of one call, and the error that stops the run."""
+    def _settle_answer(self, kept: Sequence[Outgoing], reply: requests.Response,
+                       settle: Callable[[Outgoing, Outcome], None]) -> DeliveryError | None:
+        """Settle each message from a final answer. A 2xx means the provider took the
+        call: a message its answer does not clearly settle is `uncertain`, never queued
+        again (sending it again could mail the reader twice)."""
         try:
-            reply = self._exchange(request)
-        except _NotSent as exc:
-            return [Outcome("deferred", f"not sent: {exc}")] * len(kept), DeliveryError(
-                f"cannot reach {self.name} at {self.api_url}: {exc}. Nothing was lost: the "
-                f"messages stay queued; check [{self.section}] api_url and the network, "
-                "then run again (a worker tries again by itself)")
-        except _NoAnswer as exc:
-            detail = f"{exc} (the provider may have accepted the message)"
-            return [Outcome("uncertain", detail)] * len(kept), None
-        if reply.status_code == 429 or reply.status_code >= 500:
-            error = DeliveryError(
-                f"{self.name} answered {_describe(reply)} {self.tries} times in a row: it "
-                "is in trouble or limiting us. Nothing was lost: the messages stay queued "
-                "and are sent again later")
-            return [Outcome("deferred", str(error))] * len(kept), error
-        try:
-            return self._outcomes(kept, reply), None
+            outcomes, error = self._outcomes(kept, reply), None
         except Fatal as exc:
-            return ([exc.outcomes.get(m.delivery_id) or Outcome("deferred", f"not sent: {exc}")
-                     for m in kept], DeliveryError(str(exc)))
+            if 200 <= reply.status_code < 300:
+                rest = Outcome("uncertain", f"{self.name} took the call (HTTP "
+                                            f"{reply.status_code}) but its answer does not "
+                                            "say what became of this message")
+                unsettled = sum(m.delivery_id not in exc.outcomes for m in kept)
+                error = DeliveryError(f"{exc}. {unsettled} of its {len(kept)} messages are "
+                                      "marked uncertain and are not sent again")
+            else:
+                rest, error = Outcome("deferred", f"not sent: {exc}"), DeliveryError(str(exc))
+            outcomes = [exc.outcomes.get(m.delivery_id) or rest for m in kept]
+        for msg, outcome in zip(kept, outcomes, strict=True):
+            settle(msg, outcome)
+        return error
+
+    def _wait(self, asked: tuple[float, str]) -> tuple[float, str]:
+        """Seconds to wait before the next request, and why: what the last answer asked,
+        or the rate-limit reset a reply announced (X-RateLimit-Remaining: 0), if later."""
+        reset = self._not_before - self._wall()
+        if reset > asked[0]:
+            return reset, f"X-RateLimit-Reset: {self._not_before:.0f}"
+        return asked
+
+    def _pause(self, seconds: float, stop: threading.Event | None) -> bool:
+        """Wait, cut short by `stop`; whether to go on (False: stopped)."""
+        if self._sleep is not None:
+            self._sleep(seconds)
+        elif stop is not None:
+            stop.wait(seconds)
+        else:
+            time.sleep(seconds)
+        self._not_before = 0.0
+        return stop is None or not stop.is_set()
+
+    def _put_off(self, pending: Sequence[Outgoing], settle: Callable[[Outgoing, Outcome], None],
+                 wait: float, why: str) -> DeliveryError:
+        """The provider asks for a longer wait than MAX_WAIT: the call's messages are
+        queued again for the time asked, and the run stops saying so."""
+        self._not_before = 0.0
+        when = dt.datetime.fromtimestamp(self._wall() + wait, dt.UTC)
+        said = (f"{self.name} asked us to wait {_duration(wait)} ({why}); the batch is "
+                f"queued again for {when:%Y-%m-%d %H:%M} UTC")
+        log.warning("%s", said)
+        for msg in pending:
+            settle(msg, Outcome("deferred", said, retry_at=when))
+        return DeliveryError(f"{said}. Nothing was lost; waits longer than {MAX_WAIT:.0f} s "
+                             "are not made in a run")
 
     def close(self) -> None:
         self.http.close()
 
-    def _exchange(self, request: Request) -> requests.Response:
-        """The request's final answer, after retrying 429 and 5xx `tries` times.
-        Raises _NotSent (no connection) or _NoAnswer (written, unanswered)."""
-        url = self.api_url + request.path
-        for attempt in range(self.tries):
-            wait = self._not_before - self._wall()
-            if wait > 0:
-                self._sleep(min(wait, MAX_WAIT))
-                self._not_before = 0.0
-            self.calls += 1
-            try:
-                reply = self.http.request(request.method, url, timeout=self.timeout,
-                                          **request.kwargs)
-            except requests.RequestException as exc:
-                if _before_sending(exc):
-                    if attempt + 1 < self.tries:
-                        self._sleep(_backoff(attempt))
-                        continue
-                    raise _NotSent(_reason(exc)) from None
-                raise _NoAnswer(f"no answer from {self.name}: {_reason(exc)}") from None
-            self._note_limits(reply)
-            if reply.status_code != 429 and reply.status_code < 500:
-                return reply
-            if attempt + 1 < self.tries:
-                delay = self._retry_after(reply, attempt)
-                log.info("%s answered %s; trying again in %.1f s", self.name,
-                         _describe(reply), max(delay, self._not_before - self._wall()))
-                if delay > 0:
-                    self._sleep(delay)
+    def _post(self, request: Request) -> requests.Response:
+        """One request's answer. Raises _NotSent (no connection) or _NoAnswer (written,
+        unanswered)."""
+        self.calls += 1
+        try:
+            reply = self.http.request(request.method, self.api_url + request.path,
+                                      timeout=self.timeout, **request.kwargs)
+        except requests.RequestException as exc:
+            if _before_sending(exc):
+                raise _NotSent(_reason(exc)) from None
+            raise _NoAnswer(f"no answer from {self.name}: {_reason(exc)}") from None
+        self._note_limits(reply)
         return reply
 
     def _note_limits(self, reply: requests.Response) -> None:
@@ -254,11 +331,13 @@ class ApiBackend:
             with contextlib.suppress(ValueError):
                 self._not_before = float(reset)
 
-    def _retry_after(self, reply: requests.Response, attempt: int) -> float:
+    def _retry_after(self, reply: requests.Response, attempt: int) -> tuple[float, str]:
+        """The wait a 429 or 5xx answer asks for (uncapped: _call caps it), and why."""
         header = reply.headers.get("Retry-After", "").strip()
         if header:
+            why = f"Retry-After: {header}"
             if header.isdigit():
-                return min(float(header), MAX_WAIT)
+                return float(header), why
             try:
                 when = email.utils.parsedate_to_datetime(header)
             except (TypeError, ValueError):
@@ -266,14 +345,22 @@ class ApiBackend:
             if when is not None:
                 if when.tzinfo is None:
                     when = when.replace(tzinfo=dt.UTC)
-                return min(max(when.timestamp() - self._wall(), 0.0), MAX_WAIT)
+                return max(when.timestamp() - self._wall(), 0.0), why
         if self._not_before > self._wall():
-            return 0.0  # _exchange waits for the reset itself
-        return _backoff(attempt)
+            return 0.0, ""  # _wait waits for the reset itself
+        return _backoff(attempt), f"HTTP {reply.status_code}; backing off"
 
 
 def _backoff(attempt: int) -> float:
     return float(min(2 ** attempt, 60))
+
+
+def _duration(seconds: float) -> str:
+    """A wait as people say it: "90 s", "25 minutes", "3 hours", "11 days"."""
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{seconds:.0f} s"
 
 
 #: Failures that come before a byte of the request is written: connecting (with its

@@ -68,7 +68,7 @@ class MailgunBackend(ApiBackend):
 
     def _outcomes(self, chunk: Sequence[Outgoing], reply: requests.Response) -> list[Outcome]:
         said = _message(reply)
-        if reply.status_code == 200:
+        if 200 <= reply.status_code < 300:
             try:
                 mid = str(reply.json().get("id", ""))
             except (ValueError, AttributeError):

@@ -5,7 +5,9 @@ SMTP message carries: From, To, Subject, Reply-To, both bodies with the reader's
 and our other headers (List-Id, List-Unsubscribe, List-Unsubscribe-Post, Message-ID,
 Feedback-ID...) in `Headers`. `Metadata.delivery_id` comes back in Postmark's webhooks.
 
-The answer is HTTP 200 with one result per message, in order: ErrorCode 0 is sent
+The answer is HTTP 200 with one result per message, in order, each naming its `To`
+(matched to the message by that address, never by position alone; a message no result
+names is uncertain, since the 200 says Postmark took the batch): ErrorCode 0 is sent
 (its MessageID becomes the delivery's message id), 406 an inactive address (failed, and
 recorded as a hard bounce, which suppresses it), other codes fail that reader alone,
 except those that say the token, the sender signature or the account is wrong, which
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
+from email.utils import parseaddr
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -128,17 +131,44 @@ class PostmarkBackend(ApiBackend):
             why = _FATAL.get(code, "") if isinstance(code, int) else ""
             raise Fatal(f"Postmark refused the batch (HTTP {reply.status_code}, ErrorCode "
                         f"{code}: {said})" + (f": {why}" if why else ""))
-        if not isinstance(answer, list) or len(answer) != len(chunk):
-            raise Fatal(f"Postmark answered the batch with {reply.text[:200]!r}, not one "
-                        f"result for each of {len(chunk)} messages; check [postmark] api_url")
-        outcomes = [_outcome(r) for r in answer]
-        fatal = next((r for r in answer if r.get("ErrorCode") in _FATAL), None)
+        results = _by_recipient(chunk, answer)
+        outcomes = {i: _outcome(r) for i, r in results.items()}
+        fatal = next((r for r in results.values() if r.get("ErrorCode") in _FATAL), None)
         if fatal is not None:
-            settled = {m.delivery_id: o for m, o in zip(chunk, outcomes, strict=True)
-                       if o.status == "sent"}
+            # Each message's own result settles it: sent, or refused and queued again.
             raise Fatal(f"Postmark: {fatal.get('Message', '')} (ErrorCode "
-                        f"{fatal['ErrorCode']}): {_FATAL[fatal['ErrorCode']]}", settled)
-        return outcomes
+                        f"{fatal['ErrorCode']}): {_FATAL[fatal['ErrorCode']]}",
+                        {i: o if o.status == "sent" else Outcome("deferred", o.detail)
+                         for i, o in outcomes.items()})
+        if len(outcomes) < len(chunk):
+            # The rest are uncertain (ApiBackend): Postmark took the batch with its 200.
+            raise Fatal(f"Postmark answered the batch with {reply.text[:200]!r}, not one "
+                        f"result for each of {len(chunk)} messages; check [postmark] "
+                        "api_url", outcomes)
+        return [outcomes[m.delivery_id] for m in chunk]
+
+
+def _by_recipient(chunk: Sequence[Outgoing], answer: Any) -> dict[int, dict[str, Any]]:
+    """Each message's result by delivery id, found by its `To` address: results come in the batch's
+    order, but a result is taken only when it names the message's own reader, so a list
+    out of order, short or long never settles one reader with another's result. A
+    message whose reader no result names is left out."""
+    if not isinstance(answer, list):
+        return {}
+    named: dict[str, list[dict[str, Any]]] = {}
+    for result in answer:
+        if isinstance(result, dict):
+            named.setdefault(_address(result.get("To")), []).append(result)
+    found: dict[int, dict[str, Any]] = {}
+    for msg in chunk:
+        results = named.get(msg.recipient.lower())
+        if results:
+            found[msg.delivery_id] = results.pop(0)
+    return found
+
+
+def _address(to: object) -> str:
+    return parseaddr(str(to or ""))[1].strip().lower()
 
 
 def _outcome(result: dict[str, Any]) -> Outcome:

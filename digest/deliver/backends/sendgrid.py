@@ -115,7 +115,7 @@ class SendGridBackend(ApiBackend):
         return person
 
     def _outcomes(self, chunk: Sequence[Outgoing], reply: requests.Response) -> list[Outcome]:
-        if reply.status_code in (200, 202):
+        if 200 <= reply.status_code < 300:  # 202; 200 in sandbox mode
             mid = reply.headers.get("X-Message-Id", "")
             return [Outcome("sent", provider_id=mid) for _ in chunk]
         errors = _errors(reply)
