@@ -27,6 +27,7 @@ from digest.deliver.backends.base import Backend, NoEvents
 from digest.deliver.dkim import DkimSigner
 from digest.deliver.ledger import RetryPolicy
 from digest.deliver.message import Recipient, feedback_id
+from digest.deliver.verp import ReturnPath
 from digest.edition_links import EditionLinks
 from digest.editions import (
     EditionRules,
@@ -135,10 +136,11 @@ class App:
         """What a sender checks before it starts (`digest worker`, `digest serve`,
         `digest edition send`): a backend and public_url chosen, and the folders it
         writes writable (the outbox if it sends there; the imports folder too with
-        `imports`), and the DKIM key and Feedback-ID sender usable, so a bad one is one
-        error now and not a failure per message."""
+        `imports`), and the return path, DKIM key and Feedback-ID sender usable, so a
+        bad one is one error now and not a failure per message."""
         self.check_mail()
         require_writable(self.settings, send=True, imports=imports)
+        ReturnPath.from_settings(self.settings)  # a bad [delivery] return_path: ConfigError
         if sender := self.settings["delivery.feedback_id_sender"]:
             feedback_id("e1", "list", sender)
         _ = self.dkim

@@ -195,6 +195,28 @@ def test_return_path_tokens_are_signed_short_and_case_proof() -> None:
             ReturnPath(bad, "k" * 43)
 
 
+@pytest.mark.parametrize("bad", ["bounces+{token}@news.example.org>",
+                                 "bounces+{token}@news example.org",
+                                 "bounces+{token}@news..example.org"])
+def test_a_return_path_no_server_would_take_stops_the_sender_at_start(
+    bad: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Not a 501 for every message and an edition reported sent: one Error: at start."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("DIGEST_CONFIG", "DIGEST_DATABASE_URL", "DIGEST_DELIVERY_BACKEND"):
+        monkeypatch.delenv(name, raising=False)
+    runner = CliRunner()
+    assert runner.invoke(main, ["init"]).exit_code == 0
+    monkeypatch.setenv("DIGEST_DELIVERY_RETURN_PATH", bad)
+    for command in (["worker", "--once"], ["edition", "send", "--list", "daily"]):
+        r = runner.invoke(main, command)
+        assert r.exit_code == 1, r.output
+        assert f"Error: [delivery] return_path = {bad!r} is not a usable address" in r.output
+        assert "bounces+{token}@news.example.org" in r.output
+    with pytest.raises(ConfigError, match="is not a usable address"):
+        ReturnPath(bad, "k" * 43)
+
+
 def _counts(output: str) -> dict[str, int]:
     """The summary table's outcome -> messages."""
     counts = {}

@@ -16,7 +16,8 @@ signatures are case-sensitive base 64, hence the raw HMAC re-encoded here.
 
 Length: RFC 5321 (4.5.3.1.1) limits a local part to 64 octets. The longest token (a
 63-bit delivery id: 13 base-36 digits) is 29 characters; the pattern's local part is
-checked to leave room for it when the backend starts.
+checked to leave room for it, and the whole address (with a sample token) is checked with
+email-validator (syntax only, no DNS), when the sender starts.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import hashlib
 import hmac
 import re
 
+from email_validator import EmailNotValidError, validate_email
 from itsdangerous import Signer
 
 from digest.config import Settings
@@ -60,6 +62,14 @@ class ReturnPath:
                 f"{len(local) - len('{token}') + LONGEST_TOKEN} characters with the token; "
                 f"mail servers refuse more than {LOCAL_PART_MAX}: shorten "
                 f"{prefix + suffix!r}")
+        sample = f"{prefix}{'a' * LONGEST_TOKEN}{suffix}@{domain}"
+        try:  # syntax only, no DNS: a server refuses the MAIL FROM of a bad address
+            validate_email(sample, check_deliverability=False)
+        except EmailNotValidError as exc:
+            raise ConfigError(
+                f"[delivery] return_path = {pattern!r} is not a usable address ({exc}); "
+                "give one like bounces+{token}@news.example.org, its domain one you "
+                "receive mail for") from exc
         self.pattern = pattern.strip()
         self._prefix, self._suffix, self._domain = prefix, suffix, domain.lower()
         signer = Signer(secret_key, salt="verp", digest_method=hashlib.sha256)
