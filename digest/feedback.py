@@ -23,8 +23,12 @@ count it as a bounce without a reason of its own.)
 Idempotent: a delivery keeps its strongest feedback (complaint > hard_bounce >
 soft_bounce); a notice no stronger than what the delivery carries is a "duplicate" and
 changes nothing. A notice whose delivery cannot be found is "unmatched", logged, never an
-error. The address suppressed is always the delivery's subscriber's: a notice naming
-another address (a forward, a different case) is trusted for the delivery and logged.
+error. The address suppressed is always the delivery's subscriber's. Which notices may
+name another address: a DSN ("dsn", its delivery named by a signed VERP token or our
+Message-ID) may report where a forward ended, so it is trusted for the delivery and
+logged; a provider's notice names the address we sent to, so one naming another
+address (case aside) is not that delivery's, whatever id it carries: "unmatched",
+logged once, and nothing suppressed.
 
 `first_sight` is the webhooks' replay guard: (provider, key) remembered in
 `feedback_notices` for `NOTICES_KEPT`, longer than any provider retries a notice
@@ -81,12 +85,16 @@ def record(s: Session, fb: Feedback, *, soft_limit: int, now: dt.datetime) -> st
     if fb.kind not in _RANK:
         raise ValueError(f"feedback kind {fb.kind!r} is not one of {', '.join(KINDS)}")
     found = _delivery(s, fb)
+    if isinstance(found, str):
+        log.warning("%s %s names %s, but %s: not taken", fb.provider, fb.kind, fb.email,
+                    found)
+        return "unmatched"
     if found is None:
         log.info("%s %s for %s (message id %r, delivery %s): no such delivery, ignored",
                  fb.provider, fb.kind, fb.email, fb.message_id, fb.delivery_id)
         return "unmatched"
     delivery, address = found
-    if fb.email and fb.email.strip().lower() != address.lower():
+    if not _same(fb.email, address):
         log.warning("%s %s names %s but delivery %d went to %s: taken as %s's (a forward?)",
                     fb.provider, fb.kind, fb.email, delivery.id, address, address)
     if _RANK[fb.kind] <= _RANK[delivery.feedback]:
@@ -125,25 +133,39 @@ def feedback_counts(s: Session, edition_id: int) -> dict[str, int]:
     return {kind: n for kind, n in rows}
 
 
-def _delivery(s: Session, fb: Feedback) -> tuple[Delivery, str] | None:
+def _delivery(s: Session, fb: Feedback) -> tuple[Delivery, str] | str | None:
     """The delivery a notice is about, with its subscriber's address: by delivery id
     when the notice carries one, else by message id (with or without angle brackets);
     of several deliveries under one id (a provider's batch), the one to the notice's
-    address."""
+    address. A provider's notice (not a DSN) must name the delivery's own address: if
+    the ids found only deliveries to others, why it is not taken (a str)."""
     stmt = select(Delivery, Subscriber.email).join(Subscriber,
                                                    Subscriber.id == Delivery.subscriber_id)
+    forwards = fb.provider == "dsn"
+    others: list[str] = []
     if fb.delivery_id is not None:
         row = s.execute(stmt.where(Delivery.id == fb.delivery_id)).first()
-        if row is not None:
+        if row is not None and (forwards or _same(fb.email, row[1])):
             return row[0], row[1]
+        if row is not None:
+            others.append(f"delivery {row[0].id} went to {row[1]}")
     mid = fb.message_id.strip()
-    if not mid:
-        return None
     bare = mid.strip("<>")
-    rows = s.execute(stmt.where(Delivery.message_id.in_((bare, f"<{bare}>")))).all()
-    if len(rows) > 1:
-        rows = [r for r in rows if r[1].lower() == fb.email.strip().lower()]
-    return (rows[0][0], rows[0][1]) if len(rows) == 1 else None
+    rows = s.execute(stmt.where(Delivery.message_id.in_((bare, f"<{bare}>")))).all() \
+        if bare else []
+    if len(rows) > 1 or (rows and not forwards):
+        named = [r for r in rows if _same(fb.email, r[1])]
+        others += [f"message {mid} went to {r[1]}" for r in rows if not named][:1]
+        rows = named
+    if len(rows) == 1:
+        return rows[0][0], rows[0][1]
+    return "; ".join(others) or None
+
+
+def _same(email: str, address: str) -> bool:
+    """Whether a notice's address is the subscriber's (case and blanks aside; a notice
+    naming none is taken as the delivery's)."""
+    return not email.strip() or email.strip().lower() == address.strip().lower()
 
 
 def _soft_in_a_row(s: Session, subscriber_id: int, limit: int) -> bool:

@@ -188,13 +188,34 @@ def test_the_delivery_decides_whose_address_is_suppressed(room: Newsroom, clock:
                               message_id=sent.message_id.strip("<>"))) == "suppressed"
     assert room.reason(ANN) is not None
     assert "Ann@Example.ORG" not in caplog.text
-    # Forwarded mail: the notice names the address it was forwarded to.
+    # Forwarded mail: a DSN names the address it was forwarded to.
     caplog.set_level(logging.WARNING, logger="digest.feedback")
     sent = room.delivery(edition, BOB)
-    assert room.record(notice("complaint", "bob.forward@elsewhere.example", clock(),
-                              message_id=sent.message_id)) == "suppressed"
+    assert room.record(notice("hard_bounce", "bob.forward@elsewhere.example", clock(),
+                              provider="dsn", message_id=sent.message_id)) == "suppressed"
     assert room.reason(BOB) is not None and room.reason("bob.forward@elsewhere.example") is None
     assert "bob.forward@elsewhere.example" in caplog.text and BOB in caplog.text
+
+
+def test_a_provider_notice_naming_another_address_is_unmatched(
+        room: Newsroom, clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
+    """Providers report the address we sent to: a notice whose id names a delivery to
+    someone else is not that delivery's (a wrong or forged id), and suppresses no one."""
+    edition = room.publish("Harbour")
+    ann, bob = room.delivery(edition, ANN), room.delivery(edition, BOB)
+    caplog.set_level(logging.INFO, logger="digest.feedback")
+    for fb in (notice("hard_bounce", CY, clock(), delivery_id=ann.id),
+               notice("complaint", CY, clock(), message_id=bob.message_id),
+               notice("hard_bounce", CY, clock(), provider="ses", delivery_id=ann.id,
+                      message_id=bob.message_id)):
+        caplog.clear()
+        assert room.record(fb) == "unmatched"
+        assert len(caplog.records) == 1 and "not taken" in caplog.text
+    assert [room.reason(e) for e in (ANN, BOB, CY)] == [None, None, None]
+    # The id is wrong but the message id and the address agree: that delivery.
+    assert room.record(notice("hard_bounce", BOB, clock(), delivery_id=ann.id,
+                              message_id=bob.message_id)) == "suppressed"
+    assert room.reason(BOB) is not None and room.reason(ANN) is None
 
 
 def test_one_provider_id_for_a_batch_finds_the_reader_named(room: Newsroom,

@@ -437,3 +437,26 @@ def test_a_body_too_deep_or_unreadable_is_a_4xx_with_one_line_for_every_webhook(
     assert all(why in a.json()["error"] for a in answers.values())
     refusals = [r for r in caplog.records if "refused" in r.getMessage()]
     assert len(refusals) == 3 and not any(r.exc_info for r in refusals)
+
+
+def test_a_notice_naming_another_reader_than_its_delivery_suppresses_no_one(
+        mailing: Mailing, sent: int, signing_key: ec.EllipticCurvePrivateKey,
+        client: TestClient, clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
+    """Correctly authenticated, but the delivery id is another reader's: providers
+    report the address we sent to, so the notice is not that delivery's."""
+    ana = mailing.delivery(sent, PEOPLE[0])
+    caplog.set_level(logging.WARNING, "digest.feedback")
+    now = clock()
+    bounce = postmark_bounce(ana, PEOPLE[1], now, ident=31)
+    bounce["MessageID"] = "not-one-of-ours"
+    assert postmark(client, bounce).json() == {"outcome": "unmatched"}
+    event = mailgun_failed(ana, PEOPLE[1], now, "permanent")
+    event["message"]["headers"]["message-id"] = "nothing-of-ours@example.net"
+    answer = client.post("/webhooks/mailgun", json=mailgun_body(event, now, "t-31"))
+    assert answer.json() == {"outcome": "unmatched"}
+    events = [sendgrid_event("spamreport", PEOPLE[1], ana, now, "ev-31")]
+    assert sendgrid(client, signing_key, events, now).json() == {
+        "outcomes": {"unmatched": 1}}
+    assert mailing.suppressed() == {}
+    assert mailing.delivery(sent, PEOPLE[0]).feedback == ""
+    assert caplog.text.count("not taken") == 3
