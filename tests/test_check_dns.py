@@ -171,3 +171,49 @@ def test_a_missing_key_or_bad_domain_is_an_error(
     r = run("check-dns", "--domain", DOMAIN, "--offline")
     assert r.exit_code == 1
     assert "Error: [dkim] private_key_file gone.pem does not exist" in r.output
+
+
+@pytest.mark.parametrize(("return_path", "aligned"), [
+    ("bounces+{token}@bounces.example.net", False),
+    ("bounces+{token}@bounce.news.example.org", True),
+])
+def test_spf_is_for_the_return_path_s_domain(
+    run: Callable[..., Result], zone: Zone, monkeypatch: pytest.MonkeyPatch,
+    return_path: str, aligned: bool,
+) -> None:
+    """Receivers check SPF for the envelope sender (VERP's domain), not the From's."""
+    envelope = return_path.partition("@")[2]
+    monkeypatch.setenv("DIGEST_DELIVERY_RETURN_PATH", return_path)
+    zone.records = {envelope: [["v=spf1 a:relay.example.net ~all"]]}
+    r = run("check-dns", "--domain", DOMAIN, "--nameserver", f"127.0.0.1:{zone.port}", "--json")
+    assert r.exit_code == 0, r.output
+    spf = {d["kind"]: d for d in json.loads(r.output)}["SPF"]
+    assert (spf["name"], spf["state"]) == (envelope, "ok")
+    assert "[delivery] return_path" in spf["note"]
+    assert ("WARNING" in spf["note"]) is not aligned
+    if not aligned:
+        assert f"does not align with {DOMAIN} for DMARC" in spf["note"]
+    r = run("check-dns", "--domain", DOMAIN, "--offline")
+    assert f'{envelope}. IN TXT "v=spf1 a:relay.example.net ~all"' in r.output
+
+
+@pytest.mark.parametrize(("backend", "says"), [
+    ("ses", "Easy DKIM"), ("postmark", "pm-bounces.news.example.org"),
+    ("sendgrid", "Domain Authentication"), ("mailgun", "Mailgun signs"),
+])
+def test_with_an_api_backend_the_provider_s_dkim_is_asked_for_not_our_key(
+    run: Callable[..., Result], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    backend: str, says: str,
+) -> None:
+    monkeypatch.setenv("DIGEST_DELIVERY_BACKEND", backend)
+    monkeypatch.setenv("DIGEST_DELIVERY_RETURN_PATH", "bounces+{token}@bounces.example.net")
+    r = run("check-dns", "--domain", DOMAIN, "--offline", "--json")
+    assert r.exit_code == 0, r.output
+    doc = {d["kind"]: d for d in json.loads(r.output)}
+    assert doc["DKIM"]["value"] == "" and doc["DKIM"]["strings"] == []
+    assert says in doc["DKIM"]["note"] and "private_key_file is not used" in doc["DKIM"]["note"]
+    assert doc["SPF"]["name"] == DOMAIN  # the provider sets the envelope sender, not us
+    r = run("check-dns", "--domain", DOMAIN, "--offline")
+    key = _ours(tmp_path).record.partition("p=")[2]
+    assert key[:40] not in r.output.replace("\n", "")
+    assert "publish what the provider's console shows" in r.output

@@ -31,7 +31,10 @@ def check_dns(app: App, domain: str, nameserver: str, offline: bool, timeout: fl
     and whether DNS has them.
 
     The DKIM record carries the public key of [dkim] private_key_file, cut into
-    255-character strings as DNS needs. Each lookup gives up after a few seconds;
+    255-character strings as DNS needs; with an API backend the provider signs, and
+    what it needs is named instead. SPF is for the envelope sender: with [delivery]
+    return_path set, for its domain (with a warning when that cannot align with DOMAIN
+    for DMARC). Each lookup gives up after a few seconds;
     offline, each record says "could not look up".
     """
     records = dnscheck.needed(app.settings, domain)
@@ -48,4 +51,6 @@ def check_dns(app: App, domain: str, nameserver: str, offline: bool, timeout: fl
     print_table(table)
     for r in records:
         say(f"\n{r.kind}" + (f" ({r.note})" if r.note else "") + ":")
-        say(f"  {r.zone_line}" if r.value else "  (nothing to publish from here)")
+        say(f"  {r.zone_line}" if r.value else
+            "  (nothing to publish from here)" if r.lookup else
+            "  (publish what the provider's console shows)")

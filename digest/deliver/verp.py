@@ -81,6 +81,11 @@ class ReturnPath:
         pattern = settings["delivery.return_path"].strip()
         return cls(pattern, settings.signing_key()) if pattern else None
 
+    @property
+    def domain(self) -> str:
+        """The part after the @ (lower case): the envelope sender's domain, SPF's."""
+        return self._domain
+
     def address(self, delivery_id: int) -> str:
         """The envelope sender of the delivery's message."""
         return f"{self._prefix}{self.token(delivery_id)}{self._suffix}@{self._domain}"
