@@ -388,3 +388,38 @@ def test_settings_choose_ses_with_the_standard_aws_credentials(
         assert backend.configuration_set == "news"
     finally:
         backend.close()
+
+
+def test_while_ses_is_throttling_no_row_is_sending_and_a_stop_gives_the_batch_back(
+    app: App, gate: Callable[..., SesGate], moto: str, clock: Clock, tmp_path: Path
+) -> None:
+    """SES took none of a throttled call: during the backoff its row is the worker's
+    claim (a kill then leaves nothing uncertain), and a stop (SIGTERM) during the wait
+    gives every unsent message back to the queue."""
+    verify_sender(moto)
+    _prepare(app, tmp_path, 3)
+    throttled = threading.Event()
+    stop = threading.Event()
+    during: list[set[str]] = []
+
+    def script(n: int, body: dict[str, Any]) -> Answer:
+        throttled.set()
+        return error(429, "TooManyRequestsException", "Maximum sending rate exceeded.")
+
+    class Watching(VirtualTime):
+        def sleep(self, seconds: float) -> None:
+            super().sleep(seconds)
+            if throttled.is_set() and not stop.is_set():
+                during.append({st for st, _, _ in statuses(app).values()})
+                stop.set()
+
+    front = gate(script)
+    sender = App(app.settings, clock=clock, backend=ses_backend(front.url, Watching(),
+                                                                 concurrency=1))
+    try:
+        sender.send("daily", stop=stop)
+    finally:
+        sender.close()
+    assert during == [{DeliveryStatus.CLAIMED}]
+    assert {st for st, _, _ in statuses(app).values()} == {DeliveryStatus.QUEUED}
+    assert front.calls == 1 and sent_by_moto() == []

@@ -14,8 +14,10 @@ the call goes to a pool thread, and then:
   written, so the message is `deferred`, and so is the rest of the batch (no call);
 - the request was written and no answer came (read timeout, connection closed): SES
   may have queued it, so it is `uncertain`, never sent again;
-- SES answered: `Throttling`/`TooManyRequestsException` and 5xx are retried in the same
-  call with backoff (1, 2, 4... s); `MessageRejected` for the reader fails that reader;
+- SES answered: `Throttling`/`TooManyRequestsException` and 5xx took nothing, so the
+  message is given back (`taken_back`: claimed again, not `sending`, during the wait),
+  no new call starts for the backoff (1, 2, 4... s, cut short by `stop`), and it is
+  handed over again and retried; `MessageRejected` for the reader fails that reader;
   an answer that says the sender, the credentials or the account is wrong stops the run
   with an Error saying what to do, the messages of the calls in flight deferred.
 
@@ -31,6 +33,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -89,6 +92,7 @@ class _Outcome:
     provider_id: str = ""
     fatal: str = ""
     halt: str = ""
+    retry: bool = False  # SES took nothing ("too fast", 5xx): try again after a backoff
 
 
 class SesBackend:
@@ -99,7 +103,8 @@ class SesBackend:
     older IAM policies know no v2 GetAccount). The rate used is the lower of it and
     `rate_limit` (0: the account's). `concurrency` calls are in flight at most; `tries`
     answers saying "too fast" or 5xx before a message is deferred. clock and sleep drive
-    the rate limiter and the backoff (for tests).
+    the rate limiter and the backoff (for tests; by default the backoff is `stop.wait`,
+    which SIGTERM cuts short).
     """
 
     name = "ses"
@@ -115,7 +120,7 @@ class SesBackend:
         rate_limit: float = 0.0,
         tries: int = 5,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         if concurrency < 1:
             raise ConfigError(f"[ses] concurrency = {concurrency}; it must be at least 1")
@@ -128,7 +133,7 @@ class SesBackend:
         self.concurrency = concurrency
         self.rate_limit = rate_limit
         self.tries = max(1, tries)
-        self.limiter = RateLimiter(rate_limit, clock=clock, sleep=sleep)
+        self.limiter = RateLimiter(rate_limit, clock=clock, sleep=sleep or time.sleep)
         self._clock = clock
         self._sleep = sleep
         self._pool: ThreadPoolExecutor | None = None
@@ -176,8 +181,12 @@ class SesBackend:
         pool = self._pool = self._pool or ThreadPoolExecutor(
             self.concurrency, thread_name_prefix="ses")
         results: list[SendResult] = []
-        in_flight: dict[Future[_Outcome], Outgoing] = {}
+        in_flight: dict[Future[_Outcome], tuple[Outgoing, int]] = {}
         waiting: Iterator[Outgoing] = iter(batch)
+        # Messages SES took none of, to try again (their attempt), none before not_before:
+        # "too fast" holds every new call back, not only the one throttled.
+        retries: deque[tuple[Outgoing, int]] = deque()
+        not_before = 0.0
         fatal, halt = "", ""
         lost: DatabaseUnavailable | None = None
 
@@ -186,10 +195,15 @@ class SesBackend:
             results.append(result)
             events.done(result)
 
+        def stopped() -> bool:
+            return stop is not None and stop.is_set()
+
         while True:
-            while (len(in_flight) < self.concurrency and not (fatal or halt or lost)
-                   and not (stop is not None and stop.is_set())):
-                msg = next(waiting, None)
+            while len(in_flight) < self.concurrency and not (fatal or halt or lost or stopped()):
+                delay = not_before - self._clock()
+                if delay > 0 and (in_flight or not self._pause(delay, stop)):
+                    break  # the calls in flight first; or stopped during the wait
+                msg, attempt = retries.popleft() if retries else (next(waiting, None), 1)
                 if msg is None:
                     break
                 self.limiter.wait()
@@ -201,13 +215,21 @@ class SesBackend:
                 except DatabaseUnavailable as exc:
                     lost = exc  # no new call; those in flight are settled below
                     break
-                in_flight[pool.submit(self._call, msg)] = msg
+                in_flight[pool.submit(self._call, msg, attempt)] = (msg, attempt)
             if not in_flight:
                 break
             finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
             for future in finished:
-                msg = in_flight.pop(future)
+                msg, attempt = in_flight.pop(future)
                 outcome = future.result()
+                if outcome.retry:
+                    # SES took none of it: the worker's claim again, not `sending`, while
+                    # it waits (a kill leaves nothing uncertain; a stop gives it back).
+                    events.taken_back([msg])
+                    retries.append((msg, attempt + 1))
+                    not_before = max(not_before, self._clock()
+                                     + min(MAX_BACKOFF, 2.0 ** (attempt - 1)))
+                    continue
                 settle(msg, outcome.status, outcome.detail, outcome.provider_id)
                 fatal = fatal or outcome.fatal
                 halt = halt or outcome.halt
@@ -215,10 +237,22 @@ class SesBackend:
             raise lost
         if fatal:
             raise DeliveryError(fatal)
-        if halt and not (stop is not None and stop.is_set()):
+        if halt and not stopped():
+            for msg, _ in retries:
+                settle(msg, "deferred", f"not sent: {halt}")
             for msg in waiting:
                 settle(msg, "deferred", f"not sent: {halt}")
         return results
+
+    def _pause(self, seconds: float, stop: threading.Event | None) -> bool:
+        """Wait, cut short by `stop`; whether to go on (False: stopped)."""
+        if self._sleep is not None:
+            self._sleep(seconds)
+        elif stop is not None:
+            stop.wait(seconds)
+        else:
+            time.sleep(seconds)
+        return stop is None or not stop.is_set()
 
     def close(self) -> None:
         if self._pool is not None:
@@ -251,14 +285,16 @@ class SesBackend:
         self._quota_read = True
         self.account_rate = float(quota.get("MaxSendRate") or 0.0)
         if self.account_rate > 0 and (not self.rate_limit or self.account_rate < self.rate_limit):
-            self.limiter = RateLimiter(self.account_rate, clock=self._clock, sleep=self._sleep)
+            self.limiter = RateLimiter(self.account_rate, clock=self._clock,
+                                       sleep=self._sleep or time.sleep)
         log.info("SES account: at most %s messages/s, %s a day; sending at %s/s",
                  quota.get("MaxSendRate"), quota.get("Max24HourSend"),
                  self.limiter.rate or "any rate")
 
-    def _call(self, msg: Outgoing) -> _Outcome:
-        """One message, in a pool thread: SendEmail, tried again while SES says it is too
-        fast or fails (5xx)."""
+    def _call(self, msg: Outgoing, attempt: int) -> _Outcome:
+        """One try of one message, in a pool thread: SendEmail. SES saying it is too fast
+        or failing (5xx) is `retry` (the caller waits and tries again), the last time
+        deferred."""
         request: dict[str, Any] = {
             "FromEmailAddress": msg.sender,
             "Destination": {"ToAddresses": [msg.recipient]},
@@ -266,23 +302,20 @@ class SesBackend:
         }
         if self.configuration_set:
             request["ConfigurationSetName"] = self.configuration_set
-        for attempt in range(1, self.tries + 1):
-            try:
-                answer = self.client.send_email(**request)
-            except ClientError as exc:
-                outcome = self._refused(exc, msg)
-                if outcome is not None:
-                    return outcome
-                if attempt == self.tries:
-                    code, message = _error(exc)
-                    reason = f"{code}: {message}"
-                    return _Outcome("deferred", reason, halt=f"SES kept answering {reason}")
-                self._sleep(min(MAX_BACKOFF, 2.0 ** (attempt - 1)))
-                continue
-            except BotoCoreError as exc:
-                return self._failed(exc)
-            return _Outcome("sent", provider_id=str(answer["MessageId"]))
-        raise AssertionError("unreachable")  # pragma: no cover
+        try:
+            answer = self.client.send_email(**request)
+        except ClientError as exc:
+            outcome = self._refused(exc, msg)
+            if outcome is not None:
+                return outcome
+            code, message = _error(exc)
+            reason = f"{code}: {message}"
+            if attempt >= self.tries:
+                return _Outcome("deferred", reason, halt=f"SES kept answering {reason}")
+            return _Outcome("deferred", reason, retry=True)
+        except BotoCoreError as exc:
+            return self._failed(exc)
+        return _Outcome("sent", provider_id=str(answer["MessageId"]))
 
     def _refused(self, exc: ClientError, msg: Outgoing) -> _Outcome | None:
         """What an error answer means for the message; None: try it again."""
