@@ -26,7 +26,7 @@ from digest.deliver.backends import make_backend, require_chosen
 from digest.deliver.backends.base import Backend, NoEvents
 from digest.deliver.dkim import DkimSigner
 from digest.deliver.ledger import RetryPolicy
-from digest.deliver.message import Recipient, feedback_id
+from digest.deliver.message import Recipient, check_feedback_sender
 from digest.deliver.verp import ReturnPath
 from digest.edition_links import EditionLinks
 from digest.editions import (
@@ -142,7 +142,7 @@ class App:
         require_writable(self.settings, send=True, imports=imports)
         ReturnPath.from_settings(self.settings)  # a bad [delivery] return_path: ConfigError
         if sender := self.settings["delivery.feedback_id_sender"]:
-            feedback_id("e1", "list", sender)
+            check_feedback_sender(sender)
         _ = self.dkim
 
     @cached_property

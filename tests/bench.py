@@ -132,7 +132,7 @@ def bench_render() -> None:
                 html=edition.html, text=edition.text, subject="The Morning Harbour: bench",
                 from_addr="Harbour <news@news.example.org>", list_id="daily.news.example.org",
                 list_name="The Morning Harbour", edition_key="e1", slot_key=edition.slot_key,
-                feedback_id="e1:daily:digest:news.example.org", dkim=dkim)
+                feedback_id="daily-1:daily:digest:news.example.org", dkim=dkim)
 
             def build_all(template: MessageTemplate = template) -> None:
                 for r in recipients:

@@ -253,18 +253,33 @@ class MessageTemplate:
         return f"{self._mailto}%20{quote(token, safe='')}>" if token else f"{self._mailto}>"
 
 
-def feedback_id(edition_key: str, list_name: str, sender_id: str) -> str:
-    """The Feedback-ID header's value: `<edition>:<list>:digest:<sender id>` (Gmail's
-    feedback loop reports spam rates per field, right to left). Raises ConfigError for a
-    sender id that is not 1-64 letters, digits, `.`, `_` or `-` (`[delivery]
-    feedback_id_sender`); other characters of a list name become "-"."""
+def feedback_id(number: int, list_name: str, sender_id: str) -> str:
+    """The Feedback-ID header's value: `<list>-<number>:<list>:digest:<sender id>`, e.g.
+    `morning-12:morning:digest:news-example` for what the CLI and console call Edition
+    #12 of the list `morning`. Gmail's feedback loop reports spam rates per field, each
+    field on its own, so the edition's field names its list too (Gmail asks that one
+    identifier not stand for unrelated mail: a bare `12` would add up every list's #12).
+    Raises ConfigError for a sender id that is not 1-64 letters, digits, `.`, `_` or
+    `-` (`check_feedback_sender` holds a configured one to Gmail's 5 to 15); other
+    characters of a list name become "-"."""
     if not _FEEDBACK_FIELD.fullmatch(sender_id) or len(sender_id) > 64:
         raise ConfigError(
             f"[delivery] feedback_id_sender {sender_id!r} may hold only letters, digits, "
             ". _ and -, 5 to 15 of them (Gmail's advice), like news-example"
         )
     name = _NOT_FEEDBACK.sub("-", list_name).strip("-") or "list"
-    return f"{edition_key}:{name}:digest:{sender_id}"
+    return f"{name}-{number}:{name}:digest:{sender_id}"
+
+
+def check_feedback_sender(sender_id: str) -> None:
+    """ConfigError unless a configured `[delivery] feedback_id_sender` is 5 to 15
+    letters, digits, `.`, `_` or `-` (Gmail: "5-15 characters", stable). The default,
+    the from domain, is not held to the length: it is what the operator already has."""
+    if not _FEEDBACK_FIELD.fullmatch(sender_id) or not 5 <= len(sender_id) <= 15:
+        raise ConfigError(
+            f"[delivery] feedback_id_sender {sender_id!r} must be 5 to 15 letters, digits, "
+            f". _ or - (Gmail's rule; it has {len(sender_id)} characters), like news-example"
+        )
 
 
 def _canonical(pieces: list[tuple[bytes, bytes]]) -> list[bytes]:

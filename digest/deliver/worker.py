@@ -111,7 +111,7 @@ def message_template(edition: Edition, mlist: MailingList, opts: SendOptions) ->
         list_id=f"{mlist.name}.{domain}", list_name=mlist.title,
         unsubscribe_mailto=opts.unsubscribe_mailto, edition_key=f"e{edition.id}",
         slot_key=edition.slot_key, language=mlist.language or "en",
-        feedback_id=feedback_id(f"e{edition.id}", mlist.name, opts.feedback_sender or domain),
+        feedback_id=feedback_id(edition.number, mlist.name, opts.feedback_sender or domain),
         dkim=opts.dkim,
     )
 

@@ -21,14 +21,16 @@ from digest.app import App
 from digest.cli import main
 from digest.config import Settings
 from digest.deliver.backends.smtp import SmtpBackend
+from digest.deliver.confirm import confirmation_edition
 from digest.deliver.dkim import DkimSigner, txt_strings
 from digest.deliver.message import MessageTemplate, Recipient
 from digest.errors import ConfigError
 from digest.gather.sources import add_source
-from digest.models import Delivery
+from digest.models import Delivery, Edition
 from digest.publication import create_list
 from digest.render import make_environment, render_edition
 from subscribers.importing import import_csv
+from subscribers.lists import get_list
 from tests import size_report
 from tests.conftest import DATA, Clock
 from tests.deliver.conftest import SmtpSink
@@ -114,7 +116,7 @@ def test_signed_mail_through_smtp_verifies_and_covers_one_click(
     sink = smtp_server()
     backend = SmtpBackend(sink.host, sink.port, tls="none", timeout=10)
     app = App(_dkim_settings(settings, key_file), clock=clock, backend=backend)
-    edition_id = _send(app, tmp_path, "ada@example.org", "bo@example.org")
+    _send(app, tmp_path, "ada@example.org", "bo@example.org")
     lookup = dns_for(key_file)
     assert len(sink.messages) == 2
     for received in sink.messages:
@@ -125,12 +127,12 @@ def test_signed_mail_through_smtp_verifies_and_covers_one_click(
         assert dkim.verify(data, dnsfunc=lookup)
         assert set(signed_headers(data)) >= REQUIRED
         msg = email.message_from_bytes(data, policy=email.policy.default)
-        assert msg["Feedback-ID"] == f"e{edition_id}:daily:digest:{DOMAIN}"
+        assert msg["Feedback-ID"] == f"daily-1:daily:digest:{DOMAIN}"
         # What a receiver rejects: the one-click header, the Feedback-ID, the footer's
         # unsubscribe link (body) or the recipient changed on the way.
         assert data.count(ONE_CLICK) == 1
         for old, new in ((ONE_CLICK, ONE_CLICK.replace(b"One-Click", b"One-click")),
-                         (b"Feedback-ID: e", b"Feedback-ID: x"),
+                         (b"Feedback-ID: daily-1", b"Feedback-ID: daily-2"),
                          (b"To: Reader", b"To: Raider")):
             assert old in data
             assert not dkim.verify(data.replace(old, new, 1), dnsfunc=lookup), old
@@ -145,27 +147,34 @@ def test_outbox_mail_is_signed_so_it_can_be_checked_offline(
 ) -> None:
     app = App(_dkim_settings(settings, key_file, delivery__feedback_id_sender="harbour-news"),
               clock=clock)
-    edition_id = _send(app, tmp_path, "ada@example.org", "minji@example.org")
+    _send(app, tmp_path, "ada@example.org", "minji@example.org")
     files = sorted((tmp_path / "outbox" / "new").iterdir())
     assert len(files) == 2
     lookup = dns_for(key_file)
     for file in files:
         raw = file.read_bytes()
         assert dkim.verify(raw, dnsfunc=lookup)
-        assert (f"Feedback-ID: e{edition_id}:daily:digest:harbour-news\r\n".encode()
-                in raw)
+        assert b"Feedback-ID: daily-1:daily:digest:harbour-news\r\n" in raw
         assert not dkim.verify(raw.replace(ONE_CLICK, b"List-Unsubscribe-Post: ", 1),
                                dnsfunc=lookup)
 
 
 def test_unsigned_without_a_domain_but_feedback_id_always(app: App, tmp_path: Path) -> None:
+    """The Feedback-ID names the edition as the CLI and console do (Edition #1 of daily),
+    not by its row id, which the list's confirmation mailing has already moved on."""
     app.settings = app.settings.with_overrides(edition__window_hours=24 * 365 * 30)
     _prepare(app, tmp_path, "ada@example.org")
+    with app.sessions() as s:
+        confirmation_edition(s, get_list(s, "daily"), app.clock())
+        s.commit()
     report = app.send("daily")
     assert report is not None and report.finished
+    with app.sessions() as s:
+        edition = s.get(Edition, report.edition_id)
+        assert edition is not None and (edition.number, edition.id) == (1, 2)
     raw = next((tmp_path / "outbox" / "new").iterdir()).read_bytes()
     assert b"DKIM-Signature" not in raw
-    assert f"Feedback-ID: e{report.edition_id}:daily:digest:{DOMAIN}\r\n".encode() in raw
+    assert f"Feedback-ID: daily-1:daily:digest:{DOMAIN}\r\n".encode() in raw
 
 
 @pytest.mark.parametrize("template", ["English", "Korean"])
@@ -184,7 +193,7 @@ def test_every_reader_verifies_whatever_the_slots_hold(key_file: Path, template:
                           from_addr=f"Daily <news@{DOMAIN}>", list_id=f"daily.{DOMAIN}",
                           list_name="Daily", edition_key="e7", slot_key=rendered.slot_key,
                           unsubscribe_mailto=f"leave@{DOMAIN}",
-                          feedback_id=f"e7:daily:digest:{DOMAIN}", dkim=signer)
+                          feedback_id=f"daily-7:daily:digest:{DOMAIN}", dkim=signer)
     lookup = dns_for(key_file)
     now = dt.datetime(2026, 11, 27, 6, tzinfo=dt.UTC)
     names = ["Ada", "Ada  Lovelace ", "\tBo\t", "  ", "김 민지  ", "x" * 300, ""]
@@ -270,7 +279,12 @@ def test_unusable_keys_say_what_is_wrong(bad_keys: dict[str, Path], what: str, s
     assert says in str(caught.value)
 
 
-def test_a_bad_feedback_id_sender_is_refused_at_start(app: App) -> None:
-    app.settings = app.settings.with_overrides(delivery__feedback_id_sender="news: daily")
-    with pytest.raises(ConfigError, match=r"\[delivery\] feedback_id_sender 'news: daily'"):
+@pytest.mark.parametrize("bad", ["news: daily", "news", "n" * 16, "n" * 60])
+def test_a_bad_feedback_id_sender_is_refused_at_start(app: App, bad: str) -> None:
+    """Gmail's 5 to 15 characters, as the error says, for a configured sender id."""
+    app.settings = app.settings.with_overrides(delivery__feedback_id_sender=bad)
+    with pytest.raises(ConfigError, match=rf"\[delivery\] feedback_id_sender '{bad}' must "
+                                          r"be 5 to 15 letters"):
         app.check_sender()
+    app.settings = app.settings.with_overrides(delivery__feedback_id_sender="n" * 15)
+    app.check_sender()
