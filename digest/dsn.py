@@ -16,11 +16,14 @@ Which delivery it is about comes from us, not from the bounce:
    `Delivery.message_id` holds.
 
 A message in which flufl.bounce finds no failed recipient (an auto-reply, a bounce
-shape it does not know, a broken MIME structure) is "unparsable".
+shape it does not know, a broken MIME structure), or which makes it raise (no From
+header, empty, UTF-16, binary junk), is "unparsable": counted, kept aside, logged in one
+line at INFO, without flufl.bounce's traceback.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import email
 import email.message
@@ -67,7 +70,8 @@ def read_bounce(raw: bytes, return_path: ReturnPath | None, *, now: dt.datetime,
     it to, when known apart from the headers (a pipe's ${original_recipient})."""
     try:
         msg = email.message_from_bytes(raw)
-        temporary, permanent = all_failures(msg)
+        with _quiet_flufl():
+            temporary, permanent = all_failures(msg)
     except Exception as exc:  # a message flufl.bounce cannot read is one bad input
         return Reading(None, f"unreadable: {type(exc).__name__}: {exc}"[:200])
     failed = sorted(_text(a) for a in permanent) or sorted(_text(a) for a in temporary)
@@ -86,6 +90,28 @@ def read_bounce(raw: bytes, return_path: ReturnPath | None, *, now: dt.datetime,
         email=failed[0], at=_date(msg, now), message_id=message_id,
         delivery_id=delivery_id, detail=detail[:300],
     ))
+
+
+class _NoDetectorTracebacks(logging.Filter):
+    """flufl.bounce logs a traceback ("Exception in detector") before it raises for mail
+    it cannot scan (no From header, an empty or UTF-16 message, binary junk); the
+    exception is caught and the message counted unparsable, so the traceback is noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and record.getMessage().startswith("Exception in detector"))
+
+
+_FLUFL = logging.getLogger("flufl.bounce")
+_QUIET = _NoDetectorTracebacks()
+
+
+@contextlib.contextmanager
+def _quiet_flufl() -> Iterator[None]:
+    _FLUFL.addFilter(_QUIET)
+    try:
+        yield
+    finally:
+        _FLUFL.removeFilter(_QUIET)
 
 
 def _text(address: bytes | str) -> str:

@@ -217,6 +217,26 @@ def test_a_return_path_no_server_would_take_stops_the_sender_at_start(
         ReturnPath(bad, "k" * 43)
 
 
+@pytest.mark.parametrize("raw", [
+    b"", b"\x00\xff\xfe binary junk \x80\x81",
+    b"To: bounces@news.example.org\r\nSubject: no From\r\n\r\nHello\r\n",
+    "From: a@example.org\nSubject: wide\n\nhello\n".encode("utf-16"),
+])
+def test_mail_flufl_bounce_cannot_scan_is_unparsable_without_a_traceback(
+    app: App, verp_settings: Settings, monkeypatch: pytest.MonkeyPatch, raw: bytes,
+) -> None:
+    app.init_db()
+    for key, value in (("DATABASE_URL", verp_settings["database.url"]),
+                       ("DATA_DIR", verp_settings["data_dir"]),
+                       ("DELIVERY_RETURN_PATH", RETURN_PATH)):
+        monkeypatch.setenv(f"DIGEST_{key}", value)
+    result = CliRunner().invoke(main, ["bounces", "process", "-"], input=raw)
+    assert result.exit_code == 0, result.output
+    assert _counts(result.output)["unparsable"] == 1
+    assert "Traceback" not in result.output and "Exception in detector" not in result.output
+    assert len(list((Path(verp_settings["data_dir"]) / "bounces" / "unparsable").iterdir())) == 1
+
+
 def _counts(output: str) -> dict[str, int]:
     """The summary table's outcome -> messages."""
     counts = {}
