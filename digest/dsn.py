@@ -12,13 +12,22 @@ Which delivery it is about comes from us, not from the bounce:
    or header recipient (Delivered-To, X-Original-To, Envelope-To, To, or the address
    given with `--recipient`), checked with the signing key;
 2. else the original Message-ID quoted in the returned message (a message/rfc822 or
-   text/rfc822-headers part, or a "Message-ID:" line in the text), which
+   text/rfc822-headers part), else named by the bounce's own X-Original-Message-ID,
+   In-Reply-To or References, else a "Message-ID:" line in the text; which
    `Delivery.message_id` holds.
 
-A message in which flufl.bounce finds no failed recipient (an auto-reply, a bounce
-shape it does not know, a broken MIME structure), or which makes it raise (no From
-header, empty, UTF-16, binary junk), is "unparsable": counted, kept aside, logged in one
-line at INFO, without flufl.bounce's traceback.
+An ARF report (RFC 5965, `multipart/report; report-type=feedback-report`: a receiver
+forwarding a reader's "this is spam" to the return path) is a complaint about the
+delivery it names, found the same way.
+
+A message in which flufl.bounce finds no failed recipient is an "auto-reply" when it
+says it was sent automatically (RFC 3834 `Auto-Submitted` other than "no", `X-Autoreply`,
+`Precedence: auto_reply`: vacation and challenge-response replies) and comes from no
+mailer daemon; it is counted, not kept (it is a reader's own mail, and no bounce).
+Otherwise (a bounce shape flufl.bounce does not know, a broken MIME structure), or
+when flufl.bounce raises (no From header, empty, UTF-16, binary junk), it is
+"unparsable": counted, kept aside, logged in one line at INFO, without flufl.bounce's
+traceback.
 """
 
 from __future__ import annotations
@@ -51,6 +60,8 @@ log = logging.getLogger(__name__)
 # Where the address a bounce was delivered to shows, most trustworthy first.
 _RECIPIENT_HEADERS = ("Delivered-To", "X-Original-To", "Envelope-To", "To")
 _MESSAGE_ID = re.compile(r"^\s*Message-ID:\s*(<[^>\s]+>)", re.IGNORECASE | re.MULTILINE)
+_DAEMONS = frozenset(("mailer-daemon", "postmaster", "mail-daemon", "mailer"))
+_ANGLED = re.compile(r"<[^<>\s]+@[^<>\s]+>")
 _STATUS = re.compile(r"^\s*Status:\s*([245]\.\d{1,3}\.\d{1,3})", re.IGNORECASE | re.MULTILINE)
 _DIAGNOSTIC = re.compile(r"^\s*Diagnostic-Code:\s*(.+(?:\n[ \t]+.+)*)",
                          re.IGNORECASE | re.MULTILINE)
@@ -58,10 +69,12 @@ _DIAGNOSTIC = re.compile(r"^\s*Diagnostic-Code:\s*(.+(?:\n[ \t]+.+)*)",
 
 @dataclass(frozen=True)
 class Reading:
-    """What a bounce message says: a notice, or why there is none ("unparsable")."""
+    """What a bounce message says: a notice, or why there is none and what it counts as
+    ("unparsable", or "auto-reply" for a vacation or challenge-response reply)."""
 
     feedback: Feedback | None
     problem: str = ""
+    outcome: str = "unparsable"
 
 
 def read_bounce(raw: bytes, return_path: ReturnPath | None, *, now: dt.datetime,
@@ -70,12 +83,17 @@ def read_bounce(raw: bytes, return_path: ReturnPath | None, *, now: dt.datetime,
     it to, when known apart from the headers (a pipe's ${original_recipient})."""
     try:
         msg = email.message_from_bytes(raw)
+        if (msg.get_content_type() == "multipart/report"
+                and str(msg.get_param("report-type", "")).lower() == "feedback-report"):
+            return _complaint(msg, return_path, now=now, recipient=recipient)
         with _quiet_flufl():
             temporary, permanent = all_failures(msg)
     except Exception as exc:  # a message flufl.bounce cannot read is one bad input
         return Reading(None, f"unreadable: {type(exc).__name__}: {exc}"[:200])
     failed = sorted(_text(a) for a in permanent) or sorted(_text(a) for a in temporary)
     if not failed:
+        if _auto_reply(msg):
+            return Reading(None, "an automatic reply (RFC 3834), not a bounce", "auto-reply")
         return Reading(None, "no failed recipient found (not a bounce?)")
     text = _all_text(msg)
     delivery_id = _verp_delivery(msg, return_path, recipient)
@@ -114,6 +132,61 @@ def _quiet_flufl() -> Iterator[None]:
         _FLUFL.removeFilter(_QUIET)
 
 
+def _complaint(msg: email.message.Message, return_path: ReturnPath | None, *,
+               now: dt.datetime, recipient: str) -> Reading:
+    """An ARF report (RFC 5965: a receiver's "this is spam" sent back to the return
+    path): a complaint about the delivery its address or quoted message names. The
+    recipient is the report's Original-Rcpt-To, else the quoted message's To (often
+    redacted: the delivery's own address is taken then)."""
+    fields: email.message.Message | None = None
+    for part in msg.walk():
+        if part.get_content_type() == "message/feedback-report":
+            inner = part.get_payload(0) if part.is_multipart() else \
+                email.message_from_string(_decoded(part))
+            fields = inner if isinstance(inner, email.message.Message) else None
+            break
+    text = _all_text(msg)
+    rcpt = str(fields.get("Original-Rcpt-To", "")) if fields is not None else ""
+    if not rcpt:
+        rcpt = _quoted_to(msg)
+    address = email.utils.parseaddr(rcpt)[1]
+    kind = str(fields.get("Feedback-Type", "abuse")).strip() if fields is not None else "abuse"
+    delivery_id = _verp_delivery(msg, return_path, recipient)
+    message_id = "" if delivery_id is not None else _original_message_id(msg, text)
+    return Reading(Feedback(
+        provider="dsn", kind="complaint", email=address if "@" in address else "",
+        at=_date(msg, now), message_id=message_id, delivery_id=delivery_id,
+        detail=f"ARF feedback report: {kind}"[:300],
+    ))
+
+
+def _quoted_to(msg: email.message.Message) -> str:
+    """The To of the message a report quotes (a message/rfc822 or text/rfc822-headers
+    part); "" when there is none."""
+    for part in msg.walk():
+        kind = part.get_content_type()
+        if kind == "message/rfc822" and part.is_multipart():
+            inner = part.get_payload(0)
+            if isinstance(inner, email.message.Message):
+                return str(inner.get("To", ""))
+        if kind == "text/rfc822-headers":
+            return str(email.message_from_string(_decoded(part)).get("To", ""))
+    return ""
+
+
+def _auto_reply(msg: email.message.Message) -> bool:
+    """Whether the message says it was sent automatically: RFC 3834's Auto-Submitted (any
+    value but "no"), or the older X-Autoreply, X-Autorespond and Precedence: auto_reply."""
+    sender = email.utils.parseaddr(str(msg.get("From", "")))[1].partition("@")[0].lower()
+    if msg.get_content_type() == "multipart/report" or sender in _DAEMONS:
+        return False  # a bounce flufl.bounce could not read: kept aside for a look
+    submitted = str(msg.get("Auto-Submitted", "")).strip().lower()
+    precedence = str(msg.get("Precedence", "")).strip().lower()
+    return ((bool(submitted) and submitted != "no") or precedence == "auto_reply"
+            or any(msg.get(name) for name in ("X-Autoreply", "X-Autorespond",
+                                                "X-Autoresponder")))
+
+
 def _text(address: bytes | str) -> str:
     return address.decode("utf-8", "replace") if isinstance(address, bytes) else address
 
@@ -146,6 +219,11 @@ def _original_message_id(msg: email.message.Message, text: str) -> str:
             found = _MESSAGE_ID.search(_decoded(part))
             if found:
                 return found.group(1)
+    # No quoted message: the bounce's own headers may name ours.
+    for name in ("X-Original-Message-ID", "In-Reply-To", "References"):
+        ids = _ANGLED.findall(str(msg.get(name, "")))
+        if ids:
+            return str(ids[-1])  # References: the last is the message replied to
     own = str(msg.get("Message-ID", "")).strip().lower()
     for found in _MESSAGE_ID.finditer(text):
         if found.group(1).lower() != own:
@@ -208,12 +286,13 @@ def process(sessions: Callable[[], Session], messages: Iterable[tuple[str, bytes
             keep_dir: Path, recipient: str = "") -> Tally:
     """Record each bounce (one commit each, so a crash loses nothing done); copy those
     unmatched or unparsable into `keep_dir`/<outcome>/, named by their content's hash,
-    so a second run keeps no second copy. Never raises for one bad message."""
-    tally = Tally(dict.fromkeys((*OUTCOMES, "unparsable"), 0), [])
+    so a second run keeps no second copy; automatic replies are only counted (they are
+    readers' own mail, not for keeping). Never raises for one bad message."""
+    tally = Tally(dict.fromkeys((*OUTCOMES, "unparsable", "auto-reply"), 0), [])
     for name, raw in messages:
         reading = read_bounce(raw, return_path, now=now, recipient=recipient)
         if reading.feedback is None:
-            outcome = "unparsable"
+            outcome = reading.outcome
             log.info("bounce %s: %s", name, reading.problem)
         else:
             with sessions() as s:

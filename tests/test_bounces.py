@@ -100,7 +100,7 @@ def test_dsns_of_every_shape_find_their_reader(app: App, verp_settings: Settings
         assert first.exit_code == 0, first.output
         counts = _counts(first.output)
         assert counts == {"suppressed": 5, "counted": 1, "duplicate": 0, "unmatched": 2,
-                          "unparsable": 2}
+                          "unparsable": 2, "auto-reply": 0}
         for sample, (reader, kind) in SAMPLES.items():
             assert room.delivery(edition, reader).feedback == kind, sample
             row = room.reason(reader)
@@ -118,7 +118,7 @@ def test_dsns_of_every_shape_find_their_reader(app: App, verp_settings: Settings
         # The same Maildir again: nothing changes, nothing is kept twice.
         again = CliRunner().invoke(main, ["bounces", "process", str(tmp_path / "bounces-in")])
         assert _counts(again.output) == {"suppressed": 0, "counted": 0, "duplicate": 6,
-                                         "unmatched": 2, "unparsable": 2}
+                                         "unmatched": 2, "unparsable": 2, "auto-reply": 0}
         assert len(list((kept / "unmatched").iterdir())) == 2
 
         # The stats page and `digest status` show the edition's bounces.
@@ -235,6 +235,83 @@ def test_mail_flufl_bounce_cannot_scan_is_unparsable_without_a_traceback(
     assert _counts(result.output)["unparsable"] == 1
     assert "Traceback" not in result.output and "Exception in detector" not in result.output
     assert len(list((Path(verp_settings["data_dir"]) / "bounces" / "unparsable").iterdir())) == 1
+
+
+def _arf(to: str, rcpt_line: str, message_id: str) -> str:
+    """An RFC 5965 feedback report, as a receiver sends a reader's "this is spam"."""
+    return (f"From: fbl@isp.example.net\r\nTo: {to}\r\nSubject: FW: complaint\r\n"
+            "Date: Fri, 27 Nov 2026 07:00:00 +0000\r\nMIME-Version: 1.0\r\n"
+            'Content-Type: multipart/report; report-type=feedback-report; boundary="b"\r\n\r\n'
+            "--b\r\nContent-Type: text/plain\r\n\r\nThis is an email abuse report.\r\n"
+            "--b\r\nContent-Type: message/feedback-report\r\n\r\nFeedback-Type: abuse\r\n"
+            f"User-Agent: isp-fbl/1.0\r\nVersion: 1\r\n{rcpt_line}\r\n"
+            "--b\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+            "From: Daily <news@news.example.org>\r\nTo: redacted@isp.example.net\r\n"
+            f"Message-ID: {message_id}\r\nSubject: Harbour\r\n\r\n--b--\r\n")
+
+
+def _bare_dsn(rcpt: str, header: str) -> str:
+    """A DSN that returns no part of the message, only naming it in a header."""
+    return ("From: MAILER-DAEMON@mx.example.org\r\nTo: news@news.example.org\r\n"
+            f"Subject: Undelivered Mail\r\n{header}\r\nMIME-Version: 1.0\r\n"
+            'Content-Type: multipart/report; report-type=delivery-status; boundary="d"\r\n'
+            "\r\n--d\r\nContent-Type: text/plain\r\n\r\nCould not deliver.\r\n"
+            "--d\r\nContent-Type: message/delivery-status\r\n\r\n"
+            "Reporting-MTA: dns; mx.example.org\r\n\r\n"
+            f"Final-Recipient: rfc822; {rcpt}\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+            "Diagnostic-Code: smtp; 550 5.1.1 no such user\r\n\r\n--d--\r\n")
+
+
+def test_auto_replies_complaint_reports_and_bare_dsns(
+    app: App, verp_settings: Settings, clock: Clock, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What else comes back to the return path: vacation and challenge-response replies
+    (neither bounces nor unparsable), ARF complaint reports (the named delivery's reader
+    complained) and DSNs naming our Message-ID only in a header."""
+    room = Newsroom(app, clock, tmp_path)
+    readers = ("ann@example.org", "bea@example.org", "cy@example.org", "dot@example.org",
+               "eli@example.org")
+    try:
+        room.join(*readers)
+        edition = room.publish("Harbour")
+        verp = ReturnPath.from_settings(verp_settings)
+        assert verp is not None
+        d = {r: room.delivery(edition, r) for r in readers}
+        inbox = mailbox.Maildir(tmp_path / "in")
+        for header in ("Auto-Submitted: auto-replied", "X-Autoreply: yes",
+                       "Precedence: auto_reply"):
+            to = verp.address(d["ann@example.org"].id)
+            inbox.add(f"From: Ann <ann@example.org>\r\nTo: {to}\r\n"
+                      f"Subject: Out of office\r\n{header}\r\n\r\nAway until Monday.\r\n")
+        # A complaint to the VERP address, the recipient redacted; one found by the
+        # quoted Message-ID alone, naming its reader.
+        inbox.add(_arf(verp.address(d["bea@example.org"].id), "", "<x@elsewhere.example>"))
+        inbox.add(_arf("abuse@news.example.org", "Original-Rcpt-To: cy@example.org",
+                       d["cy@example.org"].message_id))
+        inbox.add(_bare_dsn("dot@example.org",
+                            f"X-Original-Message-ID: {d['dot@example.org'].message_id}"))
+        inbox.add(_bare_dsn("eli@example.org",
+                            f"In-Reply-To: {d['eli@example.org'].message_id}"))
+        for key, value in (("DATABASE_URL", verp_settings["database.url"]),
+                           ("DATA_DIR", verp_settings["data_dir"]),
+                           ("DELIVERY_RETURN_PATH", RETURN_PATH)):
+            monkeypatch.setenv(f"DIGEST_{key}", value)
+        result = CliRunner().invoke(main, ["bounces", "process", str(tmp_path / "in")])
+        assert result.exit_code == 0, result.output
+        assert _counts(result.output) == {"suppressed": 4, "counted": 0, "duplicate": 0,
+                                          "unmatched": 0, "unparsable": 0, "auto-reply": 3}
+        assert room.reason("ann@example.org") is None
+        assert room.delivery(edition, "ann@example.org").feedback == ""
+        for reader, kind in (("bea@example.org", "complaint"), ("cy@example.org", "complaint"),
+                             ("dot@example.org", "hard_bounce"),
+                             ("eli@example.org", "hard_bounce")):
+            assert room.delivery(edition, reader).feedback == kind, reader
+            row = room.reason(reader)
+            assert row is not None and row[0] == kind, reader
+        assert not (Path(verp_settings["data_dir"]) / "bounces").exists()
+    finally:
+        room.close()
 
 
 def _counts(output: str) -> dict[str, int]:

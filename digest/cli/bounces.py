@@ -28,9 +28,11 @@ def process_command(app: App, path: str, recipient: str) -> None:
     docs/operations.md).
 
     Hard bounces suppress the address, soft ones count toward [delivery]
-    soft_bounce_limit. Messages that match no delivery, or are no bounce digest can
-    read, are copied under <data_dir>/bounces/ and counted. Safe to run again on the
-    same messages: nothing is recorded twice.
+    soft_bounce_limit; a feedback report (ARF) is a complaint and suppresses too.
+    Automatic replies (vacation, challenge-response) are counted as auto-reply only.
+    Messages that match no delivery, or are no bounce digest can read, are copied
+    under <data_dir>/bounces/ and counted. Safe to run again on the same messages:
+    nothing is recorded twice.
     """
     keep = app.settings.path("data_dir") / "bounces"
     tally = process(app.sessions, messages_at(path),
