@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import logging
 import re
 import textwrap
 from collections.abc import Iterable, Mapping
@@ -40,6 +41,8 @@ from digest.errors import ConfigError
 
 if TYPE_CHECKING:
     from digest.config import Settings
+
+log = logging.getLogger(__name__)
 
 #: The header fields the signature covers, in h= order: what a receiver shows (From,
 #: To, Subject, Date), what identifies the message and the list, the one-click
@@ -115,7 +118,13 @@ class DkimSigner:
             raise ConfigError(f"[dkim] private_key_file {path} cannot be read ({exc.strerror}); "
                               "let the user running digest read it (chmod 600, owned by "
                               "that user)") from None
-        return cls(domain, selector, _private_key(data, path))
+        signer = cls(domain, selector, _private_key(data, path))
+        if path.stat().st_mode & 0o007:
+            log.warning("[dkim] private_key_file %s is readable by every user of this machine: "
+                        "anyone who copies it can sign mail as %s; chmod 600 %s (owned by "
+                        "the user running digest), and if others may have read it, rotate "
+                        "the key (docs/operations.md, Rotating keys)", path, domain, path)
+        return signer
 
     # -- what DNS must hold ---------------------------------------------------------
 
@@ -190,22 +199,34 @@ def _private_key(data: bytes, path: Path) -> rsa.RSAPrivateKey:
         hint = (" (it holds a public key: give the private one)"
                 if b"PUBLIC KEY-----" in data else "")
         raise ConfigError(f"{what} holds no PEM private key{hint}; it should start with "
-                          "-----BEGIN PRIVATE KEY----- (make one with `openssl genrsa "
-                          f"-out {path} 2048`)")
+                          f"-----BEGIN PRIVATE KEY-----; {_new_key(path)}")
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except TypeError:
         raise ConfigError(f"{what} is protected by a passphrase; write it out unprotected "
-                          f"for the sender (`openssl pkey -in {path} -out dkim.pem`) and "
-                          "keep that file readable by its user only") from None
+                          f"for the sender to another file (`openssl pkey -in {path} -out "
+                          f"{_beside(path, 'plain')}`), keep that file readable by its user "
+                          "only and set private_key_file to it (the key, hence DNS, stays "
+                          "the same)") from None
     except (ValueError, UnsupportedAlgorithm) as exc:
-        raise ConfigError(f"{what} is not a readable private key ({exc}); make a new one "
-                          f"with `openssl genrsa -out {path} 2048`") from None
+        raise ConfigError(f"{what} is not a readable private key ({exc}); "
+                          f"{_new_key(path)}") from None
     if not isinstance(key, rsa.RSAPrivateKey):
         raise ConfigError(f"{what} is not an RSA key; DKIM here signs with rsa-sha256, "
-                          f"which every receiver checks: `openssl genrsa -out {path} 2048`")
+                          f"which every receiver checks; {_new_key(path)}")
     if key.key_size < MIN_BITS:
         raise ConfigError(f"{what} has {key.key_size} bits; Gmail and Yahoo want at least "
-                          f"{MIN_BITS}: make a 2048-bit key with `openssl genrsa -out "
-                          f"{path} 2048`")
+                          f"{MIN_BITS}; {_new_key(path)}")
     return key
+
+
+def _beside(path: Path, tag: str) -> Path:
+    """A new file next to `path` (dkim.pem -> dkim-new.pem), so no hint overwrites the
+    operator's key: the one DNS publishes now."""
+    return path.with_name(f"{path.stem}-{tag}{path.suffix or '.pem'}")
+
+
+def _new_key(path: Path) -> str:
+    return (f"make a new 2048-bit key in a new file (`openssl genrsa -out "
+            f"{_beside(path, 'new')} 2048`), set private_key_file to it with a new "
+            "[dkim] selector, and publish its record (`digest check-dns`) before sending")

@@ -277,6 +277,30 @@ def test_unusable_keys_say_what_is_wrong(bad_keys: dict[str, Path], what: str, s
     with pytest.raises(ConfigError, match=r"^\[dkim\] private_key_file ") as caught:
         DkimSigner.load(DOMAIN, SELECTOR, bad_keys[what])
     assert says in str(caught.value)
+    # No hint writes over the operator's file (whose key DNS may publish): a new one.
+    assert f"-out {bad_keys[what]}" not in str(caught.value)
+    if what != "a folder":
+        assert f"-out {bad_keys[what].with_name(bad_keys[what].stem)}-" in str(caught.value)
+
+
+def test_a_key_every_user_may_read_is_warned_of_at_start(
+    key_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("DIGEST_CONFIG", "DIGEST_DATABASE_URL", "DIGEST_DELIVERY_BACKEND"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DIGEST_DKIM_DOMAIN", DOMAIN)
+    monkeypatch.setenv("DIGEST_DKIM_PRIVATE_KEY_FILE", str(key_file))
+    runner = CliRunner()
+    assert runner.invoke(main, ["init"]).exit_code == 0
+    key_file.chmod(0o644)
+    r = runner.invoke(main, ["worker", "--once"])
+    assert r.exit_code == 0, r.output
+    assert f"WARNING digest.deliver.dkim: [dkim] private_key_file {key_file} is readable by " \
+        f"every user of this machine" in r.output and f"chmod 600 {key_file}" in r.output
+    key_file.chmod(0o600)
+    r = runner.invoke(main, ["worker", "--once"])
+    assert r.exit_code == 0 and "readable by every user" not in r.output
 
 
 @pytest.mark.parametrize("bad", ["news: daily", "news", "n" * 16, "n" * 60])
