@@ -303,6 +303,7 @@ def bench_send(subscribers: int, sink_kind: str, *, dkim: bool = False) -> None:
             key.write_bytes(_dkim_signer()._key.private_bytes(
                 serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                 serialization.NoEncryption()))
+            key.chmod(0o600)
             env.update(DIGEST_DKIM_DOMAIN="news.example.org",
                        DIGEST_DKIM_PRIVATE_KEY_FILE=str(key))
         t0 = time.perf_counter()

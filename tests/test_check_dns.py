@@ -72,6 +72,7 @@ def _key(path: Path) -> Path:
     path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
                                        serialization.PrivateFormat.PKCS8,
                                        serialization.NoEncryption()))
+    path.chmod(0o600)  # as the docs say; a key every user may read is warned of
     return path
 
 

@@ -54,6 +54,7 @@ def key_pem() -> bytes:
 def key_file(tmp_path: Path, key_pem: bytes) -> Path:
     path = tmp_path / "dkim.pem"
     path.write_bytes(key_pem)
+    path.chmod(0o600)
     return path
 
 
