@@ -262,10 +262,22 @@ def refused_link(app: App, pages: Pages, exc: InvalidInput, token: str, purpose:
     message = sentence(refusal(lang, str(exc)))
     if after:
         message = f"{message} {said[after]}"
-    page = LinkRefusedPage(title=said["refused_heading"], lang=lang,
-                           heading=said["refused_heading"], message=message,
+    # A good link past its days (a manage link from an old mail) is gone, not wrong: 410.
+    expired = _expired(app, token, purpose) and not _read_ok(app, token, purpose)
+    heading = said["expired_heading" if expired else "refused_heading"]
+    page = LinkRefusedPage(title=heading, lang=lang, heading=heading, message=message,
                            mailto=mailto, words=said)
-    return pages.render("web/link_refused.html", page, status=400, private=True)
+    return pages.render("web/link_refused.html", page, status=410 if expired else 400,
+                        private=True)
+
+
+def _read_ok(app: App, token: str, purpose: str) -> bool:
+    """Whether `token` reads within its age limit (refused then for another reason)."""
+    try:
+        _read(app, token, purpose)
+    except InvalidInput:
+        return False
+    return True
 
 
 def _unsubscribe_mailto(app: App) -> str:

@@ -150,6 +150,8 @@ _WORDS: dict[str, dict[str, str]] = {
 # English is not here is shown in English, under a heading in the list's language.
 _REFUSALS: dict[str, dict[str, str]] = {
     "ko": {
+        "this link has expired; ask for a new one":
+            "이 링크는 사용 기간이 지났습니다. 새 링크를 요청해 주세요.",
         "this link no longer works: the address it was sent to is not subscribed any "
         "more; ask for a new one":
             "이 링크는 더 이상 사용할 수 없습니다. 링크를 받으신 주소가 구독 중이 "

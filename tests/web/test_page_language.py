@@ -187,3 +187,21 @@ def test_every_language_has_every_word_with_the_same_placeholders() -> None:
         for key, text in said.items():
             assert set(re.findall(r"{\w+}", text)) == set(re.findall(r"{\w+}", english[key])), \
                 (language, key)
+
+
+def test_an_expired_korean_preferences_link_says_so_in_korean(
+        client: TestClient, app: App, world: World, clock: Clock,
+        korean_mail: dict[str, str]) -> None:
+    """A reader who opens 수신 설정 in a mail more than 30 days old learns, in Korean,
+    that the link expired and how to get a new one: no English sentence on the page."""
+    link = _path(korean_mail["수신 설정"])
+    clock.advance(days=31)
+    r = client.get(link)
+    assert r.status_code == 410 and _lang(r.text) == "ko"
+    assert _h1(r.text) == "링크가 만료되었습니다"
+    text = _doc(r.text).xpath("//main")[0].text_content()
+    assert not re.search(r"[A-Za-z]{3,}", text), text
+    # The form's answer is the same page.
+    posted = client.post(link, data={"action": "save", "lists": ["sport"]})
+    assert posted.status_code == 410 and _h1(posted.text) == "링크가 만료되었습니다"
+    assert world.status(ALICE, "news") == "confirmed"

@@ -140,7 +140,7 @@ def test_bad_links_do_nothing(client: TestClient, app: App, world: World,
         assert r.status_code == 400
     clock.advance(days=31)
     r = save(client, good)
-    assert r.status_code == 400 and "expired" in r.text
+    assert r.status_code == 410 and "This link has expired" in r.text
     assert world.statuses() == before and not world.suppressed(ALICE)
 
 
