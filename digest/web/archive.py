@@ -33,7 +33,7 @@ from xml.etree import ElementTree as ET
 
 import lxml.html
 from fastapi import APIRouter, HTTPException
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from lxml.html import HtmlElement
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session, selectinload
@@ -75,6 +75,13 @@ READER_MARK = "about:blank#digest-reader-"
 # The slots whose whole line is the reader's own ("You subscribed on...", "This email was
 # sent to ..."): the archive copy leaves those lines out, since the page was sent to nobody.
 READER_LINES = ("reason", "email")
+
+
+@router.api_route("/", methods=["GET", "HEAD"])
+def home() -> Response:
+    """The site's own address, which every mail's footer names: the public lists. A
+    redirect that is not permanent, so a later home page can take its place."""
+    return RedirectResponse("/archive", status_code=302)
 
 
 @router.api_route("/archive", methods=["GET", "HEAD"])

@@ -220,3 +220,15 @@ def test_the_archive_copy_has_no_reader_links_nor_an_empty_reason(
     subscribe = news.xpath("//a[normalize-space(.)='Subscribe']/@href")
     assert subscribe == ["https://news.example.org/subscribe/news"]
     assert client.get(_path(subscribe[0])).status_code == 200
+
+
+def test_the_footers_site_link_opens_a_page_that_lists_the_lists(
+        client: TestClient, app: App, sent: None) -> None:
+    """The footer names the site (news.example.org): following it lands on the public
+    lists, each with its sign-up, never a 404; the private list is not shown."""
+    links = _footer_links(_mail_of(app, "news", ALICE)[1])
+    home = client.get(_path(links["news.example.org"]))
+    assert home.status_code == 200, home.status_code
+    shown = lxml.html.document_fromstring(home.text).text_content()
+    assert "Morning News" in shown and "Staff Only" not in shown
+    assert 'href="/subscribe/news"' in home.text
