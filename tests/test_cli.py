@@ -338,6 +338,9 @@ def test_clearing_a_postal_address_warns_as_creating_without_one(  # type: ignor
     assert "digest lists set daily --postal-address" in r.output
     # Changing something else on a list without an address does not nag each time.
     assert "Warning" not in run("lists", "set", "daily", "--title", "Daily").output
+    # Asking again for no address is no change, and still no address: say so.
+    again = run("lists", "set", "daily", "--postal-address", blank)
+    assert "No change" in again.output and "Warning: list daily has no postal" in again.output
 
 
 def test_fetch_says_which_new_articles_are_undated_backlog(  # type: ignore[no-untyped-def]

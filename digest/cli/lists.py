@@ -190,7 +190,7 @@ def lists_set(app: App, name: str, **options: Any) -> None:
         say(f"No change: {name} already has those settings.")
     for key, (old, new) in changed.items():
         say(f"{name} {LABELS[key]}: {_shown(old)} → {_shown(new)}")
-    if "postal_address" in changed and (warning := postal_address_warning(mlist)):
+    if "postal_address" in changes and (warning := postal_address_warning(mlist)):
         err.print(f"Warning: {warning}", markup=False, soft_wrap=True)
 
 
