@@ -56,6 +56,11 @@ from subscribers.models import MailingList
 #: Headlines shorter than this (after `headline_key`) are never matched by their words
 #: alone: "Podcast", "Daily briefing" or "Weather" from two sources are two stories.
 HEADLINE_MIN_CHARS = 24
+#: A headline shorter than that is one story with another source's only when it is the
+#: same words over the same blurb, at least this many of its first words: one post in
+#: two feeds of its site (Daring Fireball's Atom feed links "Bad App Citizens" to the
+#: page it quotes, its JSON Feed to the post), not two sources' "Weather".
+SAME_BLURB_WORDS = 8
 #: How alike two headlines must be (difflib's ratio, 0..1) to be one story.
 HEADLINE_RATIO = 0.85
 #: How many of the words below the headline two twins' blurbs must share (of the
@@ -217,6 +222,16 @@ def twins(articles: Sequence[Article]) -> list[list[Article]]:
                     join(i, j)
     titled = sorted(((headline_key(a.title), i) for i, a in enumerate(articles)),
                     key=lambda t: len(t[0]))
+    short: dict[str, list[int]] = {}
+    for h, i in titled:
+        if h and len(h) < HEADLINE_MIN_CHARS:
+            short.setdefault(h, []).append(i)
+    for group in short.values():
+        for n, i in enumerate(group):
+            for j in group[n + 1:]:
+                a, b = articles[i], articles[j]
+                if a.source_id != b.source_id and _same_blurb(a.summary, b.summary):
+                    join(i, j)
     titled = [(h, i) for h, i in titled if len(h) >= HEADLINE_MIN_CHARS]
     for n, (h, i) in enumerate(titled):
         for h2, j in titled[n + 1:]:
@@ -288,19 +303,32 @@ def _told_alike(headline: str, a: str, b: str) -> bool:
     return len(wa & wb) >= BLURB_SHARED * min(len(wa), len(wb))
 
 
+def _same_blurb(a: str, b: str) -> bool:
+    """Do two blurbs begin with the same `SAME_BLURB_WORDS` words or more (the shorter
+    whole, up to 30)? One text, perhaps cut at another length."""
+    wa, wb = headline_key(a).split()[:30], headline_key(b).split()[:30]
+    n = min(len(wa), len(wb))
+    return n >= SAME_BLURB_WORDS and wa[:n] == wb[:n]
+
+
 class _Headlines:
     """Headlines already carried, their blurbs and their sources (None: added by URL),
     for asking whether a new article from another source tells one of them."""
 
     def __init__(self, carried: Iterable[tuple[str, str, int | None]]) -> None:
-        self.carried = [(k, summary, source) for k, summary, source in
-                        {(headline_key(t), summary, source) for t, summary, source in carried}
+        keyed = {(headline_key(t), summary, source) for t, summary, source in carried}
+        self.carried = [(k, summary, source) for k, summary, source in keyed
                         if len(k) >= HEADLINE_MIN_CHARS]
+        self.short: dict[str, list[tuple[str, int | None]]] = {}
+        for k, summary, source in keyed:
+            if k and len(k) < HEADLINE_MIN_CHARS:
+                self.short.setdefault(k, []).append((summary, source))
 
     def has(self, a: Article) -> bool:
         key = headline_key(a.title)
         if len(key) < HEADLINE_MIN_CHARS:
-            return False
+            return any(source != a.source_id and _same_blurb(a.summary, summary)
+                       for summary, source in self.short.get(key, ()))
         return any(source != a.source_id and _alike(key, k)
                    and _told_alike(key, a.summary, summary)
                    for k, summary, source in self.carried)

@@ -9,10 +9,13 @@ pubDate, guid per item)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from email.utils import format_datetime
 from html import escape
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -28,6 +31,8 @@ from subscribers.lists import get_list
 from subscribers.members import add_member
 from tests import loopback
 from tests.conftest import Clock
+
+FEEDS = Path(__file__).parent / "data" / "feeds"
 
 Item = tuple[str, str, dt.datetime | None]  # headline, link, date (None: undated)
 Told = tuple[str, str, dt.datetime | None, str]  # ... and the story's own blurb
@@ -677,3 +682,64 @@ def test_rules_default_to_the_settings_table() -> None:
     assert rules.late_hours == defaults[("edition", "late_hours")]
     assert rules.brief_max == defaults[("edition", "brief_max")]
 
+
+
+def _daring_fireball(kind: str, title: str, when: dt.datetime) -> bytes:
+    """Daring Fireball's own Atom or JSON feed (tests/data/feeds) holding only its post
+    `title`, dated `when`: the site's two feeds link one linked-list post differently
+    (Atom to the page it links, JSON Feed to the post), under one short headline."""
+    stamp = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    body = (FEEDS / f"nnw_DaringFireball.{kind}").read_text(encoding="utf-8")
+    if kind == "json":
+        doc = json.loads(body)
+        doc["items"] = [dict(i, date_published=stamp, date_modified=stamp)
+                        for i in doc["items"] if i["title"] == title]
+        return json.dumps(doc).encode()
+    head, _, rest = body.partition("<entry>")
+    entries = ["<entry>" + e for e in rest.split("<entry>")]
+    (entry,) = [e for e in entries if f"<title>{title}</title>" in e]
+    entry = re.sub(r"<(published|updated)>[^<]+<", lambda m: f"<{m[1]}>{stamp}<", entry)
+    return (head + entry.partition("</entry>")[0] + "</entry></feed>").encode()
+
+
+def test_one_post_in_two_feeds_of_its_site_is_one_story_whatever_its_links(
+        app: App, clock: Clock, feeds: Feeds) -> None:
+    """Daring Fireball's Atom and JSON feeds on one list: "Bad App Citizens" links the
+    page it quotes in one and the post in the other, with the same words below. One
+    story, though its headline is too short to be matched by itself; two short headlines
+    over other words stay two."""
+    when = clock() - dt.timedelta(hours=1)
+    feeds.bodies["/df.atom"] = _daring_fireball("atom", "Bad App Citizens", when)
+    feeds.bodies["/df.json"] = _daring_fireball("json", "Bad App Citizens", when)
+    feeds.set("/a.xml", "Harbour Wire", [(
+        "Weather", "https://a.example.org/w/1", when,
+        "Rain over the harbour from noon, clearing by the evening with a light wind.")])
+    feeds.set("/b.xml", "Hill Gazette", [(
+        "Weather", "https://b.example.org/w/9", when,
+        "Snow on the hills overnight; the pass road may close before the morning.")])
+    make_list(app, clock, *(feeds.base + p for p in ("/df.atom", "/df.json", "/a.xml",
+                                                      "/b.xml")))
+    fetch(app)
+    edition = build(app)
+    assert sorted(headlines(edition)) == ["Bad App Citizens", "Weather", "Weather"]
+
+
+def test_one_post_mailed_from_one_feed_of_its_site_is_not_told_again_by_the_other(
+        app: App, clock: Clock, feeds: Feeds) -> None:
+    """The Atom feed's "Bad App Citizens" went out; the site's JSON Feed, added later,
+    brings the same post under another link: it is not proposed again."""
+    when = clock() - dt.timedelta(hours=1)
+    feeds.bodies["/df.atom"] = _daring_fireball("atom", "Bad App Citizens", when)
+    feeds.bodies["/df.json"] = _daring_fireball("json", "Bad App Citizens", when)
+    make_list(app, clock, feeds.base + "/df.atom")
+    fetch(app)
+    assert headlines(build(app)) == ["Bad App Citizens"]
+    send(app)
+    clock.advance(hours=1)
+    with app.sessions() as s:
+        add_source(s, feeds.base + "/df.json", get_list(s, "daily"))
+        s.commit()
+    fetch(app)
+    with app.sessions() as s:
+        assert curate.proposals(s, None, get_list(s, "daily"), now=clock(),
+                                rules=app.edition_rules()) == []
