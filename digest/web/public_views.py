@@ -84,6 +84,7 @@ class SubscribePage(Page):
 
     lists: list[ListChoice]
     chosen: frozenset[str]
+    words: Mapping[str, str]  # the page's fixed words, in `lang`
     email: str = ""
     name: str = ""
     error: str = ""
@@ -96,6 +97,7 @@ class SubscribedPage(Page):
     """web/subscribed.html: "check your inbox", the same whoever the address is."""
 
     lists: list[ListChoice]
+    words: Mapping[str, str]  # the page's fixed words, in `lang`
 
 
 @dataclass(frozen=True, kw_only=True)

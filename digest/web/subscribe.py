@@ -29,7 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from fastapi import APIRouter, HTTPException, Request
@@ -124,9 +124,12 @@ def _form_page(request: Request, app: App, pages: Pages, list_name: str | None) 
 def _render_form(request: Request, pages: Pages, offered: list[ListChoice],
                  list_name: str | None, *, chosen: frozenset[str], email: str = "",
                  name: str = "", error: str = "", status: int = 200) -> Response:
-    title = f"Subscribe to {offered[0].title}" if list_name and offered else "Subscribe"
+    lang, said = _form_language(offered)
+    title = (said["subscribe_to"].format(title=offered[0].title) if list_name and offered
+             else said["subscribe_title"])
     page = SubscribePage(
-        title=title, lists=offered, chosen=chosen, email=email, name=name, error=error,
+        title=title, lang=lang, words=said, lists=offered, chosen=chosen, email=email,
+        name=name, error=error,
         form_token=_guards(request).form_token(),
         action="/subscribe" + (f"/{list_name}" if list_name else ""),
     )
@@ -163,10 +166,11 @@ def _answer(request: Request, app: App, pages: Pages, list_name: str | None,
     with app.sessions() as s:
         offered = _offered(s, list_name)
     chosen = [c for c in offered if c.name in wanted]
-    inbox = SubscribedPage(title="Check your inbox", lists=chosen)
+    lang, said = _form_language(offered)
+    inbox = SubscribedPage(title=said["inbox_title"], lang=lang, words=said, lists=chosen)
     if _first(form, HONEYPOT).strip():  # a bot: the usual answer, and nothing done
         return pages.render("web/subscribed.html", inbox, private=True)
-    error = _form_error(email, chosen)
+    error = _form_error(email, chosen, lang)
     if error:
         return _render_form(request, pages, offered, list_name, status=400, error=error,
                             chosen=frozenset(c.name for c in chosen), email=email, name=name)
@@ -177,13 +181,24 @@ def _answer(request: Request, app: App, pages: Pages, list_name: str | None,
     return pages.render("web/subscribed.html", inbox, private=True)
 
 
-def _form_error(email: str, chosen: list[ListChoice]) -> str:
+def _form_language(offered: list[ListChoice]) -> tuple[str, Mapping[str, str]]:
+    """The `lang` and words of the sign-up pages: the offered lists' one language (the
+    list's own on /subscribe/<name>), else English."""
+    lang = shared_language(c.language for c in offered)
+    return lang, words(lang)
+
+
+def _form_error(email: str, chosen: list[ListChoice], lang: str) -> str:
+    said = words(lang)
     try:
         normalize(email)
     except InvalidInput as exc:
-        return sentence(str(exc) if email else "please enter your email address")
+        if not email:
+            return said["subscribe_no_email"]
+        # email-validator says what is wrong, in English: an English form shows it.
+        return sentence(str(exc)) if lang == "en" else said["subscribe_bad_email"]
     if not chosen:
-        return "Please tick at least one list."
+        return said["subscribe_no_list"]
     return ""
 
 

@@ -1,13 +1,15 @@
 """The fixed words of the pages a mail's links open (unsubscribe, confirm, preferences,
-and the refusals of those links), one table per language, as `digest.render.labels`
-holds the mail's own words: a Korean list's reader who follows 구독 취소 lands on Korean.
+and the refusals of those links) and of the sign-up form, one table per language, as
+`digest.render.labels` holds the mail's own words: a Korean list's reader who follows
+구독 취소 lands on Korean, and /subscribe/<a Korean list> asks in Korean.
 
 Placeholders: `{title}` (the list's title, plain: the page's <title>), `{list}` and
 `{address}` (the list's title and the masked address as the page marks them up),
-`{link}`, `{days}`, `{mailto}`. A language has every key English has, with the same
-placeholders (tests/web/test_page_language.py checks it), and exists here exactly when
-it exists in `render._LABELS`: a reader never meets a page in a language their mail was
-not in, nor the reverse. docs/templates.md says how to add one.
+`{link}`, `{days}`, `{mailto}`, `{lists}` (the lists signed up to). A language has
+every key English has, with the same placeholders (tests/web/test_page_language.py
+checks it), and exists here exactly when it exists in `render._LABELS`: a reader never
+meets a page in a language their mail was not in, nor the reverse. docs/templates.md
+says how to add one.
 """
 
 from __future__ import annotations
@@ -80,6 +82,34 @@ _WORDS: dict[str, dict[str, str]] = {
                           "the subject \"unsubscribe\".",
         "refused_preferences": "The unsubscribe link at the bottom of every email from us "
                                "leads to a page with a fresh link to your preferences.",
+        # subscribe.html
+        "subscribe_title": "Subscribe",
+        "subscribe_to": "Subscribe to {title}",
+        "subscribe_heading": "Subscribe to {list}",
+        "subscribe_none": "There are no lists to subscribe to right now.",
+        "subscribe_email": "Email address",
+        "subscribe_name": "Name",
+        "subscribe_optional": "(optional)",
+        "subscribe_honeypot": "Leave this field empty",
+        "subscribe_legend_one": "List",
+        "subscribe_legend": "Lists",
+        "subscribe_button": "Subscribe",
+        "subscribe_note": "We send you an email to confirm. Every email has a link to "
+                          "unsubscribe. Past editions are in the {link}.",
+        "subscribe_archive": "archive",
+        "subscribe_no_email": "Please enter your email address.",
+        # English shows email-validator's own reason instead (it is in English).
+        "subscribe_bad_email": "This is not a valid email address; check it and send the "
+                               "form again.",
+        "subscribe_no_list": "Please tick at least one list.",
+        # subscribed.html
+        "inbox_title": "Check your inbox",
+        "inbox_body": "If the address is new to {lists}, we have sent it an email with a "
+                      "link to confirm. Nothing is sent until you click it.",
+        "inbox_or": "or",
+        "inbox_note": "Nothing arrived within a few minutes? Look in the spam folder. If "
+                      "the address was subscribed already, it stays subscribed and gets no "
+                      "new email.",
     },
     "ko": {
         "unsubscribe_title": "{title} 구독 취소",
@@ -142,6 +172,31 @@ _WORDS: dict[str, dict[str, str]] = {
                           "구독이 취소됩니다.",
         "refused_preferences": "저희가 보내 드린 메일 하단의 구독 취소 링크를 누르시면 "
                                "수신 설정으로 가는 새 링크가 있는 페이지가 열립니다.",
+        "subscribe_title": "구독 신청",
+        "subscribe_to": "{title} 구독 신청",
+        "subscribe_heading": "{list} 구독 신청",
+        "subscribe_none": "지금은 구독하실 수 있는 뉴스레터가 없습니다.",
+        "subscribe_email": "이메일 주소",
+        "subscribe_name": "이름",
+        "subscribe_optional": "(선택)",
+        "subscribe_honeypot": "이 칸은 비워 두세요",
+        "subscribe_legend_one": "뉴스레터",
+        "subscribe_legend": "뉴스레터",
+        "subscribe_button": "구독 신청",
+        "subscribe_note": "구독을 확인하는 메일을 보내 드립니다. 모든 메일 하단에는 구독 "
+                          "취소 링크가 있습니다. 지난 호는 {link}에서 보실 수 있습니다.",
+        "subscribe_archive": "지난 호 모음",
+        "subscribe_no_email": "이메일 주소를 입력해 주세요.",
+        "subscribe_bad_email": "올바른 이메일 주소가 아닙니다. 주소를 확인하고 다시 "
+                               "보내 주세요.",
+        "subscribe_no_list": "뉴스레터를 하나 이상 선택해 주세요.",
+        "inbox_title": "메일함을 확인해 주세요",
+        "inbox_body": "{lists} 구독이 처음인 주소라면 구독 확인 링크가 담긴 메일을 보내 "
+                      "드렸습니다. 링크를 누르시기 전에는 아무 메일도 보내지 않습니다.",
+        "inbox_or": "또는",
+        "inbox_note": "몇 분이 지나도 메일이 오지 않았다면 스팸 메일함을 확인해 주세요. "
+                      "이미 구독 중인 주소라면 구독은 그대로 유지되며 새 메일은 보내지 "
+                      "않습니다.",
     },
 }
 

@@ -205,3 +205,35 @@ def test_an_expired_korean_preferences_link_says_so_in_korean(
     posted = client.post(link, data={"action": "save", "lists": ["sport"]})
     assert posted.status_code == 410 and _h1(posted.text) == "링크가 만료되었습니다"
     assert world.status(ALICE, "news") == "confirmed"
+
+
+def _english_words(page: str) -> list[str]:
+    """Words of English (three letters or more) in the page's <main>."""
+    return re.findall(r"[A-Za-z]{3,}", _doc(page).xpath("//main")[0].text_content())
+
+
+def test_a_korean_lists_sign_up_form_and_its_answers_are_korean(
+        client: TestClient, app: App, world: World) -> None:
+    """/subscribe/sport, the address a Korean list gives out, speaks Korean from the form
+    to "check your inbox", its mistakes included; the form for every list stays English
+    while the lists differ."""
+    form = client.get("/subscribe/sport").text
+    assert _lang(form) == "ko" and _h1(form) == "스포츠 소식 구독 신청"
+    assert _buttons(form) == ["구독 신청"] and not _english_words(form)
+    assert _title(form) == "스포츠 소식 구독 신청"
+    token = _doc(form).xpath('//input[@name="form_token"]/@value')[0]
+
+    def post(**fields: object) -> str:
+        data = {"email": CAROL, "name": "", "website": "", "lists": ["sport"],
+                "form_token": token, **fields}
+        r = client.post("/subscribe/sport", data=data)
+        assert _lang(r.text) == "ko", r.text
+        return r.text
+
+    for mistake in ({"email": "carol at example"}, {"email": ""}, {"lists": []}):
+        again = post(**mistake)
+        error = _doc(again).xpath('//*[@role="alert"]')[0].text_content()
+        assert not re.search(r"[A-Za-z]{3,}", error), error
+    inbox = post()
+    assert _h1(inbox) == "메일함을 확인해 주세요" and not _english_words(inbox)
+    assert _lang(client.get("/subscribe").text) == "en"

@@ -120,7 +120,7 @@ def test_form_for_one_list_ticks_it_and_hides_the_rest(
     [box] = doc.xpath('//input[@name="lists"]')
     assert box.get("value") == "sport" and box.get("checked") is not None
     assert doc.xpath("//form/@action") == ["/subscribe/sport"]
-    assert "Subscribe to" in doc.xpath("//h1")[0].text_content()
+    assert "스포츠 소식" in doc.xpath("//h1")[0].text_content()  # in its own language
     for missing in ("/subscribe/staff", "/subscribe/nope"):
         assert client.get(missing).status_code == 404
 
