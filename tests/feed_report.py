@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from digest.gather.sources import source_label
 from digest.models import Article, Edition, EditionItem, Source
-from digest.stories import same_headline
+from digest.stories import headline_key, same_headline
 from tests.loopback import feed_server
 from tests.test_serve import environment as serve_environment
 
@@ -170,19 +170,30 @@ def print_sent(s: Session, editions: list[Edition], articles: list[Article],
     twins = [a for a in left if a.link_key in by_key]
     told = [(a.title, a.source_id) for a in articles if a.id in mailed]
     alike = [a for a in left if a not in twins and any(
-        source != a.source_id and same_headline(a.title, title) for title, source in told)]
+        source != a.source_id and (same_headline(a.title, title)
+                                   or headline_key(a.title) == headline_key(title))
+        for title, source in told)]
     lost = [a for a in left if a not in twins and a not in alike]
+    # The same headline mailed from two sources under two links is a story told twice
+    # too (a site's Atom and JSON feeds link one post differently).
+    headed: dict[str, set[int]] = defaultdict(set)
+    for title, source in told:
+        if headline_key(title):
+            headed[headline_key(title)].add(source)
+    retold = [h for h, ids in headed.items() if len(ids) > 1]
     print(f"Sent until none was left: {len(sent)} editions, {len(items)} items "
           f"({sum(not i.brief for i in items)} in full, {sum(bool(i.brief) for i in items)} "
           f"as headlines); {len(twice)} pages mailed by two sources ({same} more posts "
           f"of one source at a page it linked before); of the {len(left)} articles "
           f"not mailed and not backlog, {len(twins)} are twins of a mailed page, "
           f"{len(alike)} told under the same headline by another source, and {len(lost)} "
-          "neither")
+          f"neither; {len(retold)} headlines mailed by two sources")
     for a in lost[:10]:
         print(f"  not mailed: {a.title[:70]!r} ({a.link[:80]})")
     for key in twice[:10]:
         print(f"  mailed by two sources: {key[:80]}")
+    for headline in retold[:10]:
+        print(f"  headline mailed by two sources: {headline[:80]!r}")
 
 
 def print_duplicates(s: Session, sources: dict[int, Source], items: list[EditionItem]) -> None:
