@@ -136,26 +136,31 @@ def _round(app: App, stop: threading.Event, rendered: _Renders,
 
 @dataclass
 class _Renders:
-    """The confirmation editions this worker run has rendered, and those whose
-    template failed (when), so a broken one is not tried at every round."""
+    """The confirmation editions this worker run has rendered, with the list's words
+    they were rendered from, and those whose template failed (when), so a broken one is
+    not tried at every round."""
 
-    done: set[int] = field(default_factory=set)
+    done: dict[int, tuple[str, ...]] = field(default_factory=dict)
     failed_at: dict[int, float] = field(default_factory=dict)
 
 
 def _rendered(app: App, s: Session, edition_id: int, list_name: str,
               renders: _Renders) -> bool:
-    """Render a list's confirmation mail once per worker run, so a changed title or
-    template shows in new mails. A template that fails (an override with a mistake) is
-    logged, and only that list's confirmations wait: tried again a minute later."""
-    if edition_id in renders.done:
+    """Render a list's confirmation mail when this worker run has not, or the list's
+    title, description or language changed since (an admin's edit while `digest serve`
+    runs shows in the next mail); a changed template shows in the next run. A template
+    that fails (an override with a mistake) is logged, and only that list's
+    confirmations wait: tried again a minute later."""
+    edition = s.get_one(Edition, edition_id)
+    mlist = s.get_one(MailingList, edition.list_id)
+    words = (mlist.name, mlist.title, mlist.description, mlist.language or "")
+    if renders.done.get(edition_id) == words:
         return True
     failed = renders.failed_at.get(edition_id)
     if failed is not None and time.monotonic() - failed < BROKEN_TEMPLATE_SECONDS:
         return False
-    edition = s.get_one(Edition, edition_id)
     try:
-        confirm.render_confirmations(s, edition, s.get_one(MailingList, edition.list_id),
+        confirm.render_confirmations(s, edition, mlist,
                                      app.templates, app.settings["public_url"], app.clock())
     except ConfigError as exc:  # says which file and line
         s.rollback()
@@ -163,7 +168,7 @@ def _rendered(app: App, s: Session, edition_id: int, list_name: str,
                   list_name, exc)
         renders.failed_at[edition_id] = time.monotonic()
         return False
-    renders.done.add(edition_id)
+    renders.done[edition_id] = words
     return True
 
 

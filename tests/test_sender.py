@@ -5,9 +5,12 @@ sender that fails is started again, and /healthz says so while it is down."""
 from __future__ import annotations
 
 import datetime as dt
+import email
+import email.policy
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -18,6 +21,7 @@ from digest.deliver.backends.base import SendEvents, SendResult
 from digest.deliver.backends.outbox import OutboxBackend
 from digest.deliver.message import Outgoing
 from digest.models import Delivery, DeliveryStatus
+from digest.publication import update_list
 from digest.sender import Sender, run_worker
 from digest.web import create_app
 from subscribers.lists import get_list
@@ -175,4 +179,45 @@ def test_a_broken_confirmation_template_holds_only_its_own_mail(
         run_worker(app, stop, once=True)  # a new worker run renders it again
         assert statuses(app) == [DeliveryStatus.DELIVERED] * (READERS + 1)
     finally:
+        app.close()
+
+
+def test_a_lists_new_title_reaches_the_next_confirmation_mail_without_a_restart(
+    settings, clock: Clock  # type: ignore[no-untyped-def]
+) -> None:
+    """An admin renames a list while `digest serve` runs: the next sign-up's
+    confirmation mail names it as it is now, not as it was when the sender started."""
+    app = App(settings, clock=clock)
+    app.init_db()
+    stop = threading.Event()
+    sender = threading.Thread(target=run_worker, args=(app, stop),
+                              kwargs={"poll_seconds": 0.05}, daemon=True)
+    folder = Path(app.settings["delivery.outbox_dir"]) / "new"
+
+    def subjects() -> list[str]:
+        """The outbox's subjects, oldest first."""
+        files = sorted(folder.iterdir(), key=lambda p: p.stat().st_mtime_ns) \
+            if folder.exists() else []
+        return [str(email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
+                    ["Subject"]) for p in files]
+
+    try:
+        make_list(app, clock, members=0, public=True)
+        sender.start()
+        with TestClient(create_app(app)) as client:
+            assert subscribe(client, "first@example.org", "news").status_code == 200
+            app.mail_queued.set()
+            assert wait_for(lambda: len(subjects()) == 1), subjects()
+            with app.sessions() as s:
+                update_list(s, get_list(s, "news"), title="Harbour Evening",
+                            description="The harbour at dusk")
+                s.commit()
+            assert subscribe(client, "second@example.org", "news").status_code == 200
+            app.mail_queued.set()
+            assert wait_for(lambda: len(subjects()) == 2), subjects()
+        assert subjects() == ["Confirm your subscription to news",
+                              "Confirm your subscription to Harbour Evening"]
+    finally:
+        stop.set()
+        sender.join(10)
         app.close()

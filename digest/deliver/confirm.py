@@ -3,7 +3,8 @@
 Each list has one standing edition of kind "confirm" (number 0). Its deliveries are the
 list's confirmation mails: one row per person, queued when they sign up pending and
 queued again when they ask for a new link. Its HTML and text are the list's
-email/confirm.* templates, rendered once per sending run, with a `confirm_url` slot.
+email/confirm.* templates, rendered once per sending run (and again when the list's
+title, description or language changes), with a `confirm_url` slot.
 """
 
 from __future__ import annotations
@@ -96,8 +97,8 @@ def queue_pending(s: Session, mlist: MailingList, now: dt.datetime) -> int:
 
 def render_confirmations(s: Session, edition: Edition, mlist: MailingList, env: Environment,
                          public_url: str, now: dt.datetime) -> None:
-    """Render the list's confirmation mail into its standing edition (once per run, so
-    a changed title or template shows in the next mails)."""
+    """Render the list's confirmation mail into its standing edition (the sender does
+    once per run and when the list's words change, so they show in the next mails)."""
     subject = labels(mlist.language).get("confirm_subject", "{title}").format(title=mlist.title)
     rendered = render_confirmation(env, ConfirmContext(
         list_name=mlist.name, list_title=mlist.title, list_description=mlist.description,
