@@ -18,6 +18,7 @@ from digest.errors import InvalidInput
 
 SALT = "digest.edition"
 MAX_KEY = 200  # a key is ~30 characters; longer input is not ours
+NOT_VALID = "this link is not valid; copy the whole link from the email"
 
 
 class EditionLinks:
@@ -39,11 +40,18 @@ class EditionLinks:
     def opens(self, key: str, list_id: int, edition_id: int) -> bool:
         """Whether `key` is this edition's. Raises InvalidInput for a key that is no key
         of ours at all (damaged, cut short, made elsewhere)."""
+        return self.names(key) == (list_id, edition_id)
+
+    def names(self, key: str) -> tuple[int, int]:
+        """The list and edition ids `key` was made for. Raises InvalidInput for a key
+        that is no key of ours at all (damaged, cut short, made elsewhere)."""
         if len(key) > MAX_KEY:
-            raise InvalidInput("this link is not valid; copy the whole link from the email")
+            raise InvalidInput(NOT_VALID)
         try:
             payload: Any = self._signer.loads(key)
         except BadSignature:
-            raise InvalidInput("this link is not valid; copy the whole link from the "
-                               "email") from None
-        return bool(payload == [list_id, edition_id])
+            raise InvalidInput(NOT_VALID) from None
+        if (not isinstance(payload, list) or len(payload) != 2
+                or not all(type(n) is int for n in payload)):
+            raise InvalidInput(NOT_VALID)
+        return payload[0], payload[1]

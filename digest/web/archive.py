@@ -39,6 +39,7 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from digest.app import App
+from digest.edition_links import NOT_VALID
 from digest.errors import InvalidInput
 from digest.models import Edition, EditionKind, EditionStatus
 from digest.render import Slotted, format_date, labels, mail_link
@@ -117,10 +118,16 @@ def edition_view(list_name: str, number: str, app: AppDep, pages: PagesDep,
                  key: str = "") -> Response:
     """The edition as subscribers saw it, slots filled with neutral values. A private
     list's edition needs the `key` of its footer link (403 with a page saying so when
-    the key is another edition's or damaged)."""
+    the key is another edition's of the list, or damaged). A key that is not the list's
+    gets the same answer whether or not a list of that name exists, so keys cannot be
+    used to find private lists' names."""
     with app.sessions() as s:
         mlist = s.scalar(select(MailingList).where(MailingList.name == list_name))
-        if mlist is None or mlist.archived_at is not None or not (mlist.public or key):
+        if mlist is None or mlist.archived_at is not None:
+            if key:
+                return _not_valid(pages, NOT_VALID)
+            raise HTTPException(404)
+        if not (mlist.public or key):
             raise HTTPException(404)
         edition = s.scalar(select(Edition).where(
             Edition.kind == EditionKind.DIGEST,
@@ -144,15 +151,21 @@ def _key_refused(app: App, pages: Pages, key: str, mlist: MailingList,
     """None when `key` opens `edition` of the private `mlist`; else the page that says
     why not, the same whether or not the edition exists (a key names one edition)."""
     try:
-        opens = edition is not None and app.edition_links.opens(key, mlist.id, edition.id)
+        named = app.edition_links.names(key)
     except InvalidInput as exc:
-        return pages.message(403, "This link does not work", str(exc), private=True)
-    if opens:
+        return _not_valid(pages, str(exc))
+    if named[0] != mlist.id:  # another list's key: as if this list were not there
+        return _not_valid(pages, NOT_VALID)
+    if edition is not None and named[1] == edition.id:
         return None
     return pages.message(403, "This link does not work",
                          "this link is for another edition of the newsletter; use the "
                          "\u201cview in browser\u201d link of the email you want to read",
                          private=True)
+
+
+def _not_valid(pages: Pages, message: str) -> Response:
+    return pages.message(403, "This link does not work", message, private=True)
 
 
 @router.api_route("/archive/{list_name}", methods=["GET", "HEAD"])

@@ -30,9 +30,11 @@ LINKS = ("Unsubscribe", "Manage preferences", "View in browser")
 
 
 def _outbox(app: App) -> list[EmailMessage]:
+    """The outbox, oldest first: by when each file was written, as Maildir names sort
+    by the second only (two editions sent within one second came in either order)."""
     folder = Path(app.settings["delivery.outbox_dir"]) / "new"
     return [email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
-            for p in sorted(folder.iterdir())]
+            for p in sorted(folder.iterdir(), key=lambda p: (p.stat().st_mtime_ns, p.name))]
 
 
 def _mail_of(app: App, list_name: str, to: str) -> tuple[str, str]:
@@ -140,6 +142,18 @@ def test_a_private_editions_page_opens_with_its_own_key_only(
     assert client.get(f"/archive/staff/9?key={key}").status_code == 403
     assert client.get(f"/archive/news/1?key={key}").status_code == 200  # public anyway
     assert client.get(_path(first)).headers["cache-control"] == "private, no-store"
+    # A key that is not the list's says nothing of whether the list exists: a private
+    # list's name answers as a name nobody uses, with a damaged or a foreign key.
+    with app.sessions() as s:
+        hidden = create_list(s, "hidden", title="Hidden", from_addr="h@example.org",
+                             public=False)
+        s.commit()
+        foreign = app.edition_links.key(hidden.id + 1, 1)
+    for bad in ("x", key[:10], foreign):
+        there, nowhere = (client.get(f"/archive/{name}/1?key={bad}")
+                          for name in ("hidden", "no-such-list"))
+        assert (there.status_code, there.text) == (nowhere.status_code, nowhere.text), bad
+        assert there.status_code == 403 and "This link does not work" in there.text
 
 
 def test_korean_footer_and_no_address_warning_once_per_edition(
