@@ -32,8 +32,10 @@ rss2email only uses feedparser's readings.
 
 A date without a zone is in the feed's own zone when the feed states one in its own
 dates (an RSS channel's pubDate or lastBuildDate, a feed's updated): NBC New York
-writes its items in local time and its channel in -0500. A feed that states no zone
-gives no better guess than UTC, which is what it is read as. `settle` applies this, and
+writes its items in local time and its channel in -0500. A feed that states no zone but
+its language is in that language's zone when it has one only (`LANGUAGE_ZONES`: a Korean
+site writes Seoul's time). Any other gives no better guess than UTC, which is what it is
+read as. `settle` applies this, and
 the two rules above that need the feed and the time of reading, to feedparser's
 entries; a JSON Feed has no feed-level date, so its zoneless dates are UTC.
 """
@@ -149,14 +151,25 @@ def has_zone(value: str) -> bool:
     return bool(_EPOCH.fullmatch(value) or _ZONE_AT_END.search(value))
 
 
+#: The one zone of the places a language is written in, for a feed that states none:
+#: Korea, Japan, and China, Taiwan and Hong Kong (all UTC+8) each keep a single zone.
+LANGUAGE_ZONES = {"ko": timedelta(hours=9), "ja": timedelta(hours=9),
+                  "zh": timedelta(hours=8)}
+
+
 def feed_zone(feed: Any) -> timedelta | None:
-    """The UTC offset the feed writes its own dates in, or None when it states none."""
+    """The UTC offset the feed writes its own dates in: the zone of its own dates, else
+    that of its language when the language is written in one zone only (a Korean site
+    writes Seoul's time), else None."""
     for key in ("published", "updated"):  # RSS pubDate / lastBuildDate, Atom updated
         raw = dict.get(feed, key)  # dict.get: FeedParserDict warns on "updated"
         if isinstance(raw, str) and (match := _ZONE_AT_END.search(raw.strip())):
             offset = _offset(match["zone"])
             if offset is not None:
                 return offset
+    language = dict.get(feed, "language")
+    if isinstance(language, str) and language.strip():
+        return LANGUAGE_ZONES.get(language.strip().replace("_", "-").split("-")[0].lower())
     return None
 
 

@@ -41,10 +41,10 @@ def rss(item_date: str, channel_date: str = "") -> list[Entry]:
 
 def test_year_slash_month_slash_day_is_read_as_written() -> None:
     # kc0011.net: "2020/1/10 14:33:00" (feedparser: 1 December 2020). No zone in the
-    # feed: UTC.
+    # feed, which is in Chinese (zh-cn): Beijing's time, UTC+8.
     entries = corpus("nnw_kc0011.rss")
-    assert entries[0].published == datetime(2020, 1, 10, 14, 33, tzinfo=UTC)
-    assert entries[-1].published == datetime(2020, 1, 10, 14, 3, tzinfo=UTC)
+    assert entries[0].published == datetime(2020, 1, 10, 6, 33, tzinfo=UTC)
+    assert entries[-1].published == datetime(2020, 1, 10, 6, 3, tzinfo=UTC)
     assert all(e.published and e.published.date().isoformat() == "2020-01-10"
                for e in entries)
 
@@ -311,3 +311,40 @@ def test_zone_names_after_iso_dates_and_short_month_names(written: str,
 def test_a_date_without_a_time_is_that_day_in_the_feeds_zone() -> None:
     (entry,) = rss("Jan 10, 2020", channel_date="Fri, 10 Jan 2020 15:00:00 +0900")
     assert entry.published == datetime(2020, 1, 9, 15, 0, tzinfo=UTC)
+
+
+def _korean_feed(*item_dates: str, language: str = "ko", channel_date: str = "",
+                 now: datetime = NOW) -> list[Entry]:
+    """A Korean news site's RSS: <language>ko</language>, times in Seoul, no zone."""
+    channel = f"<lastBuildDate>{channel_date}</lastBuildDate>" if channel_date else ""
+    items = "".join(f"<item><title>기사 {n}</title><link>https://news.example.kr/{n}"
+                    f"</link><pubDate>{date}</pubDate></item>"
+                    for n, date in enumerate(item_dates))
+    lang = f"<language>{language}</language>" if language else ""
+    body = (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+            f"<title>뉴스</title>{lang}{channel}{items}</channel></rss>")
+    return parse_feed(body.encode(), "https://news.example.kr/rss", now=now).entries
+
+
+def test_a_korean_feeds_dates_without_a_zone_are_seoul_time() -> None:
+    """A feed in Korean that states no zone writes Seoul's time (Korea has one zone):
+    9 AM is 00:00 UTC, not 9 AM UTC shown as 6 PM; 02:30 the next morning is not nine
+    hours in the future (then put at the time of the fetch)."""
+    now = datetime(2026, 12, 6, 19, 0, tzinfo=UTC)
+    morning, night, rfc = _korean_feed(
+        "2026년 12월 6일 오전 9:00", "2026-12-07 02:30:00", "Sun, 06 Dec 2026 21:10:00",
+        now=now)
+    assert morning.published == datetime(2026, 12, 6, 0, 0, tzinfo=UTC)
+    assert night.published == datetime(2026, 12, 6, 17, 30, tzinfo=UTC)
+    assert rfc.published == datetime(2026, 12, 6, 12, 10, tzinfo=UTC)
+    # A zone the feed states is the feed's, whatever its language; an explicit zone
+    # is the date's own.
+    (stated,) = _korean_feed("2026-12-06 09:00:00", channel_date="Sun, 06 Dec 2026 "
+                             "10:00:00 +0000", now=now)
+    assert stated.published == datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
+    (own,) = _korean_feed("Sun, 06 Dec 2026 09:00:00 +0100", now=now)
+    assert own.published == datetime(2026, 12, 6, 8, 0, tzinfo=UTC)
+    # Nothing says where an English or unlabelled feed is: UTC, as before.
+    for language in ("en", ""):
+        (utc,) = _korean_feed("2026-12-06 09:00:00", language=language, now=now)
+        assert utc.published == datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
