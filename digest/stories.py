@@ -56,11 +56,16 @@ from subscribers.models import MailingList
 #: Headlines shorter than this (after `headline_key`) are never matched by their words
 #: alone: "Podcast", "Daily briefing" or "Weather" from two sources are two stories.
 HEADLINE_MIN_CHARS = 24
-#: A headline shorter than that is one story with another source's only when it is the
-#: same words over the same blurb, at least this many of its first words: one post in
-#: two feeds of its site (Daring Fireball's Atom feed links "Bad App Citizens" to the
-#: page it quotes, its JSON Feed to the post), not two sources' "Weather".
+#: Two sources' articles whose blurbs begin with the same words, at least this many, are
+#: one text: one story when their headlines share most words (`HEADLINE_SHARED`),
+#: however short or retouched ("- Reuters", "UPDATE:", a synonym). So one post in two
+#: feeds of its site is one story (Daring Fireball's Atom feed links "Bad App Citizens"
+#: to the page it quotes, its JSON Feed to the post), and two sources' "Weather" over
+#: other words are two.
 SAME_BLURB_WORDS = 8
+#: Of the shorter headline's words (minor words aside), how many the other must have
+#: (or with another ending) for one text under both to be one story.
+HEADLINE_SHARED = 0.6
 #: How alike two headlines must be (difflib's ratio, 0..1) to be one story.
 HEADLINE_RATIO = 0.85
 #: How many of the words below the headline two twins' blurbs must share (of the
@@ -222,17 +227,19 @@ def twins(articles: Sequence[Article]) -> list[list[Article]]:
                     join(i, j)
     titled = sorted(((headline_key(a.title), i) for i, a in enumerate(articles)),
                     key=lambda t: len(t[0]))
-    short: dict[str, list[int]] = {}
-    for h, i in titled:
-        if h and len(h) < HEADLINE_MIN_CHARS:
-            short.setdefault(h, []).append(i)
-    for group in short.values():
+    # One text under two headlines that share most words: a wire story retold.
+    by_blurb: dict[tuple[str, ...], list[int]] = {}
+    for i, a in enumerate(articles):
+        if start := _blurb_start(a.summary):
+            by_blurb.setdefault(start, []).append(i)
+    for group in by_blurb.values():
         for n, i in enumerate(group):
             for j in group[n + 1:]:
                 a, b = articles[i], articles[j]
-                if a.source_id != b.source_id and _same_blurb(a.summary, b.summary):
+                if (a.source_id != b.source_id and find(i) != find(j)
+                        and _one_text(a.title, a.summary, b.title, b.summary)):
                     join(i, j)
-    titled = [(h, i) for h, i in titled if len(h) >= HEADLINE_MIN_CHARS]
+    titled = [(h, i) for h, i in titled if _weight(h) >= HEADLINE_MIN_CHARS]
     for n, (h, i) in enumerate(titled):
         for h2, j in titled[n + 1:]:
             if 2 * len(h) < HEADLINE_RATIO * (len(h) + len(h2)):
@@ -259,7 +266,13 @@ def same_headline(a: str, b: str) -> bool:
     """Could these two headlines be one story's? Alike after `headline_key`, apart only
     by minor words or endings, and long enough to say so (`HEADLINE_MIN_CHARS`)."""
     ka, kb = headline_key(a), headline_key(b)
-    return min(len(ka), len(kb)) >= HEADLINE_MIN_CHARS and _alike(ka, kb)
+    return min(_weight(ka), _weight(kb)) >= HEADLINE_MIN_CHARS and _alike(ka, kb)
+
+
+def _weight(key: str) -> int:
+    """A headline key's length for `HEADLINE_MIN_CHARS`, a wide (CJK) character counting
+    two, as Twitter weighs them: Korean says in 16 characters what English says in 30."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in key)
 
 
 def _alike(a: str, b: str) -> bool:
@@ -303,12 +316,30 @@ def _told_alike(headline: str, a: str, b: str) -> bool:
     return len(wa & wb) >= BLURB_SHARED * min(len(wa), len(wb))
 
 
-def _same_blurb(a: str, b: str) -> bool:
-    """Do two blurbs begin with the same `SAME_BLURB_WORDS` words or more (the shorter
-    whole, up to 30)? One text, perhaps cut at another length."""
-    wa, wb = headline_key(a).split()[:30], headline_key(b).split()[:30]
+def _blurb_start(summary: str) -> tuple[str, ...]:
+    """A blurb's first `SAME_BLURB_WORDS` words, () when it has fewer."""
+    words = headline_key(summary).split()[:SAME_BLURB_WORDS]
+    return tuple(words) if len(words) == SAME_BLURB_WORDS else ()
+
+
+def _one_text(title_a: str, summary_a: str, title_b: str, summary_b: str) -> bool:
+    """One text under two headlines: the blurbs begin with the same words, at least
+    `SAME_BLURB_WORDS` (the shorter whole, up to 30: one may be cut shorter), and the
+    headlines share `HEADLINE_SHARED` of the shorter's words."""
+    wa, wb = headline_key(summary_a).split()[:30], headline_key(summary_b).split()[:30]
     n = min(len(wa), len(wb))
-    return n >= SAME_BLURB_WORDS and wa[:n] == wb[:n]
+    if n < SAME_BLURB_WORDS or wa[:n] != wb[:n]:
+        return False
+    ka, kb = headline_key(title_a), headline_key(title_b)
+    if ka == kb:
+        return True
+    ha = [w for w in ka.split() if w not in MINOR_WORDS]
+    hb = [w for w in kb.split() if w not in MINOR_WORDS]
+    short, long = sorted((ha, hb), key=len)
+    if not short:
+        return False
+    shared = sum(1 for w in short if any(w == x or _one_word(w, x) for x in long))
+    return shared >= HEADLINE_SHARED * len(short)
 
 
 class _Headlines:
@@ -316,19 +347,23 @@ class _Headlines:
     for asking whether a new article from another source tells one of them."""
 
     def __init__(self, carried: Iterable[tuple[str, str, int | None]]) -> None:
-        keyed = {(headline_key(t), summary, source) for t, summary, source in carried}
-        self.carried = [(k, summary, source) for k, summary, source in keyed
-                        if len(k) >= HEADLINE_MIN_CHARS]
-        self.short: dict[str, list[tuple[str, int | None]]] = {}
-        for k, summary, source in keyed:
-            if k and len(k) < HEADLINE_MIN_CHARS:
-                self.short.setdefault(k, []).append((summary, source))
+        told = set(carried)
+        self.carried = [(k, summary, source) for k, summary, source in
+                        {(headline_key(t), summary, source) for t, summary, source in told}
+                        if _weight(k) >= HEADLINE_MIN_CHARS]
+        # By the start of their blurbs, for `_one_text`.
+        self.texts: dict[tuple[str, ...], list[tuple[str, str, int | None]]] = {}
+        for title, summary, source in told:
+            if start := _blurb_start(summary):
+                self.texts.setdefault(start, []).append((title, summary, source))
 
     def has(self, a: Article) -> bool:
+        if any(source != a.source_id and _one_text(a.title, a.summary, title, summary)
+               for title, summary, source in self.texts.get(_blurb_start(a.summary), ())):
+            return True
         key = headline_key(a.title)
-        if len(key) < HEADLINE_MIN_CHARS:
-            return any(source != a.source_id and _same_blurb(a.summary, summary)
-                       for summary, source in self.short.get(key, ()))
+        if _weight(key) < HEADLINE_MIN_CHARS:
+            return False
         return any(source != a.source_id and _alike(key, k)
                    and _told_alike(key, a.summary, summary)
                    for k, summary, source in self.carried)

@@ -743,3 +743,78 @@ def test_one_post_mailed_from_one_feed_of_its_site_is_not_told_again_by_the_othe
     with app.sessions() as s:
         assert curate.proposals(s, None, get_list(s, "daily"), now=clock(),
                                 rules=app.edition_rules()) == []
+
+
+WIRE = ("Power was cut to about 40,000 homes across the south coast overnight as winds "
+        "reached 120 km/h, the grid operator said on Sunday morning.")
+
+
+@pytest.mark.parametrize("retold", [
+    "Storm knocks out power to thousands - Reuters",
+    "Storm knocks out power to thousands | Reuters",
+    "UPDATE: Storm knocks out power to thousands",
+    "Storm knocks out power to thousands (video)",
+    "Storm knocks out electricity to thousands",
+])
+def test_a_wire_story_under_a_retouched_headline_is_not_told_twice(
+        app: App, clock: Clock, feeds: Feeds, retold: str) -> None:
+    """Two sources carry one wire story word for word; one adds its agency, a label or
+    a synonym to the headline. One story in the edition, and not again after it went."""
+    when = clock() - dt.timedelta(hours=1)
+    a = feeds.set("/a.xml", "Coast Herald", [
+        ("Storm knocks out power to thousands", "https://herald.example.org/1", when, WIRE),
+        ("Harbour festival opens on Friday", "https://herald.example.org/2", when,
+         "Boats, music and food stalls line the quay for three days from Friday noon.")])
+    b = feeds.set("/b.xml", "Wire Digest", [
+        (retold, "https://wire.example.org/77", when, WIRE),
+        ("Council approves new school budget", "https://wire.example.org/78", when,
+         "Boats, music and food stalls line the quay for three days from Friday noon.")])
+    make_list(app, clock, a, b)
+    fetch(app)
+    told = headlines(build(app))
+    assert len([h for h in told if "thousands" in h]) == 1, told
+    # Other headlines over one blurb (a feed's boilerplate) are two stories.
+    assert {"Harbour festival opens on Friday", "Council approves new school budget"} \
+        <= set(told)
+
+
+def test_a_wire_story_retold_after_it_went_out_is_not_proposed(
+        app: App, clock: Clock, feeds: Feeds) -> None:
+    when = clock() - dt.timedelta(hours=1)
+    a = feeds.set("/a.xml", "Coast Herald", [
+        ("Storm knocks out power to thousands", "https://herald.example.org/1", when, WIRE)])
+    make_list(app, clock, a)
+    fetch(app)
+    send(app) if build(app) else None
+    clock.advance(hours=1)
+    with app.sessions() as s:
+        add_source(s, feeds.set("/b.xml", "Wire Digest", [
+            ("Storm knocks out power to thousands - Reuters", "https://wire.example.org/77",
+             clock() - dt.timedelta(minutes=10), WIRE)]), get_list(s, "daily"))
+        s.commit()
+    fetch(app)
+    with app.sessions() as s:
+        assert curate.proposals(s, None, get_list(s, "daily"), now=clock(),
+                                rules=app.edition_rules()) == []
+
+
+def test_korean_headlines_apart_by_a_particle_are_one_story(
+        app: App, clock: Clock, feeds: Feeds) -> None:
+    """Korean says in 16 characters what English says in 30: "서울시, 새 자전거 도로
+    개통" and "서울시가 새 자전거 도로 개통" (a particle apart) are one story; so are
+    "정부는 …" and "정부가 …" over blurbs a particle apart too. (A wide character counts
+    two, as Twitter counts them: a ten-syllable headline is still too short to be
+    matched by its words alone, unless the blurbs are one text.)"""
+    when = clock() - dt.timedelta(hours=1)
+    bike = "서울시는 6일 한강을 따라 12킬로미터 길이의 자전거 전용 도로를 새로 열었다고 밝혔다."
+    a = feeds.set("/a.xml", "연합뉴스", [
+        ("서울시, 새 자전거 도로 개통", "https://yna.example.kr/1", when, bike),
+        ("정부는 내년도 예산안 국회 제출", "https://yna.example.kr/2", when,
+         "정부는 6일 내년도 예산안을 국회에 제출했다고 밝혔다. 총지출은 지난해보다 늘었다.")])
+    b = feeds.set("/b.xml", "코리아헤럴드", [
+        ("서울시가 새 자전거 도로 개통", "https://herald.example.kr/9", when, bike),
+        ("정부가 내년도 예산안 국회 제출", "https://herald.example.kr/8", when,
+         "정부가 6일 내년도 예산안을 국회에 제출했다고 밝혔다. 총지출은 지난해보다 늘었다.")])
+    make_list(app, clock, a, b)
+    fetch(app)
+    assert len(headlines(build(app))) == 2
