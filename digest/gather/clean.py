@@ -56,7 +56,8 @@ TEASER_PREFIXES = ("related", "read more", "read also", "also read", "see also",
 _TEASER = "|".join(re.escape(p).replace("'", "['’]?") for p in TEASER_PREFIXES)
 # The labels of share buttons, which sites put in a row ("Share on Facebook Tweet Share
 # this:"): a block of two or more of them and nothing else is boilerplate.
-_SHARE = (r"share\ (?:on|via|to)\ [\w.-]+|share(?:\ this)?|tweet|e-?mail|print|pin\ it"
+_SHARE = (r"share\ (?:on|via|to)\ [\w.-]+|share(?:\ this)?|tweet|e-?mail(?:\ this)?|print"
+          r"|pin\ it"
           r"|copy\ link|facebook|twitter|linkedin|reddit|whatsapp|telegram|pinterest")
 
 # Whole-block boilerplate: a block is dropped only when its entire text (whitespace
@@ -80,6 +81,13 @@ _BOILERPLATE = re.compile(
     | (?:""" + _TEASER + r""")(?:\ ?[:?]\ ?.{0,200})?  # teaser, with its headline
     | \[(?:insight|related|see\ also|more)\](?:\ .{0,200})?  # "[INSIGHT] <headline>"
     | 댓글\ ?없음 | 댓글\ ?쓰기 | 댓글\ ?\d+\ ?개? | 공유하기 | 구독하기
+    # Blogger's post footer: its byline with the time and comment count, its labels
+    # (a list, no sentence), and its share buttons, written together without spaces.
+    | posted\ by\ .{1,80}?\ at\ \d{1,2}:\d{2}(?::\d{2})?(?:\ ?[ap]\.?m\.?)?
+        (?:\ (?:no|\d+)\ comments?)?
+    | (?:labels|라벨):\ ?[^.!?]{1,200}
+    | (?:(?:email\ this|blogthis!?|share\ to\ (?:twitter|facebook|pinterest|x
+        |linkedin|tumblr))\ ?){2,}
     )$""",
     re.IGNORECASE | re.VERBOSE | re.DOTALL,
 )

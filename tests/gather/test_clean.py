@@ -42,6 +42,14 @@ REAL = "<p>The council met on Tuesday and voted on the new budget.</p>"
     "<div class='share'><a href='https://facebook.com/share'>Share on Facebook</a> "
     "<a href='https://twitter.com/intent'>Tweet</a> Share this:</div>",
     "<p><a href='#'>Facebook</a> | <a href='#'>Twitter</a> | <a href='#'>Email</a></p>",
+    # Blogger's post footer, as feeds of Blogger sites carry it in the post's body.
+    "<p>Share on Facebook | Share on Twitter | Email this</p>",
+    "<p>Posted by Jane at 10:02 AM 3 comments</p>",
+    "<div class='post-footer'>Posted by <a href='/p'>Kim Min-ji</a> at 9:15 PM "
+    "No comments</div>",
+    "<p>Labels: town, news</p>",
+    "<p>라벨: 지역, 뉴스</p>",
+    "<p>Email ThisBlogThis!Share to TwitterShare to FacebookShare to Pinterest</p>",
     # A newspaper's "Related coverage" box, its heading and its list of links.
     "<aside class='related-box'><h4>Related coverage</h4><ul><li><a href='/a'>What is in "
     "the budget</a></li><li><a href='/b'>Transit fares to stay flat</a></li></ul></aside>",
@@ -63,6 +71,9 @@ def test_boilerplate_blocks_are_removed(block: str) -> None:
     "<p>Email</p>", "<p>Print</p>",  # one word alone may be a heading of the story
     "<p>Related coverage of the vote ran on page three.</p>",
     "<p>댓글 없음이라는 표시는 아직 아무도 의견을 남기지 않았다는 뜻이다.</p>",
+    "<p>Posted by the council at 10:02 AM, the notice was taken down an hour later.</p>",
+    "<p>Labels: the new rules say what they must show. Sugar comes first.</p>",
+    "<p>Email this form to the council before Friday.</p>",
 ])
 def test_real_paragraphs_mentioning_comments_or_sharing_are_kept(para: str) -> None:
     cleaned = sanitize_html(REAL + para, BASE)
