@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from digest.app import App
-from digest.publication import create_list
+from digest.publication import create_list, update_list
 from digest.render import _LABELS
 from digest.web import create_app
 from digest.web import words as page_words
@@ -237,3 +237,15 @@ def test_a_korean_lists_sign_up_form_and_its_answers_are_korean(
     inbox = post()
     assert _h1(inbox) == "메일함을 확인해 주세요" and not _english_words(inbox)
     assert _lang(client.get("/subscribe").text) == "en"
+
+
+def test_a_list_title_that_looks_like_a_placeholder_is_shown_as_typed(
+        client: TestClient, app: App, world: World) -> None:
+    """A title is the admin's text, never a template: "{address}" in it stays as typed,
+    and the reader's address appears only where the sentence puts it."""
+    with app.sessions() as s:
+        update_list(s, get_list(s, "news"), title="Morning {address} {list}")
+        s.commit()
+    page = client.get("/unsubscribe/" + world.token("unsubscribe", ALICE, "news")).text
+    assert _h1(page) == "Unsubscribe from Morning {address} {list}?"
+    assert _doc(page).text_content().count("a***@example.org") == 1
