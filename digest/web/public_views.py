@@ -71,6 +71,7 @@ class ListChoice:
     title: str
     description: str
     language: str
+    double_optin: bool = True  # a sign-up gets a mail with a link to confirm
 
 
 @dataclass(frozen=True, kw_only=True)

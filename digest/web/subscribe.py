@@ -167,7 +167,8 @@ def _answer(request: Request, app: App, pages: Pages, list_name: str | None,
         offered = _offered(s, list_name)
     chosen = [c for c in offered if c.name in wanted]
     lang, said = _form_language(offered)
-    inbox = SubscribedPage(title=said["inbox_title"], lang=lang, words=said, lists=chosen)
+    title = said["inbox_title" if any(c.double_optin for c in chosen) else "inbox_title_single"]
+    inbox = SubscribedPage(title=title, lang=lang, words=said, lists=chosen)
     if _first(form, HONEYPOT).strip():  # a bot: the usual answer, and nothing done
         return pages.render("web/subscribed.html", inbox, private=True)
     error = _form_error(email, chosen, lang)
@@ -240,7 +241,7 @@ def _offered(s: Session, list_name: str | None) -> list[ListChoice]:
 
 def choice(mlist: MailingList) -> ListChoice:
     return ListChoice(name=mlist.name, title=mlist.title, description=mlist.description,
-                      language=mlist.language)
+                      language=mlist.language, double_optin=mlist.double_optin)
 
 
 # -- the preference page ---------------------------------------------------------------

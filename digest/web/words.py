@@ -96,6 +96,11 @@ _WORDS: dict[str, dict[str, str]] = {
         "subscribe_button": "Subscribe",
         "subscribe_note": "We send you an email to confirm. Every email has a link to "
                           "unsubscribe. Past editions are in the {link}.",
+        "subscribe_note_single": "Every email has a link to unsubscribe. Past editions "
+                                 "are in the {link}.",
+        "subscribe_note_mixed": "Some lists send you an email to confirm first. Every "
+                                "email has a link to unsubscribe. Past editions are in "
+                                "the {link}.",
         "subscribe_archive": "archive",
         "subscribe_no_email": "Please enter your email address.",
         # English shows email-validator's own reason instead (it is in English).
@@ -107,6 +112,10 @@ _WORDS: dict[str, dict[str, str]] = {
         "inbox_body": "If the address is new to {lists}, we have sent it an email with a "
                       "link to confirm. Nothing is sent until you click it.",
         "inbox_or": "or",
+        "inbox_title_single": "Thank you",
+        "inbox_body_single": "If the address is new to {lists}, it is subscribed: the "
+                             "next edition goes to it. If it left before, we have sent it "
+                             "an email with a link to confirm, to be sure it is you.",
         "inbox_note": "Nothing arrived within a few minutes? Look in the spam folder. If "
                       "the address was subscribed already, it stays subscribed and gets no "
                       "new email.",
@@ -185,6 +194,11 @@ _WORDS: dict[str, dict[str, str]] = {
         "subscribe_button": "구독 신청",
         "subscribe_note": "구독을 확인하는 메일을 보내 드립니다. 모든 메일 하단에는 구독 "
                           "취소 링크가 있습니다. 지난 호는 {link}에서 보실 수 있습니다.",
+        "subscribe_note_single": "모든 메일 하단에는 구독 취소 링크가 있습니다. 지난 호는 "
+                                 "{link}에서 보실 수 있습니다.",
+        "subscribe_note_mixed": "일부 뉴스레터는 먼저 구독을 확인하는 메일을 보내 드립니다. "
+                                "모든 메일 하단에는 구독 취소 링크가 있습니다. 지난 호는 "
+                                "{link}에서 보실 수 있습니다.",
         "subscribe_archive": "지난 호 모음",
         "subscribe_no_email": "이메일 주소를 입력해 주세요.",
         "subscribe_bad_email": "올바른 이메일 주소가 아닙니다. 주소를 확인하고 다시 "
@@ -194,6 +208,10 @@ _WORDS: dict[str, dict[str, str]] = {
         "inbox_body": "{lists} 구독이 처음인 주소라면 구독 확인 링크가 담긴 메일을 보내 "
                       "드렸습니다. 링크를 누르시기 전에는 아무 메일도 보내지 않습니다.",
         "inbox_or": "또는",
+        "inbox_title_single": "감사합니다",
+        "inbox_body_single": "{lists} 구독이 처음인 주소라면 구독이 완료되어 다음 호부터 "
+                             "보내 드립니다. 예전에 구독을 취소하신 주소라면 본인 확인을 "
+                             "위해 구독 확인 링크가 담긴 메일을 보내 드렸습니다.",
         "inbox_note": "몇 분이 지나도 메일이 오지 않았다면 스팸 메일함을 확인해 주세요. "
                       "이미 구독 중인 주소라면 구독은 그대로 유지되며 새 메일은 보내지 "
                       "않습니다.",
