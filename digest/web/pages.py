@@ -88,10 +88,11 @@ class Pages:
         return HTMLResponse(html, status_code=status, headers=all_headers)
 
     def message(self, status: int, heading: str, message: str, *, private: bool = False,
-                mailto: str = "", headers: Mapping[str, str] | None = None) -> HTMLResponse:
-        """The message page with `heading` as title."""
+                mailto: str = "", headers: Mapping[str, str] | None = None,
+                lang: str = "en") -> HTMLResponse:
+        """The message page with `heading` as title; `lang` the language they are in."""
         page = MessagePage(title=heading, heading=heading, message=sentence(message),
-                           mailto=mailto)
+                           mailto=mailto, lang=lang)
         return self.render("web/message.html", page, status=status, private=private,
                            headers=headers)
 

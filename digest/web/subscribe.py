@@ -144,16 +144,16 @@ async def _sign_up(request: Request, app: App, pages: Pages,
     # Counted before anything else: bots post forged and empty forms too.
     wait = guards.throttle.hit(client_key(ip))
     if wait:
-        minutes = max(1, round(wait / 60))
+        lang, said = await run_in_threadpool(_list_language, app, list_name)
         return pages.message(
-            429, "Too many sign-ups", f"this network has sent the form several times in a "
-            f"short while; please try again in {minutes} minute{'s' if minutes > 1 else ''}",
+            429, said["busy_heading"],
+            said["busy_body"].format(minutes=max(1, round(wait / 60))), lang=lang,
             headers={"Retry-After": retry_after_header(wait)})
     form = await read_form(request)
     if not guards.form_token_ok(_first(form, "form_token")):
-        return pages.message(
-            400, "Please reload the page", "this form is more than a day old or did not come "
-            "from this site; reload the page, fill it in again and send it", private=True)
+        lang, said = await run_in_threadpool(_list_language, app, list_name)
+        return pages.message(400, said["reload_heading"], said["reload_body"], lang=lang,
+                             private=True)
     return await run_in_threadpool(_answer, request, app, pages, list_name, form, ip)
 
 
@@ -180,6 +180,16 @@ def _answer(request: Request, app: App, pages: Pages, list_name: str | None,
     if queued:
         app.mail_queued.set()  # the sender mails them; a request never sends
     return pages.render("web/subscribed.html", inbox, private=True)
+
+
+def _list_language(app: App, list_name: str | None) -> tuple[str, Mapping[str, str]]:
+    """The sign-up pages' `lang` and words for the form at /subscribe[/list_name]
+    (English when the list is not one of the public lists)."""
+    with app.sessions() as s:
+        try:
+            return _form_language(_offered(s, list_name))
+        except HTTPException:
+            return "en", words("en")
 
 
 def _form_language(offered: list[ListChoice]) -> tuple[str, Mapping[str, str]]:

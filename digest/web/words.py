@@ -107,6 +107,12 @@ _WORDS: dict[str, dict[str, str]] = {
         "subscribe_bad_email": "This is not a valid email address; check it and send the "
                                "form again.",
         "subscribe_no_list": "Please tick at least one list.",
+        "reload_heading": "Please reload the page",
+        "reload_body": "this form is more than a day old or did not come from this site; "
+                       "reload the page, fill it in again and send it",
+        "busy_heading": "Too many sign-ups",
+        "busy_body": "this network has sent the form several times in a short while; "
+                     "please try again in {minutes} min",
         # subscribed.html
         "inbox_title": "Check your inbox",
         "inbox_body": "If the address is new to {lists}, we have sent it an email with a "
@@ -204,6 +210,12 @@ _WORDS: dict[str, dict[str, str]] = {
         "subscribe_bad_email": "올바른 이메일 주소가 아닙니다. 주소를 확인하고 다시 "
                                "보내 주세요.",
         "subscribe_no_list": "뉴스레터를 하나 이상 선택해 주세요.",
+        "reload_heading": "페이지를 새로 고쳐 주세요",
+        "reload_body": "이 양식은 하루가 지났거나 이 사이트에서 온 것이 아닙니다. 페이지를 "
+                       "새로 고친 뒤 다시 작성해 보내 주세요.",
+        "busy_heading": "신청이 너무 많습니다",
+        "busy_body": "이 네트워크에서 짧은 시간에 여러 번 신청하셨습니다. {minutes}분 뒤에 "
+                     "다시 시도해 주세요.",
         "inbox_title": "메일함을 확인해 주세요",
         "inbox_body": "{lists} 구독이 처음인 주소라면 구독 확인 링크가 담긴 메일을 보내 "
                       "드렸습니다. 링크를 누르시기 전에는 아무 메일도 보내지 않습니다.",

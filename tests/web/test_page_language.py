@@ -236,6 +236,15 @@ def test_a_korean_lists_sign_up_form_and_its_answers_are_korean(
         assert not re.search(r"[A-Za-z]{3,}", error), error
     inbox = post()
     assert _h1(inbox) == "메일함을 확인해 주세요" and not _english_words(inbox)
+    # A stale or forged form, and a sixth post from one network, are told in Korean too.
+    forged = client.post("/subscribe/sport", data={"email": CAROL, "lists": ["sport"],
+                                                   "form_token": "forged"})
+    assert forged.status_code == 400 and _lang(forged.text) == "ko"
+    assert _h1(forged.text) == "페이지를 새로 고쳐 주세요" and not _english_words(forged.text)
+    busy = client.post("/subscribe/sport", data={"email": CAROL, "lists": ["sport"],
+                                                 "form_token": token})
+    assert busy.status_code == 429 and _lang(busy.text) == "ko"
+    assert not _english_words(busy.text), busy.text
     assert _lang(client.get("/subscribe").text) == "en"
 
 
