@@ -41,6 +41,11 @@ class NotReady(InvalidInput):
     """
 
 
+class LinkExpired(InvalidInput):
+    """A signed link that is ours and whole, but older than its days
+    (`subscribers.tokens`): gone, not wrong, so the web answers it 410."""
+
+
 class FetchError(DigestError):
     """A feed or page could not be fetched or parsed; recorded on the source."""
 

@@ -23,7 +23,7 @@ from typing import Any, Literal, get_args
 
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 
-from digest.errors import ConfigError, InvalidInput
+from digest.errors import ConfigError, InvalidInput, LinkExpired
 from subscribers.addresses import email_hash
 
 Purpose = Literal["unsubscribe", "confirm", "manage"]
@@ -109,14 +109,15 @@ class Tokens:
     def read(self, token: str, purpose: str, max_age: float | None = None) -> TokenData:
         """What `token` says, if it was made here for `purpose` at most `max_age` s ago.
 
-        Raises InvalidInput for a damaged, foreign, wrong-purpose or expired token.
+        Raises InvalidInput for a damaged, foreign or wrong-purpose token, and its
+        LinkExpired for one that is ours but older than `max_age`.
         """
         serializer = self._serializer(purpose)
         try:
             payload, signed_at = serializer.loads(
                 token, max_age=max_age, return_timestamp=True)  # type: ignore[arg-type]
         except SignatureExpired:
-            raise InvalidInput("this link has expired; ask for a new one") from None
+            raise LinkExpired("this link has expired; ask for a new one") from None
         except BadSignature:
             raise InvalidInput(
                 f"this {purpose} link is not valid; copy the whole link from the email, "

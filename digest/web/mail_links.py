@@ -25,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import Message
 
 from digest.app import App
-from digest.errors import InvalidInput
+from digest.errors import InvalidInput, LinkExpired
 from digest.web.deps import AppDep, PagesDep
 from digest.web.forms import in_transaction, read_body
 from digest.web.pages import Pages, mask_email, sentence
@@ -203,9 +203,10 @@ def _confirm_token(app: App, pages: Pages, token: str) -> TokenData | Response:
     one when it is good but older than its days, 400 otherwise."""
     try:
         return _read(app, token, "confirm")
+    except LinkExpired:
+        pass
     except InvalidInput as exc:
-        if not _expired(app, token, "confirm"):
-            return refused_link(app, pages, exc, token, "confirm")
+        return refused_link(app, pages, exc, token, "confirm")
     said, lang = _link_words(app, token, "confirm")
     days = int((MAX_AGE["confirm"] or 0) // 86400)
     page = LinkRefusedPage(title=said["expired_heading"], lang=lang,
@@ -222,11 +223,6 @@ def _read(app: App, token: str, purpose: str) -> TokenData:
         raise InvalidInput(f"this {purpose} link is not valid; copy the whole link from the "
                            "email, or ask for a new one")
     return app.tokens.read(token, purpose, MAX_AGE[purpose])
-
-
-def _expired(app: App, token: str, purpose: str) -> bool:
-    """Whether a refused token is good but old: it reads without the age limit."""
-    return _unaged(app, token, purpose) is not None
 
 
 def _unaged(app: App, token: str, purpose: str) -> TokenData | None:
@@ -263,21 +259,12 @@ def refused_link(app: App, pages: Pages, exc: InvalidInput, token: str, purpose:
     if after:
         message = f"{message} {said[after]}"
     # A good link past its days (a manage link from an old mail) is gone, not wrong: 410.
-    expired = _expired(app, token, purpose) and not _read_ok(app, token, purpose)
+    expired = isinstance(exc, LinkExpired)
     heading = said["expired_heading" if expired else "refused_heading"]
     page = LinkRefusedPage(title=heading, lang=lang, heading=heading, message=message,
                            mailto=mailto, words=said)
     return pages.render("web/link_refused.html", page, status=410 if expired else 400,
                         private=True)
-
-
-def _read_ok(app: App, token: str, purpose: str) -> bool:
-    """Whether `token` reads within its age limit (refused then for another reason)."""
-    try:
-        _read(app, token, purpose)
-    except InvalidInput:
-        return False
-    return True
 
 
 def _unsubscribe_mailto(app: App) -> str:
