@@ -30,7 +30,7 @@ import datetime as dt
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
@@ -124,7 +124,7 @@ def _form_page(request: Request, app: App, pages: Pages, list_name: str | None) 
 def _render_form(request: Request, pages: Pages, offered: list[ListChoice],
                  list_name: str | None, *, chosen: frozenset[str], email: str = "",
                  name: str = "", error: str = "", status: int = 200) -> Response:
-    lang, said = _form_language(offered, list_name)
+    lang, said = _form_language(request, offered, list_name)
     title = (said["subscribe_to"].format(title=offered[0].title) if list_name and offered
              else said["subscribe_title"])
     page = SubscribePage(
@@ -144,14 +144,14 @@ async def _sign_up(request: Request, app: App, pages: Pages,
     # Counted before anything else: bots post forged and empty forms too.
     wait = guards.throttle.hit(client_key(ip))
     if wait:
-        lang, said = _known_language(list_name)
+        lang, said = guards.shown_in(list_name)
         return pages.message(
             429, said["busy_heading"],
             said["busy_body"].format(minutes=max(1, round(wait / 60))), lang=lang,
             headers={"Retry-After": retry_after_header(wait)})
     form = await read_form(request)
     if not guards.form_token_ok(_first(form, "form_token")):
-        lang, said = _known_language(list_name)
+        lang, said = guards.shown_in(list_name)
         return pages.message(400, said["reload_heading"], said["reload_body"], lang=lang,
                              private=True)
     return await run_in_threadpool(_answer, request, app, pages, list_name, form, ip)
@@ -166,7 +166,7 @@ def _answer(request: Request, app: App, pages: Pages, list_name: str | None,
     with app.sessions() as s:
         offered = _offered(s, list_name)
     chosen = [c for c in offered if c.name in wanted]
-    lang, said = _form_language(offered, list_name)
+    lang, said = _form_language(request, offered, list_name)
     title = said["inbox_title" if any(c.double_optin for c in chosen) else "inbox_title_single"]
     inbox = SubscribedPage(title=title, lang=lang, words=said, lists=chosen)
     if _first(form, HONEYPOT).strip():  # a bot: the usual answer, and nothing done
@@ -182,25 +182,12 @@ def _answer(request: Request, app: App, pages: Pages, list_name: str | None,
     return pages.render("web/subscribed.html", inbox, private=True)
 
 
-#: The language each form (/subscribe, /subscribe/<name>) was last shown in, by list
-#: name (None: every list): the throttled and stale-form answers, which come before any
-#: database work on purpose, speak it. Public lists only, so it stays small.
-_FORM_LANGUAGES: dict[str | None, str] = {}
-
-
-def _known_language(list_name: str | None) -> tuple[str, Mapping[str, str]]:
-    """The `lang` and words the form at /subscribe[/list_name] was last shown in, with
-    no database work (English before it was shown)."""
-    lang = _FORM_LANGUAGES.get(list_name, "en")
-    return lang, words(lang)
-
-
-def _form_language(offered: list[ListChoice],
-                   list_name: str | None = None) -> tuple[str, Mapping[str, str]]:
+def _form_language(request: Request, offered: list[ListChoice],
+                   list_name: str | None) -> tuple[str, Mapping[str, str]]:
     """The `lang` and words of the sign-up pages: the offered lists' one language (the
-    list's own on /subscribe/<name>), else English; noted for `_known_language`."""
+    list's own on /subscribe/<name>), else English; noted for `_Guards.shown_in`."""
     lang = shared_language(c.language for c in offered)
-    _FORM_LANGUAGES[list_name] = lang
+    _guards(request).languages[list_name] = lang
     return lang, words(lang)
 
 
@@ -372,10 +359,20 @@ def _refused(app: App, pages: Pages, exc: InvalidInput, token: str) -> Response:
 
 @dataclass
 class _Guards:
-    """The subscribe form's signed token and per-IP throttle, one pair per web app."""
+    """The subscribe form's signed token and per-IP throttle, one pair per web app, and
+    the language each form (/subscribe, /subscribe/<name>) was last shown in, by list
+    name (None: every list; public lists only, so it stays small)."""
 
     throttle: Throttle
     signer: URLSafeTimedSerializer
+    languages: dict[str | None, str] = field(default_factory=dict)
+
+    def shown_in(self, list_name: str | None) -> tuple[str, Mapping[str, str]]:
+        """The `lang` and words the form at /subscribe[/list_name] was last shown in
+        (English before it was): the throttled and stale-form answers, which come
+        before any database work on purpose, speak it."""
+        lang = self.languages.get(list_name, "en")
+        return lang, words(lang)
 
     def form_token(self) -> str:
         return str(self.signer.dumps("subscribe"))
