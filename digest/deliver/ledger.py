@@ -2,7 +2,7 @@
 
 One row per (edition, subscriber), unique. The life of a row:
 
-    queued ──claim──▶ claimed ──handing_over──▶ sending ──▶ sent | failed
+    queued ──claim──▶ claimed ──hand_over──▶ sending ──▶ sent | failed
        ▲                 │                          │
        └── deferred (4xx, retry with backoff) ◀─────┘
     claimed whose worker died or whose lease ran out ──▶ queued (nothing was handed over)
@@ -10,9 +10,10 @@ One row per (edition, subscriber), unique. The life of a row:
                                   closing "." may not have: not sent again)
 
 "sending" is committed right before the final step that makes the server accept the
-message, so a hard kill can leave at most one row per connection in doubt, and those
-are never mailed twice. Each outcome is committed on its own as the backend reports
-it, so a crash loses at most the messages in flight (outcomes.py writes them). A live
+message, for every message ready for it at that moment in one commit (a group), so a
+hard kill can leave at most one row per connection in doubt, and those are never mailed
+twice. Outcomes are written with the next group's commit (outcomes.py), so a row whose
+outcome was not written yet is still `sending`, and a crash makes it `uncertain`. A live
 worker renews the leases of its claims as it goes, so only a dead or stuck one loses
 them; a row whose claim was lost anyway is not handed over (ClaimLost).
 

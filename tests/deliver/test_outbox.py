@@ -39,11 +39,10 @@ def test_each_message_lands_in_new_as_one_parseable_file(tmp_path: Path) -> None
         (0, "sent", ""), (1, "sent", ""), (2, "sent", ""),
     ]
     assert events.results == results
-    assert events.calls == [
-        (kind, i) for i in range(3) for kind in ("handing_over", "done")
-    ]
-    # handing_over comes before the rename into new/.
-    assert events.in_new_at_handover == [0, 1, 2]
+    # The three are handed over in one commit, before any is renamed into new/.
+    assert events.calls == [("handing_over", i) for i in range(3)] + [
+        ("done", i) for i in range(3)]
+    assert events.in_new_at_handover == [0, 0, 0]
     files = sorted((tmp_path / "outbox" / "new").iterdir())
     assert len(files) == 3
     assert list((tmp_path / "outbox" / "tmp").iterdir()) == []

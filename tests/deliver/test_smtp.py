@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,10 +67,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.parametrize("pipelining", [True, False])
 def test_fifty_messages_over_four_connections_arrive_once(
-    smtp_server: Factory, backends: Callable[..., SmtpBackend]
+    smtp_server: Factory, backends: Callable[..., SmtpBackend], pipelining: bool
 ) -> None:
-    sink = smtp_server()
+    sink = smtp_server(pipelining=pipelining)
     backend = backends(sink, connections=4)
     batch = make_messages(50)
     results, _ = send(backend, batch)
@@ -88,10 +90,11 @@ def test_fifty_messages_over_four_connections_arrive_once(
     assert sink.connections <= 4
 
 
+@pytest.mark.parametrize("pipelining", [True, False])
 def test_rejected_recipients_fail_with_the_reply_others_are_sent(
-    smtp_server: Factory, backends: Callable[..., SmtpBackend]
+    smtp_server: Factory, backends: Callable[..., SmtpBackend], pipelining: bool
 ) -> None:
-    sink = smtp_server(reject={"r3@example.com", "r7@example.com"})
+    sink = smtp_server(reject={"r3@example.com", "r7@example.com"}, pipelining=pipelining)
     results, _ = send(backends(sink, connections=2), make_messages(10))
     assert {i for i, r in results.items() if r.status == "failed"} == {3, 7}
     assert results[3].detail == "550 5.1.1 no such user"
@@ -101,10 +104,11 @@ def test_rejected_recipients_fail_with_the_reply_others_are_sent(
     )
 
 
+@pytest.mark.parametrize("pipelining", [True, False])
 def test_temporary_failure_is_deferred_then_sent_on_the_next_call(
-    smtp_server: Factory, backends: Callable[..., SmtpBackend]
+    smtp_server: Factory, backends: Callable[..., SmtpBackend], pipelining: bool
 ) -> None:
-    sink = smtp_server(tempfail={"r2@example.com": 1})
+    sink = smtp_server(tempfail={"r2@example.com": 1}, pipelining=pipelining)
     backend = backends(sink, connections=1)
     batch = make_messages(3)
     results, _ = send(backend, batch)
@@ -338,6 +342,132 @@ class FakeTime:
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
+
+
+class StrictPipeliningServer:
+    """An SMTP server on loopback that offers PIPELINING and, as RFC 2920 lets it, holds
+    its replies to MAIL FROM and RCPT TO until the group's DATA has come: a client that
+    waits for each reply before the next command hears nothing. Records each envelope
+    and body it accepts, and the commands it got in each read."""
+
+    def __init__(self) -> None:
+        self.accepted: list[tuple[list[str], bytes]] = []
+        self.connections: list[_Strict] = []
+        self.loop = asyncio.new_event_loop()
+        self.server = self.loop.run_until_complete(
+            self.loop.create_server(lambda: _Strict(self), "127.0.0.1", 0))
+        self.port = self.server.sockets[0].getsockname()[1]
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        async def close() -> None:
+            self.server.close()
+            for connection in self.connections:
+                connection.transport.abort()
+            await self.server.wait_closed()
+
+        asyncio.run_coroutine_threadsafe(close(), self.loop).result(5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+
+
+class _Strict(asyncio.Protocol):
+    def __init__(self, owner: StrictPipeliningServer) -> None:
+        self.owner = owner
+        owner.connections.append(self)
+        self.buffer = b""
+        self.held: list[bytes] = []
+        self.envelope: list[str] = []
+        self.in_data = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.write(b"220 strict.test ESMTP\r\n")
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while True:
+            if self.in_data:
+                body, found, rest = self.buffer.partition(b"\r\n.\r\n")
+                if not found:
+                    return
+                self.buffer, self.in_data = rest, False
+                self.owner.accepted.append((self.envelope, body + b"\r\n"))
+                self.envelope = []
+                self.transport.write(b"250 2.0.0 queued\r\n")
+                continue
+            line, found, rest = self.buffer.partition(b"\r\n")
+            if not found:
+                return
+            self.buffer = rest
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                self.transport.write(b"250-strict.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n")
+            elif verb in (b"MAIL", b"RCPT"):
+                self.envelope.append(line.decode())
+                self.held.append(b"250 2.1.0 ok\r\n")
+            elif verb == b"DATA":
+                self.transport.write(b"".join(self.held) + b"354 go ahead\r\n")
+                self.held, self.in_data = [], True
+            elif verb == b"QUIT":
+                self.transport.write(b"221 bye\r\n")
+                self.transport.close()
+            else:
+                self.transport.write(b"250 ok\r\n")
+
+
+def test_with_pipelining_the_envelope_goes_in_one_write() -> None:
+    """MAIL FROM, RCPT TO and DATA go together where the server offers PIPELINING: a
+    server that answers only once the group is complete gets every message at once,
+    where waiting for each reply would wait for the timeout."""
+    server = StrictPipeliningServer()
+    backend = SmtpBackend("127.0.0.1", server.port, tls="none", connections=2, timeout=2)
+    batch = make_messages(6)
+    try:
+        started = time.monotonic()
+        results = backend.send(batch, EventLog())
+        took = time.monotonic() - started
+    finally:
+        backend.close()
+        server.stop()
+    assert [r.status for r in results] == ["sent"] * 6, results
+    assert took < 2  # nothing waited for a reply that was held
+    assert sorted(envelope[1] for envelope, _ in server.accepted) == sorted(
+        f"RCPT TO:<{m.recipient}>" for m in batch)
+    assert sorted(body for _, body in server.accepted) == sorted(
+        m.data.replace(b"\r\n.", b"\r\n..") for m in batch)
+
+
+def test_connections_ready_together_are_handed_over_in_one_commit(
+    smtp_server: Factory, backends: Callable[..., SmtpBackend]
+) -> None:
+    """The group commit: connections whose bodies are with the server when the ledger
+    is free are marked `sending` by one hand_over, and each "." follows it. While the
+    first commit takes its time, the other three connections get there."""
+    sink = smtp_server()
+    backend = backends(sink, connections=4)
+    events = EventLog()
+    groups: list[list[int]] = []
+    hand_over = events.hand_over
+
+    def recording(msgs: Sequence[Outgoing]) -> dict[int, str]:
+        groups.append([m.delivery_id for m in msgs])
+        if len(groups) == 1:
+            time.sleep(0.3)  # a slow commit: the others' replies arrive meanwhile
+        return hand_over(msgs)
+
+    events.hand_over = recording  # type: ignore[method-assign]
+    results = backend.send(make_messages(40), events)
+    events.check()
+    assert [r.status for r in results] == ["sent"] * 40
+    assert sorted(i for group in groups for i in group) == list(range(1, 41))
+    assert max(len(group) for group in groups) > 1  # some commit served several
+    assert max(len(group) for group in groups) <= 4  # at most one per connection
+    assert len(groups) < 40
+    assert len(sink.messages) == 40
 
 
 def test_rate_limiter_spaces_calls() -> None:

@@ -138,8 +138,8 @@ class StopAfter:
         outer = self
 
         class Counting:
-            def handing_over(self, msg: Outgoing) -> None:
-                events.handing_over(msg)
+            def hand_over(self, msgs: Sequence[Outgoing]) -> dict[int, str]:
+                return events.hand_over(msgs)
 
             def done(self, result: SendResult) -> None:
                 events.done(result)
@@ -160,7 +160,9 @@ def test_stopping_gives_the_rest_of_the_batch_back(app: App, tmp_path: Path) -> 
     edition_id = _prepare(app, tmp_path, 25)
     start(app, edition_id)
     stop = threading.Event()
-    backend = StopAfter(OutboxBackend(app.settings.path("delivery.outbox_dir")), stop, 3)
+    # One message a group, so that a stop can come between two of them.
+    backend = StopAfter(OutboxBackend(app.settings.path("delivery.outbox_dir"), group=1),
+                        stop, 3)
     opts = worker.SendOptions(public_url=app.settings["public_url"], batch_size=10)
 
     report = worker.deliver(app.engine, edition_id, backend, app.tokens, opts, app.clock,

@@ -18,9 +18,10 @@ Status = Literal["sent", "deferred", "failed", "uncertain"]
 
 
 class ClaimLost(Exception):
-    """Raised by `SendEvents.handing_over` when the message must not go out after all:
-    its delivery is no longer this sender's (its lease ran out and another worker took
-    it). The backend abandons the message without its final step and goes on."""
+    """A message must not go out after all: its delivery is no longer this sender's (its
+    lease ran out and another worker took it). Raised by `LedgerEvents.handing_over`;
+    `hand_over` names such messages instead. The backend abandons the message without
+    its final step and goes on."""
 
 
 @dataclass(frozen=True)
@@ -53,17 +54,20 @@ class SendResult:
 class SendEvents(Protocol):
     """Called by a backend, always from one thread, in the order things happen.
 
-    One thread matters: the ledger commits `sending` in handing_over() and the backend
+    One thread matters: the ledger commits `sending` in hand_over() and the backend
     writes the final step right after it returns; with other threads contending for the
     GIL, that gap (the one moment a hard kill could lose a message) would grow from
     microseconds to milliseconds.
     """
 
-    def handing_over(self, msg: Outgoing) -> None:
-        """Right before the last step that makes the server accept `msg` (SMTP: before
-        the terminating "."; outbox: before the rename into new/). Do the least possible:
-        the shorter this gap, the fewer messages a hard kill leaves uncertain. May raise
-        ClaimLost: then the message is abandoned (done() is still called for it)."""
+    def hand_over(self, msgs: Sequence[Outgoing]) -> dict[int, str]:
+        """Right before the last step that makes the server accept `msgs` (SMTP: before
+        the terminating "."; outbox: before the rename into new/; an API: before the
+        call), for as many messages as are ready at once: one commit for the group. The
+        backend then does those last steps at once: the shorter this gap, the fewer
+        messages a hard kill leaves uncertain. Returns the messages that must not be
+        finished (delivery id -> why: the claim was lost), which are abandoned (done()
+        is still called for them); raises DatabaseUnavailable if none may be."""
 
     def done(self, result: SendResult) -> None:
         """As soon as one message's outcome is known; once per message."""
@@ -71,7 +75,7 @@ class SendEvents(Protocol):
     def taken_back(self, msgs: Sequence[Outgoing]) -> None:
         """The provider answered that it took none of `msgs` (429, 5xx, a connection
         never opened), which were handed over: they are the sender's claims again, not
-        `sending`, until handing_over() is called for them before the next try (or they
+        `sending`, until hand_over() is called for them before the next try (or they
         are given back to the queue, or settled by done())."""
 
 
@@ -96,8 +100,8 @@ class Backend(Protocol):
 class NoEvents:
     """SendEvents that ignores everything: for benchmarks and callers without a ledger."""
 
-    def handing_over(self, msg: Outgoing) -> None:
-        pass
+    def hand_over(self, msgs: Sequence[Outgoing]) -> dict[int, str]:
+        return {}
 
     def done(self, result: SendResult) -> None:
         pass

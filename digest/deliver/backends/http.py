@@ -2,7 +2,7 @@
 retries with backoff, rate limits, and what a failed call means for its messages.
 
 When an HTTP call hands messages over: the provider takes a batch when it has read the
-whole request. So every message of a call is committed `sending` (handing_over) right
+whole request. So every message of a call is committed `sending` (hand_over, one commit) right
 before the request is written, and then:
 
 - the connection could not be opened (refused, no route, DNS, a connect timeout):
@@ -46,7 +46,7 @@ import requests
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
 from digest import slots
-from digest.deliver.backends.base import ClaimLost, RateLimiter, SendEvents, SendResult, Status
+from digest.deliver.backends.base import RateLimiter, SendEvents, SendResult, Status
 from digest.deliver.message import Outgoing
 from digest.errors import ConfigError, DeliveryError
 
@@ -204,12 +204,11 @@ class ApiBackend:
             if wait > 0 and not self._pause(wait, stop):
                 return None
             request = self._request(pending)  # before the handover: keep that gap short
+            lost = events.hand_over(pending)  # one commit for the call's messages
             kept = []
             for msg in pending:
-                try:
-                    events.handing_over(msg)
-                except ClaimLost as exc:
-                    settle(msg, Outcome("deferred", f"abandoned: {exc}"))
+                if msg.delivery_id in lost:
+                    settle(msg, Outcome("deferred", f"abandoned: {lost[msg.delivery_id]}"))
                 else:
                     kept.append(msg)
             if not kept:

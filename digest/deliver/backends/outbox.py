@@ -19,7 +19,7 @@ from email.parser import BytesHeaderParser
 from email.policy import default as email_policy
 from pathlib import Path
 
-from digest.deliver.backends.base import ClaimLost, SendEvents, SendResult
+from digest.deliver.backends.base import SendEvents, SendResult
 from digest.deliver.message import Outgoing
 from digest.deliver.verp import ReturnPath
 from digest.errors import DeliveryError
@@ -28,6 +28,8 @@ from digest.files import PRIVATE, private_folder
 _counter = itertools.count()
 #: The headers naming whom a message is for.
 RECIPIENTS = ("To", "Cc", "Bcc", "Delivered-To", "X-Original-To")
+#: The most messages handed over in one commit and then renamed into new/ together.
+GROUP = 64
 #: The most of a message's head read to find its recipients.
 HEAD_BYTES = 64 * 1024
 
@@ -41,8 +43,10 @@ class OutboxBackend:
 
     name = "outbox"
 
-    def __init__(self, path: str | Path, return_path: ReturnPath | None = None) -> None:
+    def __init__(self, path: str | Path, return_path: ReturnPath | None = None, *,
+                 group: int = GROUP) -> None:
         self.path = Path(path)
+        self.group = group
         # VERP: each file starts with the Return-Path its delivery would have had.
         self.return_path = return_path
         try:
@@ -60,10 +64,46 @@ class OutboxBackend:
 
     def send(self, batch: Sequence[Outgoing], events: SendEvents,
              stop: threading.Event | None = None) -> list[SendResult]:
-        results = []
-        for msg in batch:
+        """Up to `group` messages at a time are written to tmp/, handed over in one commit
+        and renamed into new/ together, so a kill leaves at most one group uncertain."""
+        results: list[SendResult] = []
+        for start in range(0, len(batch), self.group):
             if stop is not None and stop.is_set():
                 break  # the rest stays claimed; the caller gives it back
+            written = self._write(batch[start:start + self.group], events, stop)
+            if not written:
+                break
+            lost = events.hand_over([msg for msg, _ in written])
+            failure = None
+            for msg, name in written:
+                tmp = self.path / "tmp" / name
+                if msg.delivery_id in lost:
+                    tmp.unlink(missing_ok=True)
+                    result = SendResult(msg.delivery_id, "deferred",
+                                        f"abandoned: {lost[msg.delivery_id]}")
+                else:
+                    try:
+                        os.rename(tmp, self.path / "new" / name)
+                        result = SendResult(msg.delivery_id, "sent", "")
+                    except OSError as exc:
+                        tmp.unlink(missing_ok=True)
+                        failure = failure or exc
+                        result = SendResult(msg.delivery_id, "deferred", f"outbox: {exc}")
+                events.done(result)
+                results.append(result)
+            if failure is not None:
+                raise self._unwritable(failure)
+        return results
+
+    def _write(self, msgs: Sequence[Outgoing], events: SendEvents,
+               stop: threading.Event | None) -> list[tuple[Outgoing, str]]:
+        """Each message into a file of tmp/: (message, file name). A message that cannot
+        be written is deferred and DeliveryError raised, the files already written
+        removed (those messages stay claimed, not attempted)."""
+        written: list[tuple[Outgoing, str]] = []
+        for msg in msgs:
+            if stop is not None and stop.is_set():
+                break
             now = time.time()
             name = f"{int(now)}.M{int(now % 1 * 1e6)}{self._suffix.format(next(_counter))}"
             tmp = self.path / "tmp" / name
@@ -73,26 +113,19 @@ class OutboxBackend:
                         sender = self.return_path.address(msg.delivery_id)
                         f.write(f"Return-Path: <{sender}>\r\n".encode("ascii"))
                     f.write(msg.data)
-                events.handing_over(msg)
-                os.rename(tmp, self.path / "new" / name)
-            except ClaimLost as exc:
-                tmp.unlink(missing_ok=True)
-                result = SendResult(msg.delivery_id, "deferred", f"abandoned: {exc}")
-                events.done(result)
-                results.append(result)
-                continue
             except OSError as exc:
                 tmp.unlink(missing_ok=True)
+                for _, earlier in written:
+                    (self.path / "tmp" / earlier).unlink(missing_ok=True)
                 events.done(SendResult(msg.delivery_id, "deferred", f"outbox: {exc}"))
-                # A full disk or a vanished folder fails every message alike.
-                raise DeliveryError(
-                    f"cannot write to the outbox {self.path}: {exc.strerror}; "
-                    "check [delivery] outbox_dir"
-                ) from None
-            result = SendResult(msg.delivery_id, "sent", "")
-            events.done(result)
-            results.append(result)
-        return results
+                raise self._unwritable(exc) from None
+            written.append((msg, name))
+        return written
+
+    def _unwritable(self, exc: OSError) -> DeliveryError:
+        # A full disk or a vanished folder fails every message alike.
+        return DeliveryError(f"cannot write to the outbox {self.path}: {exc.strerror}; "
+                             "check [delivery] outbox_dir")
 
     def close(self) -> None:
         pass

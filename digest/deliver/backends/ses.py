@@ -7,7 +7,7 @@ and answers with its MessageId, which becomes the delivery's message_id: SES's b
 and complaint notices (`digest.web.webhooks.ses`) name the message by it.
 
 Handing over: SES takes a message when it has read the whole request. The ledger commits
-`sending` (handing_over, in the caller's thread, as `SendEvents` requires) right before
+`sending` (hand_over, in the caller's thread, as `SendEvents` requires) right before
 the call goes to a pool thread, and then:
 
 - the connection could not be opened (refused, no route, connect timeout): nothing was
@@ -52,7 +52,6 @@ from botocore.exceptions import (
 )
 
 from digest.deliver.backends.base import (
-    ClaimLost,
     RateLimiter,
     SendEvents,
     SendResult,
@@ -188,7 +187,7 @@ class SesBackend:
         retries: deque[tuple[Outgoing, int]] = deque()
         not_before = 0.0
         fatal, halt = "", ""
-        lost: DatabaseUnavailable | None = None
+        halted: DatabaseUnavailable | None = None
 
         def settle(msg: Outgoing, status: Status, detail: str, provider_id: str = "") -> None:
             result = SendResult(msg.delivery_id, status, detail, provider_id)
@@ -199,7 +198,8 @@ class SesBackend:
             return stop is not None and stop.is_set()
 
         while True:
-            while len(in_flight) < self.concurrency and not (fatal or halt or lost or stopped()):
+            while len(in_flight) < self.concurrency and not (fatal or halt or halted
+                                                              or stopped()):
                 delay = not_before - self._clock()
                 if delay > 0 and (in_flight or not self._pause(delay, stop)):
                     break  # the calls in flight first; or stopped during the wait
@@ -208,13 +208,13 @@ class SesBackend:
                     break
                 self.limiter.wait()
                 try:
-                    events.handing_over(msg)
-                except ClaimLost as exc:
-                    settle(msg, "deferred", f"abandoned: {exc}")
-                    continue
+                    lost = events.hand_over([msg])  # SES takes one message a call
                 except DatabaseUnavailable as exc:
-                    lost = exc  # no new call; those in flight are settled below
+                    halted = exc  # no new call; those in flight are settled below
                     break
+                if lost:
+                    settle(msg, "deferred", f"abandoned: {lost[msg.delivery_id]}")
+                    continue
                 in_flight[pool.submit(self._call, msg, attempt)] = (msg, attempt)
             if not in_flight:
                 break
@@ -233,8 +233,8 @@ class SesBackend:
                 settle(msg, outcome.status, outcome.detail, outcome.provider_id)
                 fatal = fatal or outcome.fatal
                 halt = halt or outcome.halt
-        if lost is not None:
-            raise lost
+        if halted is not None:
+            raise halted
         if fatal:
             raise DeliveryError(fatal)
         if halt and not stopped():
