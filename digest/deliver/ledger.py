@@ -178,24 +178,35 @@ def claim(
 ) -> list[Claimed]:
     """Take up to `limit` rows that are due, or whose lease ran out, for `worker`.
 
-    On PostgreSQL the inner SELECT skips rows other workers have locked, so any number
+    On PostgreSQL the inner SELECTs skip rows other workers have locked, so any number
     of workers share an edition; SQLite serializes writers, so one worker is the rule.
+    Each SELECT walks the queue index (edition, status, due time) from its start and
+    stops after `limit` rows, so a claim costs the same at the millionth row as at the
+    first: rows taken first are those whose lease ran out, then the earliest due.
     """
-    ids = (
-        select(Delivery.id)
-        .where(Delivery.edition_id == edition_id, _due(now))
-        .order_by(Delivery.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
-    )
     lease = now + dt.timedelta(seconds=lease_seconds)
-    claimed = s.scalars(
-        update(Delivery)
-        .where(Delivery.id.in_(ids))
-        .values(status=DeliveryStatus.CLAIMED, claimed_by=worker, lease_until=lease)
-        .returning(Delivery.id)
-    ).all()
+    claimed: list[int] = []
+    for due in (
+        and_(Delivery.status == DeliveryStatus.CLAIMED, Delivery.lease_until < now),
+        and_(Delivery.status == DeliveryStatus.QUEUED, Delivery.next_attempt_at <= now),
+    ):
+        if len(claimed) >= limit:
+            break
+        ids = (
+            select(Delivery.id)
+            .where(Delivery.edition_id == edition_id, due)
+            # The index's own order: no sort of every due row to find the first few.
+            .order_by(Delivery.next_attempt_at)
+            .limit(limit - len(claimed))
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        claimed += s.scalars(
+            update(Delivery)
+            .where(Delivery.id.in_(ids))
+            .values(status=DeliveryStatus.CLAIMED, claimed_by=worker, lease_until=lease)
+            .returning(Delivery.id)
+        ).all()
     s.commit()
     if not claimed:
         return []

@@ -158,6 +158,9 @@ def deliver(
                 batch = _build(template, links, wanted, events, clock())
                 if batch:
                     results = backend.send(batch, events, stop=stop)
+                    # The batch's last outcomes, which no later handover carries; if the
+                    # database is away they wait (see LedgerEvents) and the claim says so.
+                    events.flush()
                     _refused_for_good(s, backend.name, batch, results, clock())
                 if progress:
                     progress(len(claimed))
