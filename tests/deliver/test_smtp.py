@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import threading
 import time
@@ -12,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from digest.config import defaults
 from digest.deliver.backends import (
@@ -21,6 +24,7 @@ from digest.deliver.backends import (
     SmtpBackend,
     make_backend,
 )
+from digest.deliver.backends.smtp import _dot_stuffed
 from digest.deliver.message import Outgoing
 from digest.errors import ConfigError, DeliveryError
 from tests.deliver.conftest import EventLog, SmtpSink, TlsFiles, make_messages
@@ -541,3 +545,9 @@ def test_make_backend_chooses_by_setting(tmp_path: Path) -> None:
 def test_make_backend_config_errors(overrides: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         make_backend(defaults().with_overrides(**overrides))
+
+
+@given(st.lists(st.sampled_from([b".", b"\r\n", b"\n", b"a", b".."]), max_size=20).map(b"".join))
+def test_dot_stuffing_doubles_the_dot_at_every_line_start(data: bytes) -> None:
+    """RFC 5321 4.5.2, as a multi-line regex states it: any line that starts with "."."""
+    assert _dot_stuffed(data) == re.sub(rb"(?m)^\.", b"..", data)
