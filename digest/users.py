@@ -13,6 +13,7 @@ password, a new role or disabling a user ends every session they have.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -35,9 +36,14 @@ TOKEN_PREFIX = "dg_"
 TOKEN_TOUCH = dt.timedelta(minutes=1)
 
 _hasher = PasswordHasher()
-# Verified against when the address is unknown, so that a wrong address costs the
-# same time as a wrong password and the answer time does not tell which it was.
-_DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the address is unknown, so that a wrong address costs the
+    same time as a wrong password and the answer time does not tell which it was. Made
+    at the first login, not at import: every command would pay its 0.1 s."""
+    return _hasher.hash(secrets.token_hex(16))
 
 
 @dataclass(frozen=True)
@@ -135,7 +141,7 @@ def authenticate(s: Session, email: str, password: str, *, ip: str,
     user = s.scalar(select(User).where(User.email == account))
     # One argon2 verification whatever the account, so the answer takes as long for an
     # unknown or disabled address as for a wrong password, and its time tells nothing.
-    matches = _verify(user.password_hash if user is not None else _DUMMY_HASH,
+    matches = _verify(user.password_hash if user is not None else _dummy_hash(),
                       password[:PASSWORD_MAX])
     if user is None or user.disabled or not matches:
         return None
