@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import shutil
 import socket
@@ -30,6 +31,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -37,6 +39,11 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
 results: list[tuple[str, str, str]] = []
+#: The same figures for var/bench/results.json, by step.
+figures: dict[str, Any] = {}
+#: Issue 13's targets for the send: a share of smtp-source's rate, and a floor.
+SEND_TARGET_RATIO = 0.6
+SEND_TARGET_RATE = 3000
 
 
 def timed(fn: Callable[[], object], repeat: int) -> float:
@@ -261,8 +268,71 @@ def wait_port(port: int) -> None:
     raise SystemExit(f"the SMTP sink on port {port} did not start")
 
 
+def reference(messages: int, size: int) -> float | None:
+    """Postfix's own C load generator into a fresh smtp-sink: `smtp-source -s 4 -l SIZE
+    -m N`, messages of the same size over as many connections as the sender's default.
+    Messages/s, or None where Postfix is not installed."""
+    source = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
+    if not os.path.exists(source):
+        return None
+    port = free_port()
+    proc, name = start_sink("smtp-sink", port)
+    if name != "Postfix smtp-sink":
+        proc.terminate()
+        proc.wait()
+        return None
+    try:
+        wait_port(port)
+        t0 = time.perf_counter()
+        subprocess.run([source, "-s", "4", "-l", str(size), "-m", str(messages),
+                        "-f", "bench@news.example.org", "-t", "reader@example.org",
+                        f"127.0.0.1:{port}"], check=True, stdout=subprocess.DEVNULL)
+        seconds = time.perf_counter() - t0
+    finally:
+        proc.terminate()
+        proc.wait()
+    return messages / seconds
+
+
+def _sent_span(url: str) -> tuple[int, float]:
+    """(messages sent, seconds from the first to the last), from the ledger's own
+    sent_at: the send itself, without the command's start-up, render and enqueue."""
+    from sqlalchemy import create_engine, func, select
+
+    from digest.models import Delivery, DeliveryStatus
+
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        n, first, last = conn.execute(
+            select(func.count(), func.min(Delivery.sent_at), func.max(Delivery.sent_at))
+            .where(Delivery.status == DeliveryStatus.DELIVERED)).one()
+    engine.dispose()
+    if isinstance(first, str):  # SQLite returns the stored text to an aggregate
+        first, last = dt.datetime.fromisoformat(first), dt.datetime.fromisoformat(last)
+    return n, (last - first).total_seconds()
+
+
+def _message_size(app, settings) -> int:  # type: ignore[no-untyped-def]
+    """The size of one reader's message of the edition just sent, as the sender builds it."""
+    from digest.deliver import worker
+    from digest.deliver.message import Recipient
+    from digest.models import Edition
+    from subscribers.models import MailingList
+
+    with app.sessions() as s:
+        edition = s.query(Edition).one()
+        mlist = s.get_one(MailingList, edition.list_id)
+        template = worker.message_template(edition, mlist, app.send_options())
+        link = settings["public_url"].rstrip("/") + "/unsubscribe/" + "t" * 120
+        return len(template.build(Recipient(1, "reader1@example.org", "Reader 1", link,
+                                            manage_url=link, reason="You subscribed."),
+                                  app.clock()).data)
+
+
 def bench_send(subscribers: int, sink_kind: str, *, dkim: bool = False) -> None:
-    """The real `digest edition send`; with `dkim`, every message signed ([dkim])."""
+    """The real `digest edition send`; with `dkim`, every message signed ([dkim]).
+    Beside it, in the same run, `smtp-source` sending as many messages of the same size
+    (unsigned runs only): the machine's own SMTP limit, which the send is held to."""
     from digest.app import App
     from digest.config import defaults
     from digest.gather.sources import add_source
@@ -287,7 +357,6 @@ def bench_send(subscribers: int, sink_kind: str, *, dkim: bool = False) -> None:
         s.commit()
         app.fetch(s, allow_files=True)
     imported = time.perf_counter() - t0
-    app.close()
     port = free_port()
     proc, sink_name = start_sink(sink_kind, port)
     try:
@@ -315,12 +384,47 @@ def bench_send(subscribers: int, sink_kind: str, *, dkim: bool = False) -> None:
         proc.wait()
     if done.returncode != 0 or "is sent" not in done.stdout:
         raise SystemExit(f"send failed:\n{done.stdout}\n{done.stderr}")
-    results.append(("import + fetch (setup)", f"{subscribers:,} subscribers", f"{imported:.1f} s"))
-    signed = ", DKIM-signed" if dkim else ""
-    results.append((f"digest edition send → {sink_name}{signed}", f"{subscribers:,} subscribers",
-                    f"{seconds:.1f} s, {subscribers / seconds:,.0f} messages/s "
-                    "(whole command: start-up, render, enqueue, send)"))
+    sent, span = _sent_span(settings["database.url"])
+    if sent != subscribers:
+        raise SystemExit(f"send: {sent:,} of {subscribers:,} messages marked sent")
+    size = _message_size(app, settings)
+    app.close()
     shutil.rmtree(folder)
+    rate = (sent - 1) / span
+    key = "send_dkim" if dkim else "send"
+    figures[key] = {"subscribers": subscribers, "sink": sink_name, "message_bytes": size,
+                    "command_seconds": round(seconds, 2),
+                    "command_per_s": round(subscribers / seconds),
+                    "send_seconds": round(span, 2), "send_per_s": round(rate)}
+    if not dkim:
+        results.append(("import + fetch (setup)", f"{subscribers:,} subscribers",
+                        f"{imported:.1f} s"))
+    signed = ", DKIM-signed" if dkim else ""
+    results.append((f"digest edition send → {sink_name}{signed}",
+                    f"{subscribers:,} subscribers, {size / 1024:.0f} KB each",
+                    f"sending {rate:,.0f} messages/s ({span:.1f} s); whole command "
+                    f"{seconds:.1f} s, {subscribers / seconds:,.0f}/s (start-up, render, "
+                    "enqueue)"))
+    if dkim or sink_name != "Postfix smtp-sink":
+        return
+    ref = reference(subscribers, size)
+    if ref is None:
+        results.append(("  reference: smtp-source -s 4", "", "Postfix not installed"))
+        return
+    ratio, whole = rate / ref, subscribers / seconds / ref
+    figures[key].update(reference_tool=f"smtp-source -s 4 -l {size} -m {subscribers}",
+                        reference_per_s=round(ref), ratio=round(ratio, 2),
+                        command_ratio=round(whole, 2),
+                        target_ratio=SEND_TARGET_RATIO, target_per_s=SEND_TARGET_RATE)
+    verdict = "meets" if ratio >= SEND_TARGET_RATIO and rate >= SEND_TARGET_RATE else "MISSES"
+    results.append(("  reference: Postfix smtp-source -s 4, same size, same run",
+                    f"{subscribers:,} messages",
+                    f"{ref:,.0f} messages/s; digest's sending is {ratio:.2f} of it: "
+                    f"{verdict} the target (≥ {SEND_TARGET_RATIO} and ≥ "
+                    f"{SEND_TARGET_RATE:,}/s); the whole command {whole:.2f} of it"))
+
+
+STEPS = ("feeds", "extract", "render", "desk", "send", "memory", "gather", "import")
 
 
 def main() -> None:
@@ -329,23 +433,65 @@ def main() -> None:
     parser.add_argument("--sink", choices=["auto", "smtp-sink", "aiosmtpd"], default="auto")
     parser.add_argument("--import-rows", type=int, default=1_000_000,
                         help="rows of the CSV import benchmark (0 to skip it)")
+    parser.add_argument("--memory-large", type=int, default=1_000_000,
+                        help="readers of the large send the memory figure compares with "
+                             "--subscribers (0 to skip it)")
+    parser.add_argument("--postgres-url", default=os.environ.get("DIGEST_TEST_POSTGRES_URL"),
+                        help="a PostgreSQL server for the memory figure (default: "
+                             "$DIGEST_TEST_POSTGRES_URL, else a throwaway cluster when "
+                             "PostgreSQL is installed)")
+    parser.add_argument("--only", default=",".join(STEPS),
+                        help=f"the steps to run, of {','.join(STEPS)}")
+    parser.add_argument("--json", type=Path, default=ROOT / "var" / "bench" / "results.json",
+                        help="where the figures are written")
     args = parser.parse_args()
-    console = Console()
+    steps = set(args.only.split(","))
+    if unknown := steps - set(STEPS):
+        parser.error(f"unknown steps: {', '.join(sorted(unknown))}; choose from "
+                     f"{', '.join(STEPS)}")
+    console = Console(width=150)
+    began = time.perf_counter()
     console.print(f"digest bench on {os.cpu_count()} cores, Python {sys.version.split()[0]}")
-    bench_feeds()
-    bench_extract()
-    bench_render()
-    bench_desk()
-    bench_send(args.subscribers, args.sink)
-    bench_send(args.subscribers, args.sink, dkim=True)
-    if args.import_rows:
+    if "feeds" in steps:
+        bench_feeds()
+    if "extract" in steps:
+        bench_extract()
+    if "render" in steps:
+        bench_render()
+    if "desk" in steps:
+        bench_desk()
+    if "send" in steps:
+        bench_send(args.subscribers, args.sink)
+        bench_send(args.subscribers, args.sink, dkim=True)
+    if "memory" in steps and args.memory_large:
+        from tests.bench_memory import bench_memory
+
+        rows, found = bench_memory(args.subscribers, args.memory_large, args.postgres_url)
+        results.extend(rows)
+        figures["memory"] = found
+    if "gather" in steps:
+        from tests.bench_gather import bench_gather
+
+        rows, found = bench_gather()
+        results.extend(rows)
+        figures["gather"] = found
+    if "import" in steps and args.import_rows:
         from tests.bench_import import bench_import
 
         results.extend(bench_import(args.import_rows))
-    table = Table("step", "size", "result")
+    took = time.perf_counter() - began
+    table = Table("step", "size", "result", title=f"make bench: {took / 60:.1f} min")
     for row in results:
         table.add_row(*row)
     console.print(table)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({
+        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "cores": os.cpu_count(), "python": sys.version.split()[0],
+        "minutes": round(took / 60, 1), "figures": figures,
+        "table": [dict(zip(("step", "size", "result"), row, strict=True)) for row in results],
+    }, indent=2, ensure_ascii=False) + "\n")
+    console.print(f"figures written to {args.json}")
 
 
 if __name__ == "__main__":
