@@ -40,6 +40,11 @@ class Source(Base):
     # Conditional GET validators from the last 200 response.
     etag: Mapped[str] = mapped_column(String(500), default="")
     last_modified: Mapped[str] = mapped_column(String(100), default="")
+    # The last 200 body read whole and committed with its articles: a sha256 (hex) of it
+    # and of what else decided how it was read (digest.gather.sources.body_digest), and
+    # how many entries it gave. The same again is not read again ("" until one is read).
+    body_digest: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    body_entries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Health.
     last_fetch_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_success_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
