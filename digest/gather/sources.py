@@ -6,12 +6,18 @@ others go on; nothing a feed sends can stop a run. For a full-text source, the p
 each new or edited entry is fetched too; a page that fails only keeps the feed's own
 text (an edited article, the page's text it had). A source that another fetch holds
 (its lease, digest.gather.lease) is skipped.
+
+A 200 whose body is the one read last time (many feeds send no ETag or Last-Modified,
+so nothing else tells) is not read again: `body_digest` says when, and the fetch counts
+as a success with the same entries, nothing new and nothing edited ("unchanged").
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
+import json
 import logging
 import os
 from collections.abc import Callable, Iterable
@@ -25,11 +31,12 @@ from sqlalchemy import CursorResult, Row, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from digest import __version__
 from digest.errors import FetchError, InvalidInput
 from digest.gather.clean import content_hash
 from digest.gather.extract import PageEnricher
 from digest.gather.feeds import Entry, Feed, parse_feed
-from digest.gather.fetch import fetch
+from digest.gather.fetch import FetchResult, fetch
 from digest.gather.guard import Reach
 from digest.gather.identity import (
     BLURB_CHARS,
@@ -61,6 +68,10 @@ class FetchOptions:
 Clock = Callable[[], dt.datetime]
 log = logging.getLogger(__name__)
 BUSY = "busy"  # another fetch holds the source's lease: skipped, nothing recorded
+# How digest reads a feed into articles. Bump it with a change to that reading (a parser
+# or cleaning fix) that feeds which do not change should get too: every source's next
+# fetch then reads its body again, as a new digest version does (`body_digest`).
+READING = 1
 
 
 @dataclass(frozen=True)
@@ -74,6 +85,8 @@ class SourceReport:
     pages_failed: int = 0  # full-text sources: new entries that kept the feed's text
     backlog: int = 0  # of the new: undated on the source's first fetch, never offered
     page_error: str = ""  # why the first article page that could not be fetched was not
+    # ok, and the body was the one read last time: not read again, `seen` as it was then
+    unchanged: bool = False
 
     @property
     def note(self) -> str:
@@ -83,6 +96,8 @@ class SourceReport:
             return "being fetched elsewhere"
         if self.error:
             return self.error
+        if self.unchanged:
+            return "unchanged since the last fetch: not read again"
         notes = []
         if self.backlog:
             notes.append(f"{self.backlog} undated on this first fetch: old news of unknown "
@@ -182,14 +197,44 @@ def _fetch(s: Session, http: requests.Session, source: Source, opts: FetchOption
     if result.not_modified:
         _record_success(source, now)
         return SourceReport(source.id, source.url, "not_modified")
+    read = body_digest(source, opts, result)
+    source.etag, source.last_modified = result.etag, result.last_modified
+    if read == source.body_digest and source.last_success_at is not None:
+        # Read whole last time, and its articles committed with the digest: reading it
+        # again would find every entry stored as it is (no page fetched either: a
+        # full-text source fetches the pages of new and edited entries only). A source
+        # whose success was reset is read as on its first fetch (store_entries' backlog).
+        _record_success(source, now)
+        return SourceReport(source.id, source.url, "ok", seen=source.body_entries,
+                            unchanged=True)
     feed = parse_feed(result.body, result.url, result.content_type, now=now)
     enrich = _page_enricher(http, opts, _reach(source, opts)) if source.full_text else None
     new, seen, backlog = store_entries(s, source, feed, now, opts.max_entries, enrich)
-    source.etag, source.last_modified = result.etag, result.last_modified
+    # In the commit of the articles (fetch_source's): a fetch that fails before it ends
+    # rolls this back with them, and the next reads the body in full.
+    source.body_digest, source.body_entries = read, seen
     _record_success(source, now)
     return SourceReport(source.id, source.url, "ok", new=new, seen=seen, backlog=backlog,
                         pages_failed=enrich.failed if enrich else 0,
                         page_error=enrich.first_error if enrich else "")
+
+
+def body_digest(source: Source, opts: FetchOptions, result: FetchResult) -> str:
+    """A sha256 (hex) of a fetched body and of everything else that decides which
+    articles it is read into: the same again means the same articles.
+
+    That is the source's URL, kind and full-text mode (a full-text source's articles
+    take their pages' text: turned on, the body is read again, though only new and
+    edited entries get their pages, as always), the final URL and Content-Type (relative
+    links, the XML's encoding), `[gather] max_entries` (raised, the older entries come
+    in), and digest's version and `READING` (a fixed parser reaches unchanged feeds).
+    Not the time of reading: it only dates entries, and a stored article keeps its date.
+    Pages that are not feeds (an HTML page added as a source) never get a digest: their
+    reading fails, so each fetch tries them again and says why.
+    """
+    how = json.dumps([__version__, READING, source.url, source.kind, source.full_text,
+                      opts.max_entries, result.url, result.content_type])
+    return hashlib.sha256(how.encode() + b"\n" + result.body).hexdigest()
 
 
 def _reach(source: Source, opts: FetchOptions) -> Reach:
