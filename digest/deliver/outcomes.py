@@ -20,6 +20,7 @@ import datetime as dt
 import logging
 import select as os_select
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -57,13 +58,13 @@ class LedgerEvents:
 
     Outcomes are noted and written with the next group's handover (or by `flush`): a row
     whose outcome is noted but not written is still `sending`, so a kill makes it
-    `uncertain`, never sent again. When the database goes away (a restart, a network
-    cut), what could not be written is kept here and written first once it answers: an
-    outcome, and above all a handover whose commit was lost after the messages' final
-    step went out, which would otherwise leave the rows `claimed`, to be sent again.
-    Meanwhile `hand_over` raises DatabaseUnavailable, so no new message goes out that
-    the ledger cannot record. `close` waits for the database (up to a lease) to write
-    what is kept.
+    `uncertain`, never sent again. A handover's commit is known to have happened before
+    any final step goes out. When the database goes away (a restart, a network cut),
+    what could not be written is kept here and written first once it answers: the
+    outcomes, and the rows of a handover that failed, given back as claims (their final
+    step never went out). Meanwhile `hand_over` raises DatabaseUnavailable, so no new
+    message goes out that the ledger cannot record. `close` waits for the database (up
+    to a lease) to write what is kept.
     """
 
     def __init__(self, engine: Engine, worker: str, policy: RetryPolicy, clock: Clock, *,
@@ -87,8 +88,9 @@ class LedgerEvents:
         self._since = 0.0  # when the oldest unwritten outcome was noted (monotonic)
         self._away = False  # the last write failed: the database is away
         self._retry_at = 0.0
-        #: How many messages each handover carried: the bench reports the groups.
-        self.groups: list[int] = []
+        #: Handovers by how many messages each carried (size -> count): bounded, however
+        #: long the send.
+        self.groups: Counter[int] = Counter()
 
     def close(self, *, patience: float | None = None) -> None:
         """Read the last answers and write what is not written yet, waiting for the
@@ -131,9 +133,14 @@ class LedgerEvents:
             kept = self._writer.write(self._unwritten, msgs)
         except DatabaseUnavailable:
             self._failed()
+            # Whether the commit happened is not known, but no final step went out: the
+            # rows are this worker's claims again once the database answers, so they
+            # are queued again, not left `sending` to end `uncertain` unsent.
+            for msg in msgs:
+                self._note(msg.delivery_id, {"status": DeliveryStatus.CLAIMED})
             raise
         self._written()
-        self.groups.append(len(msgs))
+        self.groups[len(msgs)] += 1
         ours = {m.delivery_id for m in kept}
         return {m.delivery_id: str(_lost(m)) for m in msgs if m.delivery_id not in ours}
 
@@ -321,8 +328,8 @@ def unavailable(exc: BaseException) -> DatabaseUnavailable:
     return DatabaseUnavailable(f"the database did not answer: {reason(exc)}")
 
 
-#: What the ledger records for a message whose handover commit was lost after its final
-#: step went out: it may have arrived, so it is never sent again.
+#: What the ledger records for a message handed over whose outcome never reached it: it
+#: may have arrived, so it is never sent again.
 _HANDED_OVER: Values = {"status": DeliveryStatus.UNCERTAIN,
                         "last_error": "the database went away while the message was handed over"}
 
@@ -484,11 +491,10 @@ class _PgWriter(_Writer):
         self.connection()
         statements = [self._update_from(names, rows)
                       for names, rows in _shapes(outcomes).items()]
-        inflight = dict(outcomes)
         if not msgs:
             if statements:
                 self._send(b"; ".join([b"SET LOCAL synchronous_commit TO off", *statements]),
-                           inflight=inflight)
+                           inflight=dict(outcomes))
             return []
         rows = b", ".join(b"(" + str(int(m.delivery_id)).encode() + b", "
                           + self._literal(m.message_id) + b")" for m in msgs)
@@ -497,16 +503,21 @@ class _PgWriter(_Writer):
                     + b", message_id = v.message_id FROM (VALUES " + rows
                     + b") AS v(id, message_id) WHERE d.id = v.id AND d.claimed_by = "
                     + self._literal(self.worker) + b" RETURNING d.id")
-        results = self._run(b"; ".join([b"BEGIN", *statements, handover]))
-        returned = results[-1]
+        # The COMMIT's answer is waited for: only a commit known to have happened lets
+        # the final steps go out. (Sent without waiting, a COMMIT lost with the
+        # connection left the rows `claimed` while their messages had gone, and the
+        # sender's memory of them died with it: a kill, or a wait past the lease, sent
+        # them twice.) The wait is one round trip a group, without the WAL flush
+        # (`synchronous_commit` off): a kill between the commit and the final steps
+        # leaves rows `uncertain` that never went, so that moment is kept short. Only
+        # the database server itself crashing in the next fraction of a second could
+        # undo the commit, and then the sender, still holding the claims, writes the
+        # outcomes over them when it is back.
+        results = self._run(b"; ".join([b"BEGIN", b"SET LOCAL synchronous_commit TO off",
+                                        *statements, handover, b"COMMIT"]))
+        returned = results[-2]  # the handovers' RETURNING, before the COMMIT
         ours = {int(returned.get_value(i, 0)) for i in range(returned.ntuples)}
-        kept = [m for m in msgs if m.delivery_id in ours]
-        # The messages' final steps follow at once. Should this COMMIT be lost with the
-        # connection, their rows are recorded as handed over when the database is back
-        # (see LedgerEvents): left `claimed`, they would be sent a second time.
-        inflight.update((m.delivery_id, _HANDED_OVER) for m in kept)
-        self._send(b"COMMIT", inflight=inflight)
-        return kept
+        return [m for m in msgs if m.delivery_id in ours]
 
     def _update_from(self, names: tuple[str, ...], rows: list[tuple[int, Values]]) -> bytes:
         """One UPDATE for every row of a shape: `… SET a = v.a FROM (VALUES …) AS v`."""
