@@ -352,9 +352,16 @@ class StrictPipeliningServer:
     """An SMTP server on loopback that offers PIPELINING and, as RFC 2920 lets it, holds
     its replies to MAIL FROM and RCPT TO until the group's DATA has come: a client that
     waits for each reply before the next command hears nothing. Records each envelope
-    and body it accepts, and the commands it got in each read."""
+    and body it accepts. `mail` and `rcpt`: the reply to every MAIL FROM or RCPT TO
+    instead of 250; `goodbye_on_mail`: the first MAIL FROM is answered at once with this
+    and the connection closed; `after_354`: the first DATA's 354 is followed at once,
+    before any body, by this reply, and that message is refused (the server said so
+    early, as one that finds it too big does)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, mail: bytes = b"250 2.1.0 ok", rcpt: bytes = b"250 2.1.5 ok",
+                 goodbye_on_mail: bytes = b"", after_354: bytes = b"") -> None:
+        self.mail, self.rcpt = mail, rcpt
+        self.goodbye_on_mail, self.after_354 = goodbye_on_mail, after_354
         self.accepted: list[tuple[list[str], bytes]] = []
         self.connections: list[_Strict] = []
         self.loop = asyncio.new_event_loop()
@@ -385,6 +392,7 @@ class _Strict(asyncio.Protocol):
         self.held: list[bytes] = []
         self.envelope: list[str] = []
         self.in_data = False
+        self.refusing = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -399,9 +407,13 @@ class _Strict(asyncio.Protocol):
                 if not found:
                     return
                 self.buffer, self.in_data = rest, False
-                self.owner.accepted.append((self.envelope, body + b"\r\n"))
+                if self.refusing:
+                    self.refusing = False
+                    self.transport.write(b"554 5.3.4 refused, as said\r\n")
+                else:
+                    self.owner.accepted.append((self.envelope, body + b"\r\n"))
+                    self.transport.write(b"250 2.0.0 queued\r\n")
                 self.envelope = []
-                self.transport.write(b"250 2.0.0 queued\r\n")
                 continue
             line, found, rest = self.buffer.partition(b"\r\n")
             if not found:
@@ -410,12 +422,23 @@ class _Strict(asyncio.Protocol):
             verb = line[:4].upper()
             if verb == b"EHLO":
                 self.transport.write(b"250-strict.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n")
+            elif verb == b"MAIL" and self.owner.goodbye_on_mail:
+                self.transport.write(self.owner.goodbye_on_mail + b"\r\n")
+                self.owner.goodbye_on_mail = b""
+                self.transport.close()
+                return
             elif verb in (b"MAIL", b"RCPT"):
                 self.envelope.append(line.decode())
-                self.held.append(b"250 2.1.0 ok\r\n")
+                reply = self.owner.mail if verb == b"MAIL" else self.owner.rcpt
+                self.held.append(reply + b"\r\n")
             elif verb == b"DATA":
-                self.transport.write(b"".join(self.held) + b"354 go ahead\r\n")
-                self.held, self.in_data = [], True
+                ok = all(r.startswith(b"2") for r in self.held)
+                self.transport.write(b"".join(self.held) + (b"354 go ahead\r\n" if ok else
+                                                            b"554 5.5.1 no valid recipients\r\n"))
+                self.held, self.in_data = [], ok
+                if ok and self.owner.after_354:
+                    self.transport.write(self.owner.after_354 + b"\r\n")
+                    self.owner.after_354, self.refusing = b"", True
             elif verb == b"QUIT":
                 self.transport.write(b"221 bye\r\n")
                 self.transport.close()
@@ -443,6 +466,82 @@ def test_with_pipelining_the_envelope_goes_in_one_write() -> None:
         f"RCPT TO:<{m.recipient}>" for m in batch)
     assert sorted(body for _, body in server.accepted) == sorted(
         m.data.replace(b"\r\n.", b"\r\n..") for m in batch)
+
+
+def _strict_send(server: StrictPipeliningServer, batch: list[Outgoing], connections: int = 1
+                 ) -> list[SendResult]:
+    backend = SmtpBackend("127.0.0.1", server.port, tls="none", connections=connections,
+                          timeout=2)
+    try:
+        events = EventLog()
+        results = backend.send(batch, events)
+        events.check()
+        return results
+    finally:
+        backend.close()
+
+
+def test_a_pipelined_421_is_heard_and_the_connection_left() -> None:
+    """A server closing at MAIL FROM (421) in a pipelined group: the reply is what the
+    message's row says, and the connection is left, not reopened for every message."""
+    server = StrictPipeliningServer(goodbye_on_mail=b"421 4.3.2 shutting down")
+    try:
+        results = _strict_send(server, make_messages(4))
+    finally:
+        server.stop()
+    assert [r.status for r in results] == ["deferred"] * 4
+    assert results[0].detail == "421 4.3.2 shutting down"
+    assert all("421 4.3.2" in r.detail for r in results[1:])
+    assert len(server.connections) == 1
+
+
+def test_any_2xx_to_rcpt_to_is_a_recipient_taken() -> None:
+    """252 (cannot verify, will try) takes the recipient: the message goes whole, not
+    as an empty message after a refusal."""
+    server = StrictPipeliningServer(rcpt=b"252 2.1.5 cannot verify, will attempt")
+    batch = make_messages(2)
+    try:
+        results = _strict_send(server, batch)
+    finally:
+        server.stop()
+    assert [r.status for r in results] == ["sent", "sent"]
+    assert sorted(body for _, body in server.accepted) == sorted(
+        m.data.replace(b"\r\n.", b"\r\n..") for m in batch)
+
+
+def test_a_refused_sender_stops_the_run_and_fails_no_one() -> None:
+    """553 to MAIL FROM is the list's address refused, the same for every reader: an
+    Error that says so, with the messages left queued, not 500 readers failed for good."""
+    server = StrictPipeliningServer(mail=b"553 5.7.1 sender address rejected")
+    events = EventLog()
+    backend = SmtpBackend("127.0.0.1", server.port, tls="none", connections=2, timeout=2)
+    try:
+        with pytest.raises(DeliveryError, match=r"refused the sender address "
+                                                r"<news@example.org> \(553 5.7.1"):
+            backend.send(make_messages(6), events)
+    finally:
+        backend.close()
+        server.stop()
+    assert events.results == []  # settled as nothing: the claims go back to the queue
+    assert server.accepted == []
+
+
+def test_a_reply_before_the_final_dot_is_not_taken_for_its_answer() -> None:
+    """A server that answers in the middle of a body (554, too big) is not sent the "."
+    and its early reply is not read as the answer to one: the message is deferred, the
+    connection left, and the next message goes through cleanly."""
+    server = StrictPipeliningServer(after_354=b"554 5.3.4 message too big")
+    batch = make_messages(2)
+    try:
+        results = _strict_send(server, batch)
+        again = _strict_send(server, batch[:1])
+    finally:
+        server.stop()
+    assert [r.status for r in results] == ["deferred", "sent"], results
+    assert "554 5.3.4 message too big" in results[0].detail
+    assert [r.status for r in again] == ["sent"]
+    assert sorted(envelope[1] for envelope, _ in server.accepted) == [
+        "RCPT TO:<r1@example.com>", "RCPT TO:<r2@example.com>"]
 
 
 def test_connections_ready_together_are_handed_over_in_one_commit(

@@ -57,6 +57,12 @@ log = logging.getLogger(__name__)
 TLS_MODES = ("starttls", "tls", "none")
 # What a lost connection was doing, for each command of the envelope.
 _STAGES = ("MAIL FROM", "RCPT TO", "DATA")
+
+
+def _accepted(stage: str, code: int) -> bool:
+    """Any 2xx takes MAIL FROM and RCPT TO (251 forwarded, 252 cannot verify); DATA wants
+    354, go ahead."""
+    return code == 354 if stage == "DATA" else 200 <= code < 300
 # Replies meaning "log in first": a configuration problem, never a recipient's.
 _AUTH_NEEDED = (530, 534, 535, 538)
 
@@ -252,7 +258,17 @@ class _Handovers:
 
     def _commit(self) -> None:
         # A connection cancelled meanwhile (Ctrl-C) is left out: its row stays claimed.
-        group = [entry for entry in self.waiting if not entry[3].done()]
+        # So is one the server closed, or answered, before its "." (a reply mid-body is a
+        # refusal, or a goodbye): it cannot have the message, and its lane says why.
+        group = []
+        for entry in self.waiting:
+            conn, future = entry[1], entry[3]
+            if future.done():
+                continue
+            if (trouble := conn.trouble()) is not None:
+                future.set_exception(trouble)
+                continue
+            group.append(entry)
         self.waiting = []
         if not group:
             return
@@ -380,25 +396,37 @@ class _Lane:
                     options += " BODY=8BITMIME"
             sender = self.b.return_path.address(msg.delivery_id) if self.b.return_path \
                 else msg.sender
-            envelope = ((f"MAIL FROM:<{sender}>{options}", (250,)),
-                        (f"RCPT TO:<{msg.recipient}>", (250, 251)), ("DATA", (354,)))
-            if "pipelining" in conn.extensions:  # RFC 2920: one write, three replies
-                answers = await conn.pipeline([line for line, _ in envelope])
-                for (_, accepted), (code, reply) in zip(envelope, answers, strict=True):
-                    if code not in accepted:
-                        if answers[-1][0] == 354:
-                            # DATA was accepted after all (no recipient took): an empty
-                            # message ends it, which the server refuses (3.1).
-                            stage = "DATA"
-                            conn.write(b".\r\n")
-                            await conn.reply()
-                        return await self._refused(conn, code, reply, in_transaction=True)
-            else:
-                for (line, accepted), name in zip(envelope, _STAGES, strict=True):
-                    stage = name
-                    code, reply = await conn.command(line)
-                    if code not in accepted:
-                        return await self._refused(conn, code, reply, in_transaction=True)
+            envelope = (f"MAIL FROM:<{sender}>{options}", f"RCPT TO:<{msg.recipient}>",
+                        "DATA")
+            pipelined = "pipelining" in conn.extensions
+            if pipelined:  # RFC 2920: the three in one write, then their replies
+                conn.write_lines(envelope)
+            answers: list[tuple[int, str]] = []
+            for line, name in zip(envelope, _STAGES, strict=True):
+                stage = name
+                answers.append(await (conn.reply() if pipelined else conn.command(line)))
+                code, reply = answers[-1]
+                if code == 421:  # closing: the rest of the group will not be answered
+                    return await self._refused(conn, code, reply, in_transaction=False)
+                if not pipelined and not _accepted(name, code):
+                    break
+            for name, (code, reply) in zip(_STAGES, answers, strict=False):
+                if _accepted(name, code):
+                    continue
+                if name == "MAIL FROM" and 500 <= code < 600 and code not in _AUTH_NEEDED:
+                    self.drop()
+                    raise DeliveryError(
+                        f"the SMTP server {self.b.where} refused the sender address "
+                        f"<{sender}> ({reply_text(code, reply)}): no message can go out "
+                        "from it. Nothing was lost: the messages stay queued; check the "
+                        "list's from address and [delivery] return_path, then run again")
+                if answers[-1][0] == 354:
+                    # DATA was accepted though an earlier step was refused (RFC 2920
+                    # 3.1): an empty message ends it, which has no recipient to go to.
+                    stage = "DATA"
+                    conn.write(b".\r\n")
+                    await conn.reply()
+                return await self._refused(conn, code, reply, in_transaction=True)
             stage = "the message"
             data = _dot_stuffed(msg.data)
             # The body ends with CRLF already, which is the first half of CRLF "." CRLF.

@@ -90,11 +90,22 @@ class SmtpConnection(asyncio.Protocol):
         self.write(_line(line))
         return await self.reply()
 
-    async def pipeline(self, lines: Sequence[str]) -> list[tuple[int, str]]:
-        """PIPELINING (RFC 2920): the commands in one write, then their replies, in
-        order; only for a server that offers it."""
+    def write_lines(self, lines: Sequence[str]) -> None:
+        """PIPELINING (RFC 2920): the commands in one write; `reply()` then reads their
+        replies in order. Only for a server that offers it."""
         self.write(b"".join(_line(line) for line in lines))
-        return [await self.reply() for _ in lines]
+
+    def trouble(self) -> OSError | None:
+        """Why no more may be written here: the connection is gone, or the server spoke
+        when it should be listening (mid-body); None if it looks fine."""
+        if self._lost is not None:
+            return self._lost
+        if self.transport is None or self.transport.is_closing():
+            return Disconnected("the server closed the connection")
+        if self._buffer:
+            return Disconnected("the server answered before the message was complete: "
+                                + bytes(self._buffer[:200]).decode("utf-8", "replace").strip())
+        return None
 
     def write(self, data: bytes) -> None:
         """Hands `data` to the transport, which writes to the socket now if it can."""
