@@ -5,11 +5,17 @@ from __future__ import annotations
 import email
 import email.policy
 import mailbox
+import os
+import re
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from digest.deliver.backends import OutboxBackend
+from digest.deliver.backends.outbox import erase_to
 from digest.deliver.message import Outgoing
 from digest.errors import DeliveryError
 from tests.deliver.conftest import EventLog, make_messages
@@ -69,3 +75,29 @@ def test_unusable_folder_is_a_delivery_error(tmp_path: Path) -> None:
     blocker.write_text("not a folder")
     with pytest.raises(DeliveryError, match=r"\[delivery\] outbox_dir"):
         OutboxBackend(blocker)
+
+
+def _leftover(tmp: Path, pid: int, msg: Outgoing) -> Path:
+    """A file as a sender with `pid` on this host leaves it in tmp/ when killed between
+    its write and its rename."""
+    host = socket.gethostname().replace("/", r"\057").replace(":", r"\072")
+    path = tmp / f"1796593603.M476687P{pid}Q64.{host}"
+    path.write_bytes(msg.data)
+    return path
+
+
+def test_what_a_killed_sender_left_in_tmp_is_swept_and_forgotten(tmp_path: Path) -> None:
+    """A sender killed between writing a message to tmp/ and renaming it leaves a file
+    with a reader's address and links that no one will ever deliver: the next outbox
+    sender removes it, and forgetting the reader erases it there too."""
+    box = tmp_path / "outbox"
+    OutboxBackend(box)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    first, second = make_messages(2)
+    orphan = _leftover(box / "tmp", dead.pid, first)
+    mine = _leftover(box / "tmp", os.getpid(), second)  # a live sender's, mid-write
+    OutboxBackend(box)
+    assert not orphan.exists() and mine.exists()
+    assert erase_to(box, re.compile(re.escape(second.recipient))) == 1
+    assert not mine.exists()

@@ -61,6 +61,7 @@ class OutboxBackend:
         # not allowed in a name).
         host = socket.gethostname().replace("/", r"\057").replace(":", r"\072")
         self._suffix = f"P{os.getpid()}Q{{}}.{host}"
+        _sweep(self.path / "tmp", host)
 
     def send(self, batch: Sequence[Outgoing], events: SendEvents,
              stop: threading.Event | None = None) -> list[SendResult]:
@@ -85,6 +86,9 @@ class OutboxBackend:
                     try:
                         os.rename(tmp, self.path / "new" / name)
                         result = SendResult(msg.delivery_id, "sent", "")
+                    except FileNotFoundError:  # erased meanwhile (forget): not a fault
+                        result = SendResult(msg.delivery_id, "deferred",
+                                            "outbox: the file was erased before delivery")
                     except OSError as exc:
                         tmp.unlink(missing_ok=True)
                         failure = failure or exc
@@ -142,12 +146,37 @@ def _private(path: str, flags: int) -> int:
     return fd
 
 
+_TMP_NAME = re.compile(r"^\d+\.M\d+P(\d+)Q\d+\.(.+)$")
+
+
+def _sweep(tmp: Path, host: str) -> None:
+    """Remove what senders of this host that are gone left in tmp/ (a kill between the
+    write and the rename): never renamed by anyone, and holding a reader's links."""
+    for leftover in tmp.iterdir():
+        if (found := _TMP_NAME.match(leftover.name)) and found[2] == host:
+            pid = int(found[1])
+            if pid != os.getpid() and not _alive(pid):
+                with contextlib.suppress(FileNotFoundError):
+                    leftover.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def erase_to(path: Path, naming: re.Pattern[str]) -> int:
-    """Delete the messages of the Maildir `path` (in new/ and cur/; tmp/ is the sender's
-    while it writes) whose recipient headers match `naming`; how many went. A message to
-    someone else that quotes the address stays: it is that reader's mail."""
+    """Delete the messages of the Maildir `path` (in new/ and cur/, and in tmp/ what a
+    sender left there or is writing) whose recipient headers match `naming`; how many
+    went. A message to someone else that quotes the address stays: it is that reader's
+    mail."""
     erased = 0
-    for sub in ("new", "cur"):
+    for sub in ("new", "cur", "tmp"):
         folder = path / sub
         if not folder.is_dir():
             continue
