@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -204,6 +205,25 @@ def recipients_query(list_id: int,
             ~by_domain,
         )
     )
+
+
+def recipients_among(s: Session, list_id: int, subscriber_ids: Sequence[int],
+                     status: MembershipStatus = MembershipStatus.CONFIRMED) -> set[int]:
+    """Which of `subscriber_ids` are still unsuppressed members of the list with
+    `status`: the check right before sending, once per batch.
+
+    Each id is looked up through the (list, subscriber) unique index; the status is
+    compared here, not in SQL, where SQLite (without statistics) took
+    `ix_memberships_list_status` instead and read every confirmed member for each batch
+    (a million-reader edition: 115 ms a batch, 5,000 batches)."""
+    by_address, by_domain = _suppressed_by()
+    rows = s.execute(
+        select(Membership.subscriber_id, Membership.status)
+        .join(Subscriber, Subscriber.id == Membership.subscriber_id)
+        .where(Membership.list_id == list_id, Membership.subscriber_id.in_(subscriber_ids),
+               ~by_address, ~by_domain)
+    )
+    return {subscriber_id for subscriber_id, state in rows if state == status}
 
 
 @dataclass

@@ -48,7 +48,7 @@ from sqlalchemy.orm import Session
 
 from digest.db import UTCDateTime
 from digest.models import Delivery, DeliveryStatus, Edition
-from subscribers.members import recipients_query
+from subscribers.members import recipients_among, recipients_query
 from subscribers.models import Membership, MembershipStatus, Subscriber
 
 #: A row in one of these is not finished yet.
@@ -231,11 +231,7 @@ def skip_unwanted(s: Session, list_id: int, claimed: Sequence[Claimed],
     Someone may have unsubscribed or bounced since the edition was queued; their rows
     become `skipped` and the rest is returned.
     """
-    ids = [c.subscriber_id for c in claimed]
-    members = recipients_query(list_id, audience).subquery()
-    wanted = set(s.scalars(
-        select(members.c.subscriber_id).where(members.c.subscriber_id.in_(ids))
-    ))
+    wanted = recipients_among(s, list_id, [c.subscriber_id for c in claimed], audience)
     unwanted = [c.delivery_id for c in claimed if c.subscriber_id not in wanted]
     if unwanted:
         s.execute(
