@@ -49,3 +49,17 @@ def group_name(gid: int) -> str:
         return grp.getgrgid(gid).gr_name
     except KeyError:
         return str(gid)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` of this machine still runs (ours counts as running): who
+    wrote a leftover file in the outbox, or holds a sender's claims and heartbeat."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's: it runs
+        return True
+    return True

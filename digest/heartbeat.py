@@ -26,6 +26,7 @@ from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from digest.files import process_alive
 from digest.models import SenderBeat
 
 log = logging.getLogger(__name__)
@@ -153,18 +154,6 @@ def _forget_dead(s: Session, now: dt.datetime) -> None:
     silent for FORGET_AFTER."""
     host = socket.gethostname()
     dead = [r.id for r in s.scalars(select(SenderBeat).where(SenderBeat.host == host))
-            if not _alive(r.pid)]
+            if not process_alive(r.pid)]
     s.execute(delete(SenderBeat).where(
         (SenderBeat.id.in_(dead)) | (SenderBeat.beat_at < now - FORGET_AFTER)))
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True  # another sender of this process (a restarted thread's old row)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -47,6 +47,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from digest.db import UTCDateTime
+from digest.files import process_alive
 from digest.models import Delivery, DeliveryStatus, Edition
 from subscribers.members import recipients_among, recipients_query
 from subscribers.models import Membership, MembershipStatus, Subscriber
@@ -290,16 +291,7 @@ def _is_dead_local(worker: str, host: str) -> bool:
     parts = worker.rsplit(":", 2)
     if len(parts) != 3 or parts[0] != host or not parts[1].isdigit():
         return False
-    pid = int(parts[1])
-    if pid == os.getpid():
-        return False  # our own earlier claims are live by definition
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    return not process_alive(int(parts[1]))  # our own earlier claims are live
 
 
 def status_counts(s: Session, edition_id: int) -> dict[str, int]:

@@ -23,7 +23,7 @@ from digest.deliver.backends.base import SendEvents, SendResult
 from digest.deliver.message import Outgoing
 from digest.deliver.verp import ReturnPath
 from digest.errors import DeliveryError
-from digest.files import PRIVATE, private_folder
+from digest.files import PRIVATE, private_folder, process_alive
 
 _counter = itertools.count()
 #: The headers naming whom a message is for.
@@ -155,19 +155,9 @@ def _sweep(tmp: Path, host: str) -> None:
     for leftover in tmp.iterdir():
         if (found := _TMP_NAME.match(leftover.name)) and found[2] == host:
             pid = int(found[1])
-            if pid != os.getpid() and not _alive(pid):
+            if not process_alive(pid):
                 with contextlib.suppress(FileNotFoundError):
                     leftover.unlink()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def erase_to(path: Path, naming: re.Pattern[str]) -> int:
