@@ -49,7 +49,6 @@ import json
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -59,6 +58,9 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from tests import bench
+from tests.bench import free_port, wait_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
@@ -86,36 +88,9 @@ class SendRun:
     wait4_mib: float  # ru_maxrss from wait4, a cross-check (may be the parent's)
 
 
-# -- the SMTP sink (as tests.bench.start_sink, copied: that file is edited elsewhere) --
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start_sink(port: int) -> tuple[subprocess.Popen[bytes], str]:
-    sink = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
-    if os.path.exists(sink):
-        # As root, smtp-sink must drop to another user (-u) after binding.
-        user = ["-u", "nobody"] if os.geteuid() == 0 else []
-        args = [sink, *user, f"127.0.0.1:{port}", "256"]
-        return subprocess.Popen(args, stdout=subprocess.DEVNULL), "smtp-sink"
-    code = ("import time; from aiosmtpd.controller import Controller\n"
-            "class H:\n async def handle_DATA(self, s, se, e): return '250 OK'\n"
-            f"c = Controller(H(), hostname='127.0.0.1', port={port}); c.start()\n"
-            "time.sleep(86400)\n")
-    return subprocess.Popen([sys.executable, "-c", code]), "aiosmtpd"
-
-
-def wait_port(port: int) -> None:
-    for _ in range(200):
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise SystemExit(f"the SMTP sink on port {port} did not start")
+    """tests.bench's sink: Postfix's smtp-sink when installed, else aiosmtpd."""
+    return bench.start_sink("auto", port)
 
 
 # -- peak RSS of another process ----------------------------------------------------
@@ -123,8 +98,6 @@ def wait_port(port: int) -> None:
 #: What `digest edition send` prints on stderr once the edition is rendered and queued,
 #: right before the delivery loop (digest/cli/edition.py, `started`).
 SENDING_STARTS = b"deliveries to go"
-
-
 def _status_mib(pid: int | str, field: str) -> float | None:
     """A Vm field (VmHWM, VmRSS) of process `pid` in MiB; None once it has exited (a
     zombie has no Vm lines) or where /proc has none."""
