@@ -1,6 +1,7 @@
 """Acceptance: on PostgreSQL, three `digest worker` processes share one edition to 30,000
 subscribers; one is killed with SIGKILL in the middle and the other two finish its
-share. The loopback SMTP server counts: everyone received exactly one message."""
+share. The loopback SMTP server counts: nobody received two; everyone received one but
+for the killed worker's `uncertain` deliveries, one per connection at most."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from digest.models import Delivery, DeliveryStatus, Edition, EditionStatus
 from subscribers.models import Subscriber
 from tests.conftest import POSTGRES_URL
 from tests.deliver.conftest import SmtpSink
-from tests.deliver.test_send import _addresses, _prepare
+from tests.deliver.test_send import _prepare
 from tests.deliver.test_worker import WORKER, start, statuses, worker_env
 
 pytestmark = [
@@ -76,14 +77,14 @@ def test_three_workers_send_30000_once_each_though_one_is_killed(
     assert [w.returncode for w in survivors] == [0, 0], _tail(logs)
 
     got = Counter(r for m in sink.messages for r in m.rcpt_tos)
-    assert len(got) == TOTAL and sorted(got) == _addresses(TOTAL)
     assert set(got.values()) == {1}, [a for a, n in got.items() if n > 1][:10]
     counts = statuses(app, edition_id)
-    # Rows the victim had on the wire are "uncertain", one per connection at most, and
-    # were not sent again; the server's count above shows they had arrived.
+    # Rows the victim was handing over are "uncertain", one per connection at most, and
+    # were not sent again (they may have arrived); everyone else got exactly one.
     sent, uncertain = counts[DeliveryStatus.DELIVERED], counts[DeliveryStatus.UNCERTAIN]
     assert sent + uncertain == TOTAL, counts
     assert uncertain <= 4, counts
+    assert TOTAL - uncertain <= len(got) <= TOTAL
     # Its share was finished by the others: the claims it held when it died went out.
     with app.sessions() as s:
         finished = dict(s.execute(
@@ -92,7 +93,8 @@ def test_three_workers_send_30000_once_each_though_one_is_killed(
             .where(Delivery.id.in_(orphans))
         ).all())
     assert set(finished.values()) <= {DeliveryStatus.DELIVERED, DeliveryStatus.UNCERTAIN}
-    assert all(got[email] == 1 for email in finished)
+    assert all(got[email] == 1 for email, state in finished.items()
+               if state == DeliveryStatus.DELIVERED)
 
 
 def _held_by(app: App, pid: int) -> list[int]:
