@@ -157,12 +157,18 @@ def _zone(name: str) -> ZoneInfo | None:
         return None
 
 
-def _due(now: dt.datetime) -> Any:
-    """Rows to claim: queued and due, or claimed by a worker whose lease ran out."""
-    return or_(
-        and_(Delivery.status == DeliveryStatus.QUEUED, Delivery.next_attempt_at <= now),
+def _due_kinds(now: dt.datetime) -> tuple[Any, Any]:
+    """Rows to claim, in the order they are taken: claimed by a worker whose lease ran
+    out, then queued and due."""
+    return (
         and_(Delivery.status == DeliveryStatus.CLAIMED, Delivery.lease_until < now),
+        and_(Delivery.status == DeliveryStatus.QUEUED, Delivery.next_attempt_at <= now),
     )
+
+
+def _due(now: dt.datetime) -> Any:
+    """Rows to claim, of either kind."""
+    return or_(*_due_kinds(now))
 
 
 def has_work(s: Session, edition_id: int, now: dt.datetime, *, finishing: bool) -> bool:
@@ -187,10 +193,7 @@ def claim(
     """
     lease = now + dt.timedelta(seconds=lease_seconds)
     claimed: list[int] = []
-    for due in (
-        and_(Delivery.status == DeliveryStatus.CLAIMED, Delivery.lease_until < now),
-        and_(Delivery.status == DeliveryStatus.QUEUED, Delivery.next_attempt_at <= now),
-    ):
+    for due in _due_kinds(now):
         if len(claimed) >= limit:
             break
         ids = (

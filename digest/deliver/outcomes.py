@@ -10,8 +10,8 @@ write: never more than one row per connection, as before.
 
 The backend calls these on its event loop, which stands still while they run: every
 connection waits. So each write is one round trip at most, with statements built once
-per shape (see `_Writer`, `_PgWriter`), and on PostgreSQL the COMMIT is sent without
-waiting for its answer.
+per shape (see `_Writer`, `_PgWriter`). A handover's COMMIT is answered before any final
+step goes out; outcomes written on their own are not waited for on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -189,18 +189,16 @@ class LedgerEvents:
                 time.monotonic() - self._since >= FLUSH_SECONDS)):
             self.flush()
 
-    def flush(self) -> bool:
-        """Write the outcomes noted so far now; False (logged) if the database did not
-        answer, and they are kept for the next write."""
+    def flush(self) -> None:
+        """Write the outcomes noted so far now; if the database does not answer (logged),
+        they are kept for the next write."""
         if self._away and time.monotonic() < self._retry_at:
-            return False
+            return
         try:
             self._write()
         except DatabaseUnavailable as exc:
             log.warning("%d delivery outcomes kept until the database answers: %s",
                         len(self._unwritten), exc)
-            return False
-        return True
 
     def _write(self) -> None:
         """Write what is noted, in one transaction; DatabaseUnavailable if it cannot."""

@@ -98,10 +98,8 @@ class SmtpConnection(asyncio.Protocol):
     def trouble(self) -> OSError | None:
         """Why no more may be written here: the connection is gone, or the server spoke
         when it should be listening (mid-body); None if it looks fine."""
-        if self._lost is not None:
-            return self._lost
-        if self.transport is None or self.transport.is_closing():
-            return Disconnected("the server closed the connection")
+        if (closed := self._closed()) is not None:
+            return closed
         if self._buffer:
             return Disconnected("the server answered before the message was complete: "
                                 + bytes(self._buffer[:200]).decode("utf-8", "replace").strip())
@@ -109,11 +107,18 @@ class SmtpConnection(asyncio.Protocol):
 
     def write(self, data: bytes) -> None:
         """Hands `data` to the transport, which writes to the socket now if it can."""
-        if self._lost is not None:
-            raise self._lost
-        if self.transport is None or self.transport.is_closing():
-            raise Disconnected("the server closed the connection")
+        if (closed := self._closed()) is not None:
+            raise closed
+        assert self.transport is not None  # _closed() says so otherwise
         self.transport.write(data)
+
+    def _closed(self) -> OSError | None:
+        """Why nothing can be written any more, or None."""
+        if self._lost is not None:
+            return self._lost
+        if self.transport is None or self.transport.is_closing():
+            return Disconnected("the server closed the connection")
+        return None
 
     async def reply(self) -> tuple[int, str]:
         """The next reply: its code and its text, continuation lines joined by "\n"."""
