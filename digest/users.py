@@ -39,10 +39,11 @@ _hasher = PasswordHasher()
 
 
 @functools.cache
-def _dummy_hash() -> str:
+def dummy_hash() -> str:
     """Verified against when the address is unknown, so that a wrong address costs the
     same time as a wrong password and the answer time does not tell which it was. Made
-    at the first login, not at import: every command would pay its 0.1 s."""
+    by the web app at start (`digest.web.auth.install`), not at import: every command
+    would pay its 0.1 s, and not at the first login, which would take twice as long."""
     return _hasher.hash(secrets.token_hex(16))
 
 
@@ -141,7 +142,7 @@ def authenticate(s: Session, email: str, password: str, *, ip: str,
     user = s.scalar(select(User).where(User.email == account))
     # One argon2 verification whatever the account, so the answer takes as long for an
     # unknown or disabled address as for a wrong password, and its time tells nothing.
-    matches = _verify(user.password_hash if user is not None else _dummy_hash(),
+    matches = _verify(user.password_hash if user is not None else dummy_hash(),
                       password[:PASSWORD_MAX])
     if user is None or user.disabled or not matches:
         return None

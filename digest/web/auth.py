@@ -46,7 +46,7 @@ from digest import login_sessions
 from digest.app import App
 from digest.login_throttle import Throttled
 from digest.models import ADMIN, EDITOR
-from digest.users import UserView, authenticate, token_user
+from digest.users import UserView, authenticate, dummy_hash, token_user
 from digest.web.deps import AppDep, PagesDep
 from digest.web.pages import Page, WebSession
 from digest.web.throttle import client_key
@@ -75,7 +75,9 @@ class LoginRequired(Exception):
 
 
 def install(web: FastAPI) -> None:
-    """The cookie-writing middleware and the redirect to /login."""
+    """The cookie-writing middleware and the redirect to /login; the hash an unknown
+    address is checked against is made now, so that no login waits for it."""
+    dummy_hash()
     web.add_middleware(SessionCookie)
     web.add_exception_handler(LoginRequired, _to_login)
 
