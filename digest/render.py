@@ -63,7 +63,7 @@ class ItemContext:
     dated: bool = True  # False: the feed gave no date, so no time is shown
     brief: bool = False  # in the "also new" list: headline, link and source only
     language: str = ""  # the story's own language ("ko", "en-gb"), "" when unknown
-    image_alt: str = ""  # the alt text the feed or page gave the image; else the headline
+    image_alt: str = ""  # the alt text the feed or page gave the image, "" when none
 
 
 @dataclass(frozen=True)
@@ -184,6 +184,7 @@ def make_environment(templates_dir: str | Path = "") -> jinja2.Environment:
         thumb_box=thumb_box,
         dark_accent=dark_accent,
         credit_line=credit_line,
+        picture_alt=picture_alt,
     )
     return env
 
@@ -479,9 +480,13 @@ def preview_text(ctx: DigestContext) -> str:
 def story_language(item: ItemContext, language: str) -> str:
     """The story's language when it is not `language` (the list's), for its own `lang`
     attribute, so that screen readers and hyphenation read it right; else ""."""
-    if item.language and base_language(item.language) != base_language(language):
-        return item.language
-    return ""
+    return other_language(item.language, language)
+
+
+def other_language(own: str, language: str) -> str:
+    """`own` (a story's language) when it is known and not `language` (the list's),
+    else "": what mail and the archive mark with a `lang` of its own."""
+    return own if own and base_language(own) != base_language(language) else ""
 
 
 def text_direction(language: str) -> str:
@@ -543,6 +548,20 @@ def thumb_box(item: ItemContext) -> ImageBox:
     height = item.image_height if item.image_height and item.image_height > 0 else None
     shown = min(width, THUMB_WIDTH) if width else THUMB_WIDTH
     return ImageBox(shown, round(height * shown / width) if width and height else None, False)
+
+
+def picture_alt(item: ItemContext) -> str:
+    """The alt text of a story's photo: what its feed or page said the picture shows,
+    else its caption, else "" (decorative). Never the headline: the photo links where the
+    headline does, which comes right after it, so a screen reader read the headline
+    twice, and a client blocking images showed it twice; an alt text that only repeats
+    the headline (some sites write their pictures' so) is left out for the same reason."""
+    headline = " ".join(item.title.split()).casefold()
+    for text in (item.image_alt, item.image_caption):
+        text = " ".join(text.split())
+        if text and text.casefold() != headline:
+            return text
+    return ""
 
 
 def dark_accent(color: str) -> str:

@@ -53,7 +53,7 @@ def test_compact_layout_puts_a_thumbnail_beside_each_headline_after_the_lead() -
     ctx = replace(golden_context(), layout="compact")
     doc = _html(ctx)
     lead = doc.xpath(LEAD_IMG)
-    assert len(lead) == 1 and lead[0].get("alt") == ctx.items[0].title
+    assert len(lead) == 1 and lead[0].get("alt") == ctx.items[0].image_caption
     thumbs = doc.xpath("//img[@class='thumb']")
     assert len(thumbs) == 1  # the one with a photo
     # Beside its own headline the thumbnail is decorative: alt="", not the headline

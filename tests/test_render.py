@@ -168,7 +168,9 @@ def test_html_shows_what_readers_see(rendered: Rendered) -> None:
     assert imgs[0].get("height") == "338"  # 1600×900 in a 600 px column
     also = [a.text_content() for a in doc.xpath("//a[@class='also-link']")]
     assert also == [i.title for i in ctx.also_new]
-    assert imgs[0].get("alt") == ctx.items[0].title
+    # The photo's alt says what it shows (its caption), not the headline again; one
+    # without a caption is decorative: the headline follows it with the same link.
+    assert [i.get("alt") for i in imgs] == [ctx.items[0].image_caption, ""]
     note = doc.xpath("//td[contains(@class, 'note')]")[0].text_content()
     assert "Editor's note" in note and "The route map is in the article." in note
     assert doc.xpath("//a[@href=$href]", href=slots.token("unsubscribe_url", rendered.slot_key))
