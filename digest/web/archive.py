@@ -27,6 +27,7 @@ import copy
 import datetime as dt
 import math
 import zoneinfo
+from collections.abc import Mapping
 from html import escape
 from urllib.parse import urlsplit
 from xml.etree import ElementTree as ET
@@ -41,8 +42,15 @@ from sqlalchemy.orm import Session, selectinload
 from digest.app import App
 from digest.edition_links import NOT_VALID
 from digest.errors import InvalidInput
-from digest.models import Edition, EditionKind, EditionStatus
-from digest.render import Slotted, format_date, labels, mail_link
+from digest.models import Article, Edition, EditionKind, EditionStatus
+from digest.render import (
+    Slotted,
+    format_date,
+    labels,
+    mail_link,
+    other_language,
+    text_direction,
+)
 from digest.web.deps import AppDep, PagesDep
 from digest.web.pages import Pages
 from digest.web.public_views import (
@@ -109,7 +117,8 @@ def archive_feed(list_name: str, app: AppDep) -> Response:
     with app.sessions() as s:
         mlist = _public_list(s, list_name)
         editions = _editions(s, mlist, limit=FEED_SIZE, offset=0, with_items=True)
-        xml = atom_feed(mlist, editions, app.settings["public_url"].rstrip("/"))
+        xml = atom_feed(mlist, editions, app.settings["public_url"].rstrip("/"),
+                        _languages(s, editions))
     return Response(xml, media_type="application/atom+xml; charset=utf-8", headers=CACHE)
 
 
@@ -261,10 +270,13 @@ def _rebuild(line: HtmlElement, gone: list[HtmlElement],
         line.append(link)
 
 
-def atom_feed(mlist: MailingList, editions: list[Edition], public_url: str) -> bytes:
+def atom_feed(mlist: MailingList, editions: list[Edition], public_url: str,
+              languages: Mapping[int, str] | None = None) -> bytes:
     """An Atom 1.0 document (RFC 4287) of `editions`, newest first. Ids are tag URIs of
     the list's and the edition's database ids, so renaming a list or moving the site
-    does not make readers see every edition again."""
+    does not make readers see every edition again. `languages`: each item's article's
+    language, by article id (`_languages`), for a story in another language than the
+    list's to say so."""
     host = urlsplit(public_url).hostname or "localhost"
     tag = f"tag:{host},{mlist.created_at:%Y-%m-%d}:digest/list/{mlist.id}"
     base = f"{public_url}/archive/{mlist.name}"
@@ -288,35 +300,61 @@ def atom_feed(mlist: MailingList, editions: list[Edition], public_url: str) -> b
         _sub(entry, "updated", sent)
         _sub(entry, "published", sent)
         _sub(entry, "link", rel="alternate", type="text/html", href=f"{base}/{edition.number}")
-        _sub(entry, "content", _entry_html(edition, mlist), type="html")
+        _sub(entry, "content", _entry_html(edition, mlist, languages or {}), type="html")
     body: bytes = ET.tostring(feed, encoding="utf-8", xml_declaration=False)
     return b'<?xml version="1.0" encoding="utf-8"?>\n' + body
 
 
-def _entry_html(edition: Edition, mlist: MailingList) -> str:
+def _entry_html(edition: Edition, mlist: MailingList, languages: Mapping[int, str]) -> str:
     """A feed reader's version of the edition: the intro, each article's headline, link,
     source and blurb, then the "also new" list's headlines, links and sources; not the
-    email's table layout, which readers strip anyway. Links are as the mail gave them."""
+    email's table layout, which readers strip anyway. Links are as the mail gave them.
+    A story in another language than the list's is in an element of its own that says
+    which, as in the mail; "Read the full story" is in the list's."""
     parts = [f"<p>{escape(p)}</p>" for p in edition.intro.split("\n\n") if p.strip()]
     words = labels(mlist.language)
     full = [item for item in edition.items if not item.brief]
     brief = [item for item in edition.items if item.brief]
     for item in full:
         link = mail_link(item.link, mlist.keep_tracking)
-        parts.append(_headline("h2", item.title, link))
+        own = _own_language(languages.get(item.article_id or 0, ""), mlist.language)
+        story = [_headline("h2", item.title, link)]
         if item.source_title:
-            parts.append(f"<p><em>{escape(item.source_title)}</em></p>")
+            story.append(f"<p><em>{escape(item.source_title)}</em></p>")
         if item.summary:
-            parts.append(f"<p>{escape(item.summary)}</p>")
-        if link:
+            story.append(f"<p>{escape(item.summary)}</p>")
+        parts.append(f"<div{own}>" + "\n".join(story) + "</div>" if own else "\n".join(story))
+        if link:  # in the list's language: after the story's own element
             parts.append(f'<p><a href="{escape(link)}">{escape(words["read_more"])}</a></p>')
     if brief:
         parts.append(f"<h3>{escape(words['also_new'])}</h3>")
         parts.append("<ul>" + "".join(
-            f"<li>{_headline('span', item.title, mail_link(item.link, mlist.keep_tracking))}"
+            f"<li{_own_language(languages.get(item.article_id or 0, ''), mlist.language)}>"
+            f"{_headline('span', item.title, mail_link(item.link, mlist.keep_tracking))}"
             + (f" <em>{escape(item.source_title)}</em>" if item.source_title else "") + "</li>"
             for item in brief) + "</ul>")
     return "\n".join(parts)
+
+
+def _own_language(own: str, language: str) -> str:
+    """` lang="ko"` (with its direction when not the list's) for a story whose language
+    `own` is not the list's `language`; else ""."""
+    own = other_language(own, language)
+    if not own:
+        return ""
+    direction = text_direction(own)
+    turned = f' dir="{direction}"' if direction != text_direction(language) else ""
+    return f' lang="{escape(own)}"{turned}'
+
+
+def _languages(s: Session, editions: list[Edition]) -> dict[int, str]:
+    """The language of each item's article, by article id, for the feed's `lang`
+    attributes: one query for every edition (an item keeps no language of its own)."""
+    ids = {i.article_id for e in editions for i in e.items if i.article_id is not None}
+    if not ids:
+        return {}
+    rows = s.execute(select(Article.id, Article.language).where(Article.id.in_(ids)))
+    return {article_id: language for article_id, language in rows if language}
 
 
 def _headline(tag: str, title: str, link: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from html import escape
+from xml.etree import ElementTree as ET
 
 import feedparser
 import lxml.html
@@ -18,10 +19,11 @@ from digest.errors import InvalidInput
 from digest.gather.sources import add_source
 from digest.models import Article, Edition, EditionItem, EditionStatus
 from digest.publication import create_list, update_list
-from digest.web.archive import PAGE_SIZE
+from digest.web.archive import ATOM, PAGE_SIZE
 from subscribers.lists import archive_list, get_list
 from subscribers.members import add_member
 from tests.conftest import Clock
+from tests.test_mail_a11y import NOW, STORIES, exposed_links, spoken_language, store_edition
 from tests.web.conftest import ALICE, World
 
 
@@ -293,3 +295,32 @@ def test_the_browser_copy_shows_http_images_as_the_mail_does(
                    page.headers["Content-Security-Policy"].split(";")
                    if part.split()[0] == "img-src")
     assert "http:" in img_src and "https:" in img_src
+
+
+def test_the_browser_copy_reads_each_story_once_and_in_its_language(
+        client: TestClient, app: App, world: World) -> None:
+    """The edition's page is the mail: a screen reader meets one link per story, its
+    headline, and a Korean story of an English list in Korean; the feed says so too."""
+    store_edition(app)
+    with app.sessions() as s:
+        mlist = get_list(s, "morning")
+        update_list(s, mlist, public=True)
+        edition = s.scalar(select(Edition).where(Edition.list_id == mlist.id))
+        assert edition is not None
+        keep_rendered(edition, app.render(edition, mlist), NOW)
+        edition.status, edition.sent_at = EditionStatus.SENT, NOW
+        s.commit()
+    doc = lxml.html.fromstring(client.get("/archive/morning/1").text)
+    for story in STORIES:
+        [link] = exposed_links(doc, story.link)
+        assert link.text_content() == story.title
+        assert spoken_language(link) == ("ko" if story.language == "ko" else "en"), story.title
+    feed = ET.fromstring(client.get("/archive/morning/feed.atom").content)
+    content = feed.findtext(f"{{{ATOM}}}entry/{{{ATOM}}}content") or ""
+    entry = lxml.html.fragment_fromstring(content, create_parent="div")
+    for story in STORIES:
+        [link] = entry.xpath(".//a[.=$title]", title=story.title)
+        language = next((e.get("lang") for e in link.iterancestors() if e.get("lang")), "")
+        assert language == ("ko" if story.language == "ko" else ""), story.title
+    more = entry.xpath(".//a[.='Read the full story']")
+    assert more and not [a for a in more if any(e.get("lang") for e in a.iterancestors())]
