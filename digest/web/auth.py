@@ -287,14 +287,14 @@ async def login(request: Request, session: Viewer, app: AppDep, pages: PagesDep,
     except Throttled as exc:
         # %r: the address is what a stranger typed; no line breaks into the log.
         log.warning("login throttled for %r from %s", email[:100], ip)
-        page = LoginPage(title="Log in", email=email[:320], next=next_path[:1000],
+        page = LoginPage(title="Error: Log in", email=email[:320], next=next_path[:1000],
                          error=f"Too many failed attempts. Try again in "
                                f"{_wait_words(exc.retry_after)}. If you have forgotten "
                                "your password, ask an admin to set a new one.")
         return pages.render("web/login.html", page, viewer=session, status=429,
                             private=True, headers={"Retry-After": str(exc.retry_after)})
     if started is None:
-        page = LoginPage(title="Log in", email=email[:320], next=next_path[:1000],
+        page = LoginPage(title="Error: Log in", email=email[:320], next=next_path[:1000],
                          error="That email and password do not match an account.")
         return pages.render("web/login.html", page, viewer=session, status=400, private=True)
     user, session_id = started

@@ -79,7 +79,8 @@ class SubscribePage(Page):
     """web/subscribe.html: the sign-up form.
 
     `lists` are those offered (one, on /subscribe/{name}); `chosen` the names ticked;
-    `email` and `name` what was typed (kept when the form comes back with an `error`);
+    `email` and `name` what was typed (kept when the form comes back with an `error`,
+    which `error_field` ties to the field it is about: "email" or "lists");
     `form_token` the signed, dated token the form must send back; `action` the URL it
     posts to."""
 
@@ -89,6 +90,7 @@ class SubscribePage(Page):
     email: str = ""
     name: str = ""
     error: str = ""
+    error_field: str = ""
     form_token: str
     action: str
 

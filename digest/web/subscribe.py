@@ -123,13 +123,17 @@ def _form_page(request: Request, app: App, pages: Pages, list_name: str | None) 
 
 def _render_form(request: Request, pages: Pages, offered: list[ListChoice],
                  list_name: str | None, *, chosen: frozenset[str], email: str = "",
-                 name: str = "", error: str = "", status: int = 200) -> Response:
+                 name: str = "", error: tuple[str, str] = ("", ""),
+                 status: int = 200) -> Response:
     lang, said = _form_language(request, offered, list_name)
     title = (said["subscribe_to"].format(title=offered[0].title) if list_name and offered
              else said["subscribe_title"])
+    field, message = error
+    if message:  # the tab's title says the form failed, before anything else is read
+        title = said["error_title"].format(title=title)
     page = SubscribePage(
         title=title, lang=lang, words=said, lists=offered, chosen=chosen, email=email,
-        name=name, error=error,
+        name=name, error=message, error_field=field,
         form_token=_guards(request).form_token(),
         action="/subscribe" + (f"/{list_name}" if list_name else ""),
     )
@@ -172,7 +176,7 @@ def _answer(request: Request, app: App, pages: Pages, list_name: str | None,
     if _first(form, HONEYPOT).strip():  # a bot: the usual answer, and nothing done
         return pages.render("web/subscribed.html", inbox, private=True)
     error = _form_error(email, chosen, lang)
-    if error:
+    if error[1]:
         return _render_form(request, pages, offered, list_name, status=400, error=error,
                             chosen=frozenset(c.name for c in chosen), email=email, name=name)
     queued = in_transaction(
@@ -191,18 +195,20 @@ def _form_language(request: Request, offered: list[ListChoice],
     return lang, words(lang)
 
 
-def _form_error(email: str, chosen: list[ListChoice], lang: str) -> str:
+def _form_error(email: str, chosen: list[ListChoice], lang: str) -> tuple[str, str]:
+    """The field that is wrong ("email" or "lists") and what to do about it; two empty
+    strings when the form is good."""
     said = words(lang)
     try:
         normalize(email)
     except InvalidInput as exc:
         if not email:
-            return said["subscribe_no_email"]
+            return "email", said["subscribe_no_email"]
         # email-validator says what is wrong, in English: an English form shows it.
-        return sentence(str(exc)) if lang == "en" else said["subscribe_bad_email"]
+        return "email", sentence(str(exc)) if lang == "en" else said["subscribe_bad_email"]
     if not chosen:
-        return said["subscribe_no_list"]
-    return ""
+        return "lists", said["subscribe_no_list"]
+    return "", ""
 
 
 def sign_up(s: Session, list_names: list[str], email: str, name: str, ip: str,

@@ -107,6 +107,8 @@ _WORDS: dict[str, dict[str, str]] = {
         "subscribe_bad_email": "This is not a valid email address; check it and send the "
                                "form again.",
         "subscribe_no_list": "Please tick at least one list.",
+        # The <title> of a form sent back with an error.
+        "error_title": "Error: {title}",
         "reload_heading": "Please reload the page",
         "reload_body": "this form is more than a day old or did not come from this site; "
                        "reload the page, fill it in again and send it",
@@ -210,6 +212,7 @@ _WORDS: dict[str, dict[str, str]] = {
         "subscribe_bad_email": "올바른 이메일 주소가 아닙니다. 주소를 확인하고 다시 "
                                "보내 주세요.",
         "subscribe_no_list": "뉴스레터를 하나 이상 선택해 주세요.",
+        "error_title": "오류: {title}",
         "reload_heading": "페이지를 새로 고쳐 주세요",
         "reload_body": "이 양식은 하루가 지났거나 이 사이트에서 온 것이 아닙니다. 페이지를 "
                        "새로 고친 뒤 다시 작성해 보내 주세요.",
