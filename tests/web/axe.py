@@ -25,7 +25,8 @@ TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"]
 FAILING = ("serious", "critical")
 
 # (page label, rule id, impact, help): what axe reported below serious, gathered over
-# the run, so that tests/web/test_browser_axe.py can print them for the note.
+# the run; the summary at the end of the run lists them by rule, and they are written
+# to test-artifacts/axe-below-serious.txt.
 MODERATE: set[tuple[str, str, str, str]] = set()
 
 _SCRIPT: str | None = None
@@ -80,3 +81,22 @@ def assert_accessible(page: Page, label: str | None = None) -> None:
             MODERATE.add((label, v["id"], v["impact"] or "?", v["help"]))
     bad = [v for v in violations if v["impact"] in FAILING]
     assert not bad, f"axe-core finds on {label}:\n{describe(bad)}"
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The violations below serious that the run's pages had, a line per rule with the
+    pages it was found on; also in test-artifacts/axe-below-serious.txt."""
+    if not MODERATE:
+        return
+    rules: dict[tuple[str, str, str], list[str]] = {}
+    for label, rule, impact, help_ in sorted(MODERATE):
+        rules.setdefault((rule, impact, help_), []).append(label)
+    lines = [f"{rule} ({impact}): {help_}; on {len(labels)} page(s): "
+             + ", ".join(labels[:6]) + (" …" if len(labels) > 6 else "")
+             for (rule, impact, help_), labels in sorted(rules.items())]
+    terminalreporter.section("axe-core: violations below serious")
+    for line in lines:
+        terminalreporter.write_line(line)
+    target = ROOT / "test-artifacts" / "axe-below-serious.txt"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("\n".join(lines) + "\n", encoding="utf-8")

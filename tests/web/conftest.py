@@ -31,6 +31,7 @@ from subscribers.suppress import is_suppressed_address
 from subscribers.tokens import Purpose, Tokens
 from tests.conftest import Clock
 from tests.loopback import uvicorn_server
+from tests.web.axe import pytest_terminal_summary  # noqa: F401  (a hook: axe's summary)
 from tests.web.browser import *  # noqa: F403  (browser, page, phone, artifacts)
 
 ALICE, BOB = "alice@example.org", "bob@example.net"
