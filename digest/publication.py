@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from digest.cron import list_trigger
-from digest.errors import InvalidInput
+from digest.errors import InvalidInput, NotReady
 from digest.models import Edition, EditionKind, ListSource
 from subscribers import lists
 from subscribers.addresses import validate
@@ -251,3 +251,24 @@ def list_overview(s: Session, mlist: MailingList) -> ListOverview:
         editions=editions[0],
         last_sent_at=editions[1],
     )
+
+
+def require_recipients(s: Session, mlist: MailingList) -> int:
+    """The number of people the list's next edition would reach; NotReady when none.
+
+    Sending to no one would mark the edition sent and use up its articles, so a send
+    started by hand (`digest edition send`) asks this before it builds or queues
+    anything: the draft stays a draft for when someone has confirmed.
+    """
+    recipients = recipients_query(mlist.id).subquery()
+    count = s.scalar(select(func.count()).select_from(recipients)) or 0
+    if count:
+        return count
+    pending = member_counts(s, mlist).get("pending", 0)
+    waiting = (f"; {pending} pending subscriber{'' if pending == 1 else 's'} get it "
+               "once they confirm" if pending else "")
+    raise NotReady(
+        f"list {mlist.name!r} has no confirmed subscribers, so the edition would reach no one "
+        f"and use up its articles; nothing was sent and any draft is kept{waiting}. Add a "
+        f"reader with `digest subscribers add ADDRESS --list {mlist.name} --confirmed`, "
+        "then send again")

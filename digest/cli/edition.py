@@ -13,8 +13,8 @@ from digest.cli.common import add_row, err, out, print_table, progress_bar, say,
 from digest.deliver.worker import SendReport
 from digest.editions import open_edition
 from digest.mailsize import Fit
-from digest.models import Edition
-from digest.publication import LAYOUTS
+from digest.models import Edition, EditionStatus
+from digest.publication import LAYOUTS, require_recipients
 from subscribers.lists import get_list
 
 
@@ -102,7 +102,15 @@ def edition_preview(app: App, list_name: str, output: str, layout: str | None) -
 @_option_list
 @with_app
 def edition_send(app: App, list_name: str) -> None:
-    """Build if needed, then deliver; run it again after any interruption to go on."""
+    """Build if needed, then deliver; run it again after any interruption to go on.
+
+    Refused, with the draft kept, while the list has no confirmed subscribers."""
+    app.check_sender()  # a bad setting is said first, before the list is even read
+    with app.sessions() as s:
+        mlist = get_list(s, list_name)
+        ed = open_edition(s, mlist)
+        if ed is None or ed.status != EditionStatus.SENDING:  # one sending goes on
+            require_recipients(s, mlist)
     with progress_bar("Sending", None) as advance:
         holder: dict[str, int] = {}
 

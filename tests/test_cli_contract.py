@@ -1,0 +1,80 @@
+"""Issue 14: what a newcomer met on the command line. Each wrong case gives one
+`Error: …` line saying what is wrong and what to do, exit status 1, and nothing
+written to the database before it."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from digest.cli import main
+from tests.conftest import DATA
+
+FEED = DATA / "flow" / "news.xml"  # three articles dated 2026-11-27
+
+
+@pytest.fixture
+def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Runs `digest …` in an empty folder with its own database and outbox."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("DIGEST_CONFIG", "DIGEST_DATABASE_URL", "DIGEST_DELIVERY_BACKEND"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DIGEST_PUBLIC_URL", "https://news.example.org")
+    # The test feed is dated 2026-11-27: reach back far enough whenever this runs.
+    monkeypatch.setenv("DIGEST_EDITION_WINDOW_HOURS", str(24 * 365 * 30))
+    runner = CliRunner()
+
+    def invoke(*args: str) -> Result:
+        return runner.invoke(main, list(args), catch_exceptions=False)
+
+    return invoke
+
+
+def said(r: Result) -> str:
+    return " ".join(r.output.split())
+
+
+def rows(db: Path, sql: str) -> list[tuple[object, ...]]:
+    with sqlite3.connect(db) as con:
+        return con.execute(sql).fetchall()
+
+
+def morning(run) -> None:  # type: ignore[no-untyped-def]
+    for args in (["init"],
+                 ["lists", "create", "morning", "--from", "m@news.example.org"],
+                 ["sources", "add", str(FEED), "--list", "morning"],
+                 ["fetch"]):
+        r = run(*args)
+        assert r.exit_code == 0, r.output
+
+
+# -- 4: sending to no one ----------------------------------------------------------------
+
+
+def test_send_to_a_list_without_confirmed_subscribers_is_refused_and_keeps_the_draft(  # type: ignore[no-untyped-def]
+        run, tmp_path: Path) -> None:
+    morning(run)
+    assert run("subscribers", "add", "pat@example.org", "--list", "morning").exit_code == 0
+    # No draft yet: none is built for no one.
+    r = run("edition", "send", "--list", "morning")
+    assert r.exit_code == 1, r.output
+    assert r.output.startswith("Error: list 'morning' has no confirmed subscribers"), r.output
+    assert "1 pending subscriber" in said(r)
+    assert "digest subscribers add ADDRESS --list morning --confirmed" in said(r)
+    assert "Traceback" not in r.output
+    assert rows(tmp_path / "var" / "digest.db",
+                "SELECT count(*) FROM editions WHERE kind = 'digest'") == [(0,)]
+    # A draft: kept as it is, its articles still there for the next send.
+    assert "Built edition #1" in said(run("edition", "build", "--list", "morning"))
+    r = run("edition", "send", "--list", "morning")
+    assert r.exit_code == 1 and r.output.startswith("Error: list 'morning' has no confirmed")
+    assert rows(tmp_path / "var" / "digest.db",
+                "SELECT number, status FROM editions WHERE kind = 'digest'") == [(1, "draft")]
+    assert run("subscribers", "add", "ada@example.org", "--list", "morning",
+               "--confirmed").exit_code == 0
+    r = run("edition", "send", "--list", "morning")
+    assert r.exit_code == 0 and "Edition #1 is sent" in r.output, r.output
+    assert "3 articles" in said(r)
