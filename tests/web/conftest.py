@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -138,6 +139,14 @@ def users(app: App, clock: Clock) -> dict[str, str]:
                     now=clock())
         s.commit()
     return {"admin": ADMIN_EMAIL, "editor": EDITOR_EMAIL}
+
+
+def flat_routes(routes: list[Any]) -> Iterator[Any]:
+    """Every route, looking inside included routers (FastAPI keeps each included router
+    whole, as `original_router`)."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        yield from (flat_routes(inner.routes) if inner is not None else [route])
 
 
 def form_csrf(html: str) -> str:

@@ -27,7 +27,7 @@ from subscribers.lists import get_list
 from tests.conftest import Clock
 from tests.loopback import feed_server
 from tests.test_curate import _page, add_articles
-from tests.web.conftest import PASSWORD, World, csrf, form_csrf
+from tests.web.conftest import PASSWORD, World, csrf, flat_routes, form_csrf
 from tests.web.test_desk import items, post, start
 
 
@@ -218,13 +218,8 @@ HUGE = "99999999999999999999999"  # beyond any INTEGER column (and a 64-bit int)
 
 
 def _routes(routes: list[Any]) -> Iterator[APIRoute]:
-    """Every page route, through the routers included in others (FastAPI keeps each
-    included router whole, as `original_router`)."""
-    for route in routes:
-        if isinstance(route, APIRoute):
-            yield route
-        elif hasattr(route, "original_router"):
-            yield from _routes(route.original_router.routes)
+    """Every page route, through the routers included in others."""
+    return (route for route in flat_routes(routes) if isinstance(route, APIRoute))
 
 
 @pytest.mark.parametrize("number", [HUGE, "0", "-1", "2147483648"])

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -18,7 +17,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, inspect, select, table
 
 from digest.app import App
-from tests.web.conftest import World, csrf
+from tests.web.conftest import World, csrf, flat_routes
 
 EDITOR_PREFIX, ADMIN_PREFIX = "/desk", "/admin"
 # A value for each path parameter that names something real in `world`, so a refusal
@@ -26,15 +25,8 @@ EDITOR_PREFIX, ADMIN_PREFIX = "/desk", "/admin"
 PARAMS = {"list_name": "news", "name": "news"}
 
 
-def _flat(routes: list[Any]) -> Iterator[Any]:
-    """Every route, looking inside included routers (FastAPI keeps those whole)."""
-    for route in routes:
-        inner = getattr(route, "original_router", None)
-        yield from (_flat(inner.routes) if inner is not None else [route])
-
-
 def _routes(web: FastAPI, prefix: str) -> Iterator[tuple[str, str]]:
-    for route in _flat(web.routes):
+    for route in flat_routes(web.routes):
         if isinstance(route, APIRoute) and (route.path == prefix
                                             or route.path.startswith(prefix + "/")):
             for method in sorted(route.methods - {"HEAD"}):
