@@ -1,6 +1,6 @@
 """CSV import in the admin console, end to end: the upload, the job running in a thread
-of the web app, its page reloading itself until the summary, the rejects download, the
-confirmation mails after, and a job whose process died."""
+of the web app, its page asked for again ("Check progress") until the summary, the
+rejects download, the confirmation mails after, and a job whose process died."""
 
 from __future__ import annotations
 
@@ -55,12 +55,13 @@ def upload(client: TestClient, body: bytes, *, list_name: str = "news", confirme
 
 
 def finished(client: TestClient, url: str, timeout: float = 30) -> httpx.Response:
-    """The job's page once it stops reloading itself."""
+    """The job's page once it no longer offers "Check progress"."""
     deadline = time.monotonic() + timeout
     while True:
         page = client.get(url)
         assert page.status_code == 200
-        if "refresh" not in page.headers:
+        assert "refresh" not in page.headers
+        if "Check progress" not in page.text:
             return page
         assert "rows done so far" in page.text
         assert time.monotonic() < deadline, "the import did not finish"
@@ -159,15 +160,40 @@ def test_a_job_whose_process_died_shows_as_interrupted(
         s.commit()
         job_id = job.id
     running = admin_client.get(f"/admin/imports/{job_id}")
-    assert "refresh" in running.headers and "5,000 rows done so far" in running.text
+    assert "5,000 rows done so far" in running.text and "Check progress" in running.text
     clock.advance(minutes=6)
     page = admin_client.get(f"/admin/imports/{job_id}")
-    assert "refresh" not in page.headers
+    assert "Check progress" not in page.text
     assert "The import failed: interrupted: the web process stopped" in page.text
     assert "5,000 rows were processed before it stopped" in page.text
     with app.sessions() as s:
         assert s.get_one(ImportJob, job_id).status == ImportStatus.FAILED
     assert admin_client.get(f"/admin/imports/{job_id}/rejects.csv").status_code == 404
+
+
+def test_a_running_jobs_page_never_reloads_itself(
+        admin_client: TestClient, world: World, app: App, clock: Clock,
+        tmp_path: Path) -> None:
+    """WCAG 2.2.1: no Refresh header nor <meta http-equiv=refresh>; the admin asks
+    for the figures with a button, which comes back to the same page."""
+    path = tmp_path / "slow.csv"
+    path.write_text(PEOPLE)
+    with app.sessions() as s:
+        job = imports.create_job(s, get_list(s, "news"), filename="slow.csv", path=path,
+                                 size=path.stat().st_size, confirmed=True,
+                                 created_by="admin@example.org", now=clock())
+        job.status, job.rows = ImportStatus.RUNNING, 1200  # no thread: it stays running
+        s.commit()
+        job_id = job.id
+    for url in (f"/admin/imports/{job_id}", f"/admin/imports/{job_id}?checked=1"):
+        page = admin_client.get(url)
+        assert page.status_code == 200
+        assert "refresh" not in page.headers
+        assert "http-equiv" not in page.text.lower()
+        assert "1,200 rows done so far" in page.text
+        assert re.search(rf'<form method="get" action="/admin/imports/{job_id}"[^>]*>\s*'
+                         r'<input type="hidden" name="checked" value="1">\s*'
+                         r'<button type="submit"[^>]*>Check progress</button>', page.text)
 
 
 def test_formulas_in_rejected_rows_come_back_harmless(

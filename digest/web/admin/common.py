@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, TypeVar
 
 from fastapi import Depends, HTTPException, Query, Request
@@ -102,6 +102,10 @@ def notice(done: str) -> str:
 
 def render(pages: Pages, name: str, page: Page, session: WebSession,
            status: int = 200) -> HTMLResponse:
+    """The page; one that refuses (status 400 and up) has a title starting "Error: ",
+    the first thing a screen reader says of it and what a tab shows (WCAG 3.3.1)."""
+    if status >= 400 and not page.title.startswith("Error: "):
+        page = replace(page, title=f"Error: {page.title}")
     return pages.render(name, page, viewer=session, status=status)
 
 

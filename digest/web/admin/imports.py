@@ -37,8 +37,6 @@ log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
 #: Room for the form's other fields and the multipart framing around the file.
 FORM_OVERHEAD = 64 * 1024
-#: Seconds between reloads of a running job's page.
-REFRESH_SECONDS = 2
 
 
 @dataclass(frozen=True)
@@ -75,22 +73,25 @@ class JobView:
 @dataclass(frozen=True, kw_only=True)
 class ImportsPage(AdminPage):
     """web/admin/imports.html: the upload form (`list_name` chosen, `error` after a
-    refused upload) and recent jobs."""
+    refused upload, about the field `error_at`: file, list, or none) and recent jobs."""
 
     lists: list[str]
     list_name: str
     jobs: list[JobView]
     max_mb: int = imports.MAX_UPLOAD // (1024 * 1024)
     error: str = ""
+    error_at: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
 class JobPage(AdminPage):
-    """web/admin/import.html: one job; reloads itself every `refresh` seconds while
-    it works."""
+    """web/admin/import.html: one job. It never reloads itself (WCAG 2.2.1: a reload
+    nobody asked for moves the keyboard to the top and cannot be stopped); while the
+    job works a "Check progress" button asks for the page again, and `checked` says it
+    was pressed, so the status gets the focus and a screen reader reads the figures."""
 
     job: JobView
-    refresh: int
+    checked: bool = False
 
 
 def upload_size(request: Request) -> int:
@@ -128,10 +129,10 @@ async def _accept(app: App, pages: Pages, session: WebSession, form: FormData,
     list_name = str(form.get("list", ""))
     if not await run_in_threadpool(_list_exists, app, list_name):
         return _imports_page(app, pages, session, "", status=400,
-                             error="Choose the list to import into.")
+                             error="Choose the list to import into.", error_at="list")
     if not isinstance(file, UploadFile) or not file.filename:
         return _imports_page(app, pages, session, list_name, status=400,
-                             error="Choose a CSV file to import.")
+                             error="Choose a CSV file to import.", error_at="file")
     try:
         path, size = await run_in_threadpool(imports.store_upload, app, file.file)
     except OSError as exc:  # the state folder is not writable, or the disk is full
@@ -141,7 +142,7 @@ async def _accept(app: App, pages: Pages, session: WebSession, form: FormData,
     if size == 0:
         path.unlink(missing_ok=True)
         return _imports_page(app, pages, session, list_name, status=400,
-                             error=f"{file.filename} is empty.")
+                             error=f"{file.filename} is empty.", error_at="file")
     try:
         job_id = await run_in_threadpool(_create, app, list_name, file.filename, path, size,
                                          "confirmed" in form, created_by)
@@ -154,15 +155,12 @@ async def _accept(app: App, pages: Pages, session: WebSession, form: FormData,
 
 @router.get("/admin/imports/{job_id}")
 def job_page(job_id: RowId, user: AdminUser, session: Viewer, app: AppDep,
-             pages: PagesDep) -> Response:
+             pages: PagesDep, checked: bool = False) -> Response:
+    """`?checked=1` comes from the page's own "Check progress" button."""
     job = _job(app, job_id)
     page = JobPage(title=f"Import of {job.filename}", section="imports", job=job,
-                   refresh=REFRESH_SECONDS)
-    response = render(pages, "web/admin/import.html", page, session)
-    if job.working:
-        # The HTML standard's Refresh header: the page reloads itself, no script needed.
-        response.headers["Refresh"] = str(REFRESH_SECONDS)
-    return response
+                   checked=checked)
+    return render(pages, "web/admin/import.html", page, session)
 
 
 @router.get("/admin/imports/{job_id}/rejects.csv")
@@ -206,13 +204,14 @@ def _job(app: App, job_id: int) -> JobView:
 
 
 def _imports_page(app: App, pages: Pages, session: WebSession, list_name: str, *,
-                  status: int = 200, error: str = "") -> Response:
+                  status: int = 200, error: str = "", error_at: str = "") -> Response:
     with app.sessions() as s:
         mlist = list_or_404(s, list_name) if list_name else None
         jobs = imports.recent_jobs(s, now=app.clock(), list_id=mlist.id if mlist else None)
         page = ImportsPage(title="Import subscribers", section="imports",
                            lists=[m.name for m in all_lists(s)], list_name=list_name,
-                           jobs=[_view(app, j) for j in jobs], error=error)
+                           jobs=[_view(app, j) for j in jobs], error=error,
+                           error_at=error_at)
     return render(pages, "web/admin/imports.html", page, session, status=status)
 
 

@@ -19,6 +19,8 @@ from digest.app import App
 from digest.errors import InvalidInput
 from digest.models import ADMIN, ROLES, ApiToken, User
 from digest.users import (
+    PASSWORD_MAX,
+    PASSWORD_MIN,
     check_role,
     create_user,
     make_token,
@@ -40,6 +42,7 @@ from digest.web.auth import AdminUser, CsrfForm, Viewer
 from digest.web.deps import AppDep, PagesDep, RowId
 from digest.web.forms import in_transaction
 from digest.web.pages import Pages, WebSession, sentence
+from subscribers.addresses import normalize
 
 router = APIRouter(include_in_schema=False)
 
@@ -68,7 +71,7 @@ class TokenRow:
 @dataclass(frozen=True, kw_only=True)
 class UsersPage(AdminPage):
     """web/admin/users.html: every user, and the form adding one (`email`, `name`,
-    `role` as typed; `error` the core's refusal)."""
+    `role` as typed; `error` the core's refusal, about the field `error_at`)."""
 
     users: list[UserRow]
     roles: tuple[str, ...] = ROLES
@@ -76,18 +79,21 @@ class UsersPage(AdminPage):
     name: str = ""
     role: str = "editor"
     error: str = ""
+    error_at: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
 class UserPage(AdminPage):
     """web/admin/user.html: one user's role, state, password and tokens. `new_token`
-    is a token just made, shown this once; `is_self` when it is the viewer."""
+    is a token just made, shown this once; `is_self` when it is the viewer. `error` is
+    the core's refusal of the form `error_at` (name, role, password, disable, enable)."""
 
     user: UserRow
     tokens: list[TokenRow]
     is_self: bool
     roles: tuple[str, ...] = ROLES
     error: str = ""
+    error_at: str = ""
     new_token: str = ""
 
 
@@ -114,7 +120,8 @@ def add_user(user: AdminUser, _: CsrfForm, form: Fields, session: Viewer, app: A
     except InvalidInput as exc:
         with app.sessions() as s:
             page = UsersPage(title="Users", section="users", users=_rows(s), email=email,
-                             name=name, role=role, error=sentence(str(exc)))
+                             name=name, role=role, error=sentence(str(exc)),
+                             error_at=_refused_field(s, email, role, form.raw("password")))
         return render(pages, "web/admin/users.html", page, session, status=400)
     return see_other(f"/admin/users/{new_id}?done=user-added")
 
@@ -150,7 +157,8 @@ def change_user(user_id: RowId, user: AdminUser, _: CsrfForm, form: Fields, sess
     try:
         in_transaction(app, work)
     except InvalidInput as exc:
-        return _user_page(app, pages, session, user_id, error=sentence(str(exc)), status=400)
+        return _user_page(app, pages, session, user_id, error=sentence(str(exc)),
+                          error_at=action, status=400)
     return see_other(f"/admin/users/{user_id}?done=user-saved")
 
 
@@ -193,8 +201,22 @@ def _keep_an_admin(s: Session, target: User, *, role: str | None = None,
             "another user an admin first, or nobody could manage users and lists here")
 
 
+def _refused_field(s: Session, email: str, role: str, password: str) -> str:
+    """Which field of the add form `create_user` refused: it checks the address, that
+    it is free, the role, then the password, in that order."""
+    try:
+        address = normalize(email)
+    except InvalidInput:
+        return "email"
+    if s.scalar(select(User.id).where(User.email == address)) is not None:
+        return "email"
+    if role not in ROLES:
+        return "role"
+    return "password" if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX else ""
+
+
 def _user_page(app: App, pages: Pages, session: WebSession, user_id: int, *,
-               done: str = "", error: str = "", new_token: str = "",
+               done: str = "", error: str = "", error_at: str = "", new_token: str = "",
                status: int = 200) -> Response:
     with app.sessions() as s:
         target = get_or_404(s, User, user_id)
@@ -202,7 +224,7 @@ def _user_page(app: App, pages: Pages, session: WebSession, user_id: int, *,
                            t.revoked_at is not None)
                   for t in sorted(target.tokens, key=lambda t: t.id)]
         page = UserPage(title=f"User {target.email}", section="users", notice=done,
-                        user=_row(target), tokens=tokens, error=error,
+                        user=_row(target), tokens=tokens, error=error, error_at=error_at,
                         new_token=new_token,
                         is_self=session.user is not None and session.user.id == target.id)
     return render(pages, "web/admin/user.html", page, session, status=status)
