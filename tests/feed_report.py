@@ -77,7 +77,7 @@ def run_cli(files: list[Path], base: str, work: Path) -> tuple[dict[str, str], s
         done = digest(env, work, "sources", "add", f"{base}/{path.name}", "--list", LIST)
         if done.returncode:
             refused[path.name] = (done.stderr or done.stdout).strip()
-    fetched = digest(env, work, "fetch")
+    fetched = digest(env, work, "fetch", "--allow-failures")
     if fetched.returncode:
         print(f"digest fetch ended with {fetched.returncode}:\n{fetched.stderr}")
     drafted = digest(env, work, "edition", "build", "--list", LIST)

@@ -50,7 +50,7 @@ def test_whole_flow_from_the_command_line(  # type: ignore[no-untyped-def]
     r = run("subscribers", "confirm-again", "ada@example.org", "--list", "morning")
     assert r.exit_code == 1 and "not pending" in r.output
     r = run("fetch")
-    assert r.exit_code == 0 and "3 new articles from 1 sources, 0 failed" in r.output
+    assert r.exit_code == 0 and "3 new articles from 1 source, 0 failed" in r.output
     r = run("sources", "ls")
     assert "Harbour" in r.output and "never" not in r.output
     r = run("lists", "ls")
@@ -360,6 +360,6 @@ def test_fetch_says_which_new_articles_are_undated_backlog(  # type: ignore[no-u
     r = run("fetch")
     said = " ".join(r.output.split())
     assert r.exit_code == 0, r.output
-    assert "3 new articles from 1 sources (3 undated on a first fetch: not offered)" in said, said
+    assert "3 new articles from 1 source (3 undated on a first fetch: not offered)" in said, said
     r = run("edition", "build", "--list", "morning")
     assert "No new articles for morning" in r.output, r.output

@@ -78,3 +78,29 @@ def test_send_to_a_list_without_confirmed_subscribers_is_refused_and_keeps_the_d
     r = run("edition", "send", "--list", "morning")
     assert r.exit_code == 0 and "Edition #1 is sent" in r.output, r.output
     assert "3 articles" in said(r)
+
+
+# -- 5: fetch failures reach cron --------------------------------------------------------
+
+
+def test_fetch_exits_1_when_a_source_failed_unless_failures_are_allowed(  # type: ignore[no-untyped-def]
+        run, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.xml"
+    broken.write_bytes(FEED.read_bytes())
+    assert run("init").exit_code == 0
+    assert run("lists", "create", "morning", "--from", "m@news.example.org").exit_code == 0
+    assert run("sources", "add", str(FEED), "--list", "morning").exit_code == 0
+    assert run("sources", "add", str(broken), "--list", "morning").exit_code == 0
+    broken.write_text("this is not a feed <")
+    r = run("fetch")
+    assert r.exit_code == 1, r.output
+    assert "3 new articles from 2 sources, 1 failed" in said(r), r.output
+    [error] = [line for line in r.output.splitlines() if line.startswith("Error:")]
+    assert error.startswith("Error: 1 of 2 sources failed"), error
+    assert "--allow-failures" in error and "the articles of the others are kept" in error
+    assert rows(tmp_path / "var" / "digest.db", "SELECT count(*) FROM articles") == [(3,)]
+    r = run("fetch", "--allow-failures")
+    assert r.exit_code == 0 and "Error" not in r.output, r.output
+    assert "0 new articles from 2 sources, 1 failed" in said(r), r.output
+    r = run("fetch", "--source", "1")
+    assert r.exit_code == 0 and "0 new articles from 1 source, 0 failed" in said(r), r.output

@@ -64,14 +64,30 @@ def sources_ls(app: App) -> None:
 
 @click.command()
 @click.option("--source", "source_id", type=int, help="Fetch only this source (see sources ls).")
+@click.option("--allow-failures", is_flag=True,
+              help="Exit 0 even when some sources failed (they are still reported).")
 @with_app
-def fetch(app: App, source_id: int | None) -> None:
-    """Gather new articles from every source."""
+def fetch(app: App, source_id: int | None, allow_failures: bool) -> None:
+    """Gather new articles from every source.
+
+    Exits 1 when any source failed, so cron and scripts can tell, unless
+    --allow-failures; what the other sources brought is kept either way."""
     with app.sessions() as s:
         total = 1 if source_id else s.scalar(select(func.count()).select_from(Source)) or 0
         with progress_bar("Fetching", total) as advance:
             reports = app.fetch(s, source_id, allow_files=True, progress=lambda _r: advance(1))
     print_fetch_summary(reports)
+    failed = sum(r.status == "error" for r in reports)
+    if failed and not allow_failures:
+        raise click.ClickException(
+            f"{failed} of {_sources(len(reports))} failed (their errors are in the table "
+            "above and in `digest sources ls`); the articles of the others are kept. Fix "
+            "or remove the failing ones (`digest sources rm ID`), or pass --allow-failures "
+            "to exit 0 when some fail")
+
+
+def _sources(n: int) -> str:
+    return f"{n} source" if n == 1 else f"{n} sources"
 
 
 def print_fetch_summary(reports: list[SourceReport]) -> None:
@@ -87,7 +103,7 @@ def print_fetch_summary(reports: list[SourceReport]) -> None:
     backlog = sum(r.backlog for r in reports)
     undated = f" ({backlog} undated on a first fetch: not offered)" if backlog else ""
     skipped = f", {busy} skipped: being fetched elsewhere" if busy else ""
-    out.print(f"{new} new articles from {len(reports)} sources{undated}, {errors} failed"
+    out.print(f"{new} new articles from {_sources(len(reports))}{undated}, {errors} failed"
               f"{skipped}.")
     kept = sum(r.pages_failed for r in reports)
     if kept:

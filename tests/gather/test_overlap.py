@@ -185,7 +185,7 @@ def test_digest_fetch_says_a_source_is_being_fetched_elsewhere(
     row = next(line for line in r.output.splitlines() if "/feed.xml" in line)
     assert "busy" in row and "being fetched elsewhere" in row
     assert r.output.splitlines()[-1] == (
-        "0 new articles from 1 sources, 0 failed, 1 skipped: being fetched elsewhere.")
+        "0 new articles from 1 source, 0 failed, 1 skipped: being fetched elsewhere.")
     assert server.seen == []
 
 

@@ -87,7 +87,7 @@ def test_a_full_text_feed_cannot_reach_another_service_on_this_machine(
     _run(runner, "lists", "create", "daily", "--from", "d@news.example.org")
     _run(runner, "sources", "add", server.url("/feed.xml"), "--list", "daily", "--full-text")
     out = " ".join(_run(runner, "fetch").split())  # the table wraps its cells
-    assert "3 new articles from 1 sources, 0 failed" in out, out
+    assert "3 new articles from 1 source, 0 failed" in out, out
     # The admin is told why two pages were not read, and which setting would allow them.
     assert "2 article pages kept the feed's text" in out, out
     assert (f"127.0.0.1 is not a public internet address, and only the source's own "

@@ -256,10 +256,10 @@ def test_digest_fetch_says_a_feed_is_unchanged(run: Any, server: Loopback) -> No
     run("lists", "create", "daily", "--from", "d@news.example.org")
     run("sources", "add", server.url("/feed.xml"), "--list", "daily")
     first = run("fetch")
-    assert "2 new articles from 1 sources, 0 failed" in first
+    assert "2 new articles from 1 source, 0 failed" in first
     assert "unchanged" not in first
     again = run("fetch")
-    assert "0 new articles from 1 sources, 0 failed" in again
+    assert "0 new articles from 1 source, 0 failed" in again
     assert "unchanged since the last fetch: not read again" in " ".join(
         _column(again, 5).split())
     assert _column(again, 2) == "status ok"
