@@ -93,7 +93,7 @@ def test_an_editor_drops_reorders_writes_previews_and_sends(
     item(page, t[1]).get_by_role("button", name="Drop").click()
     expect(page.get_by_role("status")).to_contain_text("Dropped")
     item(page, t[3]).get_by_role("button", name="Up").click()  # t3 above t2
-    expect(page.get_by_role("status")).to_have_text("Moved.")
+    expect(page.get_by_role("status")).to_have_text(f"Moved “{t[3]}” up, to number 2.")
     item(page, t[0]).get_by_role("button", name="Down").click()  # t0 below t3
     expect(page.locator("li.item h3").first).to_have_text(t[3])
     order = [t[3], t[0], t[2], t[4], t[5]]

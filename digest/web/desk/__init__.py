@@ -9,11 +9,13 @@ draft. The router is assembled here; the routes are in one module per part.
     preview.py   GET  /desk/{list}/preview   the email at desktop and phone width
                  GET  /desk/{list}/send      "This edition goes to N subscribers", then POST
     views.py     what the desk's templates are given, and rendering a desk page
+    done.py      what the desk says after a button, and where the focus lands
 
 Plain forms, no scripts: each button posts a small form with the session's CSRF token
-and is answered with a redirect (303) back to the desk, `?done=<what>` and an anchor at
-the item; a refusal shows the desk again with the reason ("Make it fit" shows the
-desk at once, saying what it did). The domain work is `digest.curate`'s.
+and is answered with a redirect (303) back to the desk, `?done=<what>&item=<id>`, which
+says what it did and puts the focus back on the button (done.py); a refusal shows the
+desk again with the reason ("Make it fit" shows the desk at once, saying what it did).
+The domain work is `digest.curate`'s.
 """
 
 from __future__ import annotations

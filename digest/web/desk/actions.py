@@ -32,6 +32,7 @@ from digest.models import Edition, EditionStatus
 from digest.users import UserView
 from digest.web.auth import CsrfForm, EditorUser, Viewer
 from digest.web.deps import AppDep, PagesDep, RowId
+from digest.web.desk.done import Done
 from digest.web.desk.views import list_not_found, parse_local, render_draft
 from digest.web.pages import Pages, WebSession, sentence
 from digest.web.proofs import TooManyProofs, send_proof
@@ -54,8 +55,8 @@ class Shown:
     size: int | None = None  # the HTML part as measured by the change, not rendered again
 
 
-#: (what `?done=` says, the anchor to go back to), or what to show at once
-Change = Callable[[Session, MailingList, Edition], tuple[str, str] | Shown]
+#: what the redirect back to the desk says was done (done.py), or what to show at once
+Change = Callable[[Session, MailingList, Edition], Done | Shown]
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ def act(post: DeskPost, list_name: str, shown: str, change: Change) -> Response:
                                         status=409 if done.error else 200, size=done.size,
                                         notice=done.notice, error=done.error)
                 s.commit()
-                return RedirectResponse(f"/desk/{mlist.name}?done={done[0]}#{done[1]}",
+                return RedirectResponse(f"/desk/{mlist.name}?{done.query()}",
                                         status_code=303)
             except DigestError as exc:
                 s.rollback()
@@ -141,50 +142,51 @@ def _index(edition: Edition, item_id: int) -> int:
 
 @router.post("/desk/{list_name}/items/{item_id}/drop")
 def drop(list_name: str, item_id: RowId, post: DeskPost, edition: Field = "") -> Response:
-    def change(s: Session, mlist: MailingList, ed: Edition) -> tuple[str, str]:
-        curate.drop_item(s, ed, item_id)
-        return "dropped", "items"
+    def change(s: Session, mlist: MailingList, ed: Edition) -> Done:
+        dropped = curate.drop_item(s, ed, item_id)
+        # Its article names it among the proposals; one added by URL has none.
+        return Done("dropped", article=dropped.article_id)
     return act(post, list_name, edition, change)
 
 
 @router.post("/desk/{list_name}/items/{item_id}/pin")
 def pin(list_name: str, item_id: RowId, post: DeskPost, edition: Field = "",
         pinned: Field = "1") -> Response:
-    def change(s: Session, mlist: MailingList, ed: Edition) -> tuple[str, str]:
+    def change(s: Session, mlist: MailingList, ed: Edition) -> Done:
         on = pinned == "1"
         curate.pin_item(s, ed, item_id, on)
-        return ("pinned" if on else "unpinned"), f"item-{item_id}"
+        return Done("pinned" if on else "unpinned", item=item_id)
     return act(post, list_name, edition, change)
 
 
 @router.post("/desk/{list_name}/items/{item_id}/brief")
 def brief(list_name: str, item_id: RowId, post: DeskPost, edition: Field = "",
           brief: Field = "1") -> Response:
-    def change(s: Session, mlist: MailingList, ed: Edition) -> tuple[str, str]:
+    def change(s: Session, mlist: MailingList, ed: Edition) -> Done:
         on = brief == "1"
         curate.brief_item(s, ed, item_id, on)
-        return ("briefed" if on else "in-full"), f"item-{item_id}"
+        return Done("briefed" if on else "in-full", item=item_id)
     return act(post, list_name, edition, change)
 
 
 @router.post("/desk/{list_name}/items/{item_id}/move")
 def move(list_name: str, item_id: RowId, post: DeskPost, edition: Field = "",
          direction: Field = "") -> Response:
-    def change(s: Session, mlist: MailingList, ed: Edition) -> tuple[str, str]:
+    def change(s: Session, mlist: MailingList, ed: Edition) -> Done:
         if direction not in ("up", "down"):
             raise InvalidInput("say up or down")
         step = -1 if direction == "up" else 1
         curate.move_item(s, ed, item_id, to=_index(ed, item_id) + step)
-        return "moved", f"item-{item_id}"
+        return Done(f"moved-{direction}", item=item_id)
     return act(post, list_name, edition, change)
 
 
 @router.post("/desk/{list_name}/items/{item_id}/edit")
 def edit(list_name: str, item_id: RowId, post: DeskPost, edition: Field = "",
          title: Field = "", summary: Field = "", note: Field = "") -> Response:
-    def change(s: Session, mlist: MailingList, ed: Edition) -> tuple[str, str]:
+    def change(s: Session, mlist: MailingList, ed: Edition) -> Done:
         curate.edit_item(s, ed, item_id, title=title, summary=summary, note=note)
-        return "edited", f"item-{item_id}"
+        return Done("edited", item=item_id)
     return act(post, list_name, edition, change)
 
 
@@ -193,11 +195,11 @@ def edit(list_name: str, item_id: RowId, post: DeskPost, edition: Field = "",
 
 @router.post("/desk/{list_name}/add")
 def add(list_name: str, post: DeskPost, edition: Field = "", article: Field = "") -> Response:
-    def change(s: Session, mlist: MailingList, ed: Edition) -> tuple[str, str]:
+    def change(s: Session, mlist: MailingList, ed: Edition) -> Done:
         if not article.isdigit():
             raise InvalidInput("pick an article from the proposals")
         item = curate.add_article(s, ed, int(article), rules=post.app.edition_rules())
-        return "added", f"item-{item.id}"
+        return Done("added", item=item.id)
     return act(post, list_name, edition, change)
 
 
@@ -217,9 +219,9 @@ def add_url(list_name: str, post: DeskPost, edition: Field = "", url: Field = ""
                             status=400 if isinstance(exc, InvalidInput) else 502,
                             error=sentence(str(exc)), form_url=url[:2000])
 
-    def change(s: Session, mlist: MailingList, ed: Edition) -> tuple[str, str]:
+    def change(s: Session, mlist: MailingList, ed: Edition) -> Done:
         item = curate.add_page(s, ed, page, now=app.clock(), rules=app.edition_rules())
-        return "added", f"item-{item.id}"
+        return Done("added", item=item.id)
 
     if edition.strip() in ("", "0"):  # the desk had no draft: this page starts one
         with app.sessions() as s:
@@ -232,7 +234,7 @@ def add_url(list_name: str, post: DeskPost, edition: Field = "", url: Field = ""
             except InvalidInput as exc:
                 return render_draft(app, post.pages, post.viewer, post.user, list_name,
                                     status=400, error=sentence(str(exc)))
-        return RedirectResponse(f"/desk/{list_name}?done=added#item-{item.id}",
+        return RedirectResponse(f"/desk/{list_name}?{Done('added', item=item.id).query()}",
                                 status_code=303)
     return act(post, list_name, edition, change)
 
@@ -240,31 +242,31 @@ def add_url(list_name: str, post: DeskPost, edition: Field = "", url: Field = ""
 @router.post("/desk/{list_name}/intro")
 def intro(list_name: str, post: DeskPost, edition: Field = "", subject: Field = "",
           intro: Field = "") -> Response:
-    def change(s: Session, mlist: MailingList, ed: Edition) -> tuple[str, str]:
+    def change(s: Session, mlist: MailingList, ed: Edition) -> Done:
         curate.set_intro(s, ed, intro, subject=subject)
-        return "intro", "intro"
+        return Done("intro")
     return act(post, list_name, edition, change)
 
 
 @router.post("/desk/{list_name}/approve")
 def approve(list_name: str, post: DeskPost, edition: Field = "") -> Response:
-    def change(s: Session, mlist: MailingList, ed: Edition) -> tuple[str, str]:
+    def change(s: Session, mlist: MailingList, ed: Edition) -> Done:
         post.app.require_fits(ed, mlist)
         curate.approve(s, ed)
-        return "approved", "release"
+        return Done("approved")
     return act(post, list_name, edition, change)
 
 
 @router.post("/desk/{list_name}/schedule")
 def schedule(list_name: str, post: DeskPost, edition: Field = "", when: Field = "",
              clear: Field = "") -> Response:
-    def change(s: Session, mlist: MailingList, ed: Edition) -> tuple[str, str]:
+    def change(s: Session, mlist: MailingList, ed: Edition) -> Done:
         if clear:
             curate.schedule(s, ed, None, now=post.app.clock())
-            return "unscheduled", "release"
+            return Done("unscheduled")
         post.app.require_fits(ed, mlist)
         curate.schedule(s, ed, parse_local(when, mlist), now=post.app.clock())
-        return "scheduled", "release"
+        return Done("scheduled")
     return act(post, list_name, edition, change)
 
 
@@ -294,9 +296,9 @@ def fit(list_name: str, post: DeskPost, edition: Field = "") -> Response:
 def send_test(list_name: str, post: DeskPost, edition: Field = "") -> Response:
     """One copy to the logged-in user's own address; a render and a send, no commit.
     At most `[web] test_sends_per_hour` per user (`proofs`): then 429 with Retry-After."""
-    def change(s: Session, mlist: MailingList, ed: Edition) -> tuple[str, str]:
+    def change(s: Session, mlist: MailingList, ed: Edition) -> Done:
         send_proof(post.app, s, post.user, ed, mlist, post.user.email)
-        return "tested", "release"
+        return Done("tested")
     try:
         return act(post, list_name, edition, change)
     except TooManyProofs as exc:

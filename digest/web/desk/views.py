@@ -23,9 +23,10 @@ from digest.deliver import ledger
 from digest.editions import last_sent
 from digest.errors import InvalidInput, NotFound
 from digest.mailsize import html_bytes, kb
-from digest.models import Edition, EditionItem, EditionKind, EditionStatus
+from digest.models import Article, Edition, EditionItem, EditionKind, EditionStatus
 from digest.publication import REVIEW
 from digest.users import UserView
+from digest.web.desk.done import NO_NOTICE, NOTHING_DONE, Done, Notice, told
 from digest.web.pages import Page, Pages, WebSession
 from subscribers.lists import all_lists, get_list
 from subscribers.models import MailingList
@@ -37,27 +38,6 @@ DESK_CSP = ("default-src 'none'; style-src 'self'; img-src 'self' https: data:; 
 OPEN = (EditionStatus.DRAFT, EditionStatus.APPROVED, EditionStatus.SENDING)
 STATUS_LABELS = {EditionStatus.DRAFT: "Draft", EditionStatus.APPROVED: "Approved",
                  EditionStatus.SENDING: "Being sent"}
-
-#: What a redirect's `?done=` says; codes, not free text, so a link cannot put words
-#: on the desk.
-DONE = {
-    "started": "The draft is started.",
-    "dropped": "Dropped. Its article is among the proposals again.",
-    "pinned": "Pinned: pinned articles lead the edition.",
-    "unpinned": "Unpinned.",
-    "moved": "Moved.",
-    "briefed": "Moved to \"Also new\": headline and link only.",
-    "in-full": "Told in full.",
-    "edited": "Saved.",
-    "intro": "Subject and introduction saved.",
-    "added": "Added at the end of the edition.",
-    "approved": "Approved.",
-    "scheduled": "Scheduled.",
-    "unscheduled": "No longer scheduled: it goes at the list's next scheduled time.",
-    "tested": "A test copy is on its way to you.",
-    "sending": "Sending has started: the sender delivers it in the next moments.",
-}
-
 
 @dataclass(frozen=True)
 class ListRow:
@@ -95,6 +75,7 @@ class ItemView:
     can_up: bool
     can_down: bool
     by_url: bool  # added by URL, not from a feed
+    language: str = ""  # its article's, when not the list's ("" for the list's or unknown)
 
 
 @dataclass(frozen=True)
@@ -135,9 +116,10 @@ class DraftPage(Page):
     size: str = ""  # the HTML part as it goes out, "79 KB" ("" without articles)
     limit: str = ""  # [edition] html_max_kb, "100 KB"
     over: bool = False  # over the limit: it will not be sent as it stands
-    notice: str = ""
+    notice: Notice = NO_NOTICE
     error: str = ""
     form_url: str = ""  # the add-by-URL field, kept after a failure
+    focus: str = ""  # the id of the element with `autofocus` (done.py): one per page
     limits: dict[str, int] = field(default_factory=lambda: {
         "title": curate.TITLE_MAX, "summary": curate.SUMMARY_MAX, "note": curate.NOTE_MAX,
         "subject": curate.SUBJECT_MAX, "intro": curate.INTRO_MAX})
@@ -176,14 +158,15 @@ def desk_home(s: Session, now: dt.datetime) -> DeskHome:
 
 def draft_page(app: App, s: Session, mlist: MailingList, user: UserView, *,
                notice: str = "", error: str = "", form_url: str = "",
-               size: int | None = None) -> DraftPage:
+               size: int | None = None, done: Done = NOTHING_DONE) -> DraftPage:
     """The desk of one list: its open edition (if any), how large its HTML part is
     (`size` in bytes when the caller has just measured it; else it is rendered once),
-    and the proposed articles."""
+    and the proposed articles; saying `notice`, or what `done` was, and where the
+    focus goes: the error, else the control that was used, else the notice."""
     now = app.clock()
     zone = _zone(mlist)
     edition = curate.current_edition(s, mlist)
-    items = _items(edition, now) if edition is not None else []
+    items = _items(s, edition, mlist, now) if edition is not None else []
     editable = edition is not None and edition.status in curate.EDITABLE
     rules = app.edition_rules()
     proposals = [
@@ -196,6 +179,11 @@ def draft_page(app: App, s: Session, mlist: MailingList, user: UserView, *,
     if edition is not None and edition.items and size is None:
         size = mail_size(app, edition, mlist)
     limit = size_limit(app)
+    said, focus = told(done, items, proposals)
+    if notice:
+        said, focus = Notice(notice), "notice"
+    if error:
+        focus = "error"
     return DraftPage(
         title=f"{mlist.title}: desk", list_name=mlist.name, list_title=mlist.title,
         list_language=mlist.language, timezone=zone.key, review_mode=mlist.mode == REVIEW,
@@ -213,7 +201,7 @@ def draft_page(app: App, s: Session, mlist: MailingList, user: UserView, *,
                   if edition is not None and edition.status == EditionStatus.SENDING else {}),
         last_sent=(f"#{previous.number}, {local(previous.sent_at or previous.cutoff, zone)}"
                    if previous else ""),
-        user_email=user.email, notice=notice, error=error, form_url=form_url,
+        user_email=user.email, notice=said, error=error, form_url=form_url, focus=focus,
         size=kb(size) if size is not None else "", limit=kb(limit),
         over=size is not None and size > limit,
     )
@@ -230,8 +218,11 @@ def size_limit(app: App) -> int:
     return int(app.settings["edition.html_max_kb"] * 1024)
 
 
-def _items(edition: Edition, now: dt.datetime) -> list[ItemView]:
+def _items(s: Session, edition: Edition, mlist: MailingList,
+           now: dt.datetime) -> list[ItemView]:
     items = list(edition.items)  # ordered by position: pinned, in full, in brief
+    languages = _languages(s, [i.article_id for i in items if i.article_id is not None],
+                           mlist.language)
     groups = [(not i.pinned) + i.brief for i in items]
     views = []
     for index, i in enumerate(items):
@@ -240,8 +231,21 @@ def _items(edition: Edition, now: dt.datetime) -> list[ItemView]:
             id=i.id, number=index + 1, title=i.title, summary=i.summary, note=i.note,
             link=i.link, image_url=i.image_url, source_title=i.source_title,
             age=age(i.published_at, now, dated=i.dated), pinned=i.pinned, brief=i.brief,
-            can_up=index > first, can_down=index < last, by_url=i.article_id is None))
+            can_up=index > first, can_down=index < last, by_url=i.article_id is None,
+            language=languages.get(i.article_id or 0, "")))
     return views
+
+
+def _languages(s: Session, article_ids: list[int], language: str) -> dict[int, str]:
+    """The language of each article that has one other than `language` (the list's), to
+    mark its item with `lang`: a screen reader then reads a Korean headline in Korean.
+    "en-GB" is not another language than "en"."""
+    if not article_ids:
+        return {}
+    base = language.split("-")[0].lower()
+    return {article_id: lang for article_id, lang in s.execute(
+        select(Article.id, Article.language).where(Article.id.in_(article_ids)))
+        if lang and lang.split("-")[0].lower() != base}
 
 
 def _last(groups: list[int], group: int) -> int:
@@ -310,7 +314,8 @@ def render(pages: Pages, viewer: WebSession, name: str, page: Page, *,
 
 def render_draft(app: App, pages: Pages, viewer: WebSession, user: UserView, list_name: str,
                  *, status: int = 200, notice: str = "", error: str = "",
-                 form_url: str = "", size: int | None = None) -> HTMLResponse:
+                 form_url: str = "", size: int | None = None,
+                 done: Done = NOTHING_DONE) -> HTMLResponse:
     """The draft page of `list_name`, or the 404 page for a list that does not exist;
     `size`, the edition's HTML part when the caller has just measured it."""
     with app.sessions() as s:
@@ -319,7 +324,7 @@ def render_draft(app: App, pages: Pages, viewer: WebSession, user: UserView, lis
         except NotFound as exc:
             return list_not_found(pages, exc)
         page = draft_page(app, s, mlist, user, notice=notice, error=error, form_url=form_url,
-                          size=size)
+                          size=size, done=done)
     return render(pages, viewer, "web/desk/draft.html", page, status=status)
 
 
