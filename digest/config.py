@@ -33,10 +33,19 @@ class Setting:
     #: The smallest and largest value a number may take (None: unbounded).
     low: float | None = None
     high: float | None = None
+    #: A number that must be more than 0 (a timeout, an interval).
+    positive: bool = False
+    #: The only values a text setting may take (compared without case); () for any.
+    choices: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
         return f"{self.section}.{self.name}" if self.section else self.name
+
+    @property
+    def label(self) -> str:
+        """The setting as the settings file shows it: "[smtp] tls", "public_url"."""
+        return f"[{self.section}] {self.name}" if self.section else self.name
 
     @property
     def env(self) -> str:
@@ -53,13 +62,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("database", "url", "sqlite:///var/digest.db", "Any SQLAlchemy URL."),
     Setting("database", "timeout", 30.0,
             "Seconds to wait for the database: for a free connection and, on SQLite, for "
-            "the write lock. Then a web request answers 503 with Retry-After."),
-    Setting("gather", "timeout", 20.0, "Seconds a feed may take to answer and to arrive."),
-    Setting("gather", "max_bytes", 10_000_000, "Largest feed or page accepted, in bytes."),
-    Setting("gather", "max_redirects", 5, "Redirects followed before a fetch fails."),
+            "the write lock. Then a web request answers 503 with Retry-After.",
+            positive=True),
+    Setting("gather", "timeout", 20.0, "Seconds a feed may take to answer and to arrive.",
+            positive=True),
+    Setting("gather", "max_bytes", 10_000_000, "Largest feed or page accepted, in bytes.",
+            low=1),
+    Setting("gather", "max_redirects", 5, "Redirects followed before a fetch fails.",
+            low=0),
     Setting("gather", "user_agent", "",
             "User-Agent sent with every request; empty: digest/<version> (+<public_url>)."),
-    Setting("gather", "max_entries", 200, "Newest entries kept from one feed per fetch."),
+    Setting("gather", "max_entries", 200, "Newest entries kept from one feed per fetch.",
+            low=1),
     Setting("gather", "fetch_private_addresses", False,
             "Let links in feed items and redirects reach loopback, private and link-local "
             "addresses on any host. Off: only a source's own scheme, host and port may be "
@@ -83,22 +97,29 @@ SETTINGS: tuple[Setting, ...] = (
             "hiding the unsubscribe link. Larger drafts are shortened; none is sent.",
             low=20, high=10_000),
     Setting("delivery", "backend", "outbox",
-            "Where mail goes: outbox, smtp, or an email API: ses, postmark, sendgrid, mailgun."),
+            "Where mail goes: outbox, smtp, or an email API: ses, postmark, sendgrid, mailgun.",
+            choices=("outbox", "smtp", "ses", "postmark", "sendgrid", "mailgun")),
     Setting("delivery", "outbox_dir", "var/outbox", "Maildir the outbox backend writes to."),
-    Setting("delivery", "batch_size", 200, "Deliveries a worker claims at once."),
+    Setting("delivery", "batch_size", 200, "Deliveries a worker claims at once.",
+            low=1),
     Setting("delivery", "lease_seconds", 300,
-            "A claim not finished in this time returns to the queue (for a dead worker)."),
+            "A claim not finished in this time returns to the queue (for a dead worker).",
+            positive=True),
     Setting("delivery", "max_attempts", 8,
-            "Temporary failures (4xx) retried this often before the delivery fails."),
+            "Temporary failures (4xx) retried this often before the delivery fails.",
+            low=1),
     Setting("delivery", "retry_seconds", 60,
-            "First retry delay after a temporary failure; doubles on each attempt."),
+            "First retry delay after a temporary failure; doubles on each attempt.",
+            low=0),
     Setting("delivery", "unsubscribe_mailto", "",
             "Address for mailto unsubscribes in List-Unsubscribe; empty: none."),
     Setting("delivery", "heartbeat_seconds", 5.0,
             "Seconds between a sender's heartbeats (its row in the senders table), also "
-            "while it has nothing to send."),
+            "while it has nothing to send.",
+            positive=True),
     Setting("delivery", "heartbeat_timeout", 60.0,
-            "/healthz fails when no sender has had a heartbeat for this many seconds."),
+            "/healthz fails when no sender has had a heartbeat for this many seconds.",
+            positive=True),
     Setting("delivery", "rate_limit", 0.0,
             "Most messages per second, whichever backend sends; 0: none. A backend's own "
             "rate_limit ([smtp], [ses], ...) may set a lower one.", low=0),
@@ -113,12 +134,17 @@ SETTINGS: tuple[Setting, ...] = (
             "(<edition>:<list>:digest:<sender id>, Gmail's feedback loop); 5-15 letters, "
             "digits, . or -, the same for good; empty: the list's from domain."),
     Setting("smtp", "host", "localhost", "SMTP server (relay or provider)."),
-    Setting("smtp", "port", 587, "SMTP port: 587 for starttls, 465 for tls, 25 for none."),
-    Setting("smtp", "tls", "starttls", "starttls, tls or none."),
+    Setting("smtp", "port", 587, "SMTP port: 587 for starttls, 465 for tls, 25 for none.",
+            low=1, high=65535),
+    Setting("smtp", "tls", "starttls", "starttls, tls or none.",
+            choices=("starttls", "tls", "none")),
     Setting("smtp", "username", "", "SMTP login; the password comes from DIGEST_SMTP_PASSWORD."),
-    Setting("smtp", "connections", 4, "Connections used in parallel."),
-    Setting("smtp", "rate_limit", 0.0, "Most messages per second over all connections; 0: none."),
-    Setting("smtp", "timeout", 30.0, "Seconds to wait for the server before a temporary failure."),
+    Setting("smtp", "connections", 4, "Connections used in parallel.",
+            low=1),
+    Setting("smtp", "rate_limit", 0.0, "Most messages per second over all connections; 0: none.",
+            low=0),
+    Setting("smtp", "timeout", 30.0, "Seconds to wait for the server before a temporary failure.",
+            positive=True),
     Setting("ses", "region", "",
             "AWS region of the SES account and its verified domain, e.g. eu-west-1; empty: "
             "AWS_REGION or the AWS profile's. Credentials come the standard AWS way "
@@ -130,10 +156,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ses", "concurrency", 8, "SendEmail calls in flight at once.", low=1, high=100),
     Setting("ses", "rate_limit", 0.0,
             "Most messages per second; 0: the account's maximum send rate, which is used "
-            "anyway when lower."),
+            "anyway when lower.",
+            low=0),
     Setting("ses", "timeout", 30.0,
             "Seconds to wait for SES; after the request is out, no answer leaves its "
-            "message uncertain."),
+            "message uncertain.",
+            positive=True),
     Setting("ses", "topic_arns", "",
             "SNS topics (ARNs, comma-separated) whose notices /webhooks/ses accepts; "
             "empty: it answers 503."),
@@ -148,18 +176,22 @@ SETTINGS: tuple[Setting, ...] = (
             "Postmark's API; the Server token comes from DIGEST_POSTMARK_TOKEN."),
     Setting("postmark", "message_stream", "broadcast",
             "The message stream newsletters go out on (a Broadcast stream's id)."),
-    Setting("postmark", "rate_limit", 0.0, "Most messages per second; 0: none."),
+    Setting("postmark", "rate_limit", 0.0, "Most messages per second; 0: none.",
+            low=0),
     Setting("postmark", "timeout", 60.0,
             "Seconds to wait for an answer; after the request is out, no answer leaves its "
-            "messages uncertain."),
+            "messages uncertain.",
+            positive=True),
     Setting("mailgun", "api_url", "https://api.mailgun.net",
             "Mailgun's API: https://api.eu.mailgun.net for a domain in the EU region; the key "
             "comes from DIGEST_MAILGUN_API_KEY."),
     Setting("mailgun", "domain", "", "The sending domain in Mailgun, e.g. mg.example.org."),
-    Setting("mailgun", "rate_limit", 0.0, "Most messages per second; 0: none."),
+    Setting("mailgun", "rate_limit", 0.0, "Most messages per second; 0: none.",
+            low=0),
     Setting("mailgun", "timeout", 30.0,
             "Seconds to wait for an answer; after the request is out, no answer leaves its "
-            "message uncertain."),
+            "message uncertain.",
+            positive=True),
     Setting("dkim", "domain", "",
             "Sign SMTP and outbox mail with DKIM as this domain (d=), normally the from "
             "address's; empty: no signature (a relay or provider may sign instead)."),
@@ -170,10 +202,12 @@ SETTINGS: tuple[Setting, ...] = (
             "prints the DNS record for its public key."),
     Setting("sendgrid", "api_url", "https://api.sendgrid.com",
             "SendGrid's API; the key (Mail Send permission) comes from DIGEST_SENDGRID_API_KEY."),
-    Setting("sendgrid", "rate_limit", 0.0, "Most messages per second; 0: none."),
+    Setting("sendgrid", "rate_limit", 0.0, "Most messages per second; 0: none.",
+            low=0),
     Setting("sendgrid", "timeout", 60.0,
             "Seconds to wait for an answer; after the request is out, no answer leaves its "
-            "messages uncertain."),
+            "messages uncertain.",
+            positive=True),
     Setting("sendgrid", "webhook_public_key", "",
             "The public key SendGrid shows when Signed Event Webhook is on (base64, as shown); "
             "/webhooks/sendgrid verifies every request with it; empty: that webhook answers "
@@ -186,47 +220,59 @@ SETTINGS: tuple[Setting, ...] = (
             "retries keep (Mailgun retries for 8 hours, Postmark for about 10): a notice "
             "older than this is refused as stale.", low=1, high=144),
     Setting("schedule", "fetch_minutes", 15.0,
-            "Minutes between fetches of every source, jittered; failing sources wait longer."),
+            "Minutes between fetches of every source, jittered; failing sources wait longer.",
+            positive=True),
     Setting("schedule", "grace_hours", 6,
-            "An edition missed while digest was down goes out this late at most; else skipped."),
+            "An edition missed while digest was down goes out this late at most; else skipped.",
+            low=0),
     Setting("schedule", "review_lead_minutes", 120,
-            "Review-mode lists: the draft is built this long before the scheduled time."),
+            "Review-mode lists: the draft is built this long before the scheduled time.",
+            low=0),
     Setting("web", "host", "127.0.0.1", "Address `digest serve` listens on."),
-    Setting("web", "port", 8000, "Port `digest serve` listens on."),
+    Setting("web", "port", 8000, "Port `digest serve` listens on.",
+            low=0, high=65535),
     Setting("web", "threads", 40,
             "Threads that run web requests' database work; the database pool keeps as many "
-            "connections, and 10 more for digest serve's sender, scheduler and imports."),
+            "connections, and 10 more for digest serve's sender, scheduler and imports.",
+            low=1),
     Setting("web", "forwarded_allow_ips", "127.0.0.1,::1",
             "Proxies trusted for X-Forwarded-For/-Proto (comma-separated IPs, or *)."),
     Setting("web", "test_sends_per_hour", 10,
             "Test mails one user may send in any hour, from the desk and the API together "
-            "(only to users' addresses); counted per process."),
+            "(only to users' addresses); counted per process.",
+            low=0),
     Setting("web", "fetch_private_addresses", False,
             "Let the desk's and the API's add-by-URL fetch loopback, private and link-local "
             "addresses (127.0.0.1, 10.x, 169.254.169.254). Off: an editor cannot make the "
             "server read its own network."),
     Setting("web", "header_timeout", 10.0,
             "Seconds a client has to send a request's line and headers, from connecting or "
-            "from the previous response; then it gets 408 and is closed (slow clients)."),
+            "from the previous response; then it gets 408 and is closed (slow clients).",
+            positive=True),
     Setting("web", "body_timeout", 30.0,
             "Seconds a client has to send a request's body, plus one for every 500 bytes "
             "received (a large upload at any usable speed passes); then it gets 408 and is "
-            "closed (slow clients)."),
+            "closed (slow clients).",
+            positive=True),
     Setting("web", "max_connections", 1000,
             "Most connections open at once; beyond it the one waiting longest for its request "
-            "is closed, or the new one gets 503. Lowered at start to fit ulimit -n."),
+            "is closed, or the new one gets 503. Lowered at start to fit ulimit -n.",
+            low=1),
     Setting("imports", "keep_rejects_days", 30,
             "Days a console import's rejects file is kept after the job ends (its upload is "
-            "deleted then); `digest serve` purges older ones hourly. 0: at the next purge."),
+            "deleted then); `digest serve` purges older ones hourly. 0: at the next purge.",
+            low=0),
     Setting("metrics", "allow", "127.0.0.1,::1",
             "Client addresses or networks (comma-separated) that may read /metrics without "
             "the DIGEST_METRICS_TOKEN bearer token; empty: none."),
     Setting("logging", "format", "text",
             "text (time LEVEL logger: message) or json (one object a line), for digest "
-            "serve, digest worker and every command."),
+            "serve, digest worker and every command.",
+            choices=("text", "json")),
     Setting("logging", "level", "INFO",
             "Lowest level logged by digest serve and digest worker: DEBUG, INFO, WARNING or "
-            "ERROR; other commands log WARNING and above at least."),
+            "ERROR; other commands log WARNING and above at least.",
+            choices=("DEBUG", "INFO", "WARNING", "ERROR")),
 )
 
 #: Environment-only settings: name -> help. Never read from or written to the file.
@@ -336,6 +382,15 @@ def _strong(key: str, where: str, then: str) -> str:
 
 def _coerce(setting: Setting, value: Any, origin: str) -> Any:
     kind = type(setting.default)
+    if setting.choices:
+        # Returned as the table spells it: "SMTP" is smtp, "debug" is DEBUG.
+        for choice in setting.choices:
+            if str(value).lower() == choice.lower():
+                return choice
+        raise ConfigError(
+            f"{setting.label} is {value!r}: it must be one of "
+            f"{', '.join(setting.choices)}; change it where it is set ({origin}), or "
+            f"leave it out for the default, {setting.default!r}")
     try:
         if kind is bool:
             if isinstance(value, str):
@@ -354,6 +409,10 @@ def _coerce(setting: Setting, value: Any, origin: str) -> Any:
             f"the default is {setting.default!r}"
         ) from None
     low, high = setting.low, setting.high
+    if setting.positive and number <= 0:
+        raise ConfigError(
+            f"{setting.label} is {number:g}: it must be more than 0; change it where it is "
+            f"set ({origin}), or leave it out for the default, {setting.default!r}")
     if (low is not None and number < low) or (high is not None and number > high):
         raise ConfigError(
             f"{setting.key} = {value!r} (from {origin}) is out of range: it must be "

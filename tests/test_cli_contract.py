@@ -104,3 +104,36 @@ def test_fetch_exits_1_when_a_source_failed_unless_failures_are_allowed(  # type
     assert "0 new articles from 2 sources, 1 failed" in said(r), r.output
     r = run("fetch", "--source", "1")
     assert r.exit_code == 0 and "0 new articles from 1 source, 0 failed" in said(r), r.output
+
+
+# -- 6: every setting checked as a command starts ----------------------------------------
+
+
+@pytest.mark.parametrize(("name", "value", "says"), [
+    ("DIGEST_DELIVERY_BACKEND", "carrier-pigeon",
+     "Error: [delivery] backend is 'carrier-pigeon': it must be one of outbox, smtp, ses, "
+     "postmark, sendgrid, mailgun; change it where it is set (DIGEST_DELIVERY_BACKEND)"),
+    ("DIGEST_SMTP_TLS", "bogus",
+     "Error: [smtp] tls is 'bogus': it must be one of starttls, tls, none; change it where "
+     "it is set (DIGEST_SMTP_TLS)"),
+    ("DIGEST_GATHER_TIMEOUT", "-1",
+     "Error: [gather] timeout is -1: it must be more than 0; change it where it is set "
+     "(DIGEST_GATHER_TIMEOUT)"),
+    ("DIGEST_SMTP_CONNECTIONS", "0", "Error: smtp.connections = '0' (from "
+     "DIGEST_SMTP_CONNECTIONS) is out of range: it must be at least 1"),
+], ids=["backend", "tls", "timeout", "connections"])
+def test_a_wrong_setting_is_an_error_before_anything_is_written(  # type: ignore[no-untyped-def]
+        run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: str,
+        says: str) -> None:
+    assert run("init").exit_code == 0
+    assert run("lists", "create", "morning", "--from", "m@news.example.org").exit_code == 0
+    monkeypatch.setenv(name, value)
+    for args in (["subscribers", "add", "ada@example.org", "--list", "morning"],
+                 ["sources", "add", str(FEED), "--list", "morning"], ["status"]):
+        r = run(*args)
+        assert r.exit_code == 1, r.output
+        assert r.output.startswith(says), r.output
+        assert len(r.output.splitlines()) == 1, r.output
+    db = tmp_path / "var" / "digest.db"
+    assert rows(db, "SELECT count(*) FROM subscribers") == [(0,)]
+    assert rows(db, "SELECT count(*) FROM sources") == [(0,)]

@@ -106,3 +106,16 @@ def test_edition_numbers_out_of_range_are_refused_at_start(name: str, value: str
         load(None, env={f"DIGEST_EDITION_{name}": value})
     ok = load(None, env={f"DIGEST_EDITION_{name}": "20"})
     assert ok[f"edition.{name.lower()}"] == 20
+
+
+def test_the_choices_of_a_setting_are_those_the_code_knows() -> None:
+    from digest.deliver.backends import BACKENDS
+    from digest.deliver.backends.smtp import TLS_MODES
+    from digest.logs import FORMATS, LEVELS
+
+    choices = {s.key: s.choices for s in SETTINGS if s.choices}
+    assert choices == {"delivery.backend": BACKENDS, "smtp.tls": TLS_MODES,
+                       "logging.format": FORMATS, "logging.level": LEVELS}
+    # Spelled as the table does, whatever case was given.
+    settings = load(None, env={"DIGEST_DELIVERY_BACKEND": "SMTP", "DIGEST_LOGGING_LEVEL": "debug"})
+    assert (settings["delivery.backend"], settings["logging.level"]) == ("smtp", "DEBUG")

@@ -244,14 +244,16 @@ def test_a_slow_request_head_is_closed_also_on_a_kept_alive_connection(
 
 
 @pytest.mark.parametrize(("setting", "value", "says"), [
-    ("DIGEST_WEB_HEADER_TIMEOUT", "0", "[web] header_timeout is 0: it must be more than 0"),
+    ("DIGEST_WEB_HEADER_TIMEOUT", "0", "[web] header_timeout is 0: it must be more than 0; "
+                                       "change it where it is set (DIGEST_WEB_HEADER_TIMEOUT)"),
     ("DIGEST_WEB_MAX_CONNECTIONS", "3", "[web] max_connections is 3: it must be at least"),
     ("files", "100", "may open only 100 files (ulimit -n), too few to serve: raise the limit"),
 ], ids=["header_timeout", "max_connections", "ulimit"])
 def test_serve_refuses_limits_it_cannot_serve_with(tmp_path: Path, setting: str, value: str,
                                                    says: str) -> None:
     env = environment(tmp_path, **({} if setting == "files" else {setting: value}))
-    setup = App(load(None, env=env))
+    # The database is made without the wrong setting, which stops any command at start.
+    setup = App(load(None, env={k: v for k, v in env.items() if k != setting}))
     setup.init_db()
     setup.close()
     files = int(value) if setting == "files" else None
