@@ -453,6 +453,8 @@ def load(path: str | Path | None = None, env: dict[str, str] | None = None) -> S
                 )
             values[key] = _coerce(_BY_KEY[key], value, str(cfg_path))
             origins[key] = str(cfg_path)
+        if explicit:
+            _from_folder(values, origins, cfg_path)
     elif explicit:
         raise ConfigError(f"config file {cfg_path} not found; pass --config with an existing file")
     for setting in SETTINGS:
@@ -462,6 +464,36 @@ def load(path: str | Path | None = None, env: dict[str, str] | None = None) -> S
     _env_key(env)  # a weak key is refused at start, before anything is changed
     _check_public_url(values["public_url"], origins.get("public_url", "the default"))
     return Settings(values, source, env, origins)
+
+
+#: Settings that name a file or folder; `database.url` too, when it is SQLite's.
+PATH_SETTINGS = ("data_dir", "templates_dir", "delivery.outbox_dir", "dkim.private_key_file")
+
+
+def _from_folder(values: dict[str, Any], origins: dict[str, str], cfg_path: Path) -> None:
+    """Relative paths in a settings file named by --config or DIGEST_CONFIG are taken
+    from that file's folder, so that `digest --config /srv/news/digest.toml status` run
+    from anywhere finds the same database, not a new one in the working directory. (The
+    default file, config/digest.toml, is found from the working directory, the project's
+    folder, and its paths are taken from there, as the file shows them.)"""
+    folder = cfg_path.parent.absolute()
+    mine = {key for key, origin in origins.items() if origin == str(cfg_path)}
+    for key in PATH_SETTINGS:
+        if key in mine and values[key] and not Path(values[key]).is_absolute():
+            values[key] = str(folder / values[key])
+    if "database.url" in mine:
+        values["database.url"] = _sqlite_from(values["database.url"], folder)
+
+
+def _sqlite_from(url: str, folder: Path) -> str:
+    """A SQLite URL with a relative file path made absolute from `folder`; others as is."""
+    scheme, sep, rest = url.partition(":///")
+    if not sep or scheme.split("+")[0] != "sqlite" or rest.startswith("/"):
+        return url
+    path, query, params = rest.partition("?")
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return url
+    return f"{scheme}:///{folder / path}{query}{params}"
 
 
 def _check_public_url(value: str, origin: str) -> None:
@@ -527,6 +559,8 @@ def render_toml() -> str:
         "# digest settings. Every setting is shown with its default.",
         "# Any of them can be overridden by DIGEST_<SECTION>_<NAME> in the environment",
         "# (DIGEST_SMTP_HOST, DIGEST_DATABASE_URL; top-level ones: DIGEST_PUBLIC_URL).",
+        "# Relative paths are taken from the working directory for this file, and from",
+        "# the file's own folder for one named by --config or DIGEST_CONFIG.",
         "# Secrets are never read from this file; set them in the environment:",
     ]
     lines += [f"#   {name}: {text}" for name, text in SECRETS.items()]

@@ -137,3 +137,61 @@ def test_a_wrong_setting_is_an_error_before_anything_is_written(  # type: ignore
     db = tmp_path / "var" / "digest.db"
     assert rows(db, "SELECT count(*) FROM subscribers") == [(0,)]
     assert rows(db, "SELECT count(*) FROM sources") == [(0,)]
+
+
+# -- 8: --config before the command, paths from the file's folder ------------------------
+
+
+def test_config_before_the_command_and_its_paths_taken_from_its_folder(  # type: ignore[no-untyped-def]
+        run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    cfg = site / "digest.toml"
+    cfg.write_text('data_dir = "data"\n[database]\nurl = "sqlite:///data/news.db"\n'
+                   '[delivery]\noutbox_dir = "data/outbox"\n')
+    (site / "data").mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    r = run("--config", str(cfg), "init")
+    assert r.exit_code == 0, r.output
+    assert (site / "data" / "news.db").exists() and not (elsewhere / "data").exists()
+    r = run("--config", str(cfg), "lists", "create", "morning", "--from", "m@news.example.org")
+    assert r.exit_code == 0, r.output
+    # From another folder, before and after the command name: the same database.
+    monkeypatch.chdir(tmp_path)
+    for args in (["--config", str(cfg), "status"], ["status", "--config", str(cfg)],
+                 ["--config", "site/digest.toml", "lists", "ls"]):
+        r = run(*args)
+        assert r.exit_code == 0 and "morning" in r.output, r.output
+    monkeypatch.setenv("DIGEST_CONFIG", str(cfg))
+    assert "morning" in run("lists", "ls").output
+    assert run("subscribers", "add", "pat@example.org", "--list", "morning").exit_code == 0
+    assert len(list((site / "data" / "outbox" / "new").iterdir())) == 1  # the confirm mail
+    assert (site / "data" / "secret.key").exists()
+    assert not (tmp_path / "data").exists() and not (tmp_path / "var").exists()
+    monkeypatch.delenv("DIGEST_CONFIG")
+    r = run("--config", "missing.toml", "status")
+    assert r.exit_code == 1 and r.output.startswith("Error: config file missing.toml not found")
+
+
+# -- 3: a source's URL is checked --------------------------------------------------------
+
+
+@pytest.mark.parametrize(("url", "says"), [
+    ("http://", "Error: 'http://' has no host name; give the feed's whole address"),
+    ("http://exa mple.org/feed", "Error: 'http://exa mple.org/feed' has a space"),
+    ("https://example.org:99999/feed", "has a port that is not a number from 1 to 65535"),
+    ("https://ex..org/feed", "'ex..org' is not a host name"),
+])
+def test_sources_add_refuses_an_address_that_is_no_url(  # type: ignore[no-untyped-def]
+        run, tmp_path: Path, url: str, says: str) -> None:
+    assert run("init").exit_code == 0
+    assert run("lists", "create", "morning", "--from", "m@news.example.org").exit_code == 0
+    r = run("sources", "add", url, "--list", "morning")
+    assert r.exit_code == 1, r.output
+    assert r.output.startswith("Error: ") and says in r.output, r.output
+    assert "e.g. https://example.org/feed.xml" in said(r)
+    assert rows(tmp_path / "var" / "digest.db", "SELECT count(*) FROM sources") == [(0,)]
+    r = run("sources", "add", "https://example.org/feed%20one.xml", "--list", "morning")
+    assert r.exit_code == 0, r.output

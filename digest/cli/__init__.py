@@ -13,7 +13,7 @@ from digest import __version__
 from digest.app import App
 from digest.cli.backup import backup
 from digest.cli.bounces import bounces
-from digest.cli.common import DigestGroup, out, say, with_new_app
+from digest.cli.common import DigestGroup, config_option, out, say, with_new_app
 from digest.cli.dns import check_dns
 from digest.cli.edition import edition
 from digest.cli.inbound import inbound
@@ -32,7 +32,8 @@ from digest.state import require_writable
 
 @click.group(cls=DigestGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="digest")
-def main() -> None:
+@config_option
+def main(config_path: str | None) -> None:
     """digest: gather articles from feeds, curate an edition, mail it to subscribers.
 
     Try `digest demo` first. Then: `digest init`, `digest lists create`,

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from digest.backup import backup_sqlite
-from digest.cli.common import say
+from digest.cli.common import chosen_config, config_option, say
 from digest.config import Settings, load
 
 
@@ -15,8 +15,7 @@ from digest.config import Settings, load
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 # Settings only, no App: a backup must work on a database whose schema is older than
 # this version, which is when it is taken (before `digest init` upgrades it).
-@click.option("--config", "config_path", type=click.Path(dir_okay=False),
-              help="Settings file (default config/digest.toml, or $DIGEST_CONFIG).")
+@config_option
 def backup(path: Path, config_path: str | None) -> None:
     """Copy the SQLite database into the new file PATH, while digest runs.
 
@@ -24,7 +23,7 @@ def backup(path: Path, config_path: str | None) -> None:
     meanwhile), checked with SQLite's integrity check, and readable by you alone (0600).
     On PostgreSQL it says which pg_dump command to run instead.
     """
-    settings = load(config_path)
+    settings = load(chosen_config(config_path))
     done = backup_sqlite(settings["database.url"], path)
     say(f"Backed up {done.source} to {done.target} ({done.size:,} bytes, integrity ok, "
         "mode 0600).")

@@ -66,12 +66,26 @@ def with_new_app(fn: F) -> F:
     return _with_app(fn, schema=False)
 
 
+#: `--config`, taken before the command name (`digest --config F status`) and after it.
+config_option = click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False),
+    help="Settings file (default config/digest.toml, or $DIGEST_CONFIG); relative paths "
+         "in it are taken from its folder.")
+
+
+def chosen_config(config_path: str | None) -> str | None:
+    """The command's own --config, else the one given before the command name."""
+    if config_path is not None:
+        return config_path
+    ctx = click.get_current_context(silent=True)
+    return ctx.find_root().params.get("config_path") if ctx else None
+
+
 def _with_app(fn: F, *, schema: bool) -> F:
-    @click.option("--config", "config_path", type=click.Path(dir_okay=False),
-                  help="Settings file (default config/digest.toml, or $DIGEST_CONFIG).")
+    @config_option
     @functools.wraps(fn)
     def wrapper(config_path: str | None, **kwargs: Any) -> Any:
-        app = App(load(config_path))
+        app = App(load(chosen_config(config_path)))
         configure_from(app.settings, command=True)  # [logging] format; warnings and up
         try:
             if schema:

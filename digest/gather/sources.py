@@ -17,9 +17,11 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+import ipaddress
 import json
 import logging
 import os
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -108,12 +110,43 @@ class SourceReport:
         return "; ".join(notes)
 
 
+_EXAMPLE = "give the feed's whole address, e.g. https://example.org/feed.xml"
+_HOST_RE = re.compile(r"[^\W_](?:[\w-]*[^\W_])?(?:\.[^\W_](?:[\w-]*[^\W_])?)*\.?")
+
+
+def _checked_http(url: str) -> str:
+    """`url` if it is a usable http(s) address: a host name, no spaces, a port that is a
+    number; else InvalidInput saying what is wrong with it."""
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+        raise InvalidInput(f"{url!r} has a space or control character in it, which no "
+                           f"address has; write a space in a path as %20, or {_EXAMPLE}")
+    parts = urlsplit(url)
+    try:
+        host, _port = parts.hostname, parts.port
+    except ValueError:
+        raise InvalidInput(f"{url!r} has a port that is not a number from 1 to 65535; "
+                           f"{_EXAMPLE}") from None
+    if not host:
+        raise InvalidInput(f"{url!r} has no host name; {_EXAMPLE}")
+    if not (host.startswith("[") or _is_ip(host) or _HOST_RE.fullmatch(host)):
+        raise InvalidInput(f"{url!r}: {host!r} is not a host name; {_EXAMPLE}")
+    return url
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def normalize_source_url(url: str, allow_files: bool) -> str:
     """An http(s) URL as given, or a local path turned into an absolute file:// URL."""
     url = url.strip()
     scheme = urlsplit(url).scheme.lower()
     if scheme in ("http", "https"):
-        return url
+        return _checked_http(url)
     if allow_files and scheme in ("", "file"):
         path = Path(url[7:] if scheme == "file" else url).expanduser().resolve()
         if not path.is_file():
