@@ -195,3 +195,25 @@ def test_sources_add_refuses_an_address_that_is_no_url(  # type: ignore[no-untyp
     assert rows(tmp_path / "var" / "digest.db", "SELECT count(*) FROM sources") == [(0,)]
     r = run("sources", "add", "https://example.org/feed%20one.xml", "--list", "morning")
     assert r.exit_code == 0, r.output
+
+
+# -- 10: forget without a terminal, rm of an unknown address -----------------------------
+
+
+def test_forget_with_no_terminal_says_to_pass_yes_and_rm_points_at_ls(  # type: ignore[no-untyped-def]
+        run) -> None:
+    assert run("init").exit_code == 0
+    assert run("lists", "create", "morning", "--from", "m@news.example.org").exit_code == 0
+    assert run("subscribers", "add", "ada@example.org", "--list", "morning",
+               "--confirmed").exit_code == 0
+    r = run("subscribers", "forget", "ada@example.org")  # stdin empty: no one to answer
+    assert r.exit_code == 1, r.output
+    [error] = [line for line in r.output.splitlines() if line.startswith("Error: ")]
+    assert error.startswith("Error: nothing was erased") and "pass --yes" in error, r.output
+    assert "Aborted!" not in r.output
+    assert "ada@example.org" in run("subscribers", "ls", "--list", "morning").output
+    r = run("subscribers", "rm", "Nobody@example.org", "--list", "morning")
+    assert r.exit_code == 1, r.output
+    assert r.output.startswith("Error: 'nobody@example.org' is not on list 'morning'; see "
+                               "who is with `digest subscribers ls --list morning`"), r.output
+    assert "export" not in r.output

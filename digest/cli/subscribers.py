@@ -177,7 +177,13 @@ def subscribers_rm(app: App, email: str, list_name: str | None, all_lists: bool)
     with app.sessions() as s:
         if list_name is not None:
             mlist = get_list(s, list_name)
-            member = remove_member(s, mlist, email, now=app.clock(), reason="admin")
+            try:
+                member = remove_member(s, mlist, email, now=app.clock(), reason="admin")
+            except NotFound:
+                raise NotFound(f"{normalize(email)!r} is not on list {mlist.name!r}; see who "
+                               f"is with `digest subscribers ls --list {mlist.name}`, or "
+                               f"find the address on every list with `digest subscribers "
+                               f"show {normalize(email)}`") from None
             s.commit()
             say(f"Unsubscribed {member.subscriber.email} from {mlist.name}")
             return
@@ -253,8 +259,15 @@ def subscribers_forget(app: App, email: str, yes: bool) -> None:
             stored = (f"memberships: {len(data['memberships'])}, deliveries: "
                       f"{data['deliveries']['total']}" if data else
                       "not in the database; rejects of imports and outbox messages")
-            click.confirm(f"Erase everything stored about {address} ({stored})? This "
-                          "cannot be undone", abort=True)
+            try:
+                agreed = click.confirm(f"Erase everything stored about {address} "
+                                       f"({stored})? This cannot be undone")
+            except click.Abort:  # no answer: no terminal (cron, a pipe), or Ctrl-C
+                raise click.ClickException(
+                    f"nothing was erased: there was no answer to whether to erase {address} "
+                    "(no terminal to ask on); pass --yes to erase without asking") from None
+            if not agreed:
+                raise click.Abort
         report = forget(s, email, now=app.clock(), imports_dir=imports_dir(app),
                         outbox_dir=outbox_dir(app.settings))
         s.commit()
