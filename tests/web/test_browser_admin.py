@@ -64,7 +64,7 @@ def test_an_admin_imports_a_csv_with_bad_rows_and_downloads_the_rejects(
     page.get_by_role("button", name="Upload and import").click()
 
     # The job page never reloads itself: "Check progress" asks again until it is done.
-    expect(page).to_have_url(f"{live_url}/admin/imports/1")
+    expect(page).to_have_url(f"{live_url}/admin/imports/1?checked=1")
     deadline = time.monotonic() + 30
     check = page.get_by_role("button", name="Check progress")
     while check.count():

@@ -88,7 +88,8 @@ class JobPage(AdminPage):
     """web/admin/import.html: one job. It never reloads itself (WCAG 2.2.1: a reload
     nobody asked for moves the keyboard to the top and cannot be stopped); while the
     job works a "Check progress" button asks for the page again, and `checked` says it
-    was pressed, so the status gets the focus and a screen reader reads the figures."""
+    was pressed (or that the upload just led here), so the status gets the focus and a
+    screen reader reads the figures."""
 
     job: JobView
     checked: bool = False
@@ -150,7 +151,8 @@ async def _accept(app: App, pages: Pages, session: WebSession, form: FormData,
         path.unlink(missing_ok=True)  # no job will delete it
         raise
     imports.start(app, job_id)
-    return see_other(f"/admin/imports/{job_id}")
+    # Focus on the job's status on arrival too, so a screen reader says it has begun.
+    return see_other(f"/admin/imports/{job_id}?checked=1")
 
 
 @router.get("/admin/imports/{job_id}")
