@@ -6,6 +6,7 @@ later is checked too.)"""
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -17,7 +18,7 @@ from fastapi.testclient import TestClient
 
 from digest.app import App
 from digest.web import admin
-from tests.web.conftest import World, csrf
+from tests.web.conftest import ALICE, World, csrf
 from tests.web.test_security import _snapshot, csrf_of_anonymous
 
 # Values naming real things in `world` and `users`, so a refusal is no 404 in disguise.
@@ -88,3 +89,26 @@ def test_no_admin_form_is_taken_without_its_csrf_token(
         assert answer.status_code == 403, (method, path, answer.status_code)
         assert "did not come from this site" in answer.text
     assert _snapshot(app) == before
+
+
+def test_each_view_of_a_console_page_has_its_own_title(
+        admin_client: TestClient, world: World) -> None:
+    """WCAG 2.4.2: a filtered list, and the page asking to forget someone, are told apart
+    from the unfiltered list and the person's page in tabs, history and screen readers."""
+    def title(path: str) -> str:
+        answer = admin_client.get(path)
+        assert answer.status_code == 200, (path, answer.status_code)
+        found = re.search(r"<title>(.*?)</title>", answer.text, re.S)
+        assert found, path
+        return html.unescape(found.group(1)).strip()
+
+    alice = world.ids[ALICE]
+    pairs = [("/admin/subscribers", "/admin/subscribers?list=news&status=confirmed"),
+             ("/admin/subscribers", "/admin/subscribers?q=alice"),
+             ("/admin/sources", "/admin/sources?list=news"),
+             ("/admin/imports", "/admin/imports?list=news"),
+             (f"/admin/subscribers/{alice}", f"/admin/subscribers/{alice}/forget")]
+    for plain, narrower in pairs:
+        assert title(plain) != title(narrower), (plain, narrower, title(plain))
+    assert "news" in title("/admin/subscribers?list=news&status=confirmed")
+    assert title(f"/admin/subscribers/{alice}/forget").startswith("Forget ")

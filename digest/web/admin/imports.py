@@ -210,7 +210,8 @@ def _imports_page(app: App, pages: Pages, session: WebSession, list_name: str, *
     with app.sessions() as s:
         mlist = list_or_404(s, list_name) if list_name else None
         jobs = imports.recent_jobs(s, now=app.clock(), list_id=mlist.id if mlist else None)
-        page = ImportsPage(title="Import subscribers", section="imports",
+        page = ImportsPage(title=f"Import subscribers into {list_name}" if list_name
+                           else "Import subscribers", section="imports",
                            lists=[m.name for m in all_lists(s)], list_name=list_name,
                            jobs=[_view(app, j) for j in jobs], error=error,
                            error_at=error_at)

@@ -232,7 +232,8 @@ def _page(app: App, pages: Pages, session: WebSession, subscriber_id: int, *,
         data = person_data(s, subscriber.email)
         on = {m["list"] for m in data["memberships"]}
         page = PersonPage(
-            title=subscriber.email, section="subscribers", notice=done, id=subscriber.id,
+            title=f"Forget {subscriber.email}?" if forgetting else subscriber.email,
+            section="subscribers", notice=done, id=subscriber.id,
             data=data, deliveries=_deliveries(s, subscriber.id),
             edit=edit or _stored(subscriber), error=error, errors_at=errors_at,
             lists=[m.name for m in all_lists(s) if m.name not in on], forgetting=forgetting)

@@ -213,6 +213,7 @@ def _page(s: Session, now: dt.datetime, *, list_name: str = "", url: str = "",
     ]
     if list_name:
         list_or_404(s, list_name)
-    return SourcesPage(title="Sources", section="sources", notice=done, sources=rows,
+    return SourcesPage(title=f"Sources of {list_name}" if list_name else "Sources",
+                       section="sources", notice=done, sources=rows,
                        lists=[m.name for m in all_lists(s)], url=url, list_name=list_name,
                        full_text=full_text, error=error, result=result)

@@ -96,6 +96,15 @@ class SearchPage(AdminPage):
     add_list: str = ""
 
 
+def _title(filters: Filters) -> str:
+    """"Subscribers", with what the search is for: "Subscribers of news, confirmed"."""
+    parts = [f"matching “{filters.q}”" if filters.q else "",
+             f"of {filters.list_name}" if filters.list_name else "",
+             filters.status, f"tagged {filters.tag}" if filters.tag else ""]
+    said = [p for p in parts if p]
+    return "Subscribers" + (" " + ", ".join(said) if said else "")
+
+
 @router.get("/admin/subscribers")
 def search_page(user: AdminUser, session: Viewer, app: AppDep, pages: PagesDep,
                 q: str = "", list_name: ListParam = "", status: str = "", tag: str = "",
@@ -108,7 +117,9 @@ def search_page(user: AdminUser, session: Viewer, app: AppDep, pages: PagesDep,
         except InvalidInput as exc:
             found, more, error = [], False, sentence(str(exc))
         page = SearchPage(
-            title="Subscribers", section="subscribers", notice=notice(done), filters=filters,
+            # Each search its own title (WCAG 2.4.2): tabs and history tell them apart.
+            title=_title(filters), section="subscribers", notice=notice(done),
+            filters=filters,
             found=found, next_before=found[-1].id if more else None, paged=before is not None,
             lists=[m.name for m in all_lists(s)], error=error, add_list=list_name)
     return render(pages, "web/admin/subscribers.html", page, session,
