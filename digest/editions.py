@@ -104,6 +104,54 @@ def require_sendable(edition: Edition, mlist: MailingList) -> None:
                        f"/desk/{mlist.name}), or it does not go out")
 
 
+def why_nothing_new(s: Session, mlist: MailingList, now: dt.datetime,
+                    rules: EditionRules) -> str:
+    """Why building found nothing for `mlist` at `now`, and what to do: no sources, no
+    articles, a first edition's window that the articles' dates fall outside of, or
+    nothing gathered since the last edition went out."""
+    name = mlist.name
+    sources = s.scalar(select(func.count()).where(ListSource.list_id == mlist.id)) or 0
+    if not sources:
+        return (f"list {name} has no sources; add a feed with "
+                f"`digest sources add URL --list {name}`")
+    mine = select(ListSource.source_id).where(ListSource.list_id == mlist.id)
+    count, backlog, newest, oldest = s.execute(
+        select(func.count(), func.count().filter(Article.backlog),
+               func.max(Article.published_at).filter(~Article.backlog),
+               func.min(Article.published_at).filter(~Article.backlog))
+        .where(Article.source_id.in_(mine))
+    ).one()
+    if not count:
+        return (f"its {_plural(sources, 'source')} have brought no articles yet; run "
+                "`digest fetch`, and `digest sources ls` to see their health")
+    undated = (f"; {_plural(backlog, 'undated article')} from a first fetch "
+               f"{'is' if backlog == 1 else 'are'} old news, not offered" if backlog else "")
+    previous = last_sent(s, mlist)
+    if previous is not None:
+        return (f"its {_plural(count, 'article')} went out in edition #{previous.number} or "
+                f"before it{undated}; run `digest fetch` to gather new ones")
+    if newest is None:
+        return f"its {_plural(count, 'article')} are all undated{undated}"
+    age = now - newest
+    # Hours back to the oldest, so that the window suggested takes every one of them.
+    hours = max(rules.window_hours + 1, int((now - oldest).total_seconds() // 3600) + 2)
+    return (f"it has {_plural(count, 'article')}, the newest dated "
+            f"{newest:%Y-%m-%d %H:%M} UTC ({_age(age)} ago), but a first edition takes only "
+            f"those dated in the last {rules.window_hours} hours ([edition] window_hours)"
+            f"{undated}. To take older ones, widen the window, e.g. "
+            f"`DIGEST_EDITION_WINDOW_HOURS={hours} digest edition build --list {name}`, or "
+            "set window_hours under [edition] in the settings file")
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _age(age: dt.timedelta) -> str:
+    hours = int(age.total_seconds() // 3600)
+    return _plural(hours, "hour") if hours < 48 else _plural(hours // 24, "day")
+
+
 def last_sent(s: Session, mlist: MailingList) -> Edition | None:
     """The newest edition that went (or is going) out; its cutoff starts the next one."""
     return s.scalar(

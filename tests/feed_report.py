@@ -92,7 +92,8 @@ def run_cli(files: list[Path], base: str, work: Path) -> tuple[dict[str, str], s
         sent = digest(env, work, "edition", "send", "--list", LIST)
         if sent.returncode:
             print(f"digest edition send ended with {sent.returncode}:\n{sent.stderr[-2000:]}")
-        if sent.returncode or "No new articles" in sent.stdout:
+        if sent.returncode or "nothing to send" in sent.stdout or \
+                "nothing new to send" in sent.stdout:
             break
     return refused, " ".join(" ".join(said).split())
 

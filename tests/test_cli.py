@@ -72,7 +72,9 @@ def test_whole_flow_from_the_command_line(  # type: ignore[no-untyped-def]
     assert "edition #1 of morning: list morning has no postal address" in warning, warning
     assert "digest lists set morning --postal-address" in r.output
     r = run("edition", "send", "--list", "morning")
-    assert r.exit_code == 0 and "nothing to send" in r.output
+    assert r.exit_code == 0 and "Edition #1 of morning is already sent, and there is " \
+        "nothing new to send: its 3 articles went out in edition #1 or before it; run " \
+        "`digest fetch`" in " ".join(r.output.split()), r.output
     assert "Warning" not in r.output
     sent = [email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
             for p in (tmp_path / "var" / "outbox" / "new").iterdir()]

@@ -217,3 +217,33 @@ def test_forget_with_no_terminal_says_to_pass_yes_and_rm_points_at_ls(  # type: 
     assert r.output.startswith("Error: 'nobody@example.org' is not on list 'morning'; see "
                                "who is with `digest subscribers ls --list morning`"), r.output
     assert "export" not in r.output
+
+
+# -- 2: why a build found nothing ---------------------------------------------------------
+
+
+def test_build_with_nothing_in_the_window_says_what_was_found_and_how_to_widen_it(  # type: ignore[no-untyped-def]
+        run, monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+
+    assert run("init").exit_code == 0
+    assert run("lists", "create", "morning", "--from", "m@news.example.org").exit_code == 0
+    r = run("edition", "build", "--list", "morning")
+    assert "No new articles for morning, nothing to build: list morning has no sources; " \
+        "add a feed with `digest sources add URL --list morning`" in said(r), r.output
+    assert run("sources", "add", str(FEED), "--list", "morning").exit_code == 0
+    monkeypatch.delenv("DIGEST_EDITION_WINDOW_HOURS")  # the default: 24 hours
+    assert run("fetch").exit_code == 0
+    r = run("edition", "build", "--list", "morning")
+    assert r.exit_code == 0, r.output
+    text = said(r)
+    assert "No new articles for morning, nothing to build: it has 3 articles, the newest " \
+        "dated 2026-11-27" in text, text
+    assert "a first edition takes only those dated in the last 24 hours ([edition] " \
+        "window_hours)" in text, text
+    assert "since its last edition" not in text
+    [hours] = re.findall(r"`DIGEST_EDITION_WINDOW_HOURS=(\d+) digest edition build "
+                         r"--list morning`", text)
+    monkeypatch.setenv("DIGEST_EDITION_WINDOW_HOURS", hours)  # as it says
+    r = run("edition", "build", "--list", "morning")
+    assert "Built edition #1 of morning" in said(r) and "3 articles" in said(r), r.output

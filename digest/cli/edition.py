@@ -11,7 +11,7 @@ from digest import curate
 from digest.app import App
 from digest.cli.common import add_row, err, out, print_table, progress_bar, say, with_app
 from digest.deliver.worker import SendReport
-from digest.editions import open_edition
+from digest.editions import last_sent, open_edition, why_nothing_new
 from digest.mailsize import Fit
 from digest.models import Edition, EditionStatus
 from digest.publication import LAYOUTS, require_recipients
@@ -35,8 +35,8 @@ def edition_build(app: App, list_name: str) -> None:
     with app.sessions() as s:
         ed, created = app.build(s, list_name)
         if ed is None:
-            out.print(f"No new articles for {list_name} since its last edition; nothing to "
-                      "build. Run `digest fetch` to gather new ones.")
+            why = why_nothing_new(s, get_list(s, list_name), app.clock(), app.edition_rules())
+            say(f"No new articles for {list_name}, nothing to build: {why}.")
             return
         counts = curate.tally(s, ed, get_list(s, list_name), now=app.clock(),
                               rules=app.edition_rules())
@@ -126,8 +126,14 @@ def edition_send(app: App, list_name: str) -> None:
 
         report = app.send(list_name, progress=advance, on_start=started)
     if report is None:
-        out.print(f"No new articles for {list_name}; nothing to send. "
-                  "Run `digest fetch` to gather new ones.")
+        with app.sessions() as s:
+            mlist = get_list(s, list_name)
+            why = why_nothing_new(s, mlist, app.clock(), app.edition_rules())
+            previous = last_sent(s, mlist)
+            said = (f"Edition #{previous.number} of {list_name} is already sent, and there "
+                    "is nothing new to send" if previous is not None else
+                    f"No new articles for {list_name}, nothing to send")
+        say(f"{said}: {why}.")
         return
     print_send_summary(report, holder.get("number", 0))
 
