@@ -247,3 +247,33 @@ def test_build_with_nothing_in_the_window_says_what_was_found_and_how_to_widen_i
     monkeypatch.setenv("DIGEST_EDITION_WINDOW_HOURS", hours)  # as it says
     r = run("edition", "build", "--list", "morning")
     assert "Built edition #1 of morning" in said(r) and "3 articles" in said(r), r.output
+
+
+# -- 7: serve on a busy port ---------------------------------------------------------------
+
+
+def test_serve_on_a_busy_port_says_which_and_starts_nothing(tmp_path: Path) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
+    env.update(DIGEST_PUBLIC_URL="https://news.example.org", DIGEST_DELIVERY_BACKEND="outbox")
+    digest = [sys.executable, "-m", "digest"]
+    assert subprocess.run([*digest, "init"], cwd=tmp_path, env=env, capture_output=True,
+                          timeout=60).returncode == 0
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = subprocess.run([*digest, "serve", "--port", str(port)], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.startswith(f"Error: cannot listen on 127.0.0.1:{port}: another program, "
+                               "or another digest serve, is listening there; nothing was "
+                               "started"), r.stderr
+    assert "--port 8001" in r.stderr and "DIGEST_WEB_PORT" in r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.splitlines()) == 1, r.stderr
+    # No sender, no scheduler: not one heartbeat was written.
+    assert rows(tmp_path / "var" / "digest.db", "SELECT count(*) FROM senders") == [(0,)]

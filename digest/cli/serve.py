@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 import threading
 
 import click
@@ -40,6 +42,7 @@ def run_site(app: App, host: str, port: int, *, schedule: bool = True) -> None:
     from digest.web.site import senders_check
 
     app.check_sender(imports=True)  # before anything starts: no half-started server
+    require_port_free(host, port)  # nor a scheduler running behind a server that failed
     stop = threading.Event()
     sender = Sender(app, stop)
     # A bad templates_dir or signing key stops us here. /healthz fails while the
@@ -68,3 +71,33 @@ def run_site(app: App, host: str, port: int, *, schedule: bool = True) -> None:
                 scheduler.shutdown()  # lets a running job finish
             sender.join()  # the worker finishes the messages in flight
     log.info("digest serve stopped")
+
+
+def require_port_free(host: str, port: int) -> None:
+    """ClickException naming the address and how to choose another, when nothing could
+    listen on `host`:`port` (another program has it, a port below 1024, a host name that
+    is not this machine's). Bound and let go at once: uvicorn binds it again right away.
+    Port 0 (any free one) needs no check."""
+    if port == 0:
+        return
+    fix = ("choose another port with --port (e.g. --port 8001), or set [web] port "
+           "(DIGEST_WEB_PORT)")
+    try:
+        family, kind, proto, _name, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as exc:
+        raise click.ClickException(
+            f"cannot listen on {host}: {exc.strerror}; give --host an address of this "
+            "machine, or set [web] host (DIGEST_WEB_HOST)") from None
+    probe = socket.socket(family, kind, proto)
+    try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        probe.bind(address)
+    except OSError as exc:
+        why = ("another program, or another digest serve, is listening there"
+               if exc.errno == errno.EADDRINUSE else exc.strerror)
+        raise click.ClickException(
+            f"cannot listen on {host}:{port}: {why}; nothing was started. Stop that "
+            f"program, or {fix}") from None
+    finally:
+        probe.close()
