@@ -277,3 +277,17 @@ def test_serve_on_a_busy_port_says_which_and_starts_nothing(tmp_path: Path) -> N
     assert "Traceback" not in r.stderr and len(r.stderr.splitlines()) == 1, r.stderr
     # No sender, no scheduler: not one heartbeat was written.
     assert rows(tmp_path / "var" / "digest.db", "SELECT count(*) FROM senders") == [(0,)]
+
+
+# -- 9: exit statuses as the README states them -------------------------------------------
+
+
+def test_the_readme_states_the_exit_statuses_the_commands_have(run) -> None:  # type: ignore[no-untyped-def]
+    readme = " ".join((Path(__file__).parent.parent / "README.md").read_text().split())
+    assert "Errors print `Error: …` with what to do, and exit 1; bad usage (an unknown " \
+        "command or option, a missing argument) exits 2" in readme
+    assert run("init").exit_code == 0
+    assert run("lists", "show", "nope").exit_code == 1  # an error
+    for usage in (["lists", "bogus"], ["lists", "create"], ["status", "--bogus"]):
+        r = run(*usage)
+        assert r.exit_code == 2 and "Error: " in r.output, r.output
