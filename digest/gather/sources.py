@@ -48,6 +48,7 @@ from digest.gather.identity import (
     identity,
     match_entries,
 )
+from digest.gather.language import infer_language
 from digest.gather.lease import lease_length, new_owner, release_lease, take_lease
 from digest.gather.links import LINK_MAX, link_key, whole_link
 from digest.models import Article, ListSource, Source
@@ -460,7 +461,9 @@ def _told(e: Entry) -> dict[str, Any]:
         title=e.title, author=e.author[:300], summary=e.summary, content_html=e.content_html,
         image_url=whole_link(e.image_url), image_caption=e.image_caption,
         image_credit=e.image_credit, image_width=e.image_width, image_height=e.image_height,
-        language=e.language[:16],
+        # A declared language (the entry's, the feed's, the page's) always wins; only an
+        # article that declares none has its language told from its text.
+        language=(e.language or infer_language(e.title, e.summary))[:16],
     )
 
 
