@@ -78,6 +78,10 @@ def test_send_to_a_list_without_confirmed_subscribers_is_refused_and_keeps_the_d
     r = run("edition", "send", "--list", "morning")
     assert r.exit_code == 0 and "Edition #1 is sent" in r.output, r.output
     assert "3 articles" in said(r)
+    assert "Edition #1: 1 delivery to go via outbox" in r.output, r.output  # 11: not "1 deliveries"
+    # 11: status says the edition was sent by hand, not "scheduled: never".
+    [row] = [line for line in run("status").output.splitlines() if "│ sent " in line]
+    assert "by hand" in row and "never" not in row, row
 
 
 # -- 5: fetch failures reach cron --------------------------------------------------------

@@ -121,7 +121,7 @@ def edition_send(app: App, list_name: str) -> None:
                 counts = curate.tally(s, s.get_one(Edition, ed.id), mlist, now=app.clock(),
                                       rules=app.edition_rules())
             err.print(f"Edition #{ed.number}: {counts}", markup=False, soft_wrap=True)
-            err.print(f"Edition #{ed.number}: {pending} deliveries to go "
+            err.print(f"Edition #{ed.number}: {_deliveries(pending)} to go "
                       f"via {app.backend.name}")
 
         report = app.send(list_name, progress=advance, on_start=started)
@@ -145,8 +145,10 @@ def print_send_summary(report: SendReport, number: int) -> None:
         add_row(table, status, str(count))
     print_table(table)
     if report.released.get("uncertain"):
-        out.print(f"{report.released['uncertain']} deliveries were being handed over when an "
-                  "earlier run stopped; they are marked uncertain and not sent again.")
+        n = report.released["uncertain"]
+        out.print(f"{_deliveries(n)} {'was' if n == 1 else 'were'} being handed over when an "
+                  f"earlier run stopped; {'it is' if n == 1 else 'they are'} marked uncertain "
+                  "and not sent again.")
     if report.finished:
         out.print(f"Edition #{number} is sent.")
     elif report.next_retry:
@@ -154,3 +156,7 @@ def print_send_summary(report: SendReport, number: int) -> None:
                   f"local hour) until {report.next_retry:%Y-%m-%d %H:%M} UTC: a running "
                   "`digest worker` or `digest serve` sends them, or run `digest edition send` "
                   "again then.")
+
+
+def _deliveries(n: int) -> str:
+    return f"{n} delivery" if n == 1 else f"{n} deliveries"

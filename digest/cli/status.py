@@ -139,7 +139,9 @@ def _editions(s: Session, lists: list[MailingList], per_list: int) -> Table:
     for mlist in lists:
         for ed in recent_editions(s, mlist, per_list):
             c = _counts(s, ed.id)
-            add_row(table, mlist.name, str(ed.number), ed.status, when(ed.scheduled_for),
+            # An edition built or sent by hand had no time on the schedule: not "never".
+            scheduled = when(ed.scheduled_for) if ed.scheduled_for else "by hand"
+            add_row(table, mlist.name, str(ed.number), ed.status, scheduled,
                     str(c["sent"]), str(c["failed"]), str(c["pending"]), str(c["other"]),
                     str(c["bounced"]), str(c["soft_bounced"]), str(c["complained"]))
     return table
