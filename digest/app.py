@@ -251,13 +251,13 @@ class App:
             self.start_sending(s, edition, mlist)
             if on_start:
                 on_start(edition, ledger.pending(s, edition.id))
-            edition_id = edition.id
+            edition_id, label = edition.id, f"edition #{edition.number} of {mlist.name}"
         # A database restart mid-send: what went out is recorded once it is back, and
         # the rest is sent then (nothing twice); a longer outage ends with its error.
         return outcomes.when_back(
             lambda: self.deliver(edition_id, progress=progress, stop=stop),
             self.settings["delivery.lease_seconds"],
-            lambda: f"edition {edition_id} waits for the database")
+            lambda: f"{label} waits for the database")
 
     def deliver(self, edition_id: int, *, progress: Callable[[int], None] | None = None,
                 stop: threading.Event | None = None, release: bool = True,

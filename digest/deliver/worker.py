@@ -137,6 +137,8 @@ def deliver(
     with Session(engine, expire_on_commit=False) as s:
         edition = s.get_one(Edition, edition_id)
         mlist = s.get_one(MailingList, edition.list_id)
+        # By number and list, as the CLI and the desk name it; the id is internal.
+        label = f"edition #{edition.number} of {mlist.name}"
         released = (ledger.release_dead(s, edition_id, clock()) if release
                     else {"requeued": 0, "uncertain": 0})
         template = message_template(edition, mlist, opts)
@@ -171,13 +173,14 @@ def deliver(
             # database missed while it was away (waiting for it up to a lease): until
             # then the claims are kept, since a lost handover leaves its row `claimed`.
             events.close(patience=opts.lease_seconds)
-            _give_back(s, edition_id, worker, patience=opts.lease_seconds)
+            _give_back(s, edition_id, label, worker, patience=opts.lease_seconds)
         if edition.kind == EditionKind.CONFIRM:  # a standing queue: never finished
             return _report(s, edition, released, finished=False, claimed=total)
         return _finish(s, edition, released, clock(), claimed=total)
 
 
-def _give_back(s: Session, edition_id: int, worker: str, *, patience: float) -> None:
+def _give_back(s: Session, edition_id: int, label: str, worker: str, *,
+               patience: float) -> None:
     """Return the claims not attempted to the queue, so that no one waits for a lease;
     if the database is away, as soon as it is back (waiting up to `patience` s)."""
     def release() -> int:
@@ -189,13 +192,12 @@ def _give_back(s: Session, edition_id: int, worker: str, *, patience: float) -> 
 
     try:
         returned = when_back(release, patience,
-                             lambda: f"edition {edition_id}: claimed deliveries wait to be "
-                                     "returned to the queue")
+                             lambda: f"{label}: claimed deliveries wait to be returned "
+                                     "to the queue")
     except DatabaseUnavailable:  # logged: the lease frees them later
         return
     if returned:
-        log.info("edition %d: %d claimed deliveries returned to the queue",
-                 edition_id, returned)
+        log.info("%s: %d claimed deliveries returned to the queue", label, returned)
 
 
 @dataclass(frozen=True)
