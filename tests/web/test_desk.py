@@ -197,8 +197,44 @@ def test_a_refusal_shows_the_desk_with_the_reason_and_changes_nothing(
     assert "The headline cannot be empty; drop the article instead." in answer.text
     assert items(app)[0].title == first.title
     answer = post(editor_client, f"/desk/news/items/{first.id}/move", direction="sideways")
-    assert answer.status_code == 400 and "Say up or down." in answer.text
-    assert post(editor_client, "/desk/news/items/99999/drop").status_code == 404
+    assert answer.status_code == 400
+    said = text_of(answer.text).replace("“ ", "“").replace(" ”", "”")
+    assert f"“{first.title}” was not changed: say up or down." in said
+    # An item that is not in the edition: back to the desk, which says so.
+    answer = post(editor_client, "/desk/news/items/99999/drop")
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/desk/news?error=gone"
+    assert "That article is no longer in this edition" in text_of(
+        editor_client.get(answer.headers["location"]).text)
+
+
+def test_a_refused_form_marks_its_field_and_keeps_what_was_typed(
+        app: App, editor_client: TestClient, news: World) -> None:
+    """Without a browser (tests/web/test_desk_errors.py has one): the markup of it."""
+    start(editor_client)
+    first = items(app)[0]
+    answer = post(editor_client, f"/desk/news/items/{first.id}/edit", title=" ",
+                  summary="Typed blurb", note="Typed note")
+    html = answer.text
+    assert answer.status_code == 400
+    assert re.search(r"<title>Error: [^<]*: desk</title>", html)
+    assert (f'id="title-{first.id}" name="title" value=" "' in html
+            and f'aria-invalid="true" aria-describedby="title-{first.id}-error"' in html)
+    assert (f'id="title-{first.id}-error">The headline cannot be empty; drop the article '
+            "instead.</span>") in html
+    assert ">Typed blurb</textarea>" in html and ">Typed note</textarea>" in html
+    assert html.count("<details class=\"edit\" open>") == 1
+    said = text_of(html).replace("“ ", "“").replace(" ”", "”")
+    assert f"“{first.title}” was not changed: the headline cannot be empty" in said
+    for path, fields, field in [
+            ("/desk/news/intro", {"subject": " ", "intro": "Typed intro"}, "subject"),
+            ("/desk/news/schedule", {"when": "2020-01-01T07:00"}, "when"),
+            ("/desk/news/add-url", {"url": "file:///etc/passwd"}, "url")]:
+        html = post(editor_client, path, **fields).text
+        assert f'aria-invalid="true" aria-describedby="{field}-error"' in html, path
+        assert html.count('aria-invalid="true"') == 1, path
+        assert all(f"{value}</textarea>" in html or f'value="{value}"' in html
+                   for value in fields.values()), path
 
 
 def test_a_sending_edition_refuses_edits_with_a_clear_page(
@@ -228,14 +264,18 @@ def test_a_page_showing_an_edition_that_went_out_changes_nothing(
     app.deliver(edition.id)
     clock.advance(hours=1)
     assert edition_row(app).status == EditionStatus.SENT
+    # Back to the desk (303: reloading it posts nothing again), which says why.
     answer = post(editor_client, "/desk/news/intro", subject="Late", intro="")
-    assert answer.status_code == 409
-    assert "This page showed edition #1, which is no longer open" in answer.text
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/desk/news?error=closed"
+    assert ("The edition this page showed is no longer open (it was sent, or withdrawn); "
+            "nothing was changed") in text_of(editor_client.get(answer.headers["location"]).text)
     fresh(app, clock)
     start(editor_client)  # edition #2
     answer = post(editor_client, "/desk/news/intro", edition=1, subject="Late", intro="")
-    assert answer.status_code == 409
-    assert "the list's current edition is #2" in text_of(answer.text)
+    assert answer.status_code == 303
+    assert "no longer the list's current one, #2" in text_of(
+        editor_client.get(answer.headers["location"]).text)
 
 
 def test_an_article_added_by_url_never_brings_its_scripts(
@@ -512,4 +552,5 @@ def test_a_draft_that_cannot_fit_is_left_as_it_was(
     assert [(i.id, i.title, i.summary, i.note, i.brief) for i in items(app)] == before
     assert edition_row(app).held == held  # nothing more held over for the next edition
     # A page that showed another edition changes nothing either.
-    assert post(editor_client, "/desk/news/fit", edition=7).status_code == 409
+    answer = post(editor_client, "/desk/news/fit", edition=7)
+    assert answer.status_code == 303 and answer.headers["location"] == "/desk/news?error=changed"

@@ -14,7 +14,10 @@ draft. The router is assembled here; the routes are in one module per part.
 Plain forms, no scripts: each button posts a small form with the session's CSRF token
 and is answered with a redirect (303) back to the desk, `?done=<what>&item=<id>`, which
 says what it did and puts the focus back on the button (done.py); a refusal shows the
-desk again with the reason ("Make it fit" shows the desk at once, saying what it did).
+desk again with the reason, naming the article and marking its field, what was typed
+kept ("Make it fit" shows the desk at once, saying what it did); a button from a page
+that is out of date (its article or edition gone) is answered with a redirect to the
+desk saying so, `?error=<code>&article=<id>`.
 The domain work is `digest.curate`'s.
 """
 

@@ -10,14 +10,23 @@ disabled now (Up at the top), on the status message when the item is gone (Drop)
 
 The redirect has no fragment (#item-N): HTML skips autofocus on a page whose address
 points at an element ("flush autofocus candidates"), and focusing scrolls anyway.
+
+What the desk says when a form is refused is here too: a refusal shown at once
+(`Refusal`: the reason, the article's headline first, the field it is about and what
+was typed), and a stale button, one from a page that showed an article or an edition
+that is gone (another tab, another editor), answered with a redirect that says so,
+`?error=<code>&article=<id>` (`Stale`), so reloading the page posts nothing again.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlencode
+
+from digest.web.pages import sentence
 
 
 @dataclass(frozen=True)
@@ -87,6 +96,67 @@ class Done:
 NOTHING_DONE = Done()
 
 
+def row_id(value: str) -> int | None:
+    """A row id from a query or a form; anything else (an old or edited link) names no
+    row."""
+    value = value.strip()
+    return int(value) if value.isdigit() and len(value) < 19 else None
+
+
+#: What a stale button's redirect says (`?error=`): `text` when the article cannot be
+#: looked up (gone, or added by URL), else `before` “headline” `after`; {number} is the
+#: list's current edition.
+STALE = {
+    "gone": Said("That article is no longer in this edition (it was dropped in another "
+                 "tab, or by another editor); nothing was changed.", "The article",
+                 " is no longer in this edition (it was dropped in another tab, or by "
+                 "another editor); nothing was changed."),
+    "closed": Said("The edition this page showed is no longer open (it was sent, or "
+                   "withdrawn); nothing was changed. This is the desk as it is now.",
+                   "Nothing was changed for",
+                   ": the edition this page showed is no longer open (it was sent, or "
+                   "withdrawn). This is the desk as it is now."),
+    "changed": Said("The edition this page showed is no longer the list's current one, "
+                    "#{number}; nothing was changed. Here it is.",
+                    "Nothing was changed for",
+                    ": the edition this page showed is no longer the list's current one, "
+                    "#{number}. Here it is."),
+}
+
+
+@dataclass(frozen=True)
+class Stale:
+    """A stale button's redirect: a code of STALE and the article it was about (from
+    its form: the item itself may be gone)."""
+
+    code: str = ""
+    article: int | None = None
+
+    def query(self) -> str:
+        """"error=gone&article=12", for the redirect back to the desk."""
+        fields = {"error": self.code, "article": self.article}
+        return urlencode({k: v for k, v in fields.items() if v is not None})
+
+
+NOT_STALE = Stale()
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A form the desk refused, shown again at once: `reason` (the core's words), the
+    item it was about (its headline leads the message), the field it is about (an element
+    id: "title-7", "subject", "url", "when"; "" for the form as a whole), and what the
+    editor typed, by field id, put back in the form."""
+
+    reason: str
+    item: int | None = None
+    field: str = ""
+    typed: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+NO_REFUSAL = Refusal("")
+
+
 class _Item(Protocol):  # what is read of views.ItemView (views imports this module)
     @property
     def id(self) -> int: ...
@@ -109,6 +179,28 @@ class _Proposal(Protocol):  # and of views.ProposalView
     def title(self) -> str: ...
     @property
     def language(self) -> str: ...
+
+
+def refused(refusal: Refusal, items: Sequence[_Item]) -> Notice:
+    """The message of a refused form: "“Headline” was not changed: the reason." when it
+    was about an item, else the reason."""
+    reason = refusal.reason.strip()
+    item = next((i for i in items if i.id == refusal.item), None)
+    if item is None or not reason:
+        return Notice(sentence(reason))
+    stop = "" if reason.endswith((".", "!", "?")) else "."
+    return Notice("", item.title, f" was not changed: {reason}{stop}", item.language)
+
+
+def gone(stale: Stale, headline: tuple[str, str] | None, number: int) -> Notice:
+    """The message of a stale button: `headline` is its article's (title, language), if
+    it can still be looked up; `number`, the list's current edition's."""
+    said = STALE.get(stale.code)
+    if said is None:
+        return NO_NOTICE
+    if headline is None:
+        return Notice(said.text.format(number=number))
+    return Notice(said.before, headline[0], said.after.format(number=number), headline[1])
 
 
 def told(done: Done, items: Sequence[_Item],

@@ -11,7 +11,7 @@ from digest import curate
 from digest.errors import InvalidInput, NotFound
 from digest.web.auth import CsrfForm, EditorUser, Viewer
 from digest.web.deps import AppDep, PagesDep
-from digest.web.desk.done import Done
+from digest.web.desk.done import Done, Stale, row_id
 from digest.web.desk.views import desk_home, list_not_found, render, render_draft
 from subscribers.lists import get_list
 
@@ -27,16 +27,13 @@ def home(user: EditorUser, viewer: Viewer, app: AppDep, pages: PagesDep) -> Resp
 
 @router.get("/desk/{list_name}")
 def draft(list_name: str, user: EditorUser, viewer: Viewer, app: AppDep, pages: PagesDep,
-          done: str = "", item: str = "", article: str = "") -> Response:
+          done: str = "", item: str = "", article: str = "", error: str = "") -> Response:
     """The draft; after a button, saying what it did (`?done=`, `item=`, `article=`: see
-    done.py) with the focus on the control that did it."""
+    done.py) with the focus on the control that did it, or why a stale button did
+    nothing (`?error=`, `article=`), with the focus on that message."""
     return render_draft(app, pages, viewer, user, list_name,
-                        done=Done(done, _number(item), _number(article)))
-
-
-def _number(value: str) -> int | None:
-    """A row id from the query; anything else (an old or edited link) names no row."""
-    return int(value) if value.isdigit() and len(value) < 19 else None
+                        done=Done(done, row_id(item), row_id(article)),
+                        stale=Stale(error, row_id(article)))
 
 
 @router.post("/desk/{list_name}/draft")

@@ -23,11 +23,30 @@ from digest.deliver import ledger
 from digest.editions import last_sent
 from digest.errors import InvalidInput, NotFound
 from digest.mailsize import html_bytes, kb
-from digest.models import Article, Edition, EditionItem, EditionKind, EditionStatus
+from digest.models import (
+    Article,
+    Edition,
+    EditionItem,
+    EditionKind,
+    EditionStatus,
+    ListSource,
+)
 from digest.publication import REVIEW
 from digest.users import UserView
-from digest.web.desk.done import NO_NOTICE, NOTHING_DONE, Done, Notice, told
-from digest.web.pages import Page, Pages, WebSession
+from digest.web.desk.done import (
+    NO_NOTICE,
+    NO_REFUSAL,
+    NOT_STALE,
+    NOTHING_DONE,
+    Done,
+    Notice,
+    Refusal,
+    Stale,
+    gone,
+    refused,
+    told,
+)
+from digest.web.pages import Page, Pages, WebSession, sentence
 from subscribers.lists import all_lists, get_list
 from subscribers.models import MailingList
 
@@ -76,6 +95,7 @@ class ItemView:
     can_down: bool
     by_url: bool  # added by URL, not from a feed
     language: str = ""  # its article's, when not the list's ("" for the list's or unknown)
+    article_id: int | None = None  # None for one added by URL
 
 
 @dataclass(frozen=True)
@@ -117,8 +137,10 @@ class DraftPage(Page):
     limit: str = ""  # [edition] html_max_kb, "100 KB"
     over: bool = False  # over the limit: it will not be sent as it stands
     notice: Notice = NO_NOTICE
-    error: str = ""
-    form_url: str = ""  # the add-by-URL field, kept after a failure
+    error: Notice = NO_NOTICE  # a refusal, or a stale button's redirect (done.py)
+    invalid: str = ""  # the id of the field the error is about ("title-7", "url")
+    field_error: str = ""  # what is wrong with it, next to it
+    typed: dict[str, str] = field(default_factory=dict)  # a refused form's fields, by id
     focus: str = ""  # the id of the element with `autofocus` (done.py): one per page
     limits: dict[str, int] = field(default_factory=lambda: {
         "title": curate.TITLE_MAX, "summary": curate.SUMMARY_MAX, "note": curate.NOTE_MAX,
@@ -157,12 +179,14 @@ def desk_home(s: Session, now: dt.datetime) -> DeskHome:
 
 
 def draft_page(app: App, s: Session, mlist: MailingList, user: UserView, *,
-               notice: str = "", error: str = "", form_url: str = "",
+               notice: str = "", error: Refusal = NO_REFUSAL, stale: Stale = NOT_STALE,
                size: int | None = None, done: Done = NOTHING_DONE) -> DraftPage:
     """The desk of one list: its open edition (if any), how large its HTML part is
     (`size` in bytes when the caller has just measured it; else it is rendered once),
-    and the proposed articles; saying `notice`, or what `done` was, and where the
-    focus goes: the error, else the control that was used, else the notice."""
+    and the proposed articles; saying `notice`, or what `done` was, or why a form was
+    refused (`error`, with its field and what was typed) or a button was stale, and
+    where the focus goes: the error, else the control that was used, else the notice.
+    A page with an error has a title starting "Error: ", as the console's have."""
     now = app.clock()
     zone = _zone(mlist)
     edition = curate.current_edition(s, mlist)
@@ -182,10 +206,15 @@ def draft_page(app: App, s: Session, mlist: MailingList, user: UserView, *,
     said, focus = told(done, items, proposals)
     if notice:
         said, focus = Notice(notice), "notice"
-    if error:
+    if stale.code == "changed" and edition is None:  # gone too since the redirect
+        stale = Stale("closed", stale.article)
+    wrong = refused(error, items) if error.reason else gone(
+        stale, _headline(s, mlist, stale.article), edition.number if edition else 0)
+    if wrong.text or wrong.title:
         focus = "error"
     return DraftPage(
-        title=f"{mlist.title}: desk", list_name=mlist.name, list_title=mlist.title,
+        title=f"{'Error: ' if focus == 'error' else ''}{mlist.title}: desk",
+        list_name=mlist.name, list_title=mlist.title,
         list_language=mlist.language, timezone=zone.key, review_mode=mlist.mode == REVIEW,
         number=edition.number if edition else 0, status=edition.status if edition else "",
         status_label=STATUS_LABELS.get(edition.status, "") if edition else "",
@@ -201,7 +230,9 @@ def draft_page(app: App, s: Session, mlist: MailingList, user: UserView, *,
                   if edition is not None and edition.status == EditionStatus.SENDING else {}),
         last_sent=(f"#{previous.number}, {local(previous.sent_at or previous.cutoff, zone)}"
                    if previous else ""),
-        user_email=user.email, notice=said, error=error, form_url=form_url, focus=focus,
+        user_email=user.email, notice=said, error=wrong, focus=focus,
+        invalid=error.field if focus == "error" else "", typed=error.typed,
+        field_error=sentence(error.reason) if error.field else "",
         size=kb(size) if size is not None else "", limit=kb(limit),
         over=size is not None and size > limit,
     )
@@ -232,8 +263,23 @@ def _items(s: Session, edition: Edition, mlist: MailingList,
             link=i.link, image_url=i.image_url, source_title=i.source_title,
             age=age(i.published_at, now, dated=i.dated), pinned=i.pinned, brief=i.brief,
             can_up=index > first, can_down=index < last, by_url=i.article_id is None,
-            language=languages.get(i.article_id or 0, "")))
+            language=languages.get(i.article_id or 0, ""), article_id=i.article_id))
     return views
+
+
+def _headline(s: Session, mlist: MailingList,
+              article_id: int | None) -> tuple[str, str] | None:
+    """One of the list's articles' headline and language ("" for the list's), to name it
+    in a message; None when it is not one (gone, or a number from an edited link)."""
+    if article_id is None:
+        return None
+    row = s.execute(select(Article.title, Article.language).join(
+        ListSource, ListSource.source_id == Article.source_id).where(
+        Article.id == article_id, ListSource.list_id == mlist.id)).first()
+    if row is None:
+        return None
+    other = row.language and _base(row.language) != _base(mlist.language)
+    return row.title, row.language if other else ""
 
 
 def _languages(s: Session, article_ids: list[int], language: str) -> dict[int, str]:
@@ -242,10 +288,14 @@ def _languages(s: Session, article_ids: list[int], language: str) -> dict[int, s
     "en-GB" is not another language than "en"."""
     if not article_ids:
         return {}
-    base = language.split("-")[0].lower()
     return {article_id: lang for article_id, lang in s.execute(
         select(Article.id, Article.language).where(Article.id.in_(article_ids)))
-        if lang and lang.split("-")[0].lower() != base}
+        if lang and _base(lang) != _base(language)}
+
+
+def _base(language: str) -> str:
+    """"en" of "en-GB": the language without its region."""
+    return language.split("-")[0].lower()
 
 
 def _last(groups: list[int], group: int) -> int:
@@ -313,17 +363,20 @@ def render(pages: Pages, viewer: WebSession, name: str, page: Page, *,
 
 
 def render_draft(app: App, pages: Pages, viewer: WebSession, user: UserView, list_name: str,
-                 *, status: int = 200, notice: str = "", error: str = "",
-                 form_url: str = "", size: int | None = None,
+                 *, status: int = 200, notice: str = "", error: str | Refusal = "",
+                 stale: Stale = NOT_STALE, size: int | None = None,
                  done: Done = NOTHING_DONE) -> HTMLResponse:
     """The draft page of `list_name`, or the 404 page for a list that does not exist;
-    `size`, the edition's HTML part when the caller has just measured it."""
+    `size`, the edition's HTML part when the caller has just measured it; `error`, why
+    a form was refused (a `Refusal` says which item and field, and what was typed)."""
+    if isinstance(error, str):
+        error = Refusal(error)
     with app.sessions() as s:
         try:
             mlist = get_list(s, list_name)
         except NotFound as exc:
             return list_not_found(pages, exc)
-        page = draft_page(app, s, mlist, user, notice=notice, error=error, form_url=form_url,
+        page = draft_page(app, s, mlist, user, notice=notice, error=error, stale=stale,
                           size=size, done=done)
     return render(pages, viewer, "web/desk/draft.html", page, status=status)
 
