@@ -256,9 +256,10 @@ def list_overview(s: Session, mlist: MailingList) -> ListOverview:
 def require_recipients(s: Session, mlist: MailingList) -> int:
     """The number of people the list's next edition would reach; NotReady when none.
 
-    Sending to no one would mark the edition sent and use up its articles, so a send
-    started by hand (`digest edition send`) asks this before it builds or queues
-    anything: the draft stays a draft for when someone has confirmed.
+    Sending to no one would mark the edition sent and use up its articles, so every
+    send asks this where it starts (`deliver.worker.start_sending`: the desk, the API,
+    the scheduler), and `digest edition send` before it even builds: the draft stays a
+    draft for when someone has confirmed.
     """
     recipients = recipients_query(mlist.id).subquery()
     count = s.scalar(select(func.count()).select_from(recipients)) or 0

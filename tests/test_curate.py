@@ -508,3 +508,25 @@ def test_a_page_can_start_a_draft_when_nothing_is_new(app: App, clock: Clock) ->
         assert [i.id for i in edition.items] == [item.id]
         assert edition.status == EditionStatus.DRAFT
         assert edition.subject.startswith("Harbour Times: ")
+
+
+def test_no_way_of_sending_goes_out_to_a_list_with_no_confirmed_reader(
+        app: App, clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
+    """The desk, the API and the scheduler start sending through the same door as the
+    CLI: a list whose readers are all pending keeps its draft and its articles."""
+    seed(app, clock, 3, members=0)  # one pending reader, no confirmed one
+    edition = draft(app, clock)
+    with app.sessions() as s, pytest.raises(NotReady, match="no confirmed subscribers"):
+        app.send_now(s, s.get_one(Edition, edition.id), get_list(s, "news"))
+    with app.sessions() as s:
+        curate.schedule(s, s.get_one(Edition, edition.id), clock() + dt.timedelta(hours=1),
+                        now=clock())
+        s.commit()
+    clock.advance(hours=1)
+    with caplog.at_level(logging.WARNING):
+        assert release_scheduled(app) == []
+    assert "no confirmed subscribers" in caplog.text
+    with app.sessions() as s:
+        kept = s.get_one(Edition, edition.id)
+        assert kept.status != EditionStatus.SENDING and len(kept.items) == 3
+        assert s.scalar(select(func.count()).select_from(Delivery)) == 0

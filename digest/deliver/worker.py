@@ -32,7 +32,7 @@ from digest.editions import keep_rendered, lock_edition, render_context, require
 from digest.errors import DatabaseUnavailable, InvalidInput
 from digest.mailsize import require_fits
 from digest.models import DeliveryStatus, Edition, EditionKind, EditionStatus
-from digest.publication import postal_address_warning
+from digest.publication import postal_address_warning, require_recipients
 from digest.render import reason, render_edition
 from subscribers.models import MailingList, MembershipStatus
 from subscribers.tokens import Tokens
@@ -71,7 +71,8 @@ def start_sending(s: Session, edition: Edition, mlist: MailingList, env: Environ
 
     Every path that sends (CLI, desk, API, scheduler) starts here, so here the row is
     locked and reread (`editions.lock_edition`, the lock every change by an editor
-    takes too) and `require_sendable` decides whether it may go out, and
+    takes too) and `require_sendable` decides whether it may go out (and
+    `publication.require_recipients` whether a digest would reach anyone), and
     `mailsize.require_fits` whether its HTML part is within `html_max_kb` once rendered
     (`[edition] html_max_kb`): NotReady says why not, with nothing changed. An edition
     already sending is left as it is, so it is safe to call again. Returns the number
@@ -84,6 +85,8 @@ def start_sending(s: Session, edition: Edition, mlist: MailingList, env: Environ
     if edition.status == EditionStatus.SENDING:
         return 0
     require_sendable(edition, mlist)
+    if edition.kind == EditionKind.DIGEST:  # whoever started it: the draft stays a draft
+        require_recipients(s, mlist)
     rendered = render_edition(env, render_context(edition, mlist, public_url,
                                                   view_url=view_url))
     require_fits(edition, mlist.name, rendered, html_max_kb)
