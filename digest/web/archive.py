@@ -34,7 +34,7 @@ from xml.etree import ElementTree as ET
 
 import lxml.html
 from fastapi import APIRouter, HTTPException
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from lxml.html import HtmlElement
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session, selectinload
@@ -84,13 +84,6 @@ READER_MARK = "about:blank#digest-reader-"
 # The slots whose whole line is the reader's own ("You subscribed on...", "This email was
 # sent to ..."): the archive copy leaves those lines out, since the page was sent to nobody.
 READER_LINES = ("reason", "email")
-
-
-@router.api_route("/", methods=["GET", "HEAD"])
-def home() -> Response:
-    """The site's own address, which every mail's footer names: the public lists. A
-    redirect that is not permanent, so a later home page can take its place."""
-    return RedirectResponse("/archive", status_code=302)
 
 
 @router.api_route("/archive", methods=["GET", "HEAD"])
@@ -382,6 +375,21 @@ def _public_list(s: Session, name: str) -> MailingList:
 
 def _sent() -> tuple[ColumnElement[bool], ...]:
     return (Edition.kind == EditionKind.DIGEST, Edition.status == EditionStatus.SENT)
+
+
+def latest_editions(s: Session, mlists: list[MailingList]) -> dict[int, EditionLink]:
+    """The last sent edition of each of `mlists` that has one, by list id: one query
+    (the front page shows every public list's)."""
+    by_id = {m.id: m for m in mlists}
+    last = (select(Edition.list_id, func.max(Edition.number).label("number"))
+            .where(*_sent(), Edition.list_id.in_(by_id)).group_by(Edition.list_id)
+            .subquery())
+    found = s.scalars(select(Edition).join(last, (Edition.list_id == last.c.list_id)
+                                           & (Edition.number == last.c.number)))
+    return {e.list_id: EditionLink(
+        number=e.number, subject=e.subject or f"No. {e.number}",
+        sent=_date(e.sent_at, by_id[e.list_id]),
+        url=f"/archive/{by_id[e.list_id].name}/{e.number}") for e in found}
 
 
 def _editions(s: Session, mlist: MailingList, *, limit: int, offset: int,
