@@ -28,6 +28,7 @@ import datetime as dt
 import math
 import zoneinfo
 from collections.abc import Mapping
+from dataclasses import dataclass
 from html import escape
 from urllib.parse import urlsplit
 from xml.etree import ElementTree as ET
@@ -60,6 +61,7 @@ from digest.web.public_views import (
     EditionLink,
 )
 from digest.web.subscribe import choice
+from digest.web.words import words
 from subscribers.lists import all_lists
 from subscribers.models import MailingList
 
@@ -76,8 +78,8 @@ EDITION_CSP = (
     "font-src https: data:; form-action 'none'; frame-ancestors 'none'; base-uri 'none'; "
     "sandbox allow-popups allow-popups-to-escape-sandbox"
 )
-# What a public list's archive copy links to in place of the reader's links.
-SUBSCRIBE = {"en": "Subscribe", "ko": "구독하기"}
+# The mail's footer lines, as templates/email/digest.html marks them.
+FOOTER_LINES = "//p[contains(concat(' ', normalize-space(@class), ' '), ' footer ')]"
 # The slots of a reader's own links, and the value that marks them in the archive copy.
 READER_LINKS = ("unsubscribe_url", "manage_url")
 READER_MARK = "about:blank#digest-reader-"
@@ -198,39 +200,84 @@ def archive_list(list_name: str, app: AppDep, pages: PagesDep, page: str = "1") 
 
 
 def fill_neutral(edition: Edition, mlist: MailingList, app: App) -> str:
-    """Edition HTML with its slots filled for anyone to see: no address, no name, no
-    reason line and no per-reader links (`browser_footer`)."""
+    """Edition HTML with its slots filled for anyone to see: no address, no name, and
+    the mail's footer replaced by the archive's (`browser_footer`)."""
     slotted = Slotted(edition.html, edition.slot_key)
-    language = mlist.language.split("-")[0].lower()
     neutral = {name: READER_MARK + name for name in (*READER_LINKS, *READER_LINES)}
     html = slotted.fill({name: neutral.get(name, "") for name in slotted.names}, html=True)
     public_url = app.settings["public_url"].rstrip("/")
-    subscribe = (f"{public_url}/subscribe/{mlist.name}",
-                 SUBSCRIBE.get(language, SUBSCRIBE["en"])) if mlist.public else None
-    return browser_footer(html, app.view_url(edition, mlist), subscribe)
+    said = words(mlist.language)
+    links = [(f"{public_url}/archive/{mlist.name}", said["archive_all"]),
+             (f"{public_url}/subscribe/{mlist.name}", said["archive_subscribe"])]
+    footer = ArchiveFooter(said["archive_footer"].format(title=mlist.title),
+                           links if mlist.public else [])
+    return browser_footer(html, app.view_url(edition, mlist), footer)
 
 
-def browser_footer(html: str, view_url: str, subscribe: tuple[str, str] | None) -> str:
-    """`html` (slots filled with READER_MARK values) without the reader's own lines (why
-    they get it, the address it was sent to) and links, nor the "view in browser" link to
-    `view_url`, the page itself. A line of links that loses some is rebuilt from those
-    left, with its separator; `subscribe` ((url, label), for a public list) takes the
-    reader links' place, styled as they were.
-    Parsed, not cut by pattern, so it holds for a templates_dir's own footer too."""
+@dataclass(frozen=True)
+class ArchiveFooter:
+    """What the archive copy says in place of the mail's footer: "From the archive of
+    <list>" and, for a public list, its links (url, label): all editions, subscribe."""
+
+    text: str
+    links: list[tuple[str, str]]
+
+
+def browser_footer(html: str, view_url: str, footer: ArchiveFooter) -> str:
+    """`html` (slots filled with READER_MARK values) with the mail's footer lines (the
+    `<p class="footer">` that hold why they get it, the address it was sent to, and the
+    reader's links and "view in browser" link to `view_url`, the page itself) replaced
+    by one line of `footer`, styled as the first of them and its links as theirs. Other
+    footer lines (the postal address) stay.
+    A template whose footer is not so marked (a templates_dir's own) loses the reader's
+    lines and links wherever they are, and a public list's "Subscribe" takes the
+    reader links' place. Parsed, not cut by pattern."""
     doc = lxml.html.document_fromstring(html)
+    page = urlsplit(view_url)._replace(query="", fragment="")
+
+    def readers(link: HtmlElement) -> bool:
+        href = link.get("href", "")
+        return href.startswith(READER_MARK) or bool(
+            view_url and urlsplit(href)._replace(query="", fragment="") == page)
+
+    mail_lines = [p for p in doc.xpath(FOOTER_LINES)
+                  if any(READER_MARK + name in p.text_content() for name in READER_LINES)
+                  or any(readers(a) for a in p.iter("a"))]
+    offer = None
+    if mail_lines:
+        _archive_line(mail_lines, footer)
+    elif footer.links:
+        offer = footer.links[-1]
     for para in list(doc.iter("p")):
         if any(READER_MARK + name in para.text_content() for name in READER_LINES):
             para.drop_tree()
-    page = urlsplit(view_url)._replace(query="", fragment="")
     lines: dict[HtmlElement, list[HtmlElement]] = {}
     for link in doc.xpath("//a[@href]"):
-        href = link.get("href", "")
-        if href.startswith(READER_MARK) or (
-                view_url and urlsplit(href)._replace(query="", fragment="") == page):
+        if readers(link):
             lines.setdefault(link.getparent(), []).append(link)
     for line, gone in lines.items():
-        _rebuild(line, gone, subscribe)
+        _rebuild(line, gone, offer)
     return str(lxml.html.tostring(doc, encoding="unicode", doctype="<!DOCTYPE html>"))
+
+
+def _archive_line(mail_lines: list[HtmlElement], footer: ArchiveFooter) -> None:
+    """Put `footer`'s line where the first of `mail_lines` is, with its tag and
+    attributes (the mail's inline style), its links with those of the mail's first
+    footer link (but its href); drop `mail_lines`."""
+    first = mail_lines[0]
+    line = lxml.html.Element(first.tag, dict(first.attrib))
+    sample = next((a for p in mail_lines for a in p.iter("a")), None)
+    style = {k: v for k, v in (sample.attrib if sample is not None else {}).items()
+             if k != "href"}
+    line.text = footer.text + (": " if footer.links else "")
+    for n, (url, label) in enumerate(footer.links):
+        link = lxml.html.Element("a", {**style, "href": url})
+        link.text = label
+        link.tail = " \u00b7 " if n < len(footer.links) - 1 else None
+        line.append(link)
+    first.addprevious(line)
+    for para in mail_lines:
+        para.drop_tree()
 
 
 def _rebuild(line: HtmlElement, gone: list[HtmlElement],

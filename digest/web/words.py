@@ -124,6 +124,10 @@ _WORDS: dict[str, dict[str, str]] = {
         "inbox_body_single": "If the address is new to {lists}, it is subscribed: the "
                              "next edition goes to it. If it left before, we have sent it "
                              "an email with a link to confirm, to be sure it is you.",
+        # The archive copy of an edition (digest.web.archive): its footer.
+        "archive_footer": "From the archive of {title}",
+        "archive_all": "All editions",
+        "archive_subscribe": "Subscribe",
         "inbox_note": "Nothing arrived within a few minutes? Look in the spam folder. If "
                       "the address was subscribed already, it stays subscribed and gets no "
                       "new email.",
@@ -227,6 +231,9 @@ _WORDS: dict[str, dict[str, str]] = {
         "inbox_body_single": "{lists} 구독이 처음인 주소라면 구독이 완료되어 다음 호부터 "
                              "보내 드립니다. 예전에 구독을 취소하신 주소라면 본인 확인을 "
                              "위해 구독 확인 링크가 담긴 메일을 보내 드렸습니다.",
+        "archive_footer": "{title} 지난 호 보관함",
+        "archive_all": "모든 호 보기",
+        "archive_subscribe": "구독하기",
         "inbox_note": "몇 분이 지나도 메일이 오지 않았다면 스팸 메일함을 확인해 주세요. "
                       "이미 구독 중인 주소라면 구독은 그대로 유지되며 새 메일은 보내지 "
                       "않습니다.",

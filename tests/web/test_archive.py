@@ -324,3 +324,45 @@ def test_the_browser_copy_reads_each_story_once_and_in_its_language(
         assert language == ("ko" if story.language == "ko" else ""), story.title
     more = entry.xpath(".//a[.='Read the full story']")
     assert more and not [a for a in more if any(e.get("lang") for e in a.iterancestors())]
+
+
+def _footer(html: str) -> list[lxml.html.HtmlElement]:
+    doc = lxml.html.document_fromstring(html)
+    return doc.xpath("//p[contains(concat(' ', normalize-space(@class), ' '), ' footer ')]")
+
+
+def test_an_archived_edition_shows_an_archive_footer_not_the_mails(
+        client: TestClient, app: App, editions: None) -> None:
+    """The mail's footer ("This email was sent to you", Unsubscribe, Manage preferences,
+    View in browser) is replaced by "From the archive of <list>: All editions ·
+    Subscribe", in the list's language, styled as the mail's footer was."""
+    r = client.get("/archive/news/1")
+    footer = _footer(r.text)
+    text = " ".join(" ".join(p.text_content().split()) for p in footer)
+    assert "From the archive of Morning News: All editions · Subscribe" in text
+    for gone in ("Unsubscribe", "Manage preferences", "View in browser", "sent to"):
+        assert gone not in lxml.html.document_fromstring(r.text).text_content(), gone
+    line = next(p for p in footer if "From the archive" in p.text_content())
+    assert [(a.text_content(), a.get("href")) for a in line.iter("a")] == [
+        ("All editions", "https://news.example.org/archive/news"),
+        ("Subscribe", "https://news.example.org/subscribe/news")]
+    assert line.get("style") and all(a.get("style") for a in line.iter("a"))
+    assert client.get("/archive/news").status_code == 200
+    assert r.headers["Content-Security-Policy"].startswith("default-src 'none'")
+
+    korean = " ".join(p.text_content() for p in _footer(client.get("/archive/sport/1").text))
+    assert "스포츠 소식 지난 호 보관함" in korean and "모든 호 보기" in korean
+    assert "구독하기" in korean and "From the archive" not in korean
+
+
+def test_a_private_lists_archive_footer_offers_no_public_links(
+        client: TestClient, app: App, editions: None) -> None:
+    with app.sessions() as s:
+        mlist = get_list(s, "staff")
+        edition = s.scalars(select(Edition).where(Edition.list_id == mlist.id)).one()
+        url = app.view_url(edition, mlist)
+    r = client.get(url[url.index("/archive/"):])
+    assert r.status_code == 200, r.text
+    line = next(p for p in _footer(r.text) if "From the archive" in p.text_content())
+    assert " ".join(line.text_content().split()) == "From the archive of Staff Only"
+    assert not line.xpath(".//a") and "/subscribe/" not in r.text
