@@ -36,6 +36,8 @@ class Source(Base):
     title: Mapped[str] = mapped_column(String(300), default="")
     site_url: Mapped[str] = mapped_column(String(2000), default="")
     full_text: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Paused (`digest sources pause`): no fetch takes it until resumed; its articles stay.
+    paused: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Conditional GET validators from the last 200 response.
     etag: Mapped[str] = mapped_column(String(500), default="")

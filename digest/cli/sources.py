@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import click
 from rich.table import Column, Table
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
 
 from digest.app import App
-from digest.cli.common import add_row, out, print_table, progress_bar, when, with_app
-from digest.gather.sources import BUSY, SourceReport, add_source, source_label
+from digest.cli.common import add_row, out, print_table, progress_bar, say, when, with_app
+from digest.errors import InvalidInput, NotFound
+from digest.gather.sources import (
+    BUSY,
+    SourceReport,
+    add_source,
+    normalize_source_url,
+    source_label,
+)
 from digest.models import Article, ListSource, Source
 from subscribers.lists import get_list
+from subscribers.models import MailingList
 
 
 @click.group()
@@ -39,7 +48,8 @@ def sources_add(app: App, url: str, list_name: str, full_text: bool) -> None:
 @sources.command("ls")
 @with_app
 def sources_ls(app: App) -> None:
-    """Sources with their health: last fetch, last error, article count."""
+    """Sources with their health: last fetch, last error, article count; a paused one
+    says "paused" where its error goes."""
     with app.sessions() as s:
         articles = dict(s.execute(
             select(Article.source_id, func.count()).group_by(Article.source_id)
@@ -57,9 +67,128 @@ def sources_ls(app: App) -> None:
                 str(src.id), src.url if label == src.url else f"{label}\n{src.url}",
                 str(lists_of.get(src.id, 0)), str(articles.get(src.id, 0)),
                 when(src.last_success_at), str(src.consecutive_failures),
-                src.last_error or "",
+                "; ".join(filter(None, ("paused" if src.paused else "", src.last_error))),
             )
         print_table(table)
+
+
+def find_source(s: Session, id_or_url: str) -> Source:
+    """The source numbered `id_or_url` (as `sources ls` shows), or at that URL."""
+    source = s.get(Source, int(id_or_url)) if id_or_url.isdigit() else None
+    if source is None and not id_or_url.isdigit():
+        source = s.scalar(select(Source).where(Source.url == id_or_url.strip()))
+        if source is None:
+            try:
+                url = normalize_source_url(id_or_url, allow_files=True)
+            except InvalidInput:
+                url = ""
+            source = s.scalar(select(Source).where(Source.url == url)) if url else None
+    if source is None:
+        raise NotFound(f"no source {id_or_url!r}; `digest sources ls` lists them with "
+                       "their numbers and URLs")
+    return source
+
+
+def _list_names(s: Session, source: Source) -> str:
+    names = s.scalars(select(MailingList.name).join(
+        ListSource, ListSource.list_id == MailingList.id
+    ).where(ListSource.source_id == source.id).order_by(MailingList.name)).all()
+    return ", ".join(names) or "no list"
+
+
+_id_or_url = click.argument("id_or_url", metavar="ID_OR_URL")
+
+
+@sources.command("rm")
+@_id_or_url
+@with_app
+def sources_rm(app: App, id_or_url: str) -> None:
+    """Remove a source, its links to lists and its articles, as the console's Remove
+    does. Editions already built, drafts too, keep their copies of its stories.
+
+    Example: digest sources rm 3   (or: digest sources rm https://example.org/feed.xml)
+    """
+    with app.sessions() as s:
+        source = find_source(s, id_or_url)
+        articles = s.scalar(select(func.count()).select_from(Article)
+                            .where(Article.source_id == source.id)) or 0
+        lists_of, number, url = _list_names(s, source), source.id, source.url
+        # What the console's Remove means to do (its docstring): the database's ON DELETE
+        # rules take the articles and list links, and edition items keep their copies.
+        # Not its `s.delete(source)`: the ORM would first set the loaded articles'
+        # source_id to NULL, which the column refuses, so that fails on any source with
+        # articles.
+        s.execute(delete(Source).where(Source.id == number))
+        s.commit()
+    say(f"Removed source {number} {url}, with its {articles} articles (it fed: "
+        f"{lists_of}). `digest sources add` brings it back, without the old articles.")
+
+
+@sources.command("set")
+@_id_or_url
+@click.option("--full-text/--no-full-text", "full_text", default=None,
+              help="Fetch each new article's page and keep its full text, or keep the "
+                   "feed's text.")
+@with_app
+def sources_set(app: App, id_or_url: str, full_text: bool | None) -> None:
+    """Change a source's settings (today: whether it fetches full text). How often
+    sources are fetched is one setting for all, [schedule] in the config file.
+
+    Example: digest sources set 3 --full-text
+    """
+    with app.sessions() as s:
+        source = find_source(s, id_or_url)
+        if full_text is None:
+            raise click.UsageError("say what to change: --full-text or --no-full-text")
+        if source.full_text == full_text:
+            say(f"No change: source {source.id} {source.url} "
+                f"{'fetches' if full_text else 'does not fetch'} full text already.")
+            return
+        source.full_text = full_text
+        s.commit()
+        say(f"Source {source.id} {source.url} now "
+            + ("fetches the full text of each new article from its page." if full_text
+               else "keeps the feed's text of each new article."))
+
+
+def _pause(app: App, id_or_url: str, paused: bool) -> None:
+    with app.sessions() as s:
+        source = find_source(s, id_or_url)
+        number, url = source.id, source.url
+        if source.paused == paused:
+            say(f"No change: source {number} {url} is "
+                f"{'paused' if paused else 'not paused'} already.")
+            return
+        source.paused = paused
+        s.commit()
+    if paused:
+        say(f"Paused source {number} {url}: no fetch takes it, its articles stay. "
+            f"`digest sources resume {number}` fetches it again.")
+    else:
+        say(f"Resumed source {number} {url}: the next fetch takes it again.")
+
+
+@sources.command("pause")
+@_id_or_url
+@with_app
+def sources_pause(app: App, id_or_url: str) -> None:
+    """Stop fetching a source (by `digest fetch` and the scheduler) until resumed; its
+    articles and list links are kept.
+
+    Example: digest sources pause 3
+    """
+    _pause(app, id_or_url, True)
+
+
+@sources.command("resume")
+@_id_or_url
+@with_app
+def sources_resume(app: App, id_or_url: str) -> None:
+    """Fetch a paused source again, from the next fetch on.
+
+    Example: digest sources resume 3
+    """
+    _pause(app, id_or_url, False)
 
 
 @click.command()
@@ -73,7 +202,11 @@ def fetch(app: App, source_id: int | None, allow_failures: bool) -> None:
     Exits 1 when any source failed, so cron and scripts can tell, unless
     --allow-failures; what the other sources brought is kept either way."""
     with app.sessions() as s:
-        total = 1 if source_id else s.scalar(select(func.count()).select_from(Source)) or 0
+        if source_id is not None and (one := s.get(Source, source_id)) and one.paused:
+            raise InvalidInput(f"source {source_id} is paused; `digest sources resume "
+                               f"{source_id}` lets it be fetched again")
+        total = 1 if source_id else s.scalar(
+            select(func.count()).select_from(Source).where(Source.paused.is_(False))) or 0
         with progress_bar("Fetching", total) as advance:
             reports = app.fetch(s, source_id, allow_files=True, progress=lambda _r: advance(1))
     print_fetch_summary(reports)

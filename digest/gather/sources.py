@@ -183,11 +183,13 @@ def gather(s: Session, http: requests.Session, opts: FetchOptions, clock: Clock,
     """Fetch every source (or those given), store new articles, record health.
 
     Each source's time is the clock's when its fetch starts: a lease taken at the
-    time the run started could have run out before a late source's turn.
+    time the run started could have run out before a late source's turn. A paused
+    source (`digest sources pause`) is skipped, whoever asks: the scheduler or a command.
     """
     todo = list(sources) if sources is not None else list(
         s.scalars(select(Source).order_by(Source.id))
     )
+    todo = [source for source in todo if not source.paused]
     reports = []
     for source in todo:
         report = fetch_source(s, http, source, opts, clock)
