@@ -1,4 +1,4 @@
-"""`digest edition …`: build, preview, send."""
+"""`digest edition …`: build, preview, send, test; ls, show, discard."""
 
 from __future__ import annotations
 
@@ -6,16 +6,21 @@ from pathlib import Path
 
 import click
 from rich.table import Table
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from digest import curate
 from digest.app import App
 from digest.cli.common import add_row, err, out, print_table, progress_bar, say, with_app
 from digest.deliver.worker import SendReport
-from digest.editions import last_sent, open_edition, why_nothing_new
+from digest.editions import last_sent, lock_edition, open_edition, why_nothing_new
+from digest.errors import InvalidInput, NotFound
 from digest.mailsize import Fit
-from digest.models import Edition, EditionStatus
+from digest.models import Delivery, Edition, EditionKind, EditionStatus
 from digest.publication import LAYOUTS, require_recipients
+from subscribers.addresses import normalize
 from subscribers.lists import get_list
+from subscribers.models import MailingList
 
 
 @click.group()
@@ -56,7 +61,7 @@ def _print_items(ed: Edition) -> None:
 
 @edition.command("preview")
 @_option_list
-@click.option("-o", "output", required=True, type=click.Path(dir_okay=False),
+@click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False),
               help="HTML file to write.")
 @click.option("--layout", type=click.Choice(LAYOUTS),
               help="Show the edition in this layout instead of the list's own "
@@ -160,3 +165,137 @@ def print_send_summary(report: SendReport, number: int) -> None:
 
 def _deliveries(n: int) -> str:
     return f"{n} delivery" if n == 1 else f"{n} deliveries"
+
+
+@edition.command("ls")
+@click.option("--list", "list_name", help="Only this list's editions (default: every list).")
+@click.option("--limit", type=click.IntRange(min=0), default=20, show_default=True,
+              help="At most this many, newest first; 0 for all.")
+@with_app
+def edition_ls(app: App, list_name: str | None, limit: int) -> None:
+    """Editions, newest first: number, list, status, subject, articles, and when each
+    was sent or is scheduled.
+
+    Example: digest edition ls --list morning
+    """
+    with app.sessions() as s:
+        query = (select(Edition, MailingList.name)
+                 .join(MailingList, MailingList.id == Edition.list_id)
+                 .where(Edition.kind == EditionKind.DIGEST)
+                 .order_by(Edition.created_at.desc(), Edition.number.desc()))
+        if list_name is not None:
+            query = query.where(Edition.list_id == get_list(s, list_name).id)
+        if limit:
+            query = query.limit(limit)
+        found = s.execute(query).all()
+        table = Table("#", "list", "status", "subject", "articles", "sent or scheduled")
+        for ed, name in found:
+            add_row(table, str(ed.number), name, ed.status, ed.subject[:60],
+                    str(len(ed.items)), _when_sent(ed))
+    if not found:
+        where = f" of {list_name}" if list_name else ""
+        say(f"No editions{where} yet; `digest edition build --list NAME` drafts one.")
+        return
+    print_table(table)
+    if limit and len(found) == limit:
+        say(f"Showing the newest {limit}; --limit 0 shows all.")
+
+
+def _when_sent(ed: Edition) -> str:
+    if ed.sent_at is not None:
+        return f"sent {ed.sent_at:%Y-%m-%d %H:%M} UTC"
+    if ed.send_started_at is not None:
+        return f"sending since {ed.send_started_at:%Y-%m-%d %H:%M} UTC"
+    if ed.scheduled_for is not None:
+        return f"scheduled {ed.scheduled_for:%Y-%m-%d %H:%M} UTC"
+    return "by hand" if ed.status in (EditionStatus.DRAFT, EditionStatus.APPROVED) else "-"
+
+
+@edition.command("show")
+@click.argument("number", type=int)
+@_option_list
+@with_app
+def edition_show(app: App, number: int, list_name: str) -> None:
+    """One edition: its status, subject, counts, deliveries and its items in order.
+
+    Example: digest edition show 3 --list morning
+    """
+    with app.sessions() as s:
+        mlist = get_list(s, list_name)
+        ed = _numbered(s, mlist, number)
+        counts = curate.tally(s, ed, mlist, now=app.clock(), rules=app.edition_rules())
+        deliveries = dict(s.execute(
+            select(Delivery.status, func.count()).where(Delivery.edition_id == ed.id)
+            .group_by(Delivery.status)).all())
+        say(f"Edition #{ed.number} of {mlist.name}: {ed.status}, {_when_sent(ed)}")
+        say(f"Subject: {ed.subject or '(none yet)'}")
+        say(f"Articles: {counts}")
+        if deliveries:
+            say("Deliveries: " + ", ".join(f"{k} {v}" for k, v in sorted(deliveries.items())))
+        _print_items(ed)
+
+
+def _numbered(s: Session, mlist: MailingList, number: int) -> Edition:
+    try:
+        return curate.get_edition(s, mlist, number)
+    except NotFound:
+        raise NotFound(f"list {mlist.name!r} has no edition #{number}; `digest edition ls "
+                       f"--list {mlist.name}` lists its editions") from None
+
+
+@edition.command("discard")
+@_option_list
+@with_app
+def edition_discard(app: App, list_name: str) -> None:
+    """Drop the list's open draft (draft or approved): it is marked cancelled, never
+    sent, and its articles are proposed again for the next edition. An edition being
+    sent or sent is never discarded.
+
+    Example: digest edition discard --list morning
+    """
+    with app.sessions() as s:
+        mlist = get_list(s, list_name)
+        ed = open_edition(s, mlist)
+        if ed is None:
+            previous = last_sent(s, mlist)
+            gone = (f"; edition #{previous.number} is {previous.status}, and a sent edition "
+                    "cannot be discarded" if previous is not None else "")
+            raise NotFound(f"list {mlist.name!r} has no open draft to discard{gone}; "
+                           f"`digest edition ls --list {mlist.name}` lists its editions")
+        ed = lock_edition(s, ed.id)  # a send starting meanwhile wins: re-read its status
+        if ed.status not in (EditionStatus.DRAFT, EditionStatus.APPROVED):
+            raise InvalidInput(f"edition #{ed.number} of {mlist.name!r} is {ed.status}, so it "
+                               "cannot be discarded; `digest edition send --list "
+                               f"{mlist.name}` finishes a send that stopped")
+        number, items = ed.number, len(ed.items)
+        ed.status = EditionStatus.CANCELLED
+        s.commit()
+    say(f"Discarded edition #{number} of {list_name} (now cancelled, never sent): its "
+        f"{items} articles are proposed again, and `digest edition build --list "
+        f"{list_name}` drafts the next edition.")
+
+
+@edition.command("test")
+@_option_list
+@click.option("--to", "to", required=True, metavar="ADDRESS",
+              help="The one address the test copy goes to.")
+@with_app
+def edition_test(app: App, list_name: str, to: str) -> None:
+    """Mail one test copy of the list's open edition to one address, as the desk's
+    "Send a test" does: built as every subscriber's copy, "[Test] " before the subject,
+    no delivery recorded. Draft one first with `digest edition build`.
+
+    Example: digest edition test --list morning --to me@example.org
+    """
+    address = normalize(to)
+    app.check_mail()
+    with app.sessions() as s:
+        mlist = get_list(s, list_name)
+        ed = open_edition(s, mlist)
+        if ed is None:
+            raise NotFound(f"list {mlist.name!r} has no open edition to test; `digest "
+                           f"edition build --list {mlist.name}` drafts one")
+        message_id = app.send_test(ed, mlist, address)
+        number = ed.number
+    say(f"Sent a test of edition #{number} of {list_name} to {address} via "
+        f"{app.backend.name} (Message-ID {message_id}).")
