@@ -295,3 +295,50 @@ def test_the_readme_states_the_exit_statuses_the_commands_have(run) -> None:  # 
     for usage in (["lists", "bogus"], ["lists", "create"], ["status", "--bogus"]):
         r = run(*usage)
         assert r.exit_code == 2 and "Error: " in r.output, r.output
+
+
+# -- one spelling: --output, undo, --status ------------------------------------------------
+
+
+def test_output_is_the_long_form_of_o(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    morning(run)
+    run("subscribers", "add", "ada@example.org", "--list", "morning", "--confirmed")
+    r = run("subscribers", "export", "--list", "morning", "--output", "members.csv")
+    assert r.exit_code == 0 and "Wrote 1 subscribers to members.csv" in r.output, r.output
+    assert "ada@example.org" in (tmp_path / "members.csv").read_text()
+    r = run("edition", "preview", "--list", "morning", "--output", "p.html")
+    assert r.exit_code == 0 and "written to p.html" in r.output, r.output
+    assert (tmp_path / "p.html").read_text().startswith("<!DOCTYPE")
+
+
+def test_suppress_rm_domain_undoes_a_block_as_domain_undo_does(  # type: ignore[no-untyped-def]
+        run, tmp_path: Path) -> None:
+    run("init")
+    for undo in (["rm", "--domain", "spam.example"], ["domain", "spam.example", "--undo"]):
+        assert "Blocked spam.example" in run("suppress", "domain", "spam.example").output
+        r = run("suppress", *undo)
+        assert r.exit_code == 0 and r.output == "Unblocked spam.example.\n", r.output
+        assert rows(tmp_path / "var" / "digest.db", "SELECT count(*) FROM suppressions") \
+            == [(0,)]
+        r = run("suppress", *undo)
+        assert r.exit_code == 1 and r.output.startswith(
+            "Error: domain 'spam.example' is not blocked"), r.output
+    assert "digest suppress rm --domain DOMAIN" in said(run("suppress", "domain", "--help"))
+    r = run("suppress", "rm")
+    assert r.exit_code == 2 and "give either an EMAIL or --domain DOMAIN" in r.output
+
+
+def test_subscribers_ls_and_export_take_the_same_statuses(run) -> None:  # type: ignore[no-untyped-def]
+    morning(run)
+    for command in ("ls", "export"):
+        assert "[pending|confirmed|unsubscribed]" in said(
+            run("subscribers", command, "--help")), command
+        for status in ("pending", "confirmed", "unsubscribed"):
+            r = run("subscribers", command, "--list", "morning", "--status", status)
+            assert r.exit_code == 0, r.output
+        r = run("subscribers", command, "--list", "morning", "--status", "active")
+        # ls refuses it as bad usage (2), export as an error (1): `Error:` either way.
+        assert r.exit_code in (1, 2) and "\nError: " in "\n" + r.output, r.output
+        assert "'active' is not one of" in r.output and "pending" in r.output
+        assert "confirmed" in r.output and "unsubscribed" in r.output
+        assert "email,name" not in r.output  # nothing written before the refusal

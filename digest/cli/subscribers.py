@@ -27,6 +27,7 @@ from subscribers.importing import import_csv
 from subscribers.lists import get_list
 from subscribers.members import (
     add_member,
+    check_status,
     get_member,
     list_members,
     member_counts,
@@ -36,6 +37,9 @@ from subscribers.members import (
 from subscribers.models import MembershipStatus
 from subscribers.people import parse_assignments, set_attributes, tag_subscriber
 from subscribers.rejects import rejects_of, require_writable_file
+
+#: The statuses a member can have, as `subscribers ls` and `export` both take them.
+STATUS_METAVAR = "[" + "|".join(MembershipStatus) + "]"
 
 
 @click.group()
@@ -144,15 +148,21 @@ def subscribers_import(app: App, file: Path, list_name: str, confirmed: bool,
 
 @subscribers.command("export")
 @click.option("--list", "list_name", required=True, help="The list's name.")
-@click.option("-o", "output", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("-o", "--output", "output", type=click.Path(dir_okay=False, path_type=Path),
               help="File to write (default: standard output).")
 @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv",
               show_default=True, help="CSV with a header row, or one JSON object a line.")
-@click.option("--status", help="Only members with this status (pending, confirmed, ...).")
+@click.option("--status", metavar=STATUS_METAVAR,
+              help="Only members with this status (the same values as `subscribers ls`).")
 @with_app
 def subscribers_export(app: App, list_name: str, output: Path | None, fmt: str,
                        status: str | None) -> None:
-    """Export a list's members with status and consent record (how, when, from where)."""
+    """Export a list's members with status and consent record (how, when, from where).
+
+    Example: digest subscribers export --list morning --status confirmed -o members.csv
+    """
+    if status is not None:
+        check_status(status)  # refused before a line is written, the header included
     write = export_jsonl if fmt == "jsonl" else export_csv
     with app.sessions() as s:
         mlist = get_list(s, list_name)
@@ -199,7 +209,7 @@ def subscribers_rm(app: App, email: str, list_name: str | None, all_lists: bool)
 @subscribers.command("ls")
 @click.option("--list", "list_name", required=True, help="The list's name.")
 @click.option("--status", type=click.Choice([m.value for m in MembershipStatus]),
-              help="Only this status.")
+              help="Only this status (the same values as `subscribers export`).")
 @click.option("--tag", help="Only subscribers with this tag.")
 @click.option("--limit", type=click.IntRange(min=0), default=100, show_default=True,
               help="At most this many rows; 0 for all.")

@@ -50,10 +50,22 @@ def suppress_add(app: App, email: str, reason: str, detail: str) -> None:
 
 
 @suppress_group.command("rm")
-@click.argument("email")
+@click.argument("email", required=False)
+@click.option("--domain", help="Unblock this domain instead of an address (the same as "
+                               "`digest suppress domain DOMAIN --undo`).")
 @with_app
-def suppress_rm(app: App, email: str) -> None:
-    """Lift an address's suppression; its memberships stay as they are."""
+def suppress_rm(app: App, email: str | None, domain: str | None) -> None:
+    """Lift an address's suppression (its memberships stay as they are), or with
+    --domain a domain's block: the one spelling of undo for both.
+
+    Examples: digest suppress rm pat@example.org; digest suppress rm --domain example.com
+    """
+    if (email is None) == (domain is None):
+        raise click.UsageError("give either an EMAIL or --domain DOMAIN")
+    if domain is not None:
+        _unblock(app, domain)
+        return
+    assert email is not None
     address = normalize(email)
     with app.sessions() as s:
         before = suppression_of(s, address)
@@ -66,37 +78,47 @@ def suppress_rm(app: App, email: str) -> None:
         f"{when(before.created_at)}). Whoever unsubscribed stays unsubscribed until "
         "they subscribe again.")
     if still is not None:
-        say(f"Its domain {still.domain} is still blocked; `digest suppress domain "
-            f"{still.domain} --undo` lifts that.")
+        say(f"Its domain {still.domain} is still blocked; `digest suppress rm --domain "
+            f"{still.domain}` lifts that.")
 
 
 def _not_suppressed(address: str, *, blocked: bool) -> str:
     if blocked:
         domain = domain_of(address)
         return (f"{address} is not suppressed itself, but its domain {domain} is blocked; "
-                f"`digest suppress domain {domain} --undo` lifts that")
+                f"`digest suppress rm --domain {domain}` lifts that")
     return f"{address} is not suppressed; `digest suppress ls` shows what is"
 
 
 @suppress_group.command("domain")
 @click.argument("domain")
-@click.option("--undo", is_flag=True, help="Lift the block.")
+@click.option("--undo", is_flag=True,
+              help="Lift the block (the same as `digest suppress rm --domain DOMAIN`).")
 @click.option("--detail", default="", help="A note kept with it.")
 @with_app
 def suppress_domain(app: App, domain: str, undo: bool, detail: str) -> None:
-    """Block every address at a domain (exactly it, not its subdomains)."""
+    """Block every address at a domain (exactly it, not its subdomains).
+
+    Example: digest suppress domain example.com; lifted with `digest suppress rm
+    --domain example.com` (or, as before, `digest suppress domain example.com --undo`).
+    """
+    if undo:
+        _unblock(app, domain)
+        return
     with app.sessions() as s:
-        if undo:
-            if not unblock_domain(s, domain):
-                raise NotFound(f"domain {domain!r} is not blocked; `digest suppress ls "
-                               "--reason domain` shows which are")
-            s.commit()
-            say(f"Unblocked {domain}.")
-            return
         row, new = block_domain(s, domain, detail, now=app.clock())
         s.commit()
     say(f"Blocked {row.domain}: no list sends to any address there." if new else
         f"No change: {row.domain} is blocked already (since {when(row.created_at)}).")
+
+
+def _unblock(app: App, domain: str) -> None:
+    with app.sessions() as s:
+        if not unblock_domain(s, domain):
+            raise NotFound(f"domain {domain!r} is not blocked; `digest suppress ls "
+                           "--reason domain` shows which are")
+        s.commit()
+    say(f"Unblocked {domain}.")
 
 
 @suppress_group.command("ls")
