@@ -8,6 +8,7 @@ an edition that went out.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -452,16 +453,24 @@ def render_context(edition: Edition, mlist: MailingList, public_url: str, *,
     )
 
 
-def _languages(edition: Edition) -> dict[int, str]:
-    """The language of each item's article (from its feed or page), by article id: an
-    item keeps no language of its own, and a story in another language than the list's
-    is marked as such in mail. Empty for an edition in no session."""
-    s = object_session(edition)
-    ids = [i.article_id for i in edition.items if i.article_id is not None]
-    if s is None or not ids:
+def article_languages(s: Session, article_ids: Iterable[int]) -> dict[int, str]:
+    """The language of each article that has one (from its feed or page, or told from
+    its text), by id, in one query: an edition's item keeps no language of its own, and
+    mail, the desk and the archive mark a story in another language than the list's."""
+    ids = set(article_ids)
+    if not ids:
         return {}
     rows = s.execute(select(Article.id, Article.language).where(Article.id.in_(ids)))
     return {article_id: language for article_id, language in rows if language}
+
+
+def _languages(edition: Edition) -> dict[int, str]:
+    """`article_languages` of the edition's items; empty for an edition in no session."""
+    s = object_session(edition)
+    if s is None:
+        return {}
+    return article_languages(s, (i.article_id for i in edition.items
+                                 if i.article_id is not None))
 
 
 def _image_alts(edition: Edition) -> dict[int, str]:

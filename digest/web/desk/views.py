@@ -20,7 +20,7 @@ from digest import curate
 from digest.app import App
 from digest.cron import list_trigger, next_runs
 from digest.deliver import ledger
-from digest.editions import last_sent
+from digest.editions import article_languages, last_sent
 from digest.errors import InvalidInput, NotFound
 from digest.mailsize import html_bytes, kb
 from digest.models import (
@@ -32,6 +32,7 @@ from digest.models import (
     ListSource,
 )
 from digest.publication import REVIEW
+from digest.render import other_language
 from digest.users import UserView
 from digest.web.desk.done import (
     NO_NOTICE,
@@ -252,8 +253,8 @@ def size_limit(app: App) -> int:
 def _items(s: Session, edition: Edition, mlist: MailingList,
            now: dt.datetime) -> list[ItemView]:
     items = list(edition.items)  # ordered by position: pinned, in full, in brief
-    languages = _languages(s, [i.article_id for i in items if i.article_id is not None],
-                           mlist.language)
+    languages = article_languages(s, (i.article_id for i in items
+                                      if i.article_id is not None))
     groups = [(not i.pinned) + i.brief for i in items]
     views = []
     for index, i in enumerate(items):
@@ -263,7 +264,8 @@ def _items(s: Session, edition: Edition, mlist: MailingList,
             link=i.link, image_url=i.image_url, source_title=i.source_title,
             age=age(i.published_at, now, dated=i.dated), pinned=i.pinned, brief=i.brief,
             can_up=index > first, can_down=index < last, by_url=i.article_id is None,
-            language=languages.get(i.article_id or 0, ""), article_id=i.article_id))
+            language=other_language(languages.get(i.article_id or 0, ""), mlist.language),
+            article_id=i.article_id))
     return views
 
 
@@ -278,24 +280,9 @@ def _headline(s: Session, mlist: MailingList,
         Article.id == article_id, ListSource.list_id == mlist.id)).first()
     if row is None:
         return None
-    other = row.language and _base(row.language) != _base(mlist.language)
-    return row.title, row.language if other else ""
+    return row.title, other_language(row.language, mlist.language)
 
 
-def _languages(s: Session, article_ids: list[int], language: str) -> dict[int, str]:
-    """The language of each article that has one other than `language` (the list's), to
-    mark its item with `lang`: a screen reader then reads a Korean headline in Korean.
-    "en-GB" is not another language than "en"."""
-    if not article_ids:
-        return {}
-    return {article_id: lang for article_id, lang in s.execute(
-        select(Article.id, Article.language).where(Article.id.in_(article_ids)))
-        if lang and _base(lang) != _base(language)}
-
-
-def _base(language: str) -> str:
-    """"en" of "en-GB": the language without its region."""
-    return language.split("-")[0].lower()
 
 
 def _last(groups: list[int], group: int) -> int:
