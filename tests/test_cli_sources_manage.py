@@ -47,7 +47,7 @@ def test_set_turns_full_text_on_and_off(run, tmp_path: Path) -> None:  # type: i
     assert r.exit_code == 0 and "now keeps the feed's text" in said(r), r.output
     assert rows(db(tmp_path), "SELECT full_text FROM sources") == [(0,)]
     r = run("sources", "set", "1")
-    assert r.exit_code == 2 and "say what to change: --full-text or --no-full-text" in r.output
+    assert r.exit_code == 2 and "nothing to change; give --full-text or --no-full-text" in r.output
 
 
 def test_a_paused_source_is_not_fetched_until_resumed(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

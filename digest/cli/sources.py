@@ -136,10 +136,10 @@ def sources_set(app: App, id_or_url: str, full_text: bool | None) -> None:
 
     Example: digest sources set 3 --full-text
     """
+    if full_text is None:
+        raise click.UsageError("nothing to change; give --full-text or --no-full-text")
     with app.sessions() as s:
         source = find_source(s, id_or_url)
-        if full_text is None:
-            raise click.UsageError("say what to change: --full-text or --no-full-text")
         if source.full_text == full_text:
             say(f"No change: source {source.id} {source.url} "
                 f"{'fetches' if full_text else 'does not fetch'} full text already.")
