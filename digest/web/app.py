@@ -30,6 +30,7 @@ from digest.db import UNAVAILABLE, reason
 from digest.deadline import DEADLINE, Deadline, bound_waits
 from digest.metrics import Metrics
 from digest.web import (
+    account,
     admin,
     archive,
     auth,
@@ -104,6 +105,7 @@ def create_app(app: App, checks: Sequence[Callable[[], str | None]] = ()) -> Fas
     web.include_router(subscribe.router)
     web.include_router(archive.router)
     web.include_router(auth.router)
+    web.include_router(account.router)
     web.include_router(desk.router)
     web.include_router(admin.router)
     web.include_router(webhooks.router)

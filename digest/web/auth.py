@@ -144,6 +144,16 @@ def _issue(request: Request, app: App, session: WebSession, *,
     setattr(request.state, _STATE_KEY, _cookie_header(value, SESSION_MAX_AGE, secure))
 
 
+def reissue(request: Request, app: App, user: UserView, session_id: str) -> WebSession:
+    """Send the browser a new cookie for the logged-in session `session_id` of `user`,
+    with a new CSRF token (the account page, after a new password: the session the
+    browser had has ended with the others)."""
+    session = WebSession(user=user, csrf=secrets.token_urlsafe(24))
+    _issue(request, app, session, session_id=session_id)
+    setattr(request.state, _SESSION_ID_KEY, session_id)
+    return session
+
+
 def _cookie_header(value: str, max_age: int, secure: bool) -> str:
     parts = [f"{COOKIE}={value}", "Path=/", f"Max-Age={max_age}", "HttpOnly", "SameSite=Lax"]
     if secure:
