@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 from rich.table import Column, Table
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from digest.app import App
@@ -15,6 +15,7 @@ from digest.gather.sources import (
     SourceReport,
     add_source,
     normalize_source_url,
+    remove_source,
     source_label,
 )
 from digest.models import Article, ListSource, Source
@@ -113,12 +114,7 @@ def sources_rm(app: App, id_or_url: str) -> None:
         articles = s.scalar(select(func.count()).select_from(Article)
                             .where(Article.source_id == source.id)) or 0
         lists_of, number, url = _list_names(s, source), source.id, source.url
-        # What the console's Remove means to do (its docstring): the database's ON DELETE
-        # rules take the articles and list links, and edition items keep their copies.
-        # Not its `s.delete(source)`: the ORM would first set the loaded articles'
-        # source_id to NULL, which the column refuses, so that fails on any source with
-        # articles.
-        s.execute(delete(Source).where(Source.id == number))
+        remove_source(s, number)
         s.commit()
     say(f"Removed source {number} {url}, with its {articles} articles (it fed: "
         f"{lists_of}). `digest sources add` brings it back, without the old articles.")

@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from sqlalchemy import CursorResult, Row, func, or_, select, update
+from sqlalchemy import CursorResult, Row, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -175,6 +175,19 @@ def add_source(s: Session, url: str, mlist: MailingList, *, full_text: bool = Fa
         s.add(ListSource(list_id=mlist.id, source_id=source.id))
         s.flush()
     return source, link is None
+
+
+def remove_source(s: Session, source_id: int) -> bool:
+    """Delete the source; the database's ON DELETE rules take its articles and its links
+    to lists, and editions, drafts too, keep their own copies of its stories. False when
+    there was no such source.
+
+    One DELETE, not `s.delete(source)`: the ORM would first set its loaded articles'
+    source_id to NULL, which the column refuses, so that failed on any source with
+    articles."""
+    result: CursorResult[Any] = s.execute(  # type: ignore[assignment]
+        delete(Source).where(Source.id == source_id))
+    return bool(result.rowcount)
 
 
 def gather(s: Session, http: requests.Session, opts: FetchOptions, clock: Clock,

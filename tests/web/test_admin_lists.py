@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from digest.app import App
 from digest.gather.lease import take_lease
-from digest.models import ApiToken, ListSource, Source, User
+from digest.models import ApiToken, Article, ListSource, Source, User
 from digest.users import token_user
 from subscribers.lists import get_list
 from subscribers.models import MailingList
@@ -210,6 +210,16 @@ def test_add_fetch_link_unlink_and_remove_a_source(admin_client: TestClient, wor
     _post(admin_client, f"/admin/sources/{broken}/remove")
     with app.sessions() as s:
         assert s.get(Source, broken) is None
+
+    # The source with articles goes too, with them and its links.
+    removed = _post(admin_client, f"/admin/sources/{source_id}/remove")
+    assert removed.status_code == 303, removed.text
+    assert "The source and its articles are removed." in admin_client.get(
+        removed.headers["location"]).text
+    with app.sessions() as s:
+        assert s.get(Source, source_id) is None
+        assert s.scalars(select(Article.id)).all() == []
+        assert s.scalars(select(ListSource)).all() == []
 
 
 def test_fetch_now_of_a_source_being_fetched_elsewhere_says_so(

@@ -19,7 +19,7 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException
 from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 
 from digest.app import App
 from digest.errors import InvalidInput
-from digest.gather.sources import BUSY, SourceReport, add_source, source_label
+from digest.gather.sources import BUSY, SourceReport, add_source, remove_source, source_label
 from digest.models import ListSource, Source
 from digest.web.admin.common import (
     AdminPage,
@@ -132,7 +132,8 @@ def add(user: AdminUser, _: CsrfForm, form: Fields, session: Viewer, app: AppDep
 def remove(source_id: RowId, user: AdminUser, _: CsrfForm, app: AppDep) -> Response:
     """Delete a source, its list links and articles (sent editions keep their copies)."""
     def work(s: Session) -> None:
-        s.delete(get_or_404(s, Source, source_id))
+        if not remove_source(s, source_id):
+            raise HTTPException(404)
 
     in_transaction(app, work)
     return see_other("/admin/sources?done=source-removed")
