@@ -11,8 +11,8 @@ there is no table for it, and `digest serve` is one process, so it holds there; 
 web processes would each allow the limit, and a restart forgets. The desk (the web app)
 and the API (an app of its own) share it through the `App` they both serve.
 
-The command line has no test send: whoever runs it on the server can mail anyone
-anyway (`digest edition preview` writes the mail to files).
+`digest edition test --to ADDRESS` calls the same `App.send_test` without these rules:
+whoever runs commands on the server can mail anyone anyway.
 """
 
 from __future__ import annotations
