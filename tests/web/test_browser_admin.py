@@ -17,6 +17,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from digest.app import App
+from digest.gather.sources import add_source
 from subscribers.lists import get_list
 from subscribers.members import remove_member
 from subscribers.suppress import suppress
@@ -147,7 +148,49 @@ def test_the_stats_page_charts_sent_editions(
 @pytest.mark.parametrize("path", ["/admin", "/admin/lists/news", "/admin/subscribers",
                                   "/admin/sources", "/admin/imports", "/admin/users/1",
                                   "/admin/stats"])
-def test_console_pages_fit_a_phone(phone: Page, live_url: str, world: World,
-                                   users: dict[str, str], path: str) -> None:
+def test_console_pages_fit_a_phone(phone: Page, live_url: str, app: App, world: World,
+                                   users: dict[str, str], path: str,
+                                   artifacts: Artifacts) -> None:
+    """At 390 px: nothing scrolls sideways but tables, which show that they do (a
+    shadow at the edge with more to see); the nav takes at most two lines; a source's
+    row stays short."""
+    _failing_sources(app)
     log_in(phone, live_url, path)
     assert_no_horizontal_scroll(phone)
+    nav = phone.evaluate("""() => {
+        const links = [...document.querySelectorAll('header.site-nav nav a')];
+        const row = links[0].getBoundingClientRect().height;
+        const gap = parseFloat(getComputedStyle(links[0].parentElement).rowGap) || 0;
+        return {height: document.querySelector('header.site-nav nav')
+                            .getBoundingClientRect().height,
+                row, gap, lines: new Set(links.map(a =>
+                    Math.round(a.getBoundingClientRect().top))).size};
+    }""")
+    assert nav["lines"] <= 2, nav
+    assert nav["height"] <= 2 * nav["row"] + nav["gap"] + 1, nav
+    for cue in phone.evaluate("""() => [...document.querySelectorAll('.table-scroll')]
+        .filter(box => box.scrollWidth > box.clientWidth + 1)
+        .map(box => getComputedStyle(box).backgroundImage)"""):
+        assert "gradient" in cue, cue  # the edge shadow of a table that scrolls
+    if path == "/admin/sources":
+        rows = phone.locator("table.sources tbody tr")
+        expect(rows).to_have_count(2)
+        heights = [rows.nth(n).bounding_box()["height"]  # type: ignore[index]
+                   for n in range(2)]
+        assert max(heights) < 140, heights
+    artifacts.screenshot(phone, "phone" + path.replace("/", "-"))
+
+
+def _failing_sources(app: App) -> None:
+    """Two sources of the news list, one failing with a long error, as a real console
+    shows them."""
+    with app.sessions() as s:
+        news = get_list(s, "news")
+        add_source(s, "https://news.example.org/feeds/all-the-harbour-news.xml", news)
+        failing, _ = add_source(s, "https://ferries.example.net/timetables/feed.atom", news)
+        failing.title = "Ferry timetables and service changes"
+        failing.consecutive_failures = 3
+        failing.last_error = ("HTTPSConnectionPool(host='ferries.example.net', port=443): "
+                              "Max retries exceeded with url: /timetables/feed.atom "
+                              "(Caused by NameResolutionError: failed to resolve)")
+        s.commit()
