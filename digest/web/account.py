@@ -30,8 +30,8 @@ from digest.web.auth import (
     CsrfForm,
     EditorUser,
     Viewer,
-    _wait_words,
     reissue,
+    wait_words,
 )
 from digest.web.deps import AppDep, PagesDep
 from digest.web.pages import Page, Pages, WebSession, sentence
@@ -77,7 +77,7 @@ async def change_password(request: Request, user: EditorUser, session: Viewer,
         log.warning("password change throttled for %s from %s", user.email, ip)
         return _render(pages, session, user, status=429,
                        error=("current", f"Too many wrong passwords. Try again in "
-                                         f"{_wait_words(exc.retry_after)}."),
+                                         f"{wait_words(exc.retry_after)}."),
                        headers={"Retry-After": str(exc.retry_after)})
     if isinstance(outcome, tuple):
         return _render(pages, session, user, status=400, error=outcome)

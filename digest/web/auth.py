@@ -299,7 +299,7 @@ async def login(request: Request, session: Viewer, app: AppDep, pages: PagesDep,
         log.warning("login throttled for %r from %s", email[:100], ip)
         page = LoginPage(title="Error: Log in", email=email[:320], next=next_path[:1000],
                          error=f"Too many failed attempts. Try again in "
-                               f"{_wait_words(exc.retry_after)}. If you have forgotten "
+                               f"{wait_words(exc.retry_after)}. If you have forgotten "
                                "your password, ask an admin to set a new one.")
         return pages.render("web/login.html", page, viewer=session, status=429,
                             private=True, headers={"Retry-After": str(exc.retry_after)})
@@ -354,7 +354,7 @@ def _safe_next(next_path: str, default: str = "/desk") -> str:
     return default
 
 
-def _wait_words(seconds: int) -> str:
+def wait_words(seconds: int) -> str:
     """A Retry-After in words: "1 second", "40 seconds", "5 minutes" (rounded up)."""
     if seconds < 60:
         return "1 second" if seconds == 1 else f"{seconds} seconds"

@@ -28,7 +28,7 @@ from digest.web.archive import latest_editions
 from digest.web.deps import AppDep, PagesDep
 from digest.web.pages import STYLESHEET_PATH, Page
 from digest.web.public_views import EditionLink, ListChoice
-from digest.web.subscribe import _guards, choice
+from digest.web.subscribe import choice, form_token
 from digest.web.words import page_language, words
 from subscribers.lists import all_lists
 
@@ -73,7 +73,7 @@ class FrontPage(Page):
 def front_page(request: Request, app: AppDep, pages: PagesDep) -> Response:
     """The site's own address, which every mail's footer names: the public lists, each
     with a sign-up form and its latest edition; links for staff."""
-    token = _guards(request).form_token()  # one signed token serves every form
+    token = form_token(request)  # one signed token serves every form
     with app.sessions() as s:
         public = sorted((m for m in all_lists(s) if m.public),
                         key=lambda m: (m.title.casefold(), m.name))

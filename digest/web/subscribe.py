@@ -395,6 +395,11 @@ class _Guards:
 _guards_lock = threading.Lock()
 
 
+def form_token(request: Request) -> str:
+    """A signed, dated token for a sign-up form on any page (the front page's too)."""
+    return _guards(request).form_token()
+
+
 def _guards(request: Request) -> _Guards:
     """The web app's guards, made on first use on the App's clock (so tests can move
     time) and signing key."""
