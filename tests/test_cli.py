@@ -155,7 +155,10 @@ def test_export_formats_and_status_filter(run) -> None:  # type: ignore[no-untyp
         ("a@example.org", "confirmed", "cli")]
     assert rows[0]["confirmed_at"]
     r = run("subscribers", "export", "--list", "daily", "--status", "nope")
-    assert r.exit_code == 1 and r.output.startswith("Error: ")
+    assert r.exit_code == 2 and "Error: Invalid value for '--status'" in r.output, r.output
+    assert "'nope' is not one of" in r.output and "'confirmed'" in r.output
+    r = run("subscribers", "export", "--list", "daily", "--status", "CONFIRMED")
+    assert r.exit_code == 0 and "a@example.org" in r.output, r.output
 
 
 def test_local_time_is_a_list_setting(run) -> None:  # type: ignore[no-untyped-def]

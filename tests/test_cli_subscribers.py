@@ -234,7 +234,10 @@ def test_wrong_input_says_what_to_do(run: Run, args: list[str], expected: str) -
 @pytest.mark.parametrize(("args", "expected"), [
     (["lists", "set", "news"], "nothing to change; give at least one of --title"),
     (["lists", "set", "news", "--mode", "manual"], "'manual' is not one of 'auto', 'review'"),
-    (["subscribers", "ls", "--list", "news", "--status", "active"], "'active' is not one of"),
+    (["subscribers", "ls", "--list", "news", "--status", "active"],
+     "Invalid value for '--status': 'active' is not one of"),
+    (["subscribers", "export", "--list", "news", "--status", "active"],
+     "Invalid value for '--status': 'active' is not one of"),
     (["subscribers", "ls", "--list", "news", "--limit", "-1"], "-1 is not in the range x>=0"),
     (["subscribers", "rm", "a@example.org"], "give either --list NAME or --all-lists"),
     (["subscribers", "rm", "a@example.org", "--list", "news", "--all-lists"], "either"),
