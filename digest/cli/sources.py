@@ -8,12 +8,24 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from digest.app import App
-from digest.cli.common import add_row, out, print_table, progress_bar, say, when, with_app
-from digest.errors import InvalidInput, NotFound
+from digest.cli.common import (
+    add_row,
+    err,
+    out,
+    print_table,
+    progress_bar,
+    say,
+    when,
+    with_app,
+)
+from digest.errors import FetchError, InvalidInput, NotFound
+from digest.gather.fetch import Unreachable
 from digest.gather.sources import (
     BUSY,
+    FeedCheck,
     SourceReport,
     add_source,
+    check_feed,
     normalize_source_url,
     remove_source,
     source_label,
@@ -33,17 +45,48 @@ def sources() -> None:
 @click.option("--list", "list_name", required=True, help="The list this source feeds.")
 @click.option("--full-text", is_flag=True,
               help="Fetch each new article's page and keep its full text, not the feed's.")
+@click.option("--check/--no-check", default=True, show_default=True,
+              help="Fetch the URL once first and add it only if it is a feed (added "
+                   "unchecked when the network does not answer).")
 @with_app
-def sources_add(app: App, url: str, list_name: str, full_text: bool) -> None:
-    """Add a feed (an http(s) URL or a local file) to a list."""
+def sources_add(app: App, url: str, list_name: str, full_text: bool, check: bool) -> None:
+    """Add a feed (an http(s) URL or a local file) to a list.
+
+    Example: digest sources add https://example.org/feed.xml --list news
+    """
     with app.sessions() as s:
         mlist = get_list(s, list_name)
+        url = normalize_source_url(url, allow_files=True)
+        found = _check(app, url) if check else None
         source, attached = add_source(s, url, mlist, full_text=full_text, allow_files=True)
         s.commit()
         verb = "Added" if attached else "Already there:"
-        out.print(f"{verb} source {source.id} {source.url} → list {mlist.name}")
+        said = f"{verb} source {source.id} {source.url} → list {mlist.name}"
+        say(f"{said}: {_described(found)}." if found else said)
         if source.full_text:
             out.print("It fetches the full text of each new article from its page.")
+
+
+def _check(app: App, url: str) -> FeedCheck | None:
+    """What the feed at `url` is; None, with a warning, when the network does not answer
+    (it is added unchecked); an error when something answered that is no feed."""
+    try:
+        return check_feed(app.http, url, app.fetch_options(allow_files=True), app.clock())
+    except Unreachable as exc:
+        err.print(f"Warning: could not reach {url} ({exc}); added unchecked: `digest "
+                  "fetch` will try it.", markup=False, soft_wrap=True)
+        return None
+    except FetchError as exc:
+        raise FetchError(f"{url} is not a feed: {exc}; or pass --no-check to add it "
+                         "anyway") from None
+
+
+def _described(found: FeedCheck) -> str:
+    """'RSS feed “Harbour Gazette”, 24 entries, newest 2026-12-06'."""
+    title = f"“{found.title}”" if found.title else "(untitled)"
+    entries = "1 entry" if found.entries == 1 else f"{found.entries} entries"
+    newest = f", newest {found.newest:%Y-%m-%d}" if found.newest else ""
+    return f"{found.format or 'a'} feed {title}, {entries}{newest}"
 
 
 @sources.command("ls")

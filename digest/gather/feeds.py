@@ -399,8 +399,8 @@ def _why_not(body: bytes, url: str, exc: object) -> str:
     head = body.lstrip()[:1024].lower()
     if not head:
         return "the document is empty"
-    if b"<html" in head or b"<!doctype html" in head:
-        found = _discover_feed(body, url)
+    if (page := html_page(body, url)) is not None:
+        found = page[1]
         if found:
             return f"it is an HTML page; the page names its feed at {found}, add that instead"
         return "it is an HTML page"
@@ -456,6 +456,32 @@ def _why_not_json(exc: Exception) -> str:
                     loose.pos >= len(text.rstrip())):
                 return _CUT_SHORT
     return f"invalid JSON ({exc})"
+
+
+def html_page(body: bytes, url: str) -> tuple[str, str] | None:
+    """(its title, the feed it names with <link rel="alternate"> or "") when `body` is
+    an HTML page, as `_why_not` tells one; None when it is not."""
+    head = body.lstrip()[:1024].lower()
+    if b"<html" not in head and b"<!doctype html" not in head:
+        return None
+    try:
+        title = lxml.html.document_fromstring(body).findtext(".//title") or ""
+    except (etree.ParserError, ValueError):
+        title = ""
+    return " ".join(title.split()), _discover_feed(body, url)
+
+
+_ROOT = re.compile(rb"<(?![?!])(?:[\w.-]+:)?([\w.-]+)")
+
+
+def feed_format(body: bytes) -> str:
+    """What a document that parse_feed read is: "RSS", "Atom" or "JSON", by its root
+    element (RDF is RSS 1.0); "" when that says nothing."""
+    if _looks_like_json(body):
+        return "JSON"
+    root = _ROOT.search(body)
+    name = root.group(1).lower() if root else b""
+    return {b"rss": "RSS", b"rdf": "RSS", b"channel": "RSS", b"feed": "Atom"}.get(name, "")
 
 
 def _discover_feed(body: bytes, url: str) -> str:

@@ -37,6 +37,13 @@ _HINTS = {
 }
 
 
+class Unreachable(FetchError):
+    """The network did not answer: no such host, the connection refused, no answer in
+    time. Raised where a fetch first connects, so a later fetch may well succeed
+    (`digest sources add` adds such a source unchecked); every other failure is a
+    plain FetchError."""
+
+
 @dataclass(frozen=True)
 class FetchResult:
     url: str            # final URL after redirects
@@ -137,15 +144,15 @@ def _get(http: requests.Session, url: str, headers: dict[str, str],
         return http.get(url, headers=headers, stream=True, allow_redirects=False,
                         timeout=(left, left))
     except requests.Timeout:
-        raise limits.timed_out(url) from None
+        raise Unreachable(*limits.timed_out(url).args) from None
     except requests.exceptions.SSLError as exc:
         raise _failed(url, f"TLS failed ({_reason(exc)}); the site's certificate may be "
                            "invalid or expired") from None
     except requests.ConnectionError as exc:
         if refused := refusal_in(exc):
             raise _failed(url, f"refused: {refused}") from None
-        raise _failed(url, f"could not connect ({_reason(exc)}); check the URL and that "
-                           "the site is up") from None
+        raise Unreachable(*_failed(url, f"could not connect ({_reason(exc)}); check the URL "
+                                        "and that the site is up").args) from None
     except requests.RequestException as exc:
         raise _failed(url, f"request failed ({_reason(exc)}); check the URL") from None
 

@@ -37,7 +37,7 @@ from digest import __version__
 from digest.errors import FetchError, InvalidInput
 from digest.gather.clean import content_hash
 from digest.gather.extract import PageEnricher
-from digest.gather.feeds import Entry, Feed, parse_feed
+from digest.gather.feeds import Entry, Feed, feed_format, html_page, parse_feed
 from digest.gather.fetch import FetchResult, fetch
 from digest.gather.guard import Reach
 from digest.gather.identity import (
@@ -177,6 +177,44 @@ def add_source(s: Session, url: str, mlist: MailingList, *, full_text: bool = Fa
     return source, link is None
 
 
+@dataclass(frozen=True)
+class FeedCheck:
+    """What `check_feed` found at a URL: a feed, and what it holds now."""
+
+    format: str  # "RSS", "Atom", "JSON" or "" (feed_format)
+    title: str
+    entries: int
+    newest: dt.datetime | None  # the newest entry's date, None when none has one
+
+
+def check_feed(http: requests.Session, url: str, opts: FetchOptions,
+               now: dt.datetime) -> FeedCheck:
+    """Fetch `url` once, as a source there is fetched (the same limits and reach), and
+    read it as a feed; nothing is stored.
+
+    Unreachable when the network does not answer; FetchError when something answered
+    that is no feed, saying what it is and, for an HTML page that names its feed, that
+    feed's URL.
+    """
+    result = fetch(http, url, timeout=opts.timeout, max_bytes=opts.max_bytes,
+                   max_redirects=opts.max_redirects, user_agent=opts.user_agent,
+                   allow_files=opts.allow_files, reach=_reach(url, opts))
+    try:
+        feed = parse_feed(result.body, result.url, result.content_type, now=now)
+    except FetchError:
+        page = html_page(result.body, result.url)
+        if page is None:
+            raise
+        title, found = page
+        what = f"an HTML page titled “{title}”" if title else "an HTML page"
+        raise FetchError(f"{what}; " + (f"it names its feed at {found}: add that instead"
+                                        if found else "look on it for a link to its feed")
+                         ) from None
+    dated = [e.published for e in feed.entries if e.published is not None]
+    return FeedCheck(feed_format(result.body), feed.title, len(feed.entries),
+                     max(dated, default=None))
+
+
 def remove_source(s: Session, source_id: int) -> bool:
     """Delete the source; the database's ON DELETE rules take its articles and its links
     to lists, and editions, drafts too, keep their own copies of its stories. False when
@@ -241,7 +279,7 @@ def _fetch(s: Session, http: requests.Session, source: Source, opts: FetchOption
     result = fetch(
         http, source.url, etag=source.etag, last_modified=source.last_modified,
         timeout=opts.timeout, max_bytes=opts.max_bytes, max_redirects=opts.max_redirects,
-        user_agent=opts.user_agent, allow_files=opts.allow_files, reach=_reach(source, opts),
+        user_agent=opts.user_agent, allow_files=opts.allow_files, reach=_reach(source.url, opts),
     )
     if result.not_modified:
         _record_success(source, now)
@@ -257,7 +295,7 @@ def _fetch(s: Session, http: requests.Session, source: Source, opts: FetchOption
         return SourceReport(source.id, source.url, "ok", seen=source.body_entries,
                             unchanged=True)
     feed = parse_feed(result.body, result.url, result.content_type, now=now)
-    enrich = _page_enricher(http, opts, _reach(source, opts)) if source.full_text else None
+    enrich = _page_enricher(http, opts, _reach(source.url, opts)) if source.full_text else None
     new, seen, backlog = store_entries(s, source, feed, now, opts.max_entries, enrich)
     # In the commit of the articles (fetch_source's): a fetch that fails before it ends
     # rolls this back with them, and the next reads the body in full.
@@ -286,10 +324,11 @@ def body_digest(source: Source, opts: FetchOptions, result: FetchResult) -> str:
     return hashlib.sha256(how.encode() + b"\n" + result.body).hexdigest()
 
 
-def _reach(source: Source, opts: FetchOptions) -> Reach:
-    """An admin added the source, so its own host may be on this machine's network; the
-    links in its items and every redirect may go there too, and nowhere else private."""
-    return Reach(home=source.url, anywhere=opts.private_addresses)
+def _reach(url: str, opts: FetchOptions) -> Reach:
+    """An admin added the source at `url`, so its own host may be on this machine's
+    network; the links in its items and every redirect may go there too, and nowhere
+    else private."""
+    return Reach(home=url, anywhere=opts.private_addresses)
 
 
 def _page_enricher(http: requests.Session, opts: FetchOptions, reach: Reach) -> PageEnricher:
