@@ -42,8 +42,9 @@ from sqlalchemy.orm import Session, selectinload
 
 from digest.app import App
 from digest.edition_links import NOT_VALID
+from digest.editions import article_languages
 from digest.errors import InvalidInput
-from digest.models import Article, Edition, EditionKind, EditionStatus
+from digest.models import Edition, EditionKind, EditionStatus
 from digest.render import (
     Slotted,
     format_date,
@@ -113,7 +114,8 @@ def archive_feed(list_name: str, app: AppDep) -> Response:
         mlist = _public_list(s, list_name)
         editions = _editions(s, mlist, limit=FEED_SIZE, offset=0, with_items=True)
         xml = atom_feed(mlist, editions, app.settings["public_url"].rstrip("/"),
-                        _languages(s, editions))
+                        article_languages(s, (i.article_id for e in editions
+                                              for i in e.items if i.article_id is not None)))
     return Response(xml, media_type="application/atom+xml; charset=utf-8", headers=CACHE)
 
 
@@ -315,8 +317,8 @@ def atom_feed(mlist: MailingList, editions: list[Edition], public_url: str,
     """An Atom 1.0 document (RFC 4287) of `editions`, newest first. Ids are tag URIs of
     the list's and the edition's database ids, so renaming a list or moving the site
     does not make readers see every edition again. `languages`: each item's article's
-    language, by article id (`_languages`), for a story in another language than the
-    list's to say so."""
+    language, by article id (`editions.article_languages`), for a story in another
+    language than the list's to say so."""
     host = urlsplit(public_url).hostname or "localhost"
     tag = f"tag:{host},{mlist.created_at:%Y-%m-%d}:digest/list/{mlist.id}"
     base = f"{public_url}/archive/{mlist.name}"
@@ -385,16 +387,6 @@ def _own_language(own: str, language: str) -> str:
     direction = text_direction(own)
     turned = f' dir="{direction}"' if direction != text_direction(language) else ""
     return f' lang="{escape(own)}"{turned}'
-
-
-def _languages(s: Session, editions: list[Edition]) -> dict[int, str]:
-    """The language of each item's article, by article id, for the feed's `lang`
-    attributes: one query for every edition (an item keeps no language of its own)."""
-    ids = {i.article_id for e in editions for i in e.items if i.article_id is not None}
-    if not ids:
-        return {}
-    rows = s.execute(select(Article.id, Article.language).where(Article.id.in_(ids)))
-    return {article_id: language for article_id, language in rows if language}
 
 
 def _headline(tag: str, title: str, link: str) -> str:
