@@ -305,11 +305,40 @@ def test_output_is_the_long_form_of_o(run, tmp_path: Path) -> None:  # type: ign
     morning(run)
     run("subscribers", "add", "ada@example.org", "--list", "morning", "--confirmed")
     r = run("subscribers", "export", "--list", "morning", "--output", "members.csv")
-    assert r.exit_code == 0 and "Wrote 1 subscribers to members.csv" in r.output, r.output
+    assert r.exit_code == 0 and "Wrote 1 subscriber to members.csv" in r.output, r.output
     assert "ada@example.org" in (tmp_path / "members.csv").read_text()
     r = run("edition", "preview", "--list", "morning", "--output", "p.html")
     assert r.exit_code == 0 and "written to p.html" in r.output, r.output
     assert (tmp_path / "p.html").read_text().startswith("<!DOCTYPE")
+
+    # Into a folder that is not there, or one it cannot write: an Error:, no traceback,
+    # and no folder made on the way.
+    for target in (tmp_path / "no" / "such" / "p.html", Path("/proc/p.html")):
+        r = run("edition", "preview", "--list", "morning", "-o", str(target))
+        assert r.exit_code == 1 and said(r).startswith("Error: cannot write the preview"), \
+            r.output
+        assert "Traceback" not in r.output
+    assert not (tmp_path / "no").exists()
+
+
+def test_counts_of_one_are_singular(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    morning(run)
+    run("lists", "create", "solo", "--from", "s@news.example.org")
+    feed = tmp_path / "one.xml"
+    feed.write_text(
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>One</title>'
+        "<link>https://one.example.org/</link><description>d</description><item>"
+        "<title>Only story</title><link>https://one.example.org/1</link><guid>1</guid>"
+        "<pubDate>Fri, 27 Nov 2026 06:00:00 GMT</pubDate></item></channel></rss>")
+    assert run("sources", "add", str(feed), "--list", "solo").exit_code == 0
+    r = run("fetch")
+    assert "1 new article from 2 sources" in said(r), r.output
+    run("subscribers", "add", "ada@example.org", "--list", "solo", "--confirmed")
+    assert run("edition", "build", "--list", "solo").exit_code == 0
+    r = run("edition", "discard", "--list", "solo")
+    assert "its 1 article is proposed again" in said(r), r.output
+    r = run("subscribers", "export", "--list", "solo", "--output", "solo.csv")
+    assert "Wrote 1 subscriber to solo.csv" in said(r), r.output
 
 
 def test_suppress_rm_domain_undoes_a_block_as_domain_undo_does(  # type: ignore[no-untyped-def]

@@ -114,6 +114,11 @@ def when(value: dt.datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value else "never"
 
 
+def counted(n: int, noun: str, nouns: str = "") -> str:
+    """"1 source", "2 sources" ("1 article page", "3 article pages")."""
+    return f"{n} {noun}" if n == 1 else f"{n} {nouns or noun + 's'}"
+
+
 def say(text: str) -> None:
     """A message with data in it: printed as is (no rich markup, no hard line breaks)."""
     out.print(text, markup=False, soft_wrap=True)

@@ -11,7 +11,16 @@ from sqlalchemy.orm import Session
 
 from digest import curate
 from digest.app import App
-from digest.cli.common import add_row, err, out, print_table, progress_bar, say, with_app
+from digest.cli.common import (
+    add_row,
+    counted,
+    err,
+    out,
+    print_table,
+    progress_bar,
+    say,
+    with_app,
+)
 from digest.deliver.worker import SendReport
 from digest.editions import last_sent, lock_edition, open_edition, why_nothing_new
 from digest.errors import InvalidInput, NotFound
@@ -93,8 +102,12 @@ def edition_preview(app: App, list_name: str, output: str, layout: str | None) -
             shown = app.preview(ed, mlist)
             s.expire(mlist)  # the override dropped, unsaved
     path = Path(output)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(shown.html, encoding="utf-8")
+    try:  # into a folder that is there: a typo must not make folders anywhere
+        path.write_text(shown.html, encoding="utf-8")
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot write the preview to {path}: {exc.strerror or exc}; name a file in a "
+            "folder you can write to, e.g. -o preview.html") from exc
     out.print(f"Preview of edition #{ed.number} written to {path}")
     out.print(fit.message(), markup=False)
     if not fit.fits:
@@ -270,8 +283,9 @@ def edition_discard(app: App, list_name: str) -> None:
         number, items = ed.number, len(ed.items)
         ed.status = EditionStatus.CANCELLED
         s.commit()
+    again = "is proposed again" if items == 1 else "are proposed again"
     say(f"Discarded edition #{number} of {list_name} (now cancelled, never sent): its "
-        f"{items} articles are proposed again, and `digest edition build --list "
+        f"{counted(items, 'article')} {again}, and `digest edition build --list "
         f"{list_name}` drafts the next edition.")
 
 

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from digest.app import App
 from digest.cli.common import (
     add_row,
+    counted,
     err,
     out,
     print_table,
@@ -252,14 +253,10 @@ def fetch(app: App, source_id: int | None, allow_failures: bool) -> None:
     failed = sum(r.status == "error" for r in reports)
     if failed and not allow_failures:
         raise click.ClickException(
-            f"{failed} of {_sources(len(reports))} failed (their errors are in the table "
+            f"{failed} of {counted(len(reports), 'source')} failed (their errors are in the table "
             "above and in `digest sources ls`); the articles of the others are kept. Fix "
             "or remove the failing ones (`digest sources rm ID`), or pass --allow-failures "
             "to exit 0 when some fail")
-
-
-def _sources(n: int) -> str:
-    return f"{n} source" if n == 1 else f"{n} sources"
 
 
 def print_fetch_summary(reports: list[SourceReport]) -> None:
@@ -275,9 +272,11 @@ def print_fetch_summary(reports: list[SourceReport]) -> None:
     backlog = sum(r.backlog for r in reports)
     undated = f" ({backlog} undated on a first fetch: not offered)" if backlog else ""
     skipped = f", {busy} skipped: being fetched elsewhere" if busy else ""
-    out.print(f"{new} new articles from {_sources(len(reports))}{undated}, {errors} failed"
+    out.print(f"{counted(new, 'new article')} from {counted(len(reports), 'source')}"
+              f"{undated}, {errors} failed"
               f"{skipped}.")
     kept = sum(r.pages_failed for r in reports)
     if kept:
-        out.print(f"{kept} article pages could not be read; those articles keep the "
+        out.print(f"{counted(kept, 'article page')} could not be read; "
+                  f"{'that article keeps' if kept == 1 else 'those articles keep'} the "
                   "feed's text.")

@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from digest.app import App
-from digest.cli.common import out, print_table, progress_bar, say, when, with_app
+from digest.cli.common import counted, out, print_table, progress_bar, say, when, with_app
 from digest.deliver import confirm
 from digest.deliver.confirm import queue_confirmation
 from digest.errors import InvalidInput, NotFound
@@ -169,7 +169,7 @@ def subscribers_export(app: App, list_name: str, output: Path | None, fmt: str,
             return
         with output.open("w", encoding="utf-8", newline="") as f:
             rows = write(s, mlist, f, status=status)
-    say(f"Wrote {rows} subscribers to {output}")
+    say(f"Wrote {counted(rows, 'subscriber')} to {output}")
 
 
 @subscribers.command("rm")

@@ -97,6 +97,9 @@ def _change(app: App, user: UserView, current: str, new: str, again: str,
         found = authenticate(s, user.email, current, ip=ip, now=app.clock())
         if found is None or found.id != user.id:
             return "current", "That is not your current password."
+        if new == current:  # "changed", and every other session out, for nothing
+            return "new", ("The new password is the one you have; choose another "
+                           "(nothing was changed).")
         if new != again:
             return "again", "The new password and its repetition differ; type the " \
                             "same new password in both fields."

@@ -82,6 +82,7 @@ def test_a_new_password_ends_the_other_sessions_and_keeps_this_one(
     (PASSWORD, "short", "short", "new", "too short; use at least 10 characters"),
     (PASSWORD, "x" * 1001, "x" * 1001, "new", "too long"),
     (PASSWORD, NEW, NEW + "!", "again", "differ"),
+    (PASSWORD, PASSWORD, PASSWORD, "new", "is the one you have"),
 ])
 def test_a_mistake_is_tied_to_its_field_and_changes_nothing(
         app: App, editor_client: TestClient, users: dict[str, str], current: str,
