@@ -8,6 +8,7 @@ Secrets are never read from the file: they come only from the environment
 
 from __future__ import annotations
 
+import difflib
 import os
 import secrets as _secrets
 import stat
@@ -311,6 +312,15 @@ class Settings:
 
     def __getitem__(self, key: str) -> Any:
         return self.values[key]
+
+    def unknown_env(self) -> list[tuple[str, str]]:
+        """DIGEST_* environment variables that are no setting or secret, each with the
+        name it most looks like ("" when none): a typo (DIGEST_DELIVERY_RATE_LIMT) is
+        otherwise ignored without a word. DIGEST_TEST_* are the test suite's own."""
+        known = {s.env for s in SETTINGS} | set(SECRETS) | {"DIGEST_CONFIG"}
+        return [(name, next(iter(difflib.get_close_matches(name, known, 1, 0.8)), ""))
+                for name in sorted(self.env) if name.startswith("DIGEST_")
+                and name not in known and not name.startswith("DIGEST_TEST_")]
 
     def origin(self, key: str) -> str | None:
         """Where the setting `key` was set, or None when it is the built-in default."""

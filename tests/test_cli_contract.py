@@ -372,3 +372,17 @@ def test_subscribers_ls_and_export_take_the_same_statuses(run) -> None:  # type:
         assert "'active' is not one of" in r.output and "pending" in r.output
         assert "confirmed" in r.output and "unsubscribed" in r.output
         assert "email,name" not in r.output  # nothing written before the refusal
+
+
+def test_a_mistyped_environment_variable_is_named(  # type: ignore[no-untyped-def]
+        run, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A setting in the file with a wrong name is an error; one in the environment is
+    at least named, with what it looks like, since the environment holds others' too."""
+    run("init")
+    monkeypatch.setenv("DIGEST_DELIVERY_RATE_LIMT", "5")
+    monkeypatch.setenv("DIGEST_TEST_ANYTHING", "1")  # the test suite's own: no word
+    r = run("status")
+    assert r.exit_code == 0, r.output
+    assert ("Warning: DIGEST_DELIVERY_RATE_LIMT is not a setting digest knows, so it "
+            "changes nothing; did you mean DIGEST_DELIVERY_RATE_LIMIT?") in said(r), r.output
+    assert "DIGEST_TEST_ANYTHING" not in r.output

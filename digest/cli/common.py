@@ -87,6 +87,10 @@ def _with_app(fn: F, *, schema: bool) -> F:
     def wrapper(config_path: str | None, **kwargs: Any) -> Any:
         app = App(load(chosen_config(config_path)))
         configure_from(app.settings, command=True)  # [logging] format; warnings and up
+        for name, like in app.settings.unknown_env():
+            err.print(f"Warning: {name} is not a setting digest knows, so it changes "
+                      f"nothing{f'; did you mean {like}?' if like else '.'}", markup=False,
+                      soft_wrap=True)
         try:
             if schema:
                 require_current(app.engine)
