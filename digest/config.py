@@ -122,8 +122,9 @@ SETTINGS: tuple[Setting, ...] = (
             "/healthz fails when no sender has had a heartbeat for this many seconds.",
             positive=True),
     Setting("delivery", "rate_limit", 0.0,
-            "Most messages per second, whichever backend sends; 0: none. A backend's own "
-            "rate_limit ([smtp], [ses], ...) may set a lower one.", low=0),
+            "Most messages per second, whichever backend sends (not the outbox, which only "
+            "writes files); 0: none. A backend's own rate_limit ([smtp], [ses], ...) may "
+            "set a lower one.", low=0),
     Setting("delivery", "soft_bounce_limit", 3,
             "Soft bounces in a row (a reader's latest mails all bounced temporarily) after "
             "which the address is suppressed as bounced; 0: never.", low=0, high=100),
