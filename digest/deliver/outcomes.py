@@ -151,13 +151,16 @@ class LedgerEvents:
 
     def taken_back(self, msgs: Sequence[Outgoing]) -> None:
         """The provider took none of `msgs`: their rows are this worker's claims again,
-        written now, so a kill or a stop during the wait that follows leaves nothing
-        `sending`. Kept for later if the database is away."""
+        written now and the answer waited for (a wait follows, so the round trip costs
+        nothing), so a kill or a stop during that wait leaves nothing `sending`, and
+        nobody reading the ledger meanwhile sees them in flight. Kept for later if the
+        database is away."""
         self._settle()
         for msg in msgs:  # replaces a handover whose commit was lost: nothing went out
             self._note(msg.delivery_id, {"status": DeliveryStatus.CLAIMED})
         try:
             self._write()
+            self._settle()  # a write lost with the connection is noted again, kept
         except DatabaseUnavailable as exc:
             log.warning("could not give back %d deliveries the provider did not take; "
                         "kept for later: %s", len(msgs), exc)
@@ -586,7 +589,7 @@ class _PgWriter(_Writer):
     def _results(self) -> list[Any]:
         """Every answer to the query sent last (all must be read), or _WriteFailed."""
         results, errors = [], []
-        while (result := self._pgconn.get_result()) is not None:
+        while (result := self._next_result()) is not None:
             if result.error_message:
                 errors.append(result.error_message.decode(errors="replace").strip())
             results.append(result)
@@ -596,6 +599,16 @@ class _PgWriter(_Writer):
         if errors:
             raise _WriteFailed("; ".join(errors))
         return results
+
+
+    def _next_result(self) -> Any:
+        """The next answer, waited for in select(), which lets other threads run: libpq's
+        own blocking wait holds the GIL (psycopg's binary build), so a write waiting on a
+        row lock froze every thread of the process, the one holding the lock included."""
+        while self._pgconn.is_busy():
+            os_select.select([self._pgconn.socket], [], [])
+            self._pgconn.consume_input()
+        return self._pgconn.get_result()
 
 
 class _WriteFailed(Exception):

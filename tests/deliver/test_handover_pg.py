@@ -4,8 +4,10 @@
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -151,3 +153,70 @@ def test_a_handover_whose_commit_is_lost_lets_no_message_go(
     # Nothing went out for the two: claimed again (then queued), never `sending`.
     assert [rows[m.delivery_id] for m in msgs] == [
         DeliveryStatus.UNCERTAIN, DeliveryStatus.CLAIMED, DeliveryStatus.CLAIMED]
+
+
+LOCKER = r"""
+import sys, time
+import psycopg
+with psycopg.connect(sys.argv[1]) as conn:
+    conn.execute("SELECT id FROM deliveries WHERE id = ANY(%s) FOR UPDATE",
+                 ([int(i) for i in sys.argv[2:]],))
+    print("locked", flush=True)
+    time.sleep(1.5)
+    conn.rollback()
+"""
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_rows_given_back_read_as_claims_once_taken_back_returns(
+    app: App, tmp_path: Path, clock: Clock
+) -> None:
+    """A provider that took none of a call (429, 5xx) is waited for, often for seconds:
+    once `taken_back` returns, before that wait, every other connection must read the
+    rows as the worker's claims, not `sending`. (Written without waiting for the
+    answer, a slow or busy server left them `sending` for the first moments of the
+    wait, and a watcher, or a kill then, saw messages in flight that were not.) While
+    the write waits, the process's other threads run."""
+    edition_id = _prepare(app, tmp_path, 2)
+    start(app, edition_id)
+    with app.sessions() as s:
+        claimed = ledger.claim(s, edition_id, "me:1:a", 2, clock(), 300)
+    msgs = make_messages(2, first_id=claimed[0].delivery_id)
+    ids = [m.delivery_id for m in msgs]
+    events = LedgerEvents(app.engine, "me:1:a", ledger.RetryPolicy(), clock)
+    seen: list[set[str]] = []
+
+    def give_back() -> None:
+        events.taken_back(msgs)
+        with app.sessions() as s:  # another connection, as soon as it returns
+            seen.append(set(s.scalars(select(Delivery.status)
+                                      .where(Delivery.id.in_(ids))).all()))
+
+    url = make_url(app.settings["database.url"]).set(drivername="postgresql")
+    try:
+        assert events.hand_over(msgs) == {}
+        # Another process holds the rows for 1.5 s: the write waits behind it, as it
+        # does behind a busy server.
+        locker = subprocess.Popen(
+            [sys.executable, "-c", LOCKER, url.render_as_string(hide_password=False),
+             *map(str, ids)], stdout=subprocess.PIPE, text=True)
+        try:
+            assert locker.stdout is not None and locker.stdout.readline() == "locked\n"
+            worker = threading.Thread(target=give_back)
+            worker.start()
+            ticks = [time.monotonic()]  # this thread, running while the write waits
+            while worker.is_alive() and ticks[-1] - ticks[0] < 10:
+                time.sleep(0.02)
+                ticks.append(time.monotonic())
+        finally:
+            locker.wait(10)
+            locker.stdout.close()
+        worker.join(10)
+        assert not worker.is_alive()
+    finally:
+        events.close(patience=10)
+    assert seen == [{DeliveryStatus.CLAIMED}]
+    # It returned once the write was done, the lock let go, not at once...
+    assert ticks[-1] - ticks[0] >= 0.8
+    # ...and the wait let this thread run (libpq's own blocking wait held the GIL).
+    assert max(b - a for a, b in itertools.pairwise(ticks)) < 0.75
