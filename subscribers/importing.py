@@ -182,6 +182,12 @@ def _entries(batch: list[tuple[int, list[str], _Entry | str]], rejects: Rejects,
 def sniff_encoding(path: Path) -> str:
     """utf-8-sig if the whole file is UTF-8 (BOM or not), utf-16 if it starts with its
     BOM, else cp1252, which is what Excel on Windows writes as "CSV"."""
+    if path.exists() and not path.is_file():
+        # A pipe (`<(zcat export.csv.gz)`): the file is read twice, this once to tell
+        # its encoding before a row is imported, which a pipe cannot be.
+        raise InvalidInput(f"{path} is not a file (a pipe?): an import reads its file "
+                           "twice, first to tell its encoding; save it to a file first, "
+                           "e.g. `zcat export.csv.gz > export.csv`")
     try:
         f = path.open("rb")
     except OSError as exc:

@@ -33,12 +33,41 @@ log = logging.getLogger("digest.cli")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class Interrupted(click.ClickException):
+    """Ctrl-C: `Error: interrupted (Ctrl-C)…` and exit status 130, as shells report a
+    program stopped by SIGINT; `said` tells what of the command's work is kept."""
+
+    exit_code = 130
+
+    def __init__(self, said: str = "") -> None:
+        super().__init__("interrupted (Ctrl-C)" + (f"; {said}" if said else ""))
+
+
+def on_interrupt(said: str) -> Callable[[F], F]:
+    """Ctrl-C during the command says `said`: what it kept, and how to go on."""
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except KeyboardInterrupt:
+                raise Interrupted(said) from None
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
 class DigestGroup(click.Group):
-    """Turns every DigestError into `Error: …` on stderr and exit status 1."""
+    """Turns every DigestError into `Error: …` on stderr and exit status 1, and Ctrl-C
+    into `Error: interrupted (Ctrl-C)` and 130 (click alone says only "Aborted!")."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise Interrupted() from None
         except DigestError as exc:
             raise click.ClickException(str(exc)) from None
         except sa_exc.OperationalError as exc:

@@ -12,6 +12,7 @@ from digest.cli.common import (
     add_row,
     counted,
     err,
+    on_interrupt,
     out,
     print_table,
     progress_bar,
@@ -236,6 +237,8 @@ def sources_resume(app: App, id_or_url: str) -> None:
 @click.option("--allow-failures", is_flag=True,
               help="Exit 0 even when some sources failed (they are still reported).")
 @with_app
+@on_interrupt("the sources fetched before it keep their new articles; the one being "
+              "fetched got nothing and is fetched again next time")
 def fetch(app: App, source_id: int | None, allow_failures: bool) -> None:
     """Gather new articles from every source.
 

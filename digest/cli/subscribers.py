@@ -13,7 +13,16 @@ from rich.markup import escape
 from rich.table import Table
 
 from digest.app import App
-from digest.cli.common import counted, out, print_table, progress_bar, say, when, with_app
+from digest.cli.common import (
+    counted,
+    on_interrupt,
+    out,
+    print_table,
+    progress_bar,
+    say,
+    when,
+    with_app,
+)
 from digest.deliver import confirm
 from digest.deliver.confirm import queue_confirmation
 from digest.errors import InvalidInput, NotFound
@@ -117,6 +126,10 @@ def _send_confirmations(app: App, list_name: str) -> None:
 @click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path),
               help="Where refused rows go (default FILE.rejects.csv).")
 @with_app
+@on_interrupt("the rows it had imported are kept (it commits every 100,000); run the same "
+              "import again to finish it: rows already on the list count as unchanged, "
+              "nobody is added twice, and pending subscribers get their confirmation "
+              "mail then")
 def subscribers_import(app: App, file: Path, list_name: str, confirmed: bool,
                        rejects: Path | None) -> None:
     """Import subscribers from a CSV file with an `email` column (and `name`, …)."""

@@ -14,6 +14,7 @@ as a success with the same entries, nothing new and nothing edited ("unchanged")
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import hashlib
@@ -272,6 +273,12 @@ def fetch_source(s: Session, http: requests.Session, source: Source, opts: Fetch
     except Exception as exc:  # a parser bug on hostile input must not end the run
         return _record_failure(s, source, f"unexpected {type(exc).__name__}: {exc}", now,
                                owner)
+    except BaseException:  # Ctrl-C: nothing of this fetch is kept, and its lease freed
+        with contextlib.suppress(Exception):  # else it runs out by itself
+            s.rollback()
+            release_lease(s, source.id, owner)
+            s.commit()
+        raise
 
 
 def _fetch(s: Session, http: requests.Session, source: Source, opts: FetchOptions,

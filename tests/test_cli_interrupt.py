@@ -1,0 +1,167 @@
+"""Ctrl-C during a command: one `Error: interrupted (Ctrl-C)` line saying what is kept,
+exit status 130 as shells report SIGINT, no traceback; and what the command leaves
+behind lets it simply be run again. Real `digest` processes, a real SIGINT."""
+
+from __future__ import annotations
+
+import email.utils
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+DIGEST = [sys.executable, "-m", "digest"]
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
+    env.update(DIGEST_PUBLIC_URL="https://news.example.org", DIGEST_DELIVERY_BACKEND="outbox")
+    return env
+
+
+def run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*DIGEST, *args], cwd=cwd, env=_env(), capture_output=True,
+                          text=True, timeout=120)
+
+
+def start(cwd: Path, *args: str) -> subprocess.Popen[str]:
+    """A command as a shell starts it: Ctrl-C (SIGINT) interrupts it, even where this
+    process was started with SIGINT ignored (in the background)."""
+    return subprocess.Popen([*DIGEST, *args], cwd=cwd, env=_env(), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def interrupt(proc: subprocess.Popen[str]) -> tuple[int, str]:
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    return proc.returncode, stderr
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    assert run(tmp_path, "init").returncode == 0
+    r = run(tmp_path, "lists", "create", "news", "--from", "News <news@example.org>")
+    assert r.returncode == 0, r.stderr
+    return tmp_path
+
+
+class Feed:
+    """A feed on loopback that holds its first request until `release`."""
+
+    def __init__(self) -> None:
+        self.asked = threading.Event()
+        self.release = threading.Event()
+        feed = self
+        date = email.utils.format_datetime(email.utils.localtime())
+        body = (f'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>'
+                f"<link>https://example.org/</link><item><title>One story</title>"
+                f"<link>https://example.org/one</link><pubDate>{date}</pubDate>"
+                f"<description>The first paragraph of the story.</description></item>"
+                f"</channel></rss>").encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                feed.asked.set()
+                feed.release.wait(60)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/rss+xml")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/feed.xml"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def feed() -> Iterator[Feed]:
+    served = Feed()
+    yield served
+    served.stop()
+
+
+def test_ctrl_c_during_a_fetch_says_so_and_the_next_fetch_takes_the_source(
+    site: Path, feed: Feed
+) -> None:
+    r = run(site, "sources", "add", feed.url, "--list", "news", "--no-check")
+    assert r.returncode == 0, r.stderr
+    proc = start(site, "fetch")
+    assert feed.asked.wait(60), "the fetch never asked for the feed"
+    code, stderr = interrupt(proc)
+    assert code == 130, stderr
+    assert stderr.startswith("Error: interrupted (Ctrl-C); the sources fetched before it "
+                             "keep their new articles"), stderr
+    assert "Traceback" not in stderr and "Aborted!" not in stderr, stderr
+    feed.release.set()  # the feed answers now
+    # Run again at once, it fetches the source: the interrupted fetch held no lease on
+    # it (it used to be "being fetched elsewhere" for minutes).
+    again = run(site, "fetch")
+    assert again.returncode == 0, again.stdout + again.stderr
+    said = " ".join(again.stdout.split())
+    assert "1 new article from 1 source" in said and "elsewhere" not in said, said
+
+
+def _members(db: Path) -> int:
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+            return int(conn.execute("SELECT count(*) FROM memberships").fetchone()[0])
+    except sqlite3.OperationalError:  # locked a moment by the import's commit
+        return -1
+
+
+@pytest.mark.slow  # 150,000 rows, imported twice
+def test_ctrl_c_during_an_import_keeps_what_it_committed_and_a_rerun_finishes_it(
+    site: Path,
+) -> None:
+    rows = 150_000
+    csv = site / "people.csv"
+    csv.write_text("email\n" + "".join(f"reader{i}@example.org\n" for i in range(rows)))
+    proc = start(site, "subscribers", "import", str(csv), "--list", "news", "--confirmed")
+    db = site / "var" / "digest.db"
+    deadline = time.monotonic() + 300
+    while _members(db) < 100_000 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # until its first commit (every 100,000 rows) is in
+    assert proc.poll() is None, "the import ended before it could be interrupted"
+    code, stderr = interrupt(proc)
+    assert code == 130, stderr
+    assert stderr.startswith("Error: interrupted (Ctrl-C); the rows it had imported are "
+                             "kept"), stderr
+    assert "run the same import again to finish it" in " ".join(stderr.split())
+    assert "Traceback" not in stderr, stderr
+    kept = _members(db)
+    assert 100_000 <= kept < rows
+    again = run(site, "subscribers", "import", str(csv), "--list", "news", "--confirmed")
+    assert again.returncode == 0, again.stderr
+    # The table's one row: added, updated, unchanged, rejected, suppressed.
+    numbers = [int(n) for n in again.stdout.replace("│", " ").split() if n.isdigit()]
+    assert numbers[-5:] == [rows - kept, 0, kept, 0, 0], again.stdout
+    assert _members(db) == rows
+
+
+def test_an_import_from_a_pipe_says_to_save_it_to_a_file_first(site: Path) -> None:
+    fifo = site / "export.csv"
+    os.mkfifo(fifo)
+    r = run(site, "subscribers", "import", str(fifo), "--list", "news", "--confirmed")
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.startswith(f"Error: {fifo} is not a file (a pipe?): an import reads "
+                               "its file twice"), r.stderr
+    assert "save it to a file first" in r.stderr and "Traceback" not in r.stderr
