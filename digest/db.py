@@ -20,7 +20,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
-from digest.errors import ConfigError
+from digest.errors import ConfigError, DigestError
 from digest.files import private_folder
 
 # Stable constraint names so Alembic migrations work the same on SQLite and PostgreSQL.
@@ -144,6 +144,18 @@ def _supported(url: str) -> URL:
         raise ConfigError("the database URL is PostgreSQL, and psycopg is not installed: "
                           "`pip install '.[postgres]'` where digest was installed from")
     return parsed
+
+
+def require_database_file(url: str) -> None:
+    """ConfigError (as `checked_url`) for a URL digest cannot use, and DigestError if it
+    is a SQLite file that does not exist. Called before the engine is made, which would
+    create it empty (at a mistyped path, say) only to find no tables in it."""
+    parsed = checked_url(url)
+    path = parsed.database if parsed.get_backend_name() == "sqlite" else None
+    if path and path != ":memory:" and not path.startswith("file:") and not Path(path).exists():
+        raise DigestError(f"the database file {Path(path).absolute()} does not exist: run "
+                          "`digest init` to create it, or point [database] url / "
+                          "DIGEST_DATABASE_URL at the one you have")
 
 
 def checked_url(url: str) -> URL:

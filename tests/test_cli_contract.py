@@ -386,3 +386,16 @@ def test_a_mistyped_environment_variable_is_named(  # type: ignore[no-untyped-de
     assert ("Warning: DIGEST_DELIVERY_RATE_LIMT is not a setting digest knows, so it "
             "changes nothing; did you mean DIGEST_DELIVERY_RATE_LIMIT?") in said(r), r.output
     assert "DIGEST_TEST_ANYTHING" not in r.output
+
+
+def test_a_web_address_without_its_scheme_gets_a_hint(run) -> None:  # type: ignore[no-untyped-def]
+    """`example.org/feed.xml` is read as a local file (sources may be files): when no such
+    file exists and it reads as a host and path, say what was probably meant."""
+    assert run("init").exit_code == 0
+    assert run("lists", "create", "morning", "--from", "m@news.example.org").exit_code == 0
+    r = run("sources", "add", "news.example.org/feed.xml", "--list", "morning")
+    assert r.exit_code == 1
+    assert "does not exist; did you mean https://news.example.org/feed.xml? A web address " \
+        "needs its http:// or https://" in said(r), r.output
+    r = run("sources", "add", "feeds/morning.xml", "--list", "morning")  # a path, no host
+    assert r.exit_code == 1 and "does not exist" in said(r) and "did you mean" not in said(r)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -220,6 +221,35 @@ def test_an_outdated_schema_says_to_upgrade_with_init(tmp_path: Path,
 
 def test_a_database_without_tables_says_to_run_init(tmp_path: Path) -> None:
     env = environment(tmp_path)
+    (tmp_path / "digest.db").touch()  # there, empty
     r = cli(tmp_path, env, "status")
     assert r.exit_code == 1
     assert "Error: the database has no tables yet; run `digest init` first" in r.output
+
+
+def test_a_database_file_that_is_not_there_is_named_and_not_made(tmp_path: Path) -> None:
+    """A mistyped path, or a folder where `digest init` never ran: the command says which
+    file it looked for, and leaves no empty database there."""
+    for name in ("digest.db", "digset.db"):
+        expected = tmp_path / name
+        env = environment(tmp_path, DIGEST_DATABASE_URL=f"sqlite:///{expected}")
+        r = cli(tmp_path, env, "lists", "ls")
+        assert r.exit_code == 1
+        assert " ".join(r.output.split()) == (
+            f"Error: the database file {expected} does not exist: run `digest init` to "
+            "create it, or point [database] url / DIGEST_DATABASE_URL at the one you have")
+        assert not expected.exists()
+
+
+def test_a_database_server_that_does_not_answer_is_one_error_line(tmp_path: Path) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # nothing listens there once closed
+    env = environment(tmp_path, DIGEST_DATABASE_URL=(
+        f"postgresql+psycopg://digest:sekrit-pass@127.0.0.1:{port}/digest"))
+    r = cli(tmp_path, env, "status")
+    assert r.exit_code == 1
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1, r.output  # libpq's own message has a second, indented line
+    assert lines[0].startswith("Error: database error: connection failed:"), r.output
+    assert "Connection refused" in lines[0] and "sekrit-pass" not in r.output

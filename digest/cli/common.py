@@ -22,7 +22,7 @@ from sqlalchemy import exc as sa_exc
 
 from digest.app import App
 from digest.config import load
-from digest.db import scrubbed
+from digest.db import require_database_file, scrubbed
 from digest.errors import DigestError
 from digest.logs import configure_from
 from digest.migrations import require_current
@@ -77,7 +77,8 @@ class DigestGroup(click.Group):
 
 
 def _db_hint(exc: sa_exc.DBAPIError) -> str:
-    text = scrubbed(str(exc.orig))  # a driver may quote the URL, password and all
+    # A driver may quote the URL, password and all; libpq adds a tab-indented line.
+    text = " ".join(scrubbed(str(exc.orig)).split())
     if "no such table" in text or ("relation" in text and "does not exist" in text):
         return (f"a table is missing from the database ({text}); run `digest init` to "
                 "create or upgrade its tables")
@@ -122,6 +123,7 @@ def _with_app(fn: F, *, schema: bool) -> F:
                       soft_wrap=True)
         try:
             if schema:
+                require_database_file(app.settings["database.url"])
                 require_current(app.engine)
             return fn(app, **kwargs)
         finally:

@@ -152,9 +152,19 @@ def normalize_source_url(url: str, allow_files: bool) -> str:
     if allow_files and scheme in ("", "file"):
         path = Path(url[7:] if scheme == "file" else url).expanduser().resolve()
         if not path.is_file():
-            raise InvalidInput(f"feed file {path} does not exist")
+            raise InvalidInput(f"feed file {path} does not exist{_web_hint(url, scheme)}")
         return path.as_uri()
     raise InvalidInput(f"{url!r} is not an http(s) URL; give the feed's full address")
+
+
+def _web_hint(given: str, scheme: str) -> str:
+    """"; did you mean https://…?" when a path that is no file reads as a web address
+    without its scheme (example.org/feed.xml, www.example.org)."""
+    host = given.split("/", 1)[0]
+    if scheme or not re.fullmatch(r"(?:[\w-]+\.)+[a-z]{2,}(?::\d+)?", host, re.IGNORECASE):
+        return ""
+    return (f"; did you mean https://{given}? A web address needs its http:// or "
+            "https://")
 
 
 def add_source(s: Session, url: str, mlist: MailingList, *, full_text: bool = False,
