@@ -8,7 +8,7 @@ an edition that went out.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, object_session
 
 from digest.errors import NotReady
 from digest.gather.images import image_alt
+from digest.gather.language import infer_language
 from digest.gather.links import link_key
 from digest.models import (
     Article,
@@ -436,7 +437,7 @@ def render_context(edition: Edition, mlist: MailingList, public_url: str, *,
             author=i.author, published_at=i.published_at.astimezone(tz), note=i.note,
             image_credit=i.image_credit, image_width=i.image_width,
             image_height=i.image_height, dated=i.dated, brief=i.brief,
-            language=languages.get(i.article_id or 0, ""),
+            language=item_language(i, languages),
             image_alt=alts.get(i.article_id or 0, ""),
         )
         for i in sorted(edition.items, key=lambda i: i.position)
@@ -462,6 +463,15 @@ def article_languages(s: Session, article_ids: Iterable[int]) -> dict[int, str]:
         return {}
     rows = s.execute(select(Article.id, Article.language).where(Article.id.in_(ids)))
     return {article_id: language for article_id, language in rows if language}
+
+
+def item_language(item: EditionItem, languages: Mapping[int, str]) -> str:
+    """An item's language: its article's, from `article_languages`; for a page the
+    editor added by its address (no article, no feed's word), told from its headline
+    and text, as a stored article's is when no feed or page declares one."""
+    if item.article_id is not None:
+        return languages.get(item.article_id, "")
+    return infer_language(item.title, item.summary)
 
 
 def _languages(edition: Edition) -> dict[int, str]:

@@ -18,6 +18,7 @@ import lxml.html
 import pytest
 from lxml.html import HtmlElement
 
+from digest import curate
 from digest.app import App
 from digest.demo import IMAGES
 from digest.editions import item_from_article
@@ -216,6 +217,32 @@ def test_a_story_in_another_language_is_read_in_it(app: App,
     if look["toc"]:
         entries = {text(a): spoken_language(a) for a in doc.xpath("//a[@class='toc-link']")}
         assert entries[STORIES[1].title] == "ko" and entries[STORIES[0].title] == "en"
+
+
+@pytest.mark.parametrize(("title", "text", "language"), [
+    ("서울 시의회, 내년 예산안 통과",
+     "서울시의회는 5일 본회의를 열고 내년도 예산안을 의결했다.", "ko"),
+    ("Neue Fähre verbindet die Inseln ab Montag",
+     "Die neue Fähre fährt ab Montag dreimal täglich zwischen den beiden Inseln und "
+     "ersetzt das alte Schiff, das seit mehr als dreißig Jahren im Dienst war.", "de"),
+])
+def test_a_page_added_by_its_address_is_read_in_its_language(
+        app: App, title: str, text: str, language: str) -> None:
+    """A page the editor added by its URL has no article, so no feed's word on its
+    language: it is told from its headline and text."""
+    store_edition(app)
+    added = curate.FetchedPage(url="https://elsewhere.example/story", title=title, text=text,
+                              image_url="", image_caption="", site="elsewhere.example")
+    with app.sessions() as s:
+        mlist = get_list(s, "morning")
+        edition = s.query(Edition).filter_by(list_id=mlist.id, number=1).one()
+        curate.add_page(s, edition, added, now=NOW, rules=app.edition_rules())
+        s.commit()
+        doc = lxml.html.document_fromstring(app.preview(edition, mlist).html)
+    [link] = exposed_links(doc, added.url)
+    assert spoken_language(link) == language
+    # The list's own English stories stay unmarked.
+    assert spoken_language(exposed_links(doc, STORIES[0].link)[0]) == "en"
 
 
 def test_a_right_to_left_story_in_a_left_to_right_list_runs_its_own_way(app: App) -> None:

@@ -42,7 +42,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from digest.app import App
 from digest.edition_links import NOT_VALID
-from digest.editions import article_languages
+from digest.editions import article_languages, item_language
 from digest.errors import InvalidInput
 from digest.models import Edition, EditionKind, EditionStatus
 from digest.render import (
@@ -359,7 +359,7 @@ def _entry_html(edition: Edition, mlist: MailingList, languages: Mapping[int, st
     brief = [item for item in edition.items if item.brief]
     for item in full:
         link = mail_link(item.link, mlist.keep_tracking)
-        own = _own_language(languages.get(item.article_id or 0, ""), mlist.language)
+        own = _own_language(item_language(item, languages), mlist.language)
         story = [_headline("h2", item.title, link)]
         if item.source_title:
             story.append(f"<p><em>{escape(item.source_title)}</em></p>")
@@ -371,7 +371,7 @@ def _entry_html(edition: Edition, mlist: MailingList, languages: Mapping[int, st
     if brief:
         parts.append(f"<h3>{escape(words['also_new'])}</h3>")
         parts.append("<ul>" + "".join(
-            f"<li{_own_language(languages.get(item.article_id or 0, ''), mlist.language)}>"
+            f"<li{_own_language(item_language(item, languages), mlist.language)}>"
             f"{_headline('span', item.title, mail_link(item.link, mlist.keep_tracking))}"
             + (f" <em>{escape(item.source_title)}</em>" if item.source_title else "") + "</li>"
             for item in brief) + "</ul>")

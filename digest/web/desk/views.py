@@ -20,7 +20,7 @@ from digest import curate
 from digest.app import App
 from digest.cron import list_trigger, next_runs
 from digest.deliver import ledger
-from digest.editions import article_languages, last_sent
+from digest.editions import article_languages, item_language, last_sent
 from digest.errors import InvalidInput, NotFound
 from digest.mailsize import html_bytes, kb
 from digest.models import (
@@ -264,7 +264,7 @@ def _items(s: Session, edition: Edition, mlist: MailingList,
             link=i.link, image_url=i.image_url, source_title=i.source_title,
             age=age(i.published_at, now, dated=i.dated), pinned=i.pinned, brief=i.brief,
             can_up=index > first, can_down=index < last, by_url=i.article_id is None,
-            language=other_language(languages.get(i.article_id or 0, ""), mlist.language),
+            language=other_language(item_language(i, languages), mlist.language),
             article_id=i.article_id))
     return views
 
