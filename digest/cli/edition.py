@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import click
@@ -19,6 +20,7 @@ from digest.cli.common import (
     print_table,
     progress_bar,
     say,
+    stop_on_signals,
     with_app,
 )
 from digest.deliver.worker import SendReport
@@ -122,14 +124,17 @@ def edition_preview(app: App, list_name: str, output: str, layout: str | None) -
 def edition_send(app: App, list_name: str) -> None:
     """Build if needed, then deliver; run it again after any interruption to go on.
 
-    Refused, with the draft kept, while the list has no confirmed subscribers."""
+    Refused, with the draft kept, while the list has no confirmed subscribers. Ctrl-C or
+    SIGTERM finishes the messages in flight, gives the rest back to the queue and exits
+    1; a second one stops at once."""
     app.check_sender()  # a bad setting is said first, before the list is even read
     with app.sessions() as s:
         mlist = get_list(s, list_name)
         ed = open_edition(s, mlist)
         if ed is None or ed.status != EditionStatus.SENDING:  # one sending goes on
             require_recipients(s, mlist)
-    with progress_bar("Sending", None) as advance:
+    stop = threading.Event()
+    with progress_bar("Sending", None) as advance, stop_on_signals(stop):
         holder: dict[str, int] = {}
 
         def started(ed: Edition, pending: int) -> None:
@@ -142,7 +147,7 @@ def edition_send(app: App, list_name: str) -> None:
             err.print(f"Edition #{ed.number}: {_deliveries(pending)} to go "
                       f"via {app.backend.name}")
 
-        report = app.send(list_name, progress=advance, on_start=started)
+        report = app.send(list_name, progress=advance, on_start=started, stop=stop)
     if report is None:
         with app.sessions() as s:
             mlist = get_list(s, list_name)
@@ -154,6 +159,12 @@ def edition_send(app: App, list_name: str) -> None:
         say(f"{said}: {why}.")
         return
     print_send_summary(report, holder.get("number", 0))
+    if stop.is_set() and not report.finished:
+        raise click.ClickException(
+            f"stopped by a signal before the end: the messages in flight were finished, the "
+            f"rest of edition #{holder.get('number', 0)} waits in the queue; run `digest "
+            f"edition send --list {list_name}` again (or a running `digest worker`) to send "
+            "it, nobody twice")
 
 
 def print_send_summary(report: SendReport, number: int) -> None:

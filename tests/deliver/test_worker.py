@@ -401,3 +401,53 @@ def test_a_claim_costs_the_same_whatever_the_size_of_the_edition(
         big_app.close()
     assert big[0] < 2 * small[0], (small, big)  # claiming
     assert big[1] < 2 * small[1], (small, big)  # checking who is still wanted
+
+
+EDITION_SEND = [sys.executable, "-m", "digest", "edition", "send", "--list", "daily"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["Ctrl-C", "SIGTERM"])
+def test_edition_send_stopped_by_a_signal_finishes_in_flight_and_a_rerun_sends_the_rest(
+    app: App, smtp_server: Callable[..., SmtpSink], tmp_path: Path, sig: signal.Signals
+) -> None:
+    """`digest edition send` from a terminal (Ctrl-C) or under a supervisor's timeout
+    (SIGTERM): as the worker does, it finishes the messages in flight, gives the rest
+    back to the queue and says so; run again, it sends them, nobody twice. (Killed
+    outright instead, it left rows `sending`, readers never to be mailed.)"""
+    total = 400
+    sink = slow_sink(smtp_server, 0.01)
+    edition_id = _prepare(app, tmp_path, total)
+    env = worker_env(app, sink, DIGEST_DELIVERY_BATCH_SIZE="50")
+    first = subprocess.Popen(EDITION_SEND, env=env, cwd=tmp_path, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 60
+        while len(sink.handler.messages) < total // 4 and time.monotonic() < deadline:
+            assert first.poll() is None, first.communicate()
+            time.sleep(0.01)
+        first.send_signal(sig)
+        _, stderr = first.communicate(timeout=30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 1, stderr
+    said = " ".join(stderr.split())
+    assert "Error: stopped by a signal before the end: the messages in flight were " \
+        "finished, the rest of edition #1 waits in the queue; run `digest edition send " \
+        "--list daily` again" in said, stderr
+    assert "Traceback" not in stderr
+    at_stop = statuses(app, edition_id)
+    assert at_stop[DeliveryStatus.CLAIMED] == at_stop[DeliveryStatus.HANDING_OVER] == 0, at_stop
+    assert at_stop[DeliveryStatus.UNCERTAIN] == 0, at_stop
+    assert at_stop[DeliveryStatus.DELIVERED] == len(sink.messages) < total
+
+    second = subprocess.run(EDITION_SEND, env=env, cwd=tmp_path, capture_output=True,
+                            text=True, timeout=120)
+    assert second.returncode == 0, second.stderr
+    assert "Edition #1 is sent." in second.stdout
+    received = Counter(r for m in sink.messages for r in m.rcpt_tos)
+    assert sorted(received) == _addresses(total)
+    assert set(received.values()) == {1}
+    assert statuses(app, edition_id) == {DeliveryStatus.DELIVERED: total}
