@@ -65,6 +65,25 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         admin.dispose()
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Browser tests look at pages, which do not depend on the database: they run on
+    SQLite alone, but for those marked `both_databases` (an editor's and a reader's
+    whole way through), which run on PostgreSQL too. What each page does to the
+    database is tested on both without a browser (tests/web's TestClient tests)."""
+    kept, dropped = [], []
+    for item in items:
+        spec = getattr(item, "callspec", None)
+        on_pg = spec is not None and spec.params.get("database_url") == "postgresql"
+        if (on_pg and item.get_closest_marker("browser")
+                and not item.get_closest_marker("both_databases")):
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 @pytest.fixture
 def pg_url(database_url: str) -> str:
     """`database_url` when it is PostgreSQL (parametrize it indirectly), else a skip."""

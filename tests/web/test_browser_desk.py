@@ -75,6 +75,7 @@ def in_order(text: str, titles: list[str]) -> bool:
     return -1 not in found and found == sorted(found)
 
 
+@pytest.mark.both_databases
 def test_an_editor_drops_reorders_writes_previews_and_sends(
         page: Page, phone: Page, live_url: str, app: App, world: World, clock: Clock,
         users: dict[str, str], artifacts: Artifacts) -> None:

@@ -283,6 +283,7 @@ def tab_to(page: Page, target: Locator, *, limit: int = 40) -> None:
     raise AssertionError(f"{target} not reached in {limit} presses of Tab")
 
 
+@pytest.mark.both_databases
 def test_a_keyboard_user_subscribes_confirms_changes_preferences_and_leaves(
         page: Page, site: str, app: App, world: World) -> None:  # noqa: F811
     outbox = Outbox(app)
