@@ -13,10 +13,12 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.loopback import feed_server
 
 DIGEST = [sys.executable, "-m", "digest"]
 
@@ -54,49 +56,36 @@ def site(tmp_path: Path) -> Path:
     return tmp_path
 
 
+@dataclass
 class Feed:
-    """A feed on loopback that holds its first request until `release`."""
+    """A feed on loopback (`tests.loopback.feed_server`) that holds its first request
+    until `release`."""
 
-    def __init__(self) -> None:
-        self.asked = threading.Event()
-        self.release = threading.Event()
-        feed = self
-        date = email.utils.format_datetime(email.utils.localtime())
-        body = (f'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>'
-                f"<link>https://example.org/</link><item><title>One story</title>"
-                f"<link>https://example.org/one</link><pubDate>{date}</pubDate>"
-                f"<description>The first paragraph of the story.</description></item>"
-                f"</channel></rss>").encode()
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                feed.asked.set()
-                feed.release.wait(60)
-                self.send_response(200)
-                self.send_header("Content-Type", "application/rss+xml")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/feed.xml"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
+    url: str
+    asked: threading.Event
+    release: threading.Event
 
 
 @pytest.fixture
 def feed() -> Iterator[Feed]:
-    served = Feed()
-    yield served
-    served.stop()
+    asked, release = threading.Event(), threading.Event()
+    date = email.utils.format_datetime(email.utils.localtime())
+    body = (f'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>'
+            f"<link>https://example.org/</link><item><title>One story</title>"
+            f"<link>https://example.org/one</link><pubDate>{date}</pubDate>"
+            f"<description>The first paragraph of the story.</description></item>"
+            f"</channel></rss>").encode()
+
+    def answer(path: str) -> bytes:
+        asked.set()
+        release.wait(60)
+        return body
+
+    with feed_server(answer) as base:
+        try:
+            yield Feed(f"{base}/feed.xml", asked, release)
+        finally:
+            release.set()
 
 
 def test_ctrl_c_during_a_fetch_says_so_and_the_next_fetch_takes_the_source(
