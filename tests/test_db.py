@@ -42,6 +42,33 @@ def test_init_twice_is_harmless(app: App) -> None:
         assert conn.scalar(text("SELECT count(*) FROM alembic_version")) == 1
 
 
+def test_an_init_that_fails_midway_leaves_the_database_as_it_was(settings: Settings,
+                                                                 clock: Clock) -> None:
+    """`digest init` is all or nothing: stopped midway (Ctrl-C, a failure in its ninth
+    revision here), it leaves no half-made schema, so running it again works. (On
+    SQLite every CREATE TABLE committed by itself: the first tables stayed, with no
+    revision recorded, and every later init said "table lists already exists".)"""
+    app = App(settings, clock=clock)
+    try:
+        with app.engine.begin() as conn:  # in the way of revision 0009's new table
+            conn.execute(text("CREATE TABLE senders (x INTEGER)"))
+        with pytest.raises(Exception, match="senders"):
+            app.init_db()
+        with app.engine.connect() as conn:
+            assert set(inspect(conn).get_table_names()) <= {"senders", "alembic_version"}
+            if "alembic_version" in inspect(conn).get_table_names():
+                assert conn.scalar(text("SELECT count(*) FROM alembic_version")) == 0
+        with app.engine.begin() as conn:  # out of the way: init again
+            conn.execute(text("DROP TABLE senders"))
+        app.init_db()
+        with app.engine.connect() as conn:
+            assert conn.scalar(text("SELECT count(*) FROM alembic_version")) == 1
+            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        assert diff == []
+    finally:
+        app.close()
+
+
 def test_sqlite_pragmas(app: App) -> None:
     if app.engine.dialect.name != "sqlite":
         pytest.skip("SQLite only")

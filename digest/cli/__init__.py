@@ -13,7 +13,7 @@ from digest import __version__
 from digest.app import App
 from digest.cli.backup import backup
 from digest.cli.bounces import bounces
-from digest.cli.common import DigestGroup, config_option, out, say, with_new_app
+from digest.cli.common import DigestGroup, config_option, on_interrupt, out, say, with_new_app
 from digest.cli.dns import check_dns
 from digest.cli.edition import edition
 from digest.cli.inbound import inbound
@@ -44,6 +44,8 @@ def main(config_path: str | None) -> None:
 
 @main.command()
 @with_new_app
+@on_interrupt("the database is as it was before: its changes are made all at once or not "
+              "at all; run `digest init` again")
 def init(app: App) -> None:
     """Create or upgrade the database."""
     require_writable(app.settings)

@@ -30,17 +30,27 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     cfg = _config()
     sqlite = engine.dialect.name == "sqlite"
     with engine.connect() as conn:
+        raw = conn.connection.driver_connection if sqlite else None
+        level = raw.isolation_level if sqlite else None  # type: ignore[union-attr]
         if sqlite:  # outside a transaction, or SQLite ignores it
             conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
             conn.commit()
+            # All revisions in one transaction, as on PostgreSQL: Python's sqlite3 opens
+            # one only before DML, so each CREATE TABLE committed by itself, and an init
+            # stopped midway (Ctrl-C) left tables without a revision that no later init
+            # could get past. Here the BEGIN is ours; commit and rollback end it.
+            raw.isolation_level = None  # type: ignore[union-attr]
         try:
             with conn.begin():
+                if sqlite:
+                    conn.exec_driver_sql("BEGIN")
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, revision)
                 if sqlite:
                     _check_foreign_keys(conn)
         finally:
             if sqlite:  # the connection goes back to the pool as the engine made it
+                raw.isolation_level = level  # type: ignore[union-attr]
                 conn.exec_driver_sql("PRAGMA foreign_keys=ON")
                 conn.commit()
 
