@@ -399,3 +399,38 @@ def test_a_web_address_without_its_scheme_gets_a_hint(run) -> None:  # type: ign
         "needs its http:// or https://" in said(r), r.output
     r = run("sources", "add", "feeds/morning.xml", "--list", "morning")  # a path, no host
     assert r.exit_code == 1 and "does not exist" in said(r) and "did you mean" not in said(r)
+
+
+def test_confirmation_mails_an_import_queued_but_did_not_send_go_out_when_it_is_run_again(
+    run, tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    """Stopped (Ctrl-C) after queueing its confirmation mails and before sending them
+    all, an import run again sends them, though it queues nothing new: its Ctrl-C
+    message promises as much. (The rerun found every row unchanged and sent none.)"""
+    from digest.app import App
+    from digest.config import load
+    from digest.deliver import confirm
+    from subscribers.importing import import_csv
+    from subscribers.lists import get_list
+
+    assert run("init").exit_code == 0
+    assert run("lists", "create", "news", "--from", "n@news.example.org").exit_code == 0
+    people = tmp_path / "people.csv"
+    people.write_text("email\n" + "".join(f"reader{i}@example.org\n" for i in range(5)))
+    # What the stopped import had done: the rows imported, their mails queued, not sent.
+    app = App(load(None))
+    try:
+        with app.sessions() as s:
+            mlist = get_list(s, "news")
+            import_csv(s, mlist, people, confirmed=False, now=app.clock())
+            assert confirm.queue_pending(s, mlist, app.clock()) == 5
+            s.commit()
+    finally:
+        app.close()
+    r = run("subscribers", "import", str(people), "--list", "news")
+    assert r.exit_code == 0, r.output
+    assert "5 confirmation mails queued before (by an import that was stopped) go out " \
+        "now too" in said(r), r.output
+    assert "Confirmation mails: 5 sent" in said(r), r.output
+    sent = list((tmp_path / "var" / "outbox" / "new").iterdir())
+    assert len(sent) == 5

@@ -158,7 +158,7 @@ def edition_send(app: App, list_name: str) -> None:
                     f"No new articles for {list_name}, nothing to send")
         say(f"{said}: {why}.")
         return
-    print_send_summary(report, holder.get("number", 0))
+    print_send_summary(report, holder.get("number", 0), stopped=stop.is_set())
     if stop.is_set() and not report.finished:
         raise click.ClickException(
             f"stopped by a signal before the end: the messages in flight were finished, the "
@@ -167,8 +167,9 @@ def edition_send(app: App, list_name: str) -> None:
             "it, nobody twice")
 
 
-def print_send_summary(report: SendReport, number: int) -> None:
-    """Counts per delivery status, and what happens next."""
+def print_send_summary(report: SendReport, number: int, *, stopped: bool = False) -> None:
+    """Counts per delivery status, and what happens next (`stopped`: by a signal, which
+    the caller says)."""
     table = Table("status", "deliveries")
     for status, count in sorted(report.counts.items()):
         add_row(table, status, str(count))
@@ -180,7 +181,7 @@ def print_send_summary(report: SendReport, number: int) -> None:
                   "and not sent again.")
     if report.finished:
         out.print(f"Edition #{number} is sent.")
-    elif report.next_retry:
+    elif report.next_retry and not stopped:
         out.print(f"Some deliveries wait (deferred by the server, or due at a subscriber's "
                   f"local hour) until {report.next_retry:%Y-%m-%d %H:%M} UTC: a running "
                   "`digest worker` or `digest serve` sends them, or run `digest edition send` "

@@ -23,7 +23,7 @@ from digest.cli.common import (
     when,
     with_app,
 )
-from digest.deliver import confirm
+from digest.deliver import confirm, ledger
 from digest.deliver.confirm import queue_confirmation
 from digest.errors import InvalidInput, NotFound
 from digest.imports import imports_dir
@@ -146,6 +146,9 @@ def subscribers_import(app: App, file: Path, list_name: str, confirmed: bool,
         report = import_csv(s, mlist, file, confirmed=confirmed or not mlist.double_optin,
                             now=app.clock(), rejects_path=rejects, progress=advance)
         queued = 0 if confirmed else confirm.queue_pending(s, mlist, app.clock())
+        # With those queued by an earlier import that was stopped before it sent them.
+        unsent = 0 if confirmed else ledger.pending(
+            s, confirm.confirmation_edition(s, mlist, app.clock()).id)
         s.commit()
     table = Table("added", "updated", "unchanged", "rejected", "suppressed")
     table.add_row(*(str(getattr(report, k)) for k in
@@ -156,6 +159,10 @@ def subscribers_import(app: App, file: Path, list_name: str, confirmed: bool,
     if queued:
         say(f"{queued} pending subscribers get a confirmation mail (double opt-in; "
             "--confirmed skips it when you vouch for the file).")
+    if unsent > queued:
+        say(f"{unsent - queued} confirmation mails queued before (by an import that was "
+            "stopped) go out now too.")
+    if unsent:
         _send_confirmations(app, list_name)
 
 

@@ -428,7 +428,7 @@ def test_edition_send_stopped_by_a_signal_finishes_in_flight_and_a_rerun_sends_t
             assert first.poll() is None, first.communicate()
             time.sleep(0.01)
         first.send_signal(sig)
-        _, stderr = first.communicate(timeout=30)
+        stdout, stderr = first.communicate(timeout=30)
     finally:
         if first.poll() is None:
             first.kill()
@@ -438,6 +438,7 @@ def test_edition_send_stopped_by_a_signal_finishes_in_flight_and_a_rerun_sends_t
         "finished, the rest of edition #1 waits in the queue; run `digest edition send " \
         "--list daily` again" in said, stderr
     assert "Traceback" not in stderr
+    assert "Some deliveries wait" not in stdout, stdout  # they wait for the rerun
     at_stop = statuses(app, edition_id)
     assert at_stop[DeliveryStatus.CLAIMED] == at_stop[DeliveryStatus.HANDING_OVER] == 0, at_stop
     assert at_stop[DeliveryStatus.UNCERTAIN] == 0, at_stop
