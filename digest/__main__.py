@@ -1,5 +1,5 @@
 """`python -m digest` runs the CLI."""
 
-from digest.cli import main
+from digest.launch import run
 
-main()
+run()

@@ -154,3 +154,32 @@ def test_an_import_from_a_pipe_says_to_save_it_to_a_file_first(site: Path) -> No
     assert r.stderr.startswith(f"Error: {fifo} is not a file (a pipe?): an import reads "
                                "its file twice"), r.stderr
     assert "save it to a file first" in r.stderr and "Traceback" not in r.stderr
+
+
+# A Ctrl-C that comes while `digest.cli` and its libraries load (a second or two after
+# the command is typed), made to come at that moment: the import of one of them raises it.
+CTRL_C_WHILE_LOADING = """
+import sys
+
+class CtrlC:
+    def find_spec(self, name, path=None, target=None):
+        if name == "rich.console":
+            raise KeyboardInterrupt
+
+sys.meta_path.insert(0, CtrlC())
+sys.argv = ["digest", "lists", "ls"]
+from digest.launch import run
+run()
+"""
+
+
+def test_ctrl_c_while_the_command_loads_is_one_line_too(tmp_path: Path) -> None:
+    # The installed `digest` script and `python -m digest` both start there.
+    script = Path(sys.executable).parent / "digest"
+    assert "from digest.launch import run" in script.read_text(), "pip install -e . again"
+    main = Path(__file__).parent.parent / "digest" / "__main__.py"
+    assert "from digest.launch import run" in main.read_text()
+    r = subprocess.run([sys.executable, "-c", CTRL_C_WHILE_LOADING], cwd=tmp_path,
+                       env=_env(), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 130, r.stderr
+    assert r.stderr == "Error: interrupted (Ctrl-C) while starting; nothing was done\n"
