@@ -4,8 +4,10 @@ behind lets it simply be run again. Real `digest` processes, a real SIGINT."""
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import os
+import select
 import signal
 import sqlite3
 import subprocess
@@ -183,3 +185,40 @@ def test_ctrl_c_while_the_command_loads_is_one_line_too(tmp_path: Path) -> None:
                        env=_env(), capture_output=True, text=True, timeout=60)
     assert r.returncode == 130, r.stderr
     assert r.stderr == "Error: interrupted (Ctrl-C) while starting; nothing was done\n"
+
+
+def test_ctrl_c_at_a_question_erases_nothing_and_says_so(site: Path) -> None:
+    """`subscribers forget` asks first; Ctrl-C at its question, in a terminal, is an
+    interruption (it said there was no terminal to ask on)."""
+    import pty
+
+    assert run(site, "subscribers", "add", "reader@example.org", "--list", "news",
+               "--confirmed").returncode == 0
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([*DIGEST, "subscribers", "forget", "reader@example.org"],
+                            cwd=site, env=_env(), stdin=follower, stdout=follower,
+                            stderr=follower,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    os.close(follower)
+    shown = b""
+    try:
+        deadline = time.monotonic() + 60
+        while b"[y/N]" not in shown:
+            assert time.monotonic() < deadline, shown
+            if select.select([leader], [], [], 1)[0]:
+                shown += os.read(leader, 4096)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(30)
+        with contextlib.suppress(OSError):  # the terminal closes with the process
+            while chunk := os.read(leader, 4096):
+                shown += chunk
+    finally:
+        os.close(leader)
+        if proc.poll() is None:
+            proc.kill()
+    text = shown.decode(errors="replace")
+    assert proc.returncode == 130, text
+    assert "Error: interrupted (Ctrl-C); nothing was erased" in text
+    assert "no terminal" not in text
+    listed = run(site, "subscribers", "show", "reader@example.org")
+    assert listed.returncode == 0 and "reader@example.org" in listed.stdout

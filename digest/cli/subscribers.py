@@ -14,6 +14,7 @@ from rich.table import Table
 
 from digest.app import App
 from digest.cli.common import (
+    Interrupted,
     counted,
     on_interrupt,
     out,
@@ -290,7 +291,9 @@ def subscribers_forget(app: App, email: str, yes: bool) -> None:
             try:
                 agreed = click.confirm(f"Erase everything stored about {address} "
                                        f"({stored})? This cannot be undone")
-            except click.Abort:  # no answer: no terminal (cron, a pipe), or Ctrl-C
+            except click.Abort:  # no answer: Ctrl-C (or Ctrl-D) at the prompt, or no terminal
+                if sys.stdin.isatty():
+                    raise Interrupted("nothing was erased") from None
                 raise click.ClickException(
                     f"nothing was erased: there was no answer to whether to erase {address} "
                     "(no terminal to ask on); pass --yes to erase without asking") from None
