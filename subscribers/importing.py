@@ -58,7 +58,8 @@ from subscribers.members import (
 from subscribers.models import MailingList, Membership, MembershipStatus, Subscriber, Suppression
 from subscribers.rejects import Rejects, rejects_of
 
-__all__ = ["ImportReport", "export_csv", "export_jsonl", "import_csv", "sniff_encoding"]
+__all__ = ["ImportReport", "export_csv", "export_jsonl", "import_csv", "require_regular_file",
+           "sniff_encoding"]
 
 EMAIL_HEADERS = ("email", "e-mail", "email address", "email_address")
 NAME_HEADERS = ("name", "full name", "full_name")
@@ -179,22 +180,32 @@ def _entries(batch: list[tuple[int, list[str], _Entry | str]], rejects: Rejects,
     return entries
 
 
-def sniff_encoding(path: Path) -> str:
-    """utf-8-sig if the whole file is UTF-8 (BOM or not), utf-16 if it starts with its
-    BOM, else cp1252, which is what Excel on Windows writes as "CSV"."""
+def require_regular_file(path: Path) -> None:
+    """InvalidInput for a pipe (`<(zcat export.csv.gz)`) or a device: an import reads
+    its file twice, first to tell its encoding before a row is imported."""
     if path.exists() and not path.is_file():
-        # A pipe (`<(zcat export.csv.gz)`): the file is read twice, this once to tell
-        # its encoding before a row is imported, which a pipe cannot be.
         raise InvalidInput(f"{path} is not a file (a pipe?): an import reads its file "
                            "twice, first to tell its encoding; save it to a file first, "
                            "e.g. `zcat export.csv.gz > export.csv`")
+
+
+def sniff_encoding(path: Path) -> str:
+    """utf-8-sig if the whole file is UTF-8 (BOM or not), utf-16 if it starts with its
+    BOM, else cp1252, which is what Excel on Windows writes as "CSV"."""
+    require_regular_file(path)
     try:
         f = path.open("rb")
     except OSError as exc:
         raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
     with f:
-        head = f.read(2)
-        if head in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        head = f.read(4)
+        if head.startswith(b"\x1f\x8b"):
+            raise InvalidInput(f"{path} is gzip-compressed: decompress it first "
+                               f"(`gunzip -k {path}`) and import the CSV file it gives")
+        if head == b"PK\x03\x04":
+            raise InvalidInput(f"{path} is a ZIP archive (an Excel workbook?), not CSV: "
+                               "save the sheet as CSV (UTF-8) and import that")
+        if head[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
             return "utf-16"
         f.seek(0)
         # Checked up front, in blocks, so a bad byte on line 900,000 cannot leave

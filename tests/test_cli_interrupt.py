@@ -1,6 +1,7 @@
 """Ctrl-C during a command: one `Error: interrupted (Ctrl-C)` line saying what is kept,
 exit status 130 as shells report SIGINT, no traceback; and what the command leaves
-behind lets it simply be run again. Real `digest` processes, a real SIGINT."""
+behind lets it simply be run again. Real `digest` processes, a real SIGINT. Also what
+a user pipes or hands to an import that is no CSV file."""
 
 from __future__ import annotations
 
@@ -222,3 +223,36 @@ def test_ctrl_c_at_a_question_erases_nothing_and_says_so(site: Path) -> None:
     assert "no terminal" not in text
     listed = run(site, "subscribers", "show", "reader@example.org")
     assert listed.returncode == 0 and "reader@example.org" in listed.stdout
+
+
+def test_an_import_from_a_pipe_is_refused_before_its_rejects_file_is_thought_of(
+    site: Path,
+) -> None:
+    """`<(zcat export.csv.gz)` is /dev/fd/63, whose rejects file /dev/fd/63.rejects.csv
+    cannot be written: the pipe is what to talk about, not that."""
+    fifo = site / "export.csv"
+    os.mkfifo(fifo)
+    (site / "export.csv.rejects.csv").mkdir()  # its default rejects file cannot be made
+    r = run(site, "subscribers", "import", str(fifo), "--list", "news", "--confirmed")
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.startswith(f"Error: {fifo} is not a file (a pipe?)"), r.stderr
+
+
+@pytest.mark.parametrize(("made", "said"), [
+    ("gzip", "is gzip-compressed: decompress it first (`gunzip -k"),
+    ("zip", "is a ZIP archive (an Excel workbook?), not CSV: save the sheet as CSV"),
+])
+def test_a_compressed_file_is_named_as_such(site: Path, made: str, said: str) -> None:
+    import gzip
+    import zipfile
+
+    rows = "email\nreader@example.org\n"
+    path = site / f"people.csv.{'gz' if made == 'gzip' else 'xlsx'}"
+    if made == "gzip":
+        path.write_bytes(gzip.compress(rows.encode()))
+    else:
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr("xl/worksheets/sheet1.xml", rows)
+    r = run(site, "subscribers", "import", str(path), "--list", "news", "--confirmed")
+    assert r.returncode == 1, r.stderr
+    assert " ".join(r.stderr.split()).startswith(f"Error: {path} {said}"), r.stderr

@@ -33,7 +33,7 @@ from digest.privacy import forget, person_data
 from digest.state import outbox_dir, require_writable
 from subscribers.addresses import normalize
 from subscribers.export import export_csv, export_jsonl
-from subscribers.importing import import_csv
+from subscribers.importing import import_csv, require_regular_file
 from subscribers.lists import get_list
 from subscribers.members import (
     add_member,
@@ -134,6 +134,7 @@ def _send_confirmations(app: App, list_name: str) -> None:
 def subscribers_import(app: App, file: Path, list_name: str, confirmed: bool,
                        rejects: Path | None) -> None:
     """Import subscribers from a CSV file with an `email` column (and `name`, …)."""
+    require_regular_file(file)  # before its rejects file's name is made from its own
     if not rejects:
         rejects = rejects_of(file)
         hint = "pass --rejects PATH in a folder digest can write"
