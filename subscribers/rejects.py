@@ -31,7 +31,11 @@ HEADER = ["line", "row", "reason"]
 
 
 def rejects_of(upload: Path) -> Path:
-    """Where the rejects of the file `upload` go by default: `<stem>.rejects.csv` beside it."""
+    """Where the rejects of the file `upload` go by default: `<stem>.rejects.csv` beside it.
+    Beside the file itself for `/dev/stdin < people.csv` (or /dev/fd/N, /proc/self/fd/N),
+    not in /dev."""
+    if upload.is_absolute() and upload.parts[1] in ("dev", "proc"):
+        upload = upload.resolve()
     return upload.with_name(upload.stem + ".rejects.csv")
 
 

@@ -256,3 +256,23 @@ def test_a_compressed_file_is_named_as_such(site: Path, made: str, said: str) ->
     r = run(site, "subscribers", "import", str(path), "--list", "news", "--confirmed")
     assert r.returncode == 1, r.stderr
     assert " ".join(r.stderr.split()).startswith(f"Error: {path} {said}"), r.stderr
+
+
+def test_an_import_from_standard_input_puts_its_rejects_beside_the_file(site: Path) -> None:
+    """`digest subscribers import /dev/stdin < people.csv`: the refused rows go beside
+    people.csv (as root, they went to /dev/stdin.rejects.csv, in /dev)."""
+    people = site / "people.csv"
+    people.write_text("email\nreader@example.org\nnot-an-address\n")
+    stray = Path("/dev/stdin.rejects.csv")
+    try:
+        with people.open("rb") as stdin:
+            r = subprocess.run([*DIGEST, "subscribers", "import", "/dev/stdin", "--list",
+                                "news", "--confirmed"], cwd=site, env=_env(), stdin=stdin,
+                               capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        rejects = site / "people.rejects.csv"
+        assert "not-an-address" in rejects.read_text(), r.stdout
+        assert str(rejects) in " ".join(r.stdout.split())
+        assert not stray.exists()
+    finally:
+        stray.unlink(missing_ok=True)
