@@ -18,7 +18,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("core", ("digest",)),  # gather, editions, render, deliver, curate, models, ...
     ("App", ("digest.app",)),
     ("jobs", ("digest.schedule", "digest.sender", "digest.imports")),
-    ("entry points", ("digest.cli", "digest.web", "digest.demo", "digest.__main__")),
+    ("entry points", ("digest.cli", "digest.web", "digest.demo", "digest.__main__",
+                      "digest.launch")),
 ]
 
 

@@ -31,7 +31,7 @@ def _pyproject() -> dict[str, object]:
 def test_the_distribution_has_a_name_of_its_own() -> None:
     project = _pyproject()
     assert project["name"] == DISTRIBUTION
-    assert project["scripts"] == {"digest": "digest.cli:main"}  # the command stays digest
+    assert project["scripts"] == {"digest": "digest.launch:run"}  # the command stays digest
     installed = distribution(DISTRIBUTION)
     assert installed.version == project["version"] == digest.__version__
 

@@ -253,3 +253,19 @@ def test_a_database_server_that_does_not_answer_is_one_error_line(tmp_path: Path
     assert len(lines) == 1, r.output  # libpq's own message has a second, indented line
     assert lines[0].startswith("Error: database error: connection failed:"), r.output
     assert "Connection refused" in lines[0] and "sekrit-pass" not in r.output
+
+
+def test_a_file_that_is_not_a_sqlite_database_is_named_without_a_traceback(
+    tmp_path: Path,
+) -> None:
+    other = tmp_path / "notes.db"
+    other.write_text("hello, not a database\n")
+    env = environment(tmp_path, DIGEST_DATABASE_URL=f"sqlite:///{other}")
+    for command in (["init"], ["status"], ["lists", "ls"]):
+        r = cli(tmp_path, env, *command)
+        assert r.exit_code == 1, r.output
+        assert " ".join(r.output.split()) == (
+            f"Error: sqlite:///{other} is not a SQLite database (another kind of file, or "
+            "damaged): point [database] url / DIGEST_DATABASE_URL at digest's own "
+            "database, or at a new file for `digest init` to make"), r.output
+    assert other.read_text() == "hello, not a database\n"

@@ -44,8 +44,8 @@ def main(config_path: str | None) -> None:
 
 @main.command()
 @with_new_app
-@on_interrupt("the database is as it was before: its changes are made all at once or not "
-              "at all; run `digest init` again")
+@on_interrupt("its tables are as they were before: they are made or upgraded all at once "
+              "or not at all; run `digest init` again")
 def init(app: App) -> None:
     """Create or upgrade the database."""
     require_writable(app.settings)

@@ -22,7 +22,7 @@ from sqlalchemy import exc as sa_exc
 
 from digest.app import App
 from digest.config import load
-from digest.db import require_database_file, scrubbed
+from digest.db import require_database_file, scrubbed, shown_url
 from digest.errors import DigestError
 from digest.logs import configure_from
 from digest.migrations import require_current
@@ -70,15 +70,23 @@ class DigestGroup(click.Group):
             raise Interrupted() from None
         except DigestError as exc:
             raise click.ClickException(str(exc)) from None
-        except sa_exc.OperationalError as exc:
+        except (sa_exc.OperationalError, sa_exc.ProgrammingError) as exc:
             raise click.ClickException(_db_hint(exc)) from None
-        except sa_exc.ProgrammingError as exc:
+        except sa_exc.DatabaseError as exc:
+            if "file is not a database" not in str(exc.orig):
+                raise
             raise click.ClickException(_db_hint(exc)) from None
 
 
 def _db_hint(exc: sa_exc.DBAPIError) -> str:
     # A driver may quote the URL, password and all; libpq adds a tab-indented line.
     text = " ".join(scrubbed(str(exc.orig)).split())
+    if "file is not a database" in text:
+        ctx = click.get_current_context(silent=True)
+        url = ctx.meta.get("database_url", "") if ctx else ""
+        return (f"{url or 'the database file'} is not a SQLite database (another kind of "
+                "file, or damaged): point [database] url / DIGEST_DATABASE_URL at digest's "
+                "own database, or at a new file for `digest init` to make")
     if "no such table" in text or ("relation" in text and "does not exist" in text):
         return (f"a table is missing from the database ({text}); run `digest init` to "
                 "create or upgrade its tables")
@@ -121,6 +129,9 @@ def _with_app(fn: F, *, schema: bool) -> F:
             err.print(f"Warning: {name} is not a setting digest knows, so it changes "
                       f"nothing{f'; did you mean {like}?' if like else '.'}", markup=False,
                       soft_wrap=True)
+        # For a database error's message (DigestGroup), with no password in it.
+        click.get_current_context().meta["database_url"] = shown_url(
+            app.settings["database.url"])
         try:
             if schema:
                 require_database_file(app.settings["database.url"])

@@ -292,9 +292,13 @@ def subscribers_forget(app: App, email: str, yes: bool) -> None:
             try:
                 agreed = click.confirm(f"Erase everything stored about {address} "
                                        f"({stored})? This cannot be undone")
-            except click.Abort:  # no answer: Ctrl-C (or Ctrl-D) at the prompt, or no terminal
+            except click.Abort as exc:  # no answer: Ctrl-C or Ctrl-D, or no terminal
                 if sys.stdin.isatty():
-                    raise Interrupted("nothing was erased") from None
+                    click.echo(err=True)  # the message on a line of its own
+                    if isinstance(exc.__context__, KeyboardInterrupt):
+                        raise Interrupted("nothing was erased") from None
+                    raise click.ClickException(f"nothing was erased: no answer (end of "
+                                               f"input) to whether to erase {address}") from None
                 raise click.ClickException(
                     f"nothing was erased: there was no answer to whether to erase {address} "
                     "(no terminal to ask on); pass --yes to erase without asking") from None
