@@ -201,7 +201,9 @@ def sniff_encoding(path: Path) -> str:
         head = f.read(4)
         if head.startswith(b"\x1f\x8b"):
             raise InvalidInput(f"{path} is gzip-compressed: decompress it first "
-                               f"(`gunzip -k {path}`) and import the CSV file it gives")
+                               f"(`gunzip -c {path} > {path.stem}.unpacked.csv`; "
+                               "gunzip alone refuses a name not ending in .gz) and import "
+                               "the file it gives")
         if head == b"PK\x03\x04":
             raise InvalidInput(f"{path} is a ZIP archive (an Excel workbook?), not CSV: "
                                "save the sheet as CSV (UTF-8) and import that")

@@ -240,7 +240,8 @@ def test_an_import_from_a_pipe_is_refused_before_its_rejects_file_is_thought_of(
 
 
 @pytest.mark.parametrize(("made", "said"), [
-    ("gzip", "is gzip-compressed: decompress it first (`gunzip -k"),
+    ("gzip", "is gzip-compressed: decompress it first (`gunzip -c"),
+    ("renamed gzip", "is gzip-compressed: decompress it first (`gunzip -c"),
     ("zip", "is a ZIP archive (an Excel workbook?), not CSV: save the sheet as CSV"),
 ])
 def test_a_compressed_file_is_named_as_such(site: Path, made: str, said: str) -> None:
@@ -248,8 +249,9 @@ def test_a_compressed_file_is_named_as_such(site: Path, made: str, said: str) ->
     import zipfile
 
     rows = "email\nreader@example.org\n"
-    path = site / f"people.csv.{'gz' if made == 'gzip' else 'xlsx'}"
-    if made == "gzip":
+    path = site / {"gzip": "people.csv.gz", "renamed gzip": "people.csv"}.get(made,
+                                                                         "people.xlsx")
+    if "gzip" in made:
         path.write_bytes(gzip.compress(rows.encode()))
     else:
         with zipfile.ZipFile(path, "w") as z:
@@ -257,6 +259,12 @@ def test_a_compressed_file_is_named_as_such(site: Path, made: str, said: str) ->
     r = run(site, "subscribers", "import", str(path), "--list", "news", "--confirmed")
     assert r.returncode == 1, r.stderr
     assert " ".join(r.stderr.split()).startswith(f"Error: {path} {said}"), r.stderr
+    if "gzip" in made:  # do as it says: the file it gives imports
+        command = " ".join(r.stderr.split()).split("`")[1]
+        assert command.startswith("gunzip -c ") and " > " in command
+        subprocess.run(command, shell=True, cwd=site, check=True)
+        unpacked = site / command.rpartition("> ")[2]
+        assert unpacked.read_text() == rows
 
 
 def test_an_import_from_standard_input_puts_its_rejects_beside_the_file(site: Path) -> None:
