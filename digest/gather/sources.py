@@ -207,9 +207,7 @@ def check_feed(http: requests.Session, url: str, opts: FetchOptions,
     that is no feed, saying what it is and, for an HTML page that names its feed, that
     feed's URL.
     """
-    result = fetch(http, url, timeout=opts.timeout, max_bytes=opts.max_bytes,
-                   max_redirects=opts.max_redirects, user_agent=opts.user_agent,
-                   allow_files=opts.allow_files, reach=_reach(url, opts))
+    result = _fetch_feed(http, url, opts)
     try:
         feed = parse_feed(result.body, result.url, result.content_type, now=now)
     except FetchError:
@@ -293,11 +291,8 @@ def fetch_source(s: Session, http: requests.Session, source: Source, opts: Fetch
 
 def _fetch(s: Session, http: requests.Session, source: Source, opts: FetchOptions,
            now: dt.datetime) -> SourceReport:
-    result = fetch(
-        http, source.url, etag=source.etag, last_modified=source.last_modified,
-        timeout=opts.timeout, max_bytes=opts.max_bytes, max_redirects=opts.max_redirects,
-        user_agent=opts.user_agent, allow_files=opts.allow_files, reach=_reach(source.url, opts),
-    )
+    result = _fetch_feed(http, source.url, opts, etag=source.etag,
+                         last_modified=source.last_modified)
     if result.not_modified:
         _record_success(source, now)
         return SourceReport(source.id, source.url, "not_modified")
@@ -339,6 +334,16 @@ def body_digest(source: Source, opts: FetchOptions, result: FetchResult) -> str:
     how = json.dumps([__version__, READING, source.url, source.kind, source.full_text,
                       opts.max_entries, result.url, result.content_type])
     return hashlib.sha256(how.encode() + b"\n" + result.body).hexdigest()
+
+
+def _fetch_feed(http: requests.Session, url: str, opts: FetchOptions, *, etag: str = "",
+                last_modified: str = "") -> FetchResult:
+    """GET a source's feed within the `[gather]` limits, as far as its `_reach` allows:
+    the one way a fetch and `check_feed` read a source."""
+    return fetch(http, url, etag=etag, last_modified=last_modified, timeout=opts.timeout,
+                 max_bytes=opts.max_bytes, max_redirects=opts.max_redirects,
+                 user_agent=opts.user_agent, allow_files=opts.allow_files,
+                 reach=_reach(url, opts))
 
 
 def _reach(url: str, opts: FetchOptions) -> Reach:
